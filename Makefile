@@ -1,0 +1,26 @@
+# Homeward — the commands a newcomer needs: `make up` and `make test`.
+PY := .venv/bin/python
+
+.PHONY: install up test unit lint bench clean
+
+install:
+	@bash deploy/local/install.sh
+
+up: install  ## the whole system: Kafka, Redis, alert :8000, dispatch :8001, notify :8002
+	$(PY) -m deploy.local.stack up
+
+lint: install
+	.venv/bin/ruff check shared services deploy tests bench
+	.venv/bin/mypy
+
+test: lint  ## the whole suite; starts and stops its own Kafka and Redis on free ports
+	$(PY) -m pytest -q -ra
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+bench: install  ## benchmarks (not part of `make test`); results in bench/results/
+	$(PY) -m bench
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

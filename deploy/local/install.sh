@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need on a bare Debian machine of this kind:
+# uv and the locked Python dependencies, Debian's redis-server, and (with Java 17 and Maven,
+# which the machine carries) the pinned Apache Kafka broker jars. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "installing uv (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+fi
+uv sync --frozen --quiet
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian)"
+  apt_install redis-server
+fi
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  echo "installing Java 17 and Maven (Debian)"
+  apt_install openjdk-17-jre-headless maven
+fi
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  echo "installing docker-compose (Debian) to validate docker-compose.yml without an engine"
+  apt_install docker-compose
+fi
+.venv/bin/python -m deploy.local.stack fetch-kafka >/dev/null

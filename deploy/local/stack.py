@@ -1,0 +1,359 @@
+"""The local stack without Docker: a real Apache Kafka broker (KRaft, single node), a real Redis,
+and the three services, each a child process of this runner.
+
+`make up` runs `python -m deploy.local.stack up`; the test suite imports `KafkaServer` and
+`RedisServer` to start its own broker and Redis on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+POM = ROOT / "deploy" / "kafka" / "pom.xml"
+LOG4J_CONFIG = ROOT / "deploy" / "kafka" / "log4j2.yaml"
+DEFAULT_CACHE = Path(os.environ.get("HOMEWARD_CACHE_DIR", Path.home() / ".cache" / "homeward"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def kafka_version() -> str:
+    text = POM.read_text()
+    start = text.index("<kafka.version>") + len("<kafka.version>")
+    return text[start : text.index("</kafka.version>")]
+
+
+def ensure_kafka_jars(cache_dir: Path = DEFAULT_CACHE) -> Path:
+    """Fetch the pinned broker jars with Maven once; later calls reuse them."""
+    libs = cache_dir / f"kafka-{kafka_version()}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise RuntimeError("Java 17 and Maven are needed to fetch and run the Kafka broker")
+    libs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+        ],
+        check=True,
+    )
+    marker.touch()
+    return libs
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class KafkaServer:
+    """A single-node KRaft broker+controller on 127.0.0.1."""
+
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 0
+    heap: str = "512m"
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        if not self.controller_port:
+            self.controller_port = free_port()
+        log_dir = self.data_dir / "kraft-logs"
+        config = self.data_dir / "server.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={log_dir}",
+                    "num.partitions=6",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=6",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "log.flush.interval.messages=1",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def start(self, timeout: float = 90) -> KafkaServer:
+        libs = ensure_kafka_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        java = ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{libs}/*"]
+        if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            subprocess.run(
+                [*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                 "-c", str(config), "--ignore-formatted"],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        log = (self.data_dir / "broker.log").open("ab")
+        self.proc = subprocess.Popen(
+            [*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout, self.proc)
+        return self
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        _stop(self.proc, timeout=30)
+
+
+@dataclass
+class RedisServer:
+    data_dir: Path
+    port: int = 6379
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run `make install` (Debian package)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--protected-mode", "no"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_port(self.port, timeout, self.proc)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}); see {self.log_path}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+SERVICES = ("alert", "dispatch", "notify")
+
+
+def service_env(
+    bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int]
+) -> dict[str, str]:
+    """Environment shared by the three services; names follow shared.settings."""
+    return {
+        "HOMEWARD_KAFKA_BOOTSTRAP": bootstrap,
+        "HOMEWARD_REDIS_URL": redis_url,
+        "HOMEWARD_DATA_DIR": str(data_dir),
+        "HOMEWARD_ALERT_URL": f"http://127.0.0.1:{ports['alert']}",
+        "HOMEWARD_DISPATCH_URL": f"http://127.0.0.1:{ports['dispatch']}",
+        "HOMEWARD_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+        "HOMEWARD_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+
+
+def start_services(
+    bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int],
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, ServiceProcess]:
+    env = service_env(bootstrap, redis_url, data_dir, ports)
+    env.update(extra_env or {})
+    procs = {}
+    for name in SERVICES:
+        procs[name] = ServiceProcess(
+            name, ports[name], {**env, "HOMEWARD_PORT": str(ports[name])},
+            data_dir / f"{name}.log",
+        ).start()
+    for proc in procs.values():
+        proc.wait_ready()
+    return procs
+
+
+@contextlib.contextmanager
+def running_stack(
+    data_dir: Path, kafka_port: int, redis_port: int, ports: dict[str, int],
+) -> Iterator[dict[str, object]]:
+    kafka = KafkaServer(data_dir / "kafka", port=kafka_port)
+    redis = RedisServer(data_dir / "redis", port=redis_port)
+    started: list[KafkaServer | RedisServer | ServiceProcess] = []
+    try:
+        started.append(redis.start())
+        started.append(kafka.start())
+        from shared.kafka import ensure_topics
+
+        asyncio.run(ensure_topics(kafka.bootstrap))
+        services = start_services(kafka.bootstrap, redis.url, data_dir, ports)
+        started.extend(services.values())
+        yield {"kafka": kafka, "redis": redis, **services}
+    finally:
+        for item in reversed(started):
+            item.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the Homeward stack locally (no Docker).")
+    parser.add_argument("command", choices=["up", "fetch-kafka"])
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("HOMEWARD_DATA_DIR", ROOT / ".data")))
+    parser.add_argument("--kafka-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_KAFKA_PORT", "9092")))
+    parser.add_argument("--redis-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_REDIS_PORT", "6379")))
+    parser.add_argument("--alert-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_ALERT_PORT", "8000")))
+    parser.add_argument("--dispatch-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_DISPATCH_PORT", "8001")))
+    parser.add_argument("--notify-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_NOTIFY_PORT", "8002")))
+    args = parser.parse_args(argv)
+    if args.command == "fetch-kafka":
+        print(ensure_kafka_jars())
+        return 0
+
+    ports = {"alert": args.alert_port, "dispatch": args.dispatch_port, "notify": args.notify_port}
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    began = time.monotonic()
+    try:
+        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports) as stack:
+            print(f"\nHomeward is up in {time.monotonic() - began:.1f}s "
+                  f"(Kafka {kafka_version()}, data in {args.data_dir}):")
+            print(f"  Kafka      127.0.0.1:{args.kafka_port}")
+            print(f"  Redis      127.0.0.1:{args.redis_port}")
+            for name in SERVICES:
+                svc = stack[name]
+                assert isinstance(svc, ServiceProcess)
+                print(f"  {name:<10} {svc.url}  (docs {svc.url}/docs)")
+            print("\nTokens: python -m shared.tokens --role operator --region 140403")
+            print("Ctrl-C stops everything.", flush=True)
+            while not stop:
+                for name in SERVICES:
+                    svc = stack[name]
+                    assert isinstance(svc, ServiceProcess) and svc.proc is not None
+                    if svc.proc.poll() is not None:
+                        print(f"{name} exited with {svc.proc.returncode}; stopping", flush=True)
+                        stop = True
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

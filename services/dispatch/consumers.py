@@ -1,0 +1,20 @@
+"""Kafka entrypoints of dispatch: `on_<topic>` subscribers in the `dispatch` consumer group."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+
+from services.dispatch.handlers import Dispatch
+from shared import topics
+from shared.events import REPORT_ACCEPTED, CloudEvent
+from shared.kafka import EventPublisher, subscribe
+
+GROUP = "homeward-dispatch"
+
+
+def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher) -> None:
+    async def on_reports(event: CloudEvent) -> None:
+        if event.type == REPORT_ACCEPTED:
+            await dispatch.on_report_accepted(event)
+
+    subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)

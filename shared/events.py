@@ -1,0 +1,127 @@
+"""CloudEvents 1.0 in Kafka binary mode, and the event payloads that cross services.
+
+The value of a message is the JSON `data`; the attributes travel as `ce_*` headers, with
+`ce_subject` the case id, which is also the message key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+REPORT_ACCEPTED = "homeward.report.accepted.v1"
+CASE_OPENED = "homeward.case.opened.v1"
+DELIVERY_SENT = "homeward.delivery.sent.v1"
+DELIVERY_FAILED = "homeward.delivery.failed.v1"
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be processed: it goes to the topic's DLQ."""
+
+
+class CloudEvent(BaseModel):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    type: str
+    source: str
+    subject: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    data: dict[str, Any]
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ce_specversion": "1.0",
+            "ce_id": self.id,
+            "ce_type": self.type,
+            "ce_source": self.source,
+            "ce_subject": self.subject,
+            "ce_time": self.time.isoformat(),
+            "content-type": "application/json",
+        }
+
+    def value(self) -> bytes:
+        return json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def of(
+        cls, type_: str, source: str, subject: str, data: BaseModel, event_id: str | None = None
+    ) -> CloudEvent:
+        return cls(
+            id=event_id or uuid.uuid4().hex,
+            type=type_,
+            source=source,
+            subject=subject,
+            data=data.model_dump(mode="json"),
+        )
+
+    @classmethod
+    def from_kafka(cls, headers: dict[str, Any], value: bytes) -> CloudEvent:
+        """Parse a binary-mode message; raise PoisonMessage naming what is wrong."""
+
+        def header(name: str) -> str:
+            raw = headers.get(name)
+            if raw is None:
+                raise PoisonMessage(f"missing header {name}")
+            return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+        if header("ce_specversion") != "1.0":
+            raise PoisonMessage("ce_specversion must be 1.0")
+        try:
+            data = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PoisonMessage(f"value is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise PoisonMessage("value must be a JSON object")
+        try:
+            time = datetime.fromisoformat(header("ce_time"))
+        except ValueError as exc:
+            raise PoisonMessage(f"ce_time is not ISO 8601: {exc}") from exc
+        return cls(
+            id=header("ce_id"),
+            type=header("ce_type"),
+            source=header("ce_source"),
+            subject=header("ce_subject"),
+            time=time,
+            data=data,
+        )
+
+
+class Leader(BaseModel):
+    organ_code: str
+    organ_name: str
+    name: str
+    title: str
+    phone: str = ""
+
+
+class CaseOpened(BaseModel):
+    """Data of `homeward.case.opened.v1`."""
+
+    case_id: str
+    report_id: str
+    region_code: str
+    opened_at: datetime
+    priority: str
+    mechanisms: list[str]
+    leader: Leader | None
+    exercise: bool = False
+
+
+class DeliveryReceipt(BaseModel):
+    """Data of `homeward.delivery.sent.v1` / `homeward.delivery.failed.v1`."""
+
+    delivery_id: str
+    alert_id: str
+    case_id: str
+    version: int
+    subscriber_id: str
+    scope: str
+    channel: str
+    status: str
+    http_status: int | None = None
+    attempts: int = 1
+    error: str = ""
+    at: datetime

@@ -1,0 +1,160 @@
+"""Kafka plumbing every service uses: the broker factory (idempotent producer, acks=all), topic
+creation, CloudEvents publishing, and the consume guard that gives at-least-once processing with
+a dead-letter topic for poison messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared import topics
+from shared.events import CloudEvent, PoisonMessage
+
+log = logging.getLogger(__name__)
+
+# Failures of a dependency: the message is retried (the offset is not committed) rather than
+# dead-lettered, because it will succeed once Kafka or Redis is back.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
+    """A broker whose producer is idempotent with acks=all; nothing connects until start()."""
+    return KafkaBroker(
+        bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=30_000,
+        graceful_timeout=10.0,
+        log_level=logging.WARNING,
+    )
+
+
+async def ensure_topics(bootstrap: str, partitions: int = topics.PARTITIONS) -> None:
+    """Create every Homeward topic that does not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in topics.ALL_TOPICS
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class EventPublisher:
+    """Publishes CloudEvents in binary mode, keyed by case id, and dead-letters poison."""
+
+    def __init__(self, broker: KafkaBroker, source: str) -> None:
+        self.broker = broker
+        self.source = source
+
+    async def publish(self, topic: str, event: CloudEvent) -> None:
+        await self.broker.publish(
+            event.value(), topic, key=event.subject.encode(), headers=event.headers()
+        )
+
+    async def dead_letter(self, message: KafkaMessage, error: BaseException) -> None:
+        raw = message.raw_message
+        record = raw[0] if isinstance(raw, tuple) else raw
+        headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+                   for k, v in (record.headers or ())}
+        headers.update(
+            {
+                "dlq_error": f"{type(error).__name__}: {error}"[:2000],
+                "dlq_topic": record.topic,
+                "dlq_partition": str(record.partition),
+                "dlq_offset": str(record.offset),
+                "dlq_source": self.source,
+            }
+        )
+        await self.broker.publish(
+            record.value or b"", topics.dlq(record.topic), key=record.key, headers=headers
+        )
+
+
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    handle: EventHandler,
+    publisher: EventPublisher,
+    retry_delay_s: float = 1.0,
+) -> None:
+    """Register `handle` for `topic` in consumer group `group_id`.
+
+    The offset is committed only after `handle` returns (AckPolicy.NACK_ON_ERROR, never
+    FastStream's default ack-first). A poison message or a bug goes to `<topic>.dlq` with the
+    error and the consumer moves on; a transient failure (Kafka, Redis down) is retried from the
+    same offset after `retry_delay_s`.
+    """
+
+    async def on_message(message: KafkaMessage) -> None:
+        try:
+            event = CloudEvent.from_kafka(dict(message.headers), message.body)
+            await handle(event)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("transient failure on %s, will retry: %r", topic, exc)
+            await asyncio.sleep(retry_delay_s)
+            raise NackMessage() from exc
+        except (PoisonMessage, ValidationError, Exception) as exc:
+            log.exception("dead-lettering a message from %s", topic)
+            await publisher.dead_letter(message, exc)
+
+    on_message.__name__ = f"on_{topic.replace('.', '_')}"
+    broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )(on_message)
+
+
+def kafka_check(broker: KafkaBroker, timeout: float = 2.0) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            return bool(await broker.ping(timeout))
+        except Exception:
+            return False
+
+    return check
+
+
+if __name__ == "__main__":
+    import sys
+
+    from shared.settings import Settings
+
+    if sys.argv[1:] != ["ensure-topics"]:
+        raise SystemExit("usage: python -m shared.kafka ensure-topics")
+    asyncio.run(ensure_topics(Settings().kafka_bootstrap))
+    print("topics ready:", ", ".join(topics.ALL_TOPICS))

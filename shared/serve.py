@@ -1,0 +1,11 @@
+"""Serve one service with uvicorn: `python -m services.<name>` calls `serve(name)`."""
+
+import uvicorn
+
+from shared.settings import Settings
+
+
+def serve(service: str) -> None:
+    settings = Settings()
+    uvicorn.run(f"services.{service}.app:create_app", factory=True, host=settings.host,
+                port=settings.port_for(service), log_level="info")

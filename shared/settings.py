@@ -1,0 +1,61 @@
+"""Settings shared by every service, read from the environment (prefix HOMEWARD_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOMEWARD_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: the service's default port below
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = Path(".data")
+
+    alert_url: str = "http://127.0.0.1:8000"
+    dispatch_url: str = "http://127.0.0.1:8001"
+    notify_url: str = "http://127.0.0.1:8002"
+
+    # Bearer tokens. HS256 with a shared secret for the local stack; RS256/EdDSA with a public
+    # key in production.
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "homeward"
+
+    # Notification.
+    radius_tiers_km: list[tuple[float, float]] = Field(
+        default=[(1.0, 100.0), (2.0, 200.0), (3.0, 300.0)],
+        description="(hours since last seen, radius km) pairs; beyond the last: radius_max_km",
+    )
+    radius_max_km: float = 500.0
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 5.0
+
+    # Dispatch.
+    roster_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_development(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.jwt_algorithm == "HS256"
+            and self.jwt_secret == DEV_JWT_SECRET
+        ):
+            raise ValueError(
+                "HOMEWARD_JWT_SECRET is the development default; set a real secret "
+                "or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA) for production"
+            )
+        return self
+
+    def port_for(self, service: str) -> int:
+        return self.port or {"alert": 8000, "dispatch": 8001, "notify": 8002}[service]

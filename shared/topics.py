@@ -1,0 +1,17 @@
+"""Kafka topic names: the system of record. Every message is keyed by case id."""
+
+REPORTS = "homeward.reports.v1"
+DISPATCH = "homeward.dispatch.v1"
+TIPS = "homeward.tips.v1"
+DELIVERIES = "homeward.deliveries.v1"
+
+INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES)
+PARTITIONS = 6
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of `topic`: poison messages land there with the error."""
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS))

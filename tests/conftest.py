@@ -1,0 +1,65 @@
+"""Session fixtures: a real Kafka broker and a real Redis on free ports, started once for the
+whole run (only when a test asks for them) and stopped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from deploy.local.stack import KafkaServer, RedisServer, free_port
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="homeward-test-"))
+    yield path
+    # Keep the logs of a failed run where CI can show them.
+    ARTIFACTS.mkdir(exist_ok=True)
+    for log in path.rglob("*.log"):
+        shutil.copy(log, ARTIFACTS / f"{log.parent.name}-{log.name}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka(data_dir: Path) -> Iterator[KafkaServer]:
+    server = KafkaServer(data_dir / "kafka", port=free_port()).start()
+    asyncio.run(ensure_topics(server.bootstrap))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(data_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(data_dir / "redis", port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> Settings:
+    return Settings(
+        environment="test",
+        kafka_bootstrap=kafka.bootstrap,
+        redis_url=redis_server.url,
+        data_dir=data_dir,
+        webhook_allow_private=True,
+    )
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()

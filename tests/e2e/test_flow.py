@@ -1,0 +1,83 @@
+"""The walking skeleton end to end: three service processes, real Kafka, real Redis, local
+webhook sinks."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from shared.auth import Role, mint_token
+from shared.settings import Settings
+from tests.helpers import WebhookSink, eventually, report_body
+
+pytestmark = pytest.mark.e2e
+
+LAST_SEEN = (36.19, 113.11)  # 长治市潞州区
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaServer, redis_server: RedisServer,
+          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+    ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports)
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
+def token(role: Role, region: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(Settings(), role, region)}"}
+
+
+async def test_report_reaches_case_group_and_near_hub_only(
+    stack: dict[str, ServiceProcess],
+) -> None:
+    alert, dispatch, notify = stack["alert"].url, stack["dispatch"].url, stack["notify"].url
+    async with httpx.AsyncClient(timeout=10) as http:
+        for url in (alert, dispatch, notify):
+            for path in ("/healthz", "/readyz", "/metrics"):
+                assert (await http.get(url + path)).status_code == 200, url + path
+
+        with WebhookSink() as near_sink, WebhookSink() as far_sink:
+            admin = token(Role.admin, "000000")
+            # 30 km north of the last-seen point, and 300 km north.
+            near = await http.post(f"{notify}/api/v1/subscribers", headers=admin, json={
+                "kind": "hub", "name": "长治北站", "location": {"lat": LAST_SEEN[0] + 0.27,
+                                                            "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": near_sink.url}})
+            assert near.status_code == 201, near.text
+            far = await http.post(f"{notify}/api/v1/subscribers", headers=admin, json={
+                "kind": "hub", "name": "石家庄站", "location": {"lat": LAST_SEEN[0] + 2.7,
+                                                            "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": far_sink.url}})
+            assert far.status_code == 201, far.text
+
+            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(),
+                                     headers=token(Role.operator, "140403"))
+            assert posted.status_code == 202, posted.text
+            case_id = posted.json()["case_id"]
+
+            await eventually(lambda: asyncio.sleep(0, near_sink.requests), timeout=30)
+            await asyncio.sleep(3)  # time for any duplicate or stray push to arrive
+            assert len(near_sink.requests) == 1
+            assert far_sink.requests == []
+            push = near_sink.requests[0]
+            body = Webhook(near.json()["secret"]).verify(push["body"], push["headers"])
+            assert body["case_id"] == case_id
+
+        commander = token(Role.commander, "140400")
+
+        async def case() -> dict[str, object] | None:
+            got = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=commander)
+            return got.json() if got.status_code == 200 else None
+
+        opened = await eventually(case, timeout=30)
+        leader = opened["leader"]
+        assert isinstance(leader, dict) and leader["organ_name"] == "长治市公安局潞州分局"
+        elsewhere = await http.get(f"{dispatch}/api/v1/cases/{case_id}",
+                                   headers=token(Role.commander, "320100"))
+        assert elsewhere.status_code == 404

@@ -1,0 +1,122 @@
+"""Test helpers: report bodies, a local webhook sink, Kafka reading, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+
+T = TypeVar("T")
+
+
+def report_body(**overrides: Any) -> dict[str, Any]:
+    """The DESIGN.md example report, last seen 10 minutes ago."""
+    seen = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    body: dict[str, Any] = {
+        "child": {"name": "张小明", "sex": "male", "birth_date": "2019-05-01", "height_cm": 115,
+                  "description": "蓝色羽绒服，黑色运动鞋", "photo_urls": ["https://example.org/p.jpg"]},
+        "last_seen": {"at": seen, "address": "山西省长治市潞州区英雄南路",
+                      "region_code": "140403", "lat": 36.19, "lon": 113.11},
+        "circumstances": {"kind": "suspected_abduction", "suspect": "中年男子",
+                          "vehicle": "晋D·12345"},
+        "reporter": {"name": "李红", "phone": "13800000000", "relation": "mother"},
+        "release": {"public": False},
+        "exercise": False,
+    }
+    for dotted, value in overrides.items():
+        target = body
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            target = target[key]
+        target[leaf] = value
+    return body
+
+
+class WebhookSink:
+    """A local HTTP endpoint that records every request (headers and raw body)."""
+
+    def __init__(self, status: int = 204) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = status
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                sink.requests.append({"path": self.path, "headers": dict(self.headers.items()),
+                                      "body": body})
+                self.send_response(sink.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> WebhookSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 20,
+                     interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail with the last value on timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def _json_or_none(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+async def read_topic(bootstrap: str, topic: str, timeout: float = 5) -> list[dict[str, Any]]:
+    """Every message on `topic` from the start, as {key, headers, value} dicts."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=f"test-{uuid.uuid4().hex}")
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch and out:
+                break
+            for records in batch.values():
+                for r in records:
+                    out.append({
+                        "key": r.key.decode() if r.key else None,
+                        "headers": {k: v.decode() for k, v in r.headers},
+                        "value": _json_or_none(r.value),
+                        "raw": r.value,
+                    })
+    finally:
+        await consumer.stop()
+    return out

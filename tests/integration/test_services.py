@@ -1,0 +1,123 @@
+"""Each service's handlers and app against the real broker and Redis."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+from redis.asyncio import Redis
+from standardwebhooks import Webhook
+
+from services.alert.app import create_app as create_alert
+from services.dispatch.adapters import CaseRepository, load_roster
+from services.dispatch.handlers import Dispatch
+from services.notify.adapters import DeliveryLedger, SubscriberRepository, WebhookSender
+from services.notify.domain import Location, SubscriberKind, SubscriberRequest, WebhookChannel
+from services.notify.handlers import Notify
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.events import REPORT_ACCEPTED, CloudEvent
+from shared.kafka import EventPublisher, make_broker
+from shared.report import ReportAccepted
+from shared.settings import Settings
+from tests.helpers import WebhookSink, eventually, read_topic, report_body
+
+
+def accepted_event(case_id: str, **overrides: object) -> CloudEvent:
+    accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
+                              accepted_at=datetime.now(UTC), operator="op-1",
+                              operator_region="140403", report=report_body(**overrides))
+    return CloudEvent.of(REPORT_ACCEPTED, "/test", case_id, accepted, event_id=accepted.report_id)
+
+
+async def test_alert_publishes_report_with_cloudevent_headers(settings: Settings) -> None:
+    app = create_alert(settings)
+    token = mint_token(settings, Role.operator, "140403", sub="op-42")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post("/api/v1/reports", json=report_body(),
+                                         headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 202, response.text
+            answer = response.json()
+            status = await client.get(f"/api/v1/reports/{answer['report_id']}",
+                                      headers={"Authorization": f"Bearer {token}"})
+            assert status.json()["status"] == "published"
+            assert (await client.get("/readyz")).status_code == 200
+
+    async def published() -> list[dict[str, object]]:
+        return [m for m in await read_topic(settings.kafka_bootstrap, topics.REPORTS)
+                if m["key"] == answer["case_id"]]
+
+    [message] = await eventually(published)
+    headers = message["headers"]
+    assert isinstance(headers, dict)
+    assert headers["ce_type"] == "homeward.report.accepted.v1"
+    assert headers["ce_subject"] == answer["case_id"]
+    assert headers["ce_id"] == answer["report_id"]
+    assert headers["ce_specversion"] == "1.0"
+    value = message["value"]
+    assert isinstance(value, dict) and value["operator"] == "op-42"
+
+
+async def test_dispatch_opens_one_case_per_report_even_when_redelivered(
+    settings: Settings, redis: Redis
+) -> None:
+    broker = make_broker(settings.kafka_bootstrap, "test")
+    publisher = EventPublisher(broker, "/homeward/dispatch")
+    dispatch = Dispatch(CaseRepository(redis), load_roster(), publisher)
+    case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    event = accepted_event(case_id)
+    async with broker:
+        await broker.start()
+        await dispatch.on_report_accepted(event)
+        first = await CaseRepository(redis).get(case_id)
+        await dispatch.on_report_accepted(event)  # redelivery
+    again = await CaseRepository(redis).get(case_id)
+    assert first is not None and first == again
+    assert first.leader is not None and first.leader.organ_code == "140403"
+    assert await CaseRepository(redis).list_ids() == [case_id]
+
+    opened = [m for m in await read_topic(settings.kafka_bootstrap, topics.DISPATCH)
+              if m["key"] == case_id]
+    # Re-published on redelivery with the same event id, so consumers dedupe.
+    assert {m["headers"]["ce_id"] for m in opened} == {f"{case_id}:opened"}
+
+
+async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
+    settings: Settings, redis: Redis
+) -> None:
+    broker = make_broker(settings.kafka_bootstrap, "test")
+    publisher = EventPublisher(broker, "/homeward/notify")
+    async with httpx.AsyncClient() as client:
+        notify = Notify(settings, SubscriberRepository(redis), DeliveryLedger(redis),
+                        WebhookSender(client), publisher)
+        with WebhookSink() as near_sink, WebhookSink() as far_sink:
+            near = await notify.register(SubscriberRequest(
+                kind=SubscriberKind.hub, name="长治站", location=Location(lat=36.46, lon=113.11),
+                channel=WebhookChannel(type="webhook", url=near_sink.url)))
+            await notify.register(SubscriberRequest(
+                kind=SubscriberKind.hub, name="太原南站",
+                location=Location(lat=37.79, lon=112.6),  # ~180 km: outside 100 km
+                channel=WebhookChannel(type="webhook", url=far_sink.url)))
+            case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+            event = accepted_event(case_id)
+            async with broker:
+                await broker.start()
+                await notify.on_report_accepted(event)
+                await notify.on_report_accepted(event)  # redelivery: nothing new is sent
+            assert len(near_sink.requests) == 1
+            assert far_sink.requests == []
+    push = near_sink.requests[0]
+    body = Webhook(near.secret).verify(push["body"], push["headers"])
+    assert body["case_id"] == case_id and body["scope"] == "restricted"
+    assert body["radius_km"] == 100.0
+    assert body["circumstances"]["vehicle"] == "晋D·12345"
+
+    receipts = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES)
+                if m["key"] == case_id]
+    assert [m["headers"]["ce_type"] for m in receipts] == ["homeward.delivery.sent.v1"]
+    assert receipts[0]["value"]["subscriber_id"] == near.subscriber_id
+    await asyncio.sleep(0)
+    assert json.loads(push["body"])["alert_id"] == f"A-{case_id}"

@@ -1,0 +1,68 @@
+from datetime import UTC, datetime
+
+import jwt
+import pytest
+
+from shared.auth import InvalidToken, Role, mint_token, verify_token
+from shared.events import CloudEvent, PoisonMessage
+from shared.regions import scope_prefix, within
+from shared.settings import DEV_JWT_SECRET, Settings
+
+
+def test_jurisdiction_is_a_prefix_test() -> None:
+    assert within("140400", "140403")
+    assert within("140000", "140403")
+    assert within("140403", "140403")
+    assert not within("140400", "140503")
+    assert not within("140400", "320102")
+    assert within("000000", "320102")
+    assert scope_prefix("000000") == ""
+
+
+def test_token_round_trip_carries_role_region_and_hub() -> None:
+    settings = Settings()
+    token = mint_token(settings, Role.hub, "140400", hub_id="CIH", permissions=["release"])
+    who = verify_token(settings, token)
+    assert (who.role, who.region, who.hub_id, who.permissions) == (
+        Role.hub, "140400", "CIH", ["release"])
+
+
+def test_expired_forged_and_garbage_tokens_are_refused() -> None:
+    settings = Settings()
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_token(settings, mint_token(settings, Role.operator, "140403", ttl_s=-10))
+    forged = jwt.encode({"sub": "x", "role": "admin", "region": "000000", "iss": "homeward",
+                         "exp": 9999999999}, "not-the-secret", algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        verify_token(settings, forged)
+    with pytest.raises(InvalidToken):
+        verify_token(settings, "garbage")
+
+
+def test_production_refuses_the_development_secret() -> None:
+    with pytest.raises(ValueError, match="development default"):
+        Settings(environment="production", jwt_secret=DEV_JWT_SECRET)
+    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault")
+
+
+def test_cloudevent_binary_mode_round_trip() -> None:
+    event = CloudEvent(type="homeward.case.opened.v1", source="/t", subject="140403-x",
+                       time=datetime(2026, 11, 22, tzinfo=UTC), data={"a": "张"})
+    headers = {k: v.encode() for k, v in event.headers().items()}
+    back = CloudEvent.from_kafka(headers, event.value())
+    assert back == event
+    assert headers["ce_subject"] == b"140403-x"
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "problem"),
+    [
+        ({}, b"{}", "missing header ce_specversion"),
+        ({"ce_specversion": "1.0"}, b"not json", "not JSON"),
+        ({"ce_specversion": "1.0"}, b"[1]", "JSON object"),
+        ({"ce_specversion": "0.3"}, b"{}", "must be 1.0"),
+    ],
+)
+def test_poison_messages_are_named(headers: dict[str, str], value: bytes, problem: str) -> None:
+    with pytest.raises(PoisonMessage, match=problem):
+        CloudEvent.from_kafka(headers, value)
