@@ -9,14 +9,31 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# alert → homeward.reports.v1 / homeward.tips.v1
 REPORT_ACCEPTED = "homeward.report.accepted.v1"
+TIP_RECEIVED = "homeward.tip.received.v1"
+
+# dispatch → homeward.dispatch.v1 (the only writer of case state)
 CASE_OPENED = "homeward.case.opened.v1"
+CASE_LEADER_ASSIGNED = "homeward.case.leader_assigned.v1"
+CASE_MEMBER_ADDED = "homeward.case.member_added.v1"
+CASE_ESCALATED = "homeward.case.escalated.v1"
+CASE_TASK_ASSIGNED = "homeward.case.task_assigned.v1"
+CASE_TASK_COMPLETED = "homeward.case.task_completed.v1"
+CASE_TASK_OVERDUE = "homeward.case.task_overdue.v1"
+CASE_RELEASE_APPROVED = "homeward.case.release_approved.v1"
+CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
+CASE_FOUND = "homeward.case.found.v1"
+CASE_CLOSED = "homeward.case.closed.v1"
+
+# notify → homeward.deliveries.v1
 DELIVERY_SENT = "homeward.delivery.sent.v1"
 DELIVERY_FAILED = "homeward.delivery.failed.v1"
+DELIVERY_ACKNOWLEDGED = "homeward.delivery.acknowledged.v1"
 
 
 class PoisonMessage(ValueError):
@@ -108,6 +125,53 @@ class CaseOpened(BaseModel):
     mechanisms: list[str]
     leader: Leader | None
     exercise: bool = False
+
+
+class CaseEvent(BaseModel):
+    """Data of every `homeward.case.*.v1` event after `opened`: who did what to which case, why.
+
+    `details` carries the type-specific part (e.g. the task for task_*, the member for
+    member_added, `{"level": "city"}` for escalated); the types notify relies on have their own
+    models below.
+    """
+
+    case_id: str
+    region_code: str
+    actor: str = Field(description="`sub` of who acted, or `dispatch` for the rules engine")
+    reason: str = ""
+    at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReleaseApproved(CaseEvent):
+    """Data of `homeward.case.release_approved.v1`: public audiences may now be told."""
+
+
+class CaseFound(CaseEvent):
+    """Data of `homeward.case.found.v1`: every recipient gets a cancellation."""
+
+    outcome: Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
+    found_at: datetime
+
+
+class TipLocation(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: str = Field(default="", max_length=200)
+
+
+class TipReceived(BaseModel):
+    """Data of `homeward.tip.received.v1` (alert → dispatch, keyed by case id)."""
+
+    tip_id: str
+    case_id: str
+    seen_at: datetime
+    location: TipLocation
+    description: str
+    contact: str = ""
+    received_at: datetime
+    source: Literal["public", "hub"] = "public"
+    hub_id: str | None = None
 
 
 class DeliveryReceipt(BaseModel):
