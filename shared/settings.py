@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_issuer: str = "homeward"
 
+    # Intake (alert).
+    max_body_bytes: int = 64 * 1024
+    alert_relay_enabled: bool = Field(
+        default=True, description="off only in tests that stop the process before publishing"
+    )
+    tip_limit_per_client: int = 10
+    tip_limit_per_case: int = 120
+    tip_window_s: int = 60
+
     # Notification.
     radius_tiers_km: list[tuple[float, float]] = Field(
         default=[(1.0, 100.0), (2.0, 200.0), (3.0, 300.0)],

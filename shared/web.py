@@ -13,20 +13,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import i18n
 from shared.auth import InvalidToken, Principal, Role, verify_token
+from shared.report import RULE_FIELDS
 from shared.settings import Settings
 
 
 class ApiError(Exception):
-    """An error answered as `{"error": {"code", "message", "field"?}}` with a 4xx status."""
+    """An error answered as `{"error": {"code", "message", "field"?}}` with a 4xx status.
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    The message is taken from shared.i18n by `code` in the caller's language (with `context`
+    filled in); `message` is the fallback for codes without a translation."""
+
+    def __init__(self, status: int, code: str, message: str = "", field: str | None = None,
+                 headers: dict[str, str] | None = None, **context: Any) -> None:
+        super().__init__(message or code)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers
+        self.context = context
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -37,33 +46,51 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": error}
 
 
-def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+def field_path(loc: tuple[Any, ...] | list[Any], error_type: str = "") -> str:
+    """`child.name` from pydantic's loc; model-level rules name their own field."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
+    relative = RULE_FIELDS.get(error_type)
+    if relative:
+        parts.append(relative)
     return ".".join(parts) or "body"
+
+
+def request_language(request: Request) -> str:
+    return i18n.language(request.headers.get("accept-language"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = dict(exc.headers or {})
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        text = i18n.message(exc.code, request_language(request), exc.message, **exc.context)
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=headers
+            error_body(exc.code, text, exc.field), status_code=exc.status, headers=headers,
+            media_type="application/json; charset=utf-8",
         )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": field_path(e.get("loc", ())), "message": e.get("msg", ""),
-             "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        lang = request_language(request)
+        details = []
+        for e in exc.errors():
+            kind = str(e.get("type", ""))
+            context = dict(e.get("ctx") or {})
+            context.pop("error", None)
+            details.append({
+                "field": field_path(e.get("loc", ()), kind),
+                "code": kind,
+                "message": i18n.message(kind, lang, str(e.get("msg", "")), **context),
+            })
+        first = details[0] if details else {"field": "body", "message": "invalid"}
         return JSONResponse(
             error_body("invalid", f"{first['field']}: {first['message']}", first["field"],
                        details=details),
-            status_code=422,
+            status_code=422, media_type="application/json; charset=utf-8",
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -77,6 +104,58 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class BodySizeLimit:
+    """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is
+    sent (pure ASGI, so streaming bodies are counted too)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_refused)
+        except Exception:
+            if not refused:
+                raise
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lang = i18n.language(dict(scope.get("headers") or []).get(b"accept-language",
+                                                                   b"").decode())
+        response = JSONResponse(
+            error_body("too_large", i18n.message("too_large", lang, limit=self.limit), "body"),
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+
+
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -88,11 +167,11 @@ class Authenticator:
 
     def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
-            raise ApiError(401, "unauthenticated", "bearer token required", "Authorization")
+            raise ApiError(401, "unauthenticated", field="Authorization", reason="missing")
         try:
             return verify_token(self.settings, credentials.credentials)
         except InvalidToken as exc:
-            raise ApiError(401, "unauthenticated", str(exc), "Authorization") from exc
+            raise ApiError(401, "unauthenticated", field="Authorization", reason=str(exc)) from exc
 
     def require(self, *roles: Role) -> Callable[..., Principal]:
         def dependency(
@@ -101,8 +180,7 @@ class Authenticator:
             principal = self.principal(credentials)
             if roles and principal.role not in roles and principal.role != Role.admin:
                 allowed = ", ".join(r.value for r in roles)
-                raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this "
-                               f"(needs {allowed})")
+                raise ApiError(403, "forbidden", role=principal.role.value, needs=allowed)
             return principal
 
         return dependency
@@ -121,8 +199,13 @@ def redis_check(redis: Redis) -> ReadinessCheck:
     return check
 
 
-def ops_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
-    """/healthz: the process answers. /readyz: every dependency answers. /metrics: Prometheus."""
+def ops_router(
+    checks: dict[str, ReadinessCheck],
+    informational: dict[str, ReadinessCheck] | None = None,
+    details: Callable[[], Awaitable[dict[str, object]]] | None = None,
+) -> APIRouter:
+    """/healthz: the process answers. /readyz: 200 when every check in `checks` passes (the
+    `informational` ones are reported but do not fail readiness). /metrics: Prometheus."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -132,12 +215,15 @@ def ops_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
+        extra = {name: await check() for name, check in (informational or {}).items()}
         ready = all(results.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready",
-             "checks": {k: "ok" if v else "failing" for k, v in results.items()}},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, object] = {
+            "status": "ready" if ready else "not_ready",
+            "checks": {k: "ok" if v else "failing" for k, v in {**results, **extra}.items()},
+        }
+        if details is not None:
+            body.update(await details())
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -1,21 +1,405 @@
-"""Redis-backed state of the alert service."""
+"""The alert service's I/O: the durable outbox (SQLite), its relay to Kafka, and the Redis
+rate limiter for public tips."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id    TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    headers      TEXT NOT NULL,
+    value        BLOB NOT NULL,
+    answer       TEXT NOT NULL,
+    region       TEXT NOT NULL,
+    operator     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox(seq) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    body_hash  TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+"""
 
 
-class ReportStatusStore:
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One message to publish, with the answer the caller gets for it."""
 
-    async def put(self, report_id: str, case_id: str, status: str) -> None:
-        await self.redis.set(
-            f"alert:report:{report_id}", json.dumps({"case_id": case_id, "status": status})
+    record_id: str
+    kind: str  # report | tip
+    topic: str
+    key: str
+    headers: dict[str, str]
+    value: bytes
+    answer: dict[str, Any]
+    region: str
+    operator: str
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    scope: str  # who may reuse the key: the operator's subject
+    key: str
+    body_hash: str
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The committed answer: `replayed` when an Idempotency-Key matched an earlier request."""
+
+    answer: dict[str, Any]
+    replayed: bool = False
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with another body."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    record_id: str
+    kind: str
+    answer: dict[str, Any]
+    region: str
+    operator: str
+    published: bool
+
+
+@dataclass
+class _Pending:
+    entry: OutboxEntry
+    idem: IdempotencyKey | None
+    done: asyncio.Future[Appended]
+
+
+class Outbox:
+    """SQLite in WAL mode with synchronous=FULL: a row is on disk (fsync'd) before `append`
+    returns. Concurrent appends share one transaction and so one fsync (group commit)."""
+
+    def __init__(self, path: Path, max_batch: int = 512) -> None:
+        self.path = path
+        self.max_batch = max_batch
+        self.new_rows = asyncio.Event()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._conn: sqlite3.Connection | None = None
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    async def start(self) -> None:
+        await self._run(self._open)
+        self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
+
+    async def stop(self) -> None:
+        if self._writer:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._conn is not None:
+            await self._run(self._conn.close)
+        self._db.shutdown(wait=True)
+
+    async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
+        done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(entry, idem, done))
+        return await done
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._run(self._commit, batch)
+            except Exception as exc:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if item.done.done():
+                    continue
+                if isinstance(result, Exception):
+                    item.done.set_exception(result)
+                else:
+                    item.done.set_result(result)
+            self.new_rows.set()
+
+    def _commit(self, batch: Sequence[_Pending]) -> list[Appended | Exception]:
+        assert self._conn is not None
+        conn = self._conn
+        now = datetime.now(UTC).isoformat()
+        results: list[Appended | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                results.append(self._insert(conn, item, now))
+            conn.execute("COMMIT")  # one fsync for the whole batch
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, item: _Pending, now: str) -> Appended | Exception:
+        idem, entry = item.idem, item.entry
+        if idem is not None:
+            row = conn.execute(
+                "SELECT i.body_hash, o.answer FROM idempotency i JOIN outbox o "
+                "ON o.record_id = i.record_id WHERE i.scope = ? AND i.key = ?",
+                (idem.scope, idem.key),
+            ).fetchone()
+            if row is not None:
+                if row[0] != idem.body_hash:
+                    return IdempotencyConflict(idem.key)
+                return Appended(json.loads(row[1]), replayed=True)
+        conn.execute(
+            "INSERT INTO outbox (record_id, kind, topic, key, headers, value, answer, region, "
+            "operator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.record_id, entry.kind, entry.topic, entry.key, json.dumps(entry.headers),
+             entry.value, json.dumps(entry.answer, ensure_ascii=False), entry.region,
+             entry.operator, now),
         )
+        if idem is not None:
+            conn.execute(
+                "INSERT INTO idempotency (scope, key, body_hash, record_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (idem.scope, idem.key, idem.body_hash, entry.record_id, now),
+            )
+        return Appended(entry.answer)
 
-    async def get(self, report_id: str) -> dict[str, str] | None:
-        raw = await self.redis.get(f"alert:report:{report_id}")
-        return json.loads(raw) if raw else None
+    async def unpublished(self, limit: int) -> list[tuple[int, OutboxEntry]]:
+        def query() -> list[tuple[int, OutboxEntry]]:
+            assert self._conn is not None
+            rows = self._conn.execute(
+                "SELECT seq, record_id, kind, topic, key, headers, value, answer, region, "
+                "operator FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+            return [
+                (r[0], OutboxEntry(r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]),
+                                   json.loads(r[7]), r[8], r[9]))
+                for r in rows
+            ]
+
+        result: list[tuple[int, OutboxEntry]] = await self._run(query)
+        return result
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        def update() -> None:
+            assert self._conn is not None
+            now = datetime.now(UTC).isoformat()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
+                                   [(now, s) for s in seqs])
+            self._conn.execute("COMMIT")
+
+        await self._run(update)
+
+    async def get(self, record_id: str) -> Stored | None:
+        def query() -> Stored | None:
+            assert self._conn is not None
+            row = self._conn.execute(
+                "SELECT record_id, kind, answer, region, operator, published_at FROM outbox "
+                "WHERE record_id = ?", (record_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return Stored(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] is not None)
+
+        result: Stored | None = await self._run(query)
+        return result
+
+    async def backlog(self) -> tuple[int, float]:
+        """How many rows wait for Kafka, and the age in seconds of the oldest."""
+
+        def query() -> tuple[int, float]:
+            assert self._conn is not None
+            count, oldest = self._conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL"
+            ).fetchone()
+            age = 0.0
+            if oldest:
+                age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()
+            return int(count), age
+
+        result: tuple[int, float] = await self._run(query)
+        return result
+
+
+class Relay:
+    """Publishes outbox rows to Kafka in order (idempotent producer, acks=all), marks them
+    published, and retries forever with capped exponential backoff and jitter."""
+
+    def __init__(self, outbox: Outbox, bootstrap: str, batch: int = 500,
+                 max_backoff_s: float = 10.0) -> None:
+        self.outbox = outbox
+        self.bootstrap = bootstrap
+        self.batch = batch
+        self.max_backoff_s = max_backoff_s
+        self.connected = False
+        self.published_total = 0
+        self._producer: AIOKafkaProducer | None = None
+        self._one_at_a_time = asyncio.Lock()  # the loop and drain() must not send a row twice
+
+    async def _producer_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, client_id="homeward-alert-relay",
+                acks="all", enable_idempotence=True, request_timeout_ms=15_000,
+                linger_ms=2,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self.connected = False
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:
+                pass
+
+    async def kafka_ok(self) -> bool:
+        """Whether the relay's producer reaches the broker now (for /readyz)."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 2)
+        except Exception:
+            return False
+        return True
+
+    async def publish_once(self) -> int:
+        """Publish one batch of waiting rows; returns how many were published."""
+        async with self._one_at_a_time:
+            return await self._publish_batch()
+
+    async def _publish_batch(self) -> int:
+        producer = await self._producer_started()
+        self.connected = True
+        rows = await self.outbox.unpublished(self.batch)
+        if not rows:
+            return 0
+        sends = []
+        for _, entry in rows:
+            sends.append(await producer.send(
+                entry.topic, entry.value, key=entry.key.encode(),
+                headers=[(k, v.encode()) for k, v in entry.headers.items()],
+            ))
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        done = [seq for (seq, _), outcome in zip(rows, outcomes, strict=True)
+                if not isinstance(outcome, BaseException)]
+        if done:
+            await self.outbox.mark_published(done)
+            self.published_total += len(done)
+        failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return len(done)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Publish what is waiting, for at most `timeout_s`; what is left waits on disk."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.publish_once():
+                    pass
+        except Exception as exc:
+            log.warning("relay: could not drain the outbox on shutdown: %r", exc)
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if await self.publish_once():
+                    backoff = 0.2
+                    continue
+                self.outbox.new_rows.clear()
+                try:
+                    await asyncio.wait_for(self.outbox.new_rows.wait(), 1.0)
+                except TimeoutError:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("relay: Kafka unavailable (%r); retrying in %.1fs", exc, backoff)
+                await self._drop_producer()
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.max_backoff_s)
+            except Exception:
+                log.exception("relay: unexpected failure; retrying")
+                await self._drop_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def stop(self) -> None:
+        await self._drop_producer()
+
+
+class RateLimiter:
+    """Fixed-window counters in Redis. Fails open when Redis is away: a tip about a missing
+    child is worth more than the flood protection."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def hit(self, name: str, limit: int, window_s: int) -> int:
+        """0 when allowed; otherwise the seconds until the window resets (Retry-After)."""
+        window = int(time.time() // window_s)
+        key = f"{self.prefix}:{name}:{window}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_s + 1)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable (%r): allowing", exc)
+            return 0
+        if int(count) <= limit:
+            return 0
+        return max(1, int((window + 1) * window_s - time.time()))

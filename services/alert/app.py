@@ -2,38 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
-from services.alert.adapters import ReportStatusStore
+from services.alert.adapters import Outbox, RateLimiter, Relay
 from services.alert.api import build_router
-from services.alert.handlers import Intake
-from shared.kafka import EventPublisher, kafka_check, make_broker
+from services.alert.handlers import Intake, TipLimits
 from shared.settings import Settings
-from shared.web import Authenticator, install_error_handlers, ops_router, redis_check
+from shared.web import (
+    Authenticator,
+    BodySizeLimit,
+    install_error_handlers,
+    ops_router,
+    redis_check,
+)
+
+BACKLOG = Gauge("homeward_alert_outbox_backlog", "outbox rows not yet published to Kafka")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    broker = make_broker(settings.kafka_bootstrap, "homeward-alert")
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    publisher = EventPublisher(broker, source="/homeward/alert")
-    statuses = ReportStatusStore(redis)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                           socket_connect_timeout=2, socket_timeout=2)
+    outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
+    relay = Relay(outbox, settings.kafka_bootstrap)
+    intake = Intake(outbox, RateLimiter(redis, "alert:tips"), TipLimits(
+        settings.tip_limit_per_client, settings.tip_limit_per_case, settings.tip_window_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
+        await outbox.start()
+        relay_task = None
+        if settings.alert_relay_enabled:
+            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield
         finally:
-            await broker.stop()
+            if relay_task is not None:
+                await relay.drain(timeout_s=5)  # a rolling restart leaves no backlog behind
+                relay_task.cancel()
+                await asyncio.gather(relay_task, return_exceptions=True)
+            await relay.stop()
+            await outbox.stop()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward alert service", version="0.1.0", lifespan=lifespan)
+    async def outbox_ready() -> bool:
+        """Ready while reports can be made durable; Kafka being away only grows the backlog."""
+        count, _ = await outbox.backlog()
+        BACKLOG.set(count)
+        return True
+
+    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), Intake(publisher, statuses), statuses))
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.include_router(ops_router(
+        {"outbox": outbox_ready},
+        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
+        details=outbox_details(outbox),
+    ))
+    app.include_router(build_router(Authenticator(settings), intake))
     return app
+
+
+def outbox_details(outbox: Outbox) -> Callable[[], Awaitable[dict[str, object]]]:
+    async def details() -> dict[str, object]:
+        count, age = await outbox.backlog()
+        return {"backlog": count, "oldest_unpublished_s": round(age, 1)}
+
+    return details

@@ -1,21 +1,99 @@
-"""Intake rules, free of I/O: identifiers an operator can read out over the phone."""
+"""Intake rules, free of I/O: identifiers an operator can read out over the phone, who may ask
+for public release, and what makes two requests the same."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from typing import Protocol
 
-from shared.report import Report
+from shared.auth import Principal
+from shared.report import Report, ResolvedReport
 
 _CASE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I/O/0/1: read aloud without doubt
+RELEASE_PERMISSION = "release"
+
+
+class IntakeRefused(Exception):
+    """A report or tip that is well-formed but may not be accepted."""
+
+    def __init__(self, status: int, code: str, field: str | None = None) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.field = field
 
 
 def new_report_id() -> str:
     return f"R{uuid.uuid4().hex}"
 
 
-def new_case_id(report: Report, now: datetime) -> str:
+def new_tip_id() -> str:
+    return f"T{uuid.uuid4().hex}"
+
+
+def new_case_id(region_code: str, now: datetime) -> str:
     """`<region>-<yyyymmdd>-<6 chars>`, e.g. `140403-20261122-K7Q2MX`."""
     suffix = "".join(secrets.choice(_CASE_ALPHABET) for _ in range(6))
-    return f"{report.last_seen.region_code}-{now:%Y%m%d}-{suffix}"
+    return f"{region_code}-{now:%Y%m%d}-{suffix}"
+
+
+def check_release(report: Report, operator: Principal) -> None:
+    """Public release at intake needs an operator with release authority; otherwise the case
+    leader approves it later in dispatch."""
+    if report.release.public and RELEASE_PERMISSION not in operator.permissions:
+        raise IntakeRefused(403, "release_forbidden", "release.public")
+
+
+def body_hash(report: Report) -> str:
+    """Same validated report, same hash: what an Idempotency-Key replay is compared on."""
+    return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
+
+
+class RegionLike(Protocol):
+    code: str
+    lat: float
+    lon: float
+
+
+class RegionLookup(Protocol):
+    """What intake needs of the region data (shared.regions.RegionIndex provides it)."""
+
+    def get(self, code: str) -> RegionLike | None: ...
+
+    def nearest(self, lat: float, lon: float) -> RegionLike | None: ...
+
+    def resolve_address(self, text: str) -> RegionLike | None: ...
+
+
+def resolve_place(
+    report: Report, regions: RegionLookup | None
+) -> tuple[ResolvedReport, list[str]]:
+    """Complete the last-seen place: a region code from the coordinates or the address,
+    coordinates from the region's centroid. Refuse what cannot be placed in a county."""
+    seen = report.last_seen
+    code, lat, lon = seen.region_code, seen.lat, seen.lon
+    derived: list[str] = []
+    if regions is not None:
+        if code is not None and regions.get(code) is None:
+            raise IntakeRefused(422, "unknown_region", "last_seen.region_code")
+        if code is None and lat is not None and lon is not None:
+            found = regions.nearest(lat, lon)
+            code = found.code if found else None
+            derived.append("region_code")
+        if code is None and seen.address:
+            found = regions.resolve_address(seen.address)
+            code = found.code if found else None
+            derived.append("region_code")
+        if code is not None and (lat is None or lon is None):
+            region = regions.get(code)
+            if region is not None:
+                lat, lon = region.lat, region.lon
+                derived.append("lat_lon")
+    if code is None or lat is None or lon is None:
+        raise IntakeRefused(422, "place_unresolved", "last_seen")
+    data = report.model_dump()
+    data["last_seen"].update(region_code=code, lat=lat, lon=lon)
+    return ResolvedReport.model_validate(data), derived

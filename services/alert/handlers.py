@@ -3,39 +3,105 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.alert import domain
-from services.alert.adapters import ReportStatusStore
+from services.alert.adapters import (
+    Appended,
+    IdempotencyConflict,
+    IdempotencyKey,
+    Outbox,
+    OutboxEntry,
+    RateLimiter,
+)
 from shared import topics
 from shared.auth import Principal
-from shared.events import REPORT_ACCEPTED, CloudEvent
-from shared.kafka import EventPublisher
-from shared.report import Report, ReportAccepted
+from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
+from shared.report import Report, ReportAccepted, TipRequest
+
+
+@dataclass
+class TipLimits:
+    per_client: int = 10
+    per_case: int = 120
+    window_s: int = 60
 
 
 @dataclass
 class Intake:
-    publisher: EventPublisher
-    statuses: ReportStatusStore
+    outbox: Outbox
+    limiter: RateLimiter
+    tip_limits: TipLimits = field(default_factory=TipLimits)
+    regions: domain.RegionLookup | None = None
+    source: str = "/homeward/alert"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    async def accept(self, report: Report, operator: Principal) -> ReportAccepted:
+    async def file_report(
+        self, report: Report, operator: Principal, idempotency_key: str | None = None
+    ) -> Appended:
+        """Commit the report to the outbox (durable before this returns); the relay publishes
+        it. With an Idempotency-Key, a retry of the same body gets the first answer."""
+        domain.check_release(report, operator)
+        resolved, derived = domain.resolve_place(report, self.regions)
+        region_code = resolved.last_seen.region_code
         now = self.clock()
+        report_id = domain.new_report_id()
+        case_id = domain.new_case_id(region_code, now)
         accepted = ReportAccepted(
-            report_id=domain.new_report_id(),
-            case_id=domain.new_case_id(report, now),
-            accepted_at=now,
-            operator=operator.sub,
-            operator_region=operator.region,
-            report=report,
+            report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
+            operator_region=operator.region, report=resolved, place_derived=derived,
         )
-        await self.statuses.put(accepted.report_id, accepted.case_id, "accepted")
-        event = CloudEvent.of(
-            REPORT_ACCEPTED, self.publisher.source, accepted.case_id, accepted,
-            event_id=accepted.report_id,
+        event = CloudEvent.of(REPORT_ACCEPTED, self.source, case_id, accepted,
+                              event_id=report_id)
+        entry = OutboxEntry(
+            record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
+            headers=event.headers(), value=event.value(),
+            answer={"report_id": report_id, "case_id": case_id, "status": "accepted"},
+            region=region_code, operator=operator.sub,
         )
-        await self.publisher.publish(topics.REPORTS, event)
-        await self.statuses.put(accepted.report_id, accepted.case_id, "published")
-        return accepted
+        idem = None
+        if idempotency_key:
+            idem = IdempotencyKey(operator.sub, idempotency_key, domain.body_hash(report))
+        try:
+            return await self.outbox.append(entry, idem)
+        except IdempotencyConflict as exc:
+            raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+
+    async def report_status(self, report_id: str, who: Principal) -> dict[str, str] | None:
+        """accepted (durable, waiting for Kafka) or published. Visible to the operator who
+        filed it and to operators whose region covers the last-seen place."""
+        stored = await self.outbox.get(report_id)
+        if stored is None or stored.kind != "report":
+            return None
+        if stored.operator != who.sub and not who.can_see(stored.region):
+            return None
+        return {**stored.answer, "status": "published" if stored.published else "accepted"}
+
+    async def file_tip(self, tip: TipRequest, client: str) -> str:
+        limits = self.tip_limits
+        for name, limit in ((f"client:{client}", limits.per_client),
+                            (f"case:{tip.case_id}", limits.per_case)):
+            retry_after = await self.limiter.hit(name, limit, limits.window_s)
+            if retry_after:
+                raise RateLimited(retry_after)
+        now = self.clock()
+        received = TipReceived(
+            tip_id=domain.new_tip_id(), case_id=tip.case_id, seen_at=tip.seen_at,
+            location=TipLocation(**tip.location.model_dump()), description=tip.description,
+            contact=tip.contact, received_at=now,
+        )
+        event = CloudEvent.of(TIP_RECEIVED, self.source, tip.case_id, received,
+                              event_id=received.tip_id)
+        await self.outbox.append(OutboxEntry(
+            record_id=received.tip_id, kind="tip", topic=topics.TIPS, key=tip.case_id,
+            headers=event.headers(), value=event.value(), answer={"tip_id": received.tip_id},
+            region=tip.case_id[:6], operator="public",
+        ))
+        return received.tip_id
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after

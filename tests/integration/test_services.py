@@ -9,19 +9,17 @@ import httpx
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
-from services.alert.app import create_app as create_alert
 from services.dispatch.adapters import CaseRepository, load_roster
 from services.dispatch.handlers import Dispatch
 from services.notify.adapters import DeliveryLedger, SubscriberRepository, WebhookSender
 from services.notify.domain import Location, SubscriberKind, SubscriberRequest, WebhookChannel
 from services.notify.handlers import Notify
 from shared import topics
-from shared.auth import Role, mint_token
 from shared.events import REPORT_ACCEPTED, CloudEvent
 from shared.kafka import EventPublisher, make_broker
 from shared.report import ReportAccepted
 from shared.settings import Settings
-from tests.helpers import WebhookSink, eventually, read_topic, report_body
+from tests.helpers import WebhookSink, read_topic, report_body
 
 
 def accepted_event(case_id: str, **overrides: object) -> CloudEvent:
@@ -29,36 +27,6 @@ def accepted_event(case_id: str, **overrides: object) -> CloudEvent:
                               accepted_at=datetime.now(UTC), operator="op-1",
                               operator_region="140403", report=report_body(**overrides))
     return CloudEvent.of(REPORT_ACCEPTED, "/test", case_id, accepted, event_id=accepted.report_id)
-
-
-async def test_alert_publishes_report_with_cloudevent_headers(settings: Settings) -> None:
-    app = create_alert(settings)
-    token = mint_token(settings, Role.operator, "140403", sub="op-42")
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post("/api/v1/reports", json=report_body(),
-                                         headers={"Authorization": f"Bearer {token}"})
-            assert response.status_code == 202, response.text
-            answer = response.json()
-            status = await client.get(f"/api/v1/reports/{answer['report_id']}",
-                                      headers={"Authorization": f"Bearer {token}"})
-            assert status.json()["status"] == "published"
-            assert (await client.get("/readyz")).status_code == 200
-
-    async def published() -> list[dict[str, object]]:
-        return [m for m in await read_topic(settings.kafka_bootstrap, topics.REPORTS)
-                if m["key"] == answer["case_id"]]
-
-    [message] = await eventually(published)
-    headers = message["headers"]
-    assert isinstance(headers, dict)
-    assert headers["ce_type"] == "homeward.report.accepted.v1"
-    assert headers["ce_subject"] == answer["case_id"]
-    assert headers["ce_id"] == answer["report_id"]
-    assert headers["ce_specversion"] == "1.0"
-    value = message["value"]
-    assert isinstance(value, dict) and value["operator"] == "op-42"
 
 
 async def test_dispatch_opens_one_case_per_report_even_when_redelivered(

@@ -1,0 +1,107 @@
+"""Error messages in the caller's language: zh-CN by default, English on `Accept-Language: en`.
+
+Messages are keyed by the pydantic error type or by a rule code of shared.report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ZH, EN = "zh-CN", "en"
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # type: (zh-CN, en)
+    "missing": ("必填", "is required"),
+    "string_too_short": ("不能为空或过短（至少 {min_length} 个字符）",
+                         "is empty or too short (at least {min_length} characters)"),
+    "string_too_long": ("过长（最多 {max_length} 个字符）", "is too long (at most {max_length} characters)"),
+    "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
+    "string_type": ("必须是文本", "must be text"),
+    "enum": ("取值无效，可选：{expected}", "is not one of {expected}"),
+    "literal_error": ("取值无效，可选：{expected}", "is not one of {expected}"),
+    "greater_than_equal": ("不能小于 {ge}", "must be at least {ge}"),
+    "less_than_equal": ("不能大于 {le}", "must be at most {le}"),
+    "greater_than": ("必须大于 {gt}", "must be greater than {gt}"),
+    "less_than": ("必须小于 {lt}", "must be less than {lt}"),
+    "int_parsing": ("必须是整数", "must be a whole number"),
+    "int_type": ("必须是整数", "must be a whole number"),
+    "int_from_float": ("必须是整数", "must be a whole number"),
+    "float_parsing": ("必须是数字", "must be a number"),
+    "float_type": ("必须是数字", "must be a number"),
+    "bool_parsing": ("必须是 true 或 false", "must be true or false"),
+    "bool_type": ("必须是 true 或 false", "must be true or false"),
+    "date_from_datetime_parsing": ("日期格式不正确（YYYY-MM-DD）", "is not a date (YYYY-MM-DD)"),
+    "date_parsing": ("日期格式不正确（YYYY-MM-DD）", "is not a date (YYYY-MM-DD)"),
+    "date_type": ("日期格式不正确（YYYY-MM-DD）", "is not a date (YYYY-MM-DD)"),
+    "datetime_from_date_parsing": ("时间格式不正确（ISO 8601，如 2026-11-22T09:30:00+08:00）",
+                                   "is not a time (ISO 8601, e.g. 2026-11-22T09:30:00+08:00)"),
+    "datetime_parsing": ("时间格式不正确（ISO 8601，如 2026-11-22T09:30:00+08:00）",
+                         "is not a time (ISO 8601, e.g. 2026-11-22T09:30:00+08:00)"),
+    "datetime_type": ("时间格式不正确", "is not a time"),
+    "timezone_aware": ("时间必须带时区（如 +08:00）", "needs a time zone (e.g. +08:00)"),
+    "url_parsing": ("不是有效的链接", "is not a valid URL"),
+    "url_scheme": ("链接只能是 http 或 https", "must be an http or https URL"),
+    "url_too_long": ("链接过长", "is too long a URL"),
+    "url_type": ("不是有效的链接", "is not a valid URL"),
+    "too_long": ("项目过多（最多 {max_length} 项）", "has too many items (at most {max_length})"),
+    "list_type": ("必须是列表", "must be a list"),
+    "model_type": ("必须是对象", "must be an object"),
+    "model_attributes_type": ("必须是对象", "must be an object"),
+    "dict_type": ("必须是对象", "must be an object"),
+    "extra_forbidden": ("不是可接受的字段", "is not an accepted field"),
+    "json_invalid": ("请求体不是合法的 JSON", "the body is not valid JSON"),
+    "unauthenticated": ("需要有效的访问令牌（{reason}）", "a valid bearer token is required ({reason})"),
+    "forbidden": ("角色 {role} 无权执行此操作（需要 {needs}）", "role {role} may not do this (needs {needs})"),
+    "not_found": ("未找到 {what}", "no {what}"),
+    # shared.report rules
+    "phone_format": ("不是有效的电话号码（手机 11 位，或带区号的座机如 0355-1234567）",
+                     "is not a Chinese mobile (11 digits) or landline with area code "
+                     "(e.g. 0355-1234567)"),
+    "birth_date_or_age": ("请填写出生日期或年龄", "give birth_date or age"),
+    "lat_lon_pair": ("纬度和经度须同时填写", "lat and lon go together"),
+    "place_required": ("请填写行政区划代码、经纬度或地址", "give region_code, lat/lon or an address"),
+    "place_unresolved": ("无法确定地点：地址或坐标无法对应到区县",
+                         "the place cannot be resolved to a county"),
+    "unknown_region": ("不是现行的行政区划代码", "is not a current administrative division code"),
+    "seen_in_future": ("最后见到的时间不能晚于现在", "must not be in the future"),
+    "tip_in_future": ("目击时间不能晚于现在", "must not be in the future"),
+    "before_birth": ("最后见到的时间早于出生日期", "is before the birth date"),
+    "not_a_minor": ("儿童报案须未满 18 周岁；疑似被拐妇女请选择 subject=woman",
+                    "a child report is for someone under 18; file a woman suspected trafficked "
+                    "with subject=woman"),
+    "woman_sex": ("subject=woman 仅适用于妇女或女童", "subject=woman is for a woman or girl"),
+    "release_forbidden": ("无权在报案时申请公开发布（需要 release 权限）",
+                          "requesting public release at intake needs the release permission"),
+    "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",
+                             "this Idempotency-Key was used with a different body"),
+    "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
+    "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
+                     "too many tips; try again in {retry_after} s"),
+}
+
+
+def language(accept_language: str | None) -> str:
+    """zh-CN unless the caller prefers English over Chinese."""
+    best, best_q = ZH, -1.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        tag = tag.strip().lower()
+        if tag.startswith(("en", "zh")) and q > best_q:
+            best, best_q = (EN if tag.startswith("en") else ZH), q
+    return best
+
+
+def message(code: str, lang: str, fallback: str = "", **context: Any) -> str:
+    pair = MESSAGES.get(code)
+    if pair is None:
+        return fallback or code
+    template = pair[1] if lang == EN else pair[0]
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError):
+        return fallback or template

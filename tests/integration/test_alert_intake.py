@@ -1,0 +1,161 @@
+"""The alert service in-process against the real broker and Redis: outbox → Kafka,
+idempotency across restarts, jurisdiction, public tips with rate limits."""
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from services.alert.app import create_app
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.settings import Settings
+from tests.helpers import eventually, read_topic, report_body
+
+
+@asynccontextmanager
+async def alert_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://alert") as client:
+            yield client
+
+
+def auth(role: Role = Role.operator, region: str = "140403", **kw: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(Settings(), role, region, **kw)}"}
+
+
+async def on_topic(settings: Settings, topic: str, key: str) -> list[dict[str, Any]]:
+    return [m for m in await read_topic(settings.kafka_bootstrap, topic) if m["key"] == key]
+
+
+def status_of(client: httpx.AsyncClient, report_id: str, who: dict[str, str]) -> Callable[
+        [], Any]:
+    async def check() -> str | None:
+        got = await client.get(f"/api/v1/reports/{report_id}", headers=who)
+        return "published" if got.json().get("status") == "published" else None
+
+    return check
+
+
+async def test_report_is_published_with_cloudevent_headers(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        operator = auth(sub="op-42")
+        response = await client.post("/api/v1/reports", json=report_body(), headers=operator)
+        assert response.status_code == 202, response.text
+        answer = response.json()
+        assert answer["status"] == "accepted"
+        await eventually(status_of(client, answer["report_id"], operator))
+        ready = (await client.get("/readyz")).json()
+        assert ready["checks"] == {"outbox": "ok", "kafka": "ok", "redis": "ok"}
+        assert ready["backlog"] == 0
+
+    [message] = await eventually(lambda: on_topic(settings, topics.REPORTS, answer["case_id"]))
+    headers = message["headers"]
+    assert headers["ce_type"] == "homeward.report.accepted.v1"
+    assert headers["ce_subject"] == answer["case_id"]
+    assert headers["ce_id"] == answer["report_id"]
+    assert headers["ce_specversion"] == "1.0"
+    assert message["value"]["operator"] == "op-42"
+    assert message["value"]["report"]["last_seen"]["region_code"] == "140403"
+
+
+async def test_idempotency_key_replays_the_first_answer_even_after_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    local = settings.model_copy(update={"data_dir": tmp_path})
+    key = {"Idempotency-Key": f"call-{uuid.uuid4()}"}
+    body = report_body()
+    async with alert_client(local) as client:
+        first = await client.post("/api/v1/reports", json=body, headers={**auth(sub="op-1"), **key})
+        again = await client.post("/api/v1/reports", json=body, headers={**auth(sub="op-1"), **key})
+        assert first.status_code == again.status_code == 202
+        assert again.json()["case_id"] == first.json()["case_id"]
+        assert again.headers["idempotent-replayed"] == "true"
+        other = await client.post("/api/v1/reports", json=report_body(child__name="王小红"),
+                                  headers={**auth(sub="op-1"), **key})
+        assert other.status_code == 409
+        assert other.json()["error"]["field"] == "Idempotency-Key"
+        # Another operator's key space is their own.
+        theirs = await client.post("/api/v1/reports", json=body,
+                                   headers={**auth(sub="op-2"), **key})
+        assert theirs.json()["case_id"] != first.json()["case_id"]
+    async with alert_client(local) as client:  # a restarted service
+        after = await client.post("/api/v1/reports", json=body, headers={**auth(sub="op-1"), **key})
+        assert after.json()["case_id"] == first.json()["case_id"]
+        await eventually(status_of(client, first.json()["report_id"], auth(sub="op-1")))
+    case_id = first.json()["case_id"]
+    await eventually(lambda: on_topic(settings, topics.REPORTS, case_id))
+    assert len(await on_topic(settings, topics.REPORTS, case_id)) == 1
+
+
+async def test_report_status_is_hidden_outside_the_operators_region(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        response = await client.post("/api/v1/reports", json=report_body(),
+                                     headers=auth(sub="op-a"))
+        report_id = response.json()["report_id"]
+        same_city = await client.get(f"/api/v1/reports/{report_id}",
+                                     headers=auth(region="140400", sub="op-b"))
+        assert same_city.status_code == 200
+        elsewhere = await client.get(f"/api/v1/reports/{report_id}",
+                                     headers=auth(region="320102", sub="op-c"))
+        assert elsewhere.status_code == 404
+        assert elsewhere.json()["error"]["field"] == "report_id"
+
+
+async def test_release_with_permission_is_accepted(settings: Settings, tmp_path: Path) -> None:
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        response = await client.post("/api/v1/reports", json=report_body(release__public=True),
+                                     headers=auth(permissions=["release"]))
+        assert response.status_code == 202
+
+
+def tip(case_id: str) -> dict[str, Any]:
+    return {"case_id": case_id, "seen_at": "2026-11-22T10:00:00+08:00",
+            "location": {"lat": 36.2, "lon": 113.1, "address": "长治站候车室"},
+            "description": "一个穿蓝色羽绒服的男孩和一名中年男子", "contact": "13900000000"}
+
+
+async def test_public_tips_are_published_and_rate_limited(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    local = settings.model_copy(update={"data_dir": tmp_path, "tip_limit_per_client": 3,
+                                        "tip_limit_per_case": 100, "tip_window_s": 60})
+    case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    async with alert_client(local) as client:
+        answers = [await client.post("/api/v1/tips", json=tip(case_id)) for _ in range(4)]
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        limited = answers[-1]
+        assert 1 <= int(limited.headers["retry-after"]) <= 61
+        assert limited.json()["error"]["code"] == "rate_limited"
+        bad = await client.post("/api/v1/tips", json={**tip(case_id), "case_id": "x"},
+                                headers={"Accept-Language": "en"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "case_id"
+        published = await eventually(
+            lambda: _at_least(on_topic(settings, topics.TIPS, case_id), 3))
+    assert {m["headers"]["ce_type"] for m in published} == {"homeward.tip.received.v1"}
+    assert {m["value"]["tip_id"] for m in published} == {a.json()["tip_id"] for a in answers[:3]}
+
+
+async def test_tips_per_case_limit(settings: Settings, tmp_path: Path, redis: Redis) -> None:
+    local = settings.model_copy(update={"data_dir": tmp_path, "tip_limit_per_client": 100,
+                                        "tip_limit_per_case": 2})
+    case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    async with alert_client(local) as client:
+        codes = [(await client.post("/api/v1/tips", json=tip(case_id))).status_code
+                 for _ in range(3)]
+    assert codes == [202, 202, 429]
+
+
+async def _at_least(pending: Any, n: int) -> list[dict[str, Any]] | None:
+    found: list[dict[str, Any]] = await pending
+    return found if len(found) >= n else None
