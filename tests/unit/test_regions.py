@@ -155,6 +155,12 @@ def test_nearest_is_fast_enough_per_request(ix: RegionIndex) -> None:
         ("福建省福州市鼓楼区", "350102"),
         ("湖南长沙岳麓区麓山南路", "430104"),
         ("云南省昆明市", "530100"),
+        ("新疆伊犁州伊宁市", "654002"),
+        ("河北省石家庄市长安区", "130102"),
+        ("陕西西安长安区", "610116"),
+        ("广东省东莞市长安镇", "441900"),  # prefecture-level city without counties
+        ("湖北省神农架林区", "429021"),
+        ("山东省市中区", "370000"),  # 济南 and 枣庄 both have one
         ("山西长治", "140400"),
         ("吉林", "220000"),  # province and prefecture share the short name: the larger
         ("山西省长治县", "140404"),  # former name -> its successor 上党区
@@ -186,6 +192,9 @@ def test_short_names() -> None:
     assert short_name("内蒙古自治区") == "内蒙古"
     assert short_name("黔西南布依族苗族自治州") == "黔西南"
     assert short_name("长阳土家族自治县") == "长阳"
+    assert short_name("伊犁哈萨克自治州") == "伊犁"  # people named without 族
+    assert short_name("察布查尔锡伯自治县") == "察布查尔"
+    assert short_name("龙胜各族自治县") == "龙胜"
     assert short_name("城区") is None
 
 
