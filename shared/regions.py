@@ -102,6 +102,40 @@ def short_name(name: str) -> str | None:
 _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
 
 
+_Point = tuple[Region, float, float, float]  # region, lat and lon in radians, cos(lat)
+_MAX_RING = 40
+# A 1° cell is at least this wide anywhere south of 60°N (China ends near 53.6°N).
+_CELL_FLOOR_KM = 2 * math.pi * _EARTH_KM / 360 * math.cos(math.radians(60))
+
+
+def _ring(i: int, j: int, k: int) -> Iterable[tuple[int, int]]:
+    """The cells at Chebyshev distance k from cell (i, j)."""
+    if k == 0:
+        yield (i, j)
+        return
+    for dj in range(-k, k + 1):
+        yield (i - k, j + dj)
+        yield (i + k, j + dj)
+    for di in range(-k + 1, k):
+        yield (i + di, j - k)
+        yield (i + di, j + k)
+
+
+def _ring_floor_km(k: int) -> float:
+    """No point in ring k is nearer than this to a query inside ring 0."""
+    return max(0, k - 1) * _CELL_FLOOR_KM
+
+
+def _haversine_h(la: float, lo: float, cos_la: float, rla: float, rlo: float,
+                 rcos: float) -> float:
+    """haversine without the final asin: monotonic in distance."""
+    return math.sin((rla - la) / 2) ** 2 + cos_la * rcos * math.sin((rlo - lo) / 2) ** 2
+
+
+def _h_to_km(h: float) -> float:
+    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
 @dataclass(frozen=True, slots=True)
 class _Hit:
     start: int
@@ -127,11 +161,16 @@ class RegionIndex:
             if code in self._by_code:
                 self._add_name(former, code, _ALIAS)
         self._max_name = max(len(n) for n in self._names)
-        self._points: dict[str, list[tuple[Region, float, float, float]]] = {}
+        # level -> all points, and level -> 1°x1° cell -> points, for nearest()
+        self._points: dict[str, list[_Point]] = {}
+        self._grid: dict[str, dict[tuple[int, int], list[_Point]]] = {}
         for r in self._by_code.values():
             if not r.centroid_inherited:
                 la, lo = math.radians(r.lat), math.radians(r.lon)
-                self._points.setdefault(r.level, []).append((r, la, lo, math.cos(la)))
+                pt = (r, la, lo, math.cos(la))
+                self._points.setdefault(r.level, []).append(pt)
+                cell = (math.floor(r.lat), math.floor(r.lon))
+                self._grid.setdefault(r.level, {}).setdefault(cell, []).append(pt)
 
     def _add_name(self, name: str, code: str, weight: float) -> None:
         entries = self._names.setdefault(name, [])
@@ -188,14 +227,28 @@ class RegionIndex:
         points, not boundaries: near a border (or at the coarse province level) the answer can
         be the neighbour; derive a province from the county's chain instead. Regions whose
         centroid was inherited from the parent are skipped: they sit on the parent's seat, not
-        their own. A plain scan of ~2,800 points (~1-2 ms)."""
+        their own.
+
+        Searches 1° cells in growing rings around the point and stops once no unvisited cell
+        can hold anything nearer (tens of microseconds); far outside China it scans them all."""
+        grid = self._grid.get(level)
+        if not grid:
+            return None
         la, lo = math.radians(lat), math.radians(lon)
         cos_la = math.cos(la)
+        qi, qj = math.floor(lat), math.floor(lon)
         best: Region | None = None
         best_h = math.inf
-        for r, rla, rlo, rcos in self._points.get(level, []):
-            # haversine without the final asin: monotonic in distance
-            h = math.sin((rla - la) / 2) ** 2 + cos_la * rcos * math.sin((rlo - lo) / 2) ** 2
+        for k in range(_MAX_RING + 1):
+            if best is not None and _ring_floor_km(k) > _h_to_km(best_h):
+                return best
+            for cell in _ring(qi, qj, k):
+                for r, rla, rlo, rcos in grid.get(cell, ()):
+                    h = _haversine_h(la, lo, cos_la, rla, rlo, rcos)
+                    if h < best_h:
+                        best, best_h = r, h
+        for r, rla, rlo, rcos in self._points[level]:
+            h = _haversine_h(la, lo, cos_la, rla, rlo, rcos)
             if h < best_h:
                 best, best_h = r, h
         return best
