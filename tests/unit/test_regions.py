@@ -1,0 +1,224 @@
+"""The committed region data (shared/data/regions.json) and the lookups over it."""
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from shared.regions import Region, RegionIndex, region_index, short_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ix() -> RegionIndex:
+    return region_index()
+
+
+def test_index_is_cached_and_not_loaded_at_import() -> None:
+    probe = ("import shared.regions as m; "
+             "assert m.region_index.cache_info().currsize == 0; "
+             "assert not any(isinstance(v, m.RegionIndex) for v in vars(m).values())")
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)
+    assert region_index() is region_index()
+
+
+def test_luzhou_exists_and_the_abolished_changzhi_county_does_not(ix: RegionIndex) -> None:
+    luzhou = ix.get("140403")
+    assert luzhou is not None
+    assert (luzhou.name, luzhou.level, luzhou.parent) == ("潞州区", "county", "140400")
+    assert abs(luzhou.lat - 36.2) < 0.15 and abs(luzhou.lon - 113.1) < 0.15
+    assert ix.get("140421") is None  # 长治县, abolished 2018 (now 上党区 140404)
+    assert ix.get("140404") is not None and ix.get("140404").name == "上党区"  # type: ignore[union-attr]
+
+
+def test_counts_per_level_are_those_of_the_official_list(ix: RegionIndex) -> None:
+    counts = Counter(r.level for r in ix.all())
+    # 34 provincial units: 31 on the mainland plus 香港, 澳门, 台湾 (province rows only).
+    assert counts["province"] == 34
+    assert {"710000", "810000", "820000"} <= {r.code for r in ix.all("province")}
+    assert 330 <= counts["prefecture"] <= 336  # 333 prefecture-level units
+    assert 2800 <= counts["county"] <= 2900  # 2,847 in the committed file
+    assert len(ix) == sum(counts.values())
+
+
+def test_codes_are_well_formed_and_every_parent_exists(ix: RegionIndex) -> None:
+    for r in ix.all():
+        assert len(r.code) == 6 and r.code.isdigit(), r
+        assert r.name
+        if r.level == "province":
+            assert r.parent is None and r.code.endswith("0000")
+            continue
+        parent = ix.get(r.parent or "")
+        assert parent is not None, r
+        assert r.code.startswith(parent.code[:2])
+        if r.level == "prefecture":
+            assert parent.level == "province" and r.code.endswith("00")
+        else:
+            assert parent.level in ("prefecture", "province")
+            assert not r.code.endswith("00")
+            if parent.level == "prefecture":
+                assert r.code[:4] == parent.code[:4]
+
+
+def test_chain_of_a_municipality_district_skips_the_missing_prefecture(ix: RegionIndex) -> None:
+    assert ix.get("110100") is None
+    assert [r.code for r in ix.chain("110105")] == ["110105", "110000"]
+    assert [r.code for r in ix.chain("310115")] == ["310115", "310000"]
+    assert [r.code for r in ix.chain("140403")] == ["140403", "140400", "140000"]
+    assert ix.chain("999999") == []
+
+
+def test_chain_of_a_county_governed_directly_by_its_province(ix: RegionIndex) -> None:
+    xiantao = ix.get("429004")
+    assert xiantao is not None and xiantao.name == "仙桃市" and xiantao.parent == "420000"
+    assert [r.code for r in ix.chain("429004")] == ["429004", "420000"]
+    assert ix.get("429000") is None
+
+
+def test_children(ix: RegionIndex) -> None:
+    changzhi = [r.code for r in ix.children("140400")]
+    assert "140403" in changzhi and "140421" not in changzhi
+    assert all(c.startswith("1404") for c in changzhi)
+    hubei = {r.code for r in ix.children("420000")}
+    assert {"420100", "429004", "429021"} <= hubei
+    assert len(ix.children("110000")) == 16
+    assert ix.children("140403") == []
+
+
+def test_every_region_has_a_plausible_centroid(ix: RegionIndex) -> None:
+    for r in ix.all():
+        assert 3.0 < r.lat < 54.0 and 73.0 < r.lon < 136.0, r
+
+
+def test_inherited_centroids_are_the_parents(ix: RegionIndex) -> None:
+    inherited = [r for r in ix.all() if r.centroid_inherited]
+    assert 0 < len(inherited) < 100
+    for r in inherited:
+        parent = ix.get(r.parent or "")
+        assert parent is not None
+        assert (r.lat, r.lon) == (parent.lat, parent.lon), r
+    # 兵团 cities new since the coordinate source: they sit on the 新疆 seat, flagged.
+    beitun = ix.get("659005")
+    assert beitun is not None and beitun.centroid_inherited
+    assert ix.get("140403").centroid_inherited is False  # type: ignore[union-attr]
+
+
+def test_nearest_county(ix: RegionIndex) -> None:
+    r = ix.nearest(36.19, 113.11)
+    assert r is not None and r.code.startswith("1404")
+    assert ix.nearest(39.9087, 116.3975).code in {"110101", "110102"}  # type: ignore[union-attr]
+    assert ix.nearest(30.36, 113.42).code == "429004"  # type: ignore[union-attr]
+    assert ix.nearest(36.19, 113.11, level="prefecture").code == "140400"  # type: ignore[union-attr]
+    # seat points, not boundaries: 长治 is nearer 郑州 than 太原, so the province is 河南's
+    assert ix.nearest(36.19, 113.11, level="province").code == "410000"  # type: ignore[union-attr]
+    assert ix.nearest(37.87, 112.55, level="province").code == "140000"  # type: ignore[union-attr]
+
+
+def test_nearest_skips_inherited_centroids(ix: RegionIndex) -> None:
+    urumqi = ix.get("650000")
+    assert urumqi is not None
+    r = ix.nearest(urumqi.lat, urumqi.lon)
+    assert r is not None and not r.centroid_inherited
+
+
+def test_nearest_grid_search_agrees_with_a_full_scan(ix: RegionIndex) -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        lat, lon = rng.uniform(15, 55), rng.uniform(72, 136)
+        level = rng.choice(["county", "county", "prefecture", "province"])
+        got = ix.nearest(lat, lon, level)  # type: ignore[arg-type]
+        assert got is not None
+        best = min((ix.distance_km(lat, lon, r.lat, r.lon), r.code) for r in ix.all(level)
+                   if not r.centroid_inherited)  # type: ignore[arg-type]
+        assert ix.distance_km(lat, lon, got.lat, got.lon) == pytest.approx(best[0]), (lat, lon)
+    assert ix.nearest(-33.9, 151.2) is not None  # outside every ring: full scan
+
+
+def test_nearest_is_fast_enough_per_request(ix: RegionIndex) -> None:
+    start = time.perf_counter()
+    for _ in range(200):
+        ix.nearest(31.23, 121.47)
+    assert (time.perf_counter() - start) / 200 < 0.001
+
+
+@pytest.mark.parametrize(
+    ("address", "code"),
+    [
+        ("山西省长治市潞州区英雄南路", "140403"),
+        ("长治潞州区英雄南路12号", "140403"),
+        ("北京市朝阳区建国路88号", "110105"),
+        ("湖北省仙桃市仙桃大道", "429004"),
+        ("广东省深圳市南山区科技园", "440305"),
+        ("浙江杭州西湖区南山路", "330106"),
+        ("新疆维吾尔自治区乌鲁木齐市天山区", "650102"),
+        ("内蒙古呼和浩特市新城区", "150102"),
+        ("吉林省吉林市船营区", "220204"),
+        ("广西南宁市青秀区", "450103"),
+        ("延边朝鲜族自治州延吉市", "222401"),
+        ("延边延吉市", "222401"),
+        ("上海市 浦东新区 张江路", "310115"),
+        ("天津市和平区河北路", "120101"),
+        ("江苏省南京市鼓楼区", "320106"),
+        ("福建省福州市鼓楼区", "350102"),
+        ("湖南长沙岳麓区麓山南路", "430104"),
+        ("云南省昆明市", "530100"),
+        ("新疆伊犁州伊宁市", "654002"),
+        ("河北省石家庄市长安区", "130102"),
+        ("陕西西安长安区", "610116"),
+        ("广东省东莞市长安镇", "441900"),  # prefecture-level city without counties
+        ("湖北省神农架林区", "429021"),
+        ("山东省市中区", "370000"),  # 济南 and 枣庄 both have one
+        ("山西长治", "140400"),
+        ("吉林", "220000"),  # province and prefecture share the short name: the larger
+        ("山西省长治县", "140404"),  # former name -> its successor 上党区
+        ("重庆市江北区观音桥", "500157"),  # 江北区 merged into 两江新区 (2025)
+        ("浙江省宁波市江北区", "330205"),  # the current 江北区 wins when the city says so
+    ],
+)
+def test_resolve_address(ix: RegionIndex, address: str, code: str) -> None:
+    r = ix.resolve_address(address)
+    assert r is not None, address
+    assert r.code == code, (address, r)
+
+
+@pytest.mark.parametrize("address", ["朝阳区建国路", "和平区", "人民路88号", ""])
+def test_resolve_address_refuses_to_guess(ix: RegionIndex, address: str) -> None:
+    assert ix.resolve_address(address) is None
+
+
+def test_resolve_address_falls_back_to_the_common_ancestor(ix: RegionIndex) -> None:
+    # 南京 and 徐州 both have a 鼓楼区: the province is all the text pins down
+    r = ix.resolve_address("江苏鼓楼区")
+    assert r is not None and r.code == "320000"
+
+
+def test_short_names() -> None:
+    assert short_name("山西省") == "山西"
+    assert short_name("广西壮族自治区") == "广西"
+    assert short_name("新疆维吾尔自治区") == "新疆"
+    assert short_name("内蒙古自治区") == "内蒙古"
+    assert short_name("黔西南布依族苗族自治州") == "黔西南"
+    assert short_name("长阳土家族自治县") == "长阳"
+    assert short_name("伊犁哈萨克自治州") == "伊犁"  # people named without 族
+    assert short_name("察布查尔锡伯自治县") == "察布查尔"
+    assert short_name("龙胜各族自治县") == "龙胜"
+    assert short_name("城区") is None
+
+
+def test_data_file_ships_inside_the_shared_package() -> None:
+    doc = json.loads(resources.files("shared").joinpath("data/regions.json").read_text("utf-8"))
+    assert doc["fields"] == ["code", "name", "level", "parent", "lat", "lon", "inherited"]
+    assert len(doc["regions"]) == len(region_index())
+
+
+def test_region_is_frozen() -> None:
+    r = Region("140403", "潞州区", "county", "140400", 36.2, 113.1, False)
+    with pytest.raises(AttributeError):
+        r.name = "x"  # type: ignore[misc]
