@@ -1,7 +1,7 @@
 # Homeward — the commands a newcomer needs: `make up` and `make test`.
 PY := .venv/bin/python
 
-.PHONY: install up test unit lint clean
+.PHONY: install up test unit lint bench clean
 
 install:
 	@bash deploy/local/install.sh
@@ -10,7 +10,7 @@ up: install  ## the whole system: Kafka, Redis, alert :8000, dispatch :8001, not
 	$(PY) -m deploy.local.stack up
 
 lint: install
-	.venv/bin/ruff check shared services deploy tests
+	.venv/bin/ruff check shared services deploy tests bench
 	.venv/bin/mypy
 
 test: lint  ## the whole suite; starts and stops its own Kafka and Redis on free ports
@@ -18,6 +18,10 @@ test: lint  ## the whole suite; starts and stops its own Kafka and Redis on free
 
 unit: install
 	$(PY) -m pytest -q tests/unit
+
+bench: install  ## benchmarks, never part of `make test`; results in bench/results/latest.json
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	$(PY) -m bench
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -66,6 +66,10 @@ def mint_token(
 
 
 def verify_token(settings: Settings, token: str) -> Principal:
+    return verify_token_with_expiry(settings, token)[0]
+
+
+def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal, float]:
     key = settings.jwt_secret if settings.jwt_algorithm == "HS256" else settings.jwt_public_key
     if not key:
         raise InvalidToken("no verification key configured")
@@ -77,7 +81,7 @@ def verify_token(settings: Settings, token: str) -> Principal:
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "sub", "iss"]},
         )
-        return Principal.model_validate(claims)
+        return Principal.model_validate(claims), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc
     except (jwt.InvalidTokenError, ValidationError) as exc:

@@ -74,6 +74,15 @@ class CloudEvent(BaseModel):
             data=data.model_dump(mode="json"),
         )
 
+    @staticmethod
+    def encode(
+        type_: str, source: str, subject: str, data: BaseModel, event_id: str
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and value of a binary-mode message, serialised once (the intake hot path)."""
+        headers = CloudEvent(id=event_id, type=type_, source=source, subject=subject,
+                             data={}).headers()
+        return headers, data.model_dump_json().encode()
+
     @classmethod
     def from_kafka(cls, headers: dict[str, Any], value: bytes) -> CloudEvent:
         """Parse a binary-mode message; raise PoisonMessage naming what is wrong."""

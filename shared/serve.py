@@ -8,4 +8,5 @@ from shared.settings import Settings
 def serve(service: str) -> None:
     settings = Settings()
     uvicorn.run(f"services.{service}.app:create_app", factory=True, host=settings.host,
-                port=settings.port_for(service), log_level="info")
+                port=settings.port_for(service), log_level="info",
+                access_log=settings.access_log)

@@ -3,6 +3,7 @@ operational endpoints /healthz, /readyz and /metrics."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import i18n
-from shared.auth import InvalidToken, Principal, Role, verify_token
+from shared.auth import InvalidToken, Principal, Role, verify_token_with_expiry
 from shared.report import RULE_FIELDS
 from shared.settings import Settings
 
@@ -164,17 +165,28 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # A call centre sends the same token all shift: verify its signature once, keep the
+        # expiry check on every request.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
             raise ApiError(401, "unauthenticated", field="Authorization", reason="missing")
+        token = credentials.credentials
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
         try:
-            return verify_token(self.settings, credentials.credentials)
+            principal, expires = verify_token_with_expiry(self.settings, token)
         except InvalidToken as exc:
             raise ApiError(401, "unauthenticated", field="Authorization", reason=str(exc)) from exc
+        if len(self._verified) >= 4096:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
 
-    def require(self, *roles: Role) -> Callable[..., Principal]:
-        def dependency(
+    def require(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
+        async def dependency(  # async: a sync dependency would cost a thread hop per request
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         ) -> Principal:
             principal = self.principal(credentials)

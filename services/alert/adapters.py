@@ -111,22 +111,38 @@ class Outbox:
         self.new_rows = asyncio.Event()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._conn: sqlite3.Connection | None = None
+        # The relay's reads and "published" marks use their own connection and thread, so they
+        # never queue in front of an operator's commit. Marks are not fsync'd (NORMAL): a process
+        # crash keeps them; only a power cut can resend a row, which consumers drop by ce_id.
+        self._relay_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
+        self._relay_conn: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
+    async def _run_relay(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._relay_db, fn, *args)
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                               timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        return conn
+
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
+        self._conn = self._connect("FULL")
+        self._conn.executescript(SCHEMA)
+
+    def _open_relay(self) -> None:
+        self._relay_conn = self._connect("NORMAL")
 
     async def start(self) -> None:
         await self._run(self._open)
+        await self._run_relay(self._open_relay)
         self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
 
     async def stop(self) -> None:
@@ -135,7 +151,10 @@ class Outbox:
             await asyncio.gather(self._writer, return_exceptions=True)
         if self._conn is not None:
             await self._run(self._conn.close)
+        if self._relay_conn is not None:
+            await self._run_relay(self._relay_conn.close)
         self._db.shutdown(wait=True)
+        self._relay_db.shutdown(wait=True)
 
     async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
         done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
@@ -208,8 +227,8 @@ class Outbox:
 
     async def unpublished(self, limit: int) -> list[tuple[int, OutboxEntry]]:
         def query() -> list[tuple[int, OutboxEntry]]:
-            assert self._conn is not None
-            rows = self._conn.execute(
+            assert self._relay_conn is not None
+            rows = self._relay_conn.execute(
                 "SELECT seq, record_id, kind, topic, key, headers, value, answer, region, "
                 "operator FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
@@ -219,19 +238,20 @@ class Outbox:
                 for r in rows
             ]
 
-        result: list[tuple[int, OutboxEntry]] = await self._run(query)
+        result: list[tuple[int, OutboxEntry]] = await self._run_relay(query)
         return result
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         def update() -> None:
-            assert self._conn is not None
+            conn = self._relay_conn
+            assert conn is not None
             now = datetime.now(UTC).isoformat()
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
-                                   [(now, s) for s in seqs])
-            self._conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
+                             [(now, s) for s in seqs])
+            conn.execute("COMMIT")
 
-        await self._run(update)
+        await self._run_relay(update)
 
     async def get(self, record_id: str) -> Stored | None:
         def query() -> Stored | None:
@@ -251,8 +271,8 @@ class Outbox:
         """How many rows wait for Kafka, and the age in seconds of the oldest."""
 
         def query() -> tuple[int, float]:
-            assert self._conn is not None
-            count, oldest = self._conn.execute(
+            assert self._relay_conn is not None
+            count, oldest = self._relay_conn.execute(
                 "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL"
             ).fetchone()
             age = 0.0
@@ -260,7 +280,7 @@ class Outbox:
                 age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()
             return int(count), age
 
-        result: tuple[int, float] = await self._run(query)
+        result: tuple[int, float] = await self._run_relay(query)
         return result
 
 

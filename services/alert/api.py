@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.alert.domain import IntakeRefused
@@ -34,17 +35,16 @@ def build_router(auth: Authenticator, intake: Intake) -> APIRouter:
     async def post_report(
         report: Report,
         operator: Operator,
-        response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> ReportAnswer:
+    ) -> JSONResponse:
         """File a report. The answer comes after the report is on disk; Kafka may follow."""
         try:
             appended = await intake.file_report(report, operator, idempotency_key)
         except IntakeRefused as exc:
             raise refused(exc) from exc
-        if appended.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return ReportAnswer(**appended.answer)
+        headers = {"Idempotent-Replayed": "true"} if appended.replayed else None
+        # Answered as-is: the handler built it from ReportAnswer's fields, no second validation.
+        return JSONResponse(appended.answer, status_code=202, headers=headers)
 
     @router.get("/reports/{report_id}", response_model=ReportAnswer, tags=["reports"])
     async def get_report(report_id: str, operator: Operator) -> ReportAnswer:

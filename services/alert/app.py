@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from services.alert.adapters import Outbox, RateLimiter, Relay
 from services.alert.api import build_router
 from services.alert.handlers import Intake, TipLimits
+from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
     Authenticator,
@@ -31,8 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            socket_connect_timeout=2, socket_timeout=2)
     outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
     relay = Relay(outbox, settings.kafka_bootstrap)
-    intake = Intake(outbox, RateLimiter(redis, "alert:tips"), TipLimits(
-        settings.tip_limit_per_client, settings.tip_limit_per_case, settings.tip_window_s))
+    intake = Intake(
+        outbox, RateLimiter(redis, "alert:tips"),
+        TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
+                  settings.tip_window_s),
+        regions=region_index(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -36,7 +36,8 @@ def new_tip_id() -> str:
 
 def new_case_id(region_code: str, now: datetime) -> str:
     """`<region>-<yyyymmdd>-<6 chars>`, e.g. `140403-20261122-K7Q2MX`."""
-    suffix = "".join(secrets.choice(_CASE_ALPHABET) for _ in range(6))
+    # 32 symbols divide 256, so `byte % 32` is unbiased; one urandom call, not six.
+    suffix = "".join(_CASE_ALPHABET[b % 32] for b in secrets.token_bytes(6))
     return f"{region_code}-{now:%Y%m%d}-{suffix}"
 
 
@@ -53,9 +54,14 @@ def body_hash(report: Report) -> str:
 
 
 class RegionLike(Protocol):
-    code: str
-    lat: float
-    lon: float
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def lat(self) -> float: ...
+
+    @property
+    def lon(self) -> float: ...
 
 
 class RegionLookup(Protocol):

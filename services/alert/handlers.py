@@ -52,11 +52,11 @@ class Intake:
             report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
             operator_region=operator.region, report=resolved, place_derived=derived,
         )
-        event = CloudEvent.of(REPORT_ACCEPTED, self.source, case_id, accepted,
-                              event_id=report_id)
+        headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
+                                           event_id=report_id)
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
-            headers=event.headers(), value=event.value(),
+            headers=headers, value=value,
             answer={"report_id": report_id, "case_id": case_id, "status": "accepted"},
             region=region_code, operator=operator.sub,
         )

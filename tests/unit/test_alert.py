@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.alert.app import create_app
 from services.alert.domain import IntakeRefused, new_case_id, resolve_place
 from shared.auth import Role, mint_token
+from shared.regions import region_index
 from shared.report import Report, normalise_phone
 from shared.settings import Settings
 from tests.helpers import report_body
@@ -210,3 +211,21 @@ def test_unplaceable_or_unknown_region_is_refused() -> None:
     with pytest.raises(IntakeRefused) as unknown:
         resolve_place(place(region_code="140421", lat=36.0, lon=113.0), FakeRegions())
     assert unknown.value.field == "last_seen.region_code"
+
+
+def test_place_from_the_real_region_data() -> None:
+    regions = region_index()
+    by_address, _ = resolve_place(place(address="山西省长治市潞州区英雄南路"), regions)
+    assert by_address.last_seen.region_code == "140403"
+    assert abs(by_address.last_seen.lat - 36.2) < 0.1
+    by_coords, _ = resolve_place(place(lat=32.06, lon=118.79), regions)  # 南京 玄武区
+    assert by_coords.last_seen.region_code.startswith("3201")
+    with pytest.raises(IntakeRefused):
+        resolve_place(place(region_code="140421", lat=36.0, lon=113.0), regions)  # 长治县: gone
+
+
+def test_unknown_region_code_is_422_through_the_api(client: TestClient) -> None:
+    response = post(client, report_body(last_seen__region_code="140421"))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "last_seen.region_code"
+    assert "行政区划" in response.json()["error"]["message"]
