@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from shared.auth import Role, mint_token
 from shared.settings import Settings
@@ -21,11 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--permission", action="append", default=[],
                         help="extra permission, e.g. release (repeatable)")
     parser.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until expiry")
+    parser.add_argument("--private-key", type=Path, default=None,
+                        help="PEM file, for HOMEWARD_JWT_ALGORITHM=RS256 or EdDSA")
     args = parser.parse_args(argv)
     if len(args.region) != 6 or not args.region.isdigit():
         parser.error("--region must be a 6-digit administrative division code")
+    private_key = args.private_key.read_text() if args.private_key else None
     print(mint_token(Settings(), args.role, args.region, hub_id=args.hub, sub=args.sub,
-                     permissions=args.permission, ttl_s=args.ttl))
+                     permissions=args.permission, ttl_s=args.ttl, private_key=private_key))
     return 0
 
 

@@ -66,3 +66,33 @@ def test_cloudevent_binary_mode_round_trip() -> None:
 def test_poison_messages_are_named(headers: dict[str, str], value: bytes, problem: str) -> None:
     with pytest.raises(PoisonMessage, match=problem):
         CloudEvent.from_kafka(headers, value)
+
+
+def _keypair(kind: str) -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key = (ed25519.Ed25519PrivateKey.generate() if kind == "EdDSA"
+           else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
+def test_production_tokens_are_verified_with_the_configured_public_key(algorithm: str) -> None:
+    private, public = _keypair(algorithm)
+    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public)
+    token = mint_token(settings, Role.commander, "140400", private_key=private)
+    assert verify_token(settings, token).region == "140400"
+    other_private, _ = _keypair(algorithm)
+    with pytest.raises(InvalidToken):
+        verify_token(settings, mint_token(settings, Role.admin, "000000",
+                                          private_key=other_private))
+    # An HS256 token signed with the public key text must not pass (algorithm confusion).
+    confused = jwt.encode({"sub": "x", "role": "admin", "region": "000000", "iss": "homeward",
+                           "exp": 9999999999}, "k" * 32, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        verify_token(settings, confused)
