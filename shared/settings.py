@@ -14,7 +14,7 @@ DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOMEWARD_", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
+    environment: Literal["development", "staging", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 0  # 0: the service's default port below
     access_log: bool = True
@@ -57,13 +57,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if (
-            self.environment == "production"
+            self.environment != "development"
             and self.jwt_algorithm == "HS256"
             and self.jwt_secret == DEV_JWT_SECRET
         ):
             raise ValueError(
-                "HOMEWARD_JWT_SECRET is the development default; set a real secret "
-                "or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA) for production"
+                "HOMEWARD_JWT_SECRET is the development default; outside development set a "
+                "real secret or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA)"
             )
         return self
 

@@ -49,7 +49,6 @@ def redis_server(data_dir: Path) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> Settings:
     return Settings(
-        environment="test",
         kafka_bootstrap=kafka.bootstrap,
         redis_url=redis_server.url,
         data_dir=data_dir,

@@ -40,8 +40,9 @@ def test_expired_forged_and_garbage_tokens_are_refused() -> None:
 
 
 def test_production_refuses_the_development_secret() -> None:
-    with pytest.raises(ValueError, match="development default"):
-        Settings(environment="production", jwt_secret=DEV_JWT_SECRET)
+    for environment in ("staging", "production"):
+        with pytest.raises(ValueError, match="development default"):
+            Settings(environment=environment, jwt_secret=DEV_JWT_SECRET)
     Settings(environment="production", jwt_secret="a-real-secret-from-the-vault")
 
 
