@@ -101,8 +101,9 @@ class CloudEvent(BaseModel):
             raise PoisonMessage(f"value is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise PoisonMessage("value must be a JSON object")
+        raw_time = header("ce_time")
         try:
-            time = datetime.fromisoformat(header("ce_time"))
+            time = datetime.fromisoformat(raw_time)
         except ValueError as exc:
             raise PoisonMessage(f"ce_time is not ISO 8601: {exc}") from exc
         return cls(

@@ -139,6 +139,26 @@ def subscribe(
     )(on_message)
 
 
+async def keep_starting(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
+    """Start `broker`, retrying while Kafka is away: for a service that must come up and serve
+    without Kafka (the alert service takes reports into its outbox meanwhile)."""
+    backoff = 0.5
+    while True:
+        try:
+            await broker.start()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Kafka not reachable yet (%r); retrying in %.1fs", exc, backoff)
+            try:
+                await broker.stop()
+            except Exception:
+                pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+
+
 def kafka_check(broker: KafkaBroker, timeout: float = 2.0) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         try:

@@ -400,6 +400,28 @@ class Relay:
         await self._drop_producer()
 
 
+class ProgressStore:
+    """What the operator's page shows after the 202: the leader dispatch assigned and the hubs
+    notify reached, learnt from their events (derived state, rebuilt by replay)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def set_leader(self, case_id: str, leader: dict[str, Any]) -> None:
+        await self.redis.hset(f"alert:progress:{case_id}", "leader",
+                              json.dumps(leader, ensure_ascii=False))
+
+    async def add_hub(self, case_id: str, subscriber_id: str) -> None:
+        await self.redis.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
+
+    async def get(self, case_id: str) -> dict[str, Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(f"alert:progress:{case_id}", "leader")
+            pipe.scard(f"alert:progress:{case_id}:hubs")
+            leader, hubs = await pipe.execute()
+        return {"leader": json.loads(leader) if leader else None, "hubs_pushed": int(hubs)}
+
+
 class RateLimiter:
     """Fixed-window counters in Redis. Fails open when Redis is away: a tip about a missing
     child is worth more than the flood protection."""

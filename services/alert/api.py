@@ -13,10 +13,16 @@ from shared.report import Report, TipRequest
 from shared.web import ApiError, Authenticator
 
 
+class Progress(BaseModel):
+    leader: dict[str, str] | None = Field(description="the case-group leader dispatch assigned")
+    hubs_pushed: int = Field(description="transport hubs that received the alert")
+
+
 class ReportAnswer(BaseModel):
     report_id: str
     case_id: str
     status: str = Field(description="accepted (durable, not yet on Kafka) or published")
+    progress: Progress | None = None
 
 
 class TipAnswer(BaseModel):

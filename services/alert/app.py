@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from prometheus_client import Gauge
 from redis.asyncio import Redis
 
-from services.alert.adapters import Outbox, RateLimiter, Relay
+from services.alert import consumers
+from services.alert.adapters import Outbox, ProgressStore, RateLimiter, Relay
 from services.alert.api import build_router
-from services.alert.handlers import Intake, TipLimits
+from services.alert.handlers import Intake, Progress, TipLimits
+from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
@@ -32,16 +34,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            socket_connect_timeout=2, socket_timeout=2)
     outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
     relay = Relay(outbox, settings.kafka_bootstrap)
+    broker = make_broker(settings.kafka_bootstrap, "homeward-alert")
+    progress = ProgressStore(redis)
+    consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"))
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
                   settings.tip_window_s),
         regions=region_index(),
+        progress=progress,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await outbox.start()
+        follow = asyncio.create_task(keep_starting(broker), name="progress-consumer")
         relay_task = None
         if settings.alert_relay_enabled:
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -53,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 relay_task.cancel()
                 await asyncio.gather(relay_task, return_exceptions=True)
             await relay.stop()
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+            await broker.stop()
             await outbox.stop()
             await redis.aclose()
 

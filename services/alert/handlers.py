@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
 
 from services.alert import domain
 from services.alert.adapters import (
@@ -13,11 +16,22 @@ from services.alert.adapters import (
     IdempotencyKey,
     Outbox,
     OutboxEntry,
+    ProgressStore,
     RateLimiter,
 )
 from shared import topics
 from shared.auth import Principal
-from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
+from shared.events import (
+    CASE_OPENED,
+    DELIVERY_SENT,
+    REPORT_ACCEPTED,
+    TIP_RECEIVED,
+    CaseOpened,
+    CloudEvent,
+    DeliveryReceipt,
+    TipLocation,
+    TipReceived,
+)
 from shared.report import Report, ReportAccepted, TipRequest
 
 
@@ -34,6 +48,7 @@ class Intake:
     limiter: RateLimiter
     tip_limits: TipLimits = field(default_factory=TipLimits)
     regions: domain.RegionLookup | None = None
+    progress: ProgressStore | None = None
     source: str = "/homeward/alert"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -68,7 +83,7 @@ class Intake:
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
 
-    async def report_status(self, report_id: str, who: Principal) -> dict[str, str] | None:
+    async def report_status(self, report_id: str, who: Principal) -> dict[str, Any] | None:
         """accepted (durable, waiting for Kafka) or published. Visible to the operator who
         filed it and to operators whose region covers the last-seen place."""
         stored = await self.outbox.get(report_id)
@@ -76,7 +91,14 @@ class Intake:
             return None
         if stored.operator != who.sub and not who.can_see(stored.region):
             return None
-        return {**stored.answer, "status": "published" if stored.published else "accepted"}
+        answer: dict[str, Any] = {**stored.answer,
+                                  "status": "published" if stored.published else "accepted"}
+        if self.progress is not None:
+            try:
+                answer["progress"] = await self.progress.get(stored.answer["case_id"])
+            except (RedisError, OSError):
+                answer["progress"] = None  # the report's own status does not need Redis
+        return answer
 
     async def file_tip(self, tip: TipRequest, client: str) -> str:
         limits = self.tip_limits
@@ -99,6 +121,23 @@ class Intake:
             region=tip.case_id[:6], operator="public",
         ))
         return received.tip_id
+
+
+@dataclass
+class Progress:
+    store: ProgressStore
+
+    async def on_case_event(self, event: CloudEvent) -> None:
+        if event.type == CASE_OPENED:
+            opened = CaseOpened.model_validate(event.data)
+            if opened.leader is not None:
+                await self.store.set_leader(opened.case_id, opened.leader.model_dump())
+
+    async def on_delivery(self, event: CloudEvent) -> None:
+        if event.type == DELIVERY_SENT:
+            receipt = DeliveryReceipt.model_validate(event.data)
+            if receipt.scope == "restricted":
+                await self.store.add_hub(receipt.case_id, receipt.subscriber_id)
 
 
 class RateLimited(Exception):

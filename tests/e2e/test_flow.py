@@ -81,3 +81,16 @@ async def test_report_reaches_case_group_and_near_hub_only(
         elsewhere = await http.get(f"{dispatch}/api/v1/cases/{case_id}",
                                    headers=token(Role.commander, "320100"))
         assert elsewhere.status_code == 404
+
+        # The operator's view: published, leader assigned, one hub pushed (learnt from events).
+        report_id = posted.json()["report_id"]
+
+        async def progress() -> dict[str, object] | None:
+            got = (await http.get(f"{alert}/api/v1/reports/{report_id}",
+                                  headers=token(Role.operator, "140403"))).json()
+            done = got["status"] == "published" and got["progress"]["leader"] and \
+                got["progress"]["hubs_pushed"] == 1
+            return got if done else None
+
+        seen = await eventually(progress, timeout=30)
+        assert seen["progress"]["leader"]["name"] == leader["name"]

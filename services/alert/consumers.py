@@ -1,0 +1,17 @@
+"""Kafka entrypoints of the alert service: it follows dispatch and delivery events only to show
+the operator what happened to the report (leader assigned, hubs pushed)."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+
+from services.alert.handlers import Progress
+from shared import topics
+from shared.kafka import EventPublisher, subscribe
+
+GROUP = "homeward-alert-progress"
+
+
+def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher) -> None:
+    subscribe(broker, topics.DISPATCH, GROUP, progress.on_case_event, publisher)
+    subscribe(broker, topics.DELIVERIES, GROUP, progress.on_delivery, publisher)
