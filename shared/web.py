@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -109,17 +111,25 @@ class BodySizeLimit:
     """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is
     sent (pure ASGI, so streaming bodies are counted too)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.paths = paths or {}  # path prefix -> its own limit (e.g. photo uploads)
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.paths.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         refused = False
@@ -129,9 +139,9 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     refused = True
-                    await self._refuse(scope, receive, send)
+                    await self._refuse(scope, receive, send, limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -145,11 +155,11 @@ class BodySizeLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         lang = i18n.language(dict(scope.get("headers") or []).get(b"accept-language",
                                                                    b"").decode())
         response = JSONResponse(
-            error_body("too_large", i18n.message("too_large", lang, limit=self.limit), "body"),
+            error_body("too_large", i18n.message("too_large", lang, limit=limit), "body"),
             status_code=413,
         )
         await response(scope, receive, send)
@@ -196,6 +206,14 @@ class Authenticator:
             return principal
 
         return dependency
+
+
+SHARED_UI = Path(__file__).with_name("ui")
+
+
+def mount_shared_ui(app: FastAPI) -> None:
+    """The consoles' common script and style sheet, served by every service (no CDN)."""
+    app.mount("/static/shared", StaticFiles(directory=SHARED_UI), name="shared-static")
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]

@@ -3,7 +3,6 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from redis.asyncio import Redis
 from deploy.local.stack import KafkaServer, RedisServer, free_port
 from shared.kafka import ensure_topics
 from shared.settings import Settings
+from tests.helpers import run_sync
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -34,7 +34,7 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def kafka(data_dir: Path) -> Iterator[KafkaServer]:
     server = KafkaServer(data_dir / "kafka", port=free_port()).start()
-    asyncio.run(ensure_topics(server.bootstrap))
+    run_sync(ensure_topics(server.bootstrap))
     yield server
     server.stop()
 
@@ -62,3 +62,9 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API holds an event loop for the rest of the
+    session, which the asyncio tests must not run under."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid)

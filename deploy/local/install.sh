@@ -30,4 +30,8 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   echo "installing docker-compose (Debian) to validate docker-compose.yml without an engine"
   apt_install docker-compose
 fi
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  echo "installing chromium and CJK fonts (Debian) for the browser tests"
+  apt_install chromium fonts-noto-cjk
+fi
 .venv/bin/python -m deploy.local.stack fetch-kafka >/dev/null

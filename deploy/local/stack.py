@@ -266,6 +266,7 @@ def start_services(
     bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int],
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, ServiceProcess]:
+    data_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(bootstrap, redis_url, data_dir, ports)
     env.update(extra_env or {})
     procs = {}

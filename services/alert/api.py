@@ -1,14 +1,17 @@
 """HTTP entrypoints of the alert service (thin: parse, authorise, call a handler)."""
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from services.alert.adapters import PHOTO_TYPES, PhotoStore
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake, RateLimited
 from shared.auth import Principal, Role
+from shared.regions import RegionIndex
 from shared.report import Report, TipRequest
 from shared.web import ApiError, Authenticator
 
@@ -33,9 +36,48 @@ def refused(exc: IntakeRefused) -> ApiError:
     return ApiError(exc.status, exc.code, field=exc.field)
 
 
-def build_router(auth: Authenticator, intake: Intake) -> APIRouter:
+class RegionOption(BaseModel):
+    code: str
+    name: str
+    level: str
+
+
+class PhotoAnswer(BaseModel):
+    url: str
+
+
+UI = Path(__file__).with_name("ui")
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+
+
+def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, photos: PhotoStore,
+                 public_url: str) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     Operator = Annotated[Principal, Depends(auth.require(Role.operator))]
+
+    @router.get("/regions", response_model=list[RegionOption], tags=["regions"])
+    async def list_regions(parent: str | None = None) -> list[RegionOption]:
+        """Provinces, or the children of `parent` (public data: the region picker)."""
+        if parent is None:
+            found = regions.all("province")
+        elif parent in regions:
+            found = regions.children(parent)
+        else:
+            raise ApiError(404, "not_found", field="parent", what=f"region {parent}")
+        return [RegionOption(code=r.code, name=r.name, level=r.level) for r in found]
+
+    @router.post("/photos", status_code=201, response_model=PhotoAnswer, tags=["reports"])
+    async def upload_photo(request: Request, operator: Operator) -> PhotoAnswer:
+        """Raw image body (image/jpeg, image/png or image/webp, at most 5 MiB)."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type not in PHOTO_TYPES:
+            raise ApiError(415, "unsupported_media_type", "send image/jpeg, image/png or "
+                           "image/webp", field="Content-Type")
+        data = await request.body()
+        if not data:
+            raise ApiError(422, "invalid", "empty photo", field="body")
+        name = photos.save(content_type, data)
+        return PhotoAnswer(url=f"{public_url}/photos/{name}")
 
     @router.post("/reports", status_code=202, response_model=ReportAnswer, tags=["reports"])
     async def post_report(
@@ -71,3 +113,20 @@ def build_router(auth: Authenticator, intake: Intake) -> APIRouter:
         return TipAnswer(tip_id=tip_id)
 
     return router
+
+
+def build_pages(photos: PhotoStore) -> APIRouter:
+    pages = APIRouter(include_in_schema=False)
+
+    @pages.get("/intake")
+    async def intake_form() -> FileResponse:
+        return FileResponse(UI / "intake.html", media_type="text/html; charset=utf-8")
+
+    @pages.get("/photos/{name}")
+    async def photo(name: str) -> FileResponse:
+        path = photos.path(name)
+        if path is None:
+            raise ApiError(404, "not_found", field="name", what=f"photo {name}")
+        return FileResponse(path)
+
+    return pages

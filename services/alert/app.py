@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from services.alert import consumers
-from services.alert.adapters import Outbox, ProgressStore, RateLimiter, Relay
-from services.alert.api import build_router
+from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
+from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
@@ -21,6 +22,7 @@ from shared.web import (
     Authenticator,
     BodySizeLimit,
     install_error_handlers,
+    mount_shared_ui,
     ops_router,
     redis_check,
 )
@@ -74,13 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
+                       paths={"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
         informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
         details=outbox_details(outbox),
     ))
-    app.include_router(build_router(Authenticator(settings), intake))
+    photos = PhotoStore(settings.data_dir / "photos")
+    app.include_router(build_router(Authenticator(settings), intake, region_index(), photos,
+                                    settings.alert_url))
+    app.include_router(build_pages(photos))
+    app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
+    mount_shared_ui(app)
     return app
 
 

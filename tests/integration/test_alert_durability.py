@@ -13,7 +13,7 @@ from shared import topics
 from shared.auth import Role, mint_token
 from shared.kafka import ensure_topics
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from tests.helpers import eventually, read_topic, report_body, run_sync
 from tests.integration.test_alert_intake import alert_client
 
 OPERATOR = {"Authorization": f"Bearer {mint_token(Settings(), Role.operator, '140403')}"}
@@ -23,7 +23,7 @@ OPERATOR = {"Authorization": f"Bearer {mint_token(Settings(), Role.operator, '14
 def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
     """A broker of this test's own, so stopping it does not disturb the others."""
     server = KafkaServer(tmp_path / "kafka", port=free_port()).start()
-    asyncio.run(ensure_topics(server.bootstrap))
+    run_sync(ensure_topics(server.bootstrap))
     yield server
     server.stop()
 

@@ -1,0 +1,53 @@
+"""Browser tests: Playwright driving Debian's Chromium (no browser download), headless,
+against the three services started as processes on real Kafka and Redis."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = context.new_page()
+    yield page
+    shots = ARTIFACTS / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"{request.node.name}-end.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def stack(kafka: KafkaServer, redis_server: RedisServer,
+          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+    ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "browser", ports)
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
+def screenshot(page: Page, name: str) -> None:
+    shots = ARTIFACTS / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)

@@ -1,0 +1,121 @@
+"""The operator files a report through the intake form, in a real browser."""
+
+import json
+import re
+import uuid
+
+import httpx
+from playwright.sync_api import Page, Route, expect
+
+from deploy.local.stack import KafkaServer, ServiceProcess
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.settings import Settings
+from tests.browser.conftest import screenshot
+from tests.helpers import WebhookSink, read_topic, run_sync
+
+OPERATOR = mint_token(Settings(), Role.operator, "140400", sub="op-browser")
+
+
+def sign_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/intake")
+    page.fill("#token", OPERATOR)
+    page.click("#signin-btn")
+    expect(page.locator("#report")).to_be_visible()
+
+
+def fill_report(page: Page, name: str, phone: str = "13800000000") -> None:
+    page.fill("[name='child.name']", name)
+    page.select_option("[name='child.sex']", "male")
+    page.fill("[name='child.birth_date']", "2019-05-01")
+    page.fill("[name='child.height_cm']", "115")
+    page.fill("[name='child.description']", "蓝色羽绒服，黑色运动鞋")
+    page.select_option("#province", label="山西省")
+    page.wait_for_selector("#city option:has-text('长治市')", state="attached")
+    page.select_option("#city", label="长治市")
+    page.wait_for_selector("#county option:has-text('潞州区')", state="attached")
+    page.select_option("#county", label="潞州区")
+    page.fill("[name='last_seen.address']", "英雄南路与太行东街交叉口")
+    page.select_option("[name='circumstances.kind']", "suspected_abduction")
+    page.fill("[name='circumstances.vehicle']", "晋D·12345")
+    page.fill("[name='reporter.name']", "李红")
+    page.fill("[name='reporter.phone']", phone)
+    page.fill("[name='reporter.relation']", "母亲")
+
+
+def register_hub(notify: str, sink_url: str) -> None:
+    admin = mint_token(Settings(), Role.admin, "000000")
+    httpx.post(f"{notify}/api/v1/subscribers", headers={"Authorization": f"Bearer {admin}"},
+               json={"kind": "hub", "name": "长治站", "location": {"lat": 36.22, "lon": 113.12},
+                     "channel": {"type": "webhook", "url": sink_url}}).raise_for_status()
+
+
+def test_operator_files_a_report_and_watches_it_reach_leader_and_hubs(
+    page: Page, stack: dict[str, ServiceProcess]
+) -> None:
+    with WebhookSink() as sink:
+        register_hub(stack["notify"].url, sink.url)
+        sign_in(page, stack["alert"].url)
+        expect(page.locator("h1")).to_have_text("失踪儿童报案登记")
+        fill_report(page, "张小明")
+        screenshot(page, "intake-filled")
+        page.click("#submit")
+        expect(page.locator("#case-no")).to_have_text(re.compile(r"^140403-\d{8}-[A-Z0-9]{6}$"))
+        for step in ("#st-accepted", "#st-published", "#st-leader", "#st-hubs"):
+            expect(page.locator(step)).to_have_class("done", timeout=30_000)
+        expect(page.locator("#leader")).to_contain_text("长治市公安局潞州分局")
+        screenshot(page, "intake-accepted")
+
+
+def test_field_errors_appear_next_to_the_field_in_chinese_then_english(
+    page: Page, stack: dict[str, ServiceProcess]
+) -> None:
+    sign_in(page, stack["alert"].url)
+    fill_report(page, "王小红", phone="12345")
+    page.click("#submit")
+    phone_error = page.locator("[data-error-for='reporter.phone']")
+    expect(phone_error).to_contain_text("电话号码")
+    expect(page.locator("[name='reporter.phone']")).to_have_class("invalid")
+    screenshot(page, "intake-field-error")
+    page.click("[data-lang-switch]")
+    expect(page.locator("h1")).to_have_text("Missing child report intake")
+    page.click("#submit")
+    expect(phone_error).to_contain_text("Chinese mobile")
+
+
+def test_a_submit_lost_on_the_network_is_retried_once_with_the_same_key(
+    page: Page, stack: dict[str, ServiceProcess], kafka: KafkaServer
+) -> None:
+    name = f"网断{uuid.uuid4().hex[:4]}"
+    keys: list[str] = []
+    failures = {"left": 2}
+
+    def flaky(route: Route) -> None:
+        keys.append(route.request.headers["idempotency-key"])
+        if failures["left"]:
+            failures["left"] -= 1
+            # The server got the report, but the answer is lost on the way back.
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    sign_in(page, stack["alert"].url)
+    page.route("**/api/v1/reports", flaky)
+    fill_report(page, name)
+    page.click("#submit")
+    expect(page.locator("#net")).to_contain_text("网络中断")
+    expect(page.locator("#case-no")).to_be_visible(timeout=30_000)
+    assert len(keys) == 3 and len(set(keys)) == 1
+
+    async def reports_for_child() -> list[str]:
+        found = await read_topic(kafka.bootstrap, topics.REPORTS, timeout=10)
+        return [m["headers"]["ce_id"] for m in found
+                if m["value"] and m["value"]["report"]["child"]["name"] == name]
+
+    deadline_reports: list[str] = []
+    for _ in range(20):
+        deadline_reports = run_sync(reports_for_child())
+        if deadline_reports:
+            break
+    assert len(deadline_reports) == 1, json.dumps(deadline_reports)
