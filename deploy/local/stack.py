@@ -144,7 +144,8 @@ class KafkaServer:
                 f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{libs}/*"]
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
             subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                # `=`: a random id may start with "-" and must not be read as an option.
+                [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                  "-c", str(config), "--ignore-formatted"],
                 check=True, stdout=subprocess.DEVNULL,
             )
