@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,7 +66,65 @@ def request_language(request: Request) -> str:
     return i18n.language(request.headers.get("accept-language"))
 
 
+class ErrorDetail(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx answer: `{"error": {"code", "message", "field"?}}`."""
+
+    error: ErrorInfo
+
+
+ERROR_STATUSES = {
+    "400": "bad request", "401": "missing, forged or expired bearer token",
+    "403": "the caller's role may not do this", "404": "not found (or outside the caller's region)",
+    "409": "conflict with the current state", "413": "body too large",
+    "415": "unsupported media type", "422": "invalid input; `field` names it",
+    "429": "rate limited; see Retry-After",
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Describe our JSON error body in the OpenAPI document (instead of FastAPI's default 422
+    schema) for every operation, so clients and schema checks know what a 4xx looks like."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                             description=app.description)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorDetail, ErrorInfo, ErrorResponse):
+            components[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for status, text in ERROR_STATUSES.items():
+                    responses[status] = {"description": text,
+                                         "content": {"application/json": {"schema": ref}}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = dict(exc.headers or {})
@@ -242,7 +302,7 @@ def ops_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "a dependency is failing"}})
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
         extra = {name: await check() for name, check in (informational or {}).items()}
@@ -255,7 +315,8 @@ def ops_router(
             body.update(await details())
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=Response,
+                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
