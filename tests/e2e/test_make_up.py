@@ -1,0 +1,60 @@
+"""`make up` (python -m deploy.local.stack up) brings the whole system up, answers, and on
+Ctrl-C stops everything it started, leaving no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.local.stack import ROOT, free_port
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline or text in environ:
+            found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def test_make_up_starts_everything_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stack"
+    ports = {name: free_port() for name in ("kafka", "redis", "alert", "dispatch", "notify")}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local.stack", "up", "--data-dir", str(data_dir),
+         *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert any("Homeward is up" in line for line in lines), "".join(lines)
+        for name in ("alert", "dispatch", "notify"):
+            url = f"http://127.0.0.1:{ports[name]}/readyz"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.status == 200
+        assert processes_mentioning(str(data_dir)), "the stack's processes were not found"
+    finally:
+        up.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        up.wait(90)
+    time.sleep(1)
+    assert processes_mentioning(str(data_dir)) == []
+    assert (data_dir / "kafka" / "kraft-logs" / "meta.properties").exists()
