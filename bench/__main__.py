@@ -7,11 +7,12 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import intake
+from bench import flow, intake
 from bench.common import Result
 from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version
 from shared.kafka import ensure_topics
@@ -34,7 +35,11 @@ def main() -> int:
         redis.start()
         kafka.start()
         asyncio.run(ensure_topics(kafka.bootstrap))
-        results += intake.run(kafka.bootstrap, redis.url, data_dir)
+        wanted = set(sys.argv[1:]) or {"intake", "flow"}
+        if "intake" in wanted:
+            results += intake.run(kafka.bootstrap, redis.url, data_dir)
+        if "flow" in wanted:
+            results += flow.run(kafka.bootstrap, redis.url, data_dir)
     finally:
         kafka.stop()
         redis.stop()

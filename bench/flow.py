@@ -1,0 +1,167 @@
+"""Whole-stack latencies, measured from the moment the operator's 202 arrives:
+- first push: until the first hub's webhook is received (10 reports/s),
+- leader: until `homeward.case.opened.v1` with the leader is on the dispatch topic
+  (50 reports/s).
+The three services run as processes on the bench's own Kafka and Redis; the load comes from
+this process over 127.0.0.1, bounded in count."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from bench.common import Result
+from deploy.local.stack import free_port, start_services
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.settings import Settings
+from tests.helpers import report_body
+
+PUSH_RATE, PUSH_SECONDS = 10, int(os.environ.get("HOMEWARD_BENCH_PUSH_SECONDS", "20"))
+LEADER_RATE, LEADER_SECONDS = 50, int(os.environ.get("HOMEWARD_BENCH_LEADER_SECONDS", "10"))
+
+
+class TimedSink:
+    """Records when each case's first push arrives (wall clock, same process as the client)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                at = time.time()
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                case_id = _case_of(body)
+                if case_id:
+                    sink.first.setdefault(case_id, at)
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+def _case_of(body: bytes) -> str | None:
+    import json
+
+    try:
+        return str(json.loads(body)["case_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def post_at_rate(alert: str, rate: int, seconds: int) -> dict[str, float]:
+    """Post `rate` reports a second for `seconds`; case id -> when its 202 arrived."""
+    token = {"Authorization": f"Bearer {mint_token(Settings(), Role.operator, '140403')}"}
+    accepted: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=alert, timeout=10) as client:
+
+        async def one() -> None:
+            response = await client.post("/api/v1/reports", headers=token,
+                                         json=report_body(child__name=f"测{uuid.uuid4().hex[:6]}"))
+            if response.status_code == 202:
+                accepted[response.json()["case_id"]] = time.time()
+
+        began, tasks = time.monotonic(), []
+        for n in range(rate * seconds):
+            await asyncio.sleep(max(0.0, began + n / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return accepted
+
+
+async def opened_times(bootstrap: str, stop: asyncio.Event, seen: dict[str, float]) -> None:
+    consumer = AIOKafkaConsumer(topics.DISPATCH, bootstrap_servers=bootstrap,
+                                group_id=f"bench-{uuid.uuid4().hex}", auto_offset_reset="latest",
+                                fetch_max_wait_ms=5, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=50)
+            at = time.time()
+            for records in batch.values():
+                for record in records:
+                    headers = {k: v.decode() for k, v in record.headers}
+                    if headers.get("ce_type") in {"homeward.case.opened.v1",
+                                                  "homeward.case.leader_assigned.v1"}:
+                        seen.setdefault(headers["ce_subject"], at)
+    finally:
+        await consumer.stop()
+
+
+async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
+    sink = TimedSink()
+    admin = {"Authorization": f"Bearer {mint_token(Settings(), Role.admin, '000000')}"}
+    async with httpx.AsyncClient() as client:
+        registered = await client.post(f"{notify}/api/v1/subscribers", headers=admin, json={
+            "kind": "hub", "name": "长治站", "location": {"lat": 36.22, "lon": 113.12},
+            "channel": {"type": "webhook", "url": sink.url}})
+        registered.raise_for_status()
+
+    stop, opened = asyncio.Event(), {}
+    follower = asyncio.create_task(opened_times(bootstrap, stop, opened))
+    await asyncio.sleep(3)  # the follower joins before the first report
+    pushed_accepted = await post_at_rate(alert, PUSH_RATE, PUSH_SECONDS)
+    leader_accepted = await post_at_rate(alert, LEADER_RATE, LEADER_SECONDS)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (  # noqa: ASYNC110 - polls two collections, bounded
+        len(sink.first) < len(pushed_accepted) + len(leader_accepted)
+        or not all(c in opened for c in leader_accepted)
+    ):
+        await asyncio.sleep(0.2)
+    stop.set()
+    await follower
+    sink.server.shutdown()
+
+    push_ms = [(sink.first[c] - t) * 1000 for c, t in pushed_accepted.items() if c in sink.first]
+    leader_ms = [(opened[c] - t) * 1000 for c, t in leader_accepted.items() if c in opened]
+    missing_push = len(pushed_accepted) - len(push_ms)
+    missing_leader = len(leader_accepted) - len(leader_ms)
+    results = [
+        Result("first_push_p50_ms", round(percentile(push_ms, 0.5), 1), "ms", "<= 50",
+               percentile(push_ms, 0.5) <= 50),
+        Result("first_push_p99_ms", round(percentile(push_ms, 0.99), 1), "ms", "<= 250",
+               percentile(push_ms, 0.99) <= 250),
+        Result("first_push_mean_ms", round(statistics.fmean(push_ms), 1), "ms"),
+        Result("first_push_missing", missing_push, "reports", "== 0", missing_push == 0),
+        Result("leader_p50_ms", round(percentile(leader_ms, 0.5), 1), "ms"),
+        Result("leader_p99_ms", round(percentile(leader_ms, 0.99), 1), "ms", "<= 100",
+               percentile(leader_ms, 0.99) <= 100),
+        Result("leader_missing", missing_leader, "reports", "== 0", missing_leader == 0),
+    ]
+    return results
+
+
+def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
+    ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
+    procs = start_services(bootstrap, redis_url, data_dir / "flow", ports,
+                           extra_env={"HOMEWARD_ACCESS_LOG": "false"})
+    try:
+        return asyncio.run(measure(bootstrap, procs["alert"].url, procs["notify"].url))
+    finally:
+        for proc in procs.values():
+            proc.stop()
