@@ -122,7 +122,8 @@ async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
             "channel": {"type": "webhook", "url": sink.url}})
         registered.raise_for_status()
 
-    stop, opened = asyncio.Event(), {}
+    stop = asyncio.Event()
+    opened: dict[str, float] = {}
     follower = asyncio.create_task(opened_times(bootstrap, stop, opened))
     await asyncio.sleep(3)  # the follower joins before the first report
     pushed_accepted = await post_at_rate(alert, PUSH_RATE, PUSH_SECONDS)
