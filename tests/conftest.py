@@ -64,7 +64,14 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+ORDER = ("tests/unit/", "tests/integration/", "tests/e2e/", "tests/fuzz/", "tests/browser/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests last: Playwright's sync API holds an event loop for the rest of the
-    session, which the asyncio tests must not run under."""
-    items.sort(key=lambda item: "tests/browser/" in item.nodeid)
+    """Fast tests first; browser tests last, because Playwright's sync API holds an event
+    loop for the rest of the session, which the asyncio tests must not run under."""
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(ORDER) if prefix in item.nodeid), 0)
+
+    items.sort(key=rank)
