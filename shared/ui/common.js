@@ -43,3 +43,60 @@ HW.words(
   { signin: "登录", signout: "退出", token_label: "访问令牌（由管理员签发）", token_bad: "令牌无效或已过期", role: "角色", region: "辖区" },
   { signin: "Sign in", signout: "Sign out", token_label: "Access token (issued by your administrator)", token_bad: "The token is invalid or expired", role: "role", region: "region" },
 );
+
+// Server-Sent Events over fetch, so the bearer token can be sent (EventSource cannot send
+// headers). Reconnects with Last-Event-ID after a drop, so nothing is missed.
+HW.stream = function (path, onEvent, onState) {
+  let lastId = null, stopped = false, controller = null;
+  async function run() {
+    let backoff = 500;
+    while (!stopped) {
+      controller = new AbortController();
+      try {
+        const headers = { Accept: "text/event-stream", Authorization: `Bearer ${HW.token}` };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const res = await fetch(path, { headers, signal: controller.signal });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        onState?.("live"); backoff = 500;
+        const reader = res.body.getReader(), decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+            const ev = { event: "message", data: "", id: null };
+            for (const line of block.split("\n")) {
+              if (line.startsWith(":")) continue;
+              const i = line.indexOf(":"), key = i < 0 ? line : line.slice(0, i);
+              const val = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+              if (key === "data") ev.data += (ev.data ? "\n" : "") + val;
+              else if (key === "event") ev.event = val;
+              else if (key === "id") ev.id = val;
+            }
+            if (ev.id) lastId = ev.id;
+            if (ev.data) { try { onEvent(ev.event, JSON.parse(ev.data), ev.id); } catch (e) { console.error(e); } }
+          }
+        }
+      } catch (e) {
+        if (stopped) return;
+      }
+      onState?.("reconnecting");
+      await HW.sleep(backoff); backoff = Math.min(backoff * 2, 10000);
+    }
+  }
+  run();
+  return { stop() { stopped = true; controller?.abort(); } };
+};
+
+HW.since = function (iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return HW.lang === "en" ? `${h}h ${m}m` : `${h}小时${m}分`;
+};
+
+HW.escape = function (text) {
+  return String(text ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+};

@@ -1,0 +1,229 @@
+// The commander console: cases of the commander's region, live; one case in detail; actions
+// with confirmation. Data from dispatch's API and stream, delivery figures from notify.
+"use strict";
+HW.words({
+  title: "失踪儿童案件指挥台", cases: "辖区案件", no_cases: "暂无案件", pick: "请选择左侧案件", cancel: "取消", confirm: "确认",
+  live: "● 实时", reconnecting: "○ 重新连接中……", since: "失踪 {t}", radius: "推送半径 {km} 公里",
+  status_opened: "已立案", status_active: "侦办中", status_found: "已找到", status_false_report: "虚假报案", status_closed: "已结案",
+  leader: "专案组长（一长三包）", duties: "三包责任", investigation: "侦查破案", rescue: "解救", family_liaison: "安抚家属", cooperation: "协作",
+  tasks: "工作清单", due: "时限", done: "已完成", overdue: "已超时", complete: "完成", escalations: "升级与督办", tips: "群众线索",
+  timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败",
+  d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
+  q_release: "确认批准向媒体和志愿者公开发布该案？", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：",
+  reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
+  found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
+  supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
+}, {
+  title: "Missing child case console", cases: "Cases in my region", no_cases: "No cases", pick: "Pick a case on the left", cancel: "Cancel", confirm: "Confirm",
+  live: "● live", reconnecting: "○ reconnecting…", since: "missing {t}", radius: "radius {km} km",
+  status_opened: "opened", status_active: "active", status_found: "found", status_false_report: "false report", status_closed: "closed",
+  leader: "Case-group leader (一长三包)", duties: "The three duties", investigation: "Investigation", rescue: "Rescue", family_liaison: "Family liaison", cooperation: "Cooperation",
+  tasks: "Tasks", due: "Due", done: "done", overdue: "OVERDUE", complete: "Complete", escalations: "Escalations and supervision", tips: "Tips",
+  timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed",
+  d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
+  q_release: "Approve releasing this case to media and volunteers?", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:",
+  reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
+  found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
+  supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
+});
+
+const CONFIG = window.HW_CONFIG || { notify_url: "", tiers: [[1, 100], [2, 200], [3, 300]], max_km: 500 };
+const $ = (s) => document.querySelector(s);
+const cases = new Map();
+let selected = null, deliveryTimer = null;
+const e = HW.escape;
+
+function radiusKm(lastSeen) {
+  if (!lastSeen) return CONFIG.tiers[0][1];
+  const hours = (Date.now() - new Date(lastSeen).getTime()) / 3600000;
+  for (const [limit, km] of CONFIG.tiers) if (hours <= limit) return km;
+  return CONFIG.max_km;
+}
+const isOpen = (c) => !["found", "false_report", "closed"].includes(c.status);
+
+function renderList() {
+  const list = [...cases.values()].sort((a, b) =>
+    (isOpen(b) - isOpen(a)) || ((b.priority === "highest") - (a.priority === "highest")) ||
+    (new Date(b.opened_at) - new Date(a.opened_at)));
+  $("#no-cases").classList.toggle("hidden", list.length > 0);
+  $("#case-list").innerHTML = list.map(c => `
+    <li data-case="${e(c.case_id)}" class="${isOpen(c) ? (c.priority === "highest" ? "urgent" : "") : "closed"} ${c.case_id === selected ? "selected" : ""}">
+      <div class="id">${e(c.case_id)}</div>
+      <div><b>${e(c.child_name)}</b> · ${e(HW.t("status_" + c.status))}${c.exercise ? " · 演练/drill" : ""}</div>
+      <div class="meta">${e(c.leader ? `${c.leader.organ_name} ${c.leader.name}` : HW.t("no_leader"))}</div>
+      <div class="meta" data-since="${e(c.last_seen_at || c.opened_at)}"></div>
+    </li>`).join("");
+  tick();
+}
+
+function dutyRows(c) {
+  const rows = Object.entries(c.duties || {}).map(([duty, m]) =>
+    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(m.phone) : ""}</td></tr>`);
+  for (const m of c.members || []) {
+    if (!["investigation", "rescue", "family_liaison"].includes(m.duty)) {
+      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(m.phone)}</td></tr>`);
+    }
+  }
+  return rows.join("");
+}
+
+function renderCase() {
+  const c = cases.get(selected);
+  if (!c) { $("#case").innerHTML = `<p class="muted">${HW.t("pick")}</p>`; return; }
+  const badges = [
+    ...(c.mechanisms || []).map(m => `<span class="red">${e(HW.t(m))}</span>`),
+    c.supervision ? `<span class="red">${e(HW.t("supervision"))} ${e(c.supervision)}</span>` : "",
+    c.release_approved ? `<span>${e(HW.t("released"))}</span>` : "",
+  ].join("");
+  $("#case").innerHTML = `
+    <div class="card">
+      <h2>${e(c.child_name)} <span class="muted">${e(c.case_id)}</span></h2>
+      <div class="badges"><span>${e(HW.t("status_" + c.status))}</span>${badges}</div>
+      <p><span data-since="${e(c.last_seen_at || c.opened_at)}"></span> · <span id="radius">${e(HW.t("radius", { km: radiusKm(c.last_seen_at) }))}</span></p>
+    </div>
+    <div class="card"><h3>${HW.t("leader")}</h3>
+      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${c.leader.phone || ""}`) : e(HW.t("no_leader"))}</p>
+      <table><tr><th>${HW.t("duty")}</th><th>${HW.t("member")}</th><th></th><th>${HW.t("phone")}</th></tr>${dutyRows(c)}</table></div>
+    <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
+      <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(t.title)}</td><td>${e(t.assignee)}</td>
+        <td class="due"></td><td>${t.status === "open" ? `<button type="button" class="secondary" data-complete="${e(t.task_id)}">${HW.t("complete")}</button>` : e(HW.t("done"))}</td></tr>`).join("")}</table></div>
+    <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div></div>
+    <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card actions"><h3>${HW.t("actions")}</h3>
+      <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
+      <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
+      <button type="button" data-action="found" class="secondary" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_found")}</button>
+      <button type="button" data-action="close" class="danger" ${c.status === "closed" ? "disabled" : ""}>${HW.t("a_close")}</button></div>
+    <div class="card"><h3>${HW.t("timeline")}</h3><div class="timeline"><table>${(c.timeline || []).slice().reverse().map(t =>
+      `<tr><td>${e(new Date(t.at).toLocaleString())}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
+  tick();
+  loadDeliveries();
+}
+
+function tick() {
+  document.querySelectorAll("[data-since]").forEach(el => { el.textContent = HW.t("since", { t: HW.since(el.dataset.since) }); });
+  document.querySelectorAll("#tasks tr[data-due]").forEach(row => {
+    const left = (new Date(row.dataset.due) - Date.now()) / 1000;
+    const open = row.dataset.status === "open";
+    row.classList.toggle("overdue", open && left < 0);
+    const abs = Math.abs(left), m = Math.floor(abs / 60), s = Math.floor(abs % 60);
+    row.querySelector(".due").textContent = !open ? "" : left < 0 ? `${HW.t("overdue")} ${m}:${String(s).padStart(2, "0")}` : `${m}:${String(s).padStart(2, "0")}`;
+  });
+  const c = cases.get(selected);
+  if (c && $("#radius")) $("#radius").textContent = HW.t("radius", { km: radiusKm(c.last_seen_at) });
+}
+
+async function loadDeliveries() {
+  clearTimeout(deliveryTimer);
+  const caseId = selected;
+  if (!caseId || !CONFIG.notify_url) return;
+  try {
+    const res = await HW.api(`${CONFIG.notify_url}/api/v1/deliveries?case_id=${encodeURIComponent(caseId)}`);
+    if (res.ok && caseId === selected && $("#figures")) {
+      const rows = res.json.deliveries || [];
+      const count = (state) => rows.filter(r => r.state === state).length;
+      const figures = [["d_total", rows.length], ["d_sent", count("sent") + count("acknowledged")],
+        ["d_ack", count("acknowledged")], ["d_pending", count("pending") + count("retrying")],
+        ["d_failed", count("failed") + count("dead")]];
+      $("#figures").innerHTML = figures.map(([k, n]) => `<div data-figure="${k}"><b>${n}</b>${HW.t(k)}</div>`).join("");
+    }
+  } catch { /* notify away: figures wait */ }
+  deliveryTimer = setTimeout(loadDeliveries, 3000);
+}
+
+async function refresh(caseId) {
+  const res = await HW.api(`/api/v1/cases/${encodeURIComponent(caseId)}`);
+  if (res.ok) {
+    cases.set(caseId, res.json);
+    renderList();
+    if (caseId === selected) renderCase();
+  }
+}
+
+function ask(text, fieldsHtml) {
+  return new Promise((resolve) => {
+    const dialog = $("#confirm");
+    $("#confirm-text").textContent = text;
+    $("#confirm-fields").innerHTML = fieldsHtml || "";
+    $("#confirm-error").textContent = "";
+    HW.apply(dialog);
+    dialog.onclose = () => resolve(dialog.returnValue === "ok" ? dialog : null);
+    dialog.showModal();
+  });
+}
+
+async function act(action, extra) {
+  const c = cases.get(selected);
+  const prompts = {
+    release: [HW.t("q_release"), ""],
+    escalate: [HW.t("q_escalate"), `<select name="level"><option value="city">${HW.t("level_city")}</option><option value="province">${HW.t("level_province")}</option></select>
+      <label>${HW.t("reason")}<input name="reason" required></label>`],
+    found: [HW.t("q_found"), `<select name="outcome">${["found_safe", "found_harmed", "found_deceased", "false_report"].map(o => `<option value="${o}">${HW.t(o)}</option>`).join("")}</select>
+      <label>${HW.t("note")}<input name="note"></label>`],
+    close: [HW.t("q_close"), `<label>${HW.t("reason")}<input name="reason" required></label>`],
+  };
+  const [text, fields] = prompts[action];
+  for (;;) {
+    const dialog = await ask(text, fields);
+    if (!dialog) return;
+    const val = (n) => dialog.querySelector(`[name=${n}]`)?.value || "";
+    const body = action === "escalate" ? { level: val("level"), reason: val("reason") }
+      : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note") }
+      : action === "close" ? { reason: val("reason") } : undefined;
+    const res = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });
+    if (res.ok) { cases.set(c.case_id, res.json); renderList(); renderCase(); return; }
+    // Keep the dialog's message in front of the commander (e.g. 案件不破，专案组不撤).
+    alertBox(res.json?.error?.message || `HTTP ${res.status}`);
+    return;
+  }
+}
+
+function alertBox(message) {
+  const box = document.createElement("div");
+  box.className = "banner err";
+  box.id = "action-error";
+  box.textContent = message;
+  $("#action-error")?.remove();
+  $("#case").prepend(box);
+}
+
+async function completeTask(taskId) {
+  const res = await HW.api(`/api/v1/cases/${encodeURIComponent(selected)}/tasks/${encodeURIComponent(taskId)}/complete`, { method: "POST", body: {} });
+  if (res.ok) { cases.set(selected, res.json); renderCase(); } else alertBox(res.json?.error?.message || `HTTP ${res.status}`);
+}
+
+function signedIn() {
+  const c = HW.claims();
+  if (!c || (c.exp && c.exp * 1000 < Date.now())) { HW.token = ""; $("#signin").classList.remove("hidden"); $("#token-error").textContent = c ? HW.t("token_bad") : ""; return false; }
+  $("#who").textContent = `${c.sub} · ${HW.t("role")} ${c.role} · ${HW.t("region")} ${c.region}`;
+  $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden"); $("#board").classList.remove("hidden");
+  return true;
+}
+
+async function start() {
+  const res = await HW.api("/api/v1/cases");
+  if (res.status === 401) { HW.token = ""; signedIn(); return; }
+  for (const c of res.json || []) cases.set(c.case_id, c);
+  renderList();
+  HW.stream("/api/v1/stream", (type, data) => { if (data && data.case_id) refresh(data.case_id); },
+    (state) => { $("#live").textContent = HW.t(state); });
+  setInterval(tick, 1000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  HW.apply();
+  document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
+  document.addEventListener("hw:lang", () => { renderList(); renderCase(); });
+  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); if (signedIn()) start(); });
+  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#case-list").addEventListener("click", (ev) => {
+    const li = ev.target.closest("li[data-case]");
+    if (li) { selected = li.dataset.case; renderList(); renderCase(); }
+  });
+  $("#case").addEventListener("click", (ev) => {
+    const a = ev.target.closest("[data-action]"); if (a) act(a.dataset.action);
+    const t = ev.target.closest("[data-complete]"); if (t) completeTask(t.dataset.complete);
+  });
+  if (signedIn()) start();
+});
