@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -274,6 +275,18 @@ SHARED_UI = Path(__file__).with_name("ui")
 def mount_shared_ui(app: FastAPI) -> None:
     """The consoles' common script and style sheet, served by every service (no CDN)."""
     app.mount("/static/shared", StaticFiles(directory=SHARED_UI), name="shared-static")
+
+
+def allow_consoles(app: FastAPI, *origins: str) -> None:
+    """Let the consoles served by the other services call this one from the browser (bearer
+    tokens, no cookies), and nobody else."""
+    app.add_middleware(
+        CORSMiddleware, allow_origins=[o.rstrip("/") for o in origins], allow_credentials=False,
+        allow_methods=["GET", "POST", "PUT"],
+        allow_headers=["Authorization", "Content-Type", "Accept-Language", "Idempotency-Key",
+                       "Last-Event-ID"],
+        max_age=600,
+    )
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]

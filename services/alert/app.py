@@ -21,6 +21,7 @@ from shared.settings import Settings
 from shared.web import (
     Authenticator,
     BodySizeLimit,
+    allow_consoles,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_pages(photos))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app)
+    allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips
     return app
 
 

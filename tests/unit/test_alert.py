@@ -229,3 +229,13 @@ def test_unknown_region_code_is_422_through_the_api(client: TestClient) -> None:
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "last_seen.region_code"
     assert "行政区划" in response.json()["error"]["message"]
+
+
+def test_only_the_consoles_origins_may_call_from_a_browser() -> None:
+    client = TestClient(create_app(Settings(notify_url="http://127.0.0.1:8002")))
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    ok = client.options("/api/v1/tips", headers={"Origin": "http://127.0.0.1:8002", **preflight})
+    assert ok.headers["access-control-allow-origin"] == "http://127.0.0.1:8002"
+    other = client.options("/api/v1/tips", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
