@@ -30,6 +30,18 @@ LOG4J_CONFIG = ROOT / "deploy" / "kafka" / "log4j2.yaml"
 DEFAULT_CACHE = Path(os.environ.get("HOMEWARD_CACHE_DIR", Path.home() / ".cache" / "homeward"))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM when the process that started us dies,
+    so a killed test run or a killed `make up` leaves no broker, Redis or service behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -152,7 +164,7 @@ class KafkaServer:
         log = (self.data_dir / "broker.log").open("ab")
         self.proc = subprocess.Popen(
             [*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
         wait_for_port(self.port, timeout, self.proc)
         return self
@@ -190,6 +202,7 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--protected-mode", "no"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.port, timeout, self.proc)
         return self
@@ -215,7 +228,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
         return self
 
