@@ -15,6 +15,7 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -101,6 +102,13 @@ class EventPublisher:
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
 
+MESSAGES_HANDLED = Counter(
+    "homeward_messages_handled_total",
+    "Messages this process consumed, by topic, consumer group and outcome "
+    "(ok, dead_lettered, retried)",
+    ["topic", "group", "outcome"],
+)
+
 
 def subscribe(
     broker: KafkaBroker,
@@ -124,11 +132,15 @@ def subscribe(
             await handle(event)
         except TRANSIENT_ERRORS as exc:
             log.warning("transient failure on %s, will retry: %r", topic, exc)
+            MESSAGES_HANDLED.labels(topic, group_id, "retried").inc()
             await asyncio.sleep(retry_delay_s)
             raise NackMessage() from exc
         except (PoisonMessage, ValidationError, Exception) as exc:
             log.exception("dead-lettering a message from %s", topic)
             await publisher.dead_letter(message, exc)
+            MESSAGES_HANDLED.labels(topic, group_id, "dead_lettered").inc()
+        else:
+            MESSAGES_HANDLED.labels(topic, group_id, "ok").inc()
 
     on_message.__name__ = f"on_{topic.replace('.', '_')}"
     broker.subscriber(
