@@ -266,6 +266,7 @@ class Authenticator:
                 raise ApiError(403, "forbidden", role=principal.role.value, needs=allowed)
             return principal
 
+        dependency.roles = roles  # type: ignore[attr-defined]  # read by the auth sweep test
         return dependency
 
 
