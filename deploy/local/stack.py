@@ -337,12 +337,18 @@ def main(argv: list[str] | None = None) -> int:
 
     ports = {"alert": args.alert_port, "dispatch": args.dispatch_port, "notify": args.notify_port}
     stop = False
+    started = False
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stop
         stop = True
+        if not started:  # still starting: unwind now; running_stack stops what is up
+            raise KeyboardInterrupt
 
+    # Both, explicitly: a shell that starts `make up` in the background leaves SIGINT ignored,
+    # and Python then never turns it into KeyboardInterrupt.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
         with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports) as stack:
@@ -356,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<10} {svc.url}  (docs {svc.url}/docs)")
             print("\nTokens: python -m shared.tokens --role operator --region 140403")
             print("Ctrl-C stops everything.", flush=True)
+            started = True
             while not stop:
                 for name in SERVICES:
                     svc = stack[name]
