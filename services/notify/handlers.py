@@ -81,15 +81,18 @@ class Notify:
             await check_url(str(channel.url), self.settings.webhook_allow_private,
                             self.settings.webhook_allow_networks,
                             apprise=isinstance(channel, domain.AppriseChannel))
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         if request.kind == SubscriberKind.hub and request.hub_id:
+            # A hub's id is the one in its staff's tokens: registering it again updates it
+            # and keeps its signing secret.
             subscriber_id = request.hub_id
+            existing = await self.subscribers.get(subscriber_id)
+            if existing is not None:
+                secret = existing.secret
         else:
             subscriber_id = f"S{uuid.uuid4().hex[:16]}"
-        subscriber = Subscriber(
-            **request.model_dump(),
-            subscriber_id=subscriber_id,
-            secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        )
+        subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
+                                secret=secret)
         await self.subscribers.add(subscriber)
         return subscriber
 
