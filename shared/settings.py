@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     # Dispatch.
     roster_file: Path | None = None
 
+    # --- notify (issue 5) -------------------------------------------------------------------
+    webhook_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs a subscriber URL may resolve to although private (e.g. 127.0.0.1/32)",
+    )
+    notify_tier_unit_s: float = Field(
+        default=3600.0, description="seconds in one 'hour' of radius_tiers_km (tests shorten it)"
+    )
+    notify_ack_deadline_s: float = 600.0
+    notify_ack_repush_max: int = 1
+    notify_retry_max_attempts: int = 6
+    notify_retry_base_s: float = 2.0
+    notify_retry_cap_s: float = 600.0
+    notify_per_endpoint_limit: int = 8
+    notify_fanout_parallel: int = 512
+    notify_tick_s: float = 0.25
+    notify_push_max_chars: int = 1000
+    notify_official_contact: str = "110（公安机关）"
+    notify_sender: str = "homeward@mps.example.cn"
+    # --- end notify ---------------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if (

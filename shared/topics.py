@@ -14,4 +14,7 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS))
+# Deliveries that failed their last try (notify): the commander sees them, an operator replays.
+DELIVERIES_DLQ = "homeward.deliveries.dlq"
+
+ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ)

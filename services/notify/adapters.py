@@ -1,24 +1,35 @@
-"""Redis (subscribers and their geo index, the delivery ledger) and HTTP (signed webhooks)."""
+"""Redis (subscribers and their geo index, alert state, the delivery ledger, durable timers, hub
+streams) and the channels (signed webhooks over aiohttp, Apprise)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
-from services.notify.domain import Subscriber, SubscriberKind, is_public_address
+from services.notify.domain import (
+    AlertState,
+    CaseNotes,
+    Subscriber,
+    SubscriberKind,
+    address_allowed,
+    parse_retry_after,
+)
 
 
 class SubscriberRepository:
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
 
     async def add(self, subscriber: Subscriber) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -28,61 +39,248 @@ class SubscriberRepository:
                          subscriber.subscriber_id))
             await pipe.execute()
 
+    async def add_many(self, subscribers: list[Subscriber]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for s in subscribers:
+                pipe.set(f"notify:sub:{s.subscriber_id}", s.model_dump_json())
+                pipe.geoadd(f"notify:geo:{s.kind.value}",
+                            (s.location.lon, s.location.lat, s.subscriber_id))
+            await pipe.execute()
+
     async def get(self, subscriber_id: str) -> Subscriber | None:
         raw = await self.redis.get(f"notify:sub:{subscriber_id}")
         return Subscriber.model_validate_json(raw) if raw else None
 
-    async def within(
-        self, kind: SubscriberKind, lat: float, lon: float, radius_km: float
-    ) -> list[Subscriber]:
+    async def get_many(self, ids: Iterable[str]) -> list[Subscriber]:
+        keys = [f"notify:sub:{i}" for i in ids]
+        if not keys:
+            return []
+        raws = await self.redis.mget(keys)
+        return [Subscriber.model_validate_json(r) for r in raws if r]
+
+    async def disable(self, subscriber_id: str) -> None:
+        subscriber = await self.get(subscriber_id)
+        if subscriber is not None:
+            subscriber.active = False
+            await self.redis.set(f"notify:sub:{subscriber_id}", subscriber.model_dump_json())
+
+    async def ids_within(self, kind: SubscriberKind, lat: float, lon: float,
+                         radius_km: float) -> list[str]:
         ids = await self.redis.geosearch(f"notify:geo:{kind.value}", longitude=lon, latitude=lat,
                                          radius=radius_km, unit="km")
+        return [str(i) for i in ids]
+
+    async def within(self, kind: SubscriberKind, lat: float, lon: float,
+                     radius_km: float) -> list[Subscriber]:
+        subs = await self.get_many(await self.ids_within(kind, lat, lon, radius_km))
+        return [s for s in subs if s.active]
+
+    async def hubs_with_coords(self, lat: float, lon: float,
+                               radius_km: float) -> list[tuple[str, float, float]]:
+        rows = await self.redis.geosearch(f"notify:geo:{SubscriberKind.hub.value}",
+                                          longitude=lon, latitude=lat, radius=radius_km,
+                                          unit="km", withcoord=True)
+        return [(str(r[0]), float(r[1][1]), float(r[1][0])) for r in rows]
+
+
+class AlertRepository:
+    """Alert state per case, who received it (for the cancellation), and dispatch's notes."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+
+    async def get(self, alert_id: str) -> AlertState | None:
+        raw = await self.redis.get(f"notify:alert:{alert_id}")
+        return AlertState.model_validate_json(raw) if raw else None
+
+    async def save(self, alert: AlertState) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"notify:alert:{alert.alert_id}", alert.model_dump_json())
+            if alert.public_listed:
+                pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
+            else:
+                pipe.zrem("notify:public", alert.alert_id)
+            await pipe.execute()
+
+    async def public(self) -> list[AlertState]:
+        ids = await self.redis.zrevrange("notify:public", 0, 199)
         if not ids:
             return []
-        raws = await self.redis.mget([f"notify:sub:{i!s}" for i in ids])
-        subs = [Subscriber.model_validate_json(r) for r in raws if r]
-        return [s for s in subs if s.active]
+        raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
+        return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
+                if a.public_listed]
+
+    async def recipients(self, alert_id: str) -> dict[str, int]:
+        """subscriber id -> the version it was first sent."""
+        raw = await self.redis.hgetall(f"notify:recipients:{alert_id}")
+        return {str(k): int(v) for k, v in raw.items()}
+
+    async def add_recipients(self, alert_id: str, ids: list[str], version: int) -> None:
+        if ids:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in ids:
+                    pipe.hsetnx(f"notify:recipients:{alert_id}", i, version)
+                await pipe.execute()
+
+    async def notes(self, case_id: str) -> CaseNotes:
+        raw = await self.redis.get(f"notify:notes:{case_id}")
+        return CaseNotes.model_validate_json(raw) if raw else CaseNotes()
+
+    async def save_notes(self, case_id: str, notes: CaseNotes) -> None:
+        await self.redis.set(f"notify:notes:{case_id}", notes.model_dump_json())
+
+
+TERMINAL = {"sent", "acknowledged", "failed", "dead", "gone", "dropped"}
 
 
 class DeliveryLedger:
-    """One delivery per (alert version, recipient): `sending` is written before the request and
-    `sent` after it; a redelivered message skips what is `sent` and resends what was left
-    `sending` with the same webhook-id, so a receiver can drop the duplicate."""
+    """One delivery per (alert version, recipient): the record is created (`pending`) before the
+    first request and set to `sent` after it; a redelivered message skips what is settled and
+    resends what was left `pending` with the same webhook-id, so a receiver can drop the
+    duplicate. Retries and ack deadlines are Redis sorted sets (durable timers)."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+
+    async def claim(self, delivery_id: str, fields: dict[str, str]) -> str | None:
+        """Create the record if absent; return the state it had (None when new)."""
+        key = f"notify:delivery:{delivery_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "state", "pending")
+            pipe.hget(key, "state")
+            created, state = await pipe.execute()
+        if created:
+            mapping = {**fields, "attempts": "0", "at": datetime.now(UTC).isoformat()}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=mapping)
+                if fields.get("case_id"):
+                    pipe.sadd(f"notify:case-deliveries:{fields['case_id']}", delivery_id)
+                await pipe.execute()
+            return None
+        return str(state)
+
+    async def get(self, delivery_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(f"notify:delivery:{delivery_id}")
+        return {str(k): str(v) for k, v in raw.items()}
 
     async def state(self, delivery_id: str) -> str | None:
         raw = await self.redis.hget(f"notify:delivery:{delivery_id}", "state")
         return str(raw) if raw is not None else None
 
     async def mark(self, delivery_id: str, state: str, **fields: str) -> None:
-        mapping: dict[str | bytes, str] = {"state": state, "at": datetime.now(UTC).isoformat()}
+        mapping: dict[str, str] = {"state": state, "at": datetime.now(UTC).isoformat()}
         mapping.update(fields)
-        await self.redis.hset(f"notify:delivery:{delivery_id}", mapping=mapping)  # type: ignore[arg-type]
+        await self.redis.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+
+    async def of_case(self, case_id: str) -> list[dict[str, str]]:
+        ids = sorted(await self.redis.smembers(f"notify:case-deliveries:{case_id}"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hgetall(f"notify:delivery:{i}")
+            rows = await pipe.execute()
+        return [{"delivery_id": str(i), **{str(k): str(v) for k, v in r.items()}}
+                for i, r in zip(ids, rows, strict=True) if r]
+
+    # Durable timers: a sorted set of member -> due epoch; `due` claims with ZREM so that only
+    # one instance handles each.
+    async def schedule(self, timer: str, member: str, due: float) -> None:
+        await self.redis.zadd(f"notify:timer:{timer}", {member: due})
+
+    async def unschedule(self, timer: str, *members: str) -> None:
+        if members:
+            await self.redis.zrem(f"notify:timer:{timer}", *members)
+
+    async def due(self, timer: str, now: float | None = None, limit: int = 500) -> list[str]:
+        key = f"notify:timer:{timer}"
+        members = await self.redis.zrangebyscore(key, "-inf", now or time.time(), start=0,
+                                                 num=limit)
+        claimed = []
+        for m in members:
+            if await self.redis.zrem(key, m):
+                claimed.append(str(m))
+        return claimed
+
+
+class HubFeed:
+    """Each hub's pushes as a Redis stream: the hub console lists and follows it (SSE ids are the
+    stream ids, so Last-Event-ID resumes)."""
+
+    MAXLEN = 500
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+
+    async def add(self, hub_id: str, body: dict[str, Any]) -> str:
+        entry = await self.redis.xadd(f"notify:hubfeed:{hub_id}",
+                                      {"alert_id": str(body["alert_id"]),
+                                       "body": json.dumps(body, ensure_ascii=False)},
+                                      maxlen=self.MAXLEN, approximate=True)
+        return str(entry)
+
+    async def scrub(self, hub_id: str, alert_id: str) -> None:
+        """Drop every earlier push of `alert_id` (they carry personal data)."""
+        key = f"notify:hubfeed:{hub_id}"
+        rows = await self.redis.xrange(key)
+        old = [eid for eid, f in rows if f.get("alert_id") == alert_id]
+        if old:
+            await self.redis.xdel(key, *old)
+
+    async def current(self, hub_id: str) -> list[dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for _, fields in await self.redis.xrange(f"notify:hubfeed:{hub_id}"):
+            body = json.loads(fields["body"])
+            latest[body["alert_id"]] = body
+        return list(latest.values())
+
+    async def follow(self, hub_id: str, after: str,
+                     block_ms: int = 15000) -> list[tuple[str, dict[str, Any]]]:
+        got = await self.redis.xread({f"notify:hubfeed:{hub_id}": after or "$"}, count=100,
+                                     block=block_ms)
+        out = []
+        for _, entries in got or []:
+            for eid, fields in entries:
+                out.append((str(eid), json.loads(fields["body"])))
+        return out
+
+
+# --- SSRF guard --------------------------------------------------------------------------------
 
 
 class UnsafeUrl(ValueError):
     pass
 
 
-async def check_webhook_url(url: str, allow_private: bool) -> None:
-    """SSRF guard: refuse URLs whose host resolves to a non-public address."""
+HTTP_LIKE = {"http", "https", "json", "jsons", "form", "forms", "xml", "xmls"}
+
+
+async def check_url(url: str, allow_private: bool, allow_networks: list[str],
+                    apprise: bool = False) -> None:
+    """Refuse URLs whose host resolves to a private, loopback or link-local address unless
+    allow-listed. Apprise URLs of other schemes name a service (dingtalk://token) and are not
+    fetched by host."""
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    if apprise and parts.scheme not in HTTP_LIKE:
+        return
+    if parts.scheme not in HTTP_LIKE or not parts.hostname:
         raise UnsafeUrl("only http(s) URLs with a host are accepted")
     if allow_private:
         return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme.endswith("s") else 80)
+    except ValueError as exc:
+        raise UnsafeUrl("invalid port") from exc
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port,
                                                              type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrl(f"host {parts.hostname} does not resolve") from exc
     for info in infos:
         address = str(info[4][0])
-        if not is_public_address(address):
+        if not address_allowed(address, allow_networks):
             raise UnsafeUrl(f"host {parts.hostname} resolves to non-public address {address}")
+
+
+# --- channels ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -90,27 +288,70 @@ class SendResult:
     ok: bool
     status: int | None
     error: str = ""
+    retry_after: float | None = None
+
+
+def signed_headers(secret: str, webhook_id: str, payload: str,
+                   now: datetime | None = None) -> dict[str, str]:
+    now = now or datetime.now(UTC)
+    return {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, now, payload),
+    }
 
 
 class WebhookSender:
-    """POSTs a JSON body signed per Standard Webhooks (webhook-id/-timestamp/-signature)."""
+    """POSTs a JSON body signed per Standard Webhooks over a shared aiohttp session: bounded
+    timeouts, redirects not followed, at most `per_endpoint` concurrent requests per host."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
+        self.per_endpoint = per_endpoint
+        self.total = total
+        self._session: aiohttp.ClientSession | None = None
 
-    async def send(
-        self, url: str, secret: str, webhook_id: str, body: dict[str, object]
-    ) -> SendResult:
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.total, limit_per_host=self.per_endpoint,
+                                             ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
+                                                  auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, url: str, secret: str, webhook_id: str,
+                   body: dict[str, Any]) -> SendResult:
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        now = datetime.now(UTC)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(webhook_id, now, payload),
-        }
+        headers = signed_headers(secret, webhook_id, payload)
         try:
-            response = await self.client.post(url, content=payload.encode(), headers=headers)
-        except httpx.HTTPError as exc:
-            return SendResult(False, None, f"{type(exc).__name__}: {exc}")
-        return SendResult(200 <= response.status_code < 300, response.status_code)
+            async with self.session().post(url, data=payload.encode(), headers=headers,
+                                           allow_redirects=False) as response:
+                await response.read()
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                return SendResult(200 <= response.status < 300, response.status,
+                                  "" if response.status < 300 else f"HTTP {response.status}",
+                                  retry_after)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return SendResult(False, None, f"{type(exc).__name__}: {exc}"[:300])
+
+
+class AppriseSender:
+    """Chat/SMS/email targets through Apprise; one target per subscriber, so the boolean Apprise
+    returns is that target's result."""
+
+    async def send(self, url: str, title: str, text: str) -> SendResult:
+        import apprise
+
+        notifier = apprise.Apprise()
+        if not notifier.add(url):
+            return SendResult(False, None, "apprise: URL not understood")
+        try:
+            ok = await notifier.async_notify(body=text, title=title)
+        except Exception as exc:  # a plugin's failure is this target's failure
+            return SendResult(False, None, f"apprise: {type(exc).__name__}: {exc}"[:300])
+        return SendResult(bool(ok), None, "" if ok else "apprise: target refused or unreachable")

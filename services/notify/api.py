@@ -1,16 +1,29 @@
 """HTTP entrypoints of notify (thin: parse, authorise, call a handler)."""
 
 
-from typing import Annotated
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from services.notify import domain, formats
 from services.notify.adapters import UnsafeUrl
 from services.notify.domain import SubscriberRequest
-from services.notify.handlers import Notify
+from services.notify.handlers import Forbidden, NotFound, Notify
 from shared.auth import Principal, Role
+from shared.settings import Settings
 from shared.web import ApiError, Authenticator
+
+UI = Path(__file__).with_name("ui")
+CaseId = Annotated[str, PathParam(pattern=domain.CASE_ID)]
+HubId = Annotated[str, PathParam(pattern=domain.HUB_ID)]
 
 
 class SubscriberCreated(BaseModel):
@@ -18,11 +31,82 @@ class SubscriberCreated(BaseModel):
     secret: str  # the webhook signing secret, shown once
 
 
-def build_router(auth: Authenticator, notify: Notify) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["subscribers"])
-    Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
+class HubInfo(BaseModel):
+    hub_id: str
+    name: str
+    location: domain.Location
+    region_code: str | None = None
 
-    @router.post("/subscribers", status_code=201, response_model=SubscriberCreated)
+
+class HubAlerts(BaseModel):
+    hub_id: str
+    alerts: list[dict[str, Any]]
+
+
+class Acknowledged(BaseModel):
+    delivery_id: str
+    state: str
+    acked_at: str
+
+
+class Delivery(BaseModel):
+    delivery_id: str
+    subscriber_id: str
+    name: str = ""
+    kind: str
+    channel: str
+    alert_id: str
+    version: int
+    scope: str
+    state: str  # pending|retrying|sent|acknowledged|failed|dead|gone|dropped
+    attempts: int
+    http_status: int | None = None
+    error: str = ""
+    overdue: bool = False
+    acked_at: str | None = None
+    at: str = ""
+
+
+class CaseDeliveries(BaseModel):
+    case_id: str
+    deliveries: list[Delivery]
+    counts: dict[str, int]
+
+
+CAP = "application/cap+xml"
+ATOM = "application/atom+xml"
+SVG = "image/svg+xml"
+
+
+def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
+    Hub = Annotated[Principal, Depends(auth.require(Role.hub, Role.commander))]
+    HubOnly = Annotated[Principal, Depends(auth.require(Role.hub))]
+    Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
+    optional_bearer = HTTPBearer(auto_error=False)
+
+    def maybe_principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(optional_bearer)],
+    ) -> Principal | None:
+        return auth.principal(credentials) if credentials is not None else None
+
+    Maybe = Annotated[Principal | None, Depends(maybe_principal)]
+
+    async def own_hub(principal: Principal, hub_id: str) -> domain.Subscriber:
+        if principal.role == Role.hub and principal.hub_id != hub_id:
+            raise ApiError(403, "forbidden", "not your hub", role=principal.role.value,
+                           needs="hub " + hub_id)
+        sub = await notify.subscribers.get(hub_id)
+        if sub is None or sub.kind != domain.SubscriberKind.hub:
+            raise ApiError(404, "not_found", f"hub {hub_id} not found")
+        if principal.role == Role.commander and sub.region_code and not principal.can_see(
+                sub.region_code):
+            raise ApiError(404, "not_found", f"hub {hub_id} not found")
+        return sub
+
+    @router.post("/subscribers", status_code=201, response_model=SubscriberCreated,
+                 tags=["subscribers"])
     async def post_subscriber(request: SubscriberRequest, admin: Admin) -> SubscriberCreated:
         try:
             subscriber = await notify.register(request)
@@ -30,4 +114,125 @@ def build_router(auth: Authenticator, notify: Notify) -> APIRouter:
             raise ApiError(422, "unsafe_url", str(exc), "channel.url") from exc
         return SubscriberCreated(subscriber_id=subscriber.subscriber_id, secret=subscriber.secret)
 
+    @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
+    async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:
+        sub = await own_hub(principal, hub_id)
+        return HubInfo(hub_id=sub.subscriber_id, name=sub.name, location=sub.location,
+                       region_code=sub.region_code)
+
+    @router.get("/hubs/{hub_id}/alerts", response_model=HubAlerts, tags=["hub console"])
+    async def get_hub_alerts(hub_id: HubId, principal: Hub) -> HubAlerts:
+        await own_hub(principal, hub_id)
+        return HubAlerts(hub_id=hub_id, alerts=await notify.feed.current(hub_id))
+
+    @router.get("/hubs/{hub_id}/stream", tags=["hub console"], response_class=Response,
+                responses={200: {"content": {"text/event-stream": {}}}})
+    async def hub_stream(
+        hub_id: HubId, principal: Hub, request: Request,
+        last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
+    ) -> EventSourceResponse:
+        await own_hub(principal, hub_id)
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            after = last_event_id or "$"
+            if after == "$":
+                # Start from the newest entry so nothing added meanwhile is missed.
+                last = await notify.feed.redis.xrevrange(f"notify:hubfeed:{hub_id}", count=1)
+                after = str(last[0][0]) if last else "0-0"
+            while not await request.is_disconnected():
+                for eid, body in await notify.feed.follow(hub_id, after, block_ms=5000):
+                    after = eid
+                    yield ServerSentEvent(data=json.dumps(body, ensure_ascii=False), id=eid,
+                                          event="alert")
+
+        return EventSourceResponse(events(), ping=15)
+
+    @router.post("/deliveries/{delivery_id}/ack", response_model=Acknowledged,
+                 tags=["deliveries"])
+    async def ack(delivery_id: Annotated[str, PathParam(pattern=r"^msg_[0-9a-f]{32}$")],
+                  principal: HubOnly) -> Acknowledged:
+        try:
+            at = await notify.acknowledge(delivery_id, principal.hub_id,
+                                          admin=principal.role == Role.admin)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", "delivery not found") from exc
+        except Forbidden as exc:
+            raise ApiError(403, "forbidden", "not your hub's delivery",
+                           role=principal.role.value, needs="the delivery's hub") from exc
+        return Acknowledged(delivery_id=delivery_id, state="acknowledged", acked_at=at)
+
+    @router.get("/deliveries", response_model=CaseDeliveries, tags=["deliveries"])
+    async def list_deliveries(
+        case_id: Annotated[str, Query(pattern=domain.CASE_ID)], principal: Commander,
+    ) -> CaseDeliveries:
+        alert = await notify.alerts.get(domain.alert_id_of(case_id))
+        if alert is None or not principal.can_see(alert.region_code):
+            raise ApiError(404, "not_found", f"case {case_id} not found")
+        rows = [Delivery(**r) for r in await notify.deliveries(case_id)]
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        return CaseDeliveries(case_id=case_id, deliveries=rows, counts=counts)
+
+    @router.get("/cases/{case_id}/spread.svg", tags=["deliveries"], response_class=Response,
+                responses={200: {"content": {SVG: {}}}})
+    async def spread(case_id: CaseId, principal: Commander) -> Response:
+        try:
+            alert, hubs = await notify.spread(case_id)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"case {case_id} not found") from exc
+        if not principal.can_see(alert.region_code):
+            raise ApiError(404, "not_found", f"case {case_id} not found")
+        tiers = [km for _, km in settings.radius_tiers_km] + [settings.radius_max_km]
+        svg = formats.spread_svg(case_id, alert.lat, alert.lon, alert.radius_km, tiers, hubs)
+        return Response(svg, media_type=SVG, headers={"cache-control": "no-store"})
+
+    @router.get("/alerts/active.atom", tags=["feeds"], response_class=Response,
+                responses={200: {"content": {ATOM: {}}}})
+    async def active_atom() -> Response:
+        alerts = await notify.alerts.public()
+        xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
+                                settings.notify_official_contact,
+                                settings.notify_push_max_chars)
+        return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
+
+    @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
+                responses={200: {"content": {CAP: {}}}})
+    async def alert_cap(
+        alert_id: Annotated[str, PathParam(pattern=domain.ALERT_ID)], principal: Maybe,
+        version: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    ) -> Response:
+        """CAP 1.2 of one alert version (the latest by default). Without a token: the public
+        message of a released, real alert; a commander or hub gets the restricted one."""
+        alert = await notify.alerts.get(alert_id)
+        restricted = principal is not None and principal.role in {
+            Role.commander, Role.hub, Role.admin} and principal.can_see(
+                alert.region_code if alert else "000000")
+        if alert is None or (not restricted and (alert.exercise or not alert.released)):
+            raise ApiError(404, "not_found", f"alert {alert_id} not found")
+        wanted = version or alert.version
+        if wanted > alert.version:
+            raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
+        xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
+                              settings.notify_sender, notify.link(alert_id),
+                              settings.notify_official_contact, settings.notify_push_max_chars)
+        return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
+
     return router
+
+
+def build_ui_router(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["hub console"])
+
+    @router.get("/hub", response_class=FileResponse, include_in_schema=False)
+    async def hub_page() -> FileResponse:
+        return FileResponse(UI / "hub.html", media_type="text/html; charset=utf-8")
+
+    @router.get("/hub/config.js", include_in_schema=False)
+    async def hub_config() -> Response:
+        config = {"alert_url": settings.alert_url.rstrip("/")}
+        return Response(f"window.HW_CONFIG = {json.dumps(config)};",
+                        media_type="application/javascript")
+
+    return router
+

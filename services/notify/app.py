@@ -2,47 +2,76 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from services.notify import consumers
-from services.notify.adapters import DeliveryLedger, SubscriberRepository, WebhookSender
-from services.notify.api import build_router
+from services.notify.adapters import (
+    AlertRepository,
+    DeliveryLedger,
+    HubFeed,
+    SubscriberRepository,
+    WebhookSender,
+)
+from services.notify.api import UI, build_router, build_ui_router
 from services.notify.handlers import Notify
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
-from shared.web import Authenticator, install_error_handlers, ops_router, redis_check
+from shared.web import (
+    Authenticator,
+    allow_consoles,
+    install_error_handlers,
+    mount_shared_ui,
+    ops_router,
+    redis_check,
+)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+    return Notify(
+        settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
+        HubFeed(redis),
+        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit),
+        publisher,
+    )
+
+
+def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI:
     settings = settings or Settings()
     broker = make_broker(settings.kafka_bootstrap, "homeward-notify")
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     publisher = EventPublisher(broker, source="/homeward/notify")
-    client = httpx.AsyncClient(
-        timeout=settings.webhook_timeout_s, follow_redirects=False,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-    )
-    notify = Notify(settings, SubscriberRepository(redis), DeliveryLedger(redis),
-                    WebhookSender(client), publisher)
+    notify = build_notify(settings, redis, publisher)
     consumers.register(broker, notify, publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await broker.stop()
-            await client.aclose()
+            await notify.webhooks.close()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward notify service", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)
+    app.state.notify = notify
     install_error_handlers(app)
+    allow_consoles(app, settings.dispatch_url, settings.alert_url)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), notify))
+    app.include_router(build_router(Authenticator(settings), notify, settings))
+    app.include_router(build_ui_router(settings))
+    mount_shared_ui(app)
+    app.mount("/static/notify", StaticFiles(directory=UI), name="notify-static")
     return app

@@ -1,4 +1,4 @@
-"""Kafka entrypoints of notify: `on_<topic>` subscribers in the `notify` consumer group."""
+"""Kafka entrypoints of notify: `on_<topic>` subscribers in the `homeward-notify` group."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ from faststream.kafka import KafkaBroker
 
 from services.notify.handlers import Notify
 from shared import topics
-from shared.events import REPORT_ACCEPTED, CloudEvent
+from shared.events import (
+    CASE_FOUND,
+    CASE_OPENED,
+    CASE_RELEASE_APPROVED,
+    REPORT_ACCEPTED,
+    CloudEvent,
+)
 from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-notify"
+CASE_TYPES = {CASE_OPENED, CASE_RELEASE_APPROVED, CASE_FOUND}
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> None:
@@ -17,4 +24,9 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> 
         if event.type == REPORT_ACCEPTED:
             await notify.on_report_accepted(event)
 
+    async def on_dispatch(event: CloudEvent) -> None:
+        if event.type in CASE_TYPES:
+            await notify.on_case_event(event)
+
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
+    subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)

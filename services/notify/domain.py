@@ -1,24 +1,31 @@
-"""Who hears about a missing child, and what they receive — rules free of I/O."""
+"""Who hears about a missing child, when, and what they receive — rules free of I/O."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-from datetime import datetime, timedelta
+import random
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from shared.report import ReportAccepted
-
 ALERT_ISSUED = "homeward.alert.issued.v1"
+ALERT_CANCELLED = "homeward.alert.cancelled.v1"
+
+CASE_ID = r"^\d{6}-\d{8}-[A-Z0-9]{6}$"
+ALERT_ID = r"^A-\d{6}-\d{8}-[A-Z0-9]{6}$"
+HUB_ID = r"^[A-Za-z0-9_.-]{1,40}$"
 
 
 class SubscriberKind(StrEnum):
     hub = "hub"
     media = "media"
     volunteer = "volunteer"
+
+
+PUBLIC_KINDS = (SubscriberKind.media, SubscriberKind.volunteer)
 
 
 class Location(BaseModel):
@@ -31,12 +38,31 @@ class WebhookChannel(BaseModel):
     url: HttpUrl
 
 
+class AppriseChannel(BaseModel):
+    """A chat/SMS/email target in Apprise URL form (dingtalk://, wecom://, feishu://, mailto://…)."""
+
+    type: Literal["apprise"]
+    url: str = Field(min_length=3, max_length=2000, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
+
+
+class ConsoleChannel(BaseModel):
+    """A hub that reads its pushes on the hub console only (`GET /hub`)."""
+
+    type: Literal["console"]
+
+
+Channel = WebhookChannel | AppriseChannel | ConsoleChannel
+
+
 class SubscriberRequest(BaseModel):
     kind: SubscriberKind
     name: str = Field(min_length=1, max_length=100)
     location: Location
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
-    channel: WebhookChannel
+    channel: Channel = Field(discriminator="type")
+    drills: bool = Field(default=False, description="also receive exercise (drill) alerts")
+    hub_id: str | None = Field(default=None, pattern=HUB_ID,
+                               description="for hubs: the id in the hub staff's tokens")
 
 
 class Subscriber(SubscriberRequest):
@@ -45,14 +71,31 @@ class Subscriber(SubscriberRequest):
     active: bool = True
 
 
-def radius_km(elapsed: timedelta, tiers: list[tuple[float, float]], max_km: float) -> float:
+# --- radius tiers ------------------------------------------------------------------------------
+
+
+def radius_km(elapsed: timedelta, tiers: list[tuple[float, float]], max_km: float,
+              unit_s: float = 3600.0) -> float:
     """The radius of the national platform: 100 km within 1 h, 200 within 2 h, 300 within 3 h,
-    then 500 (tiers are (hours, km) pairs in ascending order)."""
-    hours = max(elapsed.total_seconds(), 0) / 3600
+    then 500 (tiers are (hours, km) pairs in ascending order; `unit_s` seconds per hour)."""
+    hours = max(elapsed.total_seconds(), 0) / unit_s
     for limit_h, km in tiers:
         if hours <= limit_h:
             return km
     return max_km
+
+
+def next_boundary(seen_at: datetime, now: datetime, tiers: list[tuple[float, float]],
+                  unit_s: float = 3600.0) -> datetime | None:
+    """When the radius next grows (just after the next tier's limit), or None at the last tier."""
+    for limit_h, _ in tiers:
+        boundary = seen_at + timedelta(seconds=limit_h * unit_s + 0.001)
+        if boundary > now:
+            return boundary
+    return None
+
+
+# --- ids ---------------------------------------------------------------------------------------
 
 
 def alert_id_of(case_id: str) -> str:
@@ -65,25 +108,188 @@ def delivery_id(alert_id: str, version: int, subscriber_id: str) -> str:
     return f"msg_{digest[:32]}"
 
 
-def restricted_alert(
-    accepted: ReportAccepted, version: int, radius: float, issued_at: datetime
-) -> dict[str, Any]:
-    """The bulletin for hubs and the case group: may carry suspect and vehicle details."""
-    report = accepted.report
-    return {
+# --- alert state -------------------------------------------------------------------------------
+
+
+class VersionInfo(BaseModel):
+    version: int
+    msg_type: Literal["Alert", "Update", "Cancel"]
+    sent: datetime
+    radius_km: float
+    note: str = ""
+
+
+class AlertState(BaseModel):
+    """One alert per case; each change (widening, release, cancellation) is a new version."""
+
+    alert_id: str
+    case_id: str
+    region_code: str
+    exercise: bool
+    released: bool
+    cancelled: bool = False
+    outcome: str = ""
+    seen_at: datetime
+    lat: float
+    lon: float
+    radius_km: float
+    version: int = 1
+    issued_at: datetime
+    versions: list[VersionInfo]
+    # The accepted report (restricted content); dropped at cancellation.
+    report: dict[str, Any] | None = None
+    leader: dict[str, Any] | None = None
+
+    @property
+    def public_listed(self) -> bool:
+        return self.released and not self.exercise and not self.cancelled
+
+    @property
+    def status(self) -> str:
+        return "Exercise" if self.exercise else "Actual"
+
+    def bump(self, msg_type: Literal["Update", "Cancel"], at: datetime, note: str = "") -> None:
+        self.version += 1
+        self.versions.append(VersionInfo(version=self.version, msg_type=msg_type, sent=at,
+                                         radius_km=self.radius_km, note=note))
+
+
+class CaseNotes(BaseModel):
+    """What dispatch said about a case, kept even when it arrives before the report."""
+
+    released: bool = False
+    found: bool = False
+    outcome: str = ""
+    leader: dict[str, Any] | None = None
+
+
+# --- content -----------------------------------------------------------------------------------
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
+                 link: str, limit: int, extra: str = "") -> str:
+    """The push text, at most `limit` characters, always ending with the bulletin link."""
+    tail = f" 详见：{link}"
+    sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
+    age = f"{child['age']}岁" if child.get("age") is not None else ""
+    head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
+            f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
+            f"最后出现：{last_seen.get('address', '')}（{last_seen.get('at', '')}）。"
+            f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
+    return _trim(head, limit - len(tail)) + tail
+
+
+def _child_public(child: dict[str, Any]) -> dict[str, Any]:
+    keep = ("name", "sex", "birth_date", "age", "height_cm", "weight_kg", "description",
+            "photo_urls")
+    return {k: child[k] for k in keep if k in child}
+
+
+def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
+              contact: str, limit: int, now: datetime) -> dict[str, Any]:
+    """The push for one recipient class. Public: no reporter, no family phone, no ID number,
+    no home address, no suspect/vehicle; the official contact instead."""
+    report = alert.report or {}
+    child = dict(report.get("child") or {})
+    seen = dict(report.get("last_seen") or {})
+    circ = dict(report.get("circumstances") or {})
+    body: dict[str, Any] = {
         "type": ALERT_ISSUED,
-        "alert_id": alert_id_of(accepted.case_id),
-        "case_id": accepted.case_id,
-        "version": version,
-        "scope": "restricted",
-        "status": "Exercise" if report.exercise else "Actual",
-        "child": report.child.model_dump(mode="json"),
-        "last_seen": report.last_seen.model_dump(mode="json"),
-        "circumstances": report.circumstances.model_dump(mode="json"),
-        "radius_km": radius,
-        "contact": "110",
-        "issued_at": issued_at.isoformat(),
+        "alert_id": alert.alert_id,
+        "case_id": alert.case_id,
+        "version": alert.version,
+        "msg_type": "Alert" if alert.version == 1 else "Update",
+        "scope": scope,
+        "status": alert.status,
+        "radius_km": alert.radius_km,
+        "issued_at": now.isoformat(),
+        "link": link,
     }
+    if scope == "restricted":
+        leader = alert.leader or {}
+        contact_text = contact
+        if leader.get("phone"):
+            contact_text = f"{leader.get('name', '')}{leader.get('title', '')} {leader['phone']}"
+        extra = ""
+        if circ.get("suspect"):
+            extra += f"嫌疑人：{circ['suspect']}。"
+        if circ.get("vehicle"):
+            extra += f"车辆：{circ['vehicle']}。"
+        body.update({
+            "child": child,
+            "last_seen": seen,
+            "circumstances": circ,
+            "leader": leader or None,
+            "contact": contact_text,
+            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra),
+        })
+    else:
+        public_child = _child_public(child)
+        public_seen = {k: seen[k] for k in ("at", "address", "region_code", "lat", "lon")
+                       if k in seen}
+        body.update({
+            "child": public_child,
+            "last_seen": public_seen,
+            "circumstances": {"kind": circ.get("kind", "missing")},
+            "contact": contact,
+            "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
+                                 limit),
+        })
+    return body
+
+
+def cancel_body(alert: AlertState, now: datetime) -> dict[str, Any]:
+    """A cancellation: ids and outcome only, no personal data."""
+    return {
+        "type": ALERT_CANCELLED,
+        "alert_id": alert.alert_id,
+        "case_id": alert.case_id,
+        "version": alert.version,
+        "msg_type": "Cancel",
+        "status": alert.status,
+        "reason": alert.outcome,
+        "references": [v.version for v in alert.versions if v.msg_type != "Cancel"],
+        "issued_at": now.isoformat(),
+        "text": "该协查已解除（已找到）。" if alert.outcome != "false_report"
+        else "该协查已撤销（虚假报告）。",
+    }
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+def backoff_s(attempt: int, base: float, cap: float, retry_after: float | None = None,
+              rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
+    rng = rng or random.Random()
+    delay = rng.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def is_public_address(address: str) -> bool:
@@ -91,3 +297,10 @@ def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
                 or ip.is_reserved or ip.is_unspecified)
+
+
+def address_allowed(address: str, allow_networks: list[str]) -> bool:
+    ip = ipaddress.ip_address(address)
+    if is_public_address(address):
+        return True
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in allow_networks)

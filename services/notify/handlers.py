@@ -4,82 +4,482 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from services.notify import domain
 from services.notify.adapters import (
+    AlertRepository,
+    AppriseSender,
     DeliveryLedger,
+    HubFeed,
+    SendResult,
     SubscriberRepository,
     WebhookSender,
-    check_webhook_url,
+    check_url,
 )
+from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from shared import topics
-from shared.events import DELIVERY_FAILED, DELIVERY_SENT, CloudEvent, DeliveryReceipt
+from shared.events import (
+    CASE_FOUND,
+    CASE_OPENED,
+    CASE_RELEASE_APPROVED,
+    DELIVERY_ACKNOWLEDGED,
+    DELIVERY_FAILED,
+    DELIVERY_SENT,
+    CaseFound,
+    CaseOpened,
+    CloudEvent,
+    DeliveryReceipt,
+    ReleaseApproved,
+)
 from shared.kafka import EventPublisher
 from shared.report import ReportAccepted
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DELIVERY_ACK_OVERDUE = "homeward.delivery.ack_overdue.v1"
+DELIVERY_DEAD = "homeward.delivery.dead.v1"
+
+RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Forbidden(PermissionError):
+    pass
 
 
 @dataclass
 class Notify:
     settings: Settings
     subscribers: SubscriberRepository
+    alerts: AlertRepository
     ledger: DeliveryLedger
-    sender: WebhookSender
+    feed: HubFeed
+    webhooks: WebhookSender
     publisher: EventPublisher
+    apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    max_parallel: int = 100
+    sleep: Callable[[float], Any] = asyncio.sleep
 
-    async def register(self, request: domain.SubscriberRequest) -> domain.Subscriber:
-        await check_webhook_url(str(request.channel.url), self.settings.webhook_allow_private)
-        subscriber = domain.Subscriber(
-            **request.model_dump(),
-            subscriber_id=f"S{uuid.uuid4().hex[:16]}",
-            secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        )
+    # --- subscribers ---------------------------------------------------------------------------
+
+    async def register(self, request: domain.SubscriberRequest) -> Subscriber:
+        channel = request.channel
+        if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
+            await check_url(str(channel.url), self.settings.webhook_allow_private,
+                            self.settings.webhook_allow_networks,
+                            apprise=isinstance(channel, domain.AppriseChannel))
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        if request.kind == SubscriberKind.hub and request.hub_id:
+            # A hub's id is the one in its staff's tokens: registering it again updates it
+            # and keeps its signing secret.
+            subscriber_id = request.hub_id
+            existing = await self.subscribers.get(subscriber_id)
+            if existing is not None:
+                secret = existing.secret
+        else:
+            subscriber_id = f"S{uuid.uuid4().hex[:16]}"
+        subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
+                                secret=secret)
         await self.subscribers.add(subscriber)
         return subscriber
 
+    # --- events from the reports and dispatch topics -------------------------------------------
+
+    def _unit(self) -> float:
+        return self.settings.notify_tier_unit_s
+
+    def _radius(self, seen_at: datetime, now: datetime) -> float:
+        return domain.radius_km(now - seen_at, self.settings.radius_tiers_km,
+                                self.settings.radius_max_km, self._unit())
+
+    async def _schedule_widening(self, alert: AlertState, now: datetime) -> None:
+        nxt = domain.next_boundary(alert.seen_at, now, self.settings.radius_tiers_km,
+                                   self._unit())
+        if nxt is not None and not alert.cancelled:
+            await self.ledger.schedule(WIDEN, alert.alert_id, nxt.timestamp())
+
     async def on_report_accepted(self, event: CloudEvent) -> None:
-        """Push the restricted bulletin to every hub inside the radius of the elapsed time."""
+        """Hubs inside the radius of the elapsed time get the restricted bulletin at once;
+        media and volunteers the public one if release came with the report."""
         accepted = ReportAccepted.model_validate(event.data)
-        seen = accepted.report.last_seen
-        now = self.clock()
-        radius = domain.radius_km(now - seen.at, self.settings.radius_tiers_km,
-                                  self.settings.radius_max_km)
-        hubs = await self.subscribers.within(domain.SubscriberKind.hub, seen.lat, seen.lon, radius)
-        body = domain.restricted_alert(accepted, version=1, radius=radius, issued_at=now)
-        limit = asyncio.Semaphore(self.max_parallel)
-
-        async def deliver(hub: domain.Subscriber) -> None:
-            async with limit:
-                await self.deliver(hub, body)
-
-        await asyncio.gather(*(deliver(hub) for hub in hubs))
-
-    async def deliver(self, subscriber: domain.Subscriber, body: dict[str, object]) -> None:
-        alert_id, version = str(body["alert_id"]), int(str(body["version"]))
-        delivery_id = domain.delivery_id(alert_id, version, subscriber.subscriber_id)
-        if await self.ledger.state(delivery_id) == "sent":
+        alert_id = domain.alert_id_of(accepted.case_id)
+        existing = await self.alerts.get(alert_id)
+        if existing is not None:  # redelivery: finish what the first run started
+            if existing.cancelled:
+                await self._cancel_fan_out(existing)
+            else:
+                await self._fan_out(existing)
             return
-        await self.ledger.mark(delivery_id, "sending", subscriber_id=subscriber.subscriber_id)
-        result = await self.sender.send(str(subscriber.channel.url), subscriber.secret,
-                                        delivery_id, body)
-        state = "sent" if result.ok else "failed"
-        await self.ledger.mark(delivery_id, state, http_status=str(result.status or ""))
+        report = accepted.report
+        seen = report.last_seen
+        now = self.clock()
+        notes = await self.alerts.notes(accepted.case_id)
+        radius = self._radius(seen.at, now)
+        alert = AlertState(
+            alert_id=alert_id, case_id=accepted.case_id, region_code=seen.region_code,
+            exercise=report.exercise, released=report.release.public or notes.released,
+            seen_at=seen.at, lat=seen.lat, lon=seen.lon, radius_km=radius, issued_at=now,
+            versions=[domain.VersionInfo(version=1, msg_type="Alert", sent=now,
+                                         radius_km=radius)],
+            report=report.model_dump(mode="json"), leader=notes.leader,
+        )
+        if notes.found:  # found before we heard of the report: nobody is told anything
+            alert.cancelled, alert.outcome, alert.report = True, notes.outcome, None
+            await self.alerts.save(alert)
+            return
+        await self.alerts.save(alert)
+        await self._schedule_widening(alert, now)
+        await self._fan_out(alert)
+
+    async def on_case_event(self, event: CloudEvent) -> None:
+        """Dispatch's events, validated against their models (a violation is dead-lettered)."""
+        if event.type == CASE_OPENED:
+            opened = CaseOpened.model_validate(event.data)
+            if opened.leader is not None:
+                leader = opened.leader.model_dump(mode="json")
+                notes = await self.alerts.notes(opened.case_id)
+                notes.leader = leader
+                await self.alerts.save_notes(opened.case_id, notes)
+                alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
+                if alert is not None and not alert.cancelled:
+                    alert.leader = leader
+                    await self.alerts.save(alert)
+        elif event.type == CASE_RELEASE_APPROVED:
+            await self.release(ReleaseApproved.model_validate(event.data).case_id)
+        elif event.type == CASE_FOUND:
+            found = CaseFound.model_validate(event.data)
+            await self.cancel(found.case_id, found.outcome)
+
+    async def release(self, case_id: str) -> None:
+        notes = await self.alerts.notes(case_id)
+        if not notes.released:
+            notes.released = True
+            await self.alerts.save_notes(case_id, notes)
+        alert = await self.alerts.get(domain.alert_id_of(case_id))
+        if alert is None or alert.cancelled:
+            return
+        if not alert.released:
+            alert.released = True
+            alert.bump("Update", self.clock(), note="release_approved")
+            await self.alerts.save(alert)
+        await self._fan_out(alert)
+
+    async def cancel(self, case_id: str, outcome: str) -> None:
+        notes = await self.alerts.notes(case_id)
+        if not notes.found:
+            notes.found, notes.outcome = True, outcome
+            await self.alerts.save_notes(case_id, notes)
+        alert = await self.alerts.get(domain.alert_id_of(case_id))
+        if alert is None:
+            return
+        if not alert.cancelled:
+            alert.cancelled, alert.outcome, alert.report, alert.leader = True, outcome, None, None
+            alert.bump("Cancel", self.clock(), note=outcome)
+            await self.alerts.save(alert)  # drops it from the public feed at once
+            await self.ledger.unschedule(WIDEN, alert.alert_id)
+        await self._cancel_fan_out(alert)
+
+    # --- fan-out -------------------------------------------------------------------------------
+
+    def link(self, alert_id: str) -> str:
+        return f"{self.settings.notify_url.rstrip('/')}/api/v1/alerts/{alert_id}.xml"
+
+    async def _recipients(self, alert: AlertState) -> list[Subscriber]:
+        kinds = [SubscriberKind.hub]
+        if alert.released:
+            kinds += list(domain.PUBLIC_KINDS)
+        ids: list[str] = []
+        for kind in kinds:
+            ids += await self.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
+        already = await self.alerts.recipients(alert.alert_id)
+        # Each recipient hears of the alert once (the first version that covers it), then the
+        # cancellation; a recipient first covered by this version may be resumed.
+        fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
+        subs = [s for s in await self.subscribers.get_many(fresh) if s.active]
+        if alert.exercise:
+            subs = [s for s in subs if s.drills]
+        return subs
+
+    async def _fan_out(self, alert: AlertState) -> None:
+        subs = await self._recipients(alert)
+        await self.alerts.add_recipients(alert.alert_id, [s.subscriber_id for s in subs],
+                                         alert.version)
+        now = self.clock()
+        bodies = {scope: domain.push_body(alert, scope, self.link(alert.alert_id),
+                                          self.settings.notify_official_contact,
+                                          self.settings.notify_push_max_chars, now)
+                  for scope in ("restricted", "public")}
+        await self._deliver_all(
+            [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
+             for s in subs])
+
+    async def _cancel_fan_out(self, alert: AlertState) -> None:
+        recipients = await self.alerts.recipients(alert.alert_id)
+        subs = await self.subscribers.get_many(recipients)
+        body = domain.cancel_body(alert, self.clock())
+        await self._deliver_all([(s, body) for s in subs if s.active])
+
+    async def _deliver_all(self, work: list[tuple[Subscriber, dict[str, Any]]]) -> None:
+        limit = asyncio.Semaphore(self.settings.notify_fanout_parallel)
+
+        async def one(sub: Subscriber, body: dict[str, Any]) -> None:
+            async with limit:
+                await self.deliver(sub, body)
+
+        await asyncio.gather(*(one(s, b) for s, b in work))
+
+    async def deliver(self, sub: Subscriber, body: dict[str, Any]) -> None:
+        alert_id, version = str(body["alert_id"]), int(body["version"])
+        did = domain.delivery_id(alert_id, version, sub.subscriber_id)
+        before = await self.ledger.claim(did, {
+            "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
+            "channel": sub.channel.type, "alert_id": alert_id, "case_id": str(body["case_id"]),
+            "version": str(version), "scope": str(body.get("scope", "cancel")),
+            "name": sub.name, "body": json.dumps(body, ensure_ascii=False),
+        })
+        if before is not None and before != "pending":
+            return  # settled, or waiting for its retry timer
+        await self.attempt(did, sub, body)
+
+    async def _send(self, did: str, sub: Subscriber, body: dict[str, Any]) -> SendResult:
+        channel = sub.channel
+        if isinstance(channel, domain.WebhookChannel):
+            return await self.webhooks.send(str(channel.url), sub.secret, did, body)
+        if isinstance(channel, domain.AppriseChannel):
+            return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
+        return SendResult(True, None)  # console: the hub feed below is the delivery
+
+    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any]) -> None:
+        record = await self.ledger.get(did)
+        attempts = int(record.get("attempts", "0") or 0) + 1
+        if sub.kind == SubscriberKind.hub and attempts == 1:
+            if body["type"] == domain.ALERT_CANCELLED:
+                await self.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
+            await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+        result = await self._send(did, sub, body)
+        status = str(result.status or "")
+        if result.ok:
+            await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
+                                   error="")
+            if (sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED
+                    and record.get("reminders", "0") == "0"):
+                await self.ledger.schedule(ACKS, did,
+                                           time.time() + self.settings.notify_ack_deadline_s)
+            await self._receipt(did, sub, body, "sent", result, attempts)
+            return
+        if result.status == 410:
+            await self.ledger.mark(did, "gone", attempts=str(attempts), http_status=status,
+                                   error=result.error)
+            await self.subscribers.disable(sub.subscriber_id)
+            await self._receipt(did, sub, body, "gone", result, attempts)
+            return
+        retryable = result.status is None or result.status in domain.RETRYABLE
+        if retryable and attempts < self.settings.notify_retry_max_attempts:
+            delay = domain.backoff_s(attempts, self.settings.notify_retry_base_s,
+                                     self.settings.notify_retry_cap_s, result.retry_after)
+            await self.ledger.mark(did, "retrying", attempts=str(attempts), http_status=status,
+                                   error=result.error, next_at=str(time.time() + delay))
+            await self.ledger.schedule(RETRIES, did, time.time() + delay)
+            return
+        state = "dead" if retryable else "failed"
+        await self.ledger.mark(did, state, attempts=str(attempts), http_status=status,
+                               error=result.error)
+        await self._receipt(did, sub, body, state, result, attempts)
+        if state == "dead":
+            await self._dead_letter(did, sub, body, result, attempts)
+
+    async def _receipt(self, did: str, sub: Subscriber, body: dict[str, Any], state: str,
+                       result: SendResult, attempts: int) -> None:
         receipt = DeliveryReceipt(
-            delivery_id=delivery_id, alert_id=alert_id, case_id=str(body["case_id"]),
-            version=version, subscriber_id=subscriber.subscriber_id, scope=str(body["scope"]),
-            channel="webhook", status=state, http_status=result.status, error=result.error,
-            at=self.clock(),
+            delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
+            version=int(body["version"]), subscriber_id=sub.subscriber_id,
+            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status=state,
+            http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
+        )
+        kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
+        await self.publisher.publish(
+            topics.DELIVERIES,
+            CloudEvent.of(kind, self.publisher.source, receipt.case_id, receipt,
+                          event_id=f"{did}:{state}"))
+
+    async def _dead_letter(self, did: str, sub: Subscriber, body: dict[str, Any],
+                           result: SendResult, attempts: int) -> None:
+        receipt = DeliveryReceipt(
+            delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
+            version=int(body["version"]), subscriber_id=sub.subscriber_id,
+            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status="dead",
+            http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
+        )
+        await self.publisher.publish(
+            topics.DELIVERIES_DLQ,
+            CloudEvent.of(DELIVERY_DEAD, self.publisher.source, receipt.case_id, receipt,
+                          event_id=f"{did}:dead"))
+
+    # --- durable timers ------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Run what is due: retries, widenings, ack deadlines. Returns how many ran."""
+        done = 0
+        for did in await self.ledger.due(RETRIES):
+            done += 1
+            await self._guard(RETRIES, did, self._retry(did))
+        for alert_id in await self.ledger.due(WIDEN):
+            done += 1
+            await self._guard(WIDEN, alert_id, self.widen(alert_id))
+        for did in await self.ledger.due(ACKS):
+            done += 1
+            await self._guard(ACKS, did, self._ack_overdue(did))
+        return done
+
+    async def _guard(self, timer: str, member: str, work: Any) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("timer %s for %s failed; rescheduled", timer, member)
+            await self.ledger.schedule(timer, member, time.time() + 5)
+
+    async def run_timers(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notify timers")
+            await asyncio.sleep(self.settings.notify_tick_s)
+
+    async def _retry(self, did: str) -> None:
+        record = await self.ledger.get(did)
+        if record.get("state") != "retrying":
+            return
+        body = json.loads(record["body"])
+        alert = await self.alerts.get(str(body["alert_id"]))
+        if body["type"] == domain.ALERT_ISSUED and (alert is None or alert.cancelled):
+            await self.ledger.mark(did, "dropped", error="alert cancelled")
+            return
+        sub = await self.subscribers.get(record["subscriber_id"])
+        if sub is None or not sub.active:
+            await self.ledger.mark(did, "dropped", error="subscriber disabled")
+            return
+        await self.attempt(did, sub, body)
+
+    async def widen(self, alert_id: str) -> None:
+        alert = await self.alerts.get(alert_id)
+        if alert is None or alert.cancelled:
+            return
+        now = self.clock()
+        radius = self._radius(alert.seen_at, now)
+        if radius > alert.radius_km:
+            alert.radius_km = radius
+            alert.bump("Update", now, note=f"radius {radius:g} km")
+            await self.alerts.save(alert)
+            await self._fan_out(alert)
+        await self._schedule_widening(alert, now)
+
+    async def _ack_overdue(self, did: str) -> None:
+        record = await self.ledger.get(did)
+        if record.get("state") != "sent":
+            return  # acknowledged, or no longer pending
+        alert = await self.alerts.get(record.get("alert_id", ""))
+        if alert is None or alert.cancelled:
+            return
+        reminders = int(record.get("reminders", "0") or 0)
+        sub = await self.subscribers.get(record["subscriber_id"])
+        await self.ledger.mark(did, "sent", overdue="1", reminders=str(reminders + 1))
+        receipt = DeliveryReceipt(
+            delivery_id=did, alert_id=alert.alert_id, case_id=alert.case_id,
+            version=int(record.get("version", "1")), subscriber_id=record["subscriber_id"],
+            scope=record.get("scope", "restricted"), channel=record.get("channel", ""),
+            status="ack_overdue", attempts=int(record.get("attempts", "1")),
+            error=f"region {alert.region_code}: not acknowledged within "
+                  f"{self.settings.notify_ack_deadline_s:g}s", at=self.clock(),
         )
         await self.publisher.publish(
             topics.DELIVERIES,
-            CloudEvent.of(DELIVERY_SENT if result.ok else DELIVERY_FAILED,
-                          self.publisher.source, receipt.case_id, receipt,
-                          event_id=f"{delivery_id}:{state}"),
+            CloudEvent.of(DELIVERY_ACK_OVERDUE, self.publisher.source, alert.case_id, receipt,
+                          event_id=f"{did}:overdue:{reminders + 1}"))
+        if sub is None or not sub.active or reminders >= self.settings.notify_ack_repush_max:
+            return
+        body = {**json.loads(record["body"]), "reminder": reminders + 1}
+        await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+        result = await self._send(f"{did}_r{reminders + 1}", sub, body)
+        if result.ok:
+            await self.ledger.schedule(ACKS, did,
+                                       time.time() + self.settings.notify_ack_deadline_s)
+
+    # --- hub console and commander views -------------------------------------------------------
+
+    async def acknowledge(self, did: str, hub_id: str | None, admin: bool = False) -> str:
+        record = await self.ledger.get(did)
+        if not record:
+            raise NotFound(did)
+        if not admin and record.get("subscriber_id") != hub_id:
+            raise Forbidden(did)
+        if record.get("state") == "acknowledged":
+            return record.get("acked_at", "")
+        at = self.clock()
+        await self.ledger.mark(did, "acknowledged", acked_at=at.isoformat())
+        await self.ledger.unschedule(ACKS, did)
+        receipt = DeliveryReceipt(
+            delivery_id=did, alert_id=record.get("alert_id", ""),
+            case_id=record.get("case_id", ""), version=int(record.get("version", "1")),
+            subscriber_id=record.get("subscriber_id", ""), scope=record.get("scope", ""),
+            channel=record.get("channel", ""), status="acknowledged",
+            attempts=int(record.get("attempts", "1") or 1), at=at,
         )
+        await self.publisher.publish(
+            topics.DELIVERIES,
+            CloudEvent.of(DELIVERY_ACKNOWLEDGED, self.publisher.source, receipt.case_id,
+                          receipt, event_id=f"{did}:acknowledged"))
+        return at.isoformat()
+
+    async def deliveries(self, case_id: str) -> list[dict[str, Any]]:
+        out = []
+        for r in await self.ledger.of_case(case_id):
+            out.append({
+                "delivery_id": r["delivery_id"], "subscriber_id": r.get("subscriber_id", ""),
+                "name": r.get("name", ""), "kind": r.get("kind", ""),
+                "channel": r.get("channel", ""), "alert_id": r.get("alert_id", ""),
+                "version": int(r.get("version", "0") or 0), "scope": r.get("scope", ""),
+                "state": r.get("state", "pending"),
+                "attempts": int(r.get("attempts", "0") or 0),
+                "http_status": int(r["http_status"]) if r.get("http_status") else None,
+                "error": r.get("error", ""), "overdue": r.get("overdue") == "1",
+                "acked_at": r.get("acked_at") or None, "at": r.get("at", ""),
+            })
+        return out
+
+    async def spread(self, case_id: str) -> tuple[AlertState, list[tuple[str, float, float, str]]]:
+        alert = await self.alerts.get(domain.alert_id_of(case_id))
+        if alert is None:
+            raise NotFound(case_id)
+        tiers = [km for _, km in self.settings.radius_tiers_km] + [self.settings.radius_max_km]
+        rows = await self.subscribers.hubs_with_coords(alert.lat, alert.lon, max(tiers))
+        states: dict[str, str] = {}
+        for r in await self.ledger.of_case(case_id):
+            if r.get("kind") != "hub":
+                continue
+            s = r.get("state", "")
+            mark = ("acknowledged" if s == "acknowledged" else
+                    "pushed" if s == "sent" else "not_yet")
+            best = states.get(r.get("subscriber_id", ""), "not_yet")
+            order = ["not_yet", "pushed", "acknowledged"]
+            states[r.get("subscriber_id", "")] = max(best, mark, key=order.index)
+        subs = {s.subscriber_id: s.name
+                for s in await self.subscribers.get_many([r[0] for r in rows])}
+        return alert, [(subs.get(i, i), lat, lon, states.get(i, "not_yet"))
+                       for i, lat, lon in rows]
+

@@ -31,7 +31,7 @@ KNOWN_TYPE = {
 # Who reads what (the consumers.py of each service); checked against the broker below.
 READERS = {
     topics.REPORTS: {"homeward-dispatch", "homeward-notify"},
-    topics.DISPATCH: {"homeward-alert-progress"},
+    topics.DISPATCH: {"homeward-alert-progress", "homeward-notify"},
     topics.TIPS: set(),
     topics.DELIVERIES: {"homeward-alert-progress"},
 }

@@ -5,15 +5,13 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
 from services.dispatch.adapters import CaseRepository, load_roster
 from services.dispatch.handlers import Dispatch
-from services.notify.adapters import DeliveryLedger, SubscriberRepository, WebhookSender
+from services.notify.app import build_notify
 from services.notify.domain import Location, SubscriberKind, SubscriberRequest, WebhookChannel
-from services.notify.handlers import Notify
 from shared import topics
 from shared.events import REPORT_ACCEPTED, CloudEvent
 from shared.kafka import EventPublisher, make_broker
@@ -58,9 +56,8 @@ async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
 ) -> None:
     broker = make_broker(settings.kafka_bootstrap, "test")
     publisher = EventPublisher(broker, "/homeward/notify")
-    async with httpx.AsyncClient() as client:
-        notify = Notify(settings, SubscriberRepository(redis), DeliveryLedger(redis),
-                        WebhookSender(client), publisher)
+    notify = build_notify(settings, redis, publisher)
+    try:
         with WebhookSink() as near_sink, WebhookSink() as far_sink:
             near = await notify.register(SubscriberRequest(
                 kind=SubscriberKind.hub, name="长治站", location=Location(lat=36.46, lon=113.11),
@@ -77,6 +74,8 @@ async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
                 await notify.on_report_accepted(event)  # redelivery: nothing new is sent
             assert len(near_sink.requests) == 1
             assert far_sink.requests == []
+    finally:
+        await notify.webhooks.close()
     push = near_sink.requests[0]
     body = Webhook(near.secret).verify(push["body"], push["headers"])
     assert body["case_id"] == case_id and body["scope"] == "restricted"

@@ -1,8 +1,13 @@
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import xmlschema
 
+from services.notify import domain, formats, hubs
 from services.notify.domain import delivery_id, is_public_address, radius_km
+from tests.helpers import report_body
 
 TIERS = [(1.0, 100.0), (2.0, 200.0), (3.0, 300.0)]
 
@@ -30,3 +35,122 @@ def test_delivery_id_is_stable_per_alert_version_and_recipient() -> None:
 )
 def test_ssrf_classification(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+# --- tiers, backoff, content, formats, hub loader ----------------------------------------------
+
+CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
+NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+
+
+def test_next_boundary_walks_the_tiers_then_stops() -> None:
+    seen = NOW
+    assert domain.next_boundary(seen, NOW, TIERS) == seen + timedelta(hours=1, milliseconds=1)
+    later = seen + timedelta(hours=2, minutes=1)
+    assert domain.next_boundary(seen, later, TIERS) == seen + timedelta(hours=3, milliseconds=1)
+    assert domain.next_boundary(seen, seen + timedelta(hours=4), TIERS) is None
+    assert domain.next_boundary(seen, NOW, TIERS, unit_s=2.0) == seen + timedelta(seconds=2.001)
+
+
+def test_backoff_is_jittered_exponential_capped_and_honours_retry_after() -> None:
+    rng = random.Random(1)
+    delays = [domain.backoff_s(a, 1.0, 30.0, rng=rng) for a in range(1, 10)]
+    assert all(0 <= d <= min(30.0, 2 ** (a - 1)) for a, d in enumerate(delays, start=1))
+    assert domain.backoff_s(1, 1.0, 30.0, retry_after=7, rng=rng) >= 7
+    assert domain.backoff_s(1, 1.0, 30.0, retry_after=3600, rng=rng) == 30.0
+    assert domain.parse_retry_after("12") == 12.0
+    assert domain.parse_retry_after("Sun, 22 Nov 2026 02:00:30 GMT", NOW) == 30.0
+    assert domain.parse_retry_after("soon") is None
+
+
+def _alert(**overrides: object) -> domain.AlertState:
+    body = report_body()
+    body["child"]["id_number"] = "110101201905010011"
+    values: dict[str, object] = dict(
+        alert_id="A-140403-20261122-ABCDEF", case_id="140403-20261122-ABCDEF",
+        region_code="140403", exercise=False, released=True, seen_at=NOW, lat=36.19, lon=113.11,
+        radius_km=100.0, issued_at=NOW,
+        versions=[domain.VersionInfo(version=1, msg_type="Alert", sent=NOW, radius_km=100.0)],
+        report=body, leader={"name": "王局", "title": "局长", "phone": "0355-1234567",
+                             "organ_code": "140403", "organ_name": "潞州分局"})
+    values.update(overrides)
+    return domain.AlertState.model_validate(values)
+
+
+def test_public_push_carries_no_personal_data_of_the_family_and_fits_the_limit() -> None:
+    alert = _alert()
+    alert.report["child"]["description"] = "很长的描述" * 400  # type: ignore[index]
+    public = domain.push_body(alert, "public", "https://n/x.xml", "110", 1000, NOW)
+    text = str(public)
+    for secret in ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345",
+                   "0355-1234567"):
+        assert secret not in text
+    assert len(public["text"]) <= 1000 and public["text"].endswith("https://n/x.xml")
+    restricted = domain.push_body(alert, "restricted", "https://n/x.xml", "110", 1000, NOW)
+    assert restricted["circumstances"]["vehicle"] == "晋D·12345"
+    assert "0355-1234567" in restricted["contact"] and len(restricted["text"]) <= 1000
+
+
+def test_cancel_body_has_no_personal_data() -> None:
+    alert = _alert()
+    alert.cancelled, alert.outcome, alert.report = True, "false_report", None
+    alert.bump("Cancel", NOW)
+    body = domain.cancel_body(alert, NOW)
+    assert body["msg_type"] == "Cancel" and body["references"] == [1]
+    assert "张小明" not in str(body) and body["reason"] == "false_report"
+
+
+@pytest.mark.parametrize("scope", ["Public", "Restricted"])
+def test_every_cap_message_is_valid_cap_1_2(scope: str) -> None:
+    schema = xmlschema.XMLSchema(CAP_XSD)
+    alert = _alert(exercise=scope == "Restricted")
+    schema.validate(formats.cap_xml(alert, 1, scope, "s@x.cn", "https://n", "110", 1000).decode())  # type: ignore[arg-type]
+    alert.radius_km = 200.0
+    alert.bump("Update", NOW + timedelta(hours=1))
+    xml = formats.cap_xml(alert, 2, scope, "s@x.cn", "https://n", "110", 1000).decode()  # type: ignore[arg-type]
+    schema.validate(xml)
+    assert "<msgType>Update</msgType>" in xml and "36.1900,113.1100 200" in xml
+    assert "A-140403-20261122-ABCDEF.v1" in xml and "<language>zh-CN</language>" in xml
+    alert.cancelled, alert.report = True, None
+    alert.bump("Cancel", NOW + timedelta(hours=2))
+    xml = formats.cap_xml(alert, 1, scope, "s@x.cn", "https://n", "110", 1000).decode()  # type: ignore[arg-type]
+    schema.validate(xml)
+    assert "<msgType>Cancel</msgType>" in xml and "张小明" not in xml
+
+
+def test_atom_lists_only_released_real_active_alerts() -> None:
+    listed = _alert()
+    drill = _alert(alert_id="A-140403-20261122-DRILL1", exercise=True)
+    held = _alert(alert_id="A-140403-20261122-HELD01", released=False)
+    xml = formats.atom_feed([listed, drill, held], "https://n", "110", 1000).decode()
+    assert xml.count("<entry>") == 1 and listed.alert_id in xml
+    assert "13800000000" not in xml and "application/cap+xml" in xml
+
+
+def test_spread_svg_rings_and_dots() -> None:
+    svg = formats.spread_svg("c", 36.0, 113.0, 200.0, [100, 200, 300, 500],
+                             [("甲<站>", 36.5, 113.0, "acknowledged"),
+                              ("乙", 37.0, 113.0, "pushed"), ("丙", 39.0, 113.0, "not_yet")])
+    assert svg.count("<circle") >= 4 + 1 + 3
+    assert "甲&lt;站&gt;" in svg and "已确认 1" in svg and "未推送 1" in svg
+
+
+def test_every_chinese_airport_loads_as_a_hub() -> None:
+    loaded = list(hubs.airports())
+    assert len(loaded) > 150
+    pek = next(h for h in loaded if h.hub_id == "IATA-PEK")
+    assert "Beijing" in pek.name and pek.region_code and pek.region_code.startswith("11")
+    assert pek.channel.type == "console"
+
+
+def test_station_csv_format() -> None:
+    lines = [",".join(hubs.CSV_COLUMNS),
+             "RAIL-CZ,长治站,railway,36.1956,113.1162,140403,console,",
+             "BUS-CZ,长治客运东站,bus,36.199,113.14,,webhook,https://hub.example.cn/h"]
+    got = list(hubs.stations(lines))
+    assert [h.hub_id for h in got] == ["RAIL-CZ", "BUS-CZ"]
+    assert got[1].region_code and got[1].channel.type == "webhook"
+    with pytest.raises(hubs.HubFileError, match="line 2"):
+        list(hubs.stations([lines[0], "X,y,ship,1,2,,console,"]))
+    with pytest.raises(hubs.HubFileError, match="missing columns"):
+        list(hubs.stations(["hub_id,name"]))

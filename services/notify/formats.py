@@ -1,0 +1,191 @@
+"""CAP 1.2 XML, the Atom feed of active public alerts, and the SVG picture of the spread —
+pure renderings of an AlertState (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Literal
+from xml.etree import ElementTree as ET
+
+from services.notify.domain import AlertState, push_body
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+BEIJING = timezone(timedelta(hours=8))
+
+
+def cap_time(moment: datetime) -> str:
+    """CAP dateTime: no fractional seconds, explicit offset (never Z)."""
+    return moment.astimezone(BEIJING).replace(microsecond=0).isoformat()
+
+
+def cap_identifier(alert_id: str, version: int) -> str:
+    return f"{alert_id}.v{version}"
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
+    if text is not None:
+        el.text = text
+    return el
+
+
+def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricted"],
+            sender: str, link: str, contact: str, limit: int) -> bytes:
+    """One CAP 1.2 message for `version` of the alert. A cancelled alert renders every version
+    as its Cancel, with no personal data."""
+    info_v = next(v for v in alert.versions if v.version == version)
+    if alert.cancelled:
+        info_v = alert.versions[-1]
+    ET.register_namespace("", CAP_NS)
+    root = ET.Element(f"{{{CAP_NS}}}alert")
+    _sub(root, "identifier", cap_identifier(alert.alert_id, info_v.version))
+    _sub(root, "sender", sender)
+    _sub(root, "sent", cap_time(info_v.sent))
+    _sub(root, "status", alert.status)
+    _sub(root, "msgType", info_v.msg_type)
+    _sub(root, "source", "Homeward")
+    _sub(root, "scope", scope)
+    if scope == "Restricted":
+        _sub(root, "restriction", "仅限公安机关、专案组及交通枢纽值守人员")
+    if info_v.msg_type != "Alert":
+        refs = [f"{sender},{cap_identifier(alert.alert_id, v.version)},{cap_time(v.sent)}"
+                for v in alert.versions if v.version < info_v.version]
+        _sub(root, "references", " ".join(refs))
+    _sub(root, "incidents", alert.case_id)
+    info = _sub(root, "info")
+    _sub(info, "language", "zh-CN")
+    _sub(info, "category", "Rescue")
+    if alert.cancelled:
+        _sub(info, "event", "儿童失踪协查（已解除）")
+        _sub(info, "responseType", "AllClear")
+        _sub(info, "urgency", "Past")
+        _sub(info, "severity", "Minor")
+        _sub(info, "certainty", "Observed")
+        _sub(info, "senderName", "Homeward 儿童失踪快速查找")
+        _sub(info, "headline", f"协查已解除 {alert.case_id}")
+        word = "撤销" if alert.outcome == "false_report" else "解除"
+        _sub(info, "description", f"该协查已{word}，个人信息已移除。")
+        _sub(info, "web", link)
+        _sub(info, "contact", contact)
+    else:
+        body = push_body(alert, "restricted" if scope == "Restricted" else "public", link,
+                         contact, limit, info_v.sent)
+        child: dict[str, Any] = body["child"]
+        _sub(info, "event", "儿童失踪协查")
+        _sub(info, "responseType", "Monitor")
+        _sub(info, "urgency", "Immediate")
+        _sub(info, "severity", "Severe")
+        _sub(info, "certainty", "Likely")
+        _sub(info, "effective", cap_time(info_v.sent))
+        _sub(info, "senderName", "Homeward 儿童失踪快速查找")
+        _sub(info, "headline", f"儿童失踪协查：{child.get('name', '')}")
+        _sub(info, "description", body["text"])
+        _sub(info, "instruction", f"如发现请立即联系{body['contact']}，勿自行处置。")
+        _sub(info, "web", link)
+        _sub(info, "contact", str(body["contact"]))
+        for url in (child.get("photo_urls") or [])[:3]:
+            res = _sub(info, "resource")
+            _sub(res, "resourceDesc", "照片")
+            _sub(res, "mimeType", "image/jpeg")
+            _sub(res, "uri", str(url))
+    area = _sub(info, "area")
+    _sub(area, "areaDesc", f"最后出现地点周边 {info_v.radius_km:g} 公里")
+    _sub(area, "circle", f"{alert.lat:.4f},{alert.lon:.4f} {info_v.radius_km:g}")
+    geocode = _sub(area, "geocode")
+    _sub(geocode, "valueName", "GB/T2260")
+    _sub(geocode, "value", alert.region_code)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+
+
+def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
+              now: datetime | None = None) -> bytes:
+    """Atom (RFC 4287) feed of active public alerts; each entry links its CAP message."""
+    now = now or datetime.now(UTC)
+    ET.register_namespace("", ATOM_NS)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None,
+            **attrs: str) -> ET.Element:
+        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
+        if text is not None:
+            el.text = text
+        return el
+
+    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    sub(feed, "id", f"{base_url}/api/v1/alerts/active.atom")
+    sub(feed, "title", "Homeward 儿童失踪协查（公开）")
+    updated = max([a.versions[-1].sent for a in alerts], default=now)
+    sub(feed, "updated", cap_time(updated))
+    sub(sub(feed, "author"), "name", "Homeward")
+    sub(feed, "link", rel="self", href=f"{base_url}/api/v1/alerts/active.atom")
+    for alert in alerts:
+        if not alert.public_listed:
+            continue
+        cap_url = f"{base_url}/api/v1/alerts/{alert.alert_id}.xml"
+        body = push_body(alert, "public", cap_url, contact, limit, alert.versions[-1].sent)
+        entry = sub(feed, "entry")
+        sub(entry, "id", f"urn:homeward:alert:{alert.alert_id}")
+        sub(entry, "title", f"儿童失踪协查：{body['child'].get('name', '')}")
+        sub(entry, "updated", cap_time(alert.versions[-1].sent))
+        sub(entry, "link", rel="alternate", type="application/cap+xml", href=cap_url)
+        sub(entry, "summary", body["text"])
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="utf-8")
+
+
+# --- the picture of the spread -----------------------------------------------------------------
+
+COLOURS = {"acknowledged": "#2e7d32", "pushed": "#f9a825", "not_yet": "#9e9e9e"}
+LABELS = {"acknowledged": "已确认", "pushed": "已推送", "not_yet": "未推送"}
+
+
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def spread_svg(case_id: str, lat: float, lon: float, current_km: float,
+               tiers_km: list[float], hubs: list[tuple[str, float, float, str]],
+               size: int = 520) -> str:
+    """Concentric rings at the tier radii around the last-seen point; every hub a dot coloured
+    by pushed / acknowledged / not yet. `hubs` are (name, lat, lon, state)."""
+    max_km = max(tiers_km) if tiers_km else 500.0
+    half = size / 2
+    scale = (half - 30) / max_km  # px per km
+    cos_lat = math.cos(math.radians(lat))
+
+    def xy(p_lat: float, p_lon: float) -> tuple[float, float]:
+        dx = (p_lon - lon) * 111.32 * cos_lat
+        dy = (p_lat - lat) * 110.57
+        return half + dx * scale, half - dy * scale
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + 70}" '
+             f'viewBox="0 0 {size} {size + 70}" font-family="sans-serif" font-size="12">',
+             f"<title>{_esc(case_id)} 协查范围</title>",
+             f'<rect width="{size}" height="{size + 70}" fill="#ffffff"/>']
+    for km in sorted(tiers_km, reverse=True):
+        current = abs(km - current_km) < 1e-9
+        parts.append(f'<circle cx="{half:.1f}" cy="{half:.1f}" r="{km * scale:.1f}" '
+                     f'fill="{"#e3f2fd" if km <= current_km else "none"}" '
+                     f'stroke="{"#1565c0" if current else "#90a4ae"}" '
+                     f'stroke-width="{2 if current else 1}"/>')
+        parts.append(f'<text x="{half + 3:.1f}" y="{half - km * scale + 14:.1f}" '
+                     f'fill="#455a64">{km:g} 公里</text>')
+    parts.append(f'<circle cx="{half:.1f}" cy="{half:.1f}" r="5" fill="#c62828"/>')
+    parts.append(f'<text x="{half + 8:.1f}" y="{half + 4:.1f}" fill="#c62828">最后出现地点</text>')
+    for name, h_lat, h_lon, state in hubs:
+        x, y = xy(h_lat, h_lon)
+        if not (0 <= x <= size and 0 <= y <= size):
+            continue
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{COLOURS[state]}" '
+                     f'data-state="{state}"><title>{_esc(name)}：{LABELS[state]}</title></circle>')
+    y0 = size + 20
+    counts = {s: sum(1 for h in hubs if h[3] == s) for s in COLOURS}
+    for i, (state, colour) in enumerate(COLOURS.items()):
+        x0 = 20 + i * 160
+        parts.append(f'<circle cx="{x0}" cy="{y0}" r="6" fill="{colour}"/>')
+        parts.append(f'<text x="{x0 + 12}" y="{y0 + 4}">{LABELS[state]} {counts[state]}</text>')
+    parts.append(f'<text x="20" y="{y0 + 30}" fill="#455a64">当前范围 {current_km:g} 公里 · '
+                 f'枢纽 {len(hubs)} 个</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -1,0 +1,183 @@
+"""Notify as a process among the three: a report reaches a hub console live (SSE, resumable),
+a media desk once released, the hub acknowledges, and dispatch's `found` cancels everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from standardwebhooks import Webhook
+
+from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.events import CASE_FOUND, CloudEvent
+from shared.settings import Settings
+from tests.helpers import WebhookSink, eventually, read_topic, report_body
+
+pytestmark = pytest.mark.e2e
+
+LAST_SEEN = (36.19, 113.11)
+
+
+@pytest.fixture(scope="module")
+def notify_stack(kafka: KafkaServer, redis_server: RedisServer,
+                 data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+    ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "notify-e2e", ports)
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
+def token(role: Role, region: str, hub_id: str | None = None,
+          permissions: list[str] | None = None) -> dict[str, str]:
+    return {"Authorization": "Bearer " + mint_token(Settings(), role, region, hub_id=hub_id,
+                                                    permissions=permissions)}
+
+
+async def follow(http: httpx.AsyncClient, url: str, headers: dict[str, str],
+                 out: list[tuple[str, dict[str, Any]]]) -> None:
+    async with http.stream("GET", url, headers={**headers, "Accept": "text/event-stream"},
+                           timeout=None) as response:
+        assert response.status_code == 200
+        event_id, data = "", ""
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif line == "" and data:
+                out.append((event_id, json.loads(data)))
+                event_id, data = "", ""
+
+
+async def test_hub_console_live_ack_and_cancel(
+    notify_stack: dict[str, ServiceProcess], kafka: KafkaServer
+) -> None:
+    alert, notify = notify_stack["alert"].url, notify_stack["notify"].url
+    hub_id = f"E2E-{uuid.uuid4().hex[:8]}"
+    hub = token(Role.hub, "140400", hub_id=hub_id)
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.get(f"{notify}/hub")
+        assert page.status_code == 200 and "枢纽" in page.text
+        config = await http.get(f"{notify}/hub/config.js")
+        assert alert in config.text
+        for asset in ("/static/notify/hub.js", "/static/notify/hub.css",
+                      "/static/shared/common.js"):
+            assert (await http.get(notify + asset)).status_code == 200, asset
+
+        with WebhookSink() as media_sink:
+            admin = token(Role.admin, "000000")
+            made = await http.post(f"{notify}/api/v1/subscribers", headers=admin, json={
+                "kind": "hub", "name": "长治站", "hub_id": hub_id, "region_code": "140403",
+                "location": {"lat": LAST_SEEN[0] + 0.1, "lon": LAST_SEEN[1]},
+                "channel": {"type": "console"}})
+            assert made.status_code == 201, made.text
+            media = await http.post(f"{notify}/api/v1/subscribers", headers=admin, json={
+                "kind": "media", "name": "上党晚报", "location": {"lat": LAST_SEEN[0] + 0.2,
+                                                               "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": media_sink.url}})
+            assert media.status_code == 201
+            me = await http.get(f"{notify}/api/v1/hubs/{hub_id}", headers=hub)
+            assert me.json()["name"] == "长治站"
+            assert (await http.get(f"{notify}/api/v1/hubs/{hub_id}",
+                                   headers=token(Role.hub, "140400", "OTHER"))).status_code == 403
+
+            events: list[tuple[str, dict[str, Any]]] = []
+            stream = asyncio.create_task(
+                follow(http, f"{notify}/api/v1/hubs/{hub_id}/stream", hub, events))
+            await asyncio.sleep(1.0)
+            posted = await http.post(
+                f"{alert}/api/v1/reports",
+                headers=token(Role.operator, "140403", permissions=["release"]),
+                json=report_body(release__public=True))
+            assert posted.status_code == 202, posted.text
+            case_id = posted.json()["case_id"]
+
+            async def pushed() -> list[dict[str, Any]]:
+                return [b for _, b in events if b.get("case_id") == case_id]
+
+            first = (await eventually(pushed, timeout=30))[0]
+            assert first["scope"] == "restricted" and first["child"]["name"] == "张小明"
+            public = json.loads((await eventually(
+                lambda: _requests(media_sink), timeout=30))[0]["body"])
+            assert public["scope"] == "public"  # released at intake by an operator allowed to
+            assert "13800000000" not in json.dumps(public, ensure_ascii=False)
+            listed = await http.get(f"{notify}/api/v1/hubs/{hub_id}/alerts", headers=hub)
+            assert [a["case_id"] for a in listed.json()["alerts"]] == [case_id]
+
+            acked = await http.post(f"{notify}/api/v1/deliveries/{first['delivery_id']}/ack",
+                                    headers=hub)
+            assert acked.status_code == 200, acked.text
+            commander = token(Role.commander, "140400")
+            rows = await http.get(f"{notify}/api/v1/deliveries", params={"case_id": case_id},
+                                  headers=commander)
+            states = {d["kind"]: d["state"] for d in rows.json()["deliveries"]}
+            assert states["hub"] == "acknowledged"
+            svg = await http.get(f"{notify}/api/v1/cases/{case_id}/spread.svg",
+                                 headers=commander)
+            assert svg.status_code == 200 and 'data-state="acknowledged"' in svg.text
+
+            # Dispatch marks the child found.
+            producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+            await producer.start()
+            try:
+                found = CloudEvent(type=CASE_FOUND, source="/homeward/dispatch",
+                                   subject=case_id, data={
+                                       "case_id": case_id, "region_code": "140403",
+                                       "actor": "commander-1", "at": datetime.now(UTC).isoformat(),
+                                       "outcome": "found_safe",
+                                       "found_at": datetime.now(UTC).isoformat()})
+                await producer.send_and_wait(
+                    topics.DISPATCH, found.value(), key=case_id.encode(),
+                    headers=[(k, v.encode()) for k, v in found.headers().items()])
+            finally:
+                await producer.stop()
+
+            async def cancelled() -> list[dict[str, Any]]:
+                return [b for _, b in events if b.get("case_id") == case_id
+                        and b["type"] == "homeward.alert.cancelled.v1"]
+
+            cancel = (await eventually(cancelled, timeout=30))[0]
+            assert "child" not in cancel and cancel["reason"] == "found_safe"
+            await eventually(lambda: _cancel_in(media_sink), timeout=30)
+            last = media_sink.requests[-1]
+            Webhook(media.json()["secret"]).verify(last["body"], last["headers"])
+            stream.cancel()
+
+            # Resume after a dropped connection: everything after Last-Event-ID comes again.
+            first_id = next(i for i, b in events if b.get("case_id") == case_id)
+            again: list[tuple[str, dict[str, Any]]] = []
+            resumed = asyncio.create_task(follow(
+                http, f"{notify}/api/v1/hubs/{hub_id}/stream",
+                {**hub, "Last-Event-ID": first_id}, again))
+            await eventually(lambda: _cancel_seen(again), timeout=15)
+            resumed.cancel()
+            listed = await http.get(f"{notify}/api/v1/hubs/{hub_id}/alerts", headers=hub)
+            assert "张小明" not in listed.text
+
+    receipts = [m for m in await read_topic(kafka.bootstrap, topics.DELIVERIES)
+                if m["key"] == case_id]
+    kinds = {m["headers"]["ce_type"] for m in receipts}
+    assert {"homeward.delivery.sent.v1", "homeward.delivery.acknowledged.v1"} <= kinds
+
+
+async def _requests(sink: WebhookSink) -> list[dict[str, Any]]:
+    return sink.requests
+
+
+async def _cancel_in(sink: WebhookSink) -> bool:
+    return any(b"homeward.alert.cancelled.v1" in r["body"] for r in sink.requests)
+
+
+async def _cancel_seen(events: list[tuple[str, dict[str, Any]]]) -> bool:
+    return any(b["type"] == "homeward.alert.cancelled.v1" for _, b in events)

@@ -1,0 +1,439 @@
+"""Notify's handlers and HTTP API against the real broker, Redis and local HTTP sinks: tiers and
+widening, release gate, drills, cancellation, CAP/Atom, signatures, retries, restart, acks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import xmlschema
+from aiohttp import web
+from redis.asyncio import Redis
+from standardwebhooks import Webhook
+
+from services.notify.app import create_app
+from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
+from services.notify.handlers import Notify
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.events import CASE_FOUND, CASE_RELEASE_APPROVED, REPORT_ACCEPTED, CloudEvent
+from shared.report import ReportAccepted, ResolvedReport
+from shared.settings import Settings
+from tests.helpers import eventually, read_topic, report_body
+
+CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
+CENTRE = (36.19, 113.11)
+PII = ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345")
+
+
+@dataclass
+class Sink:
+    """A local webhook endpoint: records every request; answers from `script` (status, headers)
+    in turn, then `status`."""
+
+    status: int = 204
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay_s: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append({"headers": dict(request.headers), "body": body,
+                              "at": time.monotonic(), "path": request.path})
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        status, headers = self.script.pop(0) if self.script else (self.status, {})
+        return web.Response(status=status, headers=headers)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+
+@pytest.fixture
+async def sinks() -> AsyncIterator[Any]:
+    app = web.Application()
+    made: dict[str, Sink] = {}
+
+    async def route(request: web.Request) -> web.Response:
+        return await made[request.match_info["name"]].handle(request)
+
+    app.router.add_post("/hook/{name}", route)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def make(name: str, **kwargs: Any) -> Sink:
+        sink = Sink(**kwargs)
+        sink.url = f"http://127.0.0.1:{port}/hook/{name}"
+        made[name] = sink
+        return sink
+
+    yield make
+    await runner.cleanup()
+
+
+@dataclass
+class Stack:
+    notify: Notify
+    http: httpx.AsyncClient
+    settings: Settings
+
+    def token(self, role: Role, region: str = "140000",
+              hub_id: str | None = None) -> dict[str, str]:
+        token = mint_token(self.settings, role, region, hub_id=hub_id)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def subscribe(self, name: str, kind: SubscriberKind, lat: float, lon: float,
+                        url: str | None = None, **extra: Any) -> dict[str, Any]:
+        channel = {"type": "webhook", "url": url} if url else {"type": "console"}
+        got = await self.http.post("/api/v1/subscribers", headers=self.token(Role.admin),
+                                   json={"kind": kind.value, "name": name,
+                                         "location": {"lat": lat, "lon": lon},
+                                         "region_code": "140403", "channel": channel, **extra})
+        assert got.status_code == 201, got.text
+        return dict(got.json())
+
+    async def report(self, seen_ago_s: float = 60.0, **overrides: Any) -> str:
+        case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+        seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
+        body = report_body(last_seen__at=seen, **overrides)
+        body["child"]["id_number"] = "110101201905010011"
+        accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
+                                  accepted_at=datetime.now(UTC), operator="op-1",
+                                  operator_region="140403",
+                                  report=ResolvedReport.model_validate(body))
+        await self.notify.on_report_accepted(
+            CloudEvent.of(REPORT_ACCEPTED, "/test", case_id, accepted, event_id=case_id))
+        return case_id
+
+    async def dispatch(self, type_: str, case_id: str, **data: Any) -> None:
+        event = CloudEvent(type=type_, source="/test", subject=case_id,
+                           data={"case_id": case_id, "region_code": "140403", "actor": "c-1",
+                                 "at": datetime.now(UTC).isoformat(), **data})
+        await self.notify.on_case_event(event)
+
+    async def deliveries(self, case_id: str) -> dict[str, Any]:
+        got = await self.http.get("/api/v1/deliveries", params={"case_id": case_id},
+                                  headers=self.token(Role.commander, "140400"))
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
+
+def make_settings(base: Settings, **overrides: Any) -> Settings:
+    values = {"kafka_bootstrap": base.kafka_bootstrap, "redis_url": base.redis_url,
+              "webhook_allow_private": False, "webhook_allow_networks": ["127.0.0.1/32"],
+              "notify_retry_base_s": 0.05, "notify_retry_max_attempts": 3,
+              "notify_url": "http://notify.test", **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
+    started: list[Any] = []
+
+    async def make(**overrides: Any) -> Stack:
+        s = make_settings(settings, **overrides)
+        app = create_app(s, timers=False)
+        notify: Notify = app.state.notify
+        await notify.publisher.broker.start()
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://notify.test")
+        started.append((notify, http))
+        return Stack(notify, http, s)
+
+    yield make
+    for notify, http in started:
+        await http.aclose()
+        await notify.webhooks.close()
+        await notify.publisher.broker.stop()
+
+
+def north(km: float) -> tuple[float, float]:
+    return CENTRE[0] + km / 110.57, CENTRE[1]
+
+
+async def run_timers_until(notify: Notify, done: Any, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await notify.tick()
+        if done():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timers did not get there in time")
+
+
+async def test_tiers_widen_on_the_durable_timer_and_push_only_newly_covered(
+    stack_factory: Any, sinks: Any
+) -> None:
+    stack = await stack_factory(notify_tier_unit_s=1.0)  # one "hour" of the tiers is 1 s
+    hubs = {km: sinks(f"t{km}") for km in (50, 150, 250, 400, 600)}
+    subs = {km: await stack.subscribe(f"hub{km}", SubscriberKind.hub, *north(km), url=s.url)
+            for km, s in hubs.items()}
+    case_id = await stack.report(seen_ago_s=0.2)
+    assert [km for km, s in hubs.items() if s.requests] == [50]
+    await run_timers_until(stack.notify, lambda: hubs[400].requests, timeout=10)
+    await asyncio.sleep(0.3)
+    await stack.notify.tick()
+    for km in (50, 150, 250, 400):
+        assert len(hubs[km].requests) == 1, km  # once each: widening pushes only the new ones
+    assert hubs[600].requests == []
+    radii = [hubs[km].bodies()[0]["radius_km"] for km in (50, 150, 250, 400)]
+    assert radii == [100.0, 200.0, 300.0, 500.0]
+    versions = [hubs[km].bodies()[0]["version"] for km in (50, 150, 250, 400)]
+    assert versions == [1, 2, 3, 4]
+    for km in (50, 400):
+        push = hubs[km].requests[0]
+        verified = Webhook(subs[km]["secret"]).verify(push["body"], push["headers"])
+        assert verified["case_id"] == case_id and verified["scope"] == "restricted"
+    # The last tier reached: no timer left.
+    assert await stack.notify.ledger.redis.zscore("notify:timer:widen",
+                                                  alert_id_of(case_id)) is None
+
+
+async def test_release_gate_public_content_and_feeds(stack_factory: Any, sinks: Any) -> None:
+    stack = await stack_factory()
+    hub, media, volunteer = sinks("g-hub"), sinks("g-media"), sinks("g-vol")
+    await stack.subscribe("长治站", SubscriberKind.hub, *north(30), url=hub.url)
+    await stack.subscribe("长治日报", SubscriberKind.media, *north(20), url=media.url)
+    await stack.subscribe("志愿者", SubscriberKind.volunteer, *north(10), url=volunteer.url)
+    case_id = await stack.report()
+    alert_id = alert_id_of(case_id)
+    assert len(hub.requests) == 1 and media.requests == [] and volunteer.requests == []
+    restricted = hub.bodies()[0]
+    assert restricted["circumstances"]["vehicle"] == "晋D·12345"
+    atom = await stack.http.get("/api/v1/alerts/active.atom")
+    assert alert_id not in atom.text
+    assert (await stack.http.get(f"/api/v1/alerts/{alert_id}.xml")).status_code == 404
+
+    await stack.dispatch(CASE_RELEASE_APPROVED, case_id)
+    await stack.dispatch(CASE_RELEASE_APPROVED, case_id)  # redelivery: nothing new
+    assert len(hub.requests) == 1
+    assert len(media.requests) == 1 and len(volunteer.requests) == 1
+    public = media.bodies()[0]
+    assert public["scope"] == "public" and public["version"] == 2
+    text = media.requests[0]["body"].decode()
+    for secret in PII:
+        assert secret not in text, secret
+    assert public["child"]["name"] == "张小明" and public["contact"]
+    assert len(public["text"]) <= 1000 and public["text"].endswith(f"{alert_id}.xml")
+
+    atom = await stack.http.get("/api/v1/alerts/active.atom")
+    assert atom.status_code == 200 and atom.headers["content-type"].startswith(
+        "application/atom+xml")
+    assert alert_id in atom.text and "张小明" in atom.text
+    assert not any(secret in atom.text for secret in PII)
+    cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml")
+    schema = xmlschema.XMLSchema(CAP_XSD)
+    schema.validate(cap.text)
+    assert "<scope>Public</scope>" in cap.text and "<msgType>Update</msgType>" in cap.text
+    assert not any(secret in cap.text for secret in PII)
+    restricted_cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version=1",
+                                          headers=stack.token(Role.commander, "140400"))
+    schema.validate(restricted_cap.text)
+    assert "<scope>Restricted</scope>" in restricted_cap.text and "晋D·12345" in restricted_cap.text
+
+
+async def test_exercise_reaches_only_drill_subscribers_and_no_public_feed(
+    stack_factory: Any, sinks: Any
+) -> None:
+    stack = await stack_factory()
+    real, drill, media = sinks("x-real"), sinks("x-drill"), sinks("x-media")
+    await stack.subscribe("真实站", SubscriberKind.hub, *north(10), url=real.url)
+    await stack.subscribe("演练站", SubscriberKind.hub, *north(20), url=drill.url, drills=True)
+    await stack.subscribe("演练媒体", SubscriberKind.media, *north(20), url=media.url,
+                          drills=True)
+    case_id = await stack.report(exercise=True, release__public=True)
+    assert real.requests == []
+    assert [b["status"] for b in drill.bodies()] == ["Exercise"]
+    assert [b["status"] for b in media.bodies()] == ["Exercise"]
+    atom = await stack.http.get("/api/v1/alerts/active.atom")
+    assert alert_id_of(case_id) not in atom.text
+    assert (await stack.http.get(f"/api/v1/alerts/{alert_id_of(case_id)}.xml")).status_code == 404
+    cap = await stack.http.get(f"/api/v1/alerts/{alert_id_of(case_id)}.xml",
+                               headers=stack.token(Role.commander, "140400"))
+    assert "<status>Exercise</status>" in cap.text
+    xmlschema.XMLSchema(CAP_XSD).validate(cap.text)
+
+
+async def test_found_cancels_to_every_recipient_and_drops_personal_data(
+    stack_factory: Any, sinks: Any
+) -> None:
+    stack = await stack_factory(notify_retry_base_s=30.0)
+    hub, media, flaky = sinks("c-hub"), sinks("c-media"), sinks("c-flaky", status=503)
+    console_hub = await stack.subscribe("控制台站", SubscriberKind.hub, *north(5), hub_id="HUBC1")
+    await stack.subscribe("站", SubscriberKind.hub, *north(30), url=hub.url)
+    await stack.subscribe("媒体", SubscriberKind.media, *north(20), url=media.url)
+    await stack.subscribe("慢站", SubscriberKind.hub, *north(40), url=flaky.url)
+    case_id = await stack.report(release__public=True)
+    alert_id = alert_id_of(case_id)
+    before = await stack.deliveries(case_id)
+    assert {d["state"] for d in before["deliveries"]} == {"sent", "retrying"}
+    flaky.status = 204
+
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())  # redelivery
+    for sink in (hub, media, flaky):
+        cancels = [b for b in sink.bodies() if b["type"] == "homeward.alert.cancelled.v1"]
+        assert len(cancels) == 1, sink.url
+        raw = sink.requests[-1]["body"].decode()
+        assert "张小明" not in raw and not any(s in raw for s in PII)
+        assert cancels[0]["references"] == [1] and cancels[0]["msg_type"] == "Cancel"
+    # The pending retry of the alert is dropped, not sent after the cancellation.
+    await stack.notify.ledger.redis.zadd("notify:timer:retry",
+                                         {d["delivery_id"]: 0 for d in before["deliveries"]})
+    await stack.notify.tick()
+    assert [b["type"] for b in flaky.bodies()][-1] == "homeward.alert.cancelled.v1"
+    after = await stack.deliveries(case_id)
+    assert "dropped" in {d["state"] for d in after["deliveries"]}
+    # Feeds and cached copies lose the child's data at once.
+    atom = await stack.http.get("/api/v1/alerts/active.atom")
+    assert alert_id not in atom.text and "张小明" not in atom.text
+    cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version=1")
+    xmlschema.XMLSchema(CAP_XSD).validate(cap.text)
+    assert "<msgType>Cancel</msgType>" in cap.text and "张小明" not in cap.text
+    assert f"{alert_id}.v1" in cap.text  # references the alert it cancels
+    hub_view = await stack.http.get(
+        f"/api/v1/hubs/{console_hub['subscriber_id']}/alerts",
+        headers=stack.token(Role.hub, hub_id=console_hub["subscriber_id"]))
+    assert hub_view.status_code == 200
+    assert [a["type"] for a in hub_view.json()["alerts"]] == ["homeward.alert.cancelled.v1"]
+    assert "张小明" not in hub_view.text
+    assert await stack.notify.ledger.redis.zscore("notify:timer:widen", alert_id) is None
+
+
+async def test_retry_after_410_and_dead_letter(stack_factory: Any, sinks: Any,
+                                               settings: Settings) -> None:
+    stack = await stack_factory(notify_retry_max_attempts=3)
+    slow = sinks("r-429", script=[(429, {"Retry-After": "1"})])
+    gone = sinks("r-410", status=410)
+    broken = sinks("r-500", status=500)
+    s_slow = await stack.subscribe("限流站", SubscriberKind.hub, *north(10), url=slow.url)
+    s_gone = await stack.subscribe("撤销站", SubscriberKind.hub, *north(20), url=gone.url)
+    await stack.subscribe("坏站", SubscriberKind.hub, *north(30), url=broken.url)
+    case_id = await stack.report()
+    await run_timers_until(stack.notify, lambda: len(slow.requests) == 2 and
+                           len(broken.requests) == 3, timeout=10)
+    first, second = slow.requests
+    assert second["at"] - first["at"] >= 0.95  # Retry-After honoured
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
+    Webhook(s_slow["secret"]).verify(second["body"], second["headers"])
+    assert len(gone.requests) == 1
+    sub = await stack.notify.subscribers.get(s_gone["subscriber_id"])
+    assert sub is not None and not sub.active
+    states = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert states["限流站"]["state"] == "sent" and states["限流站"]["attempts"] == 2
+    assert states["撤销站"]["state"] == "gone"
+    assert states["坏站"]["state"] == "dead" and states["坏站"]["attempts"] == 3
+    dead = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES_DLQ)
+            if m["key"] == case_id]
+    assert [m["value"]["status"] for m in dead] == ["dead"]
+    receipts = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES)
+                if m["key"] == case_id]
+    assert sorted(m["value"]["status"] for m in receipts) == ["dead", "gone", "sent"]
+
+
+async def test_restart_mid_fan_out_sends_no_distinct_duplicate(
+    stack_factory: Any, sinks: Any
+) -> None:
+    first = await stack_factory()
+    sink_list = [sinks(f"m{i}", delay_s=0.3) for i in range(20)]
+    for i, sink in enumerate(sink_list):
+        await first.subscribe(f"站{i}", SubscriberKind.hub, *north(1 + i), url=sink.url)
+    case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    accepted = ReportAccepted(report_id="R", case_id=case_id, accepted_at=datetime.now(UTC),
+                              operator="op", operator_region="140403",
+                              report=ResolvedReport.model_validate(report_body()))
+    event = CloudEvent.of(REPORT_ACCEPTED, "/test", case_id, accepted, event_id=case_id)
+    # The first process dies mid-fan-out (its per-endpoint limit lets only some through).
+    task = asyncio.create_task(first.notify.on_report_accepted(event))
+    await eventually(lambda: _any(sink_list), timeout=5, interval=0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The message is redelivered to a fresh process.
+    second = await stack_factory()
+    await second.notify.on_report_accepted(event)
+    await second.notify.on_report_accepted(event)
+    for sink in sink_list:
+        ids = {r["headers"]["webhook-id"] for r in sink.requests}
+        assert len(ids) == 1, (sink.url, len(sink.requests))  # retries reuse the webhook-id
+    states = {d["state"] for d in (await second.deliveries(case_id))["deliveries"]}
+    assert states == {"sent"}
+
+
+async def _any(sink_list: list[Sink]) -> bool:
+    return any(s.requests for s in sink_list)
+
+
+async def test_ack_and_ack_deadline(stack_factory: Any, settings: Settings) -> None:
+    stack = await stack_factory(notify_ack_deadline_s=0.5)
+    a = await stack.subscribe("甲站", SubscriberKind.hub, *north(10), hub_id="HUBA")
+    b = await stack.subscribe("乙站", SubscriberKind.hub, *north(20), hub_id="HUBB")
+    case_id = await stack.report()
+    alerts_a = (await stack.http.get("/api/v1/hubs/HUBA/alerts",
+                                     headers=stack.token(Role.hub, hub_id="HUBA"))).json()
+    did_a = alerts_a["alerts"][0]["delivery_id"]
+    other = await stack.http.post(f"/api/v1/deliveries/{did_a}/ack",
+                                  headers=stack.token(Role.hub, hub_id="HUBB"))
+    assert other.status_code == 403
+    ok = await stack.http.post(f"/api/v1/deliveries/{did_a}/ack",
+                               headers=stack.token(Role.hub, hub_id="HUBA"))
+    assert ok.status_code == 200 and ok.json()["state"] == "acknowledged"
+    await asyncio.sleep(0.7)
+    await stack.notify.tick()
+    rows = {d["subscriber_id"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert rows[a["subscriber_id"]]["state"] == "acknowledged"
+    assert rows[b["subscriber_id"]]["overdue"] is True
+    feed_b = await stack.notify.feed.current(b["subscriber_id"])
+    assert feed_b[0].get("reminder") == 1  # pushed again
+    events = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES)
+              if m["key"] == case_id]
+    kinds = [m["headers"]["ce_type"] for m in events]
+    assert "homeward.delivery.acknowledged.v1" in kinds
+    overdue = [m for m in events if m["headers"]["ce_type"] == "homeward.delivery.ack_overdue.v1"]
+    assert len(overdue) == 1 and "140403" in overdue[0]["value"]["error"]
+    svg = await stack.http.get(f"/api/v1/cases/{case_id}/spread.svg",
+                               headers=stack.token(Role.commander, "140400"))
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert 'data-state="acknowledged"' in svg.text and 'data-state="pushed"' in svg.text
+    assert "已确认" in svg.text
+    elsewhere = await stack.http.get(f"/api/v1/cases/{case_id}/spread.svg",
+                                     headers=stack.token(Role.commander, "110000"))
+    assert elsewhere.status_code == 404
+
+
+async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
+    stack_factory: Any
+) -> None:
+    strict = await stack_factory(webhook_allow_networks=[])
+    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.0.0.1/",
+                "http://localhost/x"):
+        got = await strict.http.post(
+            "/api/v1/subscribers", headers=strict.token(Role.admin),
+            json={"kind": "media", "name": "m", "location": {"lat": 36, "lon": 113},
+                  "channel": {"type": "webhook", "url": url}})
+        assert got.status_code == 422 and got.json()["error"]["field"] == "channel.url", url
+    relaxed = await stack_factory()
+    got = await relaxed.http.post(
+        "/api/v1/subscribers", headers=relaxed.token(Role.admin),
+        json={"kind": "media", "name": "m", "location": {"lat": 36, "lon": 113},
+              "channel": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}})
+    assert got.status_code == 201
+    request = SubscriberRequest.model_validate(
+        {"kind": "volunteer", "name": "v", "location": {"lat": 36, "lon": 113},
+         "channel": {"type": "apprise", "url": "json://127.0.0.1:9/x"}})
+    assert (await relaxed.notify.register(request)).subscriber_id
