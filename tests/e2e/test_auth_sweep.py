@@ -30,7 +30,9 @@ PUBLIC = {
     "alert": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /intake",
               "GET /api/v1/regions", "POST /api/v1/tips", "GET /photos/{name}"},
     "dispatch": {"GET /healthz", "GET /readyz", "GET /metrics"},
-    "notify": {"GET /healthz", "GET /readyz", "GET /metrics"},
+    # CAP without a token is the public message of a released alert; with one, restricted.
+    "notify": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /hub", "GET /hub/config.js",
+               "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml"},
 }
 FACTORIES = {"alert": alert_app, "dispatch": dispatch_app, "notify": notify_app}
 
