@@ -154,6 +154,10 @@ class CaseOpened(BaseModel):
                                         description="the rules applied, with their sources")
     duplicate_keys: list[str] = Field(default_factory=list,
                                       description="hashed child/reporter keys for linking")
+    linked_to: str | None = Field(
+        default=None, description="a second report of the same child: the case id of the one "
+        "case group it joined (no group of its own); found/closed/release of that case are "
+        "mirrored under this case id")
 
 
 class CaseEvent(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
 from services.dispatch.domain import Case, Change, Task
@@ -99,7 +99,7 @@ class CaseRepository:
         for change in changes:
             if stream:
                 pipe.xadd(STREAM, {"type": change.type, "event_id": change.event_id,
-                                   "case_id": case.case_id, "region_code": case.region_code,
+                                   "case_id": change.case_id, "region_code": case.region_code,
                                    "data": json.dumps(change.data, ensure_ascii=False)},
                           maxlen=self.stream_maxlen, approximate=True)
         for linked in case.linked_reports:
@@ -168,16 +168,21 @@ async def replay_topic(bootstrap: str,
     """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
     in partition order; malformed messages are skipped. Returns how many were handled."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, client_id=f"dispatch-replay-{uuid.uuid4().hex[:6]}")
+                                group_id=None, auto_offset_reset="earliest",
+                                client_id=f"dispatch-replay-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     handled = 0
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await probe.start()
+        try:
+            numbers = sorted(await probe.partitions_for(topic))
+            partitions = [TopicPartition(topic, p) for p in numbers]
+        finally:
+            await probe.stop()
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
         remaining = {tp for tp, end in ends.items() if end > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)

@@ -1,7 +1,5 @@
 """HTTP entrypoints of dispatch (thin: authorise, call the use case, answer)."""
 
-from __future__ import annotations
-
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable

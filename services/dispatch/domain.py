@@ -441,14 +441,46 @@ def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
 
 def plan_link(case: Case, accepted: ReportAccepted, match: str, distance_km: float,
               now: datetime) -> list[Change]:
+    """A second report of the same child joins the open case group: recorded on that case, and
+    announced under the report's own case id (which the operator was given) as opened with the
+    same leader and `linked_to`, so the report's followers learn who answers for it."""
     if any(r.get("report_id") == accepted.report_id for r in case.linked_reports):
         return []
+    alias = CaseOpened(
+        case_id=accepted.case_id, report_id=accepted.report_id, region_code=case.region_code,
+        opened_at=now, priority=case.priority, mechanisms=case.mechanisms, leader=case.leader,
+        exercise=accepted.report.exercise, child_name=accepted.report.child.name,
+        kind=case.kind, subject=case.subject, linked_to=case.case_id,
+        operator_region=accepted.operator_region)
     return [_event(case.case_id, case.region_code, ev.CASE_REPORT_LINKED,
                    f"{case.case_id}:linked:{accepted.report_id}", now, "dispatch",
                    "同一儿童24小时内相近地点再次报案，并入已有专案组",
                    report_id=accepted.report_id, duplicate_case_id=accepted.case_id,
                    match=match, distance_km=round(distance_km, 1),
-                   operator=accepted.operator)]
+                   operator=accepted.operator),
+            Change(type=ev.CASE_OPENED, event_id=f"{accepted.case_id}:opened",
+                   case_id=accepted.case_id, data=alias.model_dump(mode="json"))]
+
+
+MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_RELEASE_APPROVED, ev.CASE_FOUND,
+                      ev.CASE_CLOSED})
+
+
+def mirror(case: Case, changes: list[Change]) -> list[Change]:
+    """The same changes under each linked report's case id (for those who follow that id:
+    notify's alerts for it are cancelled when the child is found, and so on)."""
+    out = list(changes)
+    linked = [str(r["duplicate_case_id"]) for r in case.linked_reports
+              if r.get("duplicate_case_id")]
+    for change in changes:
+        if change.type not in MIRRORED or change.case_id != case.case_id:
+            continue
+        for alias in linked:
+            data = dict(change.data, case_id=alias)
+            data["details"] = dict(data.get("details") or {}, linked_to=case.case_id)
+            out.append(Change(type=change.type, event_id=f"{change.event_id}:{alias}",
+                              case_id=alias, data=data))
+    return out
 
 
 # --- the projection -----------------------------------------------------------------------------
@@ -459,8 +491,12 @@ _ACTIVATING = {ev.CASE_TASK_COMPLETED, ev.CASE_RELEASE_APPROVED, ev.CASE_TIP_ATT
 def apply(case: Case | None, type_: str, event_id: str, data: dict[str, Any]) -> Case | None:
     """Fold one event into the case; an event already applied (same id) changes nothing."""
     if type_ == ev.CASE_OPENED:
-        return case if case is not None else _opened(CaseOpened.model_validate(data), event_id)
-    if case is None or case.applied(event_id) or not type_.startswith("homeward.case."):
+        opened = CaseOpened.model_validate(data)
+        if case is not None or opened.linked_to:
+            return case  # a linked report has no group of its own
+        return _opened(opened, event_id)
+    if case is None or case.applied(event_id) or not type_.startswith("homeward.case.") \
+            or data.get("case_id") != case.case_id:
         return case
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
     event = (CaseFound if type_ == ev.CASE_FOUND else CaseEvent).model_validate(data)

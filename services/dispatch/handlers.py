@@ -71,6 +71,8 @@ class Dispatch:
     async def _commit(self, case: Case | None, changes: list[Change]) -> Case | None:
         if not changes:
             return case
+        if case is not None:
+            changes = domain.mirror(case, changes)
         await self._publish(changes)
         new = domain.fold(changes, case)
         if new is not None:
