@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from services.dispatch.adapters import CaseRepository, decode
-from services.dispatch.domain import Case, Outcome, Refused
+from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
@@ -45,6 +45,16 @@ class FoundRequest(Body):
 
 
 class CloseRequest(Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class MemberRequest(Body):
+    duty: Literal["procuratorate"]
+    name: str = Field(min_length=1, max_length=50)
+    title: str = Field(min_length=1, max_length=50)
+    organ_name: str = Field(min_length=1, max_length=100)
+    organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
+    phone: str = Field(default="", max_length=24)
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -115,6 +125,15 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def escalate(case_id: CaseId, body: EscalateRequest, who: Commander) -> Case:
         return await act(case_id, who,
                          lambda cid: dispatch.escalate(cid, body.level, body.reason, who.sub))
+
+    @router.post("/cases/{case_id}/members", response_model=Case)
+    async def add_member(case_id: CaseId, body: MemberRequest, who: Commander) -> Case:
+        """Add a member the case's rules allow others to send (in 博尔塔拉, especially serious
+        cases: the procuratorate, 002 §三㈠); 409 where the rules do not."""
+        member = Member(duty=body.duty, name=body.name, title=body.title, phone=body.phone,
+                        organ_code=body.organ_code or case_id[:6], organ_name=body.organ_name)
+        return await act(case_id, who,
+                         lambda cid: dispatch.add_member(cid, member, body.reason, who.sub))
 
     @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=Case)
     async def complete_task(case_id: CaseId,

@@ -331,6 +331,18 @@ def _level(value: str) -> Level:
     return "county"
 
 
+def plan_add_member(case: Case, member: Member, reason: str, actor: str, now: datetime,
+                    event_id: str) -> list[Change]:
+    """A member the rules let others send (博尔塔拉: the procuratorate, 002 §三㈠)."""
+    _require_open(case)
+    if member.duty not in case.may_add_members:
+        allowed = ", ".join(case.may_add_members) or "none"
+        raise Refused(409, "member_not_allowed", f"the rules of this case do not let a "
+                      f"{member.duty} member join (allowed: {allowed})", "duty")
+    return [_event(case.case_id, case.region_code, ev.CASE_MEMBER_ADDED, event_id, now, actor,
+                   reason, member=member.model_dump())]
+
+
 def plan_release(case: Case, actor: str, now: datetime, event_id: str) -> list[Change]:
     _require_open(case)
     if case.release_approved:

@@ -148,6 +148,11 @@ class Dispatch:
         return await self._command(case_id, lambda c, now, eid: domain.plan_escalate(
             c, level, reason, actor, self.roster, now, eid))
 
+    async def add_member(self, case_id: str, member: domain.Member, reason: str,
+                         actor: str) -> Case:
+        return await self._command(case_id, lambda c, now, eid: domain.plan_add_member(
+            c, member, reason, actor, now, eid))
+
     async def release(self, case_id: str, actor: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_release(
             c, actor, now, eid))

@@ -412,3 +412,35 @@ async def sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             continue
         key, _, value = line.partition(":")
         block[key] = value.removeprefix(" ")
+
+
+async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bortala(
+    stack: Stack,
+) -> None:
+    async with stack.serving():
+        page = await stack.http.get(f"{stack.url}/console")
+        assert page.status_code == 200 and "/console/config.js" in page.text
+        config = await stack.http.get(f"{stack.url}/console/config.js")
+        assert config.text.startswith("window.HW_CONFIG = ")
+        parsed = json.loads(config.text.removeprefix("window.HW_CONFIG = ").rstrip(";\n"))
+        assert parsed["notify_url"] and parsed["tiers"][0] == [1.0, 100.0]
+        assert parsed["max_km"] == 500.0
+        for path in ("/static/dispatch/console.js", "/static/shared/common.js"):
+            assert (await stack.http.get(f"{stack.url}{path}")).status_code == 200
+
+        bortala = new_case_id("652701")
+        await stack.report(bortala, operator_region="652701", last_seen__region_code="652701",
+                           last_seen__lat=44.85, last_seen__lon=82.05,
+                           circumstances__especially_serious=True)
+        case = await stack.opened(bortala, ADMIN)
+        assert case["leader"]["organ_name"] == "博尔塔拉蒙古自治州公安局"
+        member = {"duty": "procuratorate", "name": "马明", "title": "检察官",
+                  "organ_name": "博尔塔拉蒙古自治州人民检察院", "reason": "提前介入引导侦查"}
+        joined = await stack.post(f"/cases/{bortala}/members", member, ADMIN)
+        assert joined.status_code == 200
+        assert joined.json()["members"][-1]["duty"] == "procuratorate"
+        plain = new_case_id()
+        await stack.report(plain)
+        await stack.opened(plain)
+        refused = await stack.post(f"/cases/{plain}/members", member)
+        assert refused.status_code == 409 and refused.json()["error"]["field"] == "duty"

@@ -206,3 +206,18 @@ def test_projection_ignores_an_event_applied_twice() -> None:
     twice = fold(changes + changes)
     assert once == twice
     assert apply(None, ev.CASE_TASK_COMPLETED, "x", {}) is None
+
+
+def test_procuratorate_may_join_only_where_the_rules_allow() -> None:
+    from services.dispatch.domain import Member, plan_add_member
+
+    member = Member(duty="procuratorate", name="马检察", title="检察官", organ_code="652700",
+                    organ_name="博尔塔拉蒙古自治州人民检察院")
+    bortala = opened(last_seen__region_code="652701", last_seen__lat=44.85,
+                     last_seen__lon=82.05, operator_region="652701",
+                     circumstances__especially_serious=True)
+    joined = fold(plan_add_member(bortala, member, "提前介入引导侦查", "cmd", NOW, "m"), bortala)
+    assert [m.duty for m in joined.members][-1] == "procuratorate"
+    with pytest.raises(Refused) as refused:
+        plan_add_member(opened(), member, "x", "cmd", NOW, "m2")
+    assert refused.value.status == 409 and refused.value.field == "duty"
