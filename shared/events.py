@@ -29,6 +29,9 @@ CASE_RELEASE_APPROVED = "homeward.case.release_approved.v1"
 CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
 CASE_FOUND = "homeward.case.found.v1"
 CASE_CLOSED = "homeward.case.closed.v1"
+CASE_REPORT_LINKED = "homeward.case.report_linked.v1"  # a second report of the same child
+# Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
+ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
 # notify → homeward.deliveries.v1
 DELIVERY_SENT = "homeward.delivery.sent.v1"
@@ -122,6 +125,7 @@ class Leader(BaseModel):
     name: str
     title: str
     phone: str = ""
+    post: str = Field(default="head", description="head, or deputy when the head is away")
 
 
 class CaseOpened(BaseModel):
@@ -135,6 +139,25 @@ class CaseOpened(BaseModel):
     mechanisms: list[str]
     leader: Leader | None
     exercise: bool = False
+    # What the case projection is rebuilt from on replay (all optional for older events).
+    child_name: str = ""
+    kind: str = "missing"
+    subject: str = "child"
+    last_seen_at: datetime | None = None
+    lat: float | None = None
+    lon: float | None = None
+    operator_region: str = ""
+    leader_level: str = "county"
+    supervision: str | None = None
+    may_add_members: list[str] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list,
+                                        description="the rules applied, with their sources")
+    duplicate_keys: list[str] = Field(default_factory=list,
+                                      description="hashed child/reporter keys for linking")
+    linked_to: str | None = Field(
+        default=None, description="a second report of the same child: the case id of the one "
+        "case group it joined (no group of its own); found/closed/release of that case are "
+        "mirrored under this case id")
 
 
 class CaseEvent(BaseModel):

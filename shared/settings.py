@@ -51,8 +51,22 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_timeout_s: float = 5.0
 
-    # Dispatch.
+    # --- Dispatch (issue 4) -----------------------------------------------------------------
     roster_file: Path | None = None
+    dispatch_rules_file: Path | None = Field(
+        default=None, description="rules YAML; default services/dispatch/rules.yaml")
+    dispatch_deadline_scale: float = Field(
+        default=1.0, gt=0, description="multiplies the rules' task deadlines (tests shorten)")
+    dispatch_overdue_repeat_s: float = Field(
+        default=900.0, gt=0, description="an overdue task is reported again this often")
+    dispatch_timer_tick_s: float = Field(default=1.0, gt=0)
+    dispatch_duplicate_window_h: float = 24.0
+    dispatch_duplicate_km: float = Field(
+        default=50.0, description="two reports of the same child this close are one case")
+    dispatch_stream_maxlen: int = 100_000
+    dispatch_replay_on_empty: bool = Field(
+        default=True, description="rebuild Redis from homeward.dispatch.v1 when it is empty")
+    # --- end of dispatch --------------------------------------------------------------------
 
     # --- notify (issue 5) -------------------------------------------------------------------
     webhook_allow_networks: list[str] = Field(

@@ -1,39 +1,214 @@
-"""Redis-backed case state (derived; rebuilt from homeward.dispatch.v1) and the roster file."""
+"""Redis-backed derived state of dispatch (case projections, live stream, overdue timers,
+duplicate index, roster availability) and the replay of homeward.dispatch.v1 that rebuilds it.
+
+Kafka is the system of record: every key here can be dropped and rebuilt by `replay_topic`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
-import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
-from services.dispatch.domain import Case, Roster
+from services.dispatch.domain import Case, Change, Task
+from services.dispatch.roster import Roster, load_roster
+from shared import topics
+from shared.events import CloudEvent, PoisonMessage
 
-DEFAULT_ROSTER = Path(__file__).with_name("roster.yaml")
+__all__ = ["CaseRepository", "load_roster", "replay_topic"]
+
+log = logging.getLogger(__name__)
+
+CASE = "dispatch:case:"
+INDEX = "dispatch:cases"
+ALIAS = "dispatch:alias:"
+DUP = "dispatch:dup:"
+TIMERS = "dispatch:timers"
+STREAM = "dispatch:stream"
+AVAILABILITY = "dispatch:availability"
+READY = "dispatch:ready"
 
 
-def load_roster(path: Path | None = None) -> Roster:
-    raw = yaml.safe_load((path or DEFAULT_ROSTER).read_text(encoding="utf-8"))
-    organs = {code: {"code": code, **organ} for code, organ in raw["organs"].items()}
-    return Roster.model_validate({"organs": organs})
+def next_fire(task: Task, repeat_s: float) -> datetime | None:
+    """When an open task's overdue timer goes off next: at the deadline, then every repeat."""
+    if task.status != "open":
+        return None
+    if task.overdue_count == 0 or task.last_overdue_at is None:
+        return task.due_at
+    return task.last_overdue_at + timedelta(seconds=repeat_s)
 
 
 class CaseRepository:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, repeat_s: float = 900.0, stream_maxlen: int = 100_000,
+                 duplicate_window_h: float = 24.0) -> None:
         self.redis = redis
+        self.repeat_s = repeat_s
+        self.stream_maxlen = stream_maxlen
+        self.duplicate_window_s = int(duplicate_window_h * 3600)
 
+    # --- reading ---------------------------------------------------------------------------
     async def get(self, case_id: str) -> Case | None:
-        raw = await self.redis.get(f"dispatch:case:{case_id}")
+        """The case, following the link of a duplicate report's case id."""
+        case = await self.get_own(case_id)
+        if case is None:
+            target = await self.redis.get(ALIAS + case_id)
+            if target:
+                case = await self.get_own(str(target))
+        return case
+
+    async def get_own(self, case_id: str) -> Case | None:
+        raw = await self.redis.get(CASE + case_id)
         return Case.model_validate_json(raw) if raw else None
 
-    async def add(self, case: Case) -> bool:
-        """Store a new case; False when it exists already (a redelivered report)."""
-        created = await self.redis.set(f"dispatch:case:{case.case_id}",
-                                       case.model_dump_json(), nx=True)
-        # Indexed even when the case existed: a crash between the two writes heals on redelivery.
-        await self.redis.zadd("dispatch:cases", {case.case_id: case.opened_at.timestamp()})
-        return bool(created)
+    async def linked_to(self, case_id: str) -> str | None:
+        target = await self.redis.get(ALIAS + case_id)
+        return str(target) if target else None
 
-    async def list_ids(self, limit: int = 200) -> list[str]:
-        ids = await self.redis.zrevrange("dispatch:cases", 0, limit - 1)
+    async def list_ids(self, limit: int = 500) -> list[str]:
+        ids = await self.redis.zrevrange(INDEX, 0, limit - 1)
         return [str(i) for i in ids]
+
+    async def many(self, ids: list[str]) -> list[Case]:
+        if not ids:
+            return []
+        raws = await self.redis.mget([CASE + i for i in ids])
+        return [Case.model_validate_json(r) for r in raws if r]
+
+    async def candidates(self, keys: Iterable[str]) -> list[str]:
+        """Case ids opened in the duplicate window under any of the hashed keys."""
+        floor = time.time() - self.duplicate_window_s
+        found: list[str] = []
+        for key in keys:
+            for cid in await self.redis.zrangebyscore(DUP + key, floor, "+inf"):
+                if str(cid) not in found:
+                    found.append(str(cid))
+        return found
+
+    # --- writing: the projection and everything derived from it, in one transaction ----------
+    async def save(self, case: Case, changes: list[Change], stream: bool = True) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(CASE + case.case_id, case.model_dump_json())
+        pipe.zadd(INDEX, {case.case_id: case.opened_at.timestamp()})
+        for change in changes:
+            if stream:
+                pipe.xadd(STREAM, {"type": change.type, "event_id": change.event_id,
+                                   "case_id": change.case_id, "region_code": case.region_code,
+                                   "data": json.dumps(change.data, ensure_ascii=False)},
+                          maxlen=self.stream_maxlen, approximate=True)
+        for linked in case.linked_reports:
+            if linked.get("duplicate_case_id"):
+                pipe.set(ALIAS + str(linked["duplicate_case_id"]), case.case_id)
+        if case.lat is not None:
+            for key in case.duplicate_keys:
+                pipe.zadd(DUP + key, {case.case_id: case.opened_at.timestamp()})
+                pipe.expire(DUP + key, self.duplicate_window_s + 3600)
+        for task in case.tasks:
+            member = f"{case.case_id}|{task.task_id}"
+            fire = next_fire(task, self.repeat_s) if case.is_open else None
+            if fire is None:
+                pipe.zrem(TIMERS, member)
+            else:
+                pipe.zadd(TIMERS, {member: fire.timestamp()})
+        pipe.set(READY, "1")
+        await pipe.execute()
+
+    # --- overdue timers ------------------------------------------------------------------------
+    async def due_timers(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        members = await self.redis.zrangebyscore(TIMERS, "-inf", now, start=0, num=limit)
+        out = []
+        for m in members:
+            case_id, _, task_id = str(m).partition("|")
+            out.append((case_id, task_id))
+        return out
+
+    async def drop_timer(self, case_id: str, task_id: str) -> None:
+        await self.redis.zrem(TIMERS, f"{case_id}|{task_id}")
+
+    # --- live stream ---------------------------------------------------------------------------
+    async def read_stream(self, after: str, block_ms: int,
+                          count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        """Entries after stream id `after` ("$": only new ones), waiting up to block_ms."""
+        got: Any = await self.redis.xread({STREAM: after}, count=count, block=block_ms)
+        entries: list[tuple[str, dict[str, str]]] = []
+        for _stream, items in got or []:
+            entries.extend((str(i), {str(k): str(v) for k, v in f.items()}) for i, f in items)
+        return entries
+
+    async def stream_tail(self) -> str:
+        last = await self.redis.xrevrange(STREAM, count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    # --- roster availability ---------------------------------------------------------------
+    async def save_availability(self, code: str, post: str, available: bool) -> None:
+        await self.redis.hset(AVAILABILITY, f"{code}:{post}", "1" if available else "0")
+
+    async def load_availability(self, roster: Roster) -> None:
+        for key, value in (await self.redis.hgetall(AVAILABILITY)).items():
+            code, _, post = str(key).partition(":")
+            if post in ("head", "deputy"):
+                roster.set_available(code, post, str(value) == "1")  # type: ignore[arg-type]
+
+    async def is_empty(self) -> bool:
+        return not await self.redis.exists(READY)
+
+    async def mark_ready(self) -> None:
+        await self.redis.set(READY, "1")
+
+
+async def replay_topic(bootstrap: str,
+                       handle: Callable[[CloudEvent], Awaitable[None]],
+                       topic: str = topics.DISPATCH) -> int:
+    """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
+    in partition order; malformed messages are skipped. Returns how many were handled."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest",
+                                client_id=f"dispatch-replay-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    handled = 0
+    try:
+        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await probe.start()
+        try:
+            numbers = sorted(await probe.partitions_for(topic))
+            partitions = [TopicPartition(topic, p) for p in numbers]
+        finally:
+            await probe.stop()
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        remaining.discard(tp)
+                        break
+                    try:
+                        event = CloudEvent.from_kafka(dict(record.headers or ()),
+                                                      record.value or b"")
+                        await handle(event)
+                        handled += 1
+                    except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
+                        log.info("replay skips %s@%s: %r", tp, record.offset, exc)
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return handled
+
+
+def decode(entry: dict[str, str]) -> dict[str, Any]:
+    return {"type": entry.get("type", ""), "event_id": entry.get("event_id", ""),
+            "case_id": entry.get("case_id", ""), "region_code": entry.get("region_code", ""),
+            "data": json.loads(entry.get("data") or "{}")}

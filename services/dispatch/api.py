@@ -1,38 +1,221 @@
-"""HTTP entrypoints of dispatch (thin: authorise, read, answer)."""
+"""HTTP entrypoints of dispatch (thin: authorise, call the use case, answer)."""
 
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from typing import Annotated
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
 
-from fastapi import APIRouter, Depends
-
-from services.dispatch.adapters import CaseRepository
-from services.dispatch.domain import Case
+from services.dispatch.adapters import CaseRepository, decode
+from services.dispatch.domain import Case, Member, Outcome, Refused
+from services.dispatch.handlers import Dispatch
+from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
+from shared.settings import Settings
 from shared.web import ApiError, Authenticator
 
+UI = Path(__file__).with_name("ui")
+CASE_ID = r"^[0-9A-Za-z-]{1,40}$"
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
-def build_router(auth: Authenticator, cases: CaseRepository) -> APIRouter:
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EscalateRequest(Body):
+    level: Literal["city", "province"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CompleteRequest(Body):
+    note: str = Field(default="", max_length=1000)
+
+
+class FoundRequest(Body):
+    outcome: Outcome
+    found_at: AwareDatetime
+    note: str = Field(default="", max_length=1000)
+
+
+class CloseRequest(Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class MemberRequest(Body):
+    duty: Literal["procuratorate"]
+    name: str = Field(min_length=1, max_length=50)
+    title: str = Field(min_length=1, max_length=50)
+    organ_name: str = Field(min_length=1, max_length=100)
+    organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
+    phone: str = Field(default="", max_length=24)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AvailabilityRequest(Body):
+    post: Post
+    available: bool
+    reason: str = Field(min_length=1, max_length=500, description="why: the handover's record")
+
+
+class AvailabilityAnswer(BaseModel):
+    organ: Organ
+    handed_over: list[str] = Field(description="open cases whose leader changed")
+
+
+def refused(exc: Refused) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, exc.field, what=exc.message)
+
+
+def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
+                 stream_block_ms: int = 10_000) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
+    Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
+    CaseId = Annotated[str, PathParam(pattern=CASE_ID)]
 
     async def visible_case(case_id: str, who: Principal) -> Case:
         case = await cases.get(case_id)
         # Outside the caller's region the case does not exist for them (no leak of existence).
         if case is None or not who.can_see(case.region_code):
-            raise ApiError(404, "not_found", f"no case {case_id}", "case_id")
+            raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
+                           what=f"case {case_id}")
         return case
 
+    async def act(case_id: str, who: Principal,
+                  command: Callable[[str], Awaitable[Case]]) -> Case:
+        case = await visible_case(case_id, who)
+        try:
+            return await command(case.case_id)
+        except Refused as exc:
+            raise refused(exc) from exc
+
     @router.get("/cases", response_model=list[Case])
-    async def list_cases(who: Commander) -> list[Case]:
+    async def list_cases(
+        who: Commander,
+        status: Annotated[Literal["opened", "active", "found", "false_report", "closed"] | None,
+                          Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    ) -> list[Case]:
         found = []
-        for case_id in await cases.list_ids():
-            case = await cases.get(case_id)
-            if case is not None and who.can_see(case.region_code):
+        for case in await cases.many(await cases.list_ids(2000)):
+            if who.can_see(case.region_code) and (status is None or case.status == status):
                 found.append(case)
+                if len(found) >= limit:
+                    break
         return found
 
     @router.get("/cases/{case_id}", response_model=Case)
-    async def get_case(case_id: str, who: Commander) -> Case:
+    async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
+    @router.post("/cases/{case_id}/release", response_model=Case)
+    async def release(case_id: CaseId, who: Commander) -> Case:
+        """The leader (or a commander above) approves public release; notify then tells media
+        and volunteers."""
+        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub))
+
+    @router.post("/cases/{case_id}/escalate", response_model=Case)
+    async def escalate(case_id: CaseId, body: EscalateRequest, who: Commander) -> Case:
+        return await act(case_id, who,
+                         lambda cid: dispatch.escalate(cid, body.level, body.reason, who.sub))
+
+    @router.post("/cases/{case_id}/members", response_model=Case)
+    async def add_member(case_id: CaseId, body: MemberRequest, who: Commander) -> Case:
+        """Add a member the case's rules allow others to send (in 博尔塔拉, especially serious
+        cases: the procuratorate, 002 §三㈠); 409 where the rules do not."""
+        member = Member(duty=body.duty, name=body.name, title=body.title, phone=body.phone,
+                        organ_code=body.organ_code or case_id[:6], organ_name=body.organ_name)
+        return await act(case_id, who,
+                         lambda cid: dispatch.add_member(cid, member, body.reason, who.sub))
+
+    @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=Case)
+    async def complete_task(case_id: CaseId,
+                            task_id: Annotated[str, PathParam(pattern=r"^[a-z_]{1,40}$")],
+                            who: Commander, body: CompleteRequest | None = None) -> Case:
+        note = body.note if body else ""
+        return await act(case_id, who,
+                         lambda cid: dispatch.complete_task(cid, task_id, note, who.sub))
+
+    @router.post("/cases/{case_id}/found", response_model=Case)
+    async def found(case_id: CaseId, body: FoundRequest, who: Commander) -> Case:
+        return await act(case_id, who, lambda cid: dispatch.found(
+            cid, body.outcome, body.found_at, body.note, who.sub))
+
+    @router.post("/cases/{case_id}/close", response_model=Case)
+    async def close(case_id: CaseId, body: CloseRequest, who: Commander) -> Case:
+        """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤)."""
+        return await act(case_id, who, lambda cid: dispatch.close(cid, body.reason, who.sub))
+
+    @router.get("/stream", response_class=EventSourceResponse,
+                responses={200: {"content": {"text/event-stream": {}}}})
+    async def stream(
+        request: Request, who: Commander,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        """Case events inside the caller's region, live. Each event's id is its position in
+        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps."""
+        after = last_event_id if last_event_id and STREAM_ID.match(last_event_id) else None
+        start = after or await cases.stream_tail()
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            last = start
+            while not await request.is_disconnected():
+                for stream_id, fields in await cases.read_stream(last, stream_block_ms):
+                    last = stream_id
+                    if who.can_see(fields.get("region_code", "")):
+                        yield {"id": stream_id, "event": fields.get("type", "message"),
+                               "data": json.dumps(decode(fields), ensure_ascii=False)}
+
+        return EventSourceResponse(events(), ping=15)
+
+    organs = APIRouter(prefix="/organs", tags=["roster"])
+
+    def visible_organ(code: str, who: Principal) -> Organ:
+        organ = dispatch.roster.organ(code)
+        if organ is None or not who.can_see(code):
+            raise ApiError(404, "not_found", f"no organ {code}", "code", what=f"organ {code}")
+        return organ
+
+    Code = Annotated[str, PathParam(pattern=r"^\d{6}$")]
+
+    @organs.get("/{code}", response_model=Organ)
+    async def get_organ(code: Code, who: Commander) -> Organ:
+        return visible_organ(code, who)
+
+    @organs.put("/{code}/availability", response_model=AvailabilityAnswer)
+    async def set_availability(code: Code, body: AvailabilityRequest,
+                               who: Admin) -> AvailabilityAnswer:
+        """Mark the head or the deputy (un)available; open cases they lead are handed over,
+        each handover an event with who and why."""
+        organ = visible_organ(code, who)
+        handed = await dispatch.set_availability(organ, body.post, body.available, body.reason,
+                                                 who.sub)
+        return AvailabilityAnswer(organ=dispatch.roster.organ(code) or organ, handed_over=handed)
+
+    router.include_router(organs)
     return router
+
+
+def build_pages(settings: Settings) -> APIRouter:
+    pages = APIRouter(include_in_schema=False)
+
+    @pages.get("/console")
+    async def console() -> FileResponse:
+        return FileResponse(UI / "console.html", media_type="text/html; charset=utf-8")
+
+    @pages.get("/console/config.js")
+    async def console_config() -> Response:
+        config = {"notify_url": settings.notify_url.rstrip("/"),
+                  "tiers": [list(t) for t in settings.radius_tiers_km],
+                  "max_km": settings.radius_max_km}
+        body = f"window.HW_CONFIG = {json.dumps(config)};\n"
+        return Response(body, media_type="application/javascript; charset=utf-8")
+
+    return pages

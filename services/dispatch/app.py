@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from services.dispatch import consumers
-from services.dispatch.adapters import CaseRepository, load_roster
-from services.dispatch.api import build_router
+from services.dispatch.adapters import CaseRepository
+from services.dispatch.api import UI, build_pages, build_router
 from services.dispatch.handlers import Dispatch
+from services.dispatch.roster import load_roster
+from services.dispatch.rules import load_rules
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
-from shared.web import Authenticator, install_error_handlers, ops_router, redis_check
+from shared.web import (
+    Authenticator,
+    install_error_handlers,
+    mount_shared_ui,
+    ops_router,
+    redis_check,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,21 +32,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     broker = make_broker(settings.kafka_bootstrap, "homeward-dispatch")
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     publisher = EventPublisher(broker, source="/homeward/dispatch")
-    cases = CaseRepository(redis)
-    dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher)
+    cases = CaseRepository(redis, repeat_s=settings.dispatch_overdue_repeat_s,
+                           stream_maxlen=settings.dispatch_stream_maxlen,
+                           duplicate_window_h=settings.dispatch_duplicate_window_h)
+    # Rules and roster are validated here: a bad file stops the service before it serves.
+    dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
+                        policy=load_rules(settings.dispatch_rules_file),
+                        deadline_scale=settings.dispatch_deadline_scale,
+                        duplicate_km=settings.dispatch_duplicate_km)
     consumers.register(broker, dispatch, publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await cases.load_availability(dispatch.roster)
+        if settings.dispatch_replay_on_empty and await cases.is_empty():
+            # Before consuming: a redelivered report must find the case it opened.
+            await dispatch.rebuild(settings.kafka_bootstrap)
         await broker.start()
+        timers = asyncio.create_task(dispatch.run_timers(settings.dispatch_timer_tick_s),
+                                     name="dispatch-overdue-timers")
         try:
             yield
         finally:
+            timers.cancel()
+            await asyncio.gather(timers, return_exceptions=True)
             await broker.stop()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward dispatch service", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), cases))
+    app.include_router(build_router(Authenticator(settings), cases, dispatch))
+    app.include_router(build_pages(settings))
+    app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
+    mount_shared_ui(app)
     return app

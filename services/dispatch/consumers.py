@@ -18,3 +18,4 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher)
             await dispatch.on_report_accepted(event)
 
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
+    subscribe(broker, topics.TIPS, GROUP, dispatch.on_tip, publisher)

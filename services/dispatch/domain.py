@@ -1,50 +1,37 @@
-"""The case-group rules of dispatch, free of I/O.
+"""The case group, event-sourced and free of I/O.
 
-Sources (../shared/seeds/README.md): 一长三包 — the head (or the responsible deputy) of a public
-security organ of county level or above leads the case group and answers for investigation,
-rescue and family liaison (002 §三㈠, 001 §二(三)); every report of a missing child starts rapid
-search at once, minors missing or uncontactable are searched under the homicide-case mechanism
-(002 §三㈡).
+Commands (`plan_*`) look at the current case and decide which events happen, or refuse with a
+reason; `apply` folds one event into the case projection. Replaying the dispatch topic through
+`apply` rebuilds the same cases with the same timelines. Which rules fire is data
+(rules.yaml, see rules.py); the people come from the roster (roster.py).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.events import Leader
-from shared.regions import city_of, province_of
-from shared.report import Kind, ReportAccepted
+from services.dispatch.roster import DUTIES, Organ, Roster
+from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
+from shared import events as ev
+from shared.events import CaseEvent, CaseFound, CaseOpened, Leader, ReleaseApproved, TipReceived
+from shared.regions import within
+from shared.report import ADULT_AGE, ReportAccepted, Subject
 
-DUTIES = ("investigation", "rescue", "family_liaison")
-
-
-class Person(BaseModel):
-    name: str
-    title: str
-    phone: str = ""
-    available: bool = True
+Status = Literal["opened", "active", "found", "false_report", "closed"]
+OPEN: frozenset[str] = frozenset({"opened", "active"})
+Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
 
 
-class Organ(BaseModel):
-    code: str
-    name: str
-    head: Person
-    deputy: Person
-    members: dict[str, Person]
+class Refused(Exception):
+    """A command the case's state does not allow (409) or a thing that is not there (404)."""
 
-
-class Roster(BaseModel):
-    organs: dict[str, Organ]
-
-    def organ_for(self, region_code: str) -> Organ | None:
-        """The responsible organ: the county's, else its city's, else its province's."""
-        for code in (region_code, city_of(region_code), province_of(region_code)):
-            if code in self.organs:
-                return self.organs[code]
-        return None
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
 
 
 class Member(BaseModel):
@@ -53,82 +40,572 @@ class Member(BaseModel):
     title: str
     phone: str = ""
     organ_code: str
+    organ_name: str = ""
+
+
+class Task(BaseModel):
+    task_id: str
+    title: str
+    title_en: str = ""
+    duty: str
+    assignee: str = ""
+    due_at: datetime
+    status: Literal["open", "done"] = "open"
+    completed_at: datetime | None = None
+    completed_by: str = ""
+    note: str = ""
+    overdue_count: int = 0
+    last_overdue_at: datetime | None = None
+    sources: list[dict[str, str]] = Field(default_factory=list)
+
+
+class Escalation(BaseModel):
+    level: str
+    reason: str
+    by: str
+    at: datetime
+    supervision: str | None = None
+
+
+class Tip(BaseModel):
+    tip_id: str
+    seen_at: datetime
+    location: dict[str, Any]
+    description: str
+    contact: str = ""
+    received_at: datetime
+    source: str = "public"
+    hub_id: str | None = None
+    notified: list[str] = Field(default_factory=list, description="leader, investigation member")
 
 
 class TimelineEntry(BaseModel):
+    event_id: str = ""
     at: datetime
     actor: str
     action: str
-    detail: str = ""
+    what: str = ""
+    why: str = ""
 
 
 class Case(BaseModel):
     case_id: str
     report_id: str
     region_code: str
-    status: Literal["opened", "active", "found", "closed"] = "opened"
+    operator_region: str = ""
+    status: Status = "opened"
+    outcome: Outcome | None = None
     priority: str
     mechanisms: list[str]
+    rules: list[dict[str, Any]] = Field(default_factory=list)
     leader: Leader | None
+    leader_level: str = "county"
     duties: dict[str, Member | None]
     members: list[Member] = Field(default_factory=list)
-    tasks: list[dict[str, object]] = Field(default_factory=list)
-    escalations: list[dict[str, object]] = Field(default_factory=list)
+    tasks: list[Task] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    supervision: str | None = None
+    release_approved: bool = False
+    tips: list[Tip] = Field(default_factory=list)
+    linked_reports: list[dict[str, Any]] = Field(default_factory=list)
+    may_add_members: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     opened_at: datetime
-    last_seen_at: datetime
+    last_seen_at: datetime | None = None
+    found_at: datetime | None = None
+    closed_at: datetime | None = None
     exercise: bool = False
     child_name: str
-    kind: Kind
+    kind: str
+    subject: str = "child"
+    lat: float | None = None
+    lon: float | None = None
+    duplicate_keys: list[str] = Field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def applied(self, event_id: str) -> bool:
+        return any(t.event_id == event_id for t in self.timeline)
 
 
-def mechanisms_for(accepted: ReportAccepted) -> list[str]:
-    mechanisms = ["rapid_search"]  # 快速查找机制: at once, no waiting period
-    if accepted.report.circumstances.kind in {Kind.missing, Kind.suspected_abduction,
-                                              Kind.stolen, Kind.lost}:
-        mechanisms.append("homicide_mechanism")  # 命案机制 for missing/uncontactable minors
-    return mechanisms
+class Change(BaseModel):
+    """One event to publish: type, stable id (redelivery publishes the same id), data."""
+
+    type: str
+    event_id: str
+    case_id: str
+    data: dict[str, Any]
 
 
-def leader_of(organ: Organ) -> Leader:
-    person = organ.head if organ.head.available else organ.deputy
-    return Leader(organ_code=organ.code, organ_name=organ.name, name=person.name,
-                  title=person.title, phone=person.phone)
+# --- rules → a new case group ----------------------------------------------------------------
 
-
-def open_case(accepted: ReportAccepted, roster: Roster, now: datetime) -> Case:
-    region = accepted.report.last_seen.region_code
-    organ = roster.organ_for(region)
-    leader = leader_of(organ) if organ else None
-    duties: dict[str, Member | None] = {duty: None for duty in DUTIES}
-    if organ:
-        for duty in DUTIES:
-            person = organ.members.get(duty)
-            if person:
-                duties[duty] = Member(duty=duty, name=person.name, title=person.title,
-                                      phone=person.phone, organ_code=organ.code)
-    timeline = [TimelineEntry(at=now, actor="dispatch", action="opened",
-                              detail=f"report {accepted.report_id} by {accepted.operator}")]
-    if leader:
-        timeline.append(TimelineEntry(
-            at=now, actor="dispatch", action="leader_assigned",
-            detail=f"{leader.organ_name} {leader.title} {leader.name} (一长三包)"))
-    else:
-        timeline.append(TimelineEntry(at=now, actor="dispatch", action="leader_missing",
-                                      detail=f"no organ in the roster for {region}"))
-    return Case(
-        case_id=accepted.case_id,
-        report_id=accepted.report_id,
-        region_code=region,
-        priority="highest",
-        mechanisms=mechanisms_for(accepted),
-        leader=leader,
-        duties=duties,
-        members=[m for m in duties.values() if m is not None],
-        timeline=timeline,
-        opened_at=now,
-        last_seen_at=accepted.report.last_seen.at,
-        exercise=accepted.report.exercise,
-        child_name=accepted.report.child.name,
-        kind=accepted.report.circumstances.kind,
+def facts_of(accepted: ReportAccepted) -> Facts:
+    report = accepted.report
+    seen = report.last_seen.at.date()
+    minor = report.subject is Subject.child or report.child.age_at(seen) < ADULT_AGE
+    return Facts(
+        region_code=report.last_seen.region_code, subject=report.subject,
+        kind=report.circumstances.kind, minor=minor,
+        especially_serious=report.circumstances.especially_serious,
+        cross_region=not within(accepted.operator_region, report.last_seen.region_code),
     )
+
+
+def leader_of(organ: Organ, roster: Roster) -> Leader:
+    """The head; the responsible deputy when the head is unavailable; when both are away, the
+    leader of the organ above."""
+    for post in ("head", "deputy"):
+        person = getattr(organ, post)
+        if person.available:
+            return Leader(organ_code=organ.code, organ_name=organ.name, name=person.name,
+                          title=person.title, phone=person.phone, post=post)
+    parent = roster.parent_of(organ)
+    if parent is not None:
+        return leader_of(parent, roster)
+    person = organ.deputy
+    return Leader(organ_code=organ.code, organ_name=organ.name, name=person.name,
+                  title=person.title, phone=person.phone, post="deputy")
+
+
+def member_of(organ: Organ, duty: str, post: str | None = None) -> Member:
+    person = getattr(organ, post) if post else organ.members[duty]
+    return Member(duty=duty, name=person.name, title=person.title, phone=person.phone,
+                  organ_code=organ.code, organ_name=organ.name)
+
+
+def duplicate_keys(accepted: ReportAccepted) -> list[str]:
+    """Hashed: the dispatch topic carries no raw reporter phone."""
+    child, reporter = accepted.report.child, accepted.report.reporter
+    raw = [f"phone:{reporter.phone}"]
+    if child.birth_date is not None:
+        raw.insert(0, f"child:{child.name}|{child.birth_date.isoformat()}")
+    return [hashlib.sha256(k.encode()).hexdigest()[:24] for k in raw]
+
+
+def _event(case_id: str, region: str, type_: str, event_id: str, at: datetime,
+           actor: str = "dispatch", reason: str = "", **details: Any) -> Change:
+    data = CaseEvent(case_id=case_id, region_code=region, actor=actor, reason=reason, at=at,
+                     details=details)
+    return Change(type=type_, event_id=event_id, case_id=case_id,
+                  data=data.model_dump(mode="json"))
+
+
+def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: datetime,
+              deadline_scale: float = 1.0) -> list[Change]:
+    """The events that form the case group for a new report."""
+    report = accepted.report
+    region = report.last_seen.region_code
+    decision = decide(policy, facts_of(accepted))
+    organ = roster.organ_at(region, decision.leader_level)
+    leader = leader_of(organ, roster) if organ else None
+    case_id = accepted.case_id
+    rules = [a.model_dump(mode="json") for a in decision.applied]
+    opened = CaseOpened(
+        case_id=case_id, report_id=accepted.report_id, region_code=region, opened_at=now,
+        priority=decision.priority, mechanisms=decision.mechanisms, leader=leader,
+        exercise=report.exercise, child_name=report.child.name,
+        kind=report.circumstances.kind.value, subject=report.subject.value,
+        last_seen_at=report.last_seen.at, lat=report.last_seen.lat, lon=report.last_seen.lon,
+        operator_region=accepted.operator_region, leader_level=decision.leader_level,
+        may_add_members=decision.may_add_members, rules=rules,
+        duplicate_keys=duplicate_keys(accepted),
+    )
+    changes = [Change(type=ev.CASE_OPENED, event_id=f"{case_id}:opened", case_id=case_id,
+                      data=opened.model_dump(mode="json"))]
+    members: dict[str, Member] = {}
+    if organ is not None:
+        for duty in decision.duties:
+            members[duty] = member_of(organ, duty)
+            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+                                  f"{case_id}:member:{duty}", now,
+                                  reason=_why(decision, "one_head_three_duties"),
+                                  member=members[duty].model_dump()))
+    if decision.cooperation:
+        reporting = roster.organ_at(accepted.operator_region, "county")
+        if reporting is not None and (organ is None or reporting.code != organ.code):
+            chief = leader_of(reporting, roster)
+            member = Member(duty="cooperation", name=chief.name, title=chief.title,
+                            phone=chief.phone, organ_code=reporting.code,
+                            organ_name=reporting.name)
+            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+                                  f"{case_id}:member:cooperation", now,
+                                  reason=_why(decision, "cross_region"),
+                                  member=member.model_dump()))
+    if organ is not None and organ.level != "county":
+        local = roster.organ_at(region, "county")
+        if local is not None and local.code != organ.code:
+            chief = leader_of(local, roster)
+            member = Member(duty="local_bureau", name=chief.name, title=chief.title,
+                            phone=chief.phone, organ_code=local.code, organ_name=local.name)
+            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+                                  f"{case_id}:member:local_bureau", now,
+                                  reason="失踪地县级公安机关参加专案组",
+                                  member=member.model_dump()))
+    if decision.supervision:
+        changes.append(_event(
+            case_id, region, ev.CASE_ESCALATED, f"{case_id}:escalated:rules", now,
+            reason=_why(decision, "stolen_child", "especially_serious"),
+            level=decision.leader_level, supervision=decision.supervision))
+    for name in decision.tasks:
+        spec = policy.tasks[name]
+        if spec.duty == "leader":
+            assignee = leader.name if leader else ""
+        else:
+            assignee = members[spec.duty].name if spec.duty in members else ""
+        task = Task(task_id=name, title=spec.title, title_en=spec.title_en, duty=spec.duty,
+                    assignee=assignee,
+                    due_at=now + timedelta(minutes=spec.due_minutes * deadline_scale),
+                    sources=[c.model_dump() for c in spec.sources])
+        changes.append(_event(case_id, region, ev.CASE_TASK_ASSIGNED,
+                              f"{case_id}:task:{name}:assigned", now,
+                              reason=f"{spec.sources[0].doc} {spec.sources[0].passage}",
+                              task=task.model_dump(mode="json")))
+    return changes
+
+
+def _why(decision: Decision, *rule_ids: str) -> str:
+    """The rules behind a decision, with their sources, as the timeline's `why`."""
+    parts = []
+    for applied in decision.applied:
+        if applied.rule in rule_ids:
+            cites = "；".join(f"{c.doc} {c.passage}" for c in applied.sources)
+            parts.append(f"{applied.summary}（{cites}）")
+    return " / ".join(parts)
+
+
+# --- commands on an existing case --------------------------------------------------------------
+
+def _require_open(case: Case) -> None:
+    if not case.is_open:
+        raise Refused(409, "case_not_open", f"case {case.case_id} is {case.status}", "status")
+
+
+def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, actor: str,
+                  roster: Roster, now: datetime, event_id: str) -> list[Change]:
+    _require_open(case)
+    cid, region = case.case_id, case.region_code
+    if level == "city":
+        if LEVELS.index(_level(case.leader_level)) >= LEVELS.index("prefecture"):
+            raise Refused(409, "already_escalated",
+                          "the case is already led at prefecture level or above", "level")
+        organ = roster.organ_at(region, "prefecture")
+        if organ is None:
+            raise Refused(409, "no_organ", f"no prefecture organ over {region}", "level")
+        leader = leader_of(organ, roster)
+        changes = [_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
+                          reason, level="city", supervision=case.supervision)]
+        changes.append(_event(cid, region, ev.CASE_LEADER_ASSIGNED, f"{event_id}:leader", now,
+                              actor, reason, leader=leader.model_dump(), level="prefecture",
+                              previous=case.leader.model_dump() if case.leader else None))
+        if case.leader is not None:
+            former = Member(duty="local_bureau", name=case.leader.name,
+                            title=case.leader.title, phone=case.leader.phone,
+                            organ_code=case.leader.organ_code,
+                            organ_name=case.leader.organ_name)
+            changes.append(_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
+                                  actor, "原专案组长所在公安机关继续参加专案组",
+                                  member=former.model_dump()))
+        return changes
+    if case.supervision == "province":
+        raise Refused(409, "already_escalated", "the case is already under provincial "
+                      "supervision (挂牌督办)", "level")
+    organ = roster.organ_at(region, "province")
+    changes = [_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
+                      reason, level="province", supervision="province")]
+    if organ is not None:
+        changes.append(_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
+                              actor, "省级公安机关挂牌督办",
+                              member=member_of(organ, "supervision", "deputy").model_dump()))
+    return changes
+
+
+def _level(value: str) -> Level:
+    for level in LEVELS:
+        if level == value:
+            return level
+    return "county"
+
+
+def plan_add_member(case: Case, member: Member, reason: str, actor: str, now: datetime,
+                    event_id: str) -> list[Change]:
+    """A member the rules let others send (博尔塔拉: the procuratorate, 002 §三㈠)."""
+    _require_open(case)
+    if member.duty not in case.may_add_members:
+        allowed = ", ".join(case.may_add_members) or "none"
+        raise Refused(409, "member_not_allowed", f"the rules of this case do not let a "
+                      f"{member.duty} member join (allowed: {allowed})", "duty")
+    return [_event(case.case_id, case.region_code, ev.CASE_MEMBER_ADDED, event_id, now, actor,
+                   reason, member=member.model_dump())]
+
+
+def plan_release(case: Case, actor: str, now: datetime, event_id: str) -> list[Change]:
+    _require_open(case)
+    if case.release_approved:
+        raise Refused(409, "already_released", "public release is already approved")
+    data = ReleaseApproved(case_id=case.case_id, region_code=case.region_code, actor=actor,
+                           reason="批准向社会公开发布", at=now,
+                           details={"exercise": case.exercise})
+    changes = [Change(type=ev.CASE_RELEASE_APPROVED, event_id=f"{event_id}:release",
+                      case_id=case.case_id, data=data.model_dump(mode="json"))]
+    task = case.task("release_decision")
+    if task is not None and task.status == "open":
+        changes.append(_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED,
+                              f"{event_id}:task", now, actor, "release approved",
+                              task_id=task.task_id, note="批准公开发布"))
+    return changes
+
+
+def plan_complete(case: Case, task_id: str, note: str, actor: str, now: datetime,
+                  event_id: str) -> list[Change]:
+    task = case.task(task_id)
+    if task is None:
+        raise Refused(404, "not_found", f"no task {task_id} in case {case.case_id}", "task_id")
+    _require_open(case)
+    if task.status == "done":
+        raise Refused(409, "task_done", f"task {task_id} is already done", "task_id")
+    return [_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED, event_id, now,
+                   actor, note, task_id=task_id, note=note)]
+
+
+def plan_found(case: Case, outcome: Outcome, found_at: datetime, note: str, actor: str,
+               now: datetime, event_id: str) -> list[Change]:
+    _require_open(case)
+    data = CaseFound(case_id=case.case_id, region_code=case.region_code, actor=actor,
+                     reason=note, at=now, outcome=outcome, found_at=found_at,
+                     details={"note": note, "exercise": case.exercise})
+    return [Change(type=ev.CASE_FOUND, event_id=event_id, case_id=case.case_id,
+                   data=data.model_dump(mode="json"))]
+
+
+def plan_close(case: Case, reason: str, actor: str, now: datetime,
+               event_id: str) -> list[Change]:
+    if case.status == "closed":
+        raise Refused(409, "case_closed", f"case {case.case_id} is already closed", "status")
+    if case.is_open:
+        raise Refused(409, "case_unsolved",
+                      "案件不破，专案组不撤: the case is neither found nor solved; mark it found "
+                      "(or a false report) first", "status")
+    return [_event(case.case_id, case.region_code, ev.CASE_CLOSED, event_id, now, actor,
+                   reason)]
+
+
+def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
+    if any(t.tip_id == tip.tip_id for t in case.tips):
+        return []
+    notified = [case.leader.name] if case.leader else []
+    investigator = case.duties.get("investigation")
+    if investigator is not None:
+        notified.append(investigator.name)
+    attached = Tip(tip_id=tip.tip_id, seen_at=tip.seen_at, location=tip.location.model_dump(),
+                   description=tip.description, contact=tip.contact,
+                   received_at=tip.received_at, source=tip.source, hub_id=tip.hub_id,
+                   notified=notified)
+    return [_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
+                   f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
+                   tip=attached.model_dump(mode="json"),
+                   notify=[m.model_dump() for m in _leader_and_investigator(case)])]
+
+
+def _leader_and_investigator(case: Case) -> list[Member]:
+    out = []
+    if case.leader is not None:
+        out.append(Member(duty="leader", name=case.leader.name, title=case.leader.title,
+                          phone=case.leader.phone, organ_code=case.leader.organ_code,
+                          organ_name=case.leader.organ_name))
+    investigator = case.duties.get("investigation")
+    if investigator is not None:
+        out.append(investigator)
+    return out
+
+
+def plan_overdue(case: Case, task_id: str, now: datetime) -> list[Change]:
+    task = case.task(task_id)
+    if task is None or task.status != "open" or not case.is_open:
+        return []
+    count = task.overdue_count + 1
+    return [_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
+                   f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
+                   f"时限已过（{task.due_at.isoformat()}），向专案组长报告",
+                   task_id=task_id, count=count, assignee=task.assignee,
+                   notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
+
+
+def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
+                  roster: Roster, now: datetime, event_id: str) -> list[Change]:
+    """The leader of an open case became unavailable: the next in line takes over."""
+    leader = case.leader
+    if not case.is_open or leader is None or leader.organ_code != organ.code \
+            or leader.post != post:
+        return []
+    successor = leader_of(organ, roster)
+    if successor.name == leader.name and successor.organ_code == leader.organ_code:
+        return []
+    return [_event(case.case_id, case.region_code, ev.CASE_LEADER_ASSIGNED,
+                   f"{event_id}:{case.case_id}", now, actor, reason, handover=True,
+                   leader=successor.model_dump(), level=case.leader_level,
+                   previous=leader.model_dump())]
+
+
+def plan_link(case: Case, accepted: ReportAccepted, match: str, distance_km: float,
+              now: datetime) -> list[Change]:
+    """A second report of the same child joins the open case group: recorded on that case, and
+    announced under the report's own case id (which the operator was given) as opened with the
+    same leader and `linked_to`, so the report's followers learn who answers for it."""
+    if any(r.get("report_id") == accepted.report_id for r in case.linked_reports):
+        return []
+    alias = CaseOpened(
+        case_id=accepted.case_id, report_id=accepted.report_id, region_code=case.region_code,
+        opened_at=now, priority=case.priority, mechanisms=case.mechanisms, leader=case.leader,
+        exercise=accepted.report.exercise, child_name=accepted.report.child.name,
+        kind=case.kind, subject=case.subject, linked_to=case.case_id,
+        operator_region=accepted.operator_region)
+    return [_event(case.case_id, case.region_code, ev.CASE_REPORT_LINKED,
+                   f"{case.case_id}:linked:{accepted.report_id}", now, "dispatch",
+                   "同一儿童24小时内相近地点再次报案，并入已有专案组",
+                   report_id=accepted.report_id, duplicate_case_id=accepted.case_id,
+                   match=match, distance_km=round(distance_km, 1),
+                   operator=accepted.operator),
+            Change(type=ev.CASE_OPENED, event_id=f"{accepted.case_id}:opened",
+                   case_id=accepted.case_id, data=alias.model_dump(mode="json"))]
+
+
+MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_RELEASE_APPROVED, ev.CASE_FOUND,
+                      ev.CASE_CLOSED})
+
+
+def mirror(case: Case, changes: list[Change]) -> list[Change]:
+    """The same changes under each linked report's case id (for those who follow that id:
+    notify's alerts for it are cancelled when the child is found, and so on)."""
+    out = list(changes)
+    linked = [str(r["duplicate_case_id"]) for r in case.linked_reports
+              if r.get("duplicate_case_id")]
+    for change in changes:
+        if change.type not in MIRRORED or change.case_id != case.case_id:
+            continue
+        for alias in linked:
+            data = dict(change.data, case_id=alias)
+            data["details"] = dict(data.get("details") or {}, linked_to=case.case_id)
+            out.append(Change(type=change.type, event_id=f"{change.event_id}:{alias}",
+                              case_id=alias, data=data))
+    return out
+
+
+# --- the projection -----------------------------------------------------------------------------
+
+_ACTIVATING = {ev.CASE_TASK_COMPLETED, ev.CASE_RELEASE_APPROVED, ev.CASE_TIP_ATTACHED}
+
+
+def apply(case: Case | None, type_: str, event_id: str, data: dict[str, Any]) -> Case | None:
+    """Fold one event into the case; an event already applied (same id) changes nothing."""
+    if type_ == ev.CASE_OPENED:
+        opened = CaseOpened.model_validate(data)
+        if case is not None or opened.linked_to:
+            return case  # a linked report has no group of its own
+        return _opened(opened, event_id)
+    if case is None or case.applied(event_id) or not type_.startswith("homeward.case.") \
+            or data.get("case_id") != case.case_id:
+        return case
+    action = type_.removeprefix("homeward.case.").removesuffix(".v1")
+    event = (CaseFound if type_ == ev.CASE_FOUND else CaseEvent).model_validate(data)
+    case = case.model_copy(deep=True)
+    d = event.details
+    what = ""
+    if type_ == ev.CASE_LEADER_ASSIGNED:
+        case.leader = Leader.model_validate(d["leader"])
+        case.leader_level = str(d.get("level") or case.leader_level)
+        what = f"{case.leader.organ_name} {case.leader.title} {case.leader.name}"
+        if d.get("handover"):
+            what = f"移交 → {what}"
+    elif type_ == ev.CASE_MEMBER_ADDED:
+        member = Member.model_validate(d["member"])
+        if member.duty in DUTIES:
+            case.duties[member.duty] = member
+        case.members = [m for m in case.members
+                        if (m.duty, m.organ_code) != (member.duty, member.organ_code)]
+        case.members.append(member)
+        what = f"{member.duty}: {member.organ_name} {member.title} {member.name}"
+    elif type_ == ev.CASE_ESCALATED:
+        case.escalations.append(Escalation(level=str(d.get("level", "")), reason=event.reason,
+                                           by=event.actor, at=event.at,
+                                           supervision=d.get("supervision")))
+        if d.get("supervision"):
+            case.supervision = str(d["supervision"])
+        what = f"{d.get('level')}" + (" 挂牌督办" if d.get("supervision") else "")
+    elif type_ == ev.CASE_TASK_ASSIGNED:
+        task = Task.model_validate(d["task"])
+        case.tasks.append(task)
+        what = f"{task.title} → {task.assignee}, {task.due_at.isoformat()}"
+    elif type_ == ev.CASE_TASK_COMPLETED:
+        done = case.task(str(d.get("task_id")))
+        if done is not None:
+            done.status, done.completed_at, done.completed_by = "done", event.at, event.actor
+            done.note = str(d.get("note") or "")
+            what = done.title
+    elif type_ == ev.CASE_TASK_OVERDUE:
+        late = case.task(str(d.get("task_id")))
+        if late is not None:
+            late.overdue_count = int(d.get("count", late.overdue_count + 1))
+            late.last_overdue_at = event.at
+            what = f"{late.title} ×{late.overdue_count}"
+    elif type_ == ev.CASE_RELEASE_APPROVED:
+        case.release_approved = True
+    elif type_ == ev.CASE_TIP_ATTACHED:
+        tip = Tip.model_validate(d["tip"])
+        case.tips.append(tip)
+        what = tip.description[:80]
+    elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
+        case.status = "false_report" if event.outcome == "false_report" else "found"
+        case.outcome, case.found_at = event.outcome, event.found_at
+        what = event.outcome
+    elif type_ == ev.CASE_CLOSED:
+        case.status, case.closed_at = "closed", event.at
+    elif type_ == ev.CASE_REPORT_LINKED:
+        case.linked_reports.append(dict(d))
+        what = f"report {d.get('report_id')} ({d.get('match')})"
+    if case.status == "opened" and (type_ in _ACTIVATING or event.actor != "dispatch"):
+        case.status = "active"
+    case.timeline.append(TimelineEntry(event_id=event_id, at=event.at, actor=event.actor,
+                                       action=action, what=what, why=event.reason))
+    return case
+
+
+def _opened(opened: CaseOpened, event_id: str) -> Case:
+    at = opened.opened_at
+    timeline = [TimelineEntry(event_id=event_id, at=at, actor="dispatch", action="opened",
+                              what=f"report {opened.report_id}",
+                              why="；".join(str(r.get("summary", "")) for r in opened.rules
+                                           if r.get("rule") == "rapid_search"))]
+    if opened.leader is not None:
+        lead = opened.leader
+        why = "；".join(f"{r.get('summary')}" for r in opened.rules
+                       if r.get("rule") in {"one_head_three_duties", "stolen_child",
+                                            "especially_serious"})
+        timeline.append(TimelineEntry(
+            event_id=event_id, at=at, actor="dispatch", action="leader_assigned",
+            what=f"{lead.organ_name} {lead.title} {lead.name}", why=why))
+    else:
+        timeline.append(TimelineEntry(event_id=event_id, at=at, actor="dispatch",
+                                      action="leader_missing",
+                                      what=f"no organ in the roster for {opened.region_code}"))
+    return Case(
+        case_id=opened.case_id, report_id=opened.report_id, region_code=opened.region_code,
+        operator_region=opened.operator_region, priority=opened.priority,
+        mechanisms=opened.mechanisms, rules=opened.rules, leader=opened.leader,
+        leader_level=opened.leader_level, duties={d: None for d in DUTIES},
+        supervision=opened.supervision, may_add_members=opened.may_add_members,
+        timeline=timeline, opened_at=at, last_seen_at=opened.last_seen_at,
+        exercise=opened.exercise, child_name=opened.child_name, kind=opened.kind,
+        subject=opened.subject, lat=opened.lat, lon=opened.lon,
+        duplicate_keys=opened.duplicate_keys,
+    )
+
+
+def fold(changes: list[Change], case: Case | None = None) -> Case | None:
+    for change in changes:
+        case = apply(case, change.type, change.event_id, change.data)
+    return case

@@ -32,7 +32,7 @@ KNOWN_TYPE = {
 READERS = {
     topics.REPORTS: {"homeward-dispatch", "homeward-notify"},
     topics.DISPATCH: {"homeward-alert-progress", "homeward-notify"},
-    topics.TIPS: set(),
+    topics.TIPS: {"homeward-dispatch"},
     topics.DELIVERIES: {"homeward-alert-progress"},
 }
 SOURCE_OF_GROUP = {"homeward-dispatch": "/homeward/dispatch", "homeward-notify": "/homeward/notify",

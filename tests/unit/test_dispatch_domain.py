@@ -1,49 +1,223 @@
-from datetime import UTC, datetime
+"""The case group: forming it from a report, commands checked against the life cycle, and the
+projection folded from events."""
 
-from services.dispatch.adapters import load_roster
-from services.dispatch.domain import open_case
-from shared.report import ReportAccepted
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.dispatch.domain import (
+    Case,
+    Change,
+    Refused,
+    apply,
+    plan_close,
+    plan_complete,
+    plan_escalate,
+    plan_found,
+    plan_handover,
+    plan_open,
+    plan_overdue,
+    plan_release,
+    plan_tip,
+)
+from services.dispatch.domain import (
+    fold as fold_or_none,
+)
+from services.dispatch.roster import Roster, load_roster
+from services.dispatch.rules import load_rules
+from shared import events as ev
+from shared.events import TipLocation, TipReceived
+from shared.report import ReportAccepted, ResolvedReport
 from tests.helpers import report_body
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+POLICY = load_rules()
 
 
-def accepted(**overrides: object) -> ReportAccepted:
+def accepted(operator_region: str = "140403", **overrides: object) -> ReportAccepted:
     return ReportAccepted(report_id="R1", case_id="140403-20261122-AAAAAA", accepted_at=NOW,
-                          operator="op-1", operator_region="140403",
-                          report=report_body(**overrides))
+                          operator="op-1", operator_region=operator_region,
+                          report=ResolvedReport.model_validate(report_body(**overrides)))
+
+
+def fold(changes: list[Change], case: Case | None = None) -> Case:
+    folded = fold_or_none(changes, case)
+    assert folded is not None
+    return folded
+
+
+def opened(roster: Roster | None = None, **kw: object) -> Case:
+    return fold(plan_open(accepted(**kw), POLICY, roster or load_roster(), NOW))  # type: ignore[arg-type]
 
 
 def test_county_bureau_head_leads_with_three_named_duties() -> None:
-    case = open_case(accepted(), load_roster(), NOW)
+    case = opened()
     assert case.leader is not None
     assert case.leader.organ_name == "长治市公安局潞州分局"
-    assert case.leader.title == "局长"
+    assert case.leader.title == "局长" and case.leader.post == "head"
     assert {d: m.name for d, m in case.duties.items() if m} == {
         "investigation": "蒋晓军", "rescue": "沈国庆", "family_liaison": "韩秀英"}
-    assert case.priority == "highest"
+    assert case.priority == "highest" and case.status == "opened"
     assert case.mechanisms == ["rapid_search", "homicide_mechanism"]
-    assert [e.action for e in case.timeline] == ["opened", "leader_assigned"]
+    assert [e.action for e in case.timeline][:2] == ["opened", "leader_assigned"]
+    assert {t.task_id for t in case.tasks} == {"hub_interception", "release_decision",
+                                               "family_contact", "dna_samples"}
+    dna = case.task("dna_samples")
+    assert dna is not None and dna.assignee == "蒋晓军" and dna.due_at == NOW + timedelta(hours=4)
+    assert case.task("release_decision").assignee == "褚卫东"  # type: ignore[union-attr]
 
 
 def test_deputy_leads_when_head_unavailable() -> None:
     roster = load_roster()
-    roster.organs["140403"].head.available = False
-    case = open_case(accepted(), roster, NOW)
+    roster.set_available("140403", "head", False)
+    case = opened(roster)
     assert case.leader is not None and case.leader.title == "副局长"
+    assert case.leader.post == "deputy"
 
 
-def test_county_without_own_organ_falls_back_to_its_city() -> None:
-    case = open_case(accepted(last_seen__region_code="140404"), load_roster(), NOW)
-    assert case.leader is not None and case.leader.organ_code == "140400"
-
-
-def test_unknown_region_opens_case_without_leader_and_says_why() -> None:
-    case = open_case(accepted(last_seen__region_code="650102"), load_roster(), NOW)
-    assert case.leader is None
-    assert case.timeline[-1].action == "leader_missing"
+def test_every_county_has_a_generated_organ() -> None:
+    case = opened(last_seen__region_code="140404")
+    assert case.leader is not None and case.leader.organ_code == "140404"
+    name = case.leader.organ_name
+    assert name.startswith("长治市公安局") and name.endswith("分局")
 
 
 def test_runaway_starts_rapid_search_only() -> None:
-    case = open_case(accepted(circumstances__kind="runaway"), load_roster(), NOW)
-    assert case.mechanisms == ["rapid_search"]
+    assert opened(circumstances__kind="runaway").mechanisms == ["rapid_search"]
+
+
+def test_stolen_child_is_led_by_the_prefecture_under_provincial_supervision() -> None:
+    case = opened(circumstances__kind="stolen")
+    assert case.leader is not None and case.leader.organ_name == "长治市公安局"
+    assert case.supervision == "province" and case.leader_level == "prefecture"
+    assert case.escalations[0].by == "dispatch" and "004 §三(一)" in case.escalations[0].reason
+    assert {m.duty for m in case.members} >= {"local_bureau", "investigation"}
+
+
+def test_bortala_especially_serious_case_is_run_by_the_autonomous_prefecture_bureau() -> None:
+    case = opened(last_seen__region_code="652701", last_seen__lat=44.85, last_seen__lon=82.05,
+                  operator_region="652701", circumstances__especially_serious=True)
+    assert case.leader is not None and case.leader.organ_name == "博尔塔拉蒙古自治州公安局"
+    assert case.may_add_members == ["procuratorate"]
+    assert any(r["rule"] == "especially_serious" and r["origin"] == "6527" for r in case.rules)
+
+
+def test_cross_region_report_adds_the_reporting_county_bureau() -> None:
+    case = opened(operator_region="320102")
+    coop = [m for m in case.members if m.duty == "cooperation"]
+    assert [m.organ_name for m in coop] == ["南京市公安局玄武分局"]
+    # A report filed by the city over the county is not cross-region.
+    assert not [m for m in opened(operator_region="140400").members if m.duty == "cooperation"]
+
+
+def test_life_cycle_close_refused_until_found() -> None:
+    case = opened()
+    with pytest.raises(Refused) as refused:
+        plan_close(case, "done", "cmd", NOW, "e1")
+    assert refused.value.status == 409 and "案件不破，专案组不撤" in refused.value.message
+    case = fold(plan_found(case, "found_safe", NOW, "at grandma's", "cmd", NOW, "e2"), case)
+    assert case is not None and case.status == "found" and case.outcome == "found_safe"
+    with pytest.raises(Refused):
+        plan_found(case, "found_safe", NOW, "", "cmd", NOW, "e3")
+    with pytest.raises(Refused):
+        plan_release(case, "cmd", NOW, "e4")
+    case = fold(plan_close(case, "solved", "cmd", NOW, "e5"), case)
+    assert case is not None and case.status == "closed"
+    with pytest.raises(Refused) as again:
+        plan_close(case, "again", "cmd", NOW, "e6")
+    assert again.value.code == "case_closed"
+
+
+def test_false_report_path() -> None:
+    case = fold(plan_found(opened(), "false_report", NOW, "", "cmd", NOW, "e"), opened())
+    assert case is not None and case.status == "false_report"
+    assert fold(plan_close(case, "false", "cmd", NOW, "c"), case).status == "closed"
+
+
+def test_task_completion_and_release_activate_the_case() -> None:
+    case = opened()
+    case = fold(plan_complete(case, "family_contact", "called", "cmd", NOW, "t1"), case)
+    assert case is not None and case.status == "active"
+    assert case.task("family_contact").status == "done"  # type: ignore[union-attr]
+    with pytest.raises(Refused) as done:
+        plan_complete(case, "family_contact", "", "cmd", NOW, "t2")
+    assert done.value.status == 409
+    with pytest.raises(Refused) as missing:
+        plan_complete(case, "nope", "", "cmd", NOW, "t3")
+    assert missing.value.status == 404
+    case = fold(plan_release(case, "cmd", NOW, "r"), case)
+    assert case is not None and case.release_approved
+    assert case.task("release_decision").status == "done"  # type: ignore[union-attr]
+
+
+def test_manual_escalation_to_city_then_province() -> None:
+    roster = load_roster()
+    case = opened(roster)
+    changes = plan_escalate(case, "city", "跨市线索", "cmd-1", roster, NOW, "x1")
+    case = fold(changes, case)
+    assert case is not None and case.leader is not None
+    assert case.leader.organ_name == "长治市公安局" and case.leader_level == "prefecture"
+    assert case.escalations[-1].by == "cmd-1" and case.escalations[-1].reason == "跨市线索"
+    with pytest.raises(Refused):
+        plan_escalate(case, "city", "again", "cmd-1", roster, NOW, "x2")
+    case = fold(plan_escalate(case, "province", "重大", "cmd-2", roster, NOW, "x3"), case)
+    assert case is not None and case.supervision == "province"
+    assert any(m.organ_name == "山西省公安厅" for m in case.members)
+
+
+def test_overdue_counts_up_and_stops_when_done() -> None:
+    case = opened()
+    first = plan_overdue(case, "dna_samples", NOW)
+    assert first[0].type == ev.CASE_TASK_OVERDUE and first[0].event_id.endswith(":overdue:1")
+    case = fold(first, case)
+    assert case is not None
+    assert plan_overdue(case, "dna_samples", NOW)[0].event_id.endswith(":overdue:2")
+    case = fold(plan_complete(case, "dna_samples", "", "cmd", NOW, "d"), case)
+    assert case is not None and plan_overdue(case, "dna_samples", NOW) == []
+
+
+def test_tip_attached_once_and_addressed_to_leader_and_investigator() -> None:
+    case = opened()
+    tip = TipReceived(tip_id="T1", case_id=case.case_id, seen_at=NOW,
+                      location=TipLocation(lat=36.2, lon=113.1), description="在车站看见",
+                      received_at=NOW)
+    case = fold(plan_tip(case, tip, NOW), case)
+    assert case is not None and case.tips[0].notified == ["褚卫东", "蒋晓军"]
+    assert plan_tip(case, tip, NOW) == []
+
+
+def test_handover_when_the_leader_becomes_unavailable() -> None:
+    roster = load_roster()
+    case = opened(roster)
+    roster.set_available("140403", "head", False)
+    organ = roster.organ("140403")
+    assert organ is not None
+    changes = plan_handover(case, organ, "head", "住院", "admin-1", roster, NOW, "h")
+    case = fold(changes, case)
+    assert case is not None and case.leader is not None and case.leader.post == "deputy"
+    assert case.timeline[-1].why == "住院" and case.timeline[-1].actor == "admin-1"
+
+
+def test_projection_ignores_an_event_applied_twice() -> None:
+    changes = plan_open(accepted(), POLICY, load_roster(), NOW)
+    once = fold(changes)
+    twice = fold(changes + changes)
+    assert once == twice
+    assert apply(None, ev.CASE_TASK_COMPLETED, "x", {}) is None
+
+
+def test_procuratorate_may_join_only_where_the_rules_allow() -> None:
+    from services.dispatch.domain import Member, plan_add_member
+
+    member = Member(duty="procuratorate", name="马检察", title="检察官", organ_code="652700",
+                    organ_name="博尔塔拉蒙古自治州人民检察院")
+    bortala = opened(last_seen__region_code="652701", last_seen__lat=44.85,
+                     last_seen__lon=82.05, operator_region="652701",
+                     circumstances__especially_serious=True)
+    joined = fold(plan_add_member(bortala, member, "提前介入引导侦查", "cmd", NOW, "m"), bortala)
+    assert [m.duty for m in joined.members][-1] == "procuratorate"
+    with pytest.raises(Refused) as refused:
+        plan_add_member(opened(), member, "x", "cmd", NOW, "m2")
+    assert refused.value.status == 409 and refused.value.field == "duty"

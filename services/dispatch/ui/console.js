@@ -13,6 +13,7 @@ HW.words({
   reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
+  local_bureau: "失踪地公安机关", procuratorate: "检察机关", linked: "并案报案",
 }, {
   title: "Missing child case console", cases: "Cases in my region", no_cases: "No cases", pick: "Pick a case on the left", cancel: "Cancel", confirm: "Confirm",
   live: "● live", reconnecting: "○ reconnecting…", since: "missing {t}", radius: "radius {km} km",
@@ -25,6 +26,7 @@ HW.words({
   reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
+  local_bureau: "Local bureau", procuratorate: "Procuratorate", linked: "Linked reports",
 });
 
 const CONFIG = window.HW_CONFIG || { notify_url: "", tiers: [[1, 100], [2, 200], [3, 300]], max_km: 500 };
@@ -85,10 +87,11 @@ function renderCase() {
       <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${c.leader.phone || ""}`) : e(HW.t("no_leader"))}</p>
       <table><tr><th>${HW.t("duty")}</th><th>${HW.t("member")}</th><th></th><th>${HW.t("phone")}</th></tr>${dutyRows(c)}</table></div>
     <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
-      <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(t.title)}</td><td>${e(t.assignee)}</td>
+      <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(HW.lang === "en" && t.title_en ? t.title_en : t.title)}</td><td>${e(t.assignee)}</td>
         <td class="due"></td><td>${t.status === "open" ? `<button type="button" class="secondary" data-complete="${e(t.task_id)}">${HW.t("complete")}</button>` : e(HW.t("done"))}</td></tr>`).join("")}</table></div>
     <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
+    ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
