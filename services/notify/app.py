@@ -42,13 +42,17 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
     )
 
 
-def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, timers: bool = True,
+               consume: bool = True) -> FastAPI:
+    """`timers`/`consume` off: tests drive the handlers and the timer ticks themselves, with no
+    consumer in the shared group picking up other tests' reports."""
     settings = settings or Settings()
     broker = make_broker(settings.kafka_bootstrap, "homeward-notify")
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)
-    consumers.register(broker, notify, publisher)
+    if consume:
+        consumers.register(broker, notify, publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

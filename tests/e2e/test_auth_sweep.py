@@ -29,7 +29,8 @@ pytestmark = pytest.mark.e2e
 PUBLIC = {
     "alert": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /intake",
               "GET /api/v1/regions", "POST /api/v1/tips", "GET /photos/{name}"},
-    "dispatch": {"GET /healthz", "GET /readyz", "GET /metrics"},
+    "dispatch": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /console",
+                 "GET /console/config.js"},
     # CAP without a token is the public message of a released alert; with one, restricted.
     "notify": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /hub", "GET /hub/config.js",
                "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml"},

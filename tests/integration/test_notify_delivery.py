@@ -145,7 +145,7 @@ async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
 
     async def make(**overrides: Any) -> Stack:
         s = make_settings(settings, **overrides)
-        app = create_app(s, timers=False)
+        app = create_app(s, timers=False, consume=False)
         notify: Notify = app.state.notify
         await notify.publisher.broker.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
