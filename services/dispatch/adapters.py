@@ -81,15 +81,19 @@ class CaseRepository:
         raws = await self.redis.mget([CASE + i for i in ids])
         return [Case.model_validate_json(r) for r in raws if r]
 
-    async def candidates(self, keys: Iterable[str]) -> list[str]:
-        """Case ids opened in the duplicate window under any of the hashed keys."""
+    async def seen(self, case_id: str, keys: Iterable[str]) -> tuple[bool, list[str]]:
+        """In one round trip: whether `case_id` is known (a case, or a report linked to one),
+        and the case ids opened in the duplicate window under any of the hashed keys."""
         floor = time.time() - self.duplicate_window_s
-        found: list[str] = []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(CASE + case_id, ALIAS + case_id)
         for key in keys:
-            for cid in await self.redis.zrangebyscore(DUP + key, floor, "+inf"):
-                if str(cid) not in found:
-                    found.append(str(cid))
-        return found
+            pipe.zrangebyscore(DUP + key, floor, "+inf")
+        known, *hits = await pipe.execute()
+        found: list[str] = []
+        for ids in hits:
+            found.extend(str(i) for i in ids if str(i) not in found)
+        return bool(known), found
 
     # --- writing: the projection and everything derived from it, in one transaction ----------
     async def save(self, case: Case, changes: list[Change], stream: bool = True) -> None:
