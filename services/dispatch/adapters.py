@@ -120,7 +120,6 @@ class CaseRepository:
                 pipe.zrem(TIMERS, member)
             else:
                 pipe.zadd(TIMERS, {member: fire.timestamp()})
-        pipe.set(READY, "1")
         await pipe.execute()
 
     # --- overdue timers ------------------------------------------------------------------------
@@ -160,6 +159,8 @@ class CaseRepository:
                 roster.set_available(code, post, str(value) == "1")  # type: ignore[arg-type]
 
     async def is_empty(self) -> bool:
+        """No projection built since Redis was last emptied: set only at start, after the
+        rebuild, so a Redis flushed while the service runs is rebuilt at the next start."""
         return not await self.redis.exists(READY)
 
     async def mark_ready(self) -> None:

@@ -45,9 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await cases.load_availability(dispatch.roster)
-        if settings.dispatch_replay_on_empty and await cases.is_empty():
-            # Before consuming: a redelivered report must find the case it opened.
-            await dispatch.rebuild(settings.kafka_bootstrap)
+        if await cases.is_empty():
+            if settings.dispatch_replay_on_empty:
+                # Before consuming: a redelivered report must find the case it opened.
+                await dispatch.rebuild(settings.kafka_bootstrap)
+            else:
+                await cases.mark_ready()
         await broker.start()
         timers = asyncio.create_task(dispatch.run_timers(settings.dispatch_timer_tick_s),
                                      name="dispatch-overdue-timers")
