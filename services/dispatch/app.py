@@ -52,13 +52,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 await cases.mark_ready()
         await broker.start()
-        timers = asyncio.create_task(dispatch.run_timers(settings.dispatch_timer_tick_s),
-                                     name="dispatch-overdue-timers")
+        stop = asyncio.Event()
+        timers = asyncio.create_task(
+            dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
+            name="dispatch-overdue-timers")
         try:
             yield
         finally:
-            timers.cancel()
-            await asyncio.gather(timers, return_exceptions=True)
+            stop.set()
+            done, _ = await asyncio.wait({timers}, timeout=10)
+            if not done:
+                timers.cancel()
             await broker.stop()
             await redis.aclose()
 

@@ -213,15 +213,19 @@ class Dispatch:
                 fired += 1
         return fired
 
-    async def run_timers(self, tick_s: float) -> None:
-        while True:
+    async def run_timers(self, tick_s: float, stop: asyncio.Event) -> None:
+        """Fire due timers every tick until `stop` is set. (Stopped by the event rather than by
+        cancellation alone: a cancellation landing inside a client library's own timeout can
+        be swallowed, and the loop would then never end.)"""
+        while not stop.is_set():
             try:
                 await self.fire_due_timers()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("overdue timers failed; retrying next tick")
-            await asyncio.sleep(tick_s)
+            try:
+                await asyncio.wait_for(stop.wait(), tick_s)
+            except TimeoutError:
+                pass
 
     # --- rebuild -------------------------------------------------------------------------------
     async def rebuild(self, bootstrap: str) -> int:
