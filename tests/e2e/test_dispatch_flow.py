@@ -3,37 +3,21 @@ tip through alert is attached to it, and the commander's actions reach the live 
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
-from shared.auth import Role, mint_token
-from shared.settings import Settings
+from deploy.local.stack import ServiceProcess
+from shared.auth import Role
+from tests.e2e.test_flow import stack, token  # noqa: F401  (the same stack fixture, per module)
 from tests.helpers import eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(kafka: KafkaServer, redis_server: RedisServer,
-          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
-    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "dispatch-flow", ports)
-    yield procs
-    for proc in procs.values():
-        proc.stop()
-
-
-def token(role: Role, region: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(Settings(), role, region)}"}
-
-
 async def test_report_tip_and_commander_actions_across_the_stack(
-    stack: dict[str, ServiceProcess],
+    stack: dict[str, ServiceProcess],  # noqa: F811
 ) -> None:
     alert, dispatch = stack["alert"].url, stack["dispatch"].url
     commander = token(Role.commander, "140400")
