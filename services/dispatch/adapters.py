@@ -81,15 +81,19 @@ class CaseRepository:
         raws = await self.redis.mget([CASE + i for i in ids])
         return [Case.model_validate_json(r) for r in raws if r]
 
-    async def candidates(self, keys: Iterable[str]) -> list[str]:
-        """Case ids opened in the duplicate window under any of the hashed keys."""
+    async def seen(self, case_id: str, keys: Iterable[str]) -> tuple[bool, list[str]]:
+        """In one round trip: whether `case_id` is known (a case, or a report linked to one),
+        and the case ids opened in the duplicate window under any of the hashed keys."""
         floor = time.time() - self.duplicate_window_s
-        found: list[str] = []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(CASE + case_id, ALIAS + case_id)
         for key in keys:
-            for cid in await self.redis.zrangebyscore(DUP + key, floor, "+inf"):
-                if str(cid) not in found:
-                    found.append(str(cid))
-        return found
+            pipe.zrangebyscore(DUP + key, floor, "+inf")
+        known, *hits = await pipe.execute()
+        found: list[str] = []
+        for ids in hits:
+            found.extend(str(i) for i in ids if str(i) not in found)
+        return bool(known), found
 
     # --- writing: the projection and everything derived from it, in one transaction ----------
     async def save(self, case: Case, changes: list[Change], stream: bool = True) -> None:
@@ -116,7 +120,6 @@ class CaseRepository:
                 pipe.zrem(TIMERS, member)
             else:
                 pipe.zadd(TIMERS, {member: fire.timestamp()})
-        pipe.set(READY, "1")
         await pipe.execute()
 
     # --- overdue timers ------------------------------------------------------------------------
@@ -156,6 +159,8 @@ class CaseRepository:
                 roster.set_available(code, post, str(value) == "1")  # type: ignore[arg-type]
 
     async def is_empty(self) -> bool:
+        """No projection built since Redis was last emptied: set only at start, after the
+        rebuild, so a Redis flushed while the service runs is rebuilt at the next start."""
         return not await self.redis.exists(READY)
 
     async def mark_ready(self) -> None:

@@ -17,6 +17,7 @@ from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
+from shared.kafka import TRANSIENT_ERRORS
 from shared.settings import Settings
 from shared.web import ApiError, Authenticator
 
@@ -95,6 +96,11 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
             return await command(case.case_id)
         except Refused as exc:
             raise refused(exc) from exc
+        except TRANSIENT_ERRORS as exc:
+            # The change could not be made durable (or not stored): look at the case, retry.
+            raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
+                           "may not be recorded, check the case and retry",
+                           headers={"Retry-After": "5"}) from exc
 
     @router.get("/cases", response_model=list[Case])
     async def list_cases(

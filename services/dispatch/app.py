@@ -45,17 +45,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await cases.load_availability(dispatch.roster)
-        if settings.dispatch_replay_on_empty and await cases.is_empty():
-            # Before consuming: a redelivered report must find the case it opened.
-            await dispatch.rebuild(settings.kafka_bootstrap)
+        if await cases.is_empty():
+            if settings.dispatch_replay_on_empty:
+                # Before consuming: a redelivered report must find the case it opened.
+                await dispatch.rebuild(settings.kafka_bootstrap)
+            else:
+                await cases.mark_ready()
         await broker.start()
-        timers = asyncio.create_task(dispatch.run_timers(settings.dispatch_timer_tick_s),
-                                     name="dispatch-overdue-timers")
+        stop = asyncio.Event()
+        timers = asyncio.create_task(
+            dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
+            name="dispatch-overdue-timers")
         try:
             yield
         finally:
-            timers.cancel()
-            await asyncio.gather(timers, return_exceptions=True)
+            stop.set()
+            done, _ = await asyncio.wait({timers}, timeout=10)
+            if not done:
+                timers.cancel()
             await broker.stop()
             await redis.aclose()
 

@@ -10,6 +10,9 @@ from shared.events import REPORT_ACCEPTED, CloudEvent
 from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-dispatch"
+# Tips in a group of their own: one consumer per group, so starting or stopping one never
+# makes the other wait for a rebalance.
+TIPS_GROUP = "homeward-dispatch-tips"
 
 
 def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher) -> None:
@@ -18,4 +21,4 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher)
             await dispatch.on_report_accepted(event)
 
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
-    subscribe(broker, topics.TIPS, GROUP, dispatch.on_tip, publisher)
+    subscribe(broker, topics.TIPS, TIPS_GROUP, dispatch.on_tip, publisher)

@@ -501,7 +501,15 @@ _ACTIVATING = {ev.CASE_TASK_COMPLETED, ev.CASE_RELEASE_APPROVED, ev.CASE_TIP_ATT
 
 
 def apply(case: Case | None, type_: str, event_id: str, data: dict[str, Any]) -> Case | None:
-    """Fold one event into the case; an event already applied (same id) changes nothing."""
+    """Fold one event into a copy of the case; an event already applied (same id) changes
+    nothing."""
+    return apply_in_place(case.model_copy(deep=True) if case is not None else None, type_, event_id,
+                  data)
+
+
+def apply_in_place(case: Case | None, type_: str, event_id: str,
+                   data: dict[str, Any]) -> Case | None:
+    """`apply`, changing `case` in place."""
     if type_ == ev.CASE_OPENED:
         opened = CaseOpened.model_validate(data)
         if case is not None or opened.linked_to:
@@ -512,7 +520,6 @@ def apply(case: Case | None, type_: str, event_id: str, data: dict[str, Any]) ->
         return case
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
     event = (CaseFound if type_ == ev.CASE_FOUND else CaseEvent).model_validate(data)
-    case = case.model_copy(deep=True)
     d = event.details
     what = ""
     if type_ == ev.CASE_LEADER_ASSIGNED:
@@ -606,6 +613,8 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
 
 
 def fold(changes: list[Change], case: Case | None = None) -> Case | None:
+    """Apply the changes in order to a copy of the case (copied once)."""
+    folded = case.model_copy(deep=True) if case is not None else None
     for change in changes:
-        case = apply(case, change.type, change.event_id, change.data)
-    return case
+        folded = apply_in_place(folded, change.type, change.event_id, change.data)
+    return folded

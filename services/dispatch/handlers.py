@@ -90,12 +90,12 @@ class Dispatch:
         """Open the case group, or link the report to the open case of the same child."""
         accepted = ReportAccepted.model_validate(event.data)
         async with self._lock(accepted.case_id):
-            if await self.cases.get_own(accepted.case_id) is not None:
+            keys = domain.duplicate_keys(accepted)
+            known, candidates = await self.cases.seen(accepted.case_id, keys)
+            if known:
                 return  # redelivered: everything was done and stored
-            if await self.cases.linked_to(accepted.case_id) is not None:
-                return
             now = self.clock()
-            duplicate = await self._duplicate_of(accepted)
+            duplicate = await self._duplicate_of(accepted, keys, candidates)
             if duplicate is not None:
                 existing, match, km = duplicate
                 async with self._lock(existing.case_id):
@@ -105,12 +105,11 @@ class Dispatch:
             await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
                                                       self.deadline_scale))
 
-    async def _duplicate_of(self, accepted: ReportAccepted) -> tuple[Case, str, float] | None:
-        keys = domain.duplicate_keys(accepted)
+    async def _duplicate_of(self, accepted: ReportAccepted, keys: list[str],
+                            candidates: list[str]) -> tuple[Case, str, float] | None:
         seen = accepted.report.last_seen
-        for case_id in await self.cases.candidates(keys):
-            case = await self.cases.get_own(case_id)
-            if case is None or not case.is_open or case.case_id == accepted.case_id:
+        for case in await self.cases.many(candidates):
+            if not case.is_open or case.case_id == accepted.case_id:
                 continue
             if case.lat is None or case.lon is None:
                 continue
@@ -214,15 +213,19 @@ class Dispatch:
                 fired += 1
         return fired
 
-    async def run_timers(self, tick_s: float) -> None:
-        while True:
+    async def run_timers(self, tick_s: float, stop: asyncio.Event) -> None:
+        """Fire due timers every tick until `stop` is set. (Stopped by the event rather than by
+        cancellation alone: a cancellation landing inside a client library's own timeout can
+        be swallowed, and the loop would then never end.)"""
+        while not stop.is_set():
             try:
                 await self.fire_due_timers()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("overdue timers failed; retrying next tick")
-            await asyncio.sleep(tick_s)
+            try:
+                await asyncio.wait_for(stop.wait(), tick_s)
+            except TimeoutError:
+                pass
 
     # --- rebuild -------------------------------------------------------------------------------
     async def rebuild(self, bootstrap: str) -> int:
@@ -242,7 +245,8 @@ class Dispatch:
                 return
             change = Change(type=event.type, event_id=event.id, case_id=event.subject,
                             data=event.data)
-            case = domain.apply(cases.get(event.subject), event.type, event.id, event.data)
+            case = domain.apply_in_place(cases.get(event.subject), event.type, event.id,
+                                         event.data)
             if case is not None:
                 cases[case.case_id] = case
                 applied[case.case_id].append(change)

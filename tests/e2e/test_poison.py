@@ -32,10 +32,11 @@ KNOWN_TYPE = {
 READERS = {
     topics.REPORTS: {"homeward-dispatch", "homeward-notify"},
     topics.DISPATCH: {"homeward-alert-progress", "homeward-notify"},
-    topics.TIPS: {"homeward-dispatch"},
+    topics.TIPS: {"homeward-dispatch-tips"},
     topics.DELIVERIES: {"homeward-alert-progress"},
 }
 SOURCE_OF_GROUP = {"homeward-dispatch": "/homeward/dispatch", "homeward-notify": "/homeward/notify",
+                   "homeward-dispatch-tips": "/homeward/dispatch",
                    "homeward-alert-progress": "/homeward/alert"}
 
 

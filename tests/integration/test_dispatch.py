@@ -66,7 +66,7 @@ class Stack:
             yield self
         finally:
             server.should_exit = True
-            await asyncio.wait_for(task, 30)
+            await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
 
     async def report(self, case_id: str, operator_region: str = "140403",
                      **overrides: Any) -> ReportAccepted:
