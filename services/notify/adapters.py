@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from standardwebhooks import Webhook
 
 from services.notify.domain import (
@@ -25,6 +25,14 @@ from services.notify.domain import (
     address_allowed,
     parse_retry_after,
 )
+
+
+def make_redis(url: str, max_connections: int = 64) -> Redis:
+    """A client whose callers wait for a free connection instead of failing when many
+    deliveries run at once."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30,
+                                           decode_responses=True)
+    return Redis(connection_pool=pool)
 
 
 class SubscriberRepository:
@@ -144,20 +152,36 @@ class DeliveryLedger:
 
     async def claim(self, delivery_id: str, fields: dict[str, str]) -> str | None:
         """Create the record if absent; return the state it had (None when new)."""
-        key = f"notify:delivery:{delivery_id}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "state", "pending")
-            pipe.hget(key, "state")
-            created, state = await pipe.execute()
-        if created:
-            mapping = {**fields, "attempts": "0", "at": datetime.now(UTC).isoformat()}
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, mapping=mapping)
-                if fields.get("case_id"):
-                    pipe.sadd(f"notify:case-deliveries:{fields['case_id']}", delivery_id)
-                await pipe.execute()
-            return None
-        return str(state)
+        return (await self.claim_many({delivery_id: fields}))[delivery_id][0]
+
+    async def claim_many(
+        self, records: dict[str, dict[str, str]]
+    ) -> dict[str, tuple[str | None, int]]:
+        """The `before` record of many deliveries in two round trips: delivery id -> (the state
+        it had, None when new; attempts made so far)."""
+        ids = list(records)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in ids:
+                key = f"notify:delivery:{did}"
+                pipe.hsetnx(key, "state", "pending")
+                pipe.hmget(key, "state", "attempts")
+            replies = await pipe.execute()
+        out: dict[str, tuple[str | None, int]] = {}
+        now = datetime.now(UTC).isoformat()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i, did in enumerate(ids):
+                created, (state, attempts) = replies[2 * i], replies[2 * i + 1]
+                if created:
+                    fields = records[did]
+                    pipe.hset(f"notify:delivery:{did}",
+                              mapping={**fields, "attempts": "0", "at": now})
+                    if fields.get("case_id"):
+                        pipe.sadd(f"notify:case-deliveries:{fields['case_id']}", did)
+                    out[did] = (None, 0)
+                else:
+                    out[did] = (str(state), int(attempts or 0))
+            await pipe.execute()
+        return out
 
     async def get(self, delivery_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(f"notify:delivery:{delivery_id}")

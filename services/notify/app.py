@@ -18,6 +18,7 @@ from services.notify.adapters import (
     HubFeed,
     SubscriberRepository,
     WebhookSender,
+    make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
 from services.notify.handlers import Notify
@@ -45,7 +46,7 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
 def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI:
     settings = settings or Settings()
     broker = make_broker(settings.kafka_bootstrap, "homeward-notify")
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)
     consumers.register(broker, notify, publisher)

@@ -233,26 +233,41 @@ class Notify:
         await self._deliver_all([(s, body) for s in subs if s.active])
 
     async def _deliver_all(self, work: list[tuple[Subscriber, dict[str, Any]]]) -> None:
+        """Write every `before` record in one batch, then send what is new or was left pending
+        by a crash (same webhook-id), at most `notify_fanout_parallel` at a time."""
         limit = asyncio.Semaphore(self.settings.notify_fanout_parallel)
+        chunk = 2000
+        for start in range(0, len(work), chunk):
+            part = work[start:start + chunk]
+            records = {}
+            for sub, body in part:
+                did = domain.delivery_id(str(body["alert_id"]), int(body["version"]),
+                                         sub.subscriber_id)
+                records[did] = self._record(sub, body)
+            claimed = await self.ledger.claim_many(records)
 
-        async def one(sub: Subscriber, body: dict[str, Any]) -> None:
-            async with limit:
-                await self.deliver(sub, body)
+            async def one(did: str, sub: Subscriber, body: dict[str, Any], made: int) -> None:
+                async with limit:
+                    await self.attempt(did, sub, body, made)
 
-        await asyncio.gather(*(one(s, b) for s, b in work))
+            jobs = []
+            for (sub, body), (did, (state, made)) in zip(part, claimed.items(), strict=True):
+                if state is None or state == "pending":  # settled, or waiting for its retry
+                    jobs.append(one(did, sub, body, made))
+            await asyncio.gather(*jobs)
+
+    @staticmethod
+    def _record(sub: Subscriber, body: dict[str, Any]) -> dict[str, str]:
+        return {
+            "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
+            "channel": sub.channel.type, "alert_id": str(body["alert_id"]),
+            "case_id": str(body["case_id"]), "version": str(body["version"]),
+            "scope": str(body.get("scope", "cancel")), "name": sub.name,
+            "body": json.dumps(body, ensure_ascii=False),
+        }
 
     async def deliver(self, sub: Subscriber, body: dict[str, Any]) -> None:
-        alert_id, version = str(body["alert_id"]), int(body["version"])
-        did = domain.delivery_id(alert_id, version, sub.subscriber_id)
-        before = await self.ledger.claim(did, {
-            "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
-            "channel": sub.channel.type, "alert_id": alert_id, "case_id": str(body["case_id"]),
-            "version": str(version), "scope": str(body.get("scope", "cancel")),
-            "name": sub.name, "body": json.dumps(body, ensure_ascii=False),
-        })
-        if before is not None and before != "pending":
-            return  # settled, or waiting for its retry timer
-        await self.attempt(did, sub, body)
+        await self._deliver_all([(sub, body)])
 
     async def _send(self, did: str, sub: Subscriber, body: dict[str, Any]) -> SendResult:
         channel = sub.channel
@@ -262,9 +277,12 @@ class Notify:
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
 
-    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any]) -> None:
-        record = await self.ledger.get(did)
-        attempts = int(record.get("attempts", "0") or 0) + 1
+    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
+                      made: int | None = None) -> None:
+        """One try of a delivery (`made` tries before it, read from the ledger if not given)."""
+        if made is None:
+            made = int((await self.ledger.get(did)).get("attempts", "0") or 0)
+        attempts = made + 1
         if sub.kind == SubscriberKind.hub and attempts == 1:
             if body["type"] == domain.ALERT_CANCELLED:
                 await self.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
@@ -274,8 +292,7 @@ class Notify:
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
                                    error="")
-            if (sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED
-                    and record.get("reminders", "0") == "0"):
+            if sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED:
                 await self.ledger.schedule(ACKS, did,
                                            time.time() + self.settings.notify_ack_deadline_s)
             await self._receipt(did, sub, body, "sent", result, attempts)
