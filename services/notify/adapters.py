@@ -7,10 +7,10 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +33,57 @@ def make_redis(url: str, max_connections: int = 64) -> Redis:
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30,
                                            decode_responses=True)
     return Redis(connection_pool=pool)
+
+
+T = TypeVar("T")
+
+
+class GroupCommit(Generic[T]):
+    """Group commit: callers add an item and wait until the batch it joined is written by one
+    `flush` (after `max_items` items or `max_delay_s`), so many concurrent deliveries share a
+    round trip instead of paying one each."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_items: int = 256,
+                 max_delay_s: float = 0.002) -> None:
+        self._flush = flush
+        self.max_items = max_items
+        self.max_delay_s = max_delay_s
+        self._items: list[T] = []
+        self._done: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def add(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        if self._done is None:
+            self._done = loop.create_future()
+            self._timer = loop.call_later(self.max_delay_s, self._cut)
+        self._items.append(item)
+        done = self._done
+        if len(self._items) >= self.max_items:
+            self._cut()
+        await asyncio.shield(done)
+
+    def _cut(self) -> None:
+        items, done = self._items, self._done
+        self._items, self._done = [], None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if done is not None:
+            task = asyncio.ensure_future(self._write(items, done))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, items: list[T], done: asyncio.Future[None]) -> None:
+        try:
+            await self._flush(items)
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
 
 
 class SubscriberRepository:
@@ -149,39 +200,60 @@ class DeliveryLedger:
 
     def __init__(self, redis: Redis) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        self._marks: GroupCommit[tuple[str, dict[str, str]]] = GroupCommit(self._write_marks)
+
+    async def _write_marks(self, marks: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id, mapping in marks:
+                pipe.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+            await pipe.execute()
 
     async def claim(self, delivery_id: str, fields: dict[str, str]) -> str | None:
         """Create the record if absent; return the state it had (None when new)."""
         return (await self.claim_many({delivery_id: fields}))[delivery_id][0]
 
+    # KEYS[1] the delivery, KEYS[2] the case's delivery set; ARGV: delivery id, then field,
+    # value pairs. Returns {state, attempts} of an existing record, or {} after creating it.
+    CLAIM = """
+    local had = redis.call('HMGET', KEYS[1], 'state', 'attempts')
+    if had[1] then return had end
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    redis.call('SADD', KEYS[2], ARGV[1])
+    return {}
+    """
+
     async def claim_many(
         self, records: dict[str, dict[str, str]]
     ) -> dict[str, tuple[str | None, int]]:
-        """The `before` record of many deliveries in two round trips: delivery id -> (the state
+        """The `before` record of many deliveries in one round trip (a script per delivery, so
+        creating a record and finding an existing one are atomic): delivery id -> (the state
         it had, None when new; attempts made so far)."""
+        if not hasattr(self, "_claim"):
+            self._claim = self.redis.register_script(self.CLAIM)
         ids = list(records)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for did in ids:
-                key = f"notify:delivery:{did}"
-                pipe.hsetnx(key, "state", "pending")
-                pipe.hmget(key, "state", "attempts")
-            replies = await pipe.execute()
-        out: dict[str, tuple[str | None, int]] = {}
         now = datetime.now(UTC).isoformat()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for i, did in enumerate(ids):
-                created, (state, attempts) = replies[2 * i], replies[2 * i + 1]
-                if created:
-                    fields = records[did]
-                    pipe.hset(f"notify:delivery:{did}",
-                              mapping={**fields, "attempts": "0", "at": now})
-                    if fields.get("case_id"):
-                        pipe.sadd(f"notify:case-deliveries:{fields['case_id']}", did)
-                    out[did] = (None, 0)
-                else:
-                    out[did] = (str(state), int(attempts or 0))
-            await pipe.execute()
+            for did in ids:
+                fields = {**records[did], "state": "pending", "attempts": "0", "at": now}
+                args = [did, *(x for kv in fields.items() for x in kv)]
+                await self._claim(keys=[f"notify:delivery:{did}",
+                                        f"notify:case-deliveries:{fields.get('case_id', '')}"],
+                                  args=args, client=pipe)
+            replies = await pipe.execute()
+        out: dict[str, tuple[str | None, int]] = {}
+        for did, reply in zip(ids, replies, strict=True):
+            out[did] = (str(reply[0]), int(reply[1] or 0)) if reply else (None, 0)
         return out
+
+    async def put_body(self, key: str, body: dict[str, Any]) -> None:
+        """A push body, stored once per (alert version, scope) for the retries of all its
+        deliveries."""
+        await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False),
+                             ex=30 * 24 * 3600)
+
+    async def get_body(self, key: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(f"notify:body:{key}")
+        return json.loads(raw) if raw else None
 
     async def get(self, delivery_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(f"notify:delivery:{delivery_id}")
@@ -194,7 +266,7 @@ class DeliveryLedger:
     async def mark(self, delivery_id: str, state: str, **fields: str) -> None:
         mapping: dict[str, str] = {"state": state, "at": datetime.now(UTC).isoformat()}
         mapping.update(fields)
-        await self.redis.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+        await self._marks.add((delivery_id, mapping))
 
     async def of_case(self, case_id: str) -> list[dict[str, str]]:
         ids = sorted(await self.redis.smembers(f"notify:case-deliveries:{case_id}"))
@@ -348,9 +420,11 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, url: str, secret: str, webhook_id: str,
-                   body: dict[str, Any]) -> SendResult:
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    async def send(self, url: str, secret: str, webhook_id: str, body: dict[str, Any],
+                   payload: str | None = None) -> SendResult:
+        """`payload`, when given, is `body` already serialised (shared by many recipients)."""
+        if payload is None:
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         headers = signed_headers(secret, webhook_id, payload)
         try:
             async with self.session().post(url, data=payload.encode(), headers=headers,

@@ -19,6 +19,7 @@ from services.notify.adapters import (
     AlertRepository,
     AppriseSender,
     DeliveryLedger,
+    GroupCommit,
     HubFeed,
     SendResult,
     SubscriberRepository,
@@ -71,7 +72,18 @@ class Notify:
     publisher: EventPublisher
     apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    sleep: Callable[[float], Any] = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
+
+    async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
+        """Receipts of many deliveries: handed to the producer together, then confirmed
+        together (acks=all), so the producer batches them."""
+        broker = self.publisher.broker
+        futures = [await broker.publish(e.value(), topic, key=e.subject.encode(),
+                                        headers=e.headers(), no_confirm=True)
+                   for topic, e in events]
+        await asyncio.gather(*futures)
 
     # --- subscribers ---------------------------------------------------------------------------
 
@@ -236,19 +248,28 @@ class Notify:
         """Write every `before` record in one batch, then send what is new or was left pending
         by a crash (same webhook-id), at most `notify_fanout_parallel` at a time."""
         limit = asyncio.Semaphore(self.settings.notify_fanout_parallel)
+        payloads: dict[int, str] = {}  # one serialisation per distinct body
         chunk = 2000
         for start in range(0, len(work), chunk):
             part = work[start:start + chunk]
             records = {}
+            stored: set[str] = set()
             for sub, body in part:
                 did = domain.delivery_id(str(body["alert_id"]), int(body["version"]),
                                          sub.subscriber_id)
                 records[did] = self._record(sub, body)
+                if records[did]["body_key"] not in stored:
+                    stored.add(records[did]["body_key"])
+                    await self.ledger.put_body(records[did]["body_key"], body)
             claimed = await self.ledger.claim_many(records)
 
             async def one(did: str, sub: Subscriber, body: dict[str, Any], made: int) -> None:
                 async with limit:
-                    await self.attempt(did, sub, body, made)
+                    payload = payloads.get(id(body))
+                    if payload is None:
+                        payload = payloads[id(body)] = json.dumps(
+                            body, ensure_ascii=False, separators=(",", ":"))
+                    await self.attempt(did, sub, body, made, payload)
 
             jobs = []
             for (sub, body), (did, (state, made)) in zip(part, claimed.items(), strict=True):
@@ -263,22 +284,23 @@ class Notify:
             "channel": sub.channel.type, "alert_id": str(body["alert_id"]),
             "case_id": str(body["case_id"]), "version": str(body["version"]),
             "scope": str(body.get("scope", "cancel")), "name": sub.name,
-            "body": json.dumps(body, ensure_ascii=False),
+            "body_key": f"{body['alert_id']}:{body['version']}:{body.get('scope', 'cancel')}",
         }
 
     async def deliver(self, sub: Subscriber, body: dict[str, Any]) -> None:
         await self._deliver_all([(sub, body)])
 
-    async def _send(self, did: str, sub: Subscriber, body: dict[str, Any]) -> SendResult:
+    async def _send(self, did: str, sub: Subscriber, body: dict[str, Any],
+                    payload: str | None = None) -> SendResult:
         channel = sub.channel
         if isinstance(channel, domain.WebhookChannel):
-            return await self.webhooks.send(str(channel.url), sub.secret, did, body)
+            return await self.webhooks.send(str(channel.url), sub.secret, did, body, payload)
         if isinstance(channel, domain.AppriseChannel):
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
 
     async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
-                      made: int | None = None) -> None:
+                      made: int | None = None, payload: str | None = None) -> None:
         """One try of a delivery (`made` tries before it, read from the ledger if not given)."""
         if made is None:
             made = int((await self.ledger.get(did)).get("attempts", "0") or 0)
@@ -287,7 +309,7 @@ class Notify:
             if body["type"] == domain.ALERT_CANCELLED:
                 await self.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
             await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
-        result = await self._send(did, sub, body)
+        result = await self._send(did, sub, body, payload)
         status = str(result.status or "")
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
@@ -327,10 +349,8 @@ class Notify:
             http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
         )
         kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
-        await self.publisher.publish(
-            topics.DELIVERIES,
-            CloudEvent.of(kind, self.publisher.source, receipt.case_id, receipt,
-                          event_id=f"{did}:{state}"))
+        await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
+            kind, self.publisher.source, receipt.case_id, receipt, event_id=f"{did}:{state}")))
 
     async def _dead_letter(self, did: str, sub: Subscriber, body: dict[str, Any],
                            result: SendResult, attempts: int) -> None:
@@ -382,7 +402,10 @@ class Notify:
         record = await self.ledger.get(did)
         if record.get("state") != "retrying":
             return
-        body = json.loads(record["body"])
+        body = await self.ledger.get_body(record.get("body_key", ""))
+        if body is None:
+            await self.ledger.mark(did, "dropped", error="push body expired")
+            return
         alert = await self.alerts.get(str(body["alert_id"]))
         if body["type"] == domain.ALERT_ISSUED and (alert is None or alert.cancelled):
             await self.ledger.mark(did, "dropped", error="alert cancelled")
@@ -430,7 +453,10 @@ class Notify:
                           event_id=f"{did}:overdue:{reminders + 1}"))
         if sub is None or not sub.active or reminders >= self.settings.notify_ack_repush_max:
             return
-        body = {**json.loads(record["body"]), "reminder": reminders + 1}
+        body = {**(await self.ledger.get_body(record.get("body_key", "")) or {}),
+                "reminder": reminders + 1}
+        if "alert_id" not in body:
+            return
         await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
         result = await self._send(f"{did}_r{reminders + 1}", sub, body)
         if result.ok:
