@@ -117,12 +117,6 @@ class SubscriberRepository:
         raws = await self.redis.mget(keys)
         return [Subscriber.model_validate_json(r) for r in raws if r]
 
-    async def disable(self, subscriber_id: str) -> None:
-        subscriber = await self.get(subscriber_id)
-        if subscriber is not None:
-            subscriber.active = False
-            await self.redis.set(f"notify:sub:{subscriber_id}", subscriber.model_dump_json())
-
     async def ids_within(self, kind: SubscriberKind, lat: float, lon: float,
                          radius_km: float) -> list[str]:
         ids = await self.redis.geosearch(f"notify:geo:{kind.value}", longitude=lon, latitude=lat,
@@ -453,3 +447,76 @@ class AppriseSender:
         except Exception as exc:  # a plugin's failure is this target's failure
             return SendResult(False, None, f"apprise: {type(exc).__name__}: {exc}"[:300])
         return SendResult(bool(ok), None, "" if ok else "apprise: target refused or unreachable")
+
+
+# --- the subscriber log (compacted topic) ------------------------------------------------------
+
+
+class SubscriberLog:
+    """Every subscriber as its latest record on the compacted `homeward.subscribers.v1`, keyed
+    by subscriber id, so Redis's copy and geo indexes can be rebuilt when Redis is flushed."""
+
+    MARK = "notify:subscribers-rebuilt"
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+
+    async def ensure_topic(self, partitions: int) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
+        await admin.start()
+        try:
+            if self.topic not in set(await admin.list_topics()):
+                try:
+                    await admin.create_topics([NewTopic(
+                        self.topic, num_partitions=partitions, replication_factor=1,
+                        topic_configs={"cleanup.policy": "compact"})])
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def _partitions(self) -> set[int]:
+        from aiokafka import AIOKafkaProducer
+
+        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        await probe.start()
+        try:
+            return set(await probe.partitions_for(self.topic))
+        finally:
+            await probe.stop()
+
+    async def read_all(self, timeout_s: float = 10.0) -> list[Subscriber]:
+        """The latest record of every subscriber, from the beginning of the log."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        latest: dict[str, Subscriber] = {}
+        try:
+            parts = [TopicPartition(self.topic, p) for p in await self._partitions()]
+            if not parts:
+                return []
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+                if not behind:
+                    break
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        key = r.key.decode() if r.key else ""
+                        if r.value is None:
+                            latest.pop(key, None)
+                        else:
+                            latest[key] = Subscriber.model_validate_json(r.value)
+        finally:
+            await consumer.stop()
+        return list(latest.values())

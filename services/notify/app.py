@@ -16,12 +16,14 @@ from services.notify.adapters import (
     AlertRepository,
     DeliveryLedger,
     HubFeed,
+    SubscriberLog,
     SubscriberRepository,
     WebhookSender,
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
 from services.notify.handlers import Notify
+from shared import topics
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
 from shared.web import (
@@ -54,6 +56,8 @@ def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        await SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS).ensure_topic(
+            topics.PARTITIONS)
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield

@@ -28,8 +28,11 @@ class SubscriberKind(StrEnum):
 PUBLIC_KINDS = (SubscriberKind.media, SubscriberKind.volunteer)
 
 
+GEO_MAX_LAT = 85.05112878  # the latitudes a Redis geo index can hold
+
+
 class Location(BaseModel):
-    lat: float = Field(ge=-90, le=90)
+    lat: float = Field(ge=-GEO_MAX_LAT, le=GEO_MAX_LAT)
     lon: float = Field(ge=-180, le=180)
 
 

@@ -22,6 +22,7 @@ from services.notify.adapters import (
     GroupCommit,
     HubFeed,
     SendResult,
+    SubscriberLog,
     SubscriberRepository,
     WebhookSender,
     check_url,
@@ -105,8 +106,29 @@ class Notify:
             subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
                                 secret=secret)
+        await self._log_subscriber(subscriber)
         await self.subscribers.add(subscriber)
         return subscriber
+
+    async def _log_subscriber(self, subscriber: Subscriber) -> None:
+        """The system of record first: the compacted subscriber log, keyed by id."""
+        await self.publisher.broker.publish(subscriber.model_dump_json().encode(),
+                                            topics.SUBSCRIBERS,
+                                            key=subscriber.subscriber_id.encode())
+
+    async def disable(self, subscriber_id: str) -> None:
+        subscriber = await self.subscribers.get(subscriber_id)
+        if subscriber is not None and subscriber.active:
+            subscriber.active = False
+            await self._log_subscriber(subscriber)
+            await self.subscribers.add(subscriber)
+
+    async def rebuild_subscribers(self, log: SubscriberLog) -> int:
+        """Redis lost its subscribers: put back the latest record of each from the log."""
+        subscribers = await log.read_all()
+        for start in range(0, len(subscribers), 5000):
+            await self.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
 
     # --- events from the reports and dispatch topics -------------------------------------------
 
@@ -322,7 +344,7 @@ class Notify:
         if result.status == 410:
             await self.ledger.mark(did, "gone", attempts=str(attempts), http_status=status,
                                    error=result.error)
-            await self.subscribers.disable(sub.subscriber_id)
+            await self.disable(sub.subscriber_id)
             await self._receipt(did, sub, body, "gone", result, attempts)
             return
         retryable = result.status is None or result.status in domain.RETRYABLE

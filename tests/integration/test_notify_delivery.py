@@ -20,6 +20,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
+from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
 from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
 from services.notify.handlers import Notify
@@ -142,6 +143,8 @@ def make_settings(base: Settings, **overrides: Any) -> Settings:
 @pytest.fixture
 async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
     started: list[Any] = []
+    await SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS).ensure_topic(
+        topics.PARTITIONS)
 
     async def make(**overrides: Any) -> Stack:
         s = make_settings(settings, **overrides)
@@ -437,3 +440,22 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
         {"kind": "volunteer", "name": "v", "location": {"lat": 36, "lon": 113},
          "channel": {"type": "apprise", "url": "json://127.0.0.1:9/x"}})
     assert (await relaxed.notify.register(request)).subscriber_id
+
+
+async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
+    stack_factory: Any, sinks: Any, redis: Redis
+) -> None:
+    stack = await stack_factory()
+    hub = sinks("log-hub", status=410)
+    made = await stack.subscribe("日志站", SubscriberKind.hub, *north(10), url=hub.url,
+                                 hub_id=f"LOG-{uuid.uuid4().hex[:6]}")
+    await stack.report()  # 410: the hub is disabled, and the log says so
+    await redis.flushdb()
+    assert await stack.notify.subscribers.get(made["subscriber_id"]) is None
+    restored = await stack.notify.rebuild_subscribers(
+        SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS))
+    assert restored >= 1
+    back = await stack.notify.subscribers.get(made["subscriber_id"])
+    assert back is not None and back.secret == made["secret"] and back.active is False
+    assert made["subscriber_id"] in await stack.notify.subscribers.ids_within(
+        SubscriberKind.hub, *north(10), 5)
