@@ -459,3 +459,23 @@ async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flush
     assert back is not None and back.secret == made["secret"] and back.active is False
     assert made["subscriber_id"] in await stack.notify.subscribers.ids_within(
         SubscriberKind.hub, *north(10), 5)
+
+
+async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
+                                                           sinks: Any) -> None:
+    stack = await stack_factory(notify_retry_max_attempts=2)
+    good, bad = sinks("ap-good"), sinks("ap-bad", status=500)
+    for name, sink in (("钉钉群", good), ("企业微信群", bad)):
+        got = await stack.http.post(
+            "/api/v1/subscribers", headers=stack.token(Role.admin),
+            json={"kind": "hub", "name": name, "location": dict(zip(("lat", "lon"), north(10),
+                                                                     strict=True)),
+                  "channel": {"type": "apprise", "url": sink.url.replace("http://", "json://")}})
+        assert got.status_code == 201, got.text
+    case_id = await stack.report()
+    await run_timers_until(stack.notify, lambda: len(bad.requests) == 2, timeout=10)
+    assert len(good.requests) == 1
+    assert "张小明" in json.loads(good.requests[0]["body"])["message"]
+    rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
+    assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
