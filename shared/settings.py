@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     notify_push_max_chars: int = 1000
     notify_official_contact: str = "110（公安机关）"
     notify_sender: str = "homeward@mps.example.cn"
+    notify_max_consoles: int = Field(
+        default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
     @model_validator(mode="after")

@@ -297,8 +297,11 @@ class HubFeed:
 
     MAXLEN = 500
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, followers: Redis | None = None) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        # Each live console holds a connection while it waits (XREAD BLOCK): its own pool, so
+        # open consoles never starve the deliveries of connections.
+        self.followers: Any = followers or redis
 
     async def add(self, hub_id: str, body: dict[str, Any]) -> str:
         entry = await self.redis.xadd(f"notify:hubfeed:{hub_id}",
@@ -324,8 +327,8 @@ class HubFeed:
 
     async def follow(self, hub_id: str, after: str,
                      block_ms: int = 15000) -> list[tuple[str, dict[str, Any]]]:
-        got = await self.redis.xread({f"notify:hubfeed:{hub_id}": after or "$"}, count=100,
-                                     block=block_ms)
+        got = await self.followers.xread({f"notify:hubfeed:{hub_id}": after or "$"},
+                                         count=100, block=block_ms)
         out = []
         for _, entries in got or []:
             for eid, fields in entries:

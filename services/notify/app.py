@@ -39,7 +39,8 @@ from shared.web import (
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
     return Notify(
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        HubFeed(redis),
+        HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
+                                      max_connections=settings.notify_max_consoles)),
         WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit),
         publisher,
     )
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI
                     await worker
             await broker.stop()
             await notify.webhooks.close()
+            await notify.feed.followers.aclose()
             await redis.aclose()
 
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)
