@@ -479,3 +479,16 @@ async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
     assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
+
+
+async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:
+    first = await stack_factory(notify_tier_unit_s=4.0)
+    near, far = sinks("w-near"), sinks("w-far")
+    await first.subscribe("近站", SubscriberKind.hub, *north(50), url=near.url)
+    await first.subscribe("远站", SubscriberKind.hub, *north(150), url=far.url)
+    await first.report(seen_ago_s=0.2)
+    assert len(near.requests) == 1 and far.requests == []
+    # The first process is gone; another one finds the timer in Redis and widens on time.
+    second = await stack_factory(notify_tier_unit_s=4.0)
+    await run_timers_until(second.notify, lambda: far.requests, timeout=15)
+    assert far.bodies()[0]["radius_km"] >= 200.0 and len(near.requests) == 1
