@@ -72,9 +72,9 @@ def start_sink() -> tuple[Any, list[int]]:
 
 async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str, float]:
     from services.notify.adapters import make_redis
-    from services.notify.app import build_notify
+    from services.notify.app import build_notify, make_notify_broker
     from services.notify.domain import AlertState, Subscriber, VersionInfo, push_body
-    from shared.kafka import EventPublisher, make_broker
+    from shared.kafka import EventPublisher
     from shared.settings import Settings
     from tests.helpers import report_body
 
@@ -83,7 +83,7 @@ async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str,
                         notify_fanout_parallel=ENDPOINTS * PER_ENDPOINT)
     redis = make_redis(redis_url)
     await redis.flushdb()
-    broker = make_broker(bootstrap, "bench-notify")
+    broker = make_notify_broker(bootstrap)
     notify = build_notify(settings, redis, EventPublisher(broker, "/homeward/notify"))
     urls = [f"http://127.0.0.1:{ports[i % len(ports)]}/hook/{i}" for i in range(RECIPIENTS)]
     subs = [Subscriber.model_validate({

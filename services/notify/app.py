@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from services.notify import consumers
@@ -24,7 +26,7 @@ from services.notify.adapters import (
 from services.notify.api import UI, build_router, build_ui_router
 from services.notify.handlers import Notify
 from shared import topics
-from shared.kafka import EventPublisher, kafka_check, make_broker
+from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
 from shared.web import (
     Authenticator,
@@ -34,6 +36,15 @@ from shared.web import (
     ops_router,
     redis_check,
 )
+
+
+def make_notify_broker(bootstrap: str) -> KafkaBroker:
+    """shared.kafka.make_broker's producer (idempotent, acks=all) with room to batch: a fan-out
+    publishes a receipt per delivery, thousands at once, and 16 KB batches with one request in
+    flight would make them wait on each other."""
+    return KafkaBroker(bootstrap, client_id="homeward-notify", acks="all",
+                       enable_idempotence=True, request_timeout_ms=30_000, graceful_timeout=10.0,
+                       log_level=logging.WARNING, max_batch_size=512 * 1024, linger_ms=2)
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
@@ -48,7 +59,7 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
 
 def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI:
     settings = settings or Settings()
-    broker = make_broker(settings.kafka_bootstrap, "homeward-notify")
+    broker = make_notify_broker(settings.kafka_bootstrap)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)

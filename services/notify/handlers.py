@@ -286,12 +286,11 @@ class Notify:
             claimed = await self.ledger.claim_many(records)
 
             async def one(did: str, sub: Subscriber, body: dict[str, Any], made: int) -> None:
-                async with limit:
-                    payload = payloads.get(id(body))
-                    if payload is None:
-                        payload = payloads[id(body)] = json.dumps(
-                            body, ensure_ascii=False, separators=(",", ":"))
-                    await self.attempt(did, sub, body, made, payload)
+                payload = payloads.get(id(body))
+                if payload is None:
+                    payload = payloads[id(body)] = json.dumps(
+                        body, ensure_ascii=False, separators=(",", ":"))
+                await self.attempt(did, sub, body, made, payload, limit)
 
             jobs = []
             for (sub, body), (did, (state, made)) in zip(part, claimed.items(), strict=True):
@@ -322,8 +321,11 @@ class Notify:
         return SendResult(True, None)  # console: the hub feed below is the delivery
 
     async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
-                      made: int | None = None, payload: str | None = None) -> None:
-        """One try of a delivery (`made` tries before it, read from the ledger if not given)."""
+                      made: int | None = None, payload: str | None = None,
+                      limit: asyncio.Semaphore | None = None) -> None:
+        """One try of a delivery (`made` tries before it, read from the ledger if not given).
+        `limit` bounds the requests in flight; the records written after the request do not
+        hold a slot, so waiting for Redis and Kafka does not slow the sending down."""
         if made is None:
             made = int((await self.ledger.get(did)).get("attempts", "0") or 0)
         attempts = made + 1
@@ -331,7 +333,11 @@ class Notify:
             if body["type"] == domain.ALERT_CANCELLED:
                 await self.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
             await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
-        result = await self._send(did, sub, body, payload)
+        if limit is None:
+            result = await self._send(did, sub, body, payload)
+        else:
+            async with limit:
+                result = await self._send(did, sub, body, payload)
         status = str(result.status or "")
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
