@@ -36,7 +36,7 @@ PER_ENDPOINT = 16    # notify_per_endpoint_limit, and the raw client's limit_per
 CENTRE = (36.19, 113.11)
 
 
-def _sink_main(ports: list[int], ready: Any) -> None:
+def _sink_main(endpoints: int, conn: Any) -> None:
     from aiohttp import web
 
     async def hook(request: web.Request) -> web.Response:
@@ -48,26 +48,27 @@ def _sink_main(ports: list[int], ready: Any) -> None:
         app.router.add_post("/{tail:.*}", hook)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        for port in ports:
-            await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
-        ready.set()
+        ports = []
+        for _ in range(endpoints):
+            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+            await site.start()
+            ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        conn.send(ports)
         await asyncio.Event().wait()
 
     asyncio.run(serve())
 
 
 def start_sink() -> tuple[Any, list[int]]:
-    from deploy.local.stack import free_port
-
-    ports = [free_port() for _ in range(ENDPOINTS)]
+    """The sink in a process of its own, each endpoint on a port the kernel picked."""
     ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    proc = ctx.Process(target=_sink_main, args=(ports, ready), daemon=True)
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_sink_main, args=(ENDPOINTS, child), daemon=True)
     proc.start()
-    if not ready.wait(30):
+    if not parent.poll(30):
         proc.kill()
         raise RuntimeError("sink did not start")
-    return proc, ports
+    return proc, list(parent.recv())
 
 
 async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str, float]:
