@@ -4,6 +4,7 @@ streams) and the channels (signed webhooks over aiohttp, Apprise)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 import time
@@ -14,6 +15,8 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from redis.asyncio import BlockingConnectionPool, Redis
 from standardwebhooks import Webhook
 
@@ -390,6 +393,27 @@ class SendResult:
     status: int | None
     error: str = ""
     retry_after: float | None = None
+    retryable: bool = True
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then keeps only addresses the SSRF policy allows: a name that has come
+    to point inside the network since it was registered (DNS rebinding) is not connected to."""
+
+    def __init__(self, allowed: Callable[[str], bool]) -> None:
+        self.allowed = allowed
+        self.inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = [r for r in await self.inner.resolve(host, port, family)
+                   if self.allowed(r["host"])]
+        if not results:
+            raise OSError(f"{host} resolves only to addresses that are not allowed")
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def signed_headers(secret: str, webhook_id: str, payload: str,
@@ -407,16 +431,19 @@ class WebhookSender:
     """POSTs a JSON body signed per Standard Webhooks over a shared aiohttp session: bounded
     timeouts, redirects not followed, at most `per_endpoint` concurrent requests per host."""
 
-    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024) -> None:
+    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024,
+                 allowed: Callable[[str], bool] | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
         self.per_endpoint = per_endpoint
         self.total = total
+        self.allowed = allowed  # the SSRF policy for the address connected to (None: any)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            resolver = GuardedResolver(self.allowed) if self.allowed else None
             connector = aiohttp.TCPConnector(limit=self.total, limit_per_host=self.per_endpoint,
-                                             ttl_dns_cache=60)
+                                             ttl_dns_cache=60, resolver=resolver)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
                                                   auto_decompress=False)
         return self._session
@@ -425,11 +452,23 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
+    def _literal_allowed(self, url: str) -> bool:
+        """An IP literal in the URL is not resolved, so the policy is applied here."""
+        host = urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return True  # a name: the resolver applies the policy
+        return self.allowed is None or self.allowed(host)
+
     async def send(self, url: str, secret: str, webhook_id: str, body: dict[str, Any],
                    payload: str | None = None) -> SendResult:
         """`payload`, when given, is `body` already serialised (shared by many recipients)."""
         if payload is None:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        if self.allowed is not None and not self._literal_allowed(url):
+            return SendResult(False, None, "refused: the URL's address is not allowed",
+                              retryable=False)
         headers = signed_headers(secret, webhook_id, payload)
         try:
             async with self.session().post(url, data=payload.encode(), headers=headers,

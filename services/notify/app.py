@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +25,7 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
+from services.notify.domain import address_allowed
 from services.notify.handlers import Notify
 from shared import topics
 from shared.kafka import EventPublisher, kafka_check
@@ -52,18 +54,23 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
         HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
                                       max_connections=settings.notify_max_consoles)),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit),
+        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                      allowed=None if settings.webhook_allow_private else partial(
+                          address_allowed, allow_networks=settings.webhook_allow_networks)),
         publisher,
     )
 
 
-def create_app(settings: Settings | None = None, timers: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, timers: bool = True,
+               consume: bool = True) -> FastAPI:
+    """`timers` and `consume` off: tests drive the handlers themselves."""
     settings = settings or Settings()
     broker = make_notify_broker(settings.kafka_bootstrap)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)
-    consumers.register(broker, notify, publisher)
+    if consume:
+        consumers.register(broker, notify, publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -353,7 +353,8 @@ class Notify:
             await self.disable(sub.subscriber_id)
             await self._receipt(did, sub, body, "gone", result, attempts)
             return
-        retryable = result.status is None or result.status in domain.RETRYABLE
+        retryable = result.retryable and (result.status is None
+                                          or result.status in domain.RETRYABLE)
         if retryable and attempts < self.settings.notify_retry_max_attempts:
             delay = domain.backoff_s(attempts, self.settings.notify_retry_base_s,
                                      self.settings.notify_retry_cap_s, result.retry_after)

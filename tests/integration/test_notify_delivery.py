@@ -148,7 +148,7 @@ async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
 
     async def make(**overrides: Any) -> Stack:
         s = make_settings(settings, **overrides)
-        app = create_app(s, timers=False)
+        app = create_app(s, timers=False, consume=False)
         notify: Notify = app.state.notify
         await notify.publisher.broker.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -420,7 +420,7 @@ async def test_ack_and_ack_deadline(stack_factory: Any, settings: Settings) -> N
 
 
 async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
-    stack_factory: Any
+    stack_factory: Any, sinks: Any
 ) -> None:
     strict = await stack_factory(webhook_allow_networks=[])
     for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.0.0.1/",
@@ -440,6 +440,18 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
         {"kind": "volunteer", "name": "v", "location": {"lat": 36, "lon": 113},
          "channel": {"type": "apprise", "url": "json://127.0.0.1:9/x"}})
     assert (await relaxed.notify.register(request)).subscriber_id
+    # Checked again when sending: a URL allowed once is not connected to once the policy says
+    # no (the same holds for a name that comes to resolve inside the network).
+    sink = sinks("ssrf")
+    await relaxed.subscribe("内网站", SubscriberKind.hub, *north(10), url=sink.url)
+    await relaxed.subscribe("内网名", SubscriberKind.hub, *north(12),
+                            url=sink.url.replace("127.0.0.1", "localhost"))
+    case_id = await strict.report()
+    assert sink.requests == []
+    rows = (await strict.deliveries(case_id))["deliveries"]
+    states = {r["name"]: (r["state"], r["error"]) for r in rows}
+    assert states["内网站"] == ("failed", "refused: the URL's address is not allowed")
+    assert states["内网名"][0] == "retrying" and "DNS" in states["内网名"][1]
 
 
 async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
