@@ -150,33 +150,40 @@ class Notify:
         media and volunteers the public one if release came with the report."""
         accepted = ReportAccepted.model_validate(event.data)
         alert_id = domain.alert_id_of(accepted.case_id)
-        existing = await self.alerts.get(alert_id)
-        if existing is not None:  # redelivery: finish what the first run started
-            if existing.cancelled:
-                await self._cancel_fan_out(existing)
-            else:
-                await self._fan_out(existing)
-            return
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is None:
+                alert = await self._open(accepted)
+                if alert is None:
+                    return  # found before we heard of the report: nobody is told anything
+            # else: a redelivery; finish what the first run started
+        if alert.cancelled:
+            await self._cancel_fan_out(alert)
+        else:
+            await self._fan_out(alert)
+
+    async def _open(self, accepted: ReportAccepted) -> AlertState | None:
         report = accepted.report
         seen = report.last_seen
         now = self.clock()
         notes = await self.alerts.notes(accepted.case_id)
         radius = self._radius(seen.at, now)
         alert = AlertState(
-            alert_id=alert_id, case_id=accepted.case_id, region_code=seen.region_code,
-            exercise=report.exercise, released=report.release.public or notes.released,
-            seen_at=seen.at, lat=seen.lat, lon=seen.lon, radius_km=radius, issued_at=now,
+            alert_id=domain.alert_id_of(accepted.case_id), case_id=accepted.case_id,
+            region_code=seen.region_code, exercise=report.exercise,
+            released=report.release.public or notes.released, seen_at=seen.at, lat=seen.lat,
+            lon=seen.lon, radius_km=radius, issued_at=now,
             versions=[domain.VersionInfo(version=1, msg_type="Alert", sent=now,
                                          radius_km=radius)],
             report=report.model_dump(mode="json"), leader=notes.leader,
         )
-        if notes.found:  # found before we heard of the report: nobody is told anything
+        if notes.found:
             alert.cancelled, alert.outcome, alert.report = True, notes.outcome, None
             await self.alerts.save(alert)
-            return
+            return None
         await self.alerts.save(alert)
         await self._schedule_widening(alert, now)
-        await self._fan_out(alert)
+        return alert
 
     async def on_case_event(self, event: CloudEvent) -> None:
         """Dispatch's events, validated against their models (a violation is dead-lettered)."""
@@ -187,10 +194,11 @@ class Notify:
                 notes = await self.alerts.notes(opened.case_id)
                 notes.leader = leader
                 await self.alerts.save_notes(opened.case_id, notes)
-                alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
-                if alert is not None and not alert.cancelled:
-                    alert.leader = leader
-                    await self.alerts.save(alert)
+                async with self._locked(domain.alert_id_of(opened.case_id)):
+                    alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
+                    if alert is not None and not alert.cancelled:
+                        alert.leader = leader
+                        await self.alerts.save(alert)
         elif event.type == CASE_RELEASE_APPROVED:
             await self.release(ReleaseApproved.model_validate(event.data).case_id)
         elif event.type == CASE_FOUND:
@@ -202,13 +210,14 @@ class Notify:
         if not notes.released:
             notes.released = True
             await self.alerts.save_notes(case_id, notes)
-        alert = await self.alerts.get(domain.alert_id_of(case_id))
-        if alert is None or alert.cancelled:
-            return
-        if not alert.released:
-            alert.released = True
-            alert.bump("Update", self.clock(), note="release_approved")
-            await self.alerts.save(alert)
+        async with self._locked(domain.alert_id_of(case_id)):
+            alert = await self.alerts.get(domain.alert_id_of(case_id))
+            if alert is None or alert.cancelled:
+                return
+            if not alert.released:
+                alert.released = True
+                alert.bump("Update", self.clock(), note="release_approved")
+                await self.alerts.save(alert)
         await self._fan_out(alert)
 
     async def cancel(self, case_id: str, outcome: str) -> None:
@@ -216,15 +225,23 @@ class Notify:
         if not notes.found:
             notes.found, notes.outcome = True, outcome
             await self.alerts.save_notes(case_id, notes)
-        alert = await self.alerts.get(domain.alert_id_of(case_id))
-        if alert is None:
-            return
-        if not alert.cancelled:
-            alert.cancelled, alert.outcome, alert.report, alert.leader = True, outcome, None, None
-            alert.bump("Cancel", self.clock(), note=outcome)
-            await self.alerts.save(alert)  # drops it from the public feed at once
-            await self.ledger.unschedule(WIDEN, alert.alert_id)
+        async with self._locked(domain.alert_id_of(case_id)):
+            alert = await self.alerts.get(domain.alert_id_of(case_id))
+            if alert is None:
+                return
+            if not alert.cancelled:
+                alert.cancelled, alert.outcome = True, outcome
+                alert.report, alert.leader = None, None
+                alert.bump("Cancel", self.clock(), note=outcome)
+                await self.alerts.save(alert)  # drops it from the public feed at once
+                await self.ledger.unschedule(WIDEN, alert.alert_id)
         await self._cancel_fan_out(alert)
+
+    def _locked(self, alert_id: str) -> Any:
+        """One writer of an alert's state at a time across processes (the consumer of its
+        partition, and whichever process claimed its timer)."""
+        return self.alerts.redis.lock(f"notify:lock:{alert_id}", timeout=30,
+                                      blocking_timeout=30)
 
     # --- fan-out -------------------------------------------------------------------------------
 
@@ -446,15 +463,18 @@ class Notify:
         await self.attempt(did, sub, body)
 
     async def widen(self, alert_id: str) -> None:
-        alert = await self.alerts.get(alert_id)
-        if alert is None or alert.cancelled:
-            return
-        now = self.clock()
-        radius = self._radius(alert.seen_at, now)
-        if radius > alert.radius_km:
-            alert.radius_km = radius
-            alert.bump("Update", now, note=f"radius {radius:g} km")
-            await self.alerts.save(alert)
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is None or alert.cancelled:
+                return
+            now = self.clock()
+            radius = self._radius(alert.seen_at, now)
+            widened = radius > alert.radius_km
+            if widened:
+                alert.radius_km = radius
+                alert.bump("Update", now, note=f"radius {radius:g} km")
+                await self.alerts.save(alert)
+        if widened:
             await self._fan_out(alert)
         await self._schedule_widening(alert, now)
 

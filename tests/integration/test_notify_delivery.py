@@ -108,6 +108,9 @@ class Stack:
 
     async def report(self, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+        return await self.report_as(case_id, seen_ago_s, **overrides)
+
+    async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
         body = report_body(last_seen__at=seen, **overrides)
         body["child"]["id_number"] = "110101201905010011"
@@ -504,3 +507,19 @@ async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any)
     second = await stack_factory(notify_tier_unit_s=4.0)
     await run_timers_until(second.notify, lambda: far.requests, timeout=15)
     assert far.bodies()[0]["radius_km"] >= 200.0 and len(near.requests) == 1
+
+
+async def test_dispatch_events_before_the_report_are_remembered(stack_factory: Any,
+                                                                 sinks: Any) -> None:
+    stack = await stack_factory()
+    media = sinks("early-media")
+    await stack.subscribe("媒体", SubscriberKind.media, *north(10), url=media.url)
+    released = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    await stack.dispatch(CASE_RELEASE_APPROVED, released)
+    await stack.report_as(released)
+    assert [b["scope"] for b in media.bodies()] == ["public"]
+    found = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    await stack.dispatch(CASE_FOUND, found, outcome="false_report",
+                         found_at=datetime.now(UTC).isoformat())
+    await stack.report_as(found, release__public=True)
+    assert len(media.requests) == 1  # nobody hears of a report already withdrawn
