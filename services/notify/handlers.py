@@ -31,11 +31,13 @@ from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from shared import topics
 from shared.events import (
     CASE_FOUND,
+    CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
     DELIVERY_ACKNOWLEDGED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
+    CaseEvent,
     CaseFound,
     CaseOpened,
     CloudEvent,
@@ -161,6 +163,7 @@ class Notify:
             await self._cancel_fan_out(alert)
         else:
             await self._fan_out(alert)
+            await self._push_group(alert)
 
     async def _open(self, accepted: ReportAccepted) -> AlertState | None:
         report = accepted.report
@@ -199,6 +202,19 @@ class Notify:
                     if alert is not None and not alert.cancelled:
                         alert.leader = leader
                         await self.alerts.save(alert)
+                if alert is not None and not alert.cancelled:
+                    await self._push_group(alert)
+        elif event.type == CASE_MEMBER_ADDED:
+            added = CaseEvent.model_validate(event.data)
+            member = added.details.get("member", added.details)
+            if isinstance(member, dict) and member.get("phone"):
+                notes = await self.alerts.notes(added.case_id)
+                if all(m.get("phone") != member["phone"] for m in notes.members):
+                    notes.members.append(member)
+                    await self.alerts.save_notes(added.case_id, notes)
+                alert = await self.alerts.get(domain.alert_id_of(added.case_id))
+                if alert is not None and not alert.cancelled:
+                    await self._push_group(alert)
         elif event.type == CASE_RELEASE_APPROVED:
             await self.release(ReleaseApproved.model_validate(event.data).case_id)
         elif event.type == CASE_FOUND:
@@ -277,6 +293,29 @@ class Notify:
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
              for s in subs])
 
+    async def _push_group(self, alert: AlertState) -> None:
+        """The case group's leader and members get the restricted bulletin over Apprise (an
+        SMS gateway's URL with {phone}), when one is configured; never for drills."""
+        template = self.settings.notify_group_apprise_url
+        if not template or alert.exercise:
+            return
+        notes = await self.alerts.notes(alert.case_id)
+        people = [p for p in [alert.leader or notes.leader, *notes.members]
+                  if p and p.get("phone")]
+        members = [domain.group_member(alert, p, template) for p in people]
+        already = await self.alerts.recipients(alert.alert_id)
+        members = [m for m in members if already.get(m.subscriber_id, alert.version)
+                   >= alert.version]
+        if not members:
+            return
+        await self.subscribers.add_many(members)  # so the cancellation finds them
+        await self.alerts.add_recipients(alert.alert_id, [m.subscriber_id for m in members],
+                                         alert.version)
+        body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
+                                self.settings.notify_official_contact,
+                                self.settings.notify_push_max_chars, self.clock())
+        await self._deliver_all([(m, body) for m in members])
+
     async def _cancel_fan_out(self, alert: AlertState) -> None:
         recipients = await self.alerts.recipients(alert.alert_id)
         subs = await self.subscribers.get_many(recipients)
@@ -321,7 +360,7 @@ class Notify:
             "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
             "channel": sub.channel.type, "alert_id": str(body["alert_id"]),
             "case_id": str(body["case_id"]), "version": str(body["version"]),
-            "scope": str(body.get("scope", "cancel")), "name": sub.name,
+            "scope": _scope(sub, body), "name": sub.name,
             "body_key": f"{body['alert_id']}:{body['version']}:{body.get('scope', 'cancel')}",
         }
 
@@ -391,7 +430,7 @@ class Notify:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
-            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status=state,
+            scope=_scope(sub, body), channel=sub.channel.type, status=state,
             http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
         )
         kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
@@ -403,7 +442,7 @@ class Notify:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
-            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status="dead",
+            scope=_scope(sub, body), channel=sub.channel.type, status="dead",
             http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
         )
         await self.publisher.publish(
@@ -575,3 +614,10 @@ class Notify:
         return alert, [(subs.get(i, i), lat, lon, states.get(i, "not_yet"))
                        for i, lat, lon in rows]
 
+
+def _scope(sub: Subscriber, body: dict[str, Any]) -> str:
+    """The receipt's audience: `group` for the case group (the alert service counts
+    `restricted` receipts as hubs pushed), `cancel` for cancellations."""
+    if sub.kind == SubscriberKind.member:
+        return "group"
+    return str(body.get("scope", "cancel"))

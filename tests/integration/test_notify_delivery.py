@@ -26,7 +26,14 @@ from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_o
 from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role, mint_token
-from shared.events import CASE_FOUND, CASE_RELEASE_APPROVED, REPORT_ACCEPTED, CloudEvent
+from shared.events import (
+    CASE_FOUND,
+    CASE_MEMBER_ADDED,
+    CASE_OPENED,
+    CASE_RELEASE_APPROVED,
+    REPORT_ACCEPTED,
+    CloudEvent,
+)
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
 from tests.helpers import eventually, read_topic, report_body
@@ -523,3 +530,31 @@ async def test_dispatch_events_before_the_report_are_remembered(stack_factory: A
                          found_at=datetime.now(UTC).isoformat())
     await stack.report_as(found, release__public=True)
     assert len(media.requests) == 1  # nobody hears of a report already withdrawn
+
+
+async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
+    stack_factory: Any, sinks: Any
+) -> None:
+    leader_sink, member_sink = sinks("grp-0355-1000001"), sinks("grp-0355-1000003")
+    template = leader_sink.url.replace("http://", "json://").replace("0355-1000001", "{phone}")
+    stack = await stack_factory(notify_group_apprise_url=template)
+    case_id = await stack.report()
+    await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(
+        UTC).isoformat(), priority="high", mechanisms=["rapid_search"], leader={
+            "organ_code": "140403", "organ_name": "长治市公安局潞州分局", "name": "褚卫东",
+            "title": "局长", "phone": "0355-1000001"})
+    await stack.dispatch(CASE_MEMBER_ADDED, case_id, details={"member": {
+        "name": "蒋晓军", "title": "刑侦大队长", "phone": "0355-1000003"}})
+    await stack.dispatch(CASE_MEMBER_ADDED, case_id, details={"member": {
+        "name": "蒋晓军", "title": "刑侦大队长", "phone": "0355-1000003"}})  # redelivery
+    for sink in (leader_sink, member_sink):
+        assert len(sink.requests) == 1, sink.url
+        assert "晋D·12345" in json.loads(sink.requests[0]["body"])["message"]
+    rows = (await stack.deliveries(case_id))["deliveries"]
+    group = [r for r in rows if r["kind"] == "member"]
+    assert len(group) == 2 and {r["scope"] for r in group} == {"group"}
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    for sink in (leader_sink, member_sink):
+        assert len(sink.requests) == 2
+        assert "张小明" not in json.loads(sink.requests[1]["body"])["message"]
