@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import flow, intake
+from bench import flow, intake, notify_fanout
 from bench.common import Result
 from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version
 from shared.kafka import ensure_topics
@@ -35,11 +35,13 @@ def main() -> int:
         redis.start()
         kafka.start()
         asyncio.run(ensure_topics(kafka.bootstrap))
-        wanted = set(sys.argv[1:]) or {"intake", "flow"}
+        wanted = set(sys.argv[1:]) or {"intake", "flow", "notify"}
         if "intake" in wanted:
             results += intake.run(kafka.bootstrap, redis.url, data_dir)
         if "flow" in wanted:
             results += flow.run(kafka.bootstrap, redis.url, data_dir)
+        if "notify" in wanted:
+            results += notify_fanout.run(kafka.bootstrap, redis.url, data_dir)
     finally:
         kafka.stop()
         redis.stop()

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     notify_push_max_chars: int = 1000
     notify_official_contact: str = "110（公安机关）"
     notify_sender: str = "homeward@mps.example.cn"
+    notify_group_apprise_url: str = Field(
+        default="", description="Apprise URL with {phone} for the case group's members (an SMS "
+        "gateway); empty: notify does not push to the case group")
+    notify_max_consoles: int = Field(
+        default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
     @model_validator(mode="after")

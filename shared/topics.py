@@ -14,6 +14,10 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+# Subscribers (notify), compacted and keyed by subscriber id: the geo indexes in Redis are
+# rebuilt from it when Redis has lost them. Created by notify with cleanup.policy=compact.
+SUBSCRIBERS = "homeward.subscribers.v1"
+
 # Deliveries that failed their last try (notify): the commander sees them, an operator replays.
 DELIVERIES_DLQ = "homeward.deliveries.dlq"
 

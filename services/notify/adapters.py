@@ -4,17 +4,20 @@ streams) and the channels (signed webhooks over aiohttp, Apprise)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from redis.asyncio import Redis
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from redis.asyncio import BlockingConnectionPool, Redis
 from standardwebhooks import Webhook
 
 from services.notify.domain import (
@@ -25,6 +28,65 @@ from services.notify.domain import (
     address_allowed,
     parse_retry_after,
 )
+
+
+def make_redis(url: str, max_connections: int = 64) -> Redis:
+    """A client whose callers wait for a free connection instead of failing when many
+    deliveries run at once."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30,
+                                           decode_responses=True)
+    return Redis(connection_pool=pool)
+
+
+T = TypeVar("T")
+
+
+class GroupCommit(Generic[T]):
+    """Group commit: callers add an item and wait until the batch it joined is written by one
+    `flush` (after `max_items` items or `max_delay_s`), so many concurrent deliveries share a
+    round trip instead of paying one each."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_items: int = 256,
+                 max_delay_s: float = 0.002) -> None:
+        self._flush = flush
+        self.max_items = max_items
+        self.max_delay_s = max_delay_s
+        self._items: list[T] = []
+        self._done: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def add(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        if self._done is None:
+            self._done = loop.create_future()
+            self._timer = loop.call_later(self.max_delay_s, self._cut)
+        self._items.append(item)
+        done = self._done
+        if len(self._items) >= self.max_items:
+            self._cut()
+        await asyncio.shield(done)
+
+    def _cut(self) -> None:
+        items, done = self._items, self._done
+        self._items, self._done = [], None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if done is not None:
+            task = asyncio.ensure_future(self._write(items, done))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, items: list[T], done: asyncio.Future[None]) -> None:
+        try:
+            await self._flush(items)
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
 
 
 class SubscriberRepository:
@@ -57,12 +119,6 @@ class SubscriberRepository:
             return []
         raws = await self.redis.mget(keys)
         return [Subscriber.model_validate_json(r) for r in raws if r]
-
-    async def disable(self, subscriber_id: str) -> None:
-        subscriber = await self.get(subscriber_id)
-        if subscriber is not None:
-            subscriber.active = False
-            await self.redis.set(f"notify:sub:{subscriber_id}", subscriber.model_dump_json())
 
     async def ids_within(self, kind: SubscriberKind, lat: float, lon: float,
                          radius_km: float) -> list[str]:
@@ -141,27 +197,72 @@ class DeliveryLedger:
 
     def __init__(self, redis: Redis) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        self._marks: GroupCommit[tuple[str, dict[str, str]]] = GroupCommit(self._write_marks)
+
+    async def _write_marks(self, marks: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id, mapping in marks:
+                pipe.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+            await pipe.execute()
 
     async def claim(self, delivery_id: str, fields: dict[str, str]) -> str | None:
         """Create the record if absent; return the state it had (None when new)."""
-        key = f"notify:delivery:{delivery_id}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "state", "pending")
-            pipe.hget(key, "state")
-            created, state = await pipe.execute()
-        if created:
-            mapping = {**fields, "attempts": "0", "at": datetime.now(UTC).isoformat()}
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, mapping=mapping)
-                if fields.get("case_id"):
-                    pipe.sadd(f"notify:case-deliveries:{fields['case_id']}", delivery_id)
-                await pipe.execute()
-            return None
-        return str(state)
+        return (await self.claim_many({delivery_id: fields}))[delivery_id][0]
+
+    # KEYS[1] the delivery, KEYS[2] the case's delivery set; ARGV: delivery id, then field,
+    # value pairs. Returns {state, attempts} of an existing record, or {} after creating it.
+    CLAIM = """
+    local had = redis.call('HMGET', KEYS[1], 'state', 'attempts')
+    if had[1] then return had end
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    redis.call('SADD', KEYS[2], ARGV[1])
+    return {}
+    """
+
+    async def claim_many(
+        self, records: dict[str, dict[str, str]]
+    ) -> dict[str, tuple[str | None, int]]:
+        """The `before` record of many deliveries in one round trip (a script per delivery, so
+        creating a record and finding an existing one are atomic): delivery id -> (the state
+        it had, None when new; attempts made so far)."""
+        if not hasattr(self, "_claim"):
+            self._claim = self.redis.register_script(self.CLAIM)
+        ids = list(records)
+        now = datetime.now(UTC).isoformat()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in ids:
+                meta = records[did]
+                # What never changes travels as one field: fewer arguments to pack per call.
+                args = [did, "state", "pending", "attempts", "0", "at", now,
+                        "meta", json.dumps(meta, ensure_ascii=False, separators=(",", ":"))]
+                await self._claim(keys=[f"notify:delivery:{did}",
+                                        f"notify:case-deliveries:{meta.get('case_id', '')}"],
+                                  args=args, client=pipe)
+            replies = await pipe.execute()
+        out: dict[str, tuple[str | None, int]] = {}
+        for did, reply in zip(ids, replies, strict=True):
+            out[did] = (str(reply[0]), int(reply[1] or 0)) if reply else (None, 0)
+        return out
+
+    async def put_body(self, key: str, body: dict[str, Any]) -> None:
+        """A push body, stored once per (alert version, scope) for the retries of all its
+        deliveries."""
+        await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False),
+                             ex=30 * 24 * 3600)
+
+    async def get_body(self, key: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(f"notify:body:{key}")
+        return json.loads(raw) if raw else None
+
+    @staticmethod
+    def _flat(raw: dict[Any, Any]) -> dict[str, str]:
+        out = {str(k): str(v) for k, v in raw.items() if k != "meta"}
+        if raw.get("meta"):
+            out = {**json.loads(raw["meta"]), **out}
+        return out
 
     async def get(self, delivery_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(f"notify:delivery:{delivery_id}")
-        return {str(k): str(v) for k, v in raw.items()}
+        return self._flat(await self.redis.hgetall(f"notify:delivery:{delivery_id}"))
 
     async def state(self, delivery_id: str) -> str | None:
         raw = await self.redis.hget(f"notify:delivery:{delivery_id}", "state")
@@ -170,7 +271,7 @@ class DeliveryLedger:
     async def mark(self, delivery_id: str, state: str, **fields: str) -> None:
         mapping: dict[str, str] = {"state": state, "at": datetime.now(UTC).isoformat()}
         mapping.update(fields)
-        await self.redis.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+        await self._marks.add((delivery_id, mapping))
 
     async def of_case(self, case_id: str) -> list[dict[str, str]]:
         ids = sorted(await self.redis.smembers(f"notify:case-deliveries:{case_id}"))
@@ -178,7 +279,7 @@ class DeliveryLedger:
             for i in ids:
                 pipe.hgetall(f"notify:delivery:{i}")
             rows = await pipe.execute()
-        return [{"delivery_id": str(i), **{str(k): str(v) for k, v in r.items()}}
+        return [{"delivery_id": str(i), **self._flat(r)}
                 for i, r in zip(ids, rows, strict=True) if r]
 
     # Durable timers: a sorted set of member -> due epoch; `due` claims with ZREM so that only
@@ -207,8 +308,11 @@ class HubFeed:
 
     MAXLEN = 500
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, followers: Redis | None = None) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        # Each live console holds a connection while it waits (XREAD BLOCK): its own pool, so
+        # open consoles never starve the deliveries of connections.
+        self.followers: Any = followers or redis
 
     async def add(self, hub_id: str, body: dict[str, Any]) -> str:
         entry = await self.redis.xadd(f"notify:hubfeed:{hub_id}",
@@ -234,8 +338,8 @@ class HubFeed:
 
     async def follow(self, hub_id: str, after: str,
                      block_ms: int = 15000) -> list[tuple[str, dict[str, Any]]]:
-        got = await self.redis.xread({f"notify:hubfeed:{hub_id}": after or "$"}, count=100,
-                                     block=block_ms)
+        got = await self.followers.xread({f"notify:hubfeed:{hub_id}": after or "$"},
+                                         count=100, block=block_ms)
         out = []
         for _, entries in got or []:
             for eid, fields in entries:
@@ -289,6 +393,27 @@ class SendResult:
     status: int | None
     error: str = ""
     retry_after: float | None = None
+    retryable: bool = True
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then keeps only addresses the SSRF policy allows: a name that has come
+    to point inside the network since it was registered (DNS rebinding) is not connected to."""
+
+    def __init__(self, allowed: Callable[[str], bool]) -> None:
+        self.allowed = allowed
+        self.inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = [r for r in await self.inner.resolve(host, port, family)
+                   if self.allowed(r["host"])]
+        if not results:
+            raise OSError(f"{host} resolves only to addresses that are not allowed")
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def signed_headers(secret: str, webhook_id: str, payload: str,
@@ -306,16 +431,19 @@ class WebhookSender:
     """POSTs a JSON body signed per Standard Webhooks over a shared aiohttp session: bounded
     timeouts, redirects not followed, at most `per_endpoint` concurrent requests per host."""
 
-    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024) -> None:
+    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024,
+                 allowed: Callable[[str], bool] | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
         self.per_endpoint = per_endpoint
         self.total = total
+        self.allowed = allowed  # the SSRF policy for the address connected to (None: any)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            resolver = GuardedResolver(self.allowed) if self.allowed else None
             connector = aiohttp.TCPConnector(limit=self.total, limit_per_host=self.per_endpoint,
-                                             ttl_dns_cache=60)
+                                             ttl_dns_cache=60, resolver=resolver)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
                                                   auto_decompress=False)
         return self._session
@@ -324,9 +452,23 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, url: str, secret: str, webhook_id: str,
-                   body: dict[str, Any]) -> SendResult:
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    def _literal_allowed(self, url: str) -> bool:
+        """An IP literal in the URL is not resolved, so the policy is applied here."""
+        host = urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return True  # a name: the resolver applies the policy
+        return self.allowed is None or self.allowed(host)
+
+    async def send(self, url: str, secret: str, webhook_id: str, body: dict[str, Any],
+                   payload: str | None = None) -> SendResult:
+        """`payload`, when given, is `body` already serialised (shared by many recipients)."""
+        if payload is None:
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        if self.allowed is not None and not self._literal_allowed(url):
+            return SendResult(False, None, "refused: the URL's address is not allowed",
+                              retryable=False)
         headers = signed_headers(secret, webhook_id, payload)
         try:
             async with self.session().post(url, data=payload.encode(), headers=headers,
@@ -355,3 +497,76 @@ class AppriseSender:
         except Exception as exc:  # a plugin's failure is this target's failure
             return SendResult(False, None, f"apprise: {type(exc).__name__}: {exc}"[:300])
         return SendResult(bool(ok), None, "" if ok else "apprise: target refused or unreachable")
+
+
+# --- the subscriber log (compacted topic) ------------------------------------------------------
+
+
+class SubscriberLog:
+    """Every subscriber as its latest record on the compacted `homeward.subscribers.v1`, keyed
+    by subscriber id, so Redis's copy and geo indexes can be rebuilt when Redis is flushed."""
+
+    MARK = "notify:subscribers-rebuilt"
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+
+    async def ensure_topic(self, partitions: int) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
+        await admin.start()
+        try:
+            if self.topic not in set(await admin.list_topics()):
+                try:
+                    await admin.create_topics([NewTopic(
+                        self.topic, num_partitions=partitions, replication_factor=1,
+                        topic_configs={"cleanup.policy": "compact"})])
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def _partitions(self) -> set[int]:
+        from aiokafka import AIOKafkaProducer
+
+        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        await probe.start()
+        try:
+            return set(await probe.partitions_for(self.topic))
+        finally:
+            await probe.stop()
+
+    async def read_all(self, timeout_s: float = 10.0) -> list[Subscriber]:
+        """The latest record of every subscriber, from the beginning of the log."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        latest: dict[str, Subscriber] = {}
+        try:
+            parts = [TopicPartition(self.topic, p) for p in await self._partitions()]
+            if not parts:
+                return []
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+                if not behind:
+                    break
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        key = r.key.decode() if r.key else ""
+                        if r.value is None:
+                            latest.pop(key, None)
+                        else:
+                            latest[key] = Subscriber.model_validate_json(r.value)
+        finally:
+            await consumer.stop()
+        return list(latest.values())

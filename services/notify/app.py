@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from services.notify import consumers
@@ -16,12 +19,16 @@ from services.notify.adapters import (
     AlertRepository,
     DeliveryLedger,
     HubFeed,
+    SubscriberLog,
     SubscriberRepository,
     WebhookSender,
+    make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
+from services.notify.domain import address_allowed
 from services.notify.handlers import Notify
-from shared.kafka import EventPublisher, kafka_check, make_broker
+from shared import topics
+from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
 from shared.web import (
     Authenticator,
@@ -33,22 +40,33 @@ from shared.web import (
 )
 
 
+def make_notify_broker(bootstrap: str) -> KafkaBroker:
+    """shared.kafka.make_broker's producer (idempotent, acks=all) with room to batch: a fan-out
+    publishes a receipt per delivery, thousands at once, and 16 KB batches with one request in
+    flight would make them wait on each other."""
+    return KafkaBroker(bootstrap, client_id="homeward-notify", acks="all",
+                       enable_idempotence=True, request_timeout_ms=30_000, graceful_timeout=10.0,
+                       log_level=logging.WARNING, max_batch_size=512 * 1024, linger_ms=2)
+
+
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
     return Notify(
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        HubFeed(redis),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit),
+        HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
+                                      max_connections=settings.notify_max_consoles)),
+        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                      allowed=None if settings.webhook_allow_private else partial(
+                          address_allowed, allow_networks=settings.webhook_allow_networks)),
         publisher,
     )
 
 
 def create_app(settings: Settings | None = None, timers: bool = True,
                consume: bool = True) -> FastAPI:
-    """`timers`/`consume` off: tests drive the handlers and the timer ticks themselves, with no
-    consumer in the shared group picking up other tests' reports."""
+    """`timers` and `consume` off: tests drive the handlers themselves."""
     settings = settings or Settings()
-    broker = make_broker(settings.kafka_bootstrap, "homeward-notify")
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    broker = make_notify_broker(settings.kafka_bootstrap)
+    redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)
     if consume:
@@ -57,6 +75,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        await SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS).ensure_topic(
+            topics.PARTITIONS)
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield
@@ -67,6 +87,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                     await worker
             await broker.stop()
             await notify.webhooks.close()
+            await notify.feed.followers.aclose()
             await redis.aclose()
 
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)

@@ -8,6 +8,7 @@ from services.notify.handlers import Notify
 from shared import topics
 from shared.events import (
     CASE_FOUND,
+    CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
     REPORT_ACCEPTED,
@@ -16,7 +17,7 @@ from shared.events import (
 from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-notify"
-CASE_TYPES = {CASE_OPENED, CASE_RELEASE_APPROVED, CASE_FOUND}
+CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND}
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -23,13 +23,17 @@ class SubscriberKind(StrEnum):
     hub = "hub"
     media = "media"
     volunteer = "volunteer"
+    member = "member"  # of the case group: known from dispatch's events, never registered
 
 
 PUBLIC_KINDS = (SubscriberKind.media, SubscriberKind.volunteer)
 
 
+GEO_MAX_LAT = 85.05112878  # the latitudes a Redis geo index can hold
+
+
 class Location(BaseModel):
-    lat: float = Field(ge=-90, le=90)
+    lat: float = Field(ge=-GEO_MAX_LAT, le=GEO_MAX_LAT)
     lon: float = Field(ge=-180, le=180)
 
 
@@ -65,10 +69,35 @@ class SubscriberRequest(BaseModel):
                                description="for hubs: the id in the hub staff's tokens")
 
 
+    @field_validator("kind")
+    @classmethod
+    def _not_a_member(cls, kind: SubscriberKind) -> SubscriberKind:
+        if kind == SubscriberKind.member:
+            raise ValueError("case-group members come from dispatch; register hub, media or "
+                             "volunteer")
+        return kind
+
+
 class Subscriber(SubscriberRequest):
     subscriber_id: str
     secret: str
     active: bool = True
+
+    @field_validator("kind")
+    @classmethod
+    def _not_a_member(cls, kind: SubscriberKind) -> SubscriberKind:
+        return kind  # a stored subscriber may be a case-group member
+
+
+def group_member(alert: AlertState, person: dict[str, Any], url_template: str) -> Subscriber:
+    """A case-group member as a recipient of the restricted bulletin over Apprise."""
+    phone = str(person["phone"])
+    return Subscriber(
+        kind=SubscriberKind.member, name=f"{person.get('name', '')}{person.get('title', '')}",
+        location=Location(lat=alert.lat, lon=alert.lon), region_code=alert.region_code,
+        channel=AppriseChannel(type="apprise", url=url_template.replace("{phone}", phone)),
+        subscriber_id="M" + hashlib.sha256(f"{alert.case_id}|{phone}".encode()).hexdigest()[:16],
+        secret="", active=True)
 
 
 # --- radius tiers ------------------------------------------------------------------------------
@@ -161,6 +190,7 @@ class CaseNotes(BaseModel):
     found: bool = False
     outcome: str = ""
     leader: dict[str, Any] | None = None
+    members: list[dict[str, Any]] = Field(default_factory=list)
 
 
 # --- content -----------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from services.notify.adapters import (
     AlertRepository,
     AppriseSender,
     DeliveryLedger,
+    GroupCommit,
     HubFeed,
     SendResult,
+    SubscriberLog,
     SubscriberRepository,
     WebhookSender,
     check_url,
@@ -29,11 +31,13 @@ from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from shared import topics
 from shared.events import (
     CASE_FOUND,
+    CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
     DELIVERY_ACKNOWLEDGED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
+    CaseEvent,
     CaseFound,
     CaseOpened,
     CloudEvent,
@@ -71,7 +75,18 @@ class Notify:
     publisher: EventPublisher
     apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    sleep: Callable[[float], Any] = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
+
+    async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
+        """Receipts of many deliveries: handed to the producer together, then confirmed
+        together (acks=all), so the producer batches them."""
+        broker = self.publisher.broker
+        futures = [await broker.publish(e.value(), topic, key=e.subject.encode(),
+                                        headers=e.headers(), no_confirm=True)
+                   for topic, e in events]
+        await asyncio.gather(*futures)
 
     # --- subscribers ---------------------------------------------------------------------------
 
@@ -93,8 +108,29 @@ class Notify:
             subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
                                 secret=secret)
+        await self._log_subscriber(subscriber)
         await self.subscribers.add(subscriber)
         return subscriber
+
+    async def _log_subscriber(self, subscriber: Subscriber) -> None:
+        """The system of record first: the compacted subscriber log, keyed by id."""
+        await self.publisher.broker.publish(subscriber.model_dump_json().encode(),
+                                            topics.SUBSCRIBERS,
+                                            key=subscriber.subscriber_id.encode())
+
+    async def disable(self, subscriber_id: str) -> None:
+        subscriber = await self.subscribers.get(subscriber_id)
+        if subscriber is not None and subscriber.active:
+            subscriber.active = False
+            await self._log_subscriber(subscriber)
+            await self.subscribers.add(subscriber)
+
+    async def rebuild_subscribers(self, log: SubscriberLog) -> int:
+        """Redis lost its subscribers: put back the latest record of each from the log."""
+        subscribers = await log.read_all()
+        for start in range(0, len(subscribers), 5000):
+            await self.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
 
     # --- events from the reports and dispatch topics -------------------------------------------
 
@@ -116,33 +152,41 @@ class Notify:
         media and volunteers the public one if release came with the report."""
         accepted = ReportAccepted.model_validate(event.data)
         alert_id = domain.alert_id_of(accepted.case_id)
-        existing = await self.alerts.get(alert_id)
-        if existing is not None:  # redelivery: finish what the first run started
-            if existing.cancelled:
-                await self._cancel_fan_out(existing)
-            else:
-                await self._fan_out(existing)
-            return
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is None:
+                alert = await self._open(accepted)
+                if alert is None:
+                    return  # found before we heard of the report: nobody is told anything
+            # else: a redelivery; finish what the first run started
+        if alert.cancelled:
+            await self._cancel_fan_out(alert)
+        else:
+            await self._fan_out(alert)
+            await self._push_group(alert)
+
+    async def _open(self, accepted: ReportAccepted) -> AlertState | None:
         report = accepted.report
         seen = report.last_seen
         now = self.clock()
         notes = await self.alerts.notes(accepted.case_id)
         radius = self._radius(seen.at, now)
         alert = AlertState(
-            alert_id=alert_id, case_id=accepted.case_id, region_code=seen.region_code,
-            exercise=report.exercise, released=report.release.public or notes.released,
-            seen_at=seen.at, lat=seen.lat, lon=seen.lon, radius_km=radius, issued_at=now,
+            alert_id=domain.alert_id_of(accepted.case_id), case_id=accepted.case_id,
+            region_code=seen.region_code, exercise=report.exercise,
+            released=report.release.public or notes.released, seen_at=seen.at, lat=seen.lat,
+            lon=seen.lon, radius_km=radius, issued_at=now,
             versions=[domain.VersionInfo(version=1, msg_type="Alert", sent=now,
                                          radius_km=radius)],
             report=report.model_dump(mode="json"), leader=notes.leader,
         )
-        if notes.found:  # found before we heard of the report: nobody is told anything
+        if notes.found:
             alert.cancelled, alert.outcome, alert.report = True, notes.outcome, None
             await self.alerts.save(alert)
-            return
+            return None
         await self.alerts.save(alert)
         await self._schedule_widening(alert, now)
-        await self._fan_out(alert)
+        return alert
 
     async def on_case_event(self, event: CloudEvent) -> None:
         """Dispatch's events, validated against their models (a violation is dead-lettered)."""
@@ -153,10 +197,24 @@ class Notify:
                 notes = await self.alerts.notes(opened.case_id)
                 notes.leader = leader
                 await self.alerts.save_notes(opened.case_id, notes)
-                alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
+                async with self._locked(domain.alert_id_of(opened.case_id)):
+                    alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
+                    if alert is not None and not alert.cancelled:
+                        alert.leader = leader
+                        await self.alerts.save(alert)
                 if alert is not None and not alert.cancelled:
-                    alert.leader = leader
-                    await self.alerts.save(alert)
+                    await self._push_group(alert)
+        elif event.type == CASE_MEMBER_ADDED:
+            added = CaseEvent.model_validate(event.data)
+            member = added.details.get("member", added.details)
+            if isinstance(member, dict) and member.get("phone"):
+                notes = await self.alerts.notes(added.case_id)
+                if all(m.get("phone") != member["phone"] for m in notes.members):
+                    notes.members.append(member)
+                    await self.alerts.save_notes(added.case_id, notes)
+                alert = await self.alerts.get(domain.alert_id_of(added.case_id))
+                if alert is not None and not alert.cancelled:
+                    await self._push_group(alert)
         elif event.type == CASE_RELEASE_APPROVED:
             await self.release(ReleaseApproved.model_validate(event.data).case_id)
         elif event.type == CASE_FOUND:
@@ -168,13 +226,14 @@ class Notify:
         if not notes.released:
             notes.released = True
             await self.alerts.save_notes(case_id, notes)
-        alert = await self.alerts.get(domain.alert_id_of(case_id))
-        if alert is None or alert.cancelled:
-            return
-        if not alert.released:
-            alert.released = True
-            alert.bump("Update", self.clock(), note="release_approved")
-            await self.alerts.save(alert)
+        async with self._locked(domain.alert_id_of(case_id)):
+            alert = await self.alerts.get(domain.alert_id_of(case_id))
+            if alert is None or alert.cancelled:
+                return
+            if not alert.released:
+                alert.released = True
+                alert.bump("Update", self.clock(), note="release_approved")
+                await self.alerts.save(alert)
         await self._fan_out(alert)
 
     async def cancel(self, case_id: str, outcome: str) -> None:
@@ -182,15 +241,23 @@ class Notify:
         if not notes.found:
             notes.found, notes.outcome = True, outcome
             await self.alerts.save_notes(case_id, notes)
-        alert = await self.alerts.get(domain.alert_id_of(case_id))
-        if alert is None:
-            return
-        if not alert.cancelled:
-            alert.cancelled, alert.outcome, alert.report, alert.leader = True, outcome, None, None
-            alert.bump("Cancel", self.clock(), note=outcome)
-            await self.alerts.save(alert)  # drops it from the public feed at once
-            await self.ledger.unschedule(WIDEN, alert.alert_id)
+        async with self._locked(domain.alert_id_of(case_id)):
+            alert = await self.alerts.get(domain.alert_id_of(case_id))
+            if alert is None:
+                return
+            if not alert.cancelled:
+                alert.cancelled, alert.outcome = True, outcome
+                alert.report, alert.leader = None, None
+                alert.bump("Cancel", self.clock(), note=outcome)
+                await self.alerts.save(alert)  # drops it from the public feed at once
+                await self.ledger.unschedule(WIDEN, alert.alert_id)
         await self._cancel_fan_out(alert)
+
+    def _locked(self, alert_id: str) -> Any:
+        """One writer of an alert's state at a time across processes (the consumer of its
+        partition, and whichever process claimed its timer)."""
+        return self.alerts.redis.lock(f"notify:lock:{alert_id}", timeout=30,
+                                      blocking_timeout=30)
 
     # --- fan-out -------------------------------------------------------------------------------
 
@@ -226,6 +293,29 @@ class Notify:
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
              for s in subs])
 
+    async def _push_group(self, alert: AlertState) -> None:
+        """The case group's leader and members get the restricted bulletin over Apprise (an
+        SMS gateway's URL with {phone}), when one is configured; never for drills."""
+        template = self.settings.notify_group_apprise_url
+        if not template or alert.exercise:
+            return
+        notes = await self.alerts.notes(alert.case_id)
+        people = [p for p in [alert.leader or notes.leader, *notes.members]
+                  if p and p.get("phone")]
+        members = [domain.group_member(alert, p, template) for p in people]
+        already = await self.alerts.recipients(alert.alert_id)
+        members = [m for m in members if already.get(m.subscriber_id, alert.version)
+                   >= alert.version]
+        if not members:
+            return
+        await self.subscribers.add_many(members)  # so the cancellation finds them
+        await self.alerts.add_recipients(alert.alert_id, [m.subscriber_id for m in members],
+                                         alert.version)
+        body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
+                                self.settings.notify_official_contact,
+                                self.settings.notify_push_max_chars, self.clock())
+        await self._deliver_all([(m, body) for m in members])
+
     async def _cancel_fan_out(self, alert: AlertState) -> None:
         recipients = await self.alerts.recipients(alert.alert_id)
         subs = await self.subscribers.get_many(recipients)
@@ -233,49 +323,82 @@ class Notify:
         await self._deliver_all([(s, body) for s in subs if s.active])
 
     async def _deliver_all(self, work: list[tuple[Subscriber, dict[str, Any]]]) -> None:
+        """Write every `before` record in one batch, then send what is new or was left pending
+        by a crash (same webhook-id), at most `notify_fanout_parallel` at a time."""
         limit = asyncio.Semaphore(self.settings.notify_fanout_parallel)
+        payloads: dict[int, str] = {}  # one serialisation per distinct body
+        chunk = 2000
+        for start in range(0, len(work), chunk):
+            part = work[start:start + chunk]
+            records = {}
+            stored: set[str] = set()
+            for sub, body in part:
+                did = domain.delivery_id(str(body["alert_id"]), int(body["version"]),
+                                         sub.subscriber_id)
+                records[did] = self._record(sub, body)
+                if records[did]["body_key"] not in stored:
+                    stored.add(records[did]["body_key"])
+                    await self.ledger.put_body(records[did]["body_key"], body)
+            claimed = await self.ledger.claim_many(records)
 
-        async def one(sub: Subscriber, body: dict[str, Any]) -> None:
-            async with limit:
-                await self.deliver(sub, body)
+            async def one(did: str, sub: Subscriber, body: dict[str, Any], made: int) -> None:
+                payload = payloads.get(id(body))
+                if payload is None:
+                    payload = payloads[id(body)] = json.dumps(
+                        body, ensure_ascii=False, separators=(",", ":"))
+                await self.attempt(did, sub, body, made, payload, limit)
 
-        await asyncio.gather(*(one(s, b) for s, b in work))
+            jobs = []
+            for (sub, body), (did, (state, made)) in zip(part, claimed.items(), strict=True):
+                if state is None or state == "pending":  # settled, or waiting for its retry
+                    jobs.append(one(did, sub, body, made))
+            await asyncio.gather(*jobs)
+
+    @staticmethod
+    def _record(sub: Subscriber, body: dict[str, Any]) -> dict[str, str]:
+        return {
+            "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
+            "channel": sub.channel.type, "alert_id": str(body["alert_id"]),
+            "case_id": str(body["case_id"]), "version": str(body["version"]),
+            "scope": _scope(sub, body), "name": sub.name,
+            "body_key": f"{body['alert_id']}:{body['version']}:{body.get('scope', 'cancel')}",
+        }
 
     async def deliver(self, sub: Subscriber, body: dict[str, Any]) -> None:
-        alert_id, version = str(body["alert_id"]), int(body["version"])
-        did = domain.delivery_id(alert_id, version, sub.subscriber_id)
-        before = await self.ledger.claim(did, {
-            "subscriber_id": sub.subscriber_id, "kind": sub.kind.value,
-            "channel": sub.channel.type, "alert_id": alert_id, "case_id": str(body["case_id"]),
-            "version": str(version), "scope": str(body.get("scope", "cancel")),
-            "name": sub.name, "body": json.dumps(body, ensure_ascii=False),
-        })
-        if before is not None and before != "pending":
-            return  # settled, or waiting for its retry timer
-        await self.attempt(did, sub, body)
+        await self._deliver_all([(sub, body)])
 
-    async def _send(self, did: str, sub: Subscriber, body: dict[str, Any]) -> SendResult:
+    async def _send(self, did: str, sub: Subscriber, body: dict[str, Any],
+                    payload: str | None = None) -> SendResult:
         channel = sub.channel
         if isinstance(channel, domain.WebhookChannel):
-            return await self.webhooks.send(str(channel.url), sub.secret, did, body)
+            return await self.webhooks.send(str(channel.url), sub.secret, did, body, payload)
         if isinstance(channel, domain.AppriseChannel):
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
 
-    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any]) -> None:
-        record = await self.ledger.get(did)
-        attempts = int(record.get("attempts", "0") or 0) + 1
+    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
+                      made: int | None = None, payload: str | None = None,
+                      limit: asyncio.Semaphore | None = None) -> None:
+        """One try of a delivery (`made` tries before it, read from the ledger if not given).
+        `limit` bounds the requests in flight; the records written after the request do not
+        hold a slot, so waiting for Redis and Kafka does not slow the sending down."""
+        if made is None:
+            made = int((await self.ledger.get(did)).get("attempts", "0") or 0)
+        attempts = made + 1
         if sub.kind == SubscriberKind.hub and attempts == 1:
             if body["type"] == domain.ALERT_CANCELLED:
                 await self.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
             await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
-        result = await self._send(did, sub, body)
+        if limit is None:
+            result = await self._send(did, sub, body, payload)
+        else:
+            async with limit:
+                result = await self._send(did, sub, body, payload)
         status = str(result.status or "")
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
                                    error="")
-            if (sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED
-                    and record.get("reminders", "0") == "0"):
+            if sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED:
                 await self.ledger.schedule(ACKS, did,
                                            time.time() + self.settings.notify_ack_deadline_s)
             await self._receipt(did, sub, body, "sent", result, attempts)
@@ -283,10 +406,11 @@ class Notify:
         if result.status == 410:
             await self.ledger.mark(did, "gone", attempts=str(attempts), http_status=status,
                                    error=result.error)
-            await self.subscribers.disable(sub.subscriber_id)
+            await self.disable(sub.subscriber_id)
             await self._receipt(did, sub, body, "gone", result, attempts)
             return
-        retryable = result.status is None or result.status in domain.RETRYABLE
+        retryable = result.retryable and (result.status is None
+                                          or result.status in domain.RETRYABLE)
         if retryable and attempts < self.settings.notify_retry_max_attempts:
             delay = domain.backoff_s(attempts, self.settings.notify_retry_base_s,
                                      self.settings.notify_retry_cap_s, result.retry_after)
@@ -306,21 +430,19 @@ class Notify:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
-            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status=state,
+            scope=_scope(sub, body), channel=sub.channel.type, status=state,
             http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
         )
         kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
-        await self.publisher.publish(
-            topics.DELIVERIES,
-            CloudEvent.of(kind, self.publisher.source, receipt.case_id, receipt,
-                          event_id=f"{did}:{state}"))
+        await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
+            kind, self.publisher.source, receipt.case_id, receipt, event_id=f"{did}:{state}")))
 
     async def _dead_letter(self, did: str, sub: Subscriber, body: dict[str, Any],
                            result: SendResult, attempts: int) -> None:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
-            scope=str(body.get("scope", "cancel")), channel=sub.channel.type, status="dead",
+            scope=_scope(sub, body), channel=sub.channel.type, status="dead",
             http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
         )
         await self.publisher.publish(
@@ -365,7 +487,10 @@ class Notify:
         record = await self.ledger.get(did)
         if record.get("state") != "retrying":
             return
-        body = json.loads(record["body"])
+        body = await self.ledger.get_body(record.get("body_key", ""))
+        if body is None:
+            await self.ledger.mark(did, "dropped", error="push body expired")
+            return
         alert = await self.alerts.get(str(body["alert_id"]))
         if body["type"] == domain.ALERT_ISSUED and (alert is None or alert.cancelled):
             await self.ledger.mark(did, "dropped", error="alert cancelled")
@@ -377,15 +502,18 @@ class Notify:
         await self.attempt(did, sub, body)
 
     async def widen(self, alert_id: str) -> None:
-        alert = await self.alerts.get(alert_id)
-        if alert is None or alert.cancelled:
-            return
-        now = self.clock()
-        radius = self._radius(alert.seen_at, now)
-        if radius > alert.radius_km:
-            alert.radius_km = radius
-            alert.bump("Update", now, note=f"radius {radius:g} km")
-            await self.alerts.save(alert)
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is None or alert.cancelled:
+                return
+            now = self.clock()
+            radius = self._radius(alert.seen_at, now)
+            widened = radius > alert.radius_km
+            if widened:
+                alert.radius_km = radius
+                alert.bump("Update", now, note=f"radius {radius:g} km")
+                await self.alerts.save(alert)
+        if widened:
             await self._fan_out(alert)
         await self._schedule_widening(alert, now)
 
@@ -413,7 +541,10 @@ class Notify:
                           event_id=f"{did}:overdue:{reminders + 1}"))
         if sub is None or not sub.active or reminders >= self.settings.notify_ack_repush_max:
             return
-        body = {**json.loads(record["body"]), "reminder": reminders + 1}
+        body = {**(await self.ledger.get_body(record.get("body_key", "")) or {}),
+                "reminder": reminders + 1}
+        if "alert_id" not in body:
+            return
         await self.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
         result = await self._send(f"{did}_r{reminders + 1}", sub, body)
         if result.ok:
@@ -483,3 +614,10 @@ class Notify:
         return alert, [(subs.get(i, i), lat, lon, states.get(i, "not_yet"))
                        for i, lat, lon in rows]
 
+
+def _scope(sub: Subscriber, body: dict[str, Any]) -> str:
+    """The receipt's audience: `group` for the case group (the alert service counts
+    `restricted` receipts as hubs pushed), `cancel` for cancellations."""
+    if sub.kind == SubscriberKind.member:
+        return "group"
+    return str(body.get("scope", "cancel"))

@@ -14,8 +14,10 @@ CSV format (UTF-8, header row required, one hub per row)::
 - channel_type: console (the hub console only), webhook (channel_url is the endpoint; the
   signing secret is printed once) or apprise (channel_url is an Apprise URL).
 
-`python -m services.notify.hubs --airports [--csv stations.csv]` writes them to the Redis of
-the settings (HOMEWARD_REDIS_URL); re-running updates names and places and keeps secrets.
+`python -m services.notify.hubs --airports [--csv stations.csv]` registers them (the subscriber
+log on Kafka, then Redis, per HOMEWARD_KAFKA_BOOTSTRAP / HOMEWARD_REDIS_URL); re-running updates
+names and places and keeps secrets. `--rebuild` puts every subscriber back into Redis from the
+compacted subscriber log after Redis lost them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,41 +91,60 @@ def stations(lines: Iterable[str]) -> Iterator[SubscriberRequest]:
             raise HubFileError(f"line {n}: {exc}") from exc
 
 
-async def load(requests: Iterable[SubscriberRequest]) -> list[tuple[str, str, str]]:
-    """Register every hub; returns (hub_id, channel type, secret)."""
-    from redis.asyncio import Redis
-
+@asynccontextmanager
+async def _notify() -> AsyncIterator[Any]:
+    from services.notify.adapters import SubscriberLog, make_redis
     from services.notify.app import build_notify
+    from shared import topics
     from shared.kafka import EventPublisher, make_broker
     from shared.settings import Settings
 
     settings = Settings()
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    notify = build_notify(settings, redis, EventPublisher(
-        make_broker(settings.kafka_bootstrap, "notify-hubs"), "/homeward/notify"))
+    redis = make_redis(settings.redis_url)
+    broker = make_broker(settings.kafka_bootstrap, "notify-hubs")
+    log = SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS)
+    await log.ensure_topic(topics.PARTITIONS)
+    await broker.start()
     try:
+        yield build_notify(settings, redis, EventPublisher(broker, "/homeward/notify")), log
+    finally:
+        await broker.stop()
+        await redis.aclose()
+
+
+async def load(requests: Iterable[SubscriberRequest]) -> list[tuple[str, str, str]]:
+    """Register every hub; returns (hub_id, channel type, secret)."""
+    async with _notify() as (notify, _):
         out: list[tuple[str, str, str]] = []
         for request in requests:
             sub = await notify.register(request)
             out.append((sub.subscriber_id, sub.channel.type, sub.secret))
         return out
-    finally:
-        await redis.aclose()
+
+
+async def rebuild() -> int:
+    async with _notify() as (notify, log):
+        return int(await notify.rebuild_subscribers(log))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--airports", action="store_true", help="every Chinese airport")
     parser.add_argument("--csv", type=Path, help="railway/bus stations and ports (see format)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="put every subscriber back into Redis from the subscriber log")
     args = parser.parse_args(argv)
+    if args.rebuild:
+        print(f"{asyncio.run(rebuild())} subscribers restored from the log")
     requests: list[SubscriberRequest] = list(airports()) if args.airports else []
     if args.csv:
         with args.csv.open(encoding="utf-8-sig", newline="") as f:
             requests += list(stations(f))
-    loaded = asyncio.run(load(requests))
-    for hub_id, channel, secret in loaded:
-        print(hub_id, channel, secret if channel == "webhook" else "", sep="\t")
-    print(f"{len(loaded)} hubs loaded")
+    if requests:
+        loaded = asyncio.run(load(requests))
+        for hub_id, channel, secret in loaded:
+            print(hub_id, channel, secret if channel == "webhook" else "", sep="\t")
+        print(f"{len(loaded)} hubs loaded")
     return 0
 
 

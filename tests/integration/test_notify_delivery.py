@@ -20,12 +20,20 @@ from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
+from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
 from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
 from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role, mint_token
-from shared.events import CASE_FOUND, CASE_RELEASE_APPROVED, REPORT_ACCEPTED, CloudEvent
+from shared.events import (
+    CASE_FOUND,
+    CASE_MEMBER_ADDED,
+    CASE_OPENED,
+    CASE_RELEASE_APPROVED,
+    REPORT_ACCEPTED,
+    CloudEvent,
+)
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
 from tests.helpers import eventually, read_topic, report_body
@@ -107,6 +115,9 @@ class Stack:
 
     async def report(self, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+        return await self.report_as(case_id, seen_ago_s, **overrides)
+
+    async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
         body = report_body(last_seen__at=seen, **overrides)
         body["child"]["id_number"] = "110101201905010011"
@@ -142,6 +153,8 @@ def make_settings(base: Settings, **overrides: Any) -> Settings:
 @pytest.fixture
 async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
     started: list[Any] = []
+    await SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS).ensure_topic(
+        topics.PARTITIONS)
 
     async def make(**overrides: Any) -> Stack:
         s = make_settings(settings, **overrides)
@@ -417,7 +430,7 @@ async def test_ack_and_ack_deadline(stack_factory: Any, settings: Settings) -> N
 
 
 async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
-    stack_factory: Any
+    stack_factory: Any, sinks: Any
 ) -> None:
     strict = await stack_factory(webhook_allow_networks=[])
     for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.0.0.1/",
@@ -437,3 +450,111 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
         {"kind": "volunteer", "name": "v", "location": {"lat": 36, "lon": 113},
          "channel": {"type": "apprise", "url": "json://127.0.0.1:9/x"}})
     assert (await relaxed.notify.register(request)).subscriber_id
+    # Checked again when sending: a URL allowed once is not connected to once the policy says
+    # no (the same holds for a name that comes to resolve inside the network).
+    sink = sinks("ssrf")
+    await relaxed.subscribe("内网站", SubscriberKind.hub, *north(10), url=sink.url)
+    await relaxed.subscribe("内网名", SubscriberKind.hub, *north(12),
+                            url=sink.url.replace("127.0.0.1", "localhost"))
+    case_id = await strict.report()
+    assert sink.requests == []
+    rows = (await strict.deliveries(case_id))["deliveries"]
+    states = {r["name"]: (r["state"], r["error"]) for r in rows}
+    assert states["内网站"] == ("failed", "refused: the URL's address is not allowed")
+    assert states["内网名"][0] == "retrying" and "DNS" in states["内网名"][1]
+
+
+async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
+    stack_factory: Any, sinks: Any, redis: Redis
+) -> None:
+    stack = await stack_factory()
+    hub = sinks("log-hub", status=410)
+    made = await stack.subscribe("日志站", SubscriberKind.hub, *north(10), url=hub.url,
+                                 hub_id=f"LOG-{uuid.uuid4().hex[:6]}")
+    await stack.report()  # 410: the hub is disabled, and the log says so
+    await redis.flushdb()
+    assert await stack.notify.subscribers.get(made["subscriber_id"]) is None
+    restored = await stack.notify.rebuild_subscribers(
+        SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS))
+    assert restored >= 1
+    back = await stack.notify.subscribers.get(made["subscriber_id"])
+    assert back is not None and back.secret == made["secret"] and back.active is False
+    assert made["subscriber_id"] in await stack.notify.subscribers.ids_within(
+        SubscriberKind.hub, *north(10), 5)
+
+
+async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
+                                                           sinks: Any) -> None:
+    stack = await stack_factory(notify_retry_max_attempts=2)
+    good, bad = sinks("ap-good"), sinks("ap-bad", status=500)
+    for name, sink in (("钉钉群", good), ("企业微信群", bad)):
+        got = await stack.http.post(
+            "/api/v1/subscribers", headers=stack.token(Role.admin),
+            json={"kind": "hub", "name": name, "location": dict(zip(("lat", "lon"), north(10),
+                                                                     strict=True)),
+                  "channel": {"type": "apprise", "url": sink.url.replace("http://", "json://")}})
+        assert got.status_code == 201, got.text
+    case_id = await stack.report()
+    await run_timers_until(stack.notify, lambda: len(bad.requests) == 2, timeout=10)
+    assert len(good.requests) == 1
+    assert "张小明" in json.loads(good.requests[0]["body"])["message"]
+    rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
+    assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
+
+
+async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:
+    first = await stack_factory(notify_tier_unit_s=4.0)
+    near, far = sinks("w-near"), sinks("w-far")
+    await first.subscribe("近站", SubscriberKind.hub, *north(50), url=near.url)
+    await first.subscribe("远站", SubscriberKind.hub, *north(150), url=far.url)
+    await first.report(seen_ago_s=0.2)
+    assert len(near.requests) == 1 and far.requests == []
+    # The first process is gone; another one finds the timer in Redis and widens on time.
+    second = await stack_factory(notify_tier_unit_s=4.0)
+    await run_timers_until(second.notify, lambda: far.requests, timeout=15)
+    assert far.bodies()[0]["radius_km"] >= 200.0 and len(near.requests) == 1
+
+
+async def test_dispatch_events_before_the_report_are_remembered(stack_factory: Any,
+                                                                 sinks: Any) -> None:
+    stack = await stack_factory()
+    media = sinks("early-media")
+    await stack.subscribe("媒体", SubscriberKind.media, *north(10), url=media.url)
+    released = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    await stack.dispatch(CASE_RELEASE_APPROVED, released)
+    await stack.report_as(released)
+    assert [b["scope"] for b in media.bodies()] == ["public"]
+    found = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    await stack.dispatch(CASE_FOUND, found, outcome="false_report",
+                         found_at=datetime.now(UTC).isoformat())
+    await stack.report_as(found, release__public=True)
+    assert len(media.requests) == 1  # nobody hears of a report already withdrawn
+
+
+async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
+    stack_factory: Any, sinks: Any
+) -> None:
+    leader_sink, member_sink = sinks("grp-0355-1000001"), sinks("grp-0355-1000003")
+    template = leader_sink.url.replace("http://", "json://").replace("0355-1000001", "{phone}")
+    stack = await stack_factory(notify_group_apprise_url=template)
+    case_id = await stack.report()
+    await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(
+        UTC).isoformat(), priority="high", mechanisms=["rapid_search"], leader={
+            "organ_code": "140403", "organ_name": "长治市公安局潞州分局", "name": "褚卫东",
+            "title": "局长", "phone": "0355-1000001"})
+    await stack.dispatch(CASE_MEMBER_ADDED, case_id, details={"member": {
+        "name": "蒋晓军", "title": "刑侦大队长", "phone": "0355-1000003"}})
+    await stack.dispatch(CASE_MEMBER_ADDED, case_id, details={"member": {
+        "name": "蒋晓军", "title": "刑侦大队长", "phone": "0355-1000003"}})  # redelivery
+    for sink in (leader_sink, member_sink):
+        assert len(sink.requests) == 1, sink.url
+        assert "晋D·12345" in json.loads(sink.requests[0]["body"])["message"]
+    rows = (await stack.deliveries(case_id))["deliveries"]
+    group = [r for r in rows if r["kind"] == "member"]
+    assert len(group) == 2 and {r["scope"] for r in group} == {"group"}
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    for sink in (leader_sink, member_sink):
+        assert len(sink.requests) == 2
+        assert "张小明" not in json.loads(sink.requests[1]["body"])["message"]

@@ -57,7 +57,8 @@ async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
     broker = make_broker(settings.kafka_bootstrap, "test")
     publisher = EventPublisher(broker, "/homeward/notify")
     notify = build_notify(settings, redis, publisher)
-    try:
+    async with broker:
+        await broker.start()
         with WebhookSink() as near_sink, WebhookSink() as far_sink:
             near = await notify.register(SubscriberRequest(
                 kind=SubscriberKind.hub, name="长治站", location=Location(lat=36.46, lon=113.11),
@@ -68,14 +69,11 @@ async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
                 channel=WebhookChannel(type="webhook", url=far_sink.url)))
             case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
             event = accepted_event(case_id)
-            async with broker:
-                await broker.start()
-                await notify.on_report_accepted(event)
-                await notify.on_report_accepted(event)  # redelivery: nothing new is sent
+            await notify.on_report_accepted(event)
+            await notify.on_report_accepted(event)  # redelivery: nothing new is sent
+            await notify.webhooks.close()
             assert len(near_sink.requests) == 1
             assert far_sink.requests == []
-    finally:
-        await notify.webhooks.close()
     push = near_sink.requests[0]
     body = Webhook(near.secret).verify(push["body"], push["headers"])
     assert body["case_id"] == case_id and body["scope"] == "restricted"

@@ -1,0 +1,76 @@
+"""The hub console in a real browser: an alert arrives live, the desk acknowledges it, and when
+the child is found the alert collapses with the personal data gone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from playwright.sync_api import Page, expect
+
+from deploy.local.stack import KafkaServer, ServiceProcess
+from shared import topics
+from shared.auth import Role, mint_token
+from shared.events import CASE_FOUND, CloudEvent
+from shared.settings import Settings
+from tests.browser.conftest import screenshot
+from tests.helpers import report_body, run_sync
+
+
+def bearer(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(Settings(), role, region, hub_id=hub_id)}"}
+
+
+async def publish_found(bootstrap: str, case_id: str) -> None:
+    now = datetime.now(UTC).isoformat()
+    event = CloudEvent(type=CASE_FOUND, source="/homeward/dispatch", subject=case_id,
+                       data={"case_id": case_id, "region_code": "140403", "actor": "c-1",
+                             "at": now, "outcome": "found_safe", "found_at": now})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.DISPATCH, event.value(), key=case_id.encode(),
+                                     headers=[(k, v.encode()) for k, v in event.headers().items()])
+    finally:
+        await producer.stop()
+
+
+def test_hub_desk_sees_acknowledges_and_collapses_an_alert(
+    page: Page, stack: dict[str, ServiceProcess], kafka: KafkaServer
+) -> None:
+    notify, alert = stack["notify"].url, stack["alert"].url
+    hub_id = f"BRW-{uuid.uuid4().hex[:6]}"
+    httpx.post(f"{notify}/api/v1/subscribers", headers=bearer(Role.admin, "000000"),
+               json={"kind": "hub", "name": "长治站", "hub_id": hub_id, "region_code": "140403",
+                     "location": {"lat": 36.22, "lon": 113.12}, "channel": {"type": "console"}},
+               timeout=10).raise_for_status()
+
+    page.goto(f"{notify}/hub")
+    page.fill("#token", mint_token(Settings(), Role.hub, "140400", hub_id=hub_id))
+    page.click("#signin-btn")
+    expect(page.locator("#desk")).to_be_visible()
+    expect(page.locator("#live")).to_have_text("● 实时", timeout=10_000)
+
+    filed = httpx.post(f"{alert}/api/v1/reports", headers=bearer(Role.operator, "140403"),
+                       json=report_body(), timeout=10)
+    assert filed.status_code == 202, filed.text
+    case_id = filed.json()["case_id"]
+    card = page.locator(f"[data-alert='A-{case_id}']")
+    expect(card).to_have_attribute("data-state", "unacked", timeout=15_000)
+    expect(card).to_contain_text("张小明")
+    expect(card).to_contain_text("晋D·12345")
+    screenshot(page, "hub-console-alert")
+
+    card.locator("[data-ack]").click()
+    expect(card).to_have_attribute("data-state", "acked", timeout=10_000)
+    rows = httpx.get(f"{notify}/api/v1/deliveries", params={"case_id": case_id},
+                     headers=bearer(Role.commander, "140400"), timeout=10).json()["deliveries"]
+    assert {r["subscriber_id"]: r["state"] for r in rows}[hub_id] == "acknowledged"
+
+    run_sync(publish_found(kafka.bootstrap, case_id))
+    expect(card).to_have_attribute("data-state", "cancelled", timeout=15_000)
+    expect(card).to_contain_text("已找到")
+    expect(card).not_to_contain_text("张小明")
+    screenshot(page, "hub-console-cancelled")
