@@ -7,7 +7,7 @@ HW.words({
   status_opened: "已立案", status_active: "侦办中", status_found: "已找到", status_false_report: "虚假报案", status_closed: "已结案",
   leader: "专案组长（一长三包）", duties: "三包责任", investigation: "侦查破案", rescue: "解救", family_liaison: "安抚家属", cooperation: "协作",
   tasks: "工作清单", due: "时限", done: "已完成", overdue: "已超时", complete: "完成", escalations: "升级与督办", tips: "群众线索",
-  timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败",
+  timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败", spread: "推送范围与枢纽",
   d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
   q_release: "确认批准向媒体和志愿者公开发布该案？", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：",
   reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
@@ -20,7 +20,7 @@ HW.words({
   status_opened: "opened", status_active: "active", status_found: "found", status_false_report: "false report", status_closed: "closed",
   leader: "Case-group leader (一长三包)", duties: "The three duties", investigation: "Investigation", rescue: "Rescue", family_liaison: "Family liaison", cooperation: "Cooperation",
   tasks: "Tasks", due: "Due", done: "done", overdue: "OVERDUE", complete: "Complete", escalations: "Escalations and supervision", tips: "Tips",
-  timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed",
+  timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
   d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
   q_release: "Approve releasing this case to media and volunteers?", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:",
   reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
@@ -89,7 +89,8 @@ function renderCase() {
     <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
       <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(HW.lang === "en" && t.title_en ? t.title_en : t.title)}</td><td>${e(t.assignee)}</td>
         <td class="due"></td><td>${t.status === "open" ? `<button type="button" class="secondary" data-complete="${e(t.task_id)}">${HW.t("complete")}</button>` : e(HW.t("done"))}</td></tr>`).join("")}</table></div>
-    <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div></div>
+    <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div>
+      <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
@@ -117,6 +118,19 @@ function tick() {
   if (c && $("#radius")) $("#radius").textContent = HW.t("radius", { km: radiusKm(c.last_seen_at) });
 }
 
+// The spread of the alert, drawn by notify as SVG (tier rings, hubs by state). Shown through an
+// <img> from a blob: the picture needs the bearer token, and an image runs no script.
+let spreadUrl = null;
+async function loadSpread(caseId) {
+  const res = await fetch(`${CONFIG.notify_url}/api/v1/cases/${encodeURIComponent(caseId)}/spread.svg`,
+    { headers: { Authorization: `Bearer ${HW.token}`, "Accept-Language": HW.lang === "en" ? "en" : "zh-CN" } });
+  if (!res.ok || caseId !== selected || !$("#spread")) return;
+  const url = URL.createObjectURL(await res.blob());
+  $("#spread").innerHTML = `<img alt="${e(HW.t("spread"))}" src="${url}">`;
+  if (spreadUrl) URL.revokeObjectURL(spreadUrl);
+  spreadUrl = url;
+}
+
 async function loadDeliveries() {
   clearTimeout(deliveryTimer);
   const caseId = selected;
@@ -131,6 +145,7 @@ async function loadDeliveries() {
         ["d_failed", count("failed") + count("dead")]];
       $("#figures").innerHTML = figures.map(([k, n]) => `<div data-figure="${k}"><b>${n}</b>${HW.t(k)}</div>`).join("");
     }
+    await loadSpread(caseId);
   } catch { /* notify away: figures wait */ }
   deliveryTimer = setTimeout(loadDeliveries, 3000);
 }
