@@ -117,13 +117,15 @@ def subscribe(
     handle: EventHandler,
     publisher: EventPublisher,
     retry_delay_s: float = 1.0,
+    max_workers: int = 1,
 ) -> None:
     """Register `handle` for `topic` in consumer group `group_id`.
 
     The offset is committed only after `handle` returns (AckPolicy.NACK_ON_ERROR, never
     FastStream's default ack-first). A poison message or a bug goes to `<topic>.dlq` with the
     error and the consumer moves on; a transient failure (Kafka, Redis down) is retried from the
-    same offset after `retry_delay_s`.
+    same offset after `retry_delay_s`. With `max_workers` > 1, that many consumers share the
+    group, each working through its own partitions in order (commit after work still holds).
     """
 
     async def on_message(message: KafkaMessage) -> None:
@@ -143,12 +145,21 @@ def subscribe(
             MESSAGES_HANDLED.labels(topic, group_id, "ok").inc()
 
     on_message.__name__ = f"on_{topic.replace('.', '_')}"
-    broker.subscriber(
-        topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )(on_message)
+    if max_workers > 1:
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            max_workers=max_workers,
+        )(on_message)
+    else:
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(on_message)
 
 
 async def keep_starting(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:

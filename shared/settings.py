@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     dispatch_duplicate_km: float = Field(
         default=50.0, description="two reports of the same child this close are one case")
     dispatch_stream_maxlen: int = 100_000
+    dispatch_consumers: int = Field(
+        default=3, ge=1, le=6, description="consumers of homeward.reports.v1 in the dispatch "
+        "group (partitions are worked through concurrently, each in order)")
     dispatch_replay_on_empty: bool = Field(
         default=True, description="rebuild Redis from homeward.dispatch.v1 when it is empty")
     # --- end of dispatch --------------------------------------------------------------------

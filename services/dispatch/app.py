@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
                         duplicate_km=settings.dispatch_duplicate_km)
-    consumers.register(broker, dispatch, publisher)
+    consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,10 +15,11 @@ GROUP = "homeward-dispatch"
 TIPS_GROUP = "homeward-dispatch-tips"
 
 
-def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher) -> None:
+def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
+             workers: int = 1) -> None:
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await dispatch.on_report_accepted(event)
 
-    subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
+    subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher, max_workers=workers)
     subscribe(broker, topics.TIPS, TIPS_GROUP, dispatch.on_tip, publisher)

@@ -464,18 +464,25 @@ def plan_link(case: Case, accepted: ReportAccepted, match: str, distance_km: flo
         exercise=accepted.report.exercise, child_name=accepted.report.child.name,
         kind=case.kind, subject=case.subject, linked_to=case.case_id,
         operator_region=accepted.operator_region)
-    return [_event(case.case_id, case.region_code, ev.CASE_REPORT_LINKED,
-                   f"{case.case_id}:linked:{accepted.report_id}", now, "dispatch",
-                   "同一儿童24小时内相近地点再次报案，并入已有专案组",
-                   report_id=accepted.report_id, duplicate_case_id=accepted.case_id,
-                   match=match, distance_km=round(distance_km, 1),
-                   operator=accepted.operator),
-            Change(type=ev.CASE_OPENED, event_id=f"{accepted.case_id}:opened",
-                   case_id=accepted.case_id, data=alias.model_dump(mode="json"))]
+    alias_id = accepted.case_id
+    changes = [_event(case.case_id, case.region_code, ev.CASE_REPORT_LINKED,
+                      f"{case.case_id}:linked:{accepted.report_id}", now, "dispatch",
+                      "同一儿童24小时内相近地点再次报案，并入已有专案组",
+                      report_id=accepted.report_id, duplicate_case_id=alias_id,
+                      match=match, distance_km=round(distance_km, 1),
+                      operator=accepted.operator),
+               Change(type=ev.CASE_OPENED, event_id=f"{alias_id}:opened", case_id=alias_id,
+                      data=alias.model_dump(mode="json"))]
+    for member in case.members:  # the group, announced under the report's id too
+        changes.append(_event(alias_id, case.region_code, ev.CASE_MEMBER_ADDED,
+                              f"{alias_id}:member:{member.duty}:{member.organ_code}", now,
+                              reason="并入已有专案组", member=member.model_dump(),
+                              linked_to=case.case_id))
+    return changes
 
 
-MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_RELEASE_APPROVED, ev.CASE_FOUND,
-                      ev.CASE_CLOSED})
+MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_MEMBER_ADDED, ev.CASE_RELEASE_APPROVED,
+                      ev.CASE_FOUND, ev.CASE_CLOSED})
 
 
 def mirror(case: Case, changes: list[Change]) -> list[Change]:

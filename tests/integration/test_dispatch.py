@@ -279,10 +279,12 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
         assert first in ids and same_child not in ids and same_phone not in ids
         await stack.opened(far, ADMIN)
     # Under the duplicate's own id: only an announcement of the group it joined.
-    [alias] = await case_events(stack.settings.kafka_bootstrap, same_child)
+    alias, *members = await case_events(stack.settings.kafka_bootstrap, same_child)
     assert alias["headers"]["ce_type"] == "homeward.case.opened.v1"
     assert alias["value"]["linked_to"] == first
     assert alias["value"]["leader"] == case["leader"]
+    assert {m["headers"]["ce_type"] for m in members} == {"homeward.case.member_added.v1"}
+    assert [m["value"]["details"]["member"] for m in members] == case["members"]
 
 
 async def test_tip_attached_and_leader_handover(stack: Stack) -> None:

@@ -221,3 +221,23 @@ def test_procuratorate_may_join_only_where_the_rules_allow() -> None:
     with pytest.raises(Refused) as refused:
         plan_add_member(opened(), member, "x", "cmd", NOW, "m2")
     assert refused.value.status == 409 and refused.value.field == "duty"
+
+
+def test_a_linked_report_is_announced_under_its_own_id_and_follows_the_case() -> None:
+    from services.dispatch.domain import mirror, plan_link
+
+    case = opened()
+    second = accepted().model_copy(update={"report_id": "R2",
+                                           "case_id": "140403-20261122-BBBBBB"})
+    changes = plan_link(case, second, "reporter_phone", 2.0, NOW)
+    assert [(c.type, c.case_id) for c in changes][:2] == [
+        (ev.CASE_REPORT_LINKED, case.case_id), (ev.CASE_OPENED, second.case_id)]
+    assert changes[1].data["linked_to"] == case.case_id
+    linked = fold(changes, case)
+    assert linked.timeline[-1].action == "report_linked" and len(linked.members) == 3
+    assert plan_link(linked, second, "reporter_phone", 2.0, NOW) == []  # redelivered
+    found = mirror(linked, plan_found(linked, "found_safe", NOW, "", "cmd", NOW, "f"))
+    assert [(c.type, c.case_id) for c in found] == [
+        (ev.CASE_FOUND, case.case_id), (ev.CASE_FOUND, second.case_id)]
+    assert found[1].data["details"]["linked_to"] == case.case_id
+    assert fold(found, linked).status == "found"
