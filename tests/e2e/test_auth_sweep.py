@@ -4,6 +4,8 @@ endpoint added later is swept too, and one left open by accident fails the publi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared.auth import Role, mint_token
 from shared.settings import Settings
+from tests.helpers import eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +132,71 @@ async def test_every_endpoint_refuses_bad_tokens(
                 if got.status_code != 403:
                     failures.append(f"{method} {path} as {role.value}: {got.status_code}")
     assert failures == []
+
+
+async def test_cross_region_reads_see_nothing(stack: dict[str, ServiceProcess]) -> None:
+    """A commander of 南京 (3201) neither reads nor streams a 长治 (1404) case; another hub's
+    desk does not read this hub's alerts."""
+    settings = Settings()
+    alert, dispatch, notify = (stack[n].url for n in ("alert", "dispatch", "notify"))
+
+    def as_(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(settings, role, region, hub_id=hub_id)}"}
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        hub = await http.post(f"{notify}/api/v1/subscribers", headers=as_(Role.admin, "000000"),
+                              json={"kind": "hub", "name": "长治站", "region_code": "140403",
+                                    "location": {"lat": 36.2, "lon": 113.1},
+                                    "channel": {"type": "console"}})
+        assert hub.status_code == 201, hub.text
+        hub_id = hub.json()["subscriber_id"]
+        nanjing = as_(Role.commander, "320100")
+        changzhi = as_(Role.commander, "140400")
+
+        async with http.stream("GET", f"{dispatch}/api/v1/stream", headers=nanjing) as foreign:
+            assert foreign.status_code == 200
+            posted = await http.post(f"{alert}/api/v1/reports", headers=as_(Role.operator,
+                                     "140403"), json=report_body(reporter__phone="13512345678",
+                                                                 child__name="跨区测试"))
+            assert posted.status_code == 202
+            case_id = posted.json()["case_id"]
+            report_id = posted.json()["report_id"]
+
+            async def visible() -> bool:
+                got = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=changzhi)
+                deliveries = await http.get(f"{notify}/api/v1/deliveries",
+                                            params={"case_id": case_id}, headers=changzhi)
+                return got.status_code == 200 and deliveries.status_code == 200 and bool(
+                    deliveries.json()["deliveries"])
+
+            await eventually(visible, timeout=30)
+            # The Nanjing stream carried nothing of this case while it opened.
+            seen: list[str] = []
+
+            async def read_some() -> None:
+                async for line in foreign.aiter_lines():
+                    seen.append(line)
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(read_some(), timeout=3)
+            assert not any(case_id in line for line in seen)
+
+        checks = {
+            f"{dispatch}/api/v1/cases/{case_id}": 404,
+            f"{notify}/api/v1/deliveries?case_id={case_id}": 404,
+            f"{notify}/api/v1/cases/{case_id}/spread.svg": 404,
+            f"{notify}/api/v1/hubs/{hub_id}": 404,
+        }
+        for url, status in checks.items():
+            got = await http.get(url, headers=nanjing)
+            assert got.status_code == status, (url, got.status_code)
+        listed = (await http.get(f"{dispatch}/api/v1/cases", headers=nanjing)).json()
+        assert all(c["case_id"] != case_id for c in listed)
+        other_desk = as_(Role.hub, "140400", hub_id="another-hub")
+        for path in (f"/api/v1/hubs/{hub_id}", f"/api/v1/hubs/{hub_id}/alerts",
+                     f"/api/v1/hubs/{hub_id}/stream"):
+            got = await http.get(f"{notify}{path}", headers=other_desk)
+            assert got.status_code == 403, (path, got.status_code)
+        operator_elsewhere = as_(Role.operator, "320100")
+        got = await http.get(f"{alert}/api/v1/reports/{report_id}", headers=operator_elsewhere)
+        assert got.status_code == 404

@@ -211,11 +211,14 @@ async def test_nothing_lost_or_doubled_under_faults(faults: Faults) -> None:
                 for case_id in sorted(cases):
                     got = await http.get(f"{faults.url('dispatch')}/api/v1/cases/{case_id}",
                                          headers=commander)
-                    if got.status_code != 200 or not got.json().get("leader"):
+                    body = got.json() if got.status_code == 200 else {}
+                    duties = set(body.get("duties") or {})
+                    if not body.get("leader") or \
+                            duties != {"investigation", "rescue", "family_liaison"}:
                         bad += 1
                 return True if bad == 0 else bad
 
-            await wait_for(all_cases_open, 120, "every case open with a leader")
+            await wait_for(all_cases_open, 120, "every case open with its leader and three duties")
             sample = (await http.get(f"{faults.url('dispatch')}/api/v1/cases/{min(cases)}",
                                      headers=commander)).json()
             assert sample["leader"]["organ_name"] == "长治市公安局潞州分局"
