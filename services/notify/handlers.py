@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DELIVERY_ACK_OVERDUE = "homeward.delivery.ack_overdue.v1"
 DELIVERY_DEAD = "homeward.delivery.dead.v1"
+DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
 
 RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
 
@@ -154,7 +155,7 @@ class Notify:
 
         async def on_delivery(event: CloudEvent) -> None:
             if event.type not in (DELIVERY_SENT, DELIVERY_FAILED, DELIVERY_ACKNOWLEDGED,
-                                  DELIVERY_ACK_OVERDUE):
+                                  DELIVERY_ACK_OVERDUE, DELIVERY_RETRYING):
                 return
             receipt = DeliveryReceipt.model_validate(event.data)
             did = receipt.delivery_id
@@ -230,12 +231,15 @@ class Notify:
     async def _rebuild_timers(self, alerts: dict[str, AlertState],
                               records: dict[str, dict[str, str]]) -> None:
         """Widening of every open alert; the ack deadline of every hub push neither
-        acknowledged nor past its last reminder, counted from its last send. Retries of
-        deliveries that had not settled are not rebuilt (no receipt records them)."""
+        acknowledged nor past its last reminder, counted from its last send; the next try of
+        every delivery left retrying, at once (`_retry` drops those of cancelled alerts)."""
         now = self.clock()
         for alert in alerts.values():
             if not alert.cancelled:
                 await self._schedule_widening(alert, now)
+        for did, r in records.items():
+            if r.get("state") == "retrying":
+                await self.ledger.schedule(RETRIES, did, now.timestamp())
         deadline = self.settings.notify_ack_deadline_s
         for did, r in records.items():
             of = alerts.get(r.get("alert_id", ""))
@@ -544,8 +548,10 @@ class Notify:
             delay = domain.backoff_s(attempts, self.settings.notify_retry_base_s,
                                      self.settings.notify_retry_cap_s, result.retry_after)
             await self.ledger.mark(did, "retrying", attempts=str(attempts), http_status=status,
-                                   error=result.error, next_at=str(time.time() + delay))
+                                   error=result.error, next_at=str(time.time() + delay), at=at)
             await self.ledger.schedule(RETRIES, did, time.time() + delay)
+            # Recorded too, so that a rebuilt ledger retries it (the alert service ignores it).
+            await self._receipt(did, sub, body, "retrying", result, attempts, done_at)
             return
         state = "dead" if retryable else "failed"
         await self.ledger.mark(did, state, attempts=str(attempts), http_status=status,
@@ -563,9 +569,10 @@ class Notify:
             http_status=result.status, attempts=attempts, error=result.error, at=at,
             kind=sub.kind.value, name=sub.name,
         )
-        kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
+        kind = {"sent": DELIVERY_SENT, "retrying": DELIVERY_RETRYING}.get(state, DELIVERY_FAILED)
+        event_id = f"{did}:{state}" + (f":{attempts}" if state == "retrying" else "")
         await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
-            kind, self.publisher.source, receipt.case_id, receipt, event_id=f"{did}:{state}")))
+            kind, self.publisher.source, receipt.case_id, receipt, event_id=event_id)))
 
     async def _dead_letter(self, did: str, sub: Subscriber, body: dict[str, Any],
                            result: SendResult, attempts: int, at: datetime) -> None:

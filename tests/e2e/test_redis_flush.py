@@ -74,7 +74,9 @@ async def snapshot(http: httpx.AsyncClient, urls: dict[str, str], cases: dict[st
         got = await http.get(f"{notify}/api/v1/deliveries", params={"case_id": case_id},
                              headers=COMMANDER)
         assert got.status_code == 200, got.text
-        snap[f"deliveries:{name}"] = got.json()
+        # This test's hubs: earlier tests' hubs in range whose sinks are gone keep retrying.
+        snap[f"deliveries:{name}"] = [r for r in got.json()["deliveries"]
+                                      if r["subscriber_id"] in hubs]
         version = pinned.get(name)
         got = await http.get(f"{notify}/api/v1/alerts/A-{case_id}.xml", headers=COMMANDER,
                              params={"version": version} if version else None)
@@ -211,7 +213,7 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
     seen_near, seen_far = pushes(near_sink, ids), pushes(far_sink, ids)
     assert all(b["case_id"] != cases["fresh"] for b in seen_far.values()), \
         f"the fresh case widened before the flush: raise UNIT_S ({UNIT_S:g}s)"
-    assert before["deliveries:open"]["counts"].get("acknowledged") == 1
+    assert [r["state"] for r in before["deliveries:open"]].count("acknowledged") == 1
 
     stop(procs)
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -244,8 +246,7 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
     assert pushes(near_sink, ids).keys() == seen_near.keys()
     got = await http.get(f"{notify}/api/v1/deliveries", params={"case_id": cases["fresh"]},
                          headers=COMMANDER)
-    rows = got.json()["deliveries"]
-    assert [r for r in rows if r["version"] <= fresh_version] == \
-        before["deliveries:fresh"]["deliveries"]
+    rows = [r for r in got.json()["deliveries"] if r["subscriber_id"] in hubs]
+    assert [r for r in rows if r["version"] <= fresh_version] == before["deliveries:fresh"]
     assert {(r["subscriber_id"], r["version"]) for r in rows
             if r["version"] > fresh_version} >= {(far_id, fresh_version + 1)}
