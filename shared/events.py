@@ -222,3 +222,5 @@ class DeliveryReceipt(BaseModel):
     attempts: int = 1
     error: str = ""
     at: datetime
+    kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
+    name: str = ""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -58,6 +60,11 @@ async def ensure_topics(bootstrap: str, partitions: int = topics.PARTITIONS) -> 
         wanted = [
             NewTopic(name, num_partitions=partitions, replication_factor=1)
             for name in topics.ALL_TOPICS
+            if name not in existing
+        ] + [
+            NewTopic(name, num_partitions=partitions, replication_factor=1,
+                     topic_configs={"cleanup.policy": "compact"})
+            for name in topics.COMPACTED_TOPICS
             if name not in existing
         ]
         if wanted:
@@ -201,3 +208,50 @@ if __name__ == "__main__":
         raise SystemExit("usage: python -m shared.kafka ensure-topics")
     asyncio.run(ensure_topics(Settings().kafka_bootstrap))
     print("topics ready:", ", ".join(topics.ALL_TOPICS))
+
+
+async def replay_topic(bootstrap: str,
+                       handle: Callable[[CloudEvent], Awaitable[None]],
+                       topic: str = topics.DISPATCH,
+                       client: str = "dispatch") -> int:
+    """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
+    in partition order; malformed messages are skipped. Returns how many were handled."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest",
+                                client_id=f"{client}-replay-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    handled = 0
+    try:
+        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await probe.start()
+        try:
+            numbers = sorted(await probe.partitions_for(topic))
+            partitions = [TopicPartition(topic, p) for p in numbers]
+        finally:
+            await probe.stop()
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        remaining.discard(tp)
+                        break
+                    try:
+                        event = CloudEvent.from_kafka(dict(record.headers or ()),
+                                                      record.value or b"")
+                        await handle(event)
+                        handled += 1
+                    except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
+                        log.info("replay skips %s@%s: %r", tp, record.offset, exc)
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return handled

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     notify_tier_unit_s: float = Field(
         default=3600.0, description="seconds in one 'hour' of radius_tiers_km (tests shorten it)"
     )
+    notify_rebuild_on_empty: bool = Field(
+        default=True, description="rebuild notify's Redis state from the topics when it is empty")
     notify_ack_deadline_s: float = 600.0
     notify_ack_repush_max: int = 1
     notify_retry_max_attempts: int = 6

@@ -18,7 +18,15 @@ def dlq(topic: str) -> str:
 # rebuilt from it when Redis has lost them. Created by notify with cleanup.policy=compact.
 SUBSCRIBERS = "homeward.subscribers.v1"
 
+# Alerts (notify), compacted: `alert:<alert id>` -> the alert's latest state, `body:<alert id>:
+# <version>:<scope>` -> the push body of that version; with the subscribers log and the receipts
+# on homeward.deliveries.v1 they rebuild notify's Redis. Created by notify with compaction.
+ALERTS = "homeward.alerts.v1"
+
 # Deliveries that failed their last try (notify): the commander sees them, an operator replays.
 DELIVERIES_DLQ = "homeward.deliveries.dlq"
 
 ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ)
+
+# Keyed by record id and compacted (the latest record of each key is kept).
+COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS)

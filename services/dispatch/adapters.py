@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
 from services.dispatch.domain import Case, Change, Task
 from services.dispatch.roster import Roster, load_roster
-from shared import topics
-from shared.events import CloudEvent, PoisonMessage
+from shared.kafka import replay_topic
 
 __all__ = ["CaseRepository", "load_roster", "replay_topic"]
 
@@ -165,52 +162,6 @@ class CaseRepository:
 
     async def mark_ready(self) -> None:
         await self.redis.set(READY, "1")
-
-
-async def replay_topic(bootstrap: str,
-                       handle: Callable[[CloudEvent], Awaitable[None]],
-                       topic: str = topics.DISPATCH) -> int:
-    """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
-    in partition order; malformed messages are skipped. Returns how many were handled."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest",
-                                client_id=f"dispatch-replay-{uuid.uuid4().hex[:6]}")
-    await consumer.start()
-    handled = 0
-    try:
-        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await probe.start()
-        try:
-            numbers = sorted(await probe.partitions_for(topic))
-            partitions = [TopicPartition(topic, p) for p in numbers]
-        finally:
-            await probe.stop()
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        remaining.discard(tp)
-                        break
-                    try:
-                        event = CloudEvent.from_kafka(dict(record.headers or ()),
-                                                      record.value or b"")
-                        await handle(event)
-                        handled += 1
-                    except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
-                        log.info("replay skips %s@%s: %r", tp, record.offset, exc)
-                    if record.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return handled
 
 
 def decode(entry: dict[str, str]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from standardwebhooks import Webhook
 
 from services.notify.domain import (
+    LEDGER_META,
     AlertState,
     CaseNotes,
     Subscriber,
@@ -185,6 +186,16 @@ class AlertRepository:
     async def save_notes(self, case_id: str, notes: CaseNotes) -> None:
         await self.redis.set(f"notify:notes:{case_id}", notes.model_dump_json())
 
+    # Set only at start after a full rebuild (or on a fresh start): a Redis flushed while the
+    # service runs is rebuilt at the next start.
+    READY = "notify:ready"
+
+    async def is_ready(self) -> bool:
+        return bool(await self.redis.exists(self.READY))
+
+    async def mark_ready(self) -> None:
+        await self.redis.set(self.READY, "1")
+
 
 TERMINAL = {"sent", "acknowledged", "failed", "dead", "gone", "dropped"}
 
@@ -243,6 +254,17 @@ class DeliveryLedger:
         for did, reply in zip(ids, replies, strict=True):
             out[did] = (str(reply[0]), int(reply[1] or 0)) if reply else (None, 0)
         return out
+
+    async def restore(self, records: dict[str, dict[str, str]]) -> None:
+        """Records rebuilt from the receipts, in the flat form `get` returns."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did, record in records.items():
+                meta = {k: v for k, v in record.items() if k in LEDGER_META}
+                rest = {k: v for k, v in record.items() if k not in LEDGER_META}
+                rest["meta"] = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
+                pipe.hset(f"notify:delivery:{did}", mapping=rest)
+                pipe.sadd(f"notify:case-deliveries:{meta.get('case_id', '')}", did)
+            await pipe.execute()
 
     async def put_body(self, key: str, body: dict[str, Any]) -> None:
         """A push body, stored once per (alert version, scope) for the retries of all its
@@ -499,14 +521,11 @@ class AppriseSender:
         return SendResult(bool(ok), None, "" if ok else "apprise: target refused or unreachable")
 
 
-# --- the subscriber log (compacted topic) ------------------------------------------------------
+# --- the compacted logs: subscribers, alerts -----------------------------------------------------
 
 
-class SubscriberLog:
-    """Every subscriber as its latest record on the compacted `homeward.subscribers.v1`, keyed
-    by subscriber id, so Redis's copy and geo indexes can be rebuilt when Redis is flushed."""
-
-    MARK = "notify:subscribers-rebuilt"
+class CompactedLog:
+    """A compacted topic keyed by record id: its latest record per key is the state."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap
@@ -539,18 +558,19 @@ class SubscriberLog:
         finally:
             await probe.stop()
 
-    async def read_all(self, timeout_s: float = 10.0) -> list[Subscriber]:
-        """The latest record of every subscriber, from the beginning of the log."""
+    async def read_latest(self, timeout_s: float = 30.0) -> dict[str, bytes]:
+        """The latest value of every key, from the beginning of the log (tombstones and empty
+        values remove the key)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
-        latest: dict[str, Subscriber] = {}
+        latest: dict[str, bytes] = {}
         try:
             parts = [TopicPartition(self.topic, p) for p in await self._partitions()]
             if not parts:
-                return []
+                return {}
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
@@ -563,10 +583,38 @@ class SubscriberLog:
                 for records in batch.values():
                     for r in records:
                         key = r.key.decode() if r.key else ""
-                        if r.value is None:
+                        if not r.value:
                             latest.pop(key, None)
                         else:
-                            latest[key] = Subscriber.model_validate_json(r.value)
+                            latest[key] = r.value
+            else:
+                raise TimeoutError(f"{self.topic} not read to its end in {timeout_s:g}s")
         finally:
             await consumer.stop()
-        return list(latest.values())
+        return latest
+
+
+class SubscriberLog(CompactedLog):
+    """Every subscriber as its latest record on the compacted `homeward.subscribers.v1`, keyed
+    by subscriber id, so Redis's copy and geo indexes can be rebuilt when Redis is flushed."""
+
+    async def read_all(self, timeout_s: float = 30.0) -> list[Subscriber]:
+        """The latest record of every subscriber, from the beginning of the log."""
+        return [Subscriber.model_validate_json(v)
+                for v in (await self.read_latest(timeout_s)).values()]
+
+
+class AlertLog(CompactedLog):
+    """`homeward.alerts.v1`: each alert's latest state (`alert:<id>`) and the push body of each
+    of its versions (`body:<alert id>:<version>:<scope>`)."""
+
+    async def read_all(
+        self, timeout_s: float = 30.0
+    ) -> tuple[list[AlertState], dict[str, dict[str, Any]]]:
+        alerts, bodies = [], {}
+        for key, value in (await self.read_latest(timeout_s)).items():
+            if key.startswith("alert:"):
+                alerts.append(AlertState.model_validate_json(value))
+            elif key.startswith("body:"):
+                bodies[key.removeprefix("body:")] = json.loads(value)
+        return alerts, bodies

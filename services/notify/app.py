@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from services.notify import consumers
 from services.notify.adapters import (
     AlertRepository,
+    CompactedLog,
     DeliveryLedger,
     HubFeed,
-    SubscriberLog,
     SubscriberRepository,
     WebhookSender,
     make_redis,
@@ -38,6 +38,8 @@ from shared.web import (
     ops_router,
     redis_check,
 )
+
+log = logging.getLogger(__name__)
 
 
 def make_notify_broker(bootstrap: str) -> KafkaBroker:
@@ -74,9 +76,16 @@ def create_app(settings: Settings | None = None, timers: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for topic in (topics.SUBSCRIBERS, topics.ALERTS):
+            await CompactedLog(settings.kafka_bootstrap, topic).ensure_topic(topics.PARTITIONS)
+        if not await notify.alerts.is_ready():
+            if settings.notify_rebuild_on_empty:
+                # Before consuming: a redelivered message must find what it did the first time.
+                log.warning("notify rebuilt from the topics: %s",
+                            await notify.rebuild(settings.kafka_bootstrap))
+            else:
+                await notify.alerts.mark_ready()
         await broker.start()
-        await SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS).ensure_topic(
-            topics.PARTITIONS)
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield

@@ -11,6 +11,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from shared.events import (
+    CASE_FOUND,
+    CASE_MEMBER_ADDED,
+    CASE_OPENED,
+    CASE_RELEASE_APPROVED,
+    CaseEvent,
+    CaseFound,
+    CaseOpened,
+    DeliveryReceipt,
+)
+
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
 
@@ -193,6 +204,25 @@ class CaseNotes(BaseModel):
     members: list[dict[str, Any]] = Field(default_factory=list)
 
 
+def fold_notes(notes: CaseNotes, event_type: str, data: dict[str, Any]) -> CaseNotes:
+    """What one of dispatch's events adds to the notes of its case (as the handlers do live)."""
+    if event_type == CASE_OPENED:
+        opened = CaseOpened.model_validate(data)
+        if opened.leader is not None:
+            notes.leader = opened.leader.model_dump(mode="json")
+    elif event_type == CASE_MEMBER_ADDED:
+        details = CaseEvent.model_validate(data).details
+        member = details.get("member", details)
+        if isinstance(member, dict) and member.get("phone") and all(
+                m.get("phone") != member["phone"] for m in notes.members):
+            notes.members.append(member)
+    elif event_type == CASE_RELEASE_APPROVED:
+        notes.released = True
+    elif event_type == CASE_FOUND and not notes.found:
+        notes.found, notes.outcome = True, CaseFound.model_validate(data).outcome
+    return notes
+
+
 # --- content -----------------------------------------------------------------------------------
 
 
@@ -289,7 +319,39 @@ def cancel_body(alert: AlertState, now: datetime) -> dict[str, Any]:
     }
 
 
-# --- delivery ----------------------------------------------------------------------------------
+# --- delivery ---------------------------------------------------------------------------------
+
+# What a ledger record says of the delivery, set when it is created and never changed.
+LEDGER_META = ("subscriber_id", "kind", "channel", "alert_id", "case_id", "version", "scope",
+               "name", "body_key")
+
+
+def fold_receipt(record: dict[str, str], receipt: DeliveryReceipt,
+                 event_id: str = "") -> dict[str, str]:
+    """The ledger record of a delivery after one of its receipts on homeward.deliveries.v1 (the
+    same fields the live path writes, so the deliveries API answers the same)."""
+    out = dict(record)
+    if not out:
+        body_scope = "restricted" if receipt.scope == "group" else receipt.scope
+        out.update({"subscriber_id": receipt.subscriber_id, "kind": receipt.kind,
+                    "channel": receipt.channel, "alert_id": receipt.alert_id,
+                    "case_id": receipt.case_id, "version": str(receipt.version),
+                    "scope": receipt.scope, "name": receipt.name,
+                    "body_key": f"{receipt.alert_id}:{receipt.version}:{body_scope}"})
+    at = receipt.at.isoformat()
+    if receipt.status == "acknowledged":
+        out.update(state="acknowledged", acked_at=at, at=at)
+    elif receipt.status == "ack_overdue":
+        tail = event_id.rpartition(":overdue:")[2]
+        reminders = int(tail) if tail.isdigit() else int(out.get("reminders", "0") or 0) + 1
+        out.update(state="sent", overdue="1", reminders=str(reminders), at=at)
+    elif out.get("state") != "acknowledged":
+        out.update(state=receipt.status, attempts=str(receipt.attempts),
+                   http_status=str(receipt.http_status or ""),
+                   error="" if receipt.status == "sent" else receipt.error, at=at)
+    return out
+
+
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 

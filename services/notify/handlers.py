@@ -16,6 +16,7 @@ from typing import Any
 
 from services.notify import domain
 from services.notify.adapters import (
+    AlertLog,
     AlertRepository,
     AppriseSender,
     DeliveryLedger,
@@ -44,7 +45,7 @@ from shared.events import (
     DeliveryReceipt,
     ReleaseApproved,
 )
-from shared.kafka import EventPublisher
+from shared.kafka import EventPublisher, replay_topic
 from shared.report import ReportAccepted
 from shared.settings import Settings
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DELIVERY_ACK_OVERDUE = "homeward.delivery.ack_overdue.v1"
 DELIVERY_DEAD = "homeward.delivery.dead.v1"
+DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
 
 RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
 
@@ -132,6 +134,123 @@ class Notify:
             await self.subscribers.add_many(subscribers[start:start + 5000])
         return len(subscribers)
 
+    async def rebuild(self, bootstrap: str) -> dict[str, int]:
+        """Redis lost notify's state: put it back from the topics before consuming, sending
+        nothing. Subscribers from their log; alert state and push bodies from the alerts log;
+        dispatch's notes by folding homeward.dispatch.v1; the delivery ledger, who received each
+        alert and the hub consoles by folding the receipts on homeward.deliveries.v1; then the
+        widening timers of open alerts and the ack deadlines of unacknowledged hub pushes."""
+        counts = {"subscribers": await self.rebuild_subscribers(
+            SubscriberLog(bootstrap, topics.SUBSCRIBERS))}
+        alerts, bodies = await AlertLog(bootstrap, topics.ALERTS).read_all()
+        notes: dict[str, domain.CaseNotes] = {}
+
+        async def on_dispatch(event: CloudEvent) -> None:
+            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND):
+                notes[event.subject] = domain.fold_notes(
+                    notes.get(event.subject, domain.CaseNotes()), event.type, event.data)
+
+        records: dict[str, dict[str, str]] = {}
+        first_at: dict[str, datetime] = {}
+
+        async def on_delivery(event: CloudEvent) -> None:
+            if event.type not in (DELIVERY_SENT, DELIVERY_FAILED, DELIVERY_ACKNOWLEDGED,
+                                  DELIVERY_ACK_OVERDUE, DELIVERY_RETRYING):
+                return
+            receipt = DeliveryReceipt.model_validate(event.data)
+            did = receipt.delivery_id
+            records[did] = domain.fold_receipt(records.get(did, {}), receipt, event.id)
+            first_at.setdefault(did, receipt.at)
+
+        await replay_topic(bootstrap, on_dispatch, topics.DISPATCH, client="notify")
+        await replay_topic(bootstrap, on_delivery, topics.DELIVERIES, client="notify")
+        for case_id, case_notes in notes.items():
+            await self.alerts.save_notes(case_id, case_notes)
+        by_id = {a.alert_id: a for a in alerts}
+        for alert in alerts:
+            await self.alerts.save(alert)
+        for key, body in bodies.items():
+            await self.ledger.put_body(key, body)
+        await self.ledger.restore(records)
+        # Who heard of each alert, and from which version (the cancellation reaches them all).
+        first: dict[str, dict[str, int]] = {}
+        for r in records.values():
+            if r.get("scope") != "cancel":
+                seen = first.setdefault(r["alert_id"], {})
+                seen[r["subscriber_id"]] = min(seen.get(r["subscriber_id"], 10**9),
+                                               int(r["version"]))
+        for alert_id, seen in first.items():
+            for version in sorted(set(seen.values())):
+                await self.alerts.add_recipients(
+                    alert_id, [i for i, v in seen.items() if v == version], version)
+        await self._rebuild_group_members(alerts, notes)
+        await self._rebuild_hub_feeds(records, first_at, bodies)
+        await self._rebuild_timers(by_id, records)
+        await self.alerts.mark_ready()
+        counts.update(alerts=len(alerts), deliveries=len(records), cases=len(notes))
+        return counts
+
+    async def _rebuild_group_members(self, alerts: list[AlertState],
+                                     notes: dict[str, domain.CaseNotes]) -> None:
+        """Case-group members are recipients derived from dispatch's notes, never logged."""
+        template = self.settings.notify_group_apprise_url
+        if not template:
+            return
+        members = []
+        for alert in alerts:
+            case_notes = notes.get(alert.case_id, domain.CaseNotes())
+            members += [domain.group_member(alert, p, template)
+                        for p in [alert.leader or case_notes.leader, *case_notes.members]
+                        if p and p.get("phone")]
+        if members:
+            await self.subscribers.add_many(members)
+
+    async def _rebuild_hub_feeds(self, records: dict[str, dict[str, str]],
+                                 first_at: dict[str, datetime],
+                                 bodies: dict[str, dict[str, Any]]) -> None:
+        """Each hub's console as the pushes left it: in the order they were first made, a
+        cancellation scrubbing the earlier pushes of its alert, then the ack reminders."""
+        feeds: dict[str, list[dict[str, Any]]] = {}
+        for did in sorted((d for d, r in records.items() if r.get("kind") == "hub"),
+                          key=lambda d: first_at[d]):
+            r = records[did]
+            body = bodies.get(r.get("body_key", ""))
+            if body is None:
+                continue
+            feed = feeds.setdefault(r["subscriber_id"], [])
+            if body["type"] == domain.ALERT_CANCELLED:
+                feed[:] = [e for e in feed if e["alert_id"] != body["alert_id"]]
+            feed.append({**body, "delivery_id": did})
+            sent = int(r.get("reminders", "0") or 0)
+            for n in range(1, min(sent, self.settings.notify_ack_repush_max) + 1):
+                feed.append({**body, "reminder": n, "delivery_id": did})
+        for hub_id, entries in feeds.items():
+            for entry in entries:
+                await self.feed.add(hub_id, entry)
+
+    async def _rebuild_timers(self, alerts: dict[str, AlertState],
+                              records: dict[str, dict[str, str]]) -> None:
+        """Widening of every open alert; the ack deadline of every hub push neither
+        acknowledged nor past its last reminder, counted from its last send; the next try of
+        every delivery left retrying, at once (`_retry` drops those of cancelled alerts)."""
+        now = self.clock()
+        for alert in alerts.values():
+            if not alert.cancelled:
+                await self._schedule_widening(alert, now)
+        for did, r in records.items():
+            if r.get("state") == "retrying":
+                await self.ledger.schedule(RETRIES, did, now.timestamp())
+        deadline = self.settings.notify_ack_deadline_s
+        for did, r in records.items():
+            of = alerts.get(r.get("alert_id", ""))
+            if (r.get("kind") != "hub" or r.get("state") != "sent" or r.get("scope") == "cancel"
+                    or of is None or of.cancelled):
+                continue
+            if int(r.get("reminders", "0") or 0) > self.settings.notify_ack_repush_max:
+                continue
+            due = datetime.fromisoformat(r["at"]).timestamp() + deadline
+            await self.ledger.schedule(ACKS, did, due)
+
     # --- events from the reports and dispatch topics -------------------------------------------
 
     def _unit(self) -> float:
@@ -182,9 +301,9 @@ class Notify:
         )
         if notes.found:
             alert.cancelled, alert.outcome, alert.report = True, notes.outcome, None
-            await self.alerts.save(alert)
+            await self._save(alert)
             return None
-        await self.alerts.save(alert)
+        await self._save(alert)
         await self._schedule_widening(alert, now)
         return alert
 
@@ -201,7 +320,7 @@ class Notify:
                     alert = await self.alerts.get(domain.alert_id_of(opened.case_id))
                     if alert is not None and not alert.cancelled:
                         alert.leader = leader
-                        await self.alerts.save(alert)
+                        await self._save(alert)
                 if alert is not None and not alert.cancelled:
                     await self._push_group(alert)
         elif event.type == CASE_MEMBER_ADDED:
@@ -233,7 +352,7 @@ class Notify:
             if not alert.released:
                 alert.released = True
                 alert.bump("Update", self.clock(), note="release_approved")
-                await self.alerts.save(alert)
+                await self._save(alert)
         await self._fan_out(alert)
 
     async def cancel(self, case_id: str, outcome: str) -> None:
@@ -249,9 +368,15 @@ class Notify:
                 alert.cancelled, alert.outcome = True, outcome
                 alert.report, alert.leader = None, None
                 alert.bump("Cancel", self.clock(), note=outcome)
-                await self.alerts.save(alert)  # drops it from the public feed at once
+                await self._save(alert)  # drops it from the public feed at once
                 await self.ledger.unschedule(WIDEN, alert.alert_id)
         await self._cancel_fan_out(alert)
+
+    async def _save(self, alert: AlertState) -> None:
+        """The system of record first: the alert's state on the compacted alerts log."""
+        await self.publisher.broker.publish(alert.model_dump_json().encode(), topics.ALERTS,
+                                            key=f"alert:{alert.alert_id}".encode())
+        await self.alerts.save(alert)
 
     def _locked(self, alert_id: str) -> Any:
         """One writer of an alert's state at a time across processes (the consumer of its
@@ -338,7 +463,7 @@ class Notify:
                 records[did] = self._record(sub, body)
                 if records[did]["body_key"] not in stored:
                     stored.add(records[did]["body_key"])
-                    await self.ledger.put_body(records[did]["body_key"], body)
+                    await self._put_body(records[did]["body_key"], body)
             claimed = await self.ledger.claim_many(records)
 
             async def one(did: str, sub: Subscriber, body: dict[str, Any], made: int) -> None:
@@ -353,6 +478,12 @@ class Notify:
                 if state is None or state == "pending":  # settled, or waiting for its retry
                     jobs.append(one(did, sub, body, made))
             await asyncio.gather(*jobs)
+
+    async def _put_body(self, key: str, body: dict[str, Any]) -> None:
+        """A version's push body, logged (the hub consoles and retries are rebuilt from it)."""
+        await self.publisher.broker.publish(json.dumps(body, ensure_ascii=False).encode(),
+                                            topics.ALERTS, key=f"body:{key}".encode())
+        await self.ledger.put_body(key, body)
 
     @staticmethod
     def _record(sub: Subscriber, body: dict[str, Any]) -> dict[str, str]:
@@ -395,19 +526,21 @@ class Notify:
             async with limit:
                 result = await self._send(did, sub, body, payload)
         status = str(result.status or "")
+        done_at = self.clock()  # the ledger's time and the receipt's, the same instant
+        at = done_at.isoformat()
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
-                                   error="")
+                                   error="", at=at)
             if sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED:
                 await self.ledger.schedule(ACKS, did,
                                            time.time() + self.settings.notify_ack_deadline_s)
-            await self._receipt(did, sub, body, "sent", result, attempts)
+            await self._receipt(did, sub, body, "sent", result, attempts, done_at)
             return
         if result.status == 410:
             await self.ledger.mark(did, "gone", attempts=str(attempts), http_status=status,
-                                   error=result.error)
+                                   error=result.error, at=at)
             await self.disable(sub.subscriber_id)
-            await self._receipt(did, sub, body, "gone", result, attempts)
+            await self._receipt(did, sub, body, "gone", result, attempts, done_at)
             return
         retryable = result.retryable and (result.status is None
                                           or result.status in domain.RETRYABLE)
@@ -415,35 +548,40 @@ class Notify:
             delay = domain.backoff_s(attempts, self.settings.notify_retry_base_s,
                                      self.settings.notify_retry_cap_s, result.retry_after)
             await self.ledger.mark(did, "retrying", attempts=str(attempts), http_status=status,
-                                   error=result.error, next_at=str(time.time() + delay))
+                                   error=result.error, next_at=str(time.time() + delay), at=at)
             await self.ledger.schedule(RETRIES, did, time.time() + delay)
+            # Recorded too, so that a rebuilt ledger retries it (the alert service ignores it).
+            await self._receipt(did, sub, body, "retrying", result, attempts, done_at)
             return
         state = "dead" if retryable else "failed"
         await self.ledger.mark(did, state, attempts=str(attempts), http_status=status,
-                               error=result.error)
-        await self._receipt(did, sub, body, state, result, attempts)
+                               error=result.error, at=at)
+        await self._receipt(did, sub, body, state, result, attempts, done_at)
         if state == "dead":
-            await self._dead_letter(did, sub, body, result, attempts)
+            await self._dead_letter(did, sub, body, result, attempts, done_at)
 
     async def _receipt(self, did: str, sub: Subscriber, body: dict[str, Any], state: str,
-                       result: SendResult, attempts: int) -> None:
+                       result: SendResult, attempts: int, at: datetime) -> None:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
             scope=_scope(sub, body), channel=sub.channel.type, status=state,
-            http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
+            http_status=result.status, attempts=attempts, error=result.error, at=at,
+            kind=sub.kind.value, name=sub.name,
         )
-        kind = DELIVERY_SENT if state == "sent" else DELIVERY_FAILED
+        kind = {"sent": DELIVERY_SENT, "retrying": DELIVERY_RETRYING}.get(state, DELIVERY_FAILED)
+        event_id = f"{did}:{state}" + (f":{attempts}" if state == "retrying" else "")
         await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
-            kind, self.publisher.source, receipt.case_id, receipt, event_id=f"{did}:{state}")))
+            kind, self.publisher.source, receipt.case_id, receipt, event_id=event_id)))
 
     async def _dead_letter(self, did: str, sub: Subscriber, body: dict[str, Any],
-                           result: SendResult, attempts: int) -> None:
+                           result: SendResult, attempts: int, at: datetime) -> None:
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
             version=int(body["version"]), subscriber_id=sub.subscriber_id,
             scope=_scope(sub, body), channel=sub.channel.type, status="dead",
-            http_status=result.status, attempts=attempts, error=result.error, at=self.clock(),
+            http_status=result.status, attempts=attempts, error=result.error, at=at,
+            kind=sub.kind.value, name=sub.name,
         )
         await self.publisher.publish(
             topics.DELIVERIES_DLQ,
@@ -512,7 +650,7 @@ class Notify:
             if widened:
                 alert.radius_km = radius
                 alert.bump("Update", now, note=f"radius {radius:g} km")
-                await self.alerts.save(alert)
+                await self._save(alert)
         if widened:
             await self._fan_out(alert)
         await self._schedule_widening(alert, now)
@@ -526,14 +664,17 @@ class Notify:
             return
         reminders = int(record.get("reminders", "0") or 0)
         sub = await self.subscribers.get(record["subscriber_id"])
-        await self.ledger.mark(did, "sent", overdue="1", reminders=str(reminders + 1))
+        now = self.clock()
+        await self.ledger.mark(did, "sent", overdue="1", reminders=str(reminders + 1),
+                               at=now.isoformat())
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=alert.alert_id, case_id=alert.case_id,
             version=int(record.get("version", "1")), subscriber_id=record["subscriber_id"],
             scope=record.get("scope", "restricted"), channel=record.get("channel", ""),
             status="ack_overdue", attempts=int(record.get("attempts", "1")),
             error=f"region {alert.region_code}: not acknowledged within "
-                  f"{self.settings.notify_ack_deadline_s:g}s", at=self.clock(),
+                  f"{self.settings.notify_ack_deadline_s:g}s", at=now,
+            kind=record.get("kind", ""), name=record.get("name", ""),
         )
         await self.publisher.publish(
             topics.DELIVERIES,
@@ -562,7 +703,7 @@ class Notify:
         if record.get("state") == "acknowledged":
             return record.get("acked_at", "")
         at = self.clock()
-        await self.ledger.mark(did, "acknowledged", acked_at=at.isoformat())
+        await self.ledger.mark(did, "acknowledged", acked_at=at.isoformat(), at=at.isoformat())
         await self.ledger.unschedule(ACKS, did)
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=record.get("alert_id", ""),
@@ -570,6 +711,7 @@ class Notify:
             subscriber_id=record.get("subscriber_id", ""), scope=record.get("scope", ""),
             channel=record.get("channel", ""), status="acknowledged",
             attempts=int(record.get("attempts", "1") or 1), at=at,
+            kind=record.get("kind", ""), name=record.get("name", ""),
         )
         await self.publisher.publish(
             topics.DELIVERIES,

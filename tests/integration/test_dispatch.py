@@ -346,10 +346,19 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
             "outcome": "false_report", "found_at": datetime.now(UTC).isoformat()})
         await stack.post(f"/cases/{ids[2]}/close", {"reason": "虚假报案"})
         before = {c: (await stack.case(c)).json() for c in ids}
+
+    async def timers() -> dict[str, float]:
+        # The overdue timers of these cases' open tasks (others' are in the same set).
+        rows = await redis.zrange("dispatch:timers", 0, -1, withscores=True)
+        return {str(m): float(s) for m, s in rows if str(m).split("|")[0] in ids}
+
+    timers_before = await timers()
+    assert timers_before
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
     assert after == before
+    assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
 

@@ -7,6 +7,7 @@ import xmlschema
 
 from services.notify import domain, formats, hubs
 from services.notify.domain import delivery_id, is_public_address, radius_km
+from shared.events import CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, DeliveryReceipt
 from tests.helpers import report_body
 
 TIERS = [(1.0, 100.0), (2.0, 200.0), (3.0, 300.0)]
@@ -154,3 +155,53 @@ def test_station_csv_format() -> None:
         list(hubs.stations([lines[0], "X,y,ship,1,2,,console,"]))
     with pytest.raises(hubs.HubFileError, match="missing columns"):
         list(hubs.stations(["hub_id,name"]))
+
+
+# --- rebuilding notify's Redis from the topics ---------------------------------------------------
+
+
+def _receipt(status: str, at: datetime, **extra: object) -> DeliveryReceipt:
+    fields: dict[str, object] = {
+        "delivery_id": "msg_1", "alert_id": "A-140403-20261123-ABCDEF",
+        "case_id": "140403-20261123-ABCDEF", "version": 2, "subscriber_id": "hub-1",
+        "scope": "restricted", "channel": "webhook", "status": status, "http_status": 204,
+        "attempts": 1, "at": at, "kind": "hub", "name": "长治北站", **extra}
+    return DeliveryReceipt.model_validate(fields)
+
+
+def test_fold_receipt_gives_the_ledger_record_the_live_path_writes() -> None:
+    t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    record = domain.fold_receipt({}, _receipt("sent", t0))
+    assert record == {
+        "subscriber_id": "hub-1", "kind": "hub", "channel": "webhook",
+        "alert_id": "A-140403-20261123-ABCDEF", "case_id": "140403-20261123-ABCDEF",
+        "version": "2", "scope": "restricted", "name": "长治北站",
+        "body_key": "A-140403-20261123-ABCDEF:2:restricted", "state": "sent", "attempts": "1",
+        "http_status": "204", "error": "", "at": t0.isoformat()}
+    t1, t2 = t0 + timedelta(minutes=10), t0 + timedelta(minutes=12)
+    record = domain.fold_receipt(record, _receipt("ack_overdue", t1), "msg_1:overdue:1")
+    assert (record["state"], record["overdue"], record["reminders"]) == ("sent", "1", "1")
+    record = domain.fold_receipt(record, _receipt("acknowledged", t2))
+    assert (record["state"], record["acked_at"], record["at"]) == (
+        "acknowledged", t2.isoformat(), t2.isoformat())
+    # A redelivered `sent` receipt does not undo the acknowledgement.
+    assert domain.fold_receipt(record, _receipt("sent", t0))["state"] == "acknowledged"
+
+
+def test_fold_receipt_of_a_group_member_keys_the_restricted_body() -> None:
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    record = domain.fold_receipt({}, _receipt("dead", at, scope="group", kind="member",
+                                              http_status=None, error="timeout"))
+    assert record["body_key"].endswith(":2:restricted")
+    assert (record["state"], record["http_status"], record["error"]) == ("dead", "", "timeout")
+
+
+def test_fold_notes_follows_dispatch_events() -> None:
+    notes = domain.CaseNotes()
+    member = {"name": "王检", "title": "检察官", "phone": "13900000000"}
+    added = {"case_id": "140403-20261123-ABCDEF", "region_code": "140403", "actor": "x",
+             "reason": "", "at": "2026-11-23T12:00:00Z", "details": {"member": member}}
+    for _ in range(2):  # a redelivery adds nobody twice
+        notes = domain.fold_notes(notes, CASE_MEMBER_ADDED, added)
+    notes = domain.fold_notes(notes, CASE_RELEASE_APPROVED, {})
+    assert notes.members == [member] and notes.released and not notes.found
