@@ -75,7 +75,7 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 stream_block_ms: int = 10_000) -> APIRouter:
+                 stream_block_ms: int = 2_000) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
@@ -171,6 +171,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         start = after or await cases.stream_tail()
 
         async def events() -> AsyncIterator[dict[str, Any]]:
+            # The block stays under redis-py's 5 s socket timeout, which would end the stream.
             last = start
             while not await request.is_disconnected():
                 for stream_id, fields in await cases.read_stream(last, stream_block_ms):

@@ -54,8 +54,11 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
     return Notify(
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
+        # Consoles block in XREAD for up to 15 s: redis-py's default 5 s socket timeout
+        # would cut every idle stream, so this client waits longer than the block.
         HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
-                                      max_connections=settings.notify_max_consoles)),
+                                      max_connections=settings.notify_max_consoles,
+                                      socket_timeout=30)),
         WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
                       allowed=None if settings.webhook_allow_private else partial(
                           address_allowed, allow_networks=settings.webhook_allow_networks)),

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +18,9 @@ import pytest
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
 from shared.auth import Role, mint_token
+from shared.kafka import ensure_topics
 from shared.settings import Settings
-from tests.helpers import eventually, report_body
+from tests.helpers import eventually, report_body, run_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -97,14 +97,20 @@ class ScriptedSink:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: KafkaServer, redis_server: RedisServer,
-          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+    """A Kafka and Redis of this module's own: the retry schedule is measured here, and hubs
+    that earlier tests registered (and a rebuild brings back) must not share the timers."""
+    root = tmp_path_factory.mktemp("outage")
+    kafka = KafkaServer(root / "kafka", port=free_port()).start()
+    redis = RedisServer(root / "redis", port=free_port()).start()
+    run_sync(ensure_topics(kafka.bootstrap))
     ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
-    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "outage", ports,
-                           extra_env=RETRIES)
+    procs = start_services(kafka.bootstrap, redis.url, root, ports, extra_env=RETRIES)
     yield procs
     for proc in procs.values():
         proc.stop()
+    kafka.stop()
+    redis.stop()
 
 
 def bearer(role: Role, region: str) -> dict[str, str]:
