@@ -11,7 +11,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from shared.kafka import ensure_topics
 from tests.conftest import ARTIFACTS
+from tests.helpers import run_sync
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,6 +37,24 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"{request.node.name}-end.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(scope="session")
+def kafka(data_dir: Path) -> Iterator[KafkaServer]:
+    """The browser tests' own broker (overrides the session one): notify rebuilds its hubs from
+    the subscriber log after the earlier tests flushed Redis, and the hubs every earlier test
+    registered must not stand between a page and its push."""
+    server = KafkaServer(data_dir / "browser-kafka", port=free_port()).start()
+    run_sync(ensure_topics(server.bootstrap))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(data_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(data_dir / "browser-redis", port=free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
