@@ -128,3 +128,16 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 5) -> list[dic
     finally:
         await consumer.stop()
     return out
+
+
+def ids_per_case(events: list[dict[str, Any]], ce_type: str,
+                 cases: set[str]) -> dict[str, set[str]]:
+    """The distinct ce_ids of `ce_type` per case among `events` (as read_topic returns them),
+    for `cases` only: one id per case means no distinct duplicate, however often resent."""
+    out: dict[str, set[str]] = {}
+    for e in events:
+        value = e["value"]
+        if e["headers"].get("ce_type") == ce_type and isinstance(value, dict) and \
+                value.get("case_id") in cases:
+            out.setdefault(value["case_id"], set()).add(e["headers"]["ce_id"])
+    return out

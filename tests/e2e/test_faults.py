@@ -25,7 +25,7 @@ from shared.auth import Role, mint_token
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from shared.topics import DISPATCH
-from tests.helpers import WebhookSink, read_topic, report_body, run_sync
+from tests.helpers import WebhookSink, ids_per_case, read_topic, report_body, run_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -228,11 +228,7 @@ async def test_nothing_lost_or_doubled_under_faults(faults: Faults) -> None:
         # Exactly one case.opened per case on the dispatch topic.
         events = await read_topic(faults.kafka.bootstrap, DISPATCH, timeout=30)
         # One distinct case.opened per case; a resend after a crash carries the same ce_id.
-        opened: dict[str, set[str]] = defaultdict(set)
-        for e in events:
-            if e["headers"].get("ce_type") == "homeward.case.opened.v1" and \
-                    isinstance(e["value"], dict) and e["value"].get("case_id") in cases:
-                opened[e["value"]["case_id"]].add(e["headers"]["ce_id"])
+        opened = ids_per_case(events, "homeward.case.opened.v1", cases)
         assert set(opened) == cases
         assert {c: ids for c, ids in opened.items() if len(ids) != 1} == {}
 

@@ -21,7 +21,7 @@ from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_po
 from shared.auth import Role, mint_token
 from shared.settings import Settings
 from shared.topics import DISPATCH, REPORTS
-from tests.helpers import WebhookSink, read_topic, report_body
+from tests.helpers import WebhookSink, ids_per_case, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -142,10 +142,6 @@ async def test_two_instances_split_the_work_and_a_rebalance_loses_and_doubles_no
         events = await read_topic(instances["alert"].env["HOMEWARD_KAFKA_BOOTSTRAP"], DISPATCH,
                                   timeout=30)
         # One distinct case.opened per case; a resend after a crash carries the same ce_id.
-        opened: dict[str, set[str]] = defaultdict(set)
-        for e in events:
-            if e["headers"].get("ce_type") == "homeward.case.opened.v1" and \
-                    isinstance(e["value"], dict) and e["value"].get("case_id") in cases:
-                opened[e["value"]["case_id"]].add(e["headers"]["ce_id"])
+        opened = ids_per_case(events, "homeward.case.opened.v1", cases)
         assert set(opened) == cases
         assert {c: ids for c, ids in opened.items() if len(ids) != 1} == {}
