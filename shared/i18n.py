@@ -59,8 +59,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "birth_date_or_age": ("请填写出生日期或年龄", "give birth_date or age"),
     "lat_lon_pair": ("纬度和经度须同时填写", "lat and lon go together"),
     "place_required": ("请填写行政区划代码、经纬度或地址", "give region_code, lat/lon or an address"),
-    "place_unresolved": ("无法确定地点：地址或坐标无法对应到区县",
-                         "the place cannot be resolved to a county"),
+    "place_unresolved": ("无法确定失踪地所在区县，请填写区县（行政区划代码）{hint}",
+                         "the place cannot be resolved to a county: give the county "
+                         "(region_code){hint}"),
     "unknown_region": ("不是现行的行政区划代码", "is not a current administrative division code"),
     "seen_in_future": ("最后见到的时间不能晚于现在", "must not be in the future"),
     "tip_in_future": ("目击时间不能晚于现在", "must not be in the future"),
@@ -76,6 +77,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # place (issue 11; services/alert/place.py)
+    "region_code_split": ("行政区划代码 {given}（{name}）已于 {year} 年撤销并分设为 {candidates}："
+                          "请填写地址或坐标，或直接填写现行代码",
+                          "region code {given} ({name}) was retired in {year} and split into "
+                          "{candidates}: give the address or coordinates, or the current code"),
+    "region_code_retired": ("行政区划代码 {given}（{name}）已于 {year} 年撤销，现行区划无法确定："
+                            "请填写现行代码",
+                            "region code {given} ({name}) was retired in {year} and its "
+                            "successor is not known: give the current code"),
+    "outside_mainland_jurisdiction": (
+        "该地点在香港、澳门或台湾，不属内地公安机关管辖，本系统不为其指定办案机关。请由受理地县级"
+        "公安机关立案，经省级公安机关报公安部，通过内地与港澳警务联络机制（台湾：依《海峡两岸"
+        "共同打击犯罪及司法互助协议》联系窗口）请求协查",
+        "the place is in Hong Kong, Macao or Taiwan, outside mainland jurisdiction; no organ is "
+        "assigned there. The receiving county bureau files the case and asks, through its "
+        "provincial bureau and the Ministry of Public Security, for assistance over the "
+        "mainland–Hong Kong/Macao police liaison channel (Taiwan: the contact window of the "
+        "Cross-Strait Joint Crime-Fighting and Judicial Mutual Assistance Agreement)"),
 }
 
 

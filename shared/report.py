@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from shared.datum import DEFAULT_DATUM, Datum
 
 REGION_CODE = r"^\d{6}$"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -107,11 +109,20 @@ class Child(Strict):
 
 
 class LastSeen(Strict):
+    """Where and when the child was last seen. Jurisdiction comes from the most specific part
+    given, in this order: `region_code`, then `address`, then `lat`/`lon` (issue 11)."""
+
     at: AwareDatetime
     address: str = Field(default="", max_length=200)
-    region_code: str | None = Field(default=None, pattern=REGION_CODE)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+    region_code: str | None = Field(
+        default=None, pattern=REGION_CODE,
+        description="6-digit 行政区划代码; a retired code is mapped to its successor")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="degrees, in `datum`")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="degrees, in `datum`")
+    datum: Datum = Field(
+        default=DEFAULT_DATUM,
+        description="datum of lat/lon: wgs84 (default: GPS, browsers), gcj02 (高德/腾讯 maps, "
+        "most Chinese phone apps) or bd09 (百度). Stored converted to WGS-84.")
 
     @model_validator(mode="after")
     def _some_place(self) -> LastSeen:
@@ -172,11 +183,49 @@ class Report(Strict):
 
 
 class ResolvedLastSeen(LastSeen):
-    """A last-seen place with every part known (derived at intake where it was missing)."""
+    """A last-seen place with every part known (derived at intake where it was missing);
+    lat/lon in WGS-84 whatever datum was sent."""
 
     region_code: str = Field(pattern=REGION_CODE)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
+    datum: Literal[Datum.wgs84] = Datum.wgs84
+
+
+PlaceSource = Literal["region_code", "address", "coordinates"]
+
+
+class PlacePart(BaseModel):
+    """What one part of the last-seen place says."""
+
+    source: PlaceSource
+    region_code: str | None = Field(description="the region that part names (None: none)")
+    name: str = ""
+    distance_km: float | None = Field(
+        default=None, description="coordinates only: km from the point to the chosen area")
+
+
+class PlaceConflict(BaseModel):
+    """The given parts of a place disagree (an address in one county, coordinates more than
+    CONFLICT_KM away in another). The report is accepted on `chosen` (the order region code,
+    address, coordinates); the commander sees every part and decides."""
+
+    chosen: PlaceSource
+    region_code: str
+    parts: list[PlacePart]
+
+
+class RegionCodeReplaced(BaseModel):
+    """A retired region code given at intake and the current code it was mapped to."""
+
+    given: str
+    given_name: str
+    region_code: str
+    name: str
+    year: int = Field(description="year the given code was retired")
+    doc_no: str | None = Field(default=None, description="the approval, e.g. 国函〔2018〕87号")
+    resolved_by: Literal["history", "address", "coordinates"] = Field(
+        description="history: the only successor; address/coordinates: a split, decided by them")
 
 
 class ResolvedReport(Report):
@@ -210,6 +259,9 @@ class ReportAccepted(BaseModel):
     report: ResolvedReport
     place_derived: list[str] = Field(default_factory=list,
                                      description="which last_seen parts were derived")
+    place_conflict: PlaceConflict | None = Field(
+        default=None, description="the given place parts disagree; see PlaceConflict")
+    region_code_replaced: RegionCodeReplaced | None = None
 
 
 class TipRequest(Strict):

@@ -15,6 +15,7 @@ from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
+from shared.boundaries import boundary_index
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await outbox.start()
+        await asyncio.to_thread(boundary_index)  # ~1.5 s once per process, not on a report
         follow = asyncio.create_task(keep_starting(broker), name="progress-consumer")
         relay_task = None
         if settings.alert_relay_enabled:

@@ -19,7 +19,7 @@ from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, deci
 from shared import events as ev
 from shared.events import CaseEvent, CaseFound, CaseOpened, Leader, ReleaseApproved, TipReceived
 from shared.regions import within
-from shared.report import ADULT_AGE, ReportAccepted, Subject
+from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
 
 Status = Literal["opened", "active", "found", "false_report", "closed"]
 OPEN: frozenset[str] = frozenset({"opened", "active"})
@@ -121,6 +121,7 @@ class Case(BaseModel):
     lat: float | None = None
     lon: float | None = None
     duplicate_keys: list[str] = Field(default_factory=list)
+    place_conflict: PlaceConflict | None = None
 
     @property
     def is_open(self) -> bool:
@@ -213,7 +214,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
         last_seen_at=report.last_seen.at, lat=report.last_seen.lat, lon=report.last_seen.lon,
         operator_region=accepted.operator_region, leader_level=decision.leader_level,
         may_add_members=decision.may_add_members, rules=rules,
-        duplicate_keys=duplicate_keys(accepted),
+        duplicate_keys=duplicate_keys(accepted), place_conflict=accepted.place_conflict,
     )
     changes = [Change(type=ev.CASE_OPENED, event_id=f"{case_id}:opened", case_id=case_id,
                       data=opened.model_dump(mode="json"))]
@@ -606,6 +607,13 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
         timeline.append(TimelineEntry(event_id=event_id, at=at, actor="dispatch",
                                       action="leader_missing",
                                       what=f"no organ in the roster for {opened.region_code}"))
+    if opened.place_conflict is not None:
+        parts = "；".join(f"{p.source}: {p.region_code or '—'} {p.name}"
+                         + (f" ({p.distance_km} km)" if p.distance_km is not None else "")
+                         for p in opened.place_conflict.parts)
+        timeline.append(TimelineEntry(
+            event_id=event_id, at=at, actor="alert", action="place_conflict", what=parts,
+            why=f"led from {opened.place_conflict.chosen} {opened.region_code}"))
     return Case(
         case_id=opened.case_id, report_id=opened.report_id, region_code=opened.region_code,
         operator_region=opened.operator_region, priority=opened.priority,
@@ -615,7 +623,7 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
         timeline=timeline, opened_at=at, last_seen_at=opened.last_seen_at,
         exercise=opened.exercise, child_name=opened.child_name, kind=opened.kind,
         subject=opened.subject, lat=opened.lat, lon=opened.lon,
-        duplicate_keys=opened.duplicate_keys,
+        duplicate_keys=opened.duplicate_keys, place_conflict=opened.place_conflict,
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notify.domain import SubscriberKind, SubscriberRequest
+from shared.boundaries import boundary_index
 from shared.regions import region_index
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
@@ -41,6 +42,12 @@ CSV_COLUMNS = ["hub_id", "name", "category", "lat", "lon", "region_code", "chann
 
 
 def _region(lat: float, lon: float) -> str | None:
+    """The county whose boundary holds the hub (an airport often lies in a neighbouring county
+    of the city it is named after: 广州白云 in 花都区); the nearest seat only off every
+    boundary."""
+    located = boundary_index().locate(lat, lon)
+    if located is not None:
+        return located.code
     region = region_index().nearest(lat, lon)
     return region.code if region is not None else None
 
