@@ -23,17 +23,11 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
-_EARTH_KM = 6371.0088
+from shared.regions import RegionIndex
+
 # Simplification moves a border by up to ~100 m and the source is a web map's, so a point
 # this close to its county is not counted as lying elsewhere.
 BORDER_SLACK_KM = 0.5
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    la1, la2 = math.radians(lat1), math.radians(lat2)
-    h = (math.sin((la2 - la1) / 2) ** 2
-         + math.cos(la1) * math.cos(la2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
-    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +99,7 @@ class BoundaryIndex:
         if geom.intersects(point):
             return 0.0
         near, _ = nearest_points(geom, point)
-        return haversine_km(lat, lon, near.y, near.x)
+        return RegionIndex.distance_km(lat, lon, near.y, near.x)
 
     def distance_to_area_km(self, prefix: str, lat: float, lon: float) -> float:
         """km from the point to the nearest polygon whose code starts with `prefix` (a county

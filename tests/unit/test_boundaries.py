@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from services.alert.place import resolve_place
-from shared.boundaries import BoundaryIndex, boundary_index, haversine_km
+from shared.boundaries import BoundaryIndex, boundary_index
 from shared.datum import Datum, from_wgs84, in_china_box, to_wgs84
 from shared.regions import RegionIndex, region_index
 from shared.report import Report
@@ -127,8 +127,8 @@ def test_datum_round_trips_to_within_ten_centimetres(point: tuple[float, float],
     assume(in_china_box(lat, lon))
     shown = from_wgs84(lat, lon, datum)
     back = to_wgs84(*shown, datum)
-    assert haversine_km(lat, lon, *back) < 1e-4
-    assert 0.05 < haversine_km(lat, lon, *shown) < 2.0  # the offsets are tens to hundreds of m
+    assert RegionIndex.distance_km(lat, lon, *back) < 1e-4
+    assert 0.05 < RegionIndex.distance_km(lat, lon, *shown) < 2.0  # tens to hundreds of m
 
 
 @given(st.floats(-90, 90), st.floats(-180, 180), st.sampled_from(list(Datum)))
