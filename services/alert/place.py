@@ -55,6 +55,9 @@ class RegionLike(Protocol):
     def level(self) -> str: ...
 
     @property
+    def parent(self) -> str | None: ...
+
+    @property
     def lat(self) -> float: ...
 
     @property
@@ -221,6 +224,15 @@ def _name(regions: RegionLookup, code: str | None) -> str:
     return region.name if region is not None else ""
 
 
+def _full_name(regions: RegionLookup, code: str) -> str:
+    """成都市, 北京市朝阳区: the parent's name in front of a county's."""
+    region = regions.get(code)
+    if region is None:
+        return ""
+    parent = regions.get(region.parent) if region.level == "county" and region.parent else None
+    return (parent.name if parent else "") + region.name
+
+
 def _check_mainland(code: str, source: PlaceSource) -> None:
     if code[:2] in OUTSIDE_MAINLAND:
         raise IntakeRefused(422, "outside_mainland_jurisdiction", _FIELDS[source])
@@ -231,7 +243,7 @@ def _unresolved(regions: RegionLookup, address: str, match: AddressMatch | None,
     """Refuse, asking for the county; the hint names the zone and its possible hosts."""
     hint = ""
     if match is not None and (match.zone or match.candidates):
-        hosts = " / ".join(f"{c} {_name(regions, c)}" for c in match.candidates)
+        hosts = " / ".join(f"{c} {_full_name(regions, c)}" for c in match.candidates)
         hint = " — " + " → ".join(x for x in (match.zone or "", hosts) if x)
     field = "last_seen.region_code"
     if lat is not None and not address:

@@ -33,6 +33,8 @@ def post(client: TestClient, last_seen: dict[str, Any], lang: str = "zh-CN") -> 
         ({"address": "天府新区华阳街道"}, "place_unresolved", "last_seen.region_code",
          ["区县", "天府新区", "510100 成都市", "511400 眉山市"]),
         ({"address": "昆山开发区"}, "place_unresolved", "last_seen.region_code", ["区县"]),
+        ({"address": "朝阳区建国路"}, "place_unresolved", "last_seen.region_code",
+         ["110105 北京市朝阳区", "220104 长春市朝阳区"]),
         ({"lat": -33.86, "lon": 151.21}, "place_unresolved", "last_seen.lat", ["区县"]),
         ({"region_code": "810000"}, "outside_mainland_jurisdiction", "last_seen.region_code",
          ["香港", "公安部", "协查"]),
