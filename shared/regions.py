@@ -171,6 +171,7 @@ class _Hit:
     end: int
     weight: float
     generic: bool = False
+    full: bool = False
 
 
 class RegionIndex:
@@ -338,7 +339,10 @@ class RegionIndex:
         if zone_hits:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
             region, candidates = self._within_zone(region, zone_hits)
-        elif kinds:
+        kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
+                 if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
+                            for h in hs)]
+        if not zone_hits and kinds:
             k = kinds[0]
             stem = folded[max(0, k.start - 4):k.start]
             cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
@@ -354,7 +358,8 @@ class RegionIndex:
                         continue
                     generic = (bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN
                                and text[j - 1] == "区")
-                    hits.setdefault(code, []).append(_Hit(i, j, (j - i) + bonus, generic))
+                    hits.setdefault(code, []).append(
+                        _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
 
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span]) -> bool:

@@ -257,8 +257,11 @@ class ReportAccepted(BaseModel):
     operator: str = Field(description="`sub` of the operator's token")
     operator_region: str = Field(pattern=REGION_CODE)
     report: ResolvedReport
-    place_derived: list[str] = Field(default_factory=list,
-                                     description="which last_seen parts were derived")
+    place_derived: list[str] = Field(
+        default_factory=list,
+        description="which last_seen parts intake filled in: region_code (from the address or "
+        "coordinates, or a retired code's successor), lat_lon (the region's centroid), datum "
+        "(lat/lon converted to WGS-84)")
     place_conflict: PlaceConflict | None = Field(
         default=None, description="the given place parts disagree; see PlaceConflict")
     region_code_replaced: RegionCodeReplaced | None = None

@@ -240,3 +240,14 @@ def test_coordinates_in_a_chinese_datum_are_stored_as_wgs84(
 
 def test_the_datum_default_is_wgs84() -> None:
     assert place(**LUZHOU).last_seen.datum == Datum.wgs84
+
+
+@pytest.mark.parametrize(
+    ("address", "zone"),
+    [("天津市滨海新区", None), ("上海浦东新区张江", None), ("广东省清远市清新区", None),
+     ("成都高新区天府大道", "成都高新区"), ("江苏省昆山市开发区前进路", "开发区"),
+     ("苏州工业园区星湖街", "苏州工业园区"), ("长春高新技术产业开发区", "长春高新技术产业开发区")],
+)
+def test_zones_are_reported_and_divisions_are_not_zones(ix: RegionIndex, address: str,
+                                                        zone: str | None) -> None:
+    assert ix.parse_address(address).zone == zone
