@@ -28,7 +28,7 @@ from typing import Protocol
 
 from services.alert.domain import IntakeRefused
 from shared.datum import Datum, to_wgs84
-from shared.regions import AddressMatch, RetiredCode, within
+from shared.regions import AddressMatch, RetiredCode, scope_prefix, within
 from shared.report import (
     PlaceConflict,
     PlacePart,
@@ -106,15 +106,6 @@ class PlaceResolution:
         }
 
 
-def _scope(code: str) -> str:
-    """The prefix of every code inside `code` (shared.regions.scope_prefix without national)."""
-    if code.endswith("0000"):
-        return code[:2]
-    if code.endswith("00"):
-        return code[:4]
-    return code
-
-
 def _related(a: str, b: str) -> bool:
     return within(a, b) or within(b, a)
 
@@ -179,8 +170,8 @@ def resolve_place(report: Report, regions: RegionLookup,
 
 
 def _address_code(match: AddressMatch) -> str | None:
-    """An address counts when it names a prefecture or county; a zone named without a host
-    that pins one down counts as nothing (the caller must name the county)."""
+    """The region an address names; an address with a zone whose host it does not pin down
+    below a province counts as nothing (the caller must name the county)."""
     region = match.region
     if region is None:
         return None
@@ -262,7 +253,7 @@ def _conflict(chosen: PlaceSource, code: str, parts: dict[PlaceSource, str | Non
         part = PlacePart(source=source, region_code=named, name=_name(regions, named))
         if source == "coordinates" and lat is not None and lon is not None \
                 and boundaries is not None:
-            km = boundaries.distance_to_area_km(_scope(code), lat, lon)
+            km = boundaries.distance_to_area_km(scope_prefix(code), lat, lon)
             part.distance_km = round(km, 1) if km != float("inf") else None
             disagree |= km > CONFLICT_KM
         elif named is not None and not _related(code, named):
