@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
+    # --- words people read (issue 11) --------------------------------------------------------
+    display_timezone: str = Field(
+        default="Asia/Shanghai", description="IANA zone every human-readable time is shown in "
+        "(push text, SMS/chat, consoles, CAP description); machine fields keep their offset")
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if (
