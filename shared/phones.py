@@ -86,3 +86,21 @@ def normalise_phone(raw: str) -> str:
     """E.164 of a typed number (extension dropped): the form duplicate matching and message
     gateways use. `PhoneError` when it is not a number."""
     return parse_phone(raw).e164
+
+
+def display_phone(value: str) -> str:
+    """The display form of a stored number (E.164 or as typed); text that is not a number (a
+    placeholder such as 0000-140403-01) is returned as it is."""
+    try:
+        return parse_phone(value).display
+    except PhoneError:
+        return value
+
+
+def stored_phone(value: str) -> str:
+    """E.164 of a number from a roster or an older record, or the text unchanged when it is not
+    a number (placeholders of generated organs are never dialled)."""
+    try:
+        return parse_phone(value).e164
+    except PhoneError:
+        return value

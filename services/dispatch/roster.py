@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.dispatch.rules import LEVELS, Level
+from shared.phones import stored_phone
 from shared.regions import Region, RegionIndex, region_index
 
 DEFAULT_ROSTER = Path(__file__).with_name("roster.yaml")
@@ -27,8 +28,14 @@ Post = Literal["head", "deputy"]
 class Person(BaseModel):
     name: str
     title: str
-    phone: str = ""
+    phone: str = Field(default="", description="E.164 when it is a number (shared.phones); a "
+                       "generated placeholder is kept as it is and never dialled")
     available: bool = True
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return stored_phone(value) if value else value
 
 
 class Organ(BaseModel):

@@ -22,6 +22,7 @@ from shared.events import (
     CaseOpened,
     DeliveryReceipt,
 )
+from shared.phones import display_phone
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -294,7 +295,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         leader = alert.leader or {}
         contact_text = contact
         if leader.get("phone"):
-            contact_text = f"{leader.get('name', '')}{leader.get('title', '')} {leader['phone']}"
+            contact_text = (f"{leader.get('name', '')}{leader.get('title', '')} "
+                            f"{display_phone(str(leader['phone']))}")
         extra = ""
         if circ.get("suspect"):
             extra += f"嫌疑人：{circ['suspect']}。"
