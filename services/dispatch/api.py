@@ -234,7 +234,8 @@ def build_pages(settings: Settings) -> APIRouter:
     async def console_config() -> Response:
         config = {"notify_url": settings.notify_url.rstrip("/"),
                   "tiers": [list(t) for t in settings.radius_tiers_km],
-                  "max_km": settings.radius_max_km}
+                  "max_km": settings.radius_max_km,
+                  "display_timezone": settings.display_timezone}
         body = f"window.HW_CONFIG = {json.dumps(config)};\n"
         return Response(body, media_type="application/javascript; charset=utf-8")
 

@@ -232,7 +232,8 @@ def build_ui_router(settings: Settings) -> APIRouter:
 
     @router.get("/hub/config.js", include_in_schema=False)
     async def hub_config() -> Response:
-        config = {"alert_url": settings.alert_url.rstrip("/")}
+        config = {"alert_url": settings.alert_url.rstrip("/"),
+                  "display_timezone": settings.display_timezone}
         return Response(f"window.HW_CONFIG = {json.dumps(config)};",
                         media_type="application/javascript")
 

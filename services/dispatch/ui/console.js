@@ -93,14 +93,14 @@ function renderCase() {
       <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
-    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
       <button type="button" data-action="found" class="secondary" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_found")}</button>
       <button type="button" data-action="close" class="danger" ${c.status === "closed" ? "disabled" : ""}>${HW.t("a_close")}</button></div>
     <div class="card"><h3>${HW.t("timeline")}</h3><div class="timeline"><table>${(c.timeline || []).slice().reverse().map(t =>
-      `<tr><td>${e(new Date(t.at).toLocaleString())}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
+      `<tr><td>${e(HW.when(t.at))}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
   tick();
   loadDeliveries();
 }
