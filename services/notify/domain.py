@@ -23,6 +23,7 @@ from shared.events import (
     DeliveryReceipt,
 )
 from shared.phones import display_phone
+from shared.text import Line
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -73,7 +74,7 @@ Channel = WebhookChannel | AppriseChannel | ConsoleChannel
 
 class SubscriberRequest(BaseModel):
     kind: SubscriberKind
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     location: Location
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
     channel: Channel = Field(discriminator="type")
