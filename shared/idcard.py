@@ -34,7 +34,7 @@ class IdNumberError(ValueError):
 def normalise_id_number(raw: str) -> str:
     """The 18-character number, check letter upper-cased; `IdNumberError` when it is not one."""
     text = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw)).upper()
-    if not re.fullmatch(r"\d{17}[\dX]", text):
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", text):
         raise IdNumberError("id_format", "an ID number is 17 digits and a digit or X")
     if not mod_11_2.is_valid(text):
         raise IdNumberError("id_checksum", "the check character does not match (GB 11643 "

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from services.notify import domain, formats
 from shared.idcard import IdNumberError, normalise_id_number
-from shared.phones import parse_phone
+from shared.phones import PhoneError, parse_phone
 from shared.report import ResolvedReport
 from shared.text import clean_text, xml_text
 from tests.helpers import report_body
@@ -181,3 +181,22 @@ def test_the_normal_form_of_a_phone_reads_back_as_itself(raw: str) -> None:
     assert parse_phone(phone.e164).e164 == phone.e164
     again = parse_phone(phone.display)
     assert (again.e164, again.extension) == (phone.e164, phone.extension)
+
+
+@given(any_text(60))
+def test_any_text_is_a_phone_or_a_phone_error_never_a_crash(text: str) -> None:
+    try:
+        phone = parse_phone(text)
+    except PhoneError:
+        return
+    assert phone.e164.startswith("+") and phone.e164[1:].isdigit()
+
+
+@given(st.one_of(any_text(30), st.text("0123456789Xx٠١٢٣٤٥٦٧٨٩０１２３４５６７８９ －", min_size=15,
+                                        max_size=22)))
+def test_any_text_is_an_id_number_or_an_id_error_never_a_crash(text: str) -> None:
+    try:
+        number = normalise_id_number(text)
+    except IdNumberError:
+        return
+    assert re.fullmatch("[0-9]{17}[0-9X]", number)
