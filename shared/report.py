@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     HttpUrl,
     UrlConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,14 @@ CLOCK_SKEW = timedelta(minutes=5)
 ADULT_AGE = 18
 # A birth date is "in the future" only once it is tomorrow in every zone on earth (UTC+14).
 _EARLIEST_ZONE = timedelta(hours=14)
+
+
+STORED = {"stored": True}  # validation context: a report read back from the log
+
+
+def stored(info: ValidationInfo) -> bool:
+    """True when validating a report already accepted (read back from the log)."""
+    return bool(info.context and info.context.get("stored"))
 
 
 def rule(code: str, message: str, **context: object) -> PydanticCustomError:
@@ -86,21 +95,23 @@ class Child(Strict):
 
     @field_validator("id_number")
     @classmethod
-    def _id_number(cls, value: str | None) -> str | None:
+    def _id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
         try:
             return normalise_id_number(value)
         except IdNumberError as e:
+            if stored(info):
+                return value  # accepted under an older rule: kept, never refused now
             raise rule(e.code, str(e)) from None
 
     @model_validator(mode="after")
-    def _birth_date_or_age(self) -> Child:
+    def _birth_date_or_age(self, info: ValidationInfo) -> Child:
         """Birth date from the ID number when only that is given; a birth date in the future
         is wrong on `birth_date`; an ID number that encodes another birth date than the one
         given is refused on `id_number` naming both (the operator asks the family again —
         accepting it with a warning would let a mistyped digit into duplicate matching)."""
-        if self.id_number is not None:
+        if self.id_number is not None and not stored(info):
             encoded = id_birth_date(self.id_number)
             if self.birth_date is None:
                 self.birth_date = encoded
@@ -167,12 +178,14 @@ class Reporter(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _phone(cls, data: Any) -> Any:
+    def _phone(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("phone"), str):
             return data
         try:
             phone = parse_phone(data["phone"])
         except PhoneError:
+            if stored(info):  # accepted under an older rule: kept as it was typed
+                return {**data, "phone_display": data.get("phone_display") or data["phone"]}
             raise rule("phone_format", "not a telephone number", field="phone") from None
         extension = phone.extension or str(data.get("phone_ext") or "")
         display = phone.display if phone.extension or not extension else (
@@ -242,6 +255,17 @@ RULE_FIELDS = {
 class ReportAccepted(BaseModel):
     """Data of `homeward.report.accepted.v1`. The report's place is complete here (region code
     and coordinates derived at intake where the operator gave only part)."""
+
+    @field_validator("report", mode="before")
+    @classmethod
+    def _as_stored(cls, value: Any) -> Any:
+        """A report read back from the log was checked at intake under the rules of its day:
+        it is normalised where today's rules can, but never refused by a rule added since
+        (an ID number or phone accepted before GB 11643 / libphonenumber checking) — nothing
+        accepted is ever lost to a consumer's DLQ."""
+        if isinstance(value, dict):
+            return ResolvedReport.model_validate(value, context=STORED)
+        return value
 
     report_id: str
     case_id: str

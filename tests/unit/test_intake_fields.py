@@ -16,7 +16,7 @@ from services.notify import domain
 from shared.auth import Role, mint_token
 from shared.display import people_time
 from shared.phones import PhoneError, parse_phone
-from shared.report import Report
+from shared.report import Report, ReportAccepted
 from shared.settings import Settings
 from tests.helpers import report_body
 
@@ -225,3 +225,26 @@ def test_push_text_shows_beijing_time_and_derives_the_age() -> None:
 def test_an_unknown_display_zone_is_refused_at_start() -> None:
     with pytest.raises(ValidationError):
         Settings(display_timezone="Mars/Olympus")
+
+
+# --- reports accepted before these rules ----------------------------------------------------------
+
+def test_a_report_accepted_under_older_rules_is_read_back_never_refused() -> None:
+    """Consumers re-read homeward.report.accepted.v1 from the log: an ID number or phone the
+    older rules let through is kept as it was (refusing it would send an accepted case to the
+    DLQ); what today's rules can normalise, they do."""
+    old = report_body(child__id_number="110101201905010011",  # wrong check digit
+                      child__birth_date="2019-06-01",
+                      reporter__phone="010-1234567")  # 7 digits: too short in Beijing
+    old["last_seen"]["at"] = "2026-11-22T09:30:00+08:00"
+    data = {"report_id": "R1", "case_id": "140403-20261122-ABCDEF",
+            "accepted_at": "2026-11-22T01:31:00+00:00", "operator": "op",
+            "operator_region": "140403", "report": old}
+    accepted = ReportAccepted.model_validate(data)
+    assert accepted.report.child.id_number == "110101201905010011"
+    assert accepted.report.reporter.phone == "010-1234567"
+    fresh = ReportAccepted.model_validate(
+        {**data, "report": {**old, "reporter": {"name": "李红", "phone": "138-0000-0000"}}})
+    assert fresh.report.reporter.phone == "+8613800000000"
+    with pytest.raises(ValidationError):  # at intake the same report is refused
+        Report.model_validate(old)
