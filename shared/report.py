@@ -166,8 +166,9 @@ class Circumstances(Strict):
 
 class Reporter(Strict):
     """Who called. `phone` is stored in E.164 (what duplicate matching and gateways use),
-    `phone_display` in the form a mainland operator dials (shared.phones); both are derived
-    from what was typed, any `phone_display` or `phone_ext` sent is recomputed."""
+    `phone_display` in the form a mainland operator dials (shared.phones), both derived from
+    what was typed; `phone_ext` is the extension typed with the number (转/分机/ext), else the
+    one sent in `phone_ext` (a stored report validates to itself)."""
 
     name: Line = Field(min_length=1, max_length=50)
     phone: Line = Field(min_length=1, max_length=40, description="any form: 139-0000-1111, "
