@@ -259,7 +259,7 @@ def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float
     at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
             f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
-            f"最后出现：{last_seen.get('address', '')}（{at}）。"
+            f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
             f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
     return _trim(head, limit - len(tail)) + tail
 

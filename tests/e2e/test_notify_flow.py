@@ -203,7 +203,7 @@ async def test_a_report_sent_in_utc_reaches_the_hub_in_beijing_time(
 
             push = (await eventually(ours, timeout=30))[0]
     text = push["text"]
-    assert f"（{beijing}）" in text, text
+    assert f"，{beijing}。" in text, text
     assert seen.strftime("%H:%M") not in text  # eight hours off is not shown anywhere
     assert f"{name}，男7岁" in text  # the age from birth_date alone
     assert datetime.fromisoformat(push["last_seen"]["at"]) == seen  # the data keeps the instant
