@@ -112,6 +112,16 @@ HW.when = function (iso, zone) {
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}${HW.lang === "en" ? ` (${en})` : `（${zh}）`}`;
 };
 
+// A stored phone (E.164, shared/phones.py) as a mainland desk dials it: mobiles grouped 3-4-4,
+// other mainland numbers with their trunk 0, numbers elsewhere in international form.
+HW.phone = function (value) {
+  const v = String(value ?? "");
+  const mobile = /^\+861(\d{2})(\d{4})(\d{4})$/.exec(v);
+  if (mobile) return `1${mobile[1]} ${mobile[2]} ${mobile[3]}`;
+  if (/^\+86\d{7,11}$/.test(v)) return `0${v.slice(3)}`;
+  return v;
+};
+
 HW.escape = function (text) {
   return String(text ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 };

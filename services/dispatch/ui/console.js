@@ -60,10 +60,10 @@ function renderList() {
 
 function dutyRows(c) {
   const rows = Object.entries(c.duties || {}).map(([duty, m]) =>
-    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(m.phone) : ""}</td></tr>`);
+    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(HW.phone(m.phone)) : ""}</td></tr>`);
   for (const m of c.members || []) {
     if (!["investigation", "rescue", "family_liaison"].includes(m.duty)) {
-      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(m.phone)}</td></tr>`);
+      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(HW.phone(m.phone))}</td></tr>`);
     }
   }
   return rows.join("");
@@ -84,7 +84,7 @@ function renderCase() {
       <p><span data-since="${e(c.last_seen_at || c.opened_at)}"></span> · <span id="radius">${e(HW.t("radius", { km: radiusKm(c.last_seen_at) }))}</span></p>
     </div>
     <div class="card"><h3>${HW.t("leader")}</h3>
-      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${c.leader.phone || ""}`) : e(HW.t("no_leader"))}</p>
+      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${HW.phone(c.leader.phone)}`) : e(HW.t("no_leader"))}</p>
       <table><tr><th>${HW.t("duty")}</th><th>${HW.t("member")}</th><th></th><th>${HW.t("phone")}</th></tr>${dutyRows(c)}</table></div>
     <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
       <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(HW.lang === "en" && t.title_en ? t.title_en : t.title)}</td><td>${e(t.assignee)}</td>
