@@ -53,9 +53,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("角色 {role} 无权执行此操作（需要 {needs}）", "role {role} may not do this (needs {needs})"),
     "not_found": ("未找到 {what}", "no {what}"),
     # shared.report rules
-    "phone_format": ("不是有效的电话号码（手机 11 位，或带区号的座机如 0355-1234567）",
-                     "is not a Chinese mobile (11 digits) or landline with area code "
-                     "(e.g. 0355-1234567)"),
+    "phone_format": ("不是有效的电话号码（手机如 139-0000-1111，座机带区号如 0355-202-1234 转 801，"
+                     "境外号码带国家或地区代码如 +852 9123 4567）",
+                     "is not a telephone number (a mobile such as 139-0000-1111, a landline with "
+                     "its area code such as 0355-202-1234 ext 801, or +852 9123 4567 with its "
+                     "country code)"),
     "birth_date_or_age": ("请填写出生日期或年龄", "give birth_date or age"),
     "lat_lon_pair": ("纬度和经度须同时填写", "lat and lon go together"),
     "place_required": ("请填写行政区划代码、经纬度或地址", "give region_code, lat/lon or an address"),
@@ -70,6 +72,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "a child report is for someone under 18; file a woman suspected trafficked "
                     "with subject=woman"),
     "woman_sex": ("subject=woman 仅适用于妇女或女童", "subject=woman is for a woman or girl"),
+    "birth_in_future": ("出生日期不能晚于今天", "must not be in the future"),
+    "id_format": ("身份证号应为 18 位：17 位数字加 1 位数字或 X",
+                  "an ID number is 17 digits followed by a digit or X"),
+    "id_checksum": ("身份证号校验位不符（GB 11643），请核对每一位数字",
+                    "the check character does not match (GB 11643); check each digit"),
+    "id_birth_date": ("身份证号中的出生日期不是有效日期",
+                      "the birth date inside the ID number is not a real date"),
+    "id_birth_mismatch": ("身份证号中的出生日期（{encoded}）与所填出生日期 child.birth_date（{given}）"
+                          "不符，请核对两者",
+                          "encodes birth date {encoded}, but child.birth_date is {given}; check "
+                          "both"),
     "release_forbidden": ("无权在报案时申请公开发布（需要 release 权限）",
                           "requesting public release at intake needs the release permission"),
     "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
@@ -98,6 +99,20 @@ class Settings(BaseSettings):
     notify_max_consoles: int = Field(
         default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
+
+    # --- words people read (issue 11) --------------------------------------------------------
+    display_timezone: str = Field(
+        default="Asia/Shanghai", description="IANA zone every human-readable time is shown in "
+        "(push text, SMS/chat, consoles, CAP description); machine fields keep their offset")
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return name
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:

@@ -52,12 +52,14 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": error}
 
 
-def field_path(loc: tuple[Any, ...] | list[Any], error_type: str = "") -> str:
-    """`child.name` from pydantic's loc; model-level rules name their own field."""
+def field_path(loc: tuple[Any, ...] | list[Any], error_type: str = "",
+               field: str | None = None) -> str:
+    """`child.name` from pydantic's loc; model-level rules name their own field (`field` from
+    the rule's context, else RULE_FIELDS), relative to the model that raised them."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
-    relative = RULE_FIELDS.get(error_type)
+    relative = field if field is not None else RULE_FIELDS.get(error_type)
     if relative:
         parts.append(relative)
     return ".".join(parts) or "body"
@@ -145,8 +147,9 @@ def install_error_handlers(app: FastAPI) -> None:
             kind = str(e.get("type", ""))
             context = dict(e.get("ctx") or {})
             context.pop("error", None)
+            named = context.pop("field", None)
             details.append({
-                "field": field_path(e.get("loc", ()), kind),
+                "field": field_path(e.get("loc", ()), kind, named),
                 "code": kind,
                 "message": i18n.message(kind, lang, str(e.get("msg", "")), **context),
             })

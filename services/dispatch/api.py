@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 
 from services.dispatch.adapters import CaseRepository, decode
@@ -18,7 +19,9 @@ from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
 from shared.kafka import TRANSIENT_ERRORS
+from shared.phones import PhoneError, normalise_phone
 from shared.settings import Settings
+from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -32,37 +35,47 @@ class Body(BaseModel):
 
 class EscalateRequest(Body):
     level: Literal["city", "province"]
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class CompleteRequest(Body):
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class FoundRequest(Body):
     outcome: Outcome
     found_at: AwareDatetime
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class CloseRequest(Body):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class MemberRequest(Body):
     duty: Literal["procuratorate"]
-    name: str = Field(min_length=1, max_length=50)
-    title: str = Field(min_length=1, max_length=50)
-    organ_name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=50)
+    title: Line = Field(min_length=1, max_length=50)
+    organ_name: Line = Field(min_length=1, max_length=100)
     organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
-    phone: str = Field(default="", max_length=24)
-    reason: str = Field(min_length=1, max_length=500)
+    phone: str = Field(default="", max_length=40, description="any form; stored in E.164")
+    reason: Text = Field(min_length=1, max_length=500)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            return normalise_phone(value)
+        except PhoneError:
+            raise PydanticCustomError("phone_format", "not a telephone number") from None
 
 
 class AvailabilityRequest(Body):
     post: Post
     available: bool
-    reason: str = Field(min_length=1, max_length=500, description="why: the handover's record")
+    reason: Text = Field(min_length=1, max_length=500, description="why: the handover's record")
 
 
 class AvailabilityAnswer(BaseModel):
@@ -221,7 +234,8 @@ def build_pages(settings: Settings) -> APIRouter:
     async def console_config() -> Response:
         config = {"notify_url": settings.notify_url.rstrip("/"),
                   "tiers": [list(t) for t in settings.radius_tiers_km],
-                  "max_km": settings.radius_max_km}
+                  "max_km": settings.radius_max_km,
+                  "display_timezone": settings.display_timezone}
         body = f"window.HW_CONFIG = {json.dumps(config)};\n"
         return Response(body, media_type="application/javascript; charset=utf-8")
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
 from shared import events as ev
+from shared.display import people_time
 from shared.events import CaseEvent, CaseFound, CaseOpened, Leader, ReleaseApproved, TipReceived
 from shared.regions import within
 from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
@@ -431,7 +432,7 @@ def plan_overdue(case: Case, task_id: str, now: datetime) -> list[Change]:
     count = task.overdue_count + 1
     return [_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
                    f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
-                   f"时限已过（{task.due_at.isoformat()}），向专案组长报告",
+                   f"时限已过（{people_time(task.due_at)}），向专案组长报告",
                    task_id=task_id, count=count, assignee=task.assignee,
                    notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
 
@@ -554,7 +555,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     elif type_ == ev.CASE_TASK_ASSIGNED:
         task = Task.model_validate(d["task"])
         case.tasks.append(task)
-        what = f"{task.title} → {task.assignee}, {task.due_at.isoformat()}"
+        what = f"{task.title} → {task.assignee}, {people_time(task.due_at)}"
     elif type_ == ev.CASE_TASK_COMPLETED:
         done = case.task(str(d.get("task_id")))
         if done is not None:

@@ -193,7 +193,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alerts = await notify.alerts.public()
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
-                                settings.notify_push_max_chars)
+                                settings.notify_push_max_chars,
+                                zone=settings.display_timezone)
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -215,7 +216,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
         xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
                               settings.notify_sender, notify.link(alert_id),
-                              settings.notify_official_contact, settings.notify_push_max_chars)
+                              settings.notify_official_contact, settings.notify_push_max_chars,
+                              settings.display_timezone)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
 
     return router
@@ -230,7 +232,8 @@ def build_ui_router(settings: Settings) -> APIRouter:
 
     @router.get("/hub/config.js", include_in_schema=False)
     async def hub_config() -> Response:
-        config = {"alert_url": settings.alert_url.rstrip("/")}
+        config = {"alert_url": settings.alert_url.rstrip("/"),
+                  "display_timezone": settings.display_timezone}
         return Response(f"window.HW_CONFIG = {json.dumps(config)};",
                         media_type="application/javascript")
 

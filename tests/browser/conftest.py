@@ -30,7 +30,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    # A browser in another zone than the deployment's: consoles must show the deployment's.
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN",
+                                  timezone_id="America/New_York")
     page = context.new_page()
     yield page
     shots = ARTIFACTS / "screenshots"

@@ -62,10 +62,10 @@ function renderList() {
 
 function dutyRows(c) {
   const rows = Object.entries(c.duties || {}).map(([duty, m]) =>
-    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(m.phone) : ""}</td></tr>`);
+    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(HW.phone(m.phone)) : ""}</td></tr>`);
   for (const m of c.members || []) {
     if (!["investigation", "rescue", "family_liaison"].includes(m.duty)) {
-      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(m.phone)}</td></tr>`);
+      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(HW.phone(m.phone))}</td></tr>`);
     }
   }
   return rows.join("");
@@ -90,7 +90,7 @@ function renderCase() {
       <p>${e(HW.t("led_from", { src: HW.t("src_" + c.place_conflict.chosen), code: c.place_conflict.region_code }))}</p>
       ${c.place_conflict.parts.map(p => `<p>${e(HW.t("src_" + p.source))}: ${e(p.region_code || "—")} ${e(p.name || "")}${p.distance_km != null ? ` · ${e(p.distance_km)} km` : ""}</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("leader")}</h3>
-      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${c.leader.phone || ""}`) : e(HW.t("no_leader"))}</p>
+      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${HW.phone(c.leader.phone)}`) : e(HW.t("no_leader"))}</p>
       <table><tr><th>${HW.t("duty")}</th><th>${HW.t("member")}</th><th></th><th>${HW.t("phone")}</th></tr>${dutyRows(c)}</table></div>
     <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
       <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(HW.lang === "en" && t.title_en ? t.title_en : t.title)}</td><td>${e(t.assignee)}</td>
@@ -99,14 +99,14 @@ function renderCase() {
       <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
-    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
       <button type="button" data-action="found" class="secondary" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_found")}</button>
       <button type="button" data-action="close" class="danger" ${c.status === "closed" ? "disabled" : ""}>${HW.t("a_close")}</button></div>
     <div class="card"><h3>${HW.t("timeline")}</h3><div class="timeline"><table>${(c.timeline || []).slice().reverse().map(t =>
-      `<tr><td>${e(new Date(t.at).toLocaleString())}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
+      `<tr><td>${e(HW.when(t.at))}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
   tick();
   loadDeliveries();
 }
