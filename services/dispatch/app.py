@@ -19,7 +19,9 @@ from services.dispatch.rules import load_rules
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -66,8 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.stop()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
+    harden(app, settings)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch))
     app.include_router(build_pages(settings))

@@ -31,8 +31,10 @@ from shared import topics
 from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -102,9 +104,11 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             await notify.feed.followers.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     app.state.notify = notify
     install_error_handlers(app)
+    harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
     app.include_router(build_router(Authenticator(settings), notify, settings))
