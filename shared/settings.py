@@ -122,8 +122,6 @@ class Settings(BaseSettings):
     notify_group_apprise_url: str = Field(
         default="", description="Apprise URL with {phone} for the case group's members (an SMS "
         "gateway); empty: notify does not push to the case group")
-    notify_max_consoles: int = Field(
-        default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
     @model_validator(mode="after")
