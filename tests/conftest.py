@@ -69,7 +69,8 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-ORDER = ("tests/unit/", "tests/integration/", "tests/e2e/", "tests/fuzz/", "tests/browser/")
+ORDER = ("tests/unit/", "tests/integration/", "tests/e2e/", "tests/fuzz/", "tests/security/",
+         "tests/browser/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
