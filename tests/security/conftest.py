@@ -33,5 +33,6 @@ def security_stack(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path
 def bearer(role: Role, region: str, hub_id: str | None = None, sub: str | None = None,
            ttl_s: int | None = None) -> dict[str, str]:
     """A valid token of the suite's key (tests/conftest.py sets HOMEWARD_JWT_SECRET)."""
-    token = mint_token(Settings(), role, region, hub_id=hub_id, sub=sub, ttl_s=ttl_s)
+    lifetime = {} if ttl_s is None else {"ttl_s": ttl_s}
+    token = mint_token(Settings(), role, region, hub_id=hub_id, sub=sub, **lifetime)
     return {"Authorization": f"Bearer {token}"}

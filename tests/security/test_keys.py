@@ -185,8 +185,8 @@ def test_lifetime_cap_holds_for_any_lifetime(lifetime: int) -> None:
             mint_token(settings_, Role.admin, "000000", ttl_s=lifetime)
 
 
-def forged(secret: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode(claims(sub="mallory"), secret,
+def forged(secret: str, **overrides: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + jwt.encode(claims(sub="mallory", **overrides), secret,
                                                     algorithm="HS256")}
 
 
@@ -197,14 +197,16 @@ async def test_forged_admin_token_with_the_committed_secret_is_refused(
     alert, dispatch, notify = (security_stack[n].url for n in ("alert", "dispatch", "notify"))
     hub = {"kind": "hub", "name": "伪造", "region_code": "140403",
            "location": {"lat": 36.2, "lon": 113.1}, "channel": {"type": "console"}}
+    answers = []
     async with httpx.AsyncClient(timeout=10) as http:
-        answers = [
-            await http.get(f"{alert}/api/v1/reports/r-1", headers=forged(COMMITTED)),
-            await http.get(f"{dispatch}/api/v1/cases", headers=forged(COMMITTED)),
-            await http.post(f"{notify}/api/v1/subscribers", headers=forged(COMMITTED),
-                            json=hub),
-        ]
-    assert [a.status_code for a in answers] == [401, 401, 401]
+        # With and without `aud`: whatever the claims, the published secret signs nothing.
+        for headers in (forged(COMMITTED), forged(COMMITTED, aud=None)):
+            answers += [
+                await http.get(f"{alert}/api/v1/reports/r-1", headers=headers),
+                await http.get(f"{dispatch}/api/v1/cases", headers=headers),
+                await http.post(f"{notify}/api/v1/subscribers", headers=headers, json=hub),
+            ]
+    assert [a.status_code for a in answers] == [401] * 6
 
 
 @pytest.mark.e2e

@@ -13,10 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.local.stack import ServiceProcess
-from shared.auth import Principal, Role
+from shared.auth import Role
 from shared.settings import Settings
-from shared.streams import StreamLimits
-from shared.web import ApiError
 from tests.helpers import eventually, report_body
 from tests.security.conftest import SECURITY_DB, bearer
 
@@ -80,25 +78,6 @@ async def test_gigabyte_body_is_refused_without_being_read(
         assert sent == 0
     assert status == 413
     assert body["error"]["code"] == "body_too_large"  # type: ignore[index]
-
-
-def test_stream_limits_per_principal_and_per_process() -> None:
-    limits = StreamLimits(per_principal=2, total=3, retry_after_s=7)
-    a = Principal(sub="a", role=Role.commander, region="140400")
-    b = Principal(sub="b", role=Role.commander, region="140400")
-    first = [limits.acquire(a), limits.acquire(a)]
-    with pytest.raises(ApiError) as over:
-        limits.acquire(a)
-    assert (over.value.status, over.value.code) == (429, "too_many_streams")
-    assert over.value.headers == {"Retry-After": "7"}
-    limits.acquire(b)
-    with pytest.raises(ApiError) as full:
-        limits.acquire(b)
-    assert full.value.status == 503 and full.value.headers == {"Retry-After": "7"}
-    first[0].release()
-    first[0].release()  # idempotent
-    limits.acquire(b)
-    assert limits.open == {"a": 1, "b": 2}
 
 
 async def open_streams(http: httpx.AsyncClient, stack: contextlib.AsyncExitStack, url: str,
