@@ -34,6 +34,7 @@ from shared.web import ApiError
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str]]
+READER_NAME = "homeward-stream-reader"  # CLIENT LIST shows each process's one reader by it
 
 
 def stream_id(value: str) -> tuple[int, int]:
@@ -240,7 +241,7 @@ def make_fanout(settings: Settings, block_ms: int = 1_000) -> StreamFanout:
     pool of 8 connections, both apart from every other Redis client of the service."""
     reader = Redis.from_url(settings.redis_url, decode_responses=True,
                             single_connection_client=True, socket_connect_timeout=5,
-                            socket_timeout=block_ms / 1000 + 10)
+                            socket_timeout=block_ms / 1000 + 10, client_name=READER_NAME)
     ranges = Redis(connection_pool=BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=8, timeout=10, decode_responses=True,
         socket_connect_timeout=5, socket_timeout=10))

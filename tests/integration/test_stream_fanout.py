@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import RedisServer
 from shared.settings import Settings
-from shared.streams import Overflow, StreamFanout, make_fanout
+from shared.streams import READER_NAME, Overflow, StreamFanout, make_fanout
 
 KEY = "test:fanout"
 
@@ -62,7 +62,8 @@ async def test_one_reader_connection_for_many_followers(
     try:
         followers = [asyncio.create_task(collect(fanout, None, 1)) for _ in range(30)]
         await asyncio.sleep(1.5)
-        blocked = [c for c in await redis.client_list() if c.get("cmd") == "xread"]
+        blocked = [c for c in await redis.client_list()
+                   if c.get("cmd") == "xread" or c.get("name") == READER_NAME]
         assert len(blocked) == 1, blocked
         await redis.xadd(KEY, {"n": "7"})
         assert await asyncio.wait_for(asyncio.gather(*followers), timeout=10) == [[7]] * 30
