@@ -23,8 +23,9 @@ def local_secret_file() -> Path:
     return Path(os.environ.get("HOMEWARD_DATA_DIR", ROOT / ".data")) / LOCAL_SECRET_FILE
 
 
-def token_settings(secret_file: Path | None = None) -> Settings:
-    """Settings for minting: the environment's key, else the local stack's secret file."""
+def cli_settings(secret_file: Path | None = None) -> Settings:
+    """Settings for a command-line tool run beside the local stack (minting tokens, loading
+    hubs): the environment's key, else the secret `make up` wrote into its data dir."""
     if secret_file is None and not ({"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"}
                                     & os.environ.keys()):
         candidate = local_secret_file()
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--region must be a 6-digit administrative division code")
     private_key = args.private_key.read_text() if args.private_key else None
     try:
-        settings = token_settings(args.secret_file)
+        settings = cli_settings(args.secret_file)
     except ValueError as exc:
         parser.error(f"no key to sign with: {exc}")
     print(mint_token(settings, args.role, args.region, hub_id=args.hub, sub=args.sub,
