@@ -43,7 +43,7 @@ def serve(service: str) -> None:
         access_log=settings.access_log))
     ops = _Follower(uvicorn.Config(
         ops_app(app), host=settings.ops_host, port=settings.ops_port_for(service),
-        log_level="warning", access_log=False, lifespan="off"))
+        log_config=None, log_level=None, access_log=False, lifespan="off"))  # the API's logging
     # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run does.
     with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
         runner.run(_run(api, ops))
