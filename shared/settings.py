@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     ops_port: int = Field(default=0, description="0: the service's API port + 1000")
 
     # Intake (alert).
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024  # every service (issue 12); alert's photos: 5 MiB
     alert_relay_enabled: bool = Field(
         default=True, description="off only in tests that stop the process before publishing"
     )
