@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
+DEV_IDENTITY_SECRET = "homeward-local-identity-secret-change-me"
 
 
 class Settings(BaseSettings):
@@ -99,6 +100,13 @@ class Settings(BaseSettings):
         default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
+    # --- child identity (issue 19, issue 12) -------------------------------------------------
+    identity_secret: str = Field(
+        default=DEV_IDENTITY_SECRET, min_length=16,
+        description="HMAC key of the child-identity keys (shared/identity.py); the same value "
+        "in dispatch and notify. Outside development a real secret is required")
+    # --- end child identity --------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if (
@@ -110,6 +118,13 @@ class Settings(BaseSettings):
                 "HOMEWARD_JWT_SECRET is the development default; outside development set a "
                 "real secret or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_default_identity_secret_outside_development(self) -> Settings:
+        if self.environment != "development" and self.identity_secret == DEV_IDENTITY_SECRET:
+            raise ValueError("HOMEWARD_IDENTITY_SECRET is the development default; outside "
+                             "development set a real secret")
         return self
 
     def port_for(self, service: str) -> int:
