@@ -92,7 +92,7 @@ function renderCase() {
     <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div>
       <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
-    ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
+    ${(c.links || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.links.map(r => `<p>${e(r.case_id)} · ${e(r.evidence.rule)} · ${e(r.evidence.names.join(" / "))} · ${e(r.evidence.distance_km)} km · ${e(r.evidence.hours_apart)} h</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
