@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify import domain
@@ -28,23 +28,36 @@ from services.notify.adapters import (
     WebhookSender,
     check_url,
 )
-from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.domain import AlertState, MergedReport, Subscriber, SubscriberKind
 from shared import topics
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
+    CASE_REPORT_UNLINKED,
     DELIVERY_ACKNOWLEDGED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
     CaseEvent,
     CaseFound,
     CaseOpened,
+    CaseReopened,
     CloudEvent,
     DeliveryReceipt,
     ReleaseApproved,
+    ReportUnlinked,
 )
+from shared.identity import (
+    ChildIdentity,
+    LinkEvidence,
+    Sighting,
+    identity_of,
+    link_evidence,
+    sighting_of,
+)
+from shared.identity_claims import IdentityClaims
 from shared.kafka import EventPublisher, replay_topic
 from shared.report import ReportAccepted
 from shared.settings import Settings
@@ -78,8 +91,14 @@ class Notify:
     apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    claim_wait_s: float = 10.0
+
     def __post_init__(self) -> None:
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
+        # The same child-identity rule and window as dispatch (shared/identity.py, settings).
+        self.window = timedelta(hours=self.settings.dispatch_duplicate_window_h)
+        self.claims = IdentityClaims(self.alerts.redis, "notify:child:",
+                                     int(self.window.total_seconds()))
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
@@ -268,21 +287,89 @@ class Notify:
 
     async def on_report_accepted(self, event: CloudEvent) -> None:
         """Hubs inside the radius of the elapsed time get the restricted bulletin at once;
-        media and volunteers the public one if release came with the report."""
+        media and volunteers the public one if release came with the report. A report of a
+        child who already has an alert (shared/identity.py, decided by an atomic claim on the
+        child's identity keys, without waiting for dispatch) becomes an Update of that alert."""
         accepted = ReportAccepted.model_validate(event.data)
         alert_id = domain.alert_id_of(accepted.case_id)
+        merged_into = await self.alerts.merged_into(accepted.case_id)
+        if merged_into is not None:  # a redelivery of a merged report: finish the Update
+            await self._merge(merged_into, accepted, None)
+            return
+        same: tuple[str, LinkEvidence] | None = None
         async with self._locked(alert_id):
             alert = await self.alerts.get(alert_id)
             if alert is None:
-                alert = await self._open(accepted)
-                if alert is None:
-                    return  # found before we heard of the report: nobody is told anything
+                same = await self._same_child(accepted, alert_id)
+                if same is None:
+                    alert = await self._open(accepted)
+                    if alert is None:
+                        return  # found before we heard of the report: nobody is told anything
             # else: a redelivery; finish what the first run started
+        if alert is None and same is not None:
+            await self._merge(same[0], accepted, same[1])
+            return
+        assert alert is not None
         if alert.cancelled:
             await self._cancel_fan_out(alert)
         else:
             await self._fan_out(alert)
             await self._push_group(alert)
+
+    async def _same_child(self, accepted: ReportAccepted,
+                          alert_id: str) -> tuple[str, LinkEvidence] | None:
+        """The live alert of the same child, near in time and place, with the evidence; None
+        when this report is the child's first (its alert then owns the child's keys)."""
+        child = identity_of(accepted)
+        keyed = child.keyed(self.settings.identity_secret)
+        keys = [k for _, k in keyed]
+        owner, at = await self.claims.claim(keys, alert_id)
+        if at is None or owner == alert_id:
+            return None
+        existing = await self._claimed_alert(owner)
+        if existing.cancelled:
+            await self.claims.take_over(keys, alert_id)
+            return None
+        had = (existing.report or {}).get("child") or {}
+        first = ChildIdentity(name=str(had.get("name", "")), exercise=existing.exercise)
+        evidence = link_evidence(
+            keyed[at][0], first, Sighting(at=existing.seen_at, lat=existing.lat,
+                                          lon=existing.lon),
+            child, sighting_of(accepted), self.settings.dispatch_duplicate_km, self.window)
+        return (owner, evidence) if evidence is not None else None
+
+    async def _claimed_alert(self, alert_id: str) -> AlertState:
+        """The alert that claimed the child; another consumer may still be opening it."""
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            alert = await self.alerts.get(alert_id)
+            if alert is not None:
+                return alert
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"alert {alert_id} claimed the child but is not stored yet")
+            await asyncio.sleep(0.05)
+
+    async def _merge(self, alert_id: str, accepted: ReportAccepted,
+                     evidence: LinkEvidence | None) -> None:
+        """The second report's details reach everyone who had the alert, as an Update (one
+        version per merged report: a redelivery resends the same version, same webhook-ids)."""
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is None or alert.cancelled:
+                return
+            if evidence is not None and all(m.report_id != accepted.report_id
+                                            for m in alert.merged):
+                alert.merged.append(MergedReport(
+                    report_id=accepted.report_id, case_id=accepted.case_id,
+                    accepted=accepted.model_dump(mode="json"), evidence=evidence))
+                alert.report = domain.merge_report(alert.report or {},
+                                                   accepted.report.model_dump(mode="json"))
+                alert.released = alert.released or accepted.report.release.public
+                alert.bump("Update", self.clock(), note=f"report {accepted.report_id}")
+                await self._save(alert)
+            await self.alerts.set_merged(accepted.case_id, alert_id)
+        await self._fan_out(alert, everyone=True)
+        await self._push_group(alert, everyone=True)
 
     async def _open(self, accepted: ReportAccepted) -> AlertState | None:
         report = accepted.report
@@ -339,6 +426,59 @@ class Notify:
         elif event.type == CASE_FOUND:
             found = CaseFound.model_validate(event.data)
             await self.cancel(found.case_id, found.outcome)
+        elif event.type == CASE_REOPENED:
+            await self.reopen(CaseReopened.model_validate(event.data).case_id)
+        elif event.type == CASE_REPORT_UNLINKED:
+            await self.unlink(ReportUnlinked.model_validate(event.data))
+
+    async def reopen(self, case_id: str) -> None:
+        """A wrong found undone: everyone who got the Cancel gets the alert again, as a new
+        Alert, at once; the radius continues from the original last-seen time."""
+        notes = await self.alerts.notes(case_id)
+        if notes.found:
+            notes.found, notes.outcome = False, ""
+            await self.alerts.save_notes(case_id, notes)
+        now = self.clock()
+        async with self._locked(domain.alert_id_of(case_id)):
+            alert = await self.alerts.get(domain.alert_id_of(case_id))
+            if alert is None or not alert.cancelled or alert.held_report is None:
+                return
+            alert.cancelled, alert.outcome = False, ""
+            alert.report, alert.held_report = alert.held_report, None
+            alert.leader = notes.leader
+            alert.radius_km = self._radius(alert.seen_at, now)
+            alert.bump("Alert", now, note="reopened")
+            await self._save(alert)
+        await self._fan_out(alert, everyone=True)
+        await self._push_group(alert, everyone=True)
+        await self._schedule_widening(alert, now)
+
+    async def unlink(self, unlinked: ReportUnlinked) -> None:
+        """The commander undid a link: the report's child gets an alert of its own again."""
+        alert_id = await self.alerts.merged_into(unlinked.duplicate_case_id)
+        if alert_id is None:
+            return  # never merged here (or already unlinked)
+        held: dict[str, Any] | None = None
+        async with self._locked(alert_id):
+            alert = await self.alerts.get(alert_id)
+            if alert is not None:
+                held = next((m.accepted for m in alert.merged
+                             if m.report_id == unlinked.report_id), None)
+                alert.merged = [m for m in alert.merged if m.report_id != unlinked.report_id]
+                await self._save(alert)
+        notes = await self.alerts.notes(unlinked.duplicate_case_id)
+        if notes.found:  # a found of the other child mirrored while linked
+            notes.found, notes.outcome = False, ""
+            await self.alerts.save_notes(unlinked.duplicate_case_id, notes)
+        await self.alerts.set_merged(unlinked.duplicate_case_id, None)
+        if held is not None:
+            accepted = ReportAccepted.model_validate(held)
+            async with self._locked(domain.alert_id_of(accepted.case_id)):
+                own = await self.alerts.get(domain.alert_id_of(accepted.case_id)) \
+                    or await self._open(accepted)
+            if own is not None and not own.cancelled:
+                await self._fan_out(own)
+                await self._push_group(own)
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)
@@ -366,6 +506,8 @@ class Notify:
                 return
             if not alert.cancelled:
                 alert.cancelled, alert.outcome = True, outcome
+                # Kept (never rendered) for a reopen; the public copies lose it now.
+                alert.held_report = alert.report
                 alert.report, alert.leader = None, None
                 alert.bump("Cancel", self.clock(), note=outcome)
                 await self._save(alert)  # drops it from the public feed at once
@@ -389,7 +531,7 @@ class Notify:
     def link(self, alert_id: str) -> str:
         return f"{self.settings.notify_url.rstrip('/')}/api/v1/alerts/{alert_id}.xml"
 
-    async def _recipients(self, alert: AlertState) -> list[Subscriber]:
+    async def _recipients(self, alert: AlertState, everyone: bool = False) -> list[Subscriber]:
         kinds = [SubscriberKind.hub]
         if alert.released:
             kinds += list(domain.PUBLIC_KINDS)
@@ -398,15 +540,20 @@ class Notify:
             ids += await self.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
         already = await self.alerts.recipients(alert.alert_id)
         # Each recipient hears of the alert once (the first version that covers it), then the
-        # cancellation; a recipient first covered by this version may be resumed.
-        fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
-        subs = [s for s in await self.subscribers.get_many(fresh) if s.active]
+        # cancellation; a recipient first covered by this version may be resumed. New details
+        # (a second report of the child, a reopen) go to everyone who had the alert too.
+        if everyone:  # the case group is told by _push_group
+            fresh = list(dict.fromkeys([*ids, *already]))
+        else:
+            fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
+        subs = [s for s in await self.subscribers.get_many(fresh)
+                if s.active and s.kind != SubscriberKind.member]
         if alert.exercise:
             subs = [s for s in subs if s.drills]
         return subs
 
-    async def _fan_out(self, alert: AlertState) -> None:
-        subs = await self._recipients(alert)
+    async def _fan_out(self, alert: AlertState, everyone: bool = False) -> None:
+        subs = await self._recipients(alert, everyone)
         await self.alerts.add_recipients(alert.alert_id, [s.subscriber_id for s in subs],
                                          alert.version)
         now = self.clock()
@@ -418,7 +565,7 @@ class Notify:
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
              for s in subs])
 
-    async def _push_group(self, alert: AlertState) -> None:
+    async def _push_group(self, alert: AlertState, everyone: bool = False) -> None:
         """The case group's leader and members get the restricted bulletin over Apprise (an
         SMS gateway's URL with {phone}), when one is configured; never for drills."""
         template = self.settings.notify_group_apprise_url
@@ -429,7 +576,7 @@ class Notify:
                   if p and p.get("phone")]
         members = [domain.group_member(alert, p, template) for p in people]
         already = await self.alerts.recipients(alert.alert_id)
-        members = [m for m in members if already.get(m.subscriber_id, alert.version)
+        members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
         if not members:
             return

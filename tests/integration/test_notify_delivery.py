@@ -4,6 +4,7 @@ widening, release gate, drills, cancellation, CAP/Atom, signatures, retries, res
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -40,7 +41,9 @@ from tests.helpers import eventually, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-PII = ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345")
+# The ID numbers all start 1101012019050 (one per report: see Stack.report_as).
+PII = ("李红", "13800000000", "1101012019050", "中年男子", "晋D·12345")
+_CHILDREN = itertools.count()
 
 
 @dataclass
@@ -119,8 +122,12 @@ class Stack:
 
     async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
+        # A child of its own unless the test says otherwise: two reports of one child (same
+        # name and birth date, or same ID number) become one alert (issue 19 §3).
+        n = next(_CHILDREN)
+        overrides.setdefault("child__name", "张小明" + "甲乙丙丁戊己庚辛壬癸"[n % 10] + str(n))
+        overrides.setdefault("child__id_number", f"11010120190501{n % 1000:03d}1")
         body = report_body(last_seen__at=seen, **overrides)
-        body["child"]["id_number"] = "110101201905010011"
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
                                   operator_region="140403",
