@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,8 @@ class Stack:
         # A child of its own unless the test says otherwise: two reports of one child (same
         # name and birth date, or same ID number) become one alert (issue 19 §3).
         n = next(_CHILDREN)
-        overrides.setdefault("child__name", "张小明" + "甲乙丙丁戊己庚辛壬癸"[n % 10] + str(n))
+        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
+                             .isoformat())
         overrides.setdefault("child__id_number", f"11010120190501{n % 1000:03d}1")
         body = report_body(last_seen__at=seen, **overrides)
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,

@@ -30,13 +30,14 @@ async def test_mother_then_father_one_alert_per_hub_the_second_an_update(
     for i, sink in enumerate(hubs):
         await stack.subscribe(f"站{i}", SubscriberKind.hub, *north(10 + 20 * i), url=sink.url)
     mother = await stack.report(child__name=NAME, child__id_number=None,
-                                reporter__phone="13800000000")
+                                child__birth_date="2019-05-01", reporter__phone="13800000000")
     first = alert_id_of(mother)
     assert all(pushes(s) == [(ALERT_ISSUED, "Alert", first)] for s in hubs)  # at once
 
     # The father, from another phone, the name with U+30FB, a detail the mother did not give.
     father_overrides: dict[str, Any] = {
         "child__name": NAME.replace("·", "・"), "child__id_number": None,
+        "child__birth_date": "2019-05-01",
         "child__description": "背红色书包", "reporter__phone": "13900000001",
         "reporter__name": "买买提", "last_seen__lat": 36.21}
     father = await stack.report(**father_overrides)

@@ -43,7 +43,12 @@ def test_production_refuses_the_development_secret() -> None:
     for environment in ("staging", "production"):
         with pytest.raises(ValueError, match="development default"):
             Settings(environment=environment, jwt_secret=DEV_JWT_SECRET)
-    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault")
+    real = "a-real-identity-key-from-the-vault"
+    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault",
+             identity_secret=real)
+    # The child-identity HMAC key too (issue 12: keyed hashes with a secret).
+    with pytest.raises(ValueError, match="IDENTITY_SECRET"):
+        Settings(environment="production", jwt_secret="a-real-secret-from-the-vault")
 
 
 def test_cloudevent_binary_mode_round_trip() -> None:
@@ -85,7 +90,8 @@ def _keypair(kind: str) -> tuple[str, str]:
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
 def test_production_tokens_are_verified_with_the_configured_public_key(algorithm: str) -> None:
     private, public = _keypair(algorithm)
-    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public)
+    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public,
+                        identity_secret="a-real-identity-key-from-the-vault")
     token = mint_token(settings, Role.commander, "140400", private_key=private)
     assert verify_token(settings, token).region == "140400"
     other_private, _ = _keypair(algorithm)
