@@ -42,11 +42,6 @@ class UnknownCase(Exception):
     """A tip for a case dispatch has never seen: dead-lettered with this error."""
 
 
-class ClaimPending(TimeoutError):
-    """The child's identity is claimed by a report whose case is not stored yet (its consumer
-    is still at work, or crashed and will be redelivered): retried from the same offset."""
-
-
 @dataclass
 class Dispatch:
     cases: CaseRepository
@@ -109,32 +104,35 @@ class Dispatch:
             if at is not None and owner != accepted.case_id:
                 existing = await self._claimed_case(owner)
                 evidence = None
-                if existing.is_open and existing.lat is not None and existing.lon is not None:
+                if existing is None or not existing.is_open:
+                    # The claim's case is no longer a live search, or never came to be (its
+                    # report was dead-lettered): this report starts the child's search.
+                    await self.cases.claims.take_over(keys, accepted.case_id)
+                elif existing.lat is not None and existing.lon is not None:
                     evidence = link_evidence(
                         keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(
                             at=existing.last_seen_at or existing.opened_at, lat=existing.lat,
                             lon=existing.lon),
                         child, sighting_of(accepted), self.duplicate_km,
                         timedelta(seconds=self.cases.duplicate_window_s))
-                if evidence is not None:
+                if existing is not None and evidence is not None:
                     async with self._lock(existing.case_id):
                         fresh = await self.cases.get_own(existing.case_id) or existing
                         await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
                     return
-                if not existing.is_open:
-                    await self.cases.claims.take_over(keys, accepted.case_id)
             await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
                                                       self.deadline_scale, keys))
 
-    async def _claimed_case(self, owner: str) -> Case:
-        """The case that claimed the child; it may still be being opened by another consumer."""
+    async def _claimed_case(self, owner: str) -> Case | None:
+        """The case that claimed the child: another consumer may still be opening it, so wait
+        up to `claim_wait_s`; None if it never appears."""
         deadline = time.monotonic() + self.claim_wait_s
         while True:
             case = await self.cases.get(owner)
-            if case is not None:
+            if case is not None or time.monotonic() > deadline:
+                if case is None:
+                    log.warning("case %s claimed a child but was never stored", owner)
                 return case
-            if time.monotonic() > deadline:
-                raise ClaimPending(f"case {owner} claimed the child but is not stored yet")
             await asyncio.sleep(0.05)
 
     async def on_tip(self, event: CloudEvent) -> None:

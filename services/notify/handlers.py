@@ -327,7 +327,8 @@ class Notify:
         if at is None or owner == alert_id:
             return None
         existing = await self._claimed_alert(owner)
-        if existing.cancelled:
+        if existing is None or existing.cancelled:
+            # Ended, or never came to be (its report dead-lettered): this report starts anew.
             await self.claims.take_over(keys, alert_id)
             return None
         had = (existing.report or {}).get("child") or {}
@@ -338,15 +339,14 @@ class Notify:
             child, sighting_of(accepted), self.settings.dispatch_duplicate_km, self.window)
         return (owner, evidence) if evidence is not None else None
 
-    async def _claimed_alert(self, alert_id: str) -> AlertState:
-        """The alert that claimed the child; another consumer may still be opening it."""
+    async def _claimed_alert(self, alert_id: str) -> AlertState | None:
+        """The alert that claimed the child: another consumer may still be opening it, so wait
+        up to `claim_wait_s`; None if it never appears."""
         deadline = time.monotonic() + self.claim_wait_s
         while True:
             alert = await self.alerts.get(alert_id)
-            if alert is not None:
+            if alert is not None or time.monotonic() > deadline:
                 return alert
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"alert {alert_id} claimed the child but is not stored yet")
             await asyncio.sleep(0.05)
 
     async def _merge(self, alert_id: str, accepted: ReportAccepted,

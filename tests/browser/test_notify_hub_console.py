@@ -16,7 +16,7 @@ from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.helpers import report_body, run_sync
+from tests.helpers import another_child, report_body, run_sync
 
 
 def bearer(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
@@ -54,7 +54,7 @@ def test_hub_desk_sees_acknowledges_and_collapses_an_alert(
     expect(page.locator("#live")).to_have_text("● 实时", timeout=10_000)
 
     filed = httpx.post(f"{alert}/api/v1/reports", headers=bearer(Role.operator, "140403"),
-                       json=report_body(), timeout=10)
+                       json=report_body(**another_child()), timeout=10)
     assert filed.status_code == 202, filed.text
     case_id = filed.json()["case_id"]
     card = page.locator(f"[data-alert='A-{case_id}']")

@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import WebhookSink, eventually, report_body
+from tests.helpers import WebhookSink, another_child, eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ async def test_report_reaches_case_group_and_near_hub_only(
                 "channel": {"type": "webhook", "url": far_sink.url}})
             assert far.status_code == 201, far.text
 
-            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(),
+            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(**another_child()),
                                      headers=token(Role.operator, "140403"))
             assert posted.status_code == 202, posted.text
             case_id = posted.json()["case_id"]
