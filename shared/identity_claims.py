@@ -54,3 +54,11 @@ class IdentityClaims:
                 for k in keys:
                     pipe.set(self.prefix + k, claimant, ex=self.ttl_s)
                 await pipe.execute()
+
+    async def restore(self, keys: list[str], owner: str) -> None:
+        """Claim for `owner` where nobody has (rebuilding Redis from the topics)."""
+        if keys:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k in keys:
+                    pipe.set(self.prefix + k, owner, nx=True, ex=self.ttl_s)
+                await pipe.execute()

@@ -16,6 +16,7 @@ from shared.events import (
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
     CaseEvent,
     CaseFound,
     CaseOpened,
@@ -237,6 +238,8 @@ def fold_notes(notes: CaseNotes, event_type: str, data: dict[str, Any]) -> CaseN
         notes.released = True
     elif event_type == CASE_FOUND and not notes.found:
         notes.found, notes.outcome = True, CaseFound.model_validate(data).outcome
+    elif event_type == CASE_REOPENED:
+        notes.found, notes.outcome = False, ""
     return notes
 
 

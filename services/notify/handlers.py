@@ -165,7 +165,8 @@ class Notify:
         notes: dict[str, domain.CaseNotes] = {}
 
         async def on_dispatch(event: CloudEvent) -> None:
-            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND):
+            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND,
+                              CASE_REOPENED):
                 notes[event.subject] = domain.fold_notes(
                     notes.get(event.subject, domain.CaseNotes()), event.type, event.data)
 
@@ -188,6 +189,7 @@ class Notify:
         by_id = {a.alert_id: a for a in alerts}
         for alert in alerts:
             await self.alerts.save(alert)
+            await self._restore_identity(alert)
         for key, body in bodies.items():
             await self.ledger.put_body(key, body)
         await self.ledger.restore(records)
@@ -208,6 +210,16 @@ class Notify:
         await self.alerts.mark_ready()
         counts.update(alerts=len(alerts), deliveries=len(records), cases=len(notes))
         return counts
+
+    async def _restore_identity(self, alert: AlertState) -> None:
+        """The child's claim (a live alert within the window) and the reports merged into it."""
+        for merged in alert.merged:
+            await self.alerts.set_merged(merged.case_id, alert.alert_id)
+        child = (alert.report or {}).get("child")
+        if alert.cancelled or not child or self.clock() - alert.issued_at > self.window:
+            return
+        identity = ChildIdentity.model_validate({**child, "exercise": alert.exercise})
+        await self.claims.restore(identity.keys(self.settings.identity_secret), alert.alert_id)
 
     async def _rebuild_group_members(self, alerts: list[AlertState],
                                      notes: dict[str, domain.CaseNotes]) -> None:
