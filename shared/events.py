@@ -37,6 +37,9 @@ CASE_REPORT_UNLINKED = "homeward.case.report_unlinked.v1"
 # A found (or false report) undone by the leader's level: every alert of the case is issued
 # again to everyone who got its cancellation (details: reason, previous outcome).
 CASE_REOPENED = "homeward.case.reopened.v1"
+# Several children of one incident (siblings, a group): the commander ties their cases together
+# under the leading case (details: IncidentTied). Each child keeps its own alert, found, Cancel.
+CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
@@ -199,6 +202,14 @@ class ReportUnlinked(CaseEvent):
 
     report_id: str
     duplicate_case_id: str
+
+
+class IncidentTied(CaseEvent):
+    """Data of `homeward.case.incident_tied.v1`, on every case of the incident: the leading
+    case's id and every case (child) of the incident. Nothing is mirrored between them."""
+
+    incident_id: str = Field(description="the leading case's id")
+    cases: list[str]
 
 
 class CaseReopened(CaseEvent):

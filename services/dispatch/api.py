@@ -54,6 +54,12 @@ class UnlinkRequest(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class IncidentRequest(Body):
+    case_ids: list[Annotated[str, Field(pattern=CASE_ID)]] = Field(
+        min_length=1, max_length=50, description="the other children's cases")
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class ReopenRequest(Body):
     reason: str = Field(min_length=1, max_length=500)
 
@@ -192,6 +198,17 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         everyone who got the cancellation gets the alert again (409 unless found)."""
         return await act(case_id, who,
                          lambda cid: dispatch.reopen(cid, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/incident", response_model=CaseView)
+    async def incident(case_id: CaseId, body: IncidentRequest, who: Commander) -> Case:
+        """Tie the cases of several children of one incident (siblings, a group) under this
+        case: each child keeps its own alert, found state and Cancel; a found for one never
+        cancels another. The leader's organ level or above of this case; every case must be
+        visible to the caller (404 otherwise)."""
+        for other in body.case_ids:
+            await visible_case(other, who)
+        return await act(case_id, who, lambda cid: dispatch.incident(
+            cid, body.case_ids, body.reason, who.sub, who.region))
 
     @router.post("/cases/{case_id}/unlink", response_model=CaseView)
     async def unlink(case_id: CaseId, body: UnlinkRequest, who: Commander) -> Case:

@@ -21,6 +21,7 @@ from shared.events import (
     CaseFound,
     CaseOpened,
     CaseReopened,
+    IncidentTied,
     Leader,
     ReleaseApproved,
     ReportLinked,
@@ -128,6 +129,10 @@ class Case(BaseModel):
     release_approved: bool = False
     tips: list[Tip] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
+    incident: str | None = Field(default=None, description="the leading case of the incident "
+                                 "this child's case is tied into (several children)")
+    incident_cases: list[str] = Field(default_factory=list,
+                                      description="every case (child) of that incident")
     held_reports: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="internal: each linked report as accepted, by its "
         "case id, so that unlinking opens its own group; never served")
@@ -529,7 +534,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
     models: dict[str, type[CaseEvent]] = {
         ev.CASE_FOUND: CaseFound, ev.CASE_REPORT_LINKED: ReportLinked,
-        ev.CASE_REPORT_UNLINKED: ReportUnlinked}
+        ev.CASE_REPORT_UNLINKED: ReportUnlinked, ev.CASE_INCIDENT_TIED: IncidentTied}
     model = models.get(type_, CaseEvent)
     event = model.model_validate(data)
     d = event.details
@@ -583,6 +588,9 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         what = event.outcome
     elif type_ == ev.CASE_CLOSED:
         case.status, case.closed_at = "closed", event.at
+    elif type_ == ev.CASE_INCIDENT_TIED and isinstance(event, IncidentTied):
+        case.incident, case.incident_cases = event.incident_id, list(event.cases)
+        what = f"incident {event.incident_id}: {len(event.cases)} children"
     elif type_ == ev.CASE_REOPENED:
         what = f"{case.outcome} → reopened"
         case.status, case.outcome, case.found_at = "active", None, None

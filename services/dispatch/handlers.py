@@ -218,6 +218,35 @@ class Dispatch:
             await self.cases.unalias(accepted.case_id)
             return new
 
+    async def incident(self, case_id: str, others: list[str], reason: str, actor: str,
+                       region: str) -> Case:
+        """Tie the cases of several children of one incident under `case_id` (its leader's
+        level or above); each case keeps its own alert, found state and Cancel."""
+        async with self._lock(case_id):
+            lead = await self.cases.get(case_id)
+            if lead is None:
+                raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            links.require_authority(lead, region, "incident")
+            cases = []
+            for other in others:
+                case = await self.cases.get(other)
+                if case is None:
+                    raise Refused(404, "not_found", f"no case {other}", "case_ids")
+                cases.append(case)
+            changes = links.plan_incident(lead, cases, reason, actor, self.clock(),
+                                          uuid.uuid4().hex)
+            await self._publish(changes)
+        tied = lead
+        for change in changes:
+            async with self._lock(change.case_id):
+                fresh = await self.cases.get_own(change.case_id)
+                new = domain.fold([change], fresh) if fresh is not None else None
+                if new is not None:
+                    await self.cases.save(new, [change])
+                    if new.case_id == lead.case_id:
+                        tied = new
+        return tied
+
     async def set_availability(self, organ: Organ, post: Post, available: bool, reason: str,
                                actor: str) -> list[str]:
         """Record who is (un)available and why; hand open cases led by them over. Returns the

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from services.dispatch.domain import Case, Change, Refused, case_event
 from shared import events as ev
-from shared.events import CaseOpened, ReportLinked, ReportUnlinked
+from shared.events import CaseOpened, IncidentTied, ReportLinked, ReportUnlinked
 from shared.identity import LinkEvidence
 from shared.regions import within
 from shared.report import ReportAccepted
@@ -92,6 +92,31 @@ def plan_unlink(case: Case, report_id: str, reason: str, actor: str, now: dateti
     return ([Change(type=ev.CASE_REPORT_UNLINKED, event_id=f"{event_id}:unlinked",
                     case_id=case.case_id, data=data.model_dump(mode="json"))],
             ReportAccepted.model_validate(held))
+
+
+def plan_incident(lead: Case, others: list[Case], reason: str, actor: str, now: datetime,
+                  event_id: str) -> list[Change]:
+    """Tie the cases of several children of one incident under `lead`: each case records the
+    incident (who, why); every child keeps its own alert, found state and Cancel (issue 19 §2)."""
+    cases = [lead, *others]
+    ids = list(dict.fromkeys(c.case_id for c in cases))
+    if len(ids) < 2:
+        raise Refused(422, "incident_needs_two", "an incident ties at least two cases",
+                      "case_ids")
+    for case in cases:
+        if case.exercise != lead.exercise:
+            raise Refused(409, "drill_and_real", "a drill is never tied to a real case",
+                          "case_ids")
+        if case.incident is not None and case.incident != lead.case_id:
+            raise Refused(409, "in_another_incident", f"case {case.case_id} is already in "
+                          f"incident {case.incident}", "case_ids")
+    changes = []
+    for case in cases:
+        data = IncidentTied(case_id=case.case_id, region_code=case.region_code, actor=actor,
+                            reason=reason, at=now, incident_id=lead.case_id, cases=ids)
+        changes.append(Change(type=ev.CASE_INCIDENT_TIED, event_id=f"{event_id}:{case.case_id}",
+                              case_id=case.case_id, data=data.model_dump(mode="json")))
+    return changes
 
 
 MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_MEMBER_ADDED, ev.CASE_RELEASE_APPROVED,

@@ -314,6 +314,47 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     assert len(keys) == 1 and len(keys[0]) == 32 and tag not in keys[0]
 
 
+async def test_siblings_from_one_phone_are_three_children_of_one_incident(
+    stack: Stack,
+) -> None:
+    """The same mother reports three children from one phone minutes apart: three case groups
+    (a phone never links), tied by the commander into one incident; found for child 1 ends
+    only child 1's search."""
+    tag = uuid.uuid4().hex[:4]
+    children = [(f"张{tag}明", "2019-05-01"), (f"张{tag}红", "2017-03-02"),
+                (f"张{tag}刚", "2021-08-09")]
+    async with stack.serving():
+        ids = [new_case_id() for _ in children]
+        for case_id, (name, born) in zip(ids, children, strict=True):
+            await stack.report(case_id, child__name=name, child__birth_date=born,
+                               reporter__phone="13812345678")
+        cases = [await stack.opened(c) for c in ids]
+        assert [c["case_id"] for c in cases] == ids and all(c["links"] == [] for c in cases)
+
+        tied = await stack.post(f"/cases/{ids[0]}/incident",
+                                {"case_ids": ids[1:], "reason": "同一母亲报三名子女走失"})
+        assert tied.status_code == 200, tied.text
+        for case_id in ids:
+            case = (await stack.case(case_id)).json()
+            assert case["incident"] == ids[0] and case["incident_cases"] == ids
+            assert case["timeline"][-1]["why"] == "同一母亲报三名子女走失"
+
+        found = await stack.post(f"/cases/{ids[0]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[0][0]})
+        assert found.status_code == 200, found.text
+        wrong = await stack.post(f"/cases/{ids[1]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[2][0]})
+        assert wrong.status_code == 409 and wrong.json()["error"]["field"] == "child"
+        for case_id in ids[1:]:
+            assert (await stack.case(case_id)).json()["status"] in ("opened", "active")
+    found_on = {m["key"] for m in await read_topic(stack.settings.kafka_bootstrap,
+                                                    topics.DISPATCH)
+                if m["headers"]["ce_type"] == "homeward.case.found.v1" and m["key"] in ids}
+    assert found_on == {ids[0]}
+
+
 async def test_two_reports_at_once_on_a_fresh_stack_link(stack: Stack) -> None:
     """Mother and father at the same moment, handled by different consumers in parallel: the
     claim on the child's identity is atomic, so exactly one case group is formed."""

@@ -26,7 +26,13 @@ from services.dispatch.domain import (
 from services.dispatch.domain import (
     fold as fold_or_none,
 )
-from services.dispatch.links import mirror, plan_link, plan_unlink, require_authority
+from services.dispatch.links import (
+    mirror,
+    plan_incident,
+    plan_link,
+    plan_unlink,
+    require_authority,
+)
 from services.dispatch.roster import Roster, load_roster
 from services.dispatch.rules import load_rules
 from shared import events as ev
@@ -323,3 +329,37 @@ def test_reopen_after_a_wrong_found() -> None:
     assert reopened.status == "active" and reopened.outcome is None
     entry = reopened.timeline[-1]
     assert (entry.action, entry.actor, entry.why) == ("reopened", "cmd-2", "认错了孩子")
+
+
+def test_an_incident_ties_children_but_never_a_drill_and_a_real_case() -> None:
+    first = opened()
+    second = fold(plan_open(accepted().model_copy(update={
+        "report_id": "R2", "case_id": "140403-20261122-BBBBBB"}), POLICY, load_roster(), NOW))
+    changes = plan_incident(first, [second], "兄妹同时走失", "cmd", NOW, "i")
+    assert [c.case_id for c in changes] == [first.case_id, second.case_id]
+    tied = fold(changes[1:], second)
+    assert tied.incident == first.case_id
+    assert tied.incident_cases == [first.case_id, second.case_id]
+    assert mirror(fold(changes[:1], first), plan_found(
+        first, "found_safe", NOW, "", "cmd", NOW, "f")) == plan_found(
+        first, "found_safe", NOW, "", "cmd", NOW, "f")  # nothing reaches the sibling
+    drill = opened(exercise=True).model_copy(update={"case_id": "140403-20261122-CCCCCC"})
+    with pytest.raises(Refused) as refused:
+        plan_incident(first, [drill], "x", "cmd", NOW, "i")
+    assert refused.value.code == "drill_and_real"
+    with pytest.raises(Refused):
+        plan_incident(first, [], "x", "cmd", NOW, "i")
+
+
+def test_the_live_stream_never_carries_identity_keys_or_held_reports() -> None:
+    from services.dispatch.adapters import served
+
+    case = opened()
+    second = accepted().model_copy(update={"report_id": "R2",
+                                           "case_id": "140403-20261122-BBBBBB"})
+    link = plan_link(case, second, EVIDENCE, NOW)[0]
+    assert "accepted" in link.data["details"]
+    assert "accepted" not in served(link.data)["details"]
+    assert served(link.data)["evidence"]["rule"] == "name_birth_date"
+    opening = plan_open(accepted(), POLICY, load_roster(), NOW, keys=["k" * 32])[0]
+    assert opening.data["duplicate_keys"] and "duplicate_keys" not in served(opening.data)
