@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from services.notify import domain
@@ -28,7 +28,8 @@ from services.notify.adapters import (
     WebhookSender,
     check_url,
 )
-from services.notify.domain import AlertState, MergedReport, Subscriber, SubscriberKind
+from services.notify.children import ChildAlerts
+from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from shared import topics
 from shared.events import (
     CASE_FOUND,
@@ -49,15 +50,7 @@ from shared.events import (
     ReleaseApproved,
     ReportUnlinked,
 )
-from shared.identity import (
-    ChildIdentity,
-    LinkEvidence,
-    Sighting,
-    identity_of,
-    link_evidence,
-    sighting_of,
-)
-from shared.identity_claims import IdentityClaims
+from shared.identity import LinkEvidence
 from shared.kafka import EventPublisher, replay_topic
 from shared.report import ReportAccepted
 from shared.settings import Settings
@@ -91,14 +84,10 @@ class Notify:
     apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    claim_wait_s: float = 10.0
 
     def __post_init__(self) -> None:
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
-        # The same child-identity rule and window as dispatch (shared/identity.py, settings).
-        self.window = timedelta(hours=self.settings.dispatch_duplicate_window_h)
-        self.claims = IdentityClaims(self.alerts.redis, "notify:child:",
-                                     int(self.window.total_seconds()))
+        self.children = ChildAlerts(self)
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
@@ -189,7 +178,7 @@ class Notify:
         by_id = {a.alert_id: a for a in alerts}
         for alert in alerts:
             await self.alerts.save(alert)
-            await self._restore_identity(alert)
+            await self.children.restore_identity(alert)
         for key, body in bodies.items():
             await self.ledger.put_body(key, body)
         await self.ledger.restore(records)
@@ -210,16 +199,6 @@ class Notify:
         await self.alerts.mark_ready()
         counts.update(alerts=len(alerts), deliveries=len(records), cases=len(notes))
         return counts
-
-    async def _restore_identity(self, alert: AlertState) -> None:
-        """The child's claim (a live alert within the window) and the reports merged into it."""
-        for merged in alert.merged:
-            await self.alerts.set_merged(merged.case_id, alert.alert_id)
-        child = (alert.report or {}).get("child")
-        if alert.cancelled or not child or self.clock() - alert.issued_at > self.window:
-            return
-        identity = ChildIdentity.model_validate({**child, "exercise": alert.exercise})
-        await self.claims.restore(identity.keys(self.settings.identity_secret), alert.alert_id)
 
     async def _rebuild_group_members(self, alerts: list[AlertState],
                                      notes: dict[str, domain.CaseNotes]) -> None:
@@ -306,20 +285,20 @@ class Notify:
         alert_id = domain.alert_id_of(accepted.case_id)
         merged_into = await self.alerts.merged_into(accepted.case_id)
         if merged_into is not None:  # a redelivery of a merged report: finish the Update
-            await self._merge(merged_into, accepted, None)
+            await self.children.merge(merged_into, accepted, None)
             return
         same: tuple[str, LinkEvidence] | None = None
         async with self._locked(alert_id):
             alert = await self.alerts.get(alert_id)
             if alert is None:
-                same = await self._same_child(accepted, alert_id)
+                same = await self.children.same_child(accepted, alert_id)
                 if same is None:
                     alert = await self._open(accepted)
                     if alert is None:
                         return  # found before we heard of the report: nobody is told anything
             # else: a redelivery; finish what the first run started
         if alert is None and same is not None:
-            await self._merge(same[0], accepted, same[1])
+            await self.children.merge(same[0], accepted, same[1])
             return
         assert alert is not None
         if alert.cancelled:
@@ -327,61 +306,6 @@ class Notify:
         else:
             await self._fan_out(alert)
             await self._push_group(alert)
-
-    async def _same_child(self, accepted: ReportAccepted,
-                          alert_id: str) -> tuple[str, LinkEvidence] | None:
-        """The live alert of the same child, near in time and place, with the evidence; None
-        when this report is the child's first (its alert then owns the child's keys)."""
-        child = identity_of(accepted)
-        keyed = child.keyed(self.settings.identity_secret)
-        keys = [k for _, k in keyed]
-        owner, at = await self.claims.claim(keys, alert_id)
-        if at is None or owner == alert_id:
-            return None
-        existing = await self._claimed_alert(owner)
-        if existing is None or existing.cancelled:
-            # Ended, or never came to be (its report dead-lettered): this report starts anew.
-            await self.claims.take_over(keys, alert_id)
-            return None
-        had = (existing.report or {}).get("child") or {}
-        first = ChildIdentity(name=str(had.get("name", "")), exercise=existing.exercise)
-        evidence = link_evidence(
-            keyed[at][0], first, Sighting(at=existing.seen_at, lat=existing.lat,
-                                          lon=existing.lon),
-            child, sighting_of(accepted), self.settings.dispatch_duplicate_km, self.window)
-        return (owner, evidence) if evidence is not None else None
-
-    async def _claimed_alert(self, alert_id: str) -> AlertState | None:
-        """The alert that claimed the child: another consumer may still be opening it, so wait
-        up to `claim_wait_s`; None if it never appears."""
-        deadline = time.monotonic() + self.claim_wait_s
-        while True:
-            alert = await self.alerts.get(alert_id)
-            if alert is not None or time.monotonic() > deadline:
-                return alert
-            await asyncio.sleep(0.05)
-
-    async def _merge(self, alert_id: str, accepted: ReportAccepted,
-                     evidence: LinkEvidence | None) -> None:
-        """The second report's details reach everyone who had the alert, as an Update (one
-        version per merged report: a redelivery resends the same version, same webhook-ids)."""
-        async with self._locked(alert_id):
-            alert = await self.alerts.get(alert_id)
-            if alert is None or alert.cancelled:
-                return
-            if evidence is not None and all(m.report_id != accepted.report_id
-                                            for m in alert.merged):
-                alert.merged.append(MergedReport(
-                    report_id=accepted.report_id, case_id=accepted.case_id,
-                    accepted=accepted.model_dump(mode="json"), evidence=evidence))
-                alert.report = domain.merge_report(alert.report or {},
-                                                   accepted.report.model_dump(mode="json"))
-                alert.released = alert.released or accepted.report.release.public
-                alert.bump("Update", self.clock(), note=f"report {accepted.report_id}")
-                await self._save(alert)
-            await self.alerts.set_merged(accepted.case_id, alert_id)
-        await self._fan_out(alert, everyone=True)
-        await self._push_group(alert, everyone=True)
 
     async def _open(self, accepted: ReportAccepted) -> AlertState | None:
         report = accepted.report
@@ -439,58 +363,9 @@ class Notify:
             found = CaseFound.model_validate(event.data)
             await self.cancel(found.case_id, found.outcome)
         elif event.type == CASE_REOPENED:
-            await self.reopen(CaseReopened.model_validate(event.data).case_id)
+            await self.children.reopen(CaseReopened.model_validate(event.data).case_id)
         elif event.type == CASE_REPORT_UNLINKED:
-            await self.unlink(ReportUnlinked.model_validate(event.data))
-
-    async def reopen(self, case_id: str) -> None:
-        """A wrong found undone: everyone who got the Cancel gets the alert again, as a new
-        Alert, at once; the radius continues from the original last-seen time."""
-        notes = await self.alerts.notes(case_id)
-        if notes.found:
-            notes.found, notes.outcome = False, ""
-            await self.alerts.save_notes(case_id, notes)
-        now = self.clock()
-        async with self._locked(domain.alert_id_of(case_id)):
-            alert = await self.alerts.get(domain.alert_id_of(case_id))
-            if alert is None or not alert.cancelled or alert.held_report is None:
-                return
-            alert.cancelled, alert.outcome = False, ""
-            alert.report, alert.held_report = alert.held_report, None
-            alert.leader = notes.leader
-            alert.radius_km = self._radius(alert.seen_at, now)
-            alert.bump("Alert", now, note="reopened")
-            await self._save(alert)
-        await self._fan_out(alert, everyone=True)
-        await self._push_group(alert, everyone=True)
-        await self._schedule_widening(alert, now)
-
-    async def unlink(self, unlinked: ReportUnlinked) -> None:
-        """The commander undid a link: the report's child gets an alert of its own again."""
-        alert_id = await self.alerts.merged_into(unlinked.duplicate_case_id)
-        if alert_id is None:
-            return  # never merged here (or already unlinked)
-        held: dict[str, Any] | None = None
-        async with self._locked(alert_id):
-            alert = await self.alerts.get(alert_id)
-            if alert is not None:
-                held = next((m.accepted for m in alert.merged
-                             if m.report_id == unlinked.report_id), None)
-                alert.merged = [m for m in alert.merged if m.report_id != unlinked.report_id]
-                await self._save(alert)
-        notes = await self.alerts.notes(unlinked.duplicate_case_id)
-        if notes.found:  # a found of the other child mirrored while linked
-            notes.found, notes.outcome = False, ""
-            await self.alerts.save_notes(unlinked.duplicate_case_id, notes)
-        await self.alerts.set_merged(unlinked.duplicate_case_id, None)
-        if held is not None:
-            accepted = ReportAccepted.model_validate(held)
-            async with self._locked(domain.alert_id_of(accepted.case_id)):
-                own = await self.alerts.get(domain.alert_id_of(accepted.case_id)) \
-                    or await self._open(accepted)
-            if own is not None and not own.cancelled:
-                await self._fan_out(own)
-                await self._push_group(own)
+            await self.children.unlink(ReportUnlinked.model_validate(event.data))
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)
