@@ -46,6 +46,13 @@ PII = ("李红", "13800000000", "1101012019050", "中年男子", "晋D·12345")
 _CHILDREN = itertools.count()
 
 
+def id_number(first17: str) -> str:
+    """A 居民身份证号 with its GB 11643 check character."""
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights,
+                                                                     strict=True)) % 11]
+
+
 @dataclass
 class Sink:
     """A local webhook endpoint: records every request; answers from `script` (status, headers)
@@ -127,7 +134,7 @@ class Stack:
         n = next(_CHILDREN)
         overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
                              .isoformat())
-        overrides.setdefault("child__id_number", f"11010120190501{n % 1000:03d}1")
+        overrides.setdefault("child__id_number", id_number(f"11010120190501{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",

@@ -119,3 +119,21 @@ async def test_wrong_found_then_reopen_re_alerts_everyone_who_got_the_cancel(
     state = await stack.notify.alerts.get(alert_id)
     assert state is not None and not state.cancelled and state.public_listed
     assert await stack.notify.ledger.redis.zscore("notify:timer:widen", alert_id) is not None
+
+
+async def test_two_parents_at_the_same_moment_one_alert(stack_factory: Any, sinks: Any) -> None:
+    """Both reports handled at once (as by two notify instances): the atomic claim on the
+    child's identity gives one Alert per hub and one Update, whichever report wins."""
+    stack = await stack_factory()
+    hub = sinks("both-hub")
+    await stack.subscribe("站", SubscriberKind.hub, *north(10), url=hub.url)
+    same = {"child__id_number": delivery.id_number("11010120190501999"),
+            "child__birth_date": "2019-05-01"}
+    ids = await asyncio.gather(
+        stack.report(child__name=NAME, reporter__phone="13800000000", **same),
+        stack.report(child__name="张三", reporter__phone="13900000001", **same))  # by ID number
+    got = pushes(hub)
+    assert [p[1] for p in got] == ["Alert", "Update"]
+    assert got[0][2] == got[1][2] and got[0][2] in {alert_id_of(c) for c in ids}
+    state = await stack.notify.alerts.get(got[0][2])
+    assert state is not None and state.merged[0].evidence.rule == "id_number"
