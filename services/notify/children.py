@@ -74,13 +74,14 @@ class ChildAlerts:
             await asyncio.sleep(0.05)
 
     async def merge(self, alert_id: str, accepted: ReportAccepted,
-                    evidence: LinkEvidence | None) -> None:
+                    evidence: LinkEvidence | None) -> bool:
         """The second report's details reach everyone who had the alert, as an Update (one
-        version per merged report: a redelivery resends the same version, same webhook-ids)."""
+        version per merged report: a redelivery resends the same version, same webhook-ids).
+        False when the alert ended meanwhile (the report then needs an alert of its own)."""
         async with self.notify._locked(alert_id):
             alert = await self.notify.alerts.get(alert_id)
             if alert is None or alert.cancelled:
-                return
+                return False
             if evidence is not None and all(m.report_id != accepted.report_id
                                             for m in alert.merged):
                 alert.merged.append(MergedReport(
@@ -94,6 +95,7 @@ class ChildAlerts:
             await self.notify.alerts.set_merged(accepted.case_id, alert_id)
         await self.notify._fan_out(alert, everyone=True)
         await self.notify._push_group(alert, everyone=True)
+        return True
 
     async def reopen(self, case_id: str) -> None:
         """A wrong found undone: everyone who got the Cancel gets the alert again, as a new

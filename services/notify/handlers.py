@@ -298,8 +298,12 @@ class Notify:
                         return  # found before we heard of the report: nobody is told anything
             # else: a redelivery; finish what the first run started
         if alert is None and same is not None:
-            await self.children.merge(same[0], accepted, same[1])
-            return
+            if await self.children.merge(same[0], accepted, same[1]):
+                return
+            async with self._locked(alert_id):  # that alert ended meanwhile: one of its own
+                alert = await self.alerts.get(alert_id) or await self._open(accepted)
+            if alert is None:
+                return
         assert alert is not None
         if alert.cancelled:
             await self._cancel_fan_out(alert)

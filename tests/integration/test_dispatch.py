@@ -478,11 +478,15 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     stack: Stack, redis: Redis,
 ) -> None:
     ids = [new_case_id() for _ in range(3)]
+    names = [f"童{uuid.uuid4().hex[:6]}" for _ in ids]
+    linked, later = new_case_id(), new_case_id()
     async with stack.serving():
-        for case_id in ids:
-            await stack.report(case_id)
+        for case_id, name in zip(ids, names, strict=True):
+            await stack.report(case_id, child__name=name)
         for case_id in ids:
             await stack.opened(case_id)
+        await stack.report(linked, child__name=names[1])  # the same child as ids[1]
+        await eventually(lambda: _links(stack, ids[1]), timeout=30)
         await stack.post(f"/cases/{ids[0]}/escalate", {"level": "city", "reason": "重大线索"})
         await stack.post(f"/cases/{ids[1]}/tasks/dna_samples/complete", {"note": "已采血"})
         await stack.post(f"/cases/{ids[2]}/found", {
@@ -500,10 +504,20 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
+        # The child's claim came back with the case: a later report of it still links.
+        await stack.report(later, child__name=names[1])
+        relinked = await eventually(lambda: _links(stack, ids[1], 2), timeout=30)
+    assert [x["case_id"] for x in relinked] == [linked, later]
     assert after == before
+    assert [x["case_id"] for x in after[ids[1]]["links"]] == [linked]
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
+
+
+async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, Any]] | None:
+    links: list[dict[str, Any]] = (await stack.case(case_id)).json()["links"]
+    return links if len(links) >= count else None
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:
