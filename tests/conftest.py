@@ -21,6 +21,7 @@ from tests.helpers import run_sync
 # There is no default key (issue 12): the suite signs with a random key of the production size,
 # set before any test module builds Settings(); the services the tests start inherit it.
 os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
+os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 
