@@ -37,6 +37,7 @@ def sign_in_at_provider(page: Page, url: str, username: str) -> None:
     page.goto(url)
     expect(page).to_have_url(LOGIN_PAGE, timeout=20_000)
     assert "code_challenge_method=S256" in page.url, "PKCE"
+    expect(page.locator("#username")).to_be_visible(timeout=20_000)
     page.fill("#username", username)
     page.fill("#password", SAMPLE_PASSWORD)
     page.click("#kc-login")
