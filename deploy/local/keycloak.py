@@ -12,10 +12,12 @@ bootstrap administrator whose random password only this process knows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +120,7 @@ class KeycloakServer:
             "JAVA_OPTS_KC_HEAP": f"-Xms128m -Xmx{self.heap}",
             "KC_BOOTSTRAP_ADMIN_USERNAME": "bootstrap-admin",
             "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
+            "HOMEWARD_KEYCLOAK_DATA": str(self.data_dir),  # who started it (leak checks)
         }
         log = (self.data_dir / "keycloak.log").open("ab")
         self.started_at = time.monotonic()
@@ -187,9 +190,17 @@ class KeycloakServer:
             "password": password, "scope": "openid"})
 
     def stop(self) -> None:
-        from deploy.local.stack import _stop
-
-        _stop(self.proc, timeout=30)
+        """SIGTERM to the process group (kc.sh and its JVM), SIGKILL after 30 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
 
 
 SAMPLE_ACCOUNTS = ("operator-140403", "commander-140400", "hub-140400", "admin-140000")
