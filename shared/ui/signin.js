@@ -44,13 +44,11 @@ HW.session = {
     events.addUserSignedOut(() => this.ended());
     let user = null;
     const params = new URLSearchParams(location.search);
+    const returning = params.has("state") && (params.has("code") || params.has("error"));
     try {
-      if (params.has("code") && params.has("state")) {
-        user = await this.manager.signinRedirectCallback();
-        history.replaceState(null, "", here);
-      } else if (params.has("error") && params.has("state")) {
-        history.replaceState(null, "", here);
-        await this.manager.signinRedirectCallback().catch(() => null);
+      if (returning) {
+        history.replaceState(null, "", here);  // the code is single-use: never keep it
+        user = await this.manager.signinRedirectCallback(location.origin + location.pathname + "?" + params);
       } else {
         user = await this.manager.getUser();
         if (user && user.expired) user = user.refresh_token ? await this.manager.signinSilent() : null;
@@ -58,6 +56,13 @@ HW.session = {
     } catch (e) {
       console.warn("sign-in", e);
       user = null;
+    }
+    if (!user && returning) {  // the provider sent us back without a session: say so, no loop
+      HW.token = "";
+      document.getElementById("signin")?.classList.remove("hidden");
+      const error = document.getElementById("token-error");
+      if (error) error.textContent = HW.t("session_ended");
+      return false;
     }
     if (!user) { await this.login(); return false; }
     HW.token = user.access_token;
