@@ -15,8 +15,10 @@
 // read the storage; connect-src names only the services and the provider.
 "use strict";
 HW.words(
-  { signin_provider: "请通过统一身份认证登录", session_ended: "登录已失效，请重新登录", signing_in: "正在登录…" },
-  { signin_provider: "Sign in with the identity provider", session_ended: "Your session has ended; please sign in again", signing_in: "Signing in…" },
+  { signin_provider: "请通过统一身份认证登录", session_ended: "登录已失效，请重新登录", signing_in: "正在登录…",
+    role_operator: "接警员", role_commander: "指挥员", role_hub: "枢纽值班员", role_media: "媒体", role_volunteer: "志愿者", role_admin: "管理员" },
+  { signin_provider: "Sign in with the identity provider", session_ended: "Your session has ended; please sign in again", signing_in: "Signing in…",
+    role_operator: "operator", role_commander: "commander", role_hub: "hub desk", role_media: "media", role_volunteer: "volunteer", role_admin: "administrator" },
 );
 
 HW.session = {
@@ -109,10 +111,12 @@ HW.session = {
 };
 
 // What a console shows of who is signed in: name, role, region (and hub).
+HW.ROLES = ["operator", "commander", "hub", "media", "volunteer", "admin"];  // shared.auth.Role
 HW.who = function (c) {
   const name = c.name || c.preferred_username || c.sub;
+  const role = c.role || (c.roles || []).find(r => HW.ROLES.includes(r)) || "";
   const hub = c.hub_id ? ` · ${c.hub_id}` : "";
-  return `${name} · ${HW.t("role")} ${c.role || (c.roles || []).join(",")} · ${HW.t("region")} ${c.region}${hub}`;
+  return `${name} · ${HW.t("role")} ${HW.t("role_" + role)} (${role}) · ${HW.t("region")} ${c.region}${hub}`;
 };
 
 // The sign-in button: the provider when there is one, else the pasted token.

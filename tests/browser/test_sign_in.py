@@ -53,16 +53,15 @@ def test_operator_and_commander_sign_in_file_see_live_and_sign_out(
     # The commander: a browser of their own (no shared session), on the console.
     commander = browser.new_context(locale="zh-CN").new_page()
     sign_in_at_provider(commander, f"{dispatch}/console", "commander-140400")
-    expect(commander.locator("#who")).to_contain_text("指挥员")
-    expect(commander.locator("#who")).to_contain_text("commander")
-    expect(commander.locator("#who")).to_contain_text("140400")
+    # Who is signed in: name, role, region (from the provider's token).
+    expect(commander.locator("#who")).to_have_text(
+        "指挥员 长治 · 角色 指挥员 (commander) · 辖区 140400")
     expect(commander.locator("#live")).to_have_text("● 实时", timeout=15_000)
     expect(commander.locator("#token")).to_be_hidden()  # no pasted tokens with a provider
 
     # The operator signs in at the intake form and files.
     sign_in_at_provider(page, f"{alert}/intake", "operator-140403")
-    expect(page.locator("#who")).to_contain_text("operator")
-    expect(page.locator("#who")).to_contain_text("140403")
+    expect(page.locator("#who")).to_have_text("接警员 潞州 · 角色 接警员 (operator) · 辖区 140403")
     screenshot(page, "oidc-intake-signed-in")
     fill_report(page, "赵小安", phone="13922223333")
     page.click("#submit")
@@ -74,6 +73,18 @@ def test_operator_and_commander_sign_in_file_see_live_and_sign_out(
     row = commander.locator(f"#case-list li[data-case='{case_id}']")
     expect(row).to_be_visible(timeout=15_000)
     screenshot(commander, "oidc-console-live")
+
+    # The session ends (as when the provider refuses a renewal): the live stream closes, the
+    # console hides the board and asks for a sign-in; the provider's session brings it back.
+    assert commander.evaluate("() => HW.streams.size") == 1
+    commander.evaluate("() => HW.session.ended()")
+    assert commander.evaluate("() => HW.streams.size") == 0
+    assert commander.evaluate("() => HW.token") == ""
+    expect(commander.locator("#board")).to_be_hidden()
+    expect(commander.locator("#token-error")).to_have_text("登录已失效，请重新登录")
+    commander.click("#signin-btn")
+    expect(commander.locator("#board")).to_be_visible(timeout=20_000)
+    expect(commander.locator("#live")).to_have_text("● 实时", timeout=15_000)
 
     # Signing out ends the session here and at the provider: the console asks for a login.
     commander.click("#signout")
