@@ -92,7 +92,7 @@ def verify_token(settings: Settings, token: str) -> Principal:
 def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal, float]:
     """The principal and the expiry (Unix s). Raises InvalidToken: bad signature, wrong
     issuer or audience, missing exp/iat/sub/iss/aud, expired, or living longer than
-    jwt_max_ttl_s.
+    jwt_max_ttl_s (a provider's token: oidc_max_ttl_s).
 
     A token naming `settings.oidc_issuer` is verified with that provider's keys (its JWKS,
     shared.oidc; asymmetric algorithms only) and must carry `aud` = jwt_audience; every other
@@ -100,6 +100,7 @@ def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal,
     if from_provider(settings, token):
         issuer = settings.oidc_issuer
         algorithms = list(settings.oidc_algorithms)
+        max_ttl = settings.oidc_max_ttl_s
         try:
             key = provider_keys(settings).signing_key(token)
         except ProviderUnavailable as exc:
@@ -109,6 +110,7 @@ def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal,
     else:
         issuer = settings.jwt_issuer
         algorithms = [settings.jwt_algorithm]
+        max_ttl = settings.jwt_max_ttl_s
         if settings.jwt_algorithm == "HS256":
             key = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         else:
@@ -126,7 +128,7 @@ def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
         lifetime = float(claims["exp"]) - float(claims["iat"])
-        if lifetime > settings.jwt_max_ttl_s:
+        if lifetime > max_ttl:
             raise InvalidToken("token lifetime over the maximum")
         claims = homeward_claims(claims, {r.value for r in Role})
         return Principal.model_validate(claims), float(claims["exp"])

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         "fetched again; an unknown key id fetches it at once (key rotation), at most every "
         "oidc_jwks_cooldown_s")
     oidc_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    oidc_max_ttl_s: int = Field(
+        default=900, gt=0, description="longest accepted lifetime (exp - iat) of a provider's "
+        "access token, s: a person disabled at the provider acts at most this long (the local "
+        "realm issues 300 s tokens, renewed by the consoles)")
     oidc_clients: dict[str, str] = Field(
         default={"intake": "homeward-intake", "console": "homeward-console",
                  "hub": "homeward-hub"},

@@ -116,6 +116,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "region not a code": ({"region": "Shanxi"}, "invalid"),
     "no subject": ({"sub": None}, "invalid"),
     "lives too long": ({"exp": int(time.time()) + 13 * 3600}, "maximum|invalid"),
+    "longer than a provider token may": ({"exp": int(time.time()) + 20 * 60}, "maximum"),
 }
 
 
