@@ -59,7 +59,8 @@ def ensure_keycloak(cache_dir: Path = DEFAULT_CACHE) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     subprocess.run(
         ["mvn", "-q", "-B", "-f", str(POM), "dependency:unpack-dependencies",
-         f"-DoutputDirectory={partial}"],
+         f"-DoutputDirectory={partial}",
+         "-Dmdep.overWriteReleases=true"],  # unpack even where a marker says it was before
         check=True,
     )
     (partial / ".complete").touch()
