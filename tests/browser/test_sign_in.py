@@ -93,3 +93,32 @@ def test_operator_and_commander_sign_in_file_see_live_and_sign_out(
     commander.goto(f"{dispatch}/console")  # no session left anywhere to come back with
     expect(commander).to_have_url(LOGIN_PAGE, timeout=20_000)
     commander.context.close()
+
+
+def test_the_console_renews_its_token_before_it_expires(
+    browser: Browser, oidc_stack: dict[str, ServiceProcess], keycloak: KeycloakServer,
+) -> None:
+    """Tokens of the console client live 70 s for this test: a minute before expiry the
+    console has a new one (refresh token), and its live stream stays up."""
+    (client,) = keycloak.admin("GET", "/homeward/clients?clientId=homeward-console")
+    attributes = dict(client.get("attributes") or {})
+    path = f"/homeward/clients/{client['id']}"
+    keycloak.admin("PUT", path, {**client, "attributes": {
+        **attributes, "access.token.lifespan": "70"}})
+    try:
+        page = browser.new_context(locale="zh-CN").new_page()
+        sign_in_at_provider(page, f"{oidc_stack['dispatch'].url}/console", "commander-140400")
+        expect(page.locator("#live")).to_have_text("● 实时", timeout=15_000)
+        first = page.evaluate("() => HW.token")
+        lifetime = page.evaluate("() => HW.claims().exp - HW.claims().iat")
+        assert lifetime == 70
+        page.wait_for_function("(old) => HW.token && HW.token !== old", arg=first,
+                               timeout=45_000)
+        assert page.evaluate("() => HW.claims().exp") > page.evaluate(
+            "(t) => JSON.parse(atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).exp",
+            first)
+        assert page.evaluate("() => HW.streams.size") == 1
+        expect(page.locator("#live")).to_have_text("● 实时")
+        page.context.close()
+    finally:
+        keycloak.admin("PUT", path, {**client, "attributes": attributes})
