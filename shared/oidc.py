@@ -114,3 +114,11 @@ def homeward_claims(claims: dict[str, Any], roles: set[str]) -> dict[str, Any]:
     if len(mine) != 1:
         raise ValueError(f"the token must name exactly one Homeward role, names {mine}")
     return {**claims, "role": mine[0]}
+
+
+def consoles_config_js(settings: Settings) -> str:
+    """/auth/config.js, what the consoles need to sign people in (shared/ui/signin.js):
+    `window.HW_AUTH = {"issuer": "<OIDC issuer or empty>", "clients": {console: client id}}`;
+    an empty issuer leaves the consoles on pasted tokens (development without a provider)."""
+    config = {"issuer": settings.oidc_issuer, "clients": settings.oidc_clients}
+    return f"window.HW_AUTH = {json.dumps(config)};\n"
