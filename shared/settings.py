@@ -51,6 +51,35 @@ class Settings(BaseSettings):
     jwt_max_ttl_s: int = Field(
         default=12 * 3600, gt=0, description="longest accepted token lifetime (exp - iat), s")
 
+    # --- sign-in through an identity provider (issue 20) ------------------------------------
+    oidc_issuer: str = Field(
+        default="", description="OpenID Connect issuer whose tokens the services accept, "
+        "verified against its JWKS (e.g. http://127.0.0.1:8180/realms/homeward); empty: only "
+        "the jwt_* key above. The consoles sign people in here")
+    oidc_jwks_url: str = Field(
+        default="", description="the issuer's JWKS as the services reach it; empty: the "
+        "jwks_uri of the issuer's discovery document (compose: the provider's inside name)")
+    oidc_algorithms: list[str] = Field(
+        default=["RS256", "ES256", "PS256"], description="signature algorithms accepted from "
+        "the provider (never HS256: its keys are public)")
+    oidc_jwks_cache_s: float = Field(
+        default=300.0, gt=0, description="how long the fetched JWKS is trusted before it is "
+        "fetched again; an unknown key id fetches it at once (key rotation), at most every "
+        "oidc_jwks_cooldown_s")
+    oidc_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    oidc_max_ttl_s: int = Field(
+        default=900, gt=0, description="longest accepted lifetime (exp - iat) of a provider's "
+        "access token, s: a person disabled at the provider acts at most this long (the local "
+        "realm issues 300 s tokens, renewed by the consoles)")
+    oidc_clients: dict[str, str] = Field(
+        default={"intake": "homeward-intake", "console": "homeward-console",
+                 "hub": "homeward-hub"},
+        description="console -> the provider's public client id (authorization code + PKCE)")
+    csp_connect_src: list[str] = Field(
+        default_factory=list, description="more origins the consoles may call (CSP "
+        "connect-src); the OIDC issuer's origin is added by itself")
+    # --- end of identity provider -------------------------------------------------------------
+
     # Every service (issue 12).
     stream_max_per_principal: int = Field(
         default=4, ge=1, description="live streams (SSE) one token subject may hold at once, "

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from deploy.local.keycloak import KeycloakServer
 from deploy.local.stack import KafkaServer, RedisServer, free_port
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -50,6 +51,18 @@ def redis_server(data_dir: Path) -> Iterator[RedisServer]:
     server = RedisServer(data_dir / "redis", port=free_port()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(data_dir: Path) -> Iterator[KeycloakServer]:
+    """One Keycloak with the `homeward` realm for the whole run (issue 20), started only when
+    a test asks for it (~40 s on this machine)."""
+    server = KeycloakServer(data_dir / "keycloak", port=free_port()).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -149,3 +149,23 @@ def ids_per_case(events: list[dict[str, Any]], ce_type: str,
                 value.get("case_id") in cases:
             out.setdefault(value["case_id"], set()).add(e["headers"]["ce_id"])
     return out
+
+
+class ProviderTokens:
+    """Access tokens of the local realm's sample accounts (`<role>-<region>`, password grant of
+    the development client), kept until half a minute before they expire (issue 20)."""
+
+    def __init__(self, keycloak: Any) -> None:
+        self.keycloak = keycloak
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def __call__(self, role: str, region: str, hub_id: str | None = None) -> str:
+        """The token of the sample account for `role` in `region` (its hub is the realm's:
+        `hub_id` is not the provider's to choose)."""
+        username = f"{role}-{region}"
+        token, expires = self._tokens.get(username, ("", 0.0))
+        if expires - time.time() < 30:
+            answer = self.keycloak.password_token(username)
+            token, expires = answer["access_token"], time.time() + answer["expires_in"]
+            self._tokens[username] = (token, expires)
+        return token

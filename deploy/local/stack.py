@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.local.keycloak import KeycloakServer, describe
+
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = ROOT / "deploy" / "kafka" / "log4j2.yaml"
@@ -322,11 +324,17 @@ def start_services(
 @contextlib.contextmanager
 def running_stack(
     data_dir: Path, kafka_port: int, redis_port: int, ports: dict[str, int],
+    keycloak_port: int = 0,
 ) -> Iterator[dict[str, object]]:
     kafka = KafkaServer(data_dir / "kafka", port=kafka_port)
     redis = RedisServer(data_dir / "redis", port=redis_port)
-    started: list[KafkaServer | RedisServer | ServiceProcess] = []
+    started: list[KafkaServer | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
+        # Keycloak (~40 s) starts first and comes up while Kafka does (issue 20).
+        keycloak = KeycloakServer(data_dir / "keycloak", port=keycloak_port) \
+            if keycloak_port else None
+        if keycloak is not None:
+            started.append(keycloak.start())
         started.append(redis.start())
         started.append(kafka.start())
         from shared.kafka import ensure_topics
@@ -340,9 +348,12 @@ def running_stack(
 
             secret["HOMEWARD_IDENTITY_SECRET_FILE"] = str(
                 local_secret(data_dir, LOCAL_IDENTITY_FILE))
+        if keycloak is not None:
+            secret["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
         services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
-        yield {"kafka": kafka, "redis": redis, **services}
+        yield {"kafka": kafka, "redis": redis, **services,
+               **({"keycloak": keycloak} if keycloak else {})}
     finally:
         for item in reversed(started):
             item.stop()
@@ -363,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=int(os.environ.get("HOMEWARD_DISPATCH_PORT", "8001")))
     parser.add_argument("--notify-port", type=int,
                         default=int(os.environ.get("HOMEWARD_NOTIFY_PORT", "8002")))
+    parser.add_argument("--keycloak-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_KEYCLOAK_PORT", "8180")),
+                        help="identity provider (issue 20); 0: none, minted tokens only")
     args = parser.parse_args(argv)
     if args.command == "fetch-kafka":
         print(ensure_kafka_jars())
@@ -384,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
-        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports) as stack:
+        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
+                           args.keycloak_port) as stack:
             print(f"\nHomeward is up in {time.monotonic() - began:.1f}s "
                   f"(Kafka {kafka_version()}, data in {args.data_dir}):")
             print(f"  Kafka      127.0.0.1:{args.kafka_port}")
@@ -393,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
                 svc = stack[name]
                 assert isinstance(svc, ServiceProcess)
                 print(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+            if isinstance(keycloak := stack.get("keycloak"), KeycloakServer):
+                pages = {"alert": "intake", "dispatch": "console", "notify": "hub"}
+                print(describe(keycloak, {page: f"{getattr(stack[name], 'url', '')}/{page}"
+                                          for name, page in pages.items()}))
             print(f"\nTokens: HOMEWARD_DATA_DIR={args.data_dir} "
                   "python -m shared.tokens --role operator --region 140403")
             print("Ctrl-C stops everything.", flush=True)

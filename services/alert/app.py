@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     settings.alert_url))
     app.include_router(build_pages(photos))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips
     return app
 

@@ -83,5 +83,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     make_limits(settings)))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     return app

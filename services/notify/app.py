@@ -114,6 +114,6 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     app.include_router(build_router(Authenticator(settings), notify, settings, fanout,
                                     make_limits(settings)))
     app.include_router(build_ui_router(settings))
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     app.mount("/static/notify", StaticFiles(directory=UI), name="notify-static")
     return app

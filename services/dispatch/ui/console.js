@@ -223,14 +223,14 @@ async function completeTask(taskId) {
 function signedIn() {
   const c = HW.claims();
   if (!c || (c.exp && c.exp * 1000 < Date.now())) { HW.token = ""; $("#signin").classList.remove("hidden"); $("#token-error").textContent = c ? HW.t("token_bad") : ""; return false; }
-  $("#who").textContent = `${c.sub} · ${HW.t("role")} ${c.role} · ${HW.t("region")} ${c.region}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden"); $("#board").classList.remove("hidden");
   return true;
 }
 
 async function start() {
   const res = await HW.api("/api/v1/cases");
-  if (res.status === 401) { HW.token = ""; signedIn(); return; }
+  if (res.status === 401) { if (HW.session.enabled) { HW.session.ended(); return; } HW.token = ""; signedIn(); return; }
   for (const c of res.json || []) cases.set(c.case_id, c);
   renderList();
   HW.stream("/api/v1/stream", (type, data) => { if (data && data.case_id) refresh(data.case_id); },
@@ -238,12 +238,13 @@ async function start() {
   setInterval(tick, 1000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
   document.addEventListener("hw:lang", () => { renderList(); renderCase(); });
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); if (signedIn()) start(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(() => { if (signedIn()) start(); }));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { $("#board").classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#case-list").addEventListener("click", (ev) => {
     const li = ev.target.closest("li[data-case]");
     if (li) { selected = li.dataset.case; renderList(); renderCase(); }
@@ -252,5 +253,5 @@ document.addEventListener("DOMContentLoaded", () => {
     const a = ev.target.closest("[data-action]"); if (a) act(a.dataset.action);
     const t = ev.target.closest("[data-complete]"); if (t) completeTask(t.dataset.complete);
   });
-  if (signedIn()) start();
+  if (await HW.session.begin("console") && signedIn()) start();
 });
