@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_router
-from services.dispatch.handlers import Dispatch
+from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
 from shared.web import (
@@ -68,7 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")

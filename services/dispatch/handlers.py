@@ -31,11 +31,13 @@ from shared.events import (
     CloudEvent,
     TipReceived,
 )
+from shared.faults import RETRYING_NOW, is_transient
 from shared.kafka import EventPublisher
 from shared.regions import RegionIndex
 from shared.report import ReportAccepted
 
 log = logging.getLogger(__name__)
+TIMERS_KEY = "homeward-dispatch-timers"  # readiness: 503 while the timers meet transient faults
 
 
 class UnknownCase(Exception):
@@ -220,7 +222,12 @@ class Dispatch:
         while not stop.is_set():
             try:
                 await self.fire_due_timers()
-            except Exception:
+                RETRYING_NOW.passed(TIMERS_KEY)
+            except Exception as exc:
+                # A timer whose change was refused (Redis OOM, READONLY) kept its due time:
+                # it fires again next tick with the same event id.
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("overdue timers failed; retrying next tick")
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)
