@@ -12,8 +12,8 @@ Transient:
   (snapshot failing: writes refused), ``EXECABORT`` caused by one of these;
 - redis-py's connection errors and time-outs, connection-pool exhaustion
   (`MaxConnectionsError`, "Too many connections"), authentication refused (a dependency
-  misconfigured fails every message alike: not the message's fault), lock time-outs (`LockError`: a lock not
-  acquired within its blocking time-out, or expired before release);
+  misconfigured fails every message alike: not the message's fault), lock time-outs
+  (`LockError`: a lock not acquired within its blocking time-out, or expired before release);
 - Kafka: every `KafkaError` aiokafka marks ``retriable`` (not leader for partition, request
   timed out, leader not available, node not ready, ...) and `KafkaConnectionError`,
   `KafkaTimeoutError`, `ProducerClosed`;

@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
-                  settings.tip_window_s),
+                  settings.tip_window_s, settings.tip_limit_per_case_client,
+                  settings.tip_cap_per_case),
         regions=region_index(),
         progress=progress,
     )
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ))
     photos = PhotoStore(settings.data_dir / "photos")
     app.include_router(build_router(Authenticator(settings), intake, region_index(), photos,
-                                    settings.alert_url))
+                                    settings.alert_url, settings.trusted_proxies))
     app.include_router(build_pages(photos))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app)

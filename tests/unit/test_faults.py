@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -68,7 +67,7 @@ TRANSIENT: list[tuple[str, BaseException]] = [
     ("kafka producer closed", kafka_errors.ProducerClosed()),
     ("socket reset", ConnectionResetError(104, "Connection reset by peer")),
     ("socket refused", ConnectionRefusedError(111, "Connection refused")),
-    ("asyncio time-out", asyncio.TimeoutError()),
+    ("time-out (asyncio.TimeoutError)", TimeoutError()),
     ("wrapped in a domain error", _chained(RuntimeError("could not save"),
                                            redis_errors.OutOfMemoryError("OOM"))),
     ("a group of transient ones", ExceptionGroup("both", [
