@@ -30,6 +30,9 @@ CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
 CASE_FOUND = "homeward.case.found.v1"
 CASE_CLOSED = "homeward.case.closed.v1"
 CASE_REPORT_LINKED = "homeward.case.report_linked.v1"  # a second report of the same child
+# A tip for a case dispatch has not seen yet, held until the case appears (data: TipReceived
+# plus `parked_at`); the tip's later `case.tip_attached` settles it. Not a case event.
+TIP_PARKED = "homeward.tip.parked.v1"
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 

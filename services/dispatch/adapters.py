@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from services.dispatch.domain import Case, Change, Task
 from services.dispatch.roster import Roster, load_roster
+from services.dispatch.tips import TipStore
 from shared.kafka import replay_topic
 
 __all__ = ["CaseRepository", "load_roster", "replay_topic"]
@@ -49,6 +50,7 @@ class CaseRepository:
         self.repeat_s = repeat_s
         self.stream_maxlen = stream_maxlen
         self.duplicate_window_s = int(duplicate_window_h * 3600)
+        self.tips = TipStore(redis)
 
     # --- reading ---------------------------------------------------------------------------
     async def get(self, case_id: str) -> Case | None:
@@ -103,6 +105,7 @@ class CaseRepository:
                                    "case_id": change.case_id, "region_code": case.region_code,
                                    "data": json.dumps(change.data, ensure_ascii=False)},
                           maxlen=self.stream_maxlen, approximate=True)
+        self.tips.stage(pipe, case.case_id, changes)
         for linked in case.linked_reports:
             if linked.get("duplicate_case_id"):
                 pipe.set(ALIAS + str(linked["duplicate_case_id"]), case.case_id)

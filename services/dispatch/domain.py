@@ -69,6 +69,8 @@ class Escalation(BaseModel):
 
 class Tip(BaseModel):
     tip_id: str
+    case_id: str = Field(default="", description="the case id the tipster named (a linked "
+                         "report's id leads to its case)")
     seen_at: datetime
     location: dict[str, Any]
     description: str
@@ -106,7 +108,6 @@ class Case(BaseModel):
     escalations: list[Escalation] = Field(default_factory=list)
     supervision: str | None = None
     release_approved: bool = False
-    tips: list[Tip] = Field(default_factory=list)
     linked_reports: list[dict[str, Any]] = Field(default_factory=list)
     may_add_members: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -395,16 +396,16 @@ def plan_close(case: Case, reason: str, actor: str, now: datetime,
 
 
 def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
-    if any(t.tip_id == tip.tip_id for t in case.tips):
-        return []
+    """Attach a tip (kept beside the case, not in it: services/dispatch/tips.py); whether it
+    was attached before is the caller's question to that store."""
     notified = [case.leader.name] if case.leader else []
     investigator = case.duties.get("investigation")
     if investigator is not None:
         notified.append(investigator.name)
-    attached = Tip(tip_id=tip.tip_id, seen_at=tip.seen_at, location=tip.location.model_dump(),
-                   description=tip.description, contact=tip.contact,
-                   received_at=tip.received_at, source=tip.source, hub_id=tip.hub_id,
-                   notified=notified)
+    attached = Tip(tip_id=tip.tip_id, case_id=tip.case_id, seen_at=tip.seen_at,
+                   location=tip.location.model_dump(), description=tip.description,
+                   contact=tip.contact, received_at=tip.received_at, source=tip.source,
+                   hub_id=tip.hub_id, notified=notified)
     return [_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
                    f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
                    tip=attached.model_dump(mode="json"),
@@ -525,6 +526,12 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     if case is None or case.applied(event_id) or not type_.startswith("homeward.case.") \
             or data.get("case_id") != case.case_id:
         return case
+    if type_ == ev.CASE_TIP_ATTACHED:
+        # The tip lives in the tip store (tips.py), not in the case document nor its timeline;
+        # a tip still makes an opened case active.
+        if case.status == "opened":
+            case.status = "active"
+        return case
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
     event = (CaseFound if type_ == ev.CASE_FOUND else CaseEvent).model_validate(data)
     d = event.details
@@ -568,10 +575,6 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
             what = f"{late.title} ×{late.overdue_count}"
     elif type_ == ev.CASE_RELEASE_APPROVED:
         case.release_approved = True
-    elif type_ == ev.CASE_TIP_ATTACHED:
-        tip = Tip.model_validate(d["tip"])
-        case.tips.append(tip)
-        what = tip.description[:80]
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at
