@@ -99,8 +99,19 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+# redis-py turns these replies into classes and drops the word from the message.
+_REPLY_OF: tuple[tuple[type[BaseException], str], ...] = (
+    (redis_errors.OutOfMemoryError, "OOM"), (redis_errors.ReadOnlyError, "READONLY"),
+    (redis_errors.BusyLoadingError, "LOADING"), (redis_errors.TryAgainError, "TRYAGAIN"),
+    (redis_errors.MasterDownError, "MASTERDOWN"), (redis_errors.ClusterDownError, "CLUSTERDOWN"),
+)
+
+
 def kind_of(exc: BaseException) -> str:
     """A short label for the metric: the Redis reply word or the exception's class name."""
+    for cls, word in _REPLY_OF:
+        if isinstance(exc, cls):
+            return word
     if isinstance(exc, redis_errors.ResponseError):
         first = str(exc).split(" ", 1)[0].upper()
         if first in TRANSIENT_REDIS_REPLIES:

@@ -106,6 +106,9 @@ def test_messages_that_can_never_succeed_are_not_retried(exc: BaseException) -> 
 
 def test_the_metric_names_the_redis_reply() -> None:
     assert kind_of(redis_errors.ResponseError("OOM command not allowed")) == "OOM"
+    assert kind_of(redis_errors.OutOfMemoryError("command not allowed")) == "OOM"
+    assert kind_of(redis_errors.MasterDownError("Link with MASTER is down")) == "MASTERDOWN"
+    assert kind_of(redis_errors.BusyLoadingError("loading")) == "LOADING"
     assert kind_of(redis_errors.ResponseError("BUSY running a script")) == "BUSY"
     assert kind_of(kafka_errors.RequestTimedOutError()) == "RequestTimedOutError"
 
