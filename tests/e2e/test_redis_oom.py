@@ -17,14 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from redis.asyncio import Redis
-from redis.exceptions import OutOfMemoryError
 
 from deploy.local.stack import KafkaServer, RedisServer, free_port, start_services
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import WebhookSink, eventually, report_body
+from tests.helpers import WebhookSink, eventually, redis_refusing_writes, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -37,41 +35,22 @@ def token(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
     return {"Authorization": "Bearer " + mint_token(Settings(), role, region, hub_id=hub_id)}
 
 
-async def refuse_writes(redis: Redis) -> list[str]:
-    """maxmemory 1mb, noeviction; returns the keys written to get past 1 MB if Redis was
-    under it (an empty Redis may be), so that the next write is refused for sure."""
-    await redis.config_set("maxmemory-policy", "noeviction")
-    await redis.config_set("maxmemory", "1mb")
-    filler: list[str] = []
-    for n in range(64):
-        try:
-            key = f"oom-test:filler:{uuid.uuid4().hex}:{n}"
-            await redis.set(key, "x" * 65_536)
-            filler.append(key)
-        except OutOfMemoryError:
-            return filler
-    raise AssertionError("Redis did not refuse writes at maxmemory 1mb")
-
-
 async def test_redis_out_of_memory_is_retried_never_dead_lettered(
     kafka: KafkaServer, redis_server: RedisServer, data_dir: Path,
 ) -> None:
     ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
     procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "redis-oom", ports)
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
     try:
         with WebhookSink() as sink:
             async with httpx.AsyncClient(timeout=20) as http:
-                await scenario(http, {n: p.url for n, p in procs.items()}, redis, sink,
-                               kafka.bootstrap)
+                await scenario(http, {n: p.url for n, p in procs.items()}, redis_server.url,
+                               sink, kafka.bootstrap)
     finally:
-        await redis.config_set("maxmemory", "0")
-        await redis.aclose()
         for proc in procs.values():
             proc.stop()
 
 
-async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis: Redis,
+async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis_url: str,
                    sink: WebhookSink, bootstrap: str) -> None:
     tag = uuid.uuid4().hex[:8]
     hub_id = f"oom-{tag}"
@@ -85,11 +64,10 @@ async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis: Redis,
     for name in ("dispatch", "notify"):
         assert (await http.get(f"{urls[name]}/readyz")).status_code == 200
 
-    filler = await refuse_writes(redis)
     refused_at = time.monotonic()
     cases: list[str] = []
     readiness: dict[str, set[int]] = {"dispatch": set(), "notify": set()}
-    try:
+    async with redis_refusing_writes(redis_url):
         for n in range(REPORTS):
             body = report_body(child__name=f"内存{n}{tag}",
                                reporter__phone=f"137{int(tag, 16) % 10**6:06d}{n:02d}")
@@ -108,10 +86,6 @@ async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis: Redis,
         got = await http.get(f"{urls['dispatch']}/api/v1/cases/{cases[0]}",
                              headers=token(Role.commander, "140400"))
         assert got.status_code == 404, got.text
-    finally:
-        await redis.config_set("maxmemory", "0")
-        if filler:
-            await redis.delete(*filler)
     assert all(503 in seen for seen in readiness.values()), readiness
 
     commander = token(Role.commander, "140400")
