@@ -1,10 +1,12 @@
-"""Timers are not lost when Redis refuses writes (issue 19, item 5): a timer whose work or
-rescheduling is refused (OOM at maxmemory with noeviction) stays due and runs when Redis
-accepts writes again, with the same event ids. Real Redis and Kafka (session fixtures)."""
+"""Timers and delivery records are not lost when Redis refuses writes (issue 19, item 5): a
+timer whose work or rescheduling is refused (OOM at maxmemory with noeviction) stays due and
+runs when Redis accepts writes again, with the same event ids; a send whose outcome could not
+be recorded is settled when Redis returns. Real Redis and Kafka (session fixtures)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from services.dispatch.adapters import TIMERS, CaseRepository
 from services.dispatch.handlers import TIMERS_KEY as DISPATCH_TIMERS
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import load_roster
+from services.notify import domain as notify_domain
 from services.notify.adapters import DeliveryLedger
 from services.notify.app import build_notify
 from services.notify.handlers import RETRIES
@@ -28,7 +31,13 @@ from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, make_broker
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, redis_refusing_writes, report_body
+from tests.helpers import (
+    WebhookSink,
+    eventually,
+    read_topic,
+    redis_refusing_writes,
+    report_body,
+)
 
 
 async def test_a_notify_timer_refused_stays_due_and_is_settled_after(
@@ -121,3 +130,49 @@ async def test_a_dispatch_overdue_timer_refused_stays_due_and_fires_once_redis_i
     ids = {m["headers"]["ce_id"] for m in overdue}
     # The refused tries published the same ids as the one that was stored: consumers dedupe.
     assert len(ids) == len(due) and all(i.endswith(":overdue:1") for i in ids)
+
+
+async def test_a_send_whose_outcome_could_not_be_recorded_is_settled_when_redis_returns(
+    settings: Settings, redis: Redis,
+) -> None:
+    """The webhook answered 2xx, then Redis refused to record it: the message is retried
+    (the error is transient), the record is still `pending`, and the retry sends again with the
+    same webhook-id (the receiver drops the duplicate) and records `sent`."""
+    broker = make_broker(settings.kafka_bootstrap, "test-notify-settle")
+    notify = build_notify(settings, redis, EventPublisher(broker, "/test/notify"))
+    case_id = f"140403-20261123-{uuid.uuid4().hex[:6].upper()}"
+    body = {"alert_id": f"A-{case_id}", "version": 1, "case_id": case_id,
+            "type": notify_domain.ALERT_ISSUED, "scope": "public", "text": "测试"}
+    real_send = notify.webhooks.send
+    refusing = contextlib.AsyncExitStack()
+    sends: list[int] = []
+
+    async def send_then_refuse(*args: Any, **kwargs: Any) -> Any:
+        result = await real_send(*args, **kwargs)
+        sends.append(1)
+        if len(sends) == 1:  # Redis refuses writes from just after the first send
+            await refusing.enter_async_context(redis_refusing_writes(settings.redis_url))
+        return result
+
+    with WebhookSink() as sink:
+        await broker.start()
+        try:
+            sub = await notify.register(notify_domain.SubscriberRequest.model_validate(
+                {"kind": "media", "name": "m", "location": {"lat": 36.2, "lon": 113.1},
+                 "channel": {"type": "webhook", "url": sink.url}}))
+            notify.webhooks.send = send_then_refuse  # type: ignore[method-assign]
+            try:
+                with pytest.raises(OutOfMemoryError):
+                    await notify.deliver(sub, body)
+            finally:
+                await refusing.aclose()
+            did = notify_domain.delivery_id(body["alert_id"], 1, sub.subscriber_id)
+            assert (await notify.ledger.get(did))["state"] == "pending"
+            await notify.deliver(sub, body)  # the redelivered message
+            assert (await notify.ledger.get(did))["state"] == "sent"
+        finally:
+            await notify.webhooks.close()
+            await broker.stop()
+    ids = [next(v for k, v in r["headers"].items() if k.lower() == "webhook-id")
+           for r in sink.requests]
+    assert ids == [did, did]
