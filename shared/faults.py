@@ -134,21 +134,29 @@ class Retrying:
     process do not mark each other unready.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stale_s: float = 30.0) -> None:
+        # A key not failing again within stale_s no longer counts (its partition may have
+        # moved to another process, which then reports for it): retries come every few
+        # seconds at most (capped backoff), so a fault still there keeps its key fresh.
+        self.stale_s = stale_s
         self._attempts: dict[str, int] = {}
         self._since: dict[str, float] = {}
+        self._last: dict[str, float] = {}
 
     def failed(self, key: str, exc: BaseException) -> int:
         """Record one transient failure at `key`; returns the attempt number (1, 2, ...)."""
         TRANSIENT_FAULTS.labels(key.split("/", 1)[0], kind_of(exc)).inc()
         RETRYING.labels(key.split("/", 1)[0]).set(1)
-        self._since.setdefault(key, time.monotonic())
+        now = time.monotonic()
+        self._since.setdefault(key, now)
+        self._last[key] = now
         self._attempts[key] = self._attempts.get(key, 0) + 1
         return self._attempts[key]
 
     def passed(self, key: str) -> None:
         if self._attempts.pop(key, None) is not None:
             self._since.pop(key, None)
+            self._last.pop(key, None)
             where = key.split("/", 1)[0]
             if not any(k.split("/", 1)[0] == where for k in self._attempts):
                 RETRYING.labels(where).set(0)
@@ -156,8 +164,9 @@ class Retrying:
     def retrying(self, wheres: Iterable[str] | None = None) -> list[str]:
         """Keys retrying now, of the given consumer groups / loops (all when None)."""
         wanted = None if wheres is None else set(wheres)
-        return sorted(k for k in self._attempts
-                      if wanted is None or k.split("/", 1)[0] in wanted)
+        fresh = time.monotonic() - self.stale_s
+        return sorted(k for k in self._attempts if self._last[k] >= fresh
+                      and (wanted is None or k.split("/", 1)[0] in wanted))
 
     def check(self, *wheres: str) -> Callable[[], Awaitable[bool]]:
         """A readiness check: failing while a key of the consumer groups / loops `wheres`

@@ -81,6 +81,7 @@ class Notify:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
+        self._timer_faults = 0  # transient faults met by timers (readiness)
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
@@ -612,6 +613,7 @@ class Notify:
         except Exception as exc:
             if is_transient(exc):
                 RETRYING_NOW.failed(TIMERS_KEY, exc)
+                self._timer_faults += 1
             log.exception("timer %s for %s failed; due again after its lease", timer, member)
             return
         await self.ledger.settle(timer, member, lease)
@@ -619,8 +621,10 @@ class Notify:
     async def run_timers(self) -> None:
         while True:
             try:
+                faults = self._timer_faults
                 await self.tick()
-                RETRYING_NOW.passed(TIMERS_KEY)
+                if self._timer_faults == faults:
+                    RETRYING_NOW.passed(TIMERS_KEY)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -134,3 +135,12 @@ async def test_readiness_fails_while_retrying_and_only_for_its_own_consumers() -
     retrying.passed("dispatch/reports/1")
     assert await mine()
     assert retrying.failed("dispatch/reports/0", TimeoutError()) == 1  # counts afresh
+
+
+async def test_a_key_that_stops_failing_without_a_success_goes_stale() -> None:
+    """Its partition moved to another process: that one reports for it now."""
+    retrying = Retrying(stale_s=0.05)
+    retrying.failed("dispatch/reports/3", TimeoutError())
+    assert not await retrying.check("dispatch")()
+    await asyncio.sleep(0.1)
+    assert await retrying.check("dispatch")()
