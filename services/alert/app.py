@@ -15,6 +15,7 @@ from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
@@ -82,7 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        paths={"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
-        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
+        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis),
+                       # the progress consumer retrying a transient fault (shown, not failing)
+                       "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
     ))
     photos = PhotoStore(settings.data_dir / "photos")
