@@ -66,3 +66,12 @@ async def test_report_tip_and_commander_actions_across_the_stack(
         closed = await http.post(f"{dispatch}/api/v1/cases/{case_id}/close", headers=commander,
                                  json={"reason": "平安找到"})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+        # The alert service learns of the closing from homeward.dispatch.v1: tips refused.
+        async def refused() -> int | None:
+            got = await http.post(f"{alert}/api/v1/tips", json={
+                "case_id": case_id, "seen_at": datetime.now(UTC).isoformat(),
+                "location": {"lat": 36.2, "lon": 113.1}, "description": "结案后的线索"})
+            return got.status_code if got.status_code == 410 else None
+
+        assert await eventually(refused, timeout=30) == 410
