@@ -20,8 +20,8 @@ Transient:
 - the OS's and asyncio's own: `ConnectionError` (refused, reset, broken pipe) and
   `TimeoutError` (`asyncio.TimeoutError`).
 
-An exception counts as transient when it, or any exception it was raised from (``__cause__`` /
-``__context__``), is one of these; an exception group when every member is.
+An exception counts as transient when it, or an exception it was raised from (``raise ... from``,
+its ``__cause__``), is one of these; an exception group when every member is.
 """
 
 from __future__ import annotations
@@ -95,7 +95,10 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         if _one_is_transient(current):
             return True
-        current = current.__cause__ or current.__context__
+        # Only an explicit cause (`raise ... from`): an error merely raised while another
+        # was being handled (its __context__) is not made transient by it, or a poison
+        # message met during a retry would be retried forever.
+        current = current.__cause__
     return False
 
 

@@ -27,6 +27,17 @@ def _validation_error() -> ValidationError:
     raise AssertionError
 
 
+def _during(outer: BaseException, inner: BaseException) -> BaseException:
+    """`outer` raised while `inner` was being handled (implicit context, no `from`)."""
+    try:
+        try:
+            raise inner
+        except BaseException:
+            raise outer  # noqa: B904
+    except BaseException as exc:
+        return exc
+
+
 def _chained(outer: BaseException, inner: BaseException) -> BaseException:
     try:
         try:
@@ -90,6 +101,8 @@ PERMANENT: list[tuple[str, BaseException]] = [
     ("kafka message too large", kafka_errors.MessageSizeTooLargeError()),
     ("kafka unsupported version", kafka_errors.UnsupportedVersionError()),
     ("file missing", FileNotFoundError(2, "No such file")),
+    ("poison met while handling a transient one", _during(
+        PoisonMessage("bad"), redis_errors.ConnectionError("gone"))),
     ("a group with one poison", ExceptionGroup("mixed", [
         redis_errors.ReadOnlyError("READONLY"), PoisonMessage("bad")])),
 ]
