@@ -333,9 +333,10 @@ class DeliveryLedger:
     """
 
     async def due(self, timer: str, now: float | None = None, limit: int = 500,
-                  lease_s: float = 5.0) -> tuple[float, list[str]]:
+                  lease_s: float = 15.0) -> tuple[float, list[str]]:
         """Claim up to `limit` members due by `now`: (the lease score, the members). A
-        member not settled by the end of its lease is due again."""
+        member not settled by the end of its lease is due again (long enough for a batch's
+        fan-outs to finish before another instance could claim the same member)."""
         if not hasattr(self, "_lease"):
             self._lease = self.redis.register_script(self.LEASE)
             self._settle = self.redis.register_script(self.SETTLE)
