@@ -76,6 +76,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # public tips (issue 12)
+    "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    "tip_cap_reached": ("该案件的线索已达上限，请直接拨打 110",
+                        "this case has reached its limit of tips; call 110 directly"),
 }
 
 

@@ -165,6 +165,7 @@ async def test_tips_on_a_closed_case_are_refused_with_410(local: Settings, redis
             got = await http.post("/api/v1/tips", json=tip(case_id),
                                   headers={"Accept-Language": "en"})
         assert got.status_code == 410, got.text
+        assert got.json()["error"]["message"] == "this case is closed and takes no more tips"
         assert got.json()["error"] == {**got.json()["error"], "code": "case_closed",
                                        "field": "case_id"}
         assert await post(app, "198.51.100.2", open_id) == 202
