@@ -5,22 +5,27 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from shared.display import DEFAULT_ZONE, age_on, local_date, people_time
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
     CaseEvent,
     CaseFound,
     CaseOpened,
     DeliveryReceipt,
 )
+from shared.identity import LinkEvidence
+from shared.phones import display_phone
+from shared.text import Line
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -71,7 +76,7 @@ Channel = WebhookChannel | AppriseChannel | ConsoleChannel
 
 class SubscriberRequest(BaseModel):
     kind: SubscriberKind
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     location: Location
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
     channel: Channel = Field(discriminator="type")
@@ -151,6 +156,17 @@ def delivery_id(alert_id: str, version: int, subscriber_id: str) -> str:
 # --- alert state -------------------------------------------------------------------------------
 
 
+class MergedReport(BaseModel):
+    """A second report of the child of this alert (shared/identity.py): its details reached
+    everyone as an Update instead of a second Alert. Kept as accepted, so that an unlink by the
+    commander gives that report an alert of its own."""
+
+    report_id: str
+    case_id: str
+    accepted: dict[str, Any]
+    evidence: LinkEvidence
+
+
 class VersionInfo(BaseModel):
     version: int
     msg_type: Literal["Alert", "Update", "Cancel"]
@@ -179,6 +195,10 @@ class AlertState(BaseModel):
     # The accepted report (restricted content); dropped at cancellation.
     report: dict[str, Any] | None = None
     leader: dict[str, Any] | None = None
+    # Internal, never rendered: the report kept through a cancellation so that a reopen can
+    # issue the alert again; other reports of the same child merged into this alert.
+    held_report: dict[str, Any] | None = None
+    merged: list[MergedReport] = Field(default_factory=list)
 
     @property
     def public_listed(self) -> bool:
@@ -188,7 +208,8 @@ class AlertState(BaseModel):
     def status(self) -> str:
         return "Exercise" if self.exercise else "Actual"
 
-    def bump(self, msg_type: Literal["Update", "Cancel"], at: datetime, note: str = "") -> None:
+    def bump(self, msg_type: Literal["Alert", "Update", "Cancel"], at: datetime,
+             note: str = "") -> None:
         self.version += 1
         self.versions.append(VersionInfo(version=self.version, msg_type=msg_type, sent=at,
                                          radius_km=self.radius_km, note=note))
@@ -220,7 +241,30 @@ def fold_notes(notes: CaseNotes, event_type: str, data: dict[str, Any]) -> CaseN
         notes.released = True
     elif event_type == CASE_FOUND and not notes.found:
         notes.found, notes.outcome = True, CaseFound.model_validate(data).outcome
+    elif event_type == CASE_REOPENED:
+        notes.found, notes.outcome = False, ""
     return notes
+
+
+def merge_report(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The alert's restricted content after a second report of the same child: the first
+    report's place and time stay (the radius keeps growing from the first sighting); what the
+    second adds — description, photos, suspect, vehicle, notes — is added."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in first.items()}
+    child, other = out.setdefault("child", {}), second.get("child") or {}
+    for key in ("description",):
+        if other.get(key) and other[key] not in str(child.get(key, "")):
+            child[key] = "；".join(x for x in (child.get(key), other[key]) if x)
+    child["photo_urls"] = list(dict.fromkeys([*child.get("photo_urls", []),
+                                              *other.get("photo_urls", [])]))
+    for key in ("height_cm", "weight_kg", "id_number"):
+        if child.get(key) is None and other.get(key) is not None:
+            child[key] = other[key]
+    circ, more = out.setdefault("circumstances", {}), second.get("circumstances") or {}
+    for key in ("suspect", "vehicle", "companions", "notes"):
+        if more.get(key) and more[key] not in str(circ.get(key, "")):
+            circ[key] = "；".join(x for x in (circ.get(key), more[key]) if x)
+    return out
 
 
 # --- content -----------------------------------------------------------------------------------
@@ -230,15 +274,33 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
+    """The age as given, else completed years on the last-seen day (in the deployment's zone)
+    from birth_date."""
+    if child.get("age") is not None:
+        return int(child["age"])
+    try:
+        born = date.fromisoformat(str(child.get("birth_date")))
+        seen = datetime.fromisoformat(str(last_seen.get("at")))
+    except ValueError:
+        return None
+    return age_on(born, local_date(seen, zone) if seen.tzinfo else seen.date())
+
+
 def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
-                 link: str, limit: int, extra: str = "") -> str:
-    """The push text, at most `limit` characters, always ending with the bulletin link."""
+                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE) -> str:
+    """The push text people read (hub staff, SMS/chat, CAP description), at most `limit`
+    characters, always ending with the bulletin link. The last-seen time is shown in `zone`
+    ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was sent with; the age
+    is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
-    age = f"{child['age']}岁" if child.get("age") is not None else ""
+    years = _age(child, last_seen, zone)
+    age = f"{years}岁" if years is not None else ""
+    at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
             f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
-            f"最后出现：{last_seen.get('address', '')}（{last_seen.get('at', '')}）。"
+            f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
             f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
     return _trim(head, limit - len(tail)) + tail
 
@@ -250,9 +312,11 @@ def _child_public(child: dict[str, Any]) -> dict[str, Any]:
 
 
 def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
-              contact: str, limit: int, now: datetime) -> dict[str, Any]:
+              contact: str, limit: int, now: datetime,
+              zone: str = DEFAULT_ZONE) -> dict[str, Any]:
     """The push for one recipient class. Public: no reporter, no family phone, no ID number,
-    no home address, no suspect/vehicle; the official contact instead."""
+    no home address, no suspect/vehicle; the official contact instead. `text` shows times in
+    `zone` (Settings.display_timezone); `issued_at` and `last_seen.at` keep ISO 8601."""
     report = alert.report or {}
     child = dict(report.get("child") or {})
     seen = dict(report.get("last_seen") or {})
@@ -262,7 +326,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         "alert_id": alert.alert_id,
         "case_id": alert.case_id,
         "version": alert.version,
-        "msg_type": "Alert" if alert.version == 1 else "Update",
+        # Alert for the first version and for the re-issue after a reopen; Update otherwise.
+        "msg_type": alert.versions[-1].msg_type if alert.versions else "Alert",
         "scope": scope,
         "status": alert.status,
         "radius_km": alert.radius_km,
@@ -273,7 +338,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         leader = alert.leader or {}
         contact_text = contact
         if leader.get("phone"):
-            contact_text = f"{leader.get('name', '')}{leader.get('title', '')} {leader['phone']}"
+            contact_text = (f"{leader.get('name', '')}{leader.get('title', '')} "
+                            f"{display_phone(str(leader['phone']))}")
         extra = ""
         if circ.get("suspect"):
             extra += f"嫌疑人：{circ['suspect']}。"
@@ -285,7 +351,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": circ,
             "leader": leader or None,
             "contact": contact_text,
-            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra),
+            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra,
+                                 zone),
         })
     else:
         public_child = _child_public(child)
@@ -297,7 +364,7 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": {"kind": circ.get("kind", "missing")},
             "contact": contact,
             "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
-                                 limit),
+                                 limit, zone=zone),
         })
     return body
 

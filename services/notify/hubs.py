@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notify.domain import SubscriberKind, SubscriberRequest
+from shared.boundaries import boundary_index
 from shared.regions import region_index
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
@@ -41,6 +42,12 @@ CSV_COLUMNS = ["hub_id", "name", "category", "lat", "lon", "region_code", "chann
 
 
 def _region(lat: float, lon: float) -> str | None:
+    """The county whose boundary holds the hub (an airport often lies in a neighbouring county
+    of the city it is named after: 广州白云 in 花都区); the nearest seat only off every
+    boundary."""
+    located = boundary_index().locate(lat, lon)
+    if located is not None:
+        return located.code
     region = region_index().nearest(lat, lon)
     return region.code if region is not None else None
 
@@ -97,9 +104,9 @@ async def _notify() -> AsyncIterator[Any]:
     from services.notify.app import build_notify
     from shared import topics
     from shared.kafka import EventPublisher, make_broker
-    from shared.settings import Settings
+    from shared.tokens import cli_settings
 
-    settings = Settings()
+    settings = cli_settings()  # beside `make up`: its generated key, as shared.tokens
     redis = make_redis(settings.redis_url)
     broker = make_broker(settings.kafka_bootstrap, "notify-hubs")
     log = SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS)

@@ -43,15 +43,17 @@ async def test_redis_out_of_memory_is_retried_never_dead_lettered(
     try:
         with WebhookSink() as sink:
             async with httpx.AsyncClient(timeout=20) as http:
-                await scenario(http, {n: p.url for n, p in procs.items()}, redis_server.url,
+                await scenario(http, {n: p.url for n, p in procs.items()},
+                               {n: p.ops_url for n, p in procs.items()}, redis_server.url,
                                sink, kafka.bootstrap)
     finally:
         for proc in procs.values():
             proc.stop()
 
 
-async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis_url: str,
-                   sink: WebhookSink, bootstrap: str) -> None:
+async def scenario(http: httpx.AsyncClient, urls: dict[str, str], ops: dict[str, str],
+                   redis_url: str, sink: WebhookSink, bootstrap: str) -> None:
+    """`urls`: each service's API port; `ops`: its internal port (/metrics)."""
     tag = uuid.uuid4().hex[:8]
     hub_id = f"oom-{tag}"
     got = await http.post(f"{urls['notify']}/api/v1/subscribers",
@@ -104,7 +106,7 @@ async def scenario(http: httpx.AsyncClient, urls: dict[str, str], redis_url: str
     await eventually(lambda: asyncio.sleep(0, pushed() >= set(cases)), timeout=90, interval=1)
     for name in ("dispatch", "notify"):
         await eventually(lambda n=name: _ready(http, urls[n]), timeout=30)
-        metrics = (await http.get(f"{urls[name]}/metrics")).text
+        metrics = (await http.get(f"{ops[name]}/metrics")).text
         assert any(line.startswith("homeward_transient_faults_total{")
                    and 'kind="OOM"' in line and not line.endswith(" 0.0")
                    for line in metrics.splitlines()), name
