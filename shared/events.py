@@ -33,6 +33,9 @@ CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
 CASE_FOUND = "homeward.case.found.v1"
 CASE_CLOSED = "homeward.case.closed.v1"
 CASE_REPORT_LINKED = "homeward.case.report_linked.v1"  # a second report of the same child
+# A tip for a case dispatch has not seen yet, held until the case appears (data: TipReceived
+# plus `parked_at`); the tip's later `case.tip_attached` settles it. Not a case event.
+TIP_PARKED = "homeward.tip.parked.v1"
 # The commander undid a link (details: ReportUnlinked); the report's own case group is opened.
 CASE_REPORT_UNLINKED = "homeward.case.report_unlinked.v1"
 # A found (or false report) undone by the leader's level: every alert of the case is issued

@@ -93,6 +93,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "the child's alert is public; confirm with confirm: true: {what}"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # public tips (issue 12)
+    "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    "tip_cap_reached": ("该案件的线索已达上限，请直接拨打 110",
+                        "this case has reached its limit of tips; call 110 directly"),
     # place (issue 11; services/alert/place.py)
     "region_code_split": ("行政区划代码 {given}（{name}）已于 {year} 年撤销并分设为 {candidates}："
                           "请填写地址或坐标，或直接填写现行代码",

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         default=True, description="off only in tests that stop the process before publishing"
     )
     tip_limit_per_client: int = 10
-    tip_limit_per_case: int = 120
+    tip_limit_per_case: int = 1000  # all clients together; see tip_limit_per_case_client
     tip_window_s: int = 60
 
     # Notification.
@@ -180,6 +180,19 @@ class Settings(BaseSettings):
     identity_secret_file: Path | None = Field(
         default=None, description="file holding identity_secret (one line)")
     # --- end child identity --------------------------------------------------------------------
+    # --- public tips and faults (issues 12, 19) ----------------------------------------------
+    tip_limit_per_case_client: int = Field(
+        default=5, description="tips one client (IPv4 address, IPv6 /64) may file on one case "
+        "per tip_window_s; tip_limit_per_case is the high cap of all clients together")
+    tip_cap_per_case: int = Field(
+        default=5000, description="tips kept per case in all (beyond: 429 tip_cap_reached)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For "
+        "names the client (any other peer is the client itself)")
+    dispatch_tip_park_s: float = Field(
+        default=3600.0, gt=0, description="a tip for a case dispatch has not seen yet is held "
+        "this long for its case, then listed to admins as unmatched (still held)")
+    # --- end public tips and faults -----------------------------------------------------------
 
     @model_validator(mode="after")
     def _require_a_usable_key(self) -> Settings:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -169,3 +170,32 @@ class ProviderTokens:
             token, expires = answer["access_token"], time.time() + answer["expires_in"]
             self._tokens[username] = (token, expires)
         return token
+
+
+@contextlib.asynccontextmanager
+async def redis_refusing_writes(url: str) -> AsyncIterator[None]:
+    """Redis at `maxmemory 1mb` with `noeviction` (every write answers OOM) inside the block,
+    restored after it. If Redis holds under 1 MB, filler keys take it past (removed after)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import OutOfMemoryError
+
+    redis = Redis.from_url(url, decode_responses=True)
+    filler: list[str] = []
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1mb")
+        for n in range(64):
+            try:
+                key = f"test:oom-filler:{uuid.uuid4().hex}:{n}"
+                await redis.set(key, "x" * 65_536)
+                filler.append(key)
+            except OutOfMemoryError:
+                break
+        else:
+            raise AssertionError("Redis did not refuse writes at maxmemory 1mb")
+        yield
+    finally:
+        await redis.config_set("maxmemory", "0")
+        if filler:
+            await redis.delete(*filler)
+        await redis.aclose()

@@ -16,6 +16,7 @@ from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimit
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from shared.boundaries import boundary_index
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
-                  settings.tip_window_s),
+                  settings.tip_window_s, settings.tip_limit_per_case_client,
+                  settings.tip_cap_per_case),
         regions=region_index(),
         progress=progress,
     )
@@ -84,12 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
-        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
+        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis),
+                       # the progress consumer retrying a transient fault (shown, not failing)
+                       "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
     ))
     photos = PhotoStore(settings.data_dir / "photos")
     app.include_router(build_router(Authenticator(settings), intake, region_index(), photos,
-                                    settings.alert_url))
+                                    settings.alert_url, settings.trusted_proxies))
     app.include_router(build_pages(photos))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app, settings)

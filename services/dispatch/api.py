@@ -18,7 +18,7 @@ from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
-from shared.kafka import TRANSIENT_ERRORS
+from shared.faults import is_transient
 from shared.phones import PhoneError, normalise_phone
 from shared.settings import Settings
 from shared.streams import StreamFanout, StreamLimits, sse_response
@@ -136,7 +136,9 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
             return await command(case.case_id)
         except Refused as exc:
             raise refused(exc) from exc
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             # The change could not be made durable (or not stored): look at the case, retry.
             raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
                            "may not be recorded, check the case and retry",

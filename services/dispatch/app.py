@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_router
-from services.dispatch.handlers import Dispatch
+from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from services.dispatch.tips_api import build_tips_router
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -78,9 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   **API_DOCS_OFF)
     install_error_handlers(app)
     harden(app, settings)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
                                     make_limits(settings)))
+    app.include_router(build_tips_router(Authenticator(settings), cases,
+                                         settings.dispatch_tip_park_s))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app, settings)

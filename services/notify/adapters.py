@@ -315,8 +315,10 @@ class DeliveryLedger:
         return [{"delivery_id": str(i), **self._flat(r)}
                 for i, r in zip(ids, rows, strict=True) if r]
 
-    # Durable timers: a sorted set of member -> due epoch; `due` claims with ZREM so that only
-    # one instance handles each.
+    # Durable timers: a sorted set of member -> due epoch. `due` claims a member by moving it a
+    # lease ahead (one script: only one instance gets it); `settle` removes it after the work
+    # unless the work scheduled it again. Work that fails, or a claim or settle Redis refuses
+    # (OOM, READONLY), leaves the member due: a timer is never lost to a refused write.
     async def schedule(self, timer: str, member: str, due: float) -> None:
         await self.redis.zadd(f"notify:timer:{timer}", {member: due})
 
@@ -324,15 +326,40 @@ class DeliveryLedger:
         if members:
             await self.redis.zrem(f"notify:timer:{timer}", *members)
 
-    async def due(self, timer: str, now: float | None = None, limit: int = 500) -> list[str]:
-        key = f"notify:timer:{timer}"
-        members = await self.redis.zrangebyscore(key, "-inf", now or time.time(), start=0,
-                                                 num=limit)
-        claimed = []
-        for m in members:
-            if await self.redis.zrem(key, m):
-                claimed.append(str(m))
-        return claimed
+    # KEYS[1] the timer set; ARGV: now, lease score, limit. Returns the members claimed.
+    LEASE = """
+    local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+    for _, member in ipairs(due) do
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+    end
+    return due
+    """
+    # KEYS[1] the timer set; ARGV: member, lease score. Removes the member if still leased.
+    SETTLE = """
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+    if score and tonumber(score) == tonumber(ARGV[2]) then
+        return redis.call('ZREM', KEYS[1], ARGV[1])
+    end
+    return 0
+    """
+
+    async def due(self, timer: str, now: float | None = None, limit: int = 500,
+                  lease_s: float = 15.0) -> tuple[float, list[str]]:
+        """Claim up to `limit` members due by `now`: (the lease score, the members). A
+        member not settled by the end of its lease is due again (long enough for a batch's
+        fan-outs to finish before another instance could claim the same member)."""
+        if not hasattr(self, "_lease"):
+            self._lease = self.redis.register_script(self.LEASE)
+            self._settle = self.redis.register_script(self.SETTLE)
+        at = now or time.time()
+        lease = float(f"{at + lease_s:.6f}")  # exact in Redis's reply and ours
+        members = await self._lease(keys=[f"notify:timer:{timer}"], args=[at, lease, limit])
+        return lease, [str(m) for m in members]
+
+    async def settle(self, timer: str, member: str, lease: float) -> None:
+        if not hasattr(self, "_settle"):
+            self._settle = self.redis.register_script(self.SETTLE)
+        await self._settle(keys=[f"notify:timer:{timer}"], args=[member, lease])
 
 
 class HubFeed:

@@ -26,8 +26,9 @@ from services.notify.adapters import (
 )
 from services.notify.api import UI, build_router, build_ui_router
 from services.notify.domain import address_allowed
-from services.notify.handlers import Notify
+from services.notify.handlers import TIMERS_KEY, Notify
 from shared import topics
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -110,7 +111,10 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     install_error_handlers(app)
     harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), notify, settings, fanout,
                                     make_limits(settings)))
     app.include_router(build_ui_router(settings))

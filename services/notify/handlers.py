@@ -50,6 +50,7 @@ from shared.events import (
     ReleaseApproved,
     ReportUnlinked,
 )
+from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import LinkEvidence
 from shared.kafka import EventPublisher, replay_topic
 from shared.report import ReportAccepted
@@ -62,6 +63,7 @@ DELIVERY_DEAD = "homeward.delivery.dead.v1"
 DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
 
 RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
+TIMERS_KEY = "homeward-notify-timers"  # readiness: 503 while the timers meet transient faults
 
 
 class NotFound(LookupError):
@@ -84,8 +86,8 @@ class Notify:
     apprise: AppriseSender = field(default_factory=AppriseSender)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-
     def __post_init__(self) -> None:
+        self._timer_faults = 0  # transient faults met by timers (readiness)
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
         self.children = ChildAlerts(self)
 
@@ -633,31 +635,40 @@ class Notify:
     async def tick(self) -> int:
         """Run what is due: retries, widenings, ack deadlines. Returns how many ran."""
         done = 0
-        for did in await self.ledger.due(RETRIES):
-            done += 1
-            await self._guard(RETRIES, did, self._retry(did))
-        for alert_id in await self.ledger.due(WIDEN):
-            done += 1
-            await self._guard(WIDEN, alert_id, self.widen(alert_id))
-        for did in await self.ledger.due(ACKS):
-            done += 1
-            await self._guard(ACKS, did, self._ack_overdue(did))
+        work: tuple[tuple[str, Callable[[str], Any]], ...] = (
+            (RETRIES, self._retry), (WIDEN, self.widen), (ACKS, self._ack_overdue))
+        for timer, run in work:
+            lease, members = await self.ledger.due(timer)
+            for member in members:
+                done += 1
+                await self._guard(timer, member, lease, run(member))
         return done
 
-    async def _guard(self, timer: str, member: str, work: Any) -> None:
+    async def _guard(self, timer: str, member: str, lease: float, work: Any) -> None:
+        """Run one timer's work; settle it only when the work is done (a failure leaves the
+        timer due again when its lease ends: never lost, even when Redis refuses writes)."""
         try:
             await work
-        except Exception:
-            log.exception("timer %s for %s failed; rescheduled", timer, member)
-            await self.ledger.schedule(timer, member, time.time() + 5)
+        except Exception as exc:
+            if is_transient(exc):
+                RETRYING_NOW.failed(TIMERS_KEY, exc)
+                self._timer_faults += 1
+            log.exception("timer %s for %s failed; due again after its lease", timer, member)
+            return
+        await self.ledger.settle(timer, member, lease)
 
     async def run_timers(self) -> None:
         while True:
             try:
+                faults = self._timer_faults
                 await self.tick()
+                if self._timer_faults == faults:
+                    RETRYING_NOW.passed(TIMERS_KEY)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("notify timers")
             await asyncio.sleep(self.settings.notify_tick_s)
 

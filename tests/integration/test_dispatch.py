@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
@@ -52,6 +54,7 @@ class Stack:
         self.http = httpx.AsyncClient(timeout=15)
         self.broker = make_broker(settings.kafka_bootstrap, "test-alert")
         self.publisher = EventPublisher(self.broker, "/test/alert")
+        self.redis: Redis
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[Stack]:
@@ -93,6 +96,19 @@ class Stack:
 
         return await eventually(check, timeout=30)
 
+    async def tips(self, case_id: str, headers: dict[str, str] = COMMANDER,
+                   **params: Any) -> httpx.Response:
+        return await self.http.get(f"{self.url}/api/v1/cases/{case_id}/tips", headers=headers,
+                                   params=params)
+
+    async def tip(self, case_id: str, description: str = "在长治站候车室看到") -> TipReceived:
+        tip = TipReceived(tip_id=uuid.uuid4().hex, case_id=case_id, seen_at=datetime.now(UTC),
+                          location=TipLocation(lat=36.2, lon=113.1, address="长治站"),
+                          description=description, received_at=datetime.now(UTC))
+        await self.publisher.publish(topics.TIPS, CloudEvent.of(
+            TIP_RECEIVED, "/test/alert", case_id, tip, event_id=tip.tip_id))
+        return tip
+
     async def post(self, path: str, body: Any = None,
                    headers: dict[str, str] = COMMANDER) -> httpx.Response:
         return await self.http.post(f"{self.url}/api/v1{path}", json=body, headers=headers)
@@ -107,6 +123,7 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
 @pytest.fixture
 async def stack(settings: Settings, redis: Redis) -> AsyncIterator[Stack]:
     s = Stack(settings.model_copy(update={"dispatch_timer_tick_s": 0.2}))
+    s.redis = redis
     await s.broker.start()
     try:
         yield s
@@ -444,15 +461,19 @@ async def test_tip_attached_and_leader_handover(stack: Stack) -> None:
         await stack.publisher.publish(topics.TIPS, event)  # redelivered: attached once
 
         async def attached() -> dict[str, Any] | None:
-            case = (await stack.case(case_id)).json()
-            return case if case["tips"] else None
+            page = (await stack.tips(case_id)).json()
+            return page if page["items"] else None
 
-        case = await eventually(attached, timeout=20)
+        await eventually(attached, timeout=20)
         await asyncio.sleep(1)
         case = (await stack.case(case_id)).json()
-        assert len(case["tips"]) == 1 and case["tips"][0]["description"] == "在长治站候车室看到"
-        assert case["tips"][0]["notified"] == [case["leader"]["name"],
-                                               case["duties"]["investigation"]["name"]]
+        page = (await stack.tips(case_id)).json()
+        # Kept beside the case (issue 12), not in its document.
+        assert "tips" not in case and page["total"] == 1 and len(page["items"]) == 1
+        assert page["items"][0]["description"] == "在长治站候车室看到"
+        assert page["items"][0]["notified"] == [case["leader"]["name"],
+                                                case["duties"]["investigation"]["name"]]
+        assert (await stack.tips(case_id, ELSEWHERE)).status_code == 404
 
         organ = await stack.http.get(f"{stack.url}/api/v1/organs/140403", headers=COMMANDER)
         assert organ.status_code == 200 and organ.json()["name"] == "长治市公安局潞州分局"
@@ -492,7 +513,13 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
         await stack.post(f"/cases/{ids[2]}/found", {
             "outcome": "false_report", "found_at": datetime.now(UTC).isoformat()})
         await stack.post(f"/cases/{ids[2]}/close", {"reason": "虚假报案"})
+        # A tip attached to a case, and one held for a case that never appears.
+        await stack.tip(ids[1], "候车室")
+        held = await stack.tip(new_case_id(), "无此案件")
+        await eventually(lambda: _total(stack, ids[1], 1), timeout=20)
+        await eventually(lambda: redis.hexists("dispatch:parked", held.tip_id), timeout=20)
         before = {c: (await stack.case(c)).json() for c in ids}
+        tips_before = (await stack.tips(ids[1])).json()
 
     async def timers() -> dict[str, float]:
         # The overdue timers of these cases' open tasks (others' are in the same set).
@@ -504,12 +531,14 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
+        assert (await stack.tips(ids[1])).json() == tips_before  # rebuilt from the topic
         # The child's claim came back with the case: a later report of it still links.
         await stack.report(later, child__name=names[1])
         relinked = await eventually(lambda: _links(stack, ids[1], 2), timeout=30)
     assert [x["case_id"] for x in relinked] == [linked, later]
     assert after == before
     assert [x["case_id"] for x in after[ids[1]]["links"]] == [linked]
+    assert await redis.hexists("dispatch:parked", held.tip_id)  # still held after a rebuild
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
@@ -618,3 +647,71 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         await stack.opened(plain)
         refused = await stack.post(f"/cases/{plain}/members", member)
         assert refused.status_code == 409 and refused.json()["error"]["field"] == "duty"
+
+
+async def test_tips_before_their_case_are_held_then_attached_and_paged(stack: Stack) -> None:
+    """Issue 19, item 6: a tip published before its report is processed is attached to the
+    case (also when the report is a second report linked to an earlier case); the case's
+    tips are paged, newest first (issue 12)."""
+    async with stack.serving():
+        case_id = new_case_id()
+        early = [await stack.tip(case_id, f"线索{n}") for n in range(3)]
+
+        async def held() -> bool:
+            return all([await stack.redis.hexists("dispatch:parked", t.tip_id) for t in early])
+
+        await eventually(held, timeout=20)
+        # The app runs in this process: its metrics are this process's registry (the ops
+        # port serves the same registry, shared/serve.py).
+        metrics = generate_latest().decode()
+        assert re.search(r"^homeward_dispatch_tips_parked_total [1-9]", metrics, re.M)
+        await stack.report(case_id)
+        await stack.opened(case_id)
+
+        async def all_attached() -> dict[str, Any] | None:
+            page = (await stack.tips(case_id)).json()
+            return page if page["total"] == 3 else None
+
+        await eventually(all_attached, timeout=20)
+        later = await stack.tip(case_id, "线索3")
+        await eventually(lambda: _total(stack, case_id, 4), timeout=20)
+        first = (await stack.tips(case_id, limit=2)).json()
+        second = (await stack.tips(case_id, limit=2, offset=2)).json()
+        ids = [t["tip_id"] for t in first["items"] + second["items"]]
+        assert first["total"] == 4 and len(first["items"]) == 2
+        assert sorted(ids) == sorted([t.tip_id for t in early] + [later.tip_id])
+        assert ids[0] == later.tip_id  # newest first
+        # None of them still held (earlier tests' held tips come back with the replay).
+        assert not [t for t in [*early, later]
+                    if await stack.redis.hexists("dispatch:parked", t.tip_id)]
+        dead = [m for m in await read_topic(stack.settings.kafka_bootstrap,
+                                            topics.dlq(topics.TIPS)) if m["key"] == case_id]
+        assert dead == []
+
+
+async def test_a_tip_for_a_case_that_never_appears_is_shown_to_an_admin(stack: Stack) -> None:
+    stack.settings = stack.settings.model_copy(update={"dispatch_tip_park_s": 0.5})
+    async with stack.serving():
+        lost = new_case_id()
+        tip = await stack.tip(lost, "没有对应案件的线索")
+        url = f"{stack.url}/api/v1/tips/unmatched"
+
+        async def listed() -> dict[str, Any] | None:
+            got = (await stack.http.get(url, headers=ADMIN)).json()
+            return got if any(h["tip"]["tip_id"] == tip.tip_id for h in got["items"]) else None
+
+        page = await eventually(listed, timeout=20)
+        row = next(h for h in page["items"] if h["tip"]["tip_id"] == tip.tip_id)
+        assert row["case_id"] == lost and row["tip"]["description"] == "没有对应案件的线索"
+        other_admin = bearer(Role.admin, "320000")
+        got = await stack.http.get(url, headers=other_admin)
+        assert tip.tip_id not in {h["tip"]["tip_id"] for h in got.json()["items"]}
+        assert (await stack.http.get(url, headers=COMMANDER)).status_code == 403
+        # Still held: if the case appears after all, the tip is attached.
+        await stack.report(lost)
+        await stack.opened(lost)
+        await eventually(lambda: _total(stack, lost, 1), timeout=20)
+
+
+async def _total(stack: Stack, case_id: str, n: int) -> bool:
+    return (await stack.tips(case_id)).json()["total"] == n

@@ -41,8 +41,8 @@ from tests.helpers import eventually, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-# The ID numbers all start 1101012019050 (one per report: see Stack.report_as).
-PII = ("李红", "13800000000", "138 0000 0000", "1101012019050", "中年男子", "晋D·12345")
+# The ID numbers all start 1101012019 (one per report, born in 2019: see Stack.report_as).
+PII = ("李红", "13800000000", "138 0000 0000", "1101012019", "中年男子", "晋D·12345")
 _CHILDREN = itertools.count()
 
 
@@ -131,10 +131,12 @@ class Stack:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
         # A child of its own unless the test says otherwise: two reports of one child (same
         # name and birth date, or same ID number) become one alert (issue 19 §3).
+        # The ID number encodes the birth date (GB 11643; a mismatch is refused).
         n = next(_CHILDREN)
-        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
+        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 365))
                              .isoformat())
-        overrides.setdefault("child__id_number", id_number(f"11010120190501{n % 1000:03d}"))
+        born = str(overrides["child__birth_date"]).replace("-", "")
+        overrides.setdefault("child__id_number", id_number(f"110101{born}{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",

@@ -14,6 +14,7 @@ HW.words({
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
   local_bureau: "失踪地公安机关", procuratorate: "检察机关", linked: "并案报案",
+  tips_newer: "较新的线索", tips_older: "更早的线索",
   place_conflict: "地点信息不一致（请核实失踪地）", place_conflict_badge: "地点不一致", led_from: "按{src}确定管辖：{code}", src_region_code: "行政区划代码", src_address: "地址", src_coordinates: "坐标",
 }, {
   title: "Missing child case console", cases: "Cases in my region", no_cases: "No cases", pick: "Pick a case on the left", cancel: "Cancel", confirm: "Confirm",
@@ -28,6 +29,7 @@ HW.words({
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
   local_bureau: "Local bureau", procuratorate: "Procuratorate", linked: "Linked reports",
+  tips_newer: "Newer tips", tips_older: "Older tips",
   place_conflict: "Place parts disagree (check where the child was last seen)", place_conflict_badge: "place disagrees", led_from: "jurisdiction from the {src}: {code}", src_region_code: "region code", src_address: "address", src_coordinates: "coordinates",
 });
 
@@ -100,7 +102,9 @@ function renderCase() {
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${c.incident ? `<div class="card"><h3>${HW.t("incident")}</h3><p>${(c.incident_cases || []).map(e).join(" · ")}</p></div>` : ""}
     ${(c.links || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.links.map(r => `<p>${e(r.case_id)} · ${e(r.evidence.rule)} · ${e(r.evidence.names.join(" / "))} · ${e(r.evidence.distance_km)} km · ${e(r.evidence.hours_apart)} h</p>`).join("")}</div>` : ""}
-    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")} <span class="muted" id="tips-total"></span></h3><div id="tips">—</div>
+      <p><button type="button" class="secondary" data-tips="newer" hidden>${HW.t("tips_newer")}</button>
+      <button type="button" class="secondary" data-tips="older" hidden>${HW.t("tips_older")}</button></p></div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
@@ -110,6 +114,21 @@ function renderCase() {
       `<tr><td>${e(HW.when(t.at))}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
   tick();
   loadDeliveries();
+  loadTips(c.case_id, tipsOffset);
+}
+
+// Tips are kept beside the case (not in its document) and read a page at a time, newest first.
+const TIPS_PAGE = 20;
+let tipsOffset = 0;
+async function loadTips(caseId, offset) {
+  const res = await HW.api(`/api/v1/cases/${encodeURIComponent(caseId)}/tips?offset=${offset}&limit=${TIPS_PAGE}`);
+  if (!res.ok || caseId !== selected || !$("#tips")) return;
+  const page = res.json;
+  tipsOffset = offset;
+  $("#tips-total").textContent = page.total ? `(${page.total})` : "";
+  $("#tips").innerHTML = page.items.map(t => `<p>${e(t.seen_at ? HW.when(t.seen_at) : "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—";
+  document.querySelector("[data-tips=newer]").hidden = offset <= 0;
+  document.querySelector("[data-tips=older]").hidden = offset + page.items.length >= page.total;
 }
 
 function tick() {
@@ -247,11 +266,13 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.addEventListener("hw:signed-out", () => { $("#board").classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#case-list").addEventListener("click", (ev) => {
     const li = ev.target.closest("li[data-case]");
-    if (li) { selected = li.dataset.case; renderList(); renderCase(); }
+    if (li) { selected = li.dataset.case; tipsOffset = 0; renderList(); renderCase(); }
   });
   $("#case").addEventListener("click", (ev) => {
     const a = ev.target.closest("[data-action]"); if (a) act(a.dataset.action);
     const t = ev.target.closest("[data-complete]"); if (t) completeTask(t.dataset.complete);
+    const p = ev.target.closest("[data-tips]");
+    if (p && selected) loadTips(selected, Math.max(0, tipsOffset + (p.dataset.tips === "older" ? TIPS_PAGE : -TIPS_PAGE)));
   });
   if (await HW.session.begin("console") && signedIn()) start();
 });
