@@ -76,6 +76,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    "unsafe_url": ("该地址不允许用于推送（协议不在允许列表，或主机解析到非公网地址）",
+                   "this URL may not be pushed to (scheme not allowed, or the host resolves to "
+                   "a non-public address)"),
+    "subscriber_exists": ("该枢纽已登记；如需新密钥请调用 rotate-secret",
+                          "this hub is already registered; use rotate-secret for a new secret"),
+    "outside_region": ("不在您的辖区 {region} 内", "is outside your region {region}"),
+    "no_region": ("无法由位置确定行政区划，请填写 region_code",
+                  "no region for this location; give region_code"),
+    "phone_invalid": ("不是有效的电话号码", "is not a valid phone number"),
 }
 
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 
 from services.dispatch.adapters import CaseRepository, decode
@@ -18,6 +19,7 @@ from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
 from shared.kafka import TRANSIENT_ERRORS
+from shared.phones import PhoneError, normalise_phone
 from shared.settings import Settings
 from shared.web import ApiError, Authenticator
 
@@ -55,8 +57,20 @@ class MemberRequest(Body):
     title: str = Field(min_length=1, max_length=50)
     organ_name: str = Field(min_length=1, max_length=100)
     organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
-    phone: str = Field(default="", max_length=24)
+    phone: str = Field(default="", max_length=24,
+                       description="any valid number (phonenumbers); stored in E.164")
     reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        """Validated here because notify substitutes it into an SMS gateway's URL (issue 12)."""
+        if not value.strip():
+            return ""
+        try:
+            return normalise_phone(value)
+        except PhoneError as exc:
+            raise PydanticCustomError("phone_invalid", "is not a valid phone number") from exc
 
 
 class AvailabilityRequest(Body):

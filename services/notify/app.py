@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -25,8 +24,9 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
-from services.notify.domain import address_allowed
 from services.notify.handlers import Notify
+from services.notify.outbound import AppriseSender, OutboundPolicy
+from services.notify.sealing import SubscriberSeal
 from shared import topics
 from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
@@ -52,17 +52,18 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+    """Raises ValueError on an outbound policy or subscriber keys it cannot use."""
+    webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                             policy=OutboundPolicy.from_settings(settings))
     return Notify(
-        settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
+        settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
+        AlertRepository(redis), DeliveryLedger(redis),
         # Consoles block in XREAD for up to 15 s: redis-py's default 5 s socket timeout
         # would cut every idle stream, so this client waits longer than the block.
         HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
                                       max_connections=settings.notify_max_consoles,
                                       socket_timeout=30)),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
-                      allowed=None if settings.webhook_allow_private else partial(
-                          address_allowed, allow_networks=settings.webhook_allow_networks)),
-        publisher,
+        webhooks, publisher, AppriseSender(webhooks),
     )
 
 

@@ -33,16 +33,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notify.domain import SubscriberKind, SubscriberRequest
-from shared.regions import region_index
+from services.notify.subscribers import region_of
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
 CSV_COLUMNS = ["hub_id", "name", "category", "lat", "lon", "region_code", "channel_type",
                "channel_url"]
-
-
-def _region(lat: float, lon: float) -> str | None:
-    region = region_index().nearest(lat, lon)
-    return region.code if region is not None else None
 
 
 def airports(country: str = "CN") -> Iterator[SubscriberRequest]:
@@ -56,7 +51,7 @@ def airports(country: str = "CN") -> Iterator[SubscriberRequest]:
         yield SubscriberRequest(
             kind=SubscriberKind.hub, name=f"{a['name']} ({iata})", hub_id=f"IATA-{iata}",
             location={"lat": lat, "lon": lon},  # type: ignore[arg-type]
-            region_code=_region(lat, lon), channel={"type": "console"},  # type: ignore[arg-type]
+            region_code=region_of(lat, lon), channel={"type": "console"},  # type: ignore[arg-type]
         )
 
 
@@ -82,7 +77,7 @@ def stations(lines: Iterable[str]) -> Iterator[SubscriberRequest]:
             yield SubscriberRequest.model_validate({
                 "kind": "hub", "name": row["name"].strip(), "hub_id": row["hub_id"].strip(),
                 "location": {"lat": lat, "lon": lon},
-                "region_code": (row["region_code"] or "").strip() or _region(lat, lon),
+                "region_code": (row["region_code"] or "").strip() or region_of(lat, lon),
                 "channel": channel,
             })
         except (ValueError, ValidationError) as exc:
