@@ -52,7 +52,7 @@ def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> S
         kafka_bootstrap=kafka.bootstrap,
         redis_url=redis_server.url,
         data_dir=data_dir,
-        webhook_allow_private=True,
+        webhook_allow_networks=["127.0.0.1/32", "::1/128"],  # the local sinks only
     )
 
 

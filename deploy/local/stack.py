@@ -272,7 +272,8 @@ def service_env(
         "HOMEWARD_ALERT_URL": f"http://127.0.0.1:{ports['alert']}",
         "HOMEWARD_DISPATCH_URL": f"http://127.0.0.1:{ports['dispatch']}",
         "HOMEWARD_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
-        "HOMEWARD_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The local sinks and hubs listen on loopback: only that, never the whole network.
+        "HOMEWARD_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32", "::1/128"]',
     }
 
 

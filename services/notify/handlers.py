@@ -153,6 +153,15 @@ class Notify:
             await self.subscribers.add_many(subscribers[start:start + 5000])
         return len(subscribers)
 
+    async def reseal_subscribers(self, log: SubscriberLog) -> int:
+        """Every subscriber written again, sealed with the first key: after a new key was put
+        first (key rotation), or for records from before sealing."""
+        subscribers = await log.read_all(self.subscribers.seal)
+        for subscriber in subscribers:
+            await self._log_subscriber(subscriber)
+        await self.rebuild_subscribers(log)
+        return len(subscribers)
+
     async def rebuild(self, bootstrap: str) -> dict[str, int]:
         """Redis lost notify's state: put it back from the topics before consuming, sending
         nothing. Subscribers from their log; alert state and push bodies from the alerts log;

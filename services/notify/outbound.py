@@ -22,12 +22,11 @@ never the socket's own text.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +84,8 @@ class OutboundPolicy:
     allow_networks: tuple[str, ...] = ()
     apprise_schemes: frozenset[str] = frozenset(OWN_CLIENT)
     allow_private: bool = False
+    # The DNS lookup (default: the system's, through aiohttp's ThreadedResolver).
+    resolver: AbstractResolver | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.apprise_schemes) - set(OWN_CLIENT) - set(FIXED_HOSTS)
@@ -129,47 +130,51 @@ class OutboundPolicy:
             raise UnsafeUrl("the URL has no host")
         return parsed.host, port
 
-    async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address `host` resolves to, each one allowed. Unresolvable when it does not
-        resolve; UnsafeUrl when any address is refused (the address is not named)."""
+    async def addresses(self, host: str, port: int,
+                        family: socket.AddressFamily = socket.AF_UNSPEC) -> list[ResolveResult]:
+        """What `host` resolves to (an IP literal: itself), every address allowed: the one
+        lookup behind both the check at registration and the connection at send time.
+        RefusedByPolicy when any address is refused; OSError when the host does not resolve."""
         try:
-            addresses = [str(ipaddress.ip_address(host))]
+            ip = ipaddress.ip_address(host)
         except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM)
-            except (OSError, UnicodeError) as exc:
-                raise Unresolvable(f"host {host} does not resolve") from exc
-            addresses = [str(info[4][0]) for info in infos]
-        if not addresses:
-            raise Unresolvable(f"host {host} does not resolve")
-        if not all(self.address_allowed(a.split("%")[0]) for a in addresses):
-            raise UnsafeUrl(f"host {host} resolves to an address that is not allowed")
-        return addresses
-
-    async def check(self, url: str, apprise: bool = False) -> None:
-        """The whole rule for `url`: scheme, then every address of its host."""
-        await self.resolve(*self.target(url, apprise))
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves as usual, then refuses the host if any address is one the policy refuses: the
-    connection is made to the very addresses checked, so a name that has come to point inside
-    the network since it was registered (DNS rebinding) is not connected to."""
-
-    def __init__(self, policy: OutboundPolicy) -> None:
-        self.policy = policy
-        self.inner = ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        if not results or not all(self.policy.address_allowed(r["host"]) for r in results):
+            results = await (self.resolver or ThreadedResolver()).resolve(host, port, family)
+        else:
+            results = [ResolveResult(
+                hostname=host, host=str(ip), port=port, proto=0, flags=socket.AI_NUMERICHOST,
+                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET)]
+        if not results:
+            raise OSError(f"{host} has no address")
+        if not all(self.address_allowed(r["host"].split("%")[0]) for r in results):
             raise RefusedByPolicy(f"{host} resolves to an address that is not allowed")
         return results
 
+    async def check(self, url: str, apprise: bool = False) -> None:
+        """The whole rule for `url`: its scheme, then every address of its host. UnsafeUrl
+        (the address is not named), Unresolvable when the host does not resolve."""
+        host, port = self.target(url, apprise)
+        try:
+            await self.addresses(host, port)
+        except RefusedByPolicy as exc:
+            raise UnsafeUrl(f"host {host} resolves to an address that is not allowed") from exc
+        except (OSError, UnicodeError) as exc:
+            raise Unresolvable(f"host {host} does not resolve") from exc
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for notify's session: `OutboundPolicy.addresses`, so the connection
+    is made to the very addresses checked and a name that has come to point inside the network
+    since it was registered (DNS rebinding) is not connected to."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return await self.policy.addresses(host, port, family)
+
     async def close(self) -> None:
-        await self.inner.close()
+        return None
 
 
 @dataclass
@@ -253,15 +258,14 @@ class WebhookSender:
         return self.policy.address_allowed(host)
 
     async def request(self, method: str, url: str, data: bytes, headers: dict[str, str],
-                      params: dict[str, str] | None = None,
-                      auth: aiohttp.BasicAuth | None = None, ssl: bool = True) -> SendResult:
+                      params: dict[str, str] | None = None, ssl: bool = True) -> SendResult:
         """One request through the guard; the answer as a SendResult (never raises for the
         network's sake)."""
         try:
             if not self._literal_allowed(url):
                 return SendResult(False, None, REFUSED, retryable=False)
             async with self.session().request(method, url, data=data, headers=headers,
-                                              params=params, auth=auth, ssl=ssl,
+                                              params=params, ssl=ssl,
                                               allow_redirects=False) as response:
                 await response.read()
                 return http_result(response.status, response.headers.get("retry-after"))
@@ -322,9 +326,11 @@ class AppriseSender:
                 payload[key] = value
         port = f":{plugin.port}" if isinstance(plugin.port, int) else ""
         url = f"{'https' if plugin.secure else 'http'}://{plugin.host}{port}{plugin.fullpath}"
-        auth = aiohttp.BasicAuth(plugin.user, plugin.password or "") if plugin.user else None
         headers = {"User-Agent": plugin.app_id, "Content-Type": "application/json",
                    **plugin.headers}
+        if plugin.user:
+            headers["Authorization"] = aiohttp.encode_basic_auth(plugin.user,
+                                                                 plugin.password or "")
         return await self.http.request(plugin.method, url, json.dumps(payload).encode(),
-                                       headers, params=plugin.params or None, auth=auth,
+                                       headers, params=plugin.params or None,
                                        ssl=bool(plugin.verify_certificate))

@@ -11,7 +11,8 @@ Record shape (JSON)::
 
 Keys: `notify_subscriber_keys`, a MultiFernet ring: the first key seals, every key opens, so a
 key is rotated by putting the new one first, re-sealing (`python -m services.notify.hubs
---reseal`) and then dropping the old one.
+--reseal`) and then dropping the old one. A latest record that no key opens stops a rebuild
+(SealError) rather than silently losing that subscriber: the key ring is wrong.
 """
 
 from __future__ import annotations
