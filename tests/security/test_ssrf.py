@@ -24,7 +24,7 @@ from services.notify.domain import (
     group_member,
     is_public_address,
 )
-from services.notify.outbound import OutboundPolicy, _apprise_plugin
+from services.notify.outbound import OutboundPolicy, UnsafeUrl, _apprise_plugin
 from shared.auth import Role
 from shared.events import DELIVERY_ERROR_CLASSES
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
@@ -251,6 +251,30 @@ async def test_commanders_see_a_status_class_not_the_socket_error(
         assert row["error"] in DELIVERY_ERROR_CLASSES
         for leak in (str(closed_port), "127.0.0.1", "Errno", "refused", "rebind.test"):
             assert leak not in row["error"]
+
+
+async def test_a_chat_service_is_sent_to_only_while_its_fixed_endpoint_resolves_publicly() -> None:
+    """dingtalk:// and the like post to one endpoint fixed by the plugin: the URL cannot name
+    another host, and the endpoint's resolution is checked at registration and at send."""
+    from services.notify.outbound import AppriseSender, WebhookSender
+
+    dns = Dns()
+    policy = OutboundPolicy(apprise_schemes=frozenset({"json", "dingtalk"}), resolver=dns)
+    http = WebhookSender(1.0, 1, policy=policy)
+    sender = AppriseSender(http)
+    url = "dingtalk://0123456789abcdef0123456789abcdef/"
+    try:
+        dns.answers = {"oapi.dingtalk.com": "10.0.0.5"}  # a hijacked resolver
+        with pytest.raises(UnsafeUrl):
+            await policy.check(url, apprise=True)
+        refused = await sender.send(url, "t", "x")
+        assert (refused.ok, refused.error, refused.retryable) == (False, "refused_by_policy",
+                                                                   False)
+        dns.answers = {"oapi.dingtalk.com": PUBLIC}
+        await policy.check(url, apprise=True)
+        assert policy.target(url, apprise=True) == ("oapi.dingtalk.com", 443)
+    finally:
+        await http.close()
 
 
 # --- the case group's SMS gateway ----------------------------------------------------------------
