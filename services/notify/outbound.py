@@ -97,6 +97,11 @@ class OutboundPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OutboundPolicy:
+        """ValueError for `webhook_allow_private` outside development (list the networks
+        instead) and for schemes that cannot be guarded."""
+        if settings.webhook_allow_private and settings.environment != "development":
+            raise ValueError("HOMEWARD_WEBHOOK_ALLOW_PRIVATE is for development only; list "
+                             "the networks in HOMEWARD_WEBHOOK_ALLOW_NETWORKS")
         return cls(tuple(settings.webhook_allow_networks),
                    frozenset(s.lower() for s in settings.notify_apprise_schemes),
                    settings.webhook_allow_private)

@@ -27,6 +27,7 @@ from services.notify.domain import (
 from services.notify.outbound import OutboundPolicy, UnsafeUrl, _apprise_plugin
 from shared.auth import Role
 from shared.events import DELIVERY_ERROR_CLASSES
+from shared.settings import Settings
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
     Stack,
     north,
@@ -104,6 +105,18 @@ def test_apprise_never_follows_a_redirect_even_when_the_url_asks() -> None:
 def test_only_schemes_notify_can_guard_may_be_allowed() -> None:
     with pytest.raises(ValueError, match="gotify"):
         OutboundPolicy(apprise_schemes=frozenset({"json", "gotify"}))
+    with pytest.raises(ValueError, match="gotify"):
+        OutboundPolicy.from_settings(Settings(notify_apprise_schemes=["json", "gotify"]))
+
+
+def test_allowing_every_private_address_is_for_development_only() -> None:
+    production = {"environment": "production", "jwt_secret": "x" * 48}
+    with pytest.raises(ValueError, match="ALLOW_NETWORKS"):
+        OutboundPolicy.from_settings(Settings(**production, webhook_allow_private=True))
+    policy = OutboundPolicy.from_settings(Settings(**production,
+                                                   webhook_allow_networks=["10.8.0.0/16"]))
+    assert policy.address_allowed("10.8.1.2") and not policy.address_allowed("10.9.1.2")
+    assert not policy.address_allowed("100.100.100.200")
 
 
 # --- at registration ---------------------------------------------------------------------------
