@@ -105,10 +105,10 @@ class Settings(BaseSettings):
         "endpoint (any other scheme is refused)")
     notify_subscriber_keys: list[str] = Field(
         default_factory=list,
-        description="Fernet keys (urlsafe base64 of 32 bytes) sealing subscriber secrets and "
-        "channel URLs in Kafka and Redis: the first seals, every one opens (add a new key "
-        "first to rotate). Empty: development derives one from the JWT secret; elsewhere "
-        "notify refuses to start")
+        description="AES-256-GCM keys `<key id>:<base64url of 32 bytes>` sealing subscriber "
+        "secrets and channel URLs in Kafka and Redis: the first seals, each opens what names "
+        "its id (put a new key first to rotate). Empty: development derives one from the JWT "
+        "secret; elsewhere notify refuses to start")
     notify_secret_overlap_s: float = Field(
         default=86400.0, ge=0, description="after rotate-secret, pushes are signed with the "
         "old secret too for this long")

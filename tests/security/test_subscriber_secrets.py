@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from aiohttp import encode_basic_auth
-from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notify.adapters import SubscriberLog
 from services.notify.domain import Subscriber
-from services.notify.sealing import SealError, SubscriberSeal
+from services.notify.sealing import SealError, SubscriberSeal, new_key
 from shared import topics
 from shared.auth import Role
 from shared.events import CASE_MEMBER_ADDED, CASE_OPENED
@@ -113,22 +112,33 @@ async def test_the_subscriber_log_and_redis_hold_no_secret_and_no_channel_url_in
     assert back is not None and back.secret == second and str(back.channel.url) == hook.url  # type: ignore[union-attr]
     # Without the key, a record opens to nothing.
     with pytest.raises(SealError):
-        SubscriberSeal([Fernet.generate_key().decode()]).loads(stored[0])
+        SubscriberSeal([new_key("dev")]).loads(stored[0])
 
 
-def test_keys_rotate_first_seals_every_key_opens_and_none_is_defaulted_in_production() -> None:
-    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+def test_keys_rotate_first_seals_each_opens_its_own_and_none_is_defaulted_in_production(
+) -> None:
+    old, new = new_key("2026a"), new_key("2026b")
     sub = Subscriber.model_validate({
         "kind": "hub", "name": "站", "location": {"lat": 36, "lon": 113},
         "region_code": "140403", "channel": {"type": "webhook", "url": "https://hub.example/h"},
         "subscriber_id": "H-1", "secret": "whsec_" + "A" * 43})
     sealed_old = SubscriberSeal([old]).dumps(sub)
+    assert json.loads(sealed_old)["sealed"].startswith("2026a.")
     ring = SubscriberSeal([new, old])
     assert ring.loads(sealed_old) == sub
     resealed = ring.reseal(sealed_old)
+    assert json.loads(resealed)["sealed"].startswith("2026b.")
     assert SubscriberSeal([new]).loads(resealed) == sub
+    for wrong in ([old], [new_key("2026b")]):  # the key gone, or another key under its id
+        with pytest.raises(SealError):
+            SubscriberSeal(wrong).loads(resealed)
+    # The sealed part is bound to its subscriber: moved to another record, it does not open.
+    moved = {**json.loads(resealed), "subscriber_id": "H-2"}
     with pytest.raises(SealError):
-        SubscriberSeal([old]).loads(resealed)
+        ring.loads(json.dumps(moved))
+    for bad in (["no-colon"], ["k:" + "A" * 10], [new, new]):
+        with pytest.raises(ValueError):
+            SubscriberSeal(bad)
     with pytest.raises(ValueError, match="SUBSCRIBER_KEYS"):
         SubscriberSeal.from_settings(Settings(environment="production",
                                               jwt_secret="x" * 48))
