@@ -52,9 +52,15 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
-    """Raises ValueError on an outbound policy or subscriber keys it cannot use."""
+    """Raises ValueError on an outbound policy, a case-group gateway URL or subscriber keys it
+    cannot use."""
+    policy = OutboundPolicy.from_settings(settings)
+    if settings.notify_group_apprise_url:
+        # Its scheme and form now; its host's addresses at every send.
+        policy.target(settings.notify_group_apprise_url.replace("{phone}", "%2B8613800000000"),
+                      apprise=True)
     webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
-                             policy=OutboundPolicy.from_settings(settings))
+                             policy=policy)
     return Notify(
         settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
         AlertRepository(redis), DeliveryLedger(redis),

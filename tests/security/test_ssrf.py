@@ -109,6 +109,17 @@ def test_only_schemes_notify_can_guard_may_be_allowed() -> None:
         OutboundPolicy.from_settings(Settings(notify_apprise_schemes=["json", "gotify"]))
 
 
+def test_a_case_group_gateway_of_a_scheme_that_cannot_be_guarded_stops_the_start() -> None:
+    from services.notify.app import create_app
+
+    for template in ("ntfy://10.0.0.5/{phone}", "xml://sms.example.cn/{phone}"):
+        with pytest.raises(UnsafeUrl):
+            create_app(Settings(notify_group_apprise_url=template), timers=False,
+                       consume=False)
+    assert create_app(Settings(notify_group_apprise_url="jsons://sms.example.cn/s/{phone}"),
+                      timers=False, consume=False)
+
+
 def test_allowing_every_private_address_is_for_development_only() -> None:
     production = {"environment": "production", "jwt_secret": "x" * 48}
     with pytest.raises(ValueError, match="ALLOW_NETWORKS"):
