@@ -26,7 +26,7 @@ from services.notify.adapters import (
     WebhookSender,
 )
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
-from services.notify.subscribers import new_secret, registered
+from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.events import (
     CASE_FOUND,
@@ -155,9 +155,13 @@ class Notify:
 
     async def reseal_subscribers(self, log: SubscriberLog) -> int:
         """Every subscriber written again, sealed with the first key: after a new key was put
-        first (key rotation), or for records from before sealing."""
+        first (key rotation), or for records from before sealing (which also get the region
+        of their location when they had none)."""
         subscribers = await log.read_all(self.subscribers.seal)
         for subscriber in subscribers:
+            if subscriber.region_code is None:
+                subscriber.region_code = region_of(subscriber.location.lat,
+                                                   subscriber.location.lon)
             await self._log_subscriber(subscriber)
         await self.rebuild_subscribers(log)
         return len(subscribers)

@@ -286,3 +286,28 @@ async def test_member_numbers_reach_the_gateway_validated_and_url_encoded(
     assert gateway_sink.requests[0]["path"].endswith("/hook/gw-+8613912345678")
     rows = (await stack.deliveries(case_id))["deliveries"]
     assert [r["name"] for r in rows if r["kind"] == "member"] == ["甲检察官"]
+
+
+async def test_reseal_turns_a_clear_record_from_before_sealing_into_a_sealed_one(
+    stack_factory: Any, sinks: Any, redis: Redis  # noqa: F811
+) -> None:
+    """What an upgrade finds on the log: records in clear, hubs without a region."""
+    stack: Stack = await stack_factory()
+    hook = sinks("legacy-hook")
+    secret = "whsec_" + "L" * 43
+    legacy_id = f"H-legacy-{uuid.uuid4().hex[:6]}"
+    lat, lon = north(10)
+    clear = {"kind": "hub", "name": "旧站", "location": {"lat": lat, "lon": lon},
+             "region_code": None, "channel": {"type": "webhook", "url": hook.url},
+             "drills": False, "hub_id": legacy_id, "subscriber_id": legacy_id,
+             "secret": secret, "active": True}
+    await stack.notify.publisher.broker.publish(json.dumps(clear).encode(), topics.SUBSCRIBERS,
+                                                key=legacy_id.encode())
+    log = SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS)
+    assert await stack.notify.reseal_subscribers(log) >= 1
+    latest = (await log.read_latest())[legacy_id].decode()
+    assert secret not in latest and hook.url not in latest and json.loads(latest)["sealed"]
+    back = await stack.notify.subscribers.get(legacy_id)
+    assert back is not None and back.secret == secret
+    assert back.region_code is not None and back.region_code.startswith("1404")
+    assert secret not in (await redis.get(f"notify:sub:{legacy_id}") or "")
