@@ -198,7 +198,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
         if alert is None or not principal.can_see(alert.region_code):
             raise ApiError(404, "not_found", f"case {case_id} not found")
-        rows = [Delivery(**r) for r in await notify.deliveries(case_id)]
+        rows = [Delivery(**{**r, "error": domain.error_class(r["error"])})
+                for r in await notify.deliveries(case_id)]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1

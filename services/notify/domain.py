@@ -17,6 +17,7 @@ from shared.events import (
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    DELIVERY_ERROR_CLASSES,
     CaseEvent,
     CaseFound,
     CaseOpened,
@@ -394,6 +395,24 @@ def fold_receipt(record: dict[str, str], receipt: DeliveryReceipt,
 
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+# Why a delivery was dropped before its retry (handlers.Notify._retry): notify's own words.
+DROPPED_REASONS = ("push body expired", "alert cancelled", "subscriber disabled")
+
+
+def error_class(text: str) -> str:
+    """What a commander is shown of a delivery's error: a class of DELIVERY_ERROR_CLASSES (or
+    a reason notify gave itself). Receipts written before errors were classes (issue 12) held
+    the socket's text; it is reduced here, never shown."""
+    if not text or text in DELIVERY_ERROR_CLASSES or text in DROPPED_REASONS:
+        return text
+    if len(text) == 8 and text.startswith("HTTP ") and text[5:].isdigit():
+        return f"http_{text[5]}xx"
+    if text.startswith("refused"):
+        return "refused_by_policy"
+    if text.startswith("apprise"):
+        return "target_refused"
+    return "timeout" if "Timeout" in text else "connect_failed"
 
 
 def backoff_s(attempt: int, base: float, cap: float, retry_after: float | None = None,

@@ -301,6 +301,22 @@ async def test_a_chat_service_is_sent_to_only_while_its_fixed_endpoint_resolves_
         await http.close()
 
 
+@pytest.mark.parametrize(("legacy", "shown"), [
+    ("ClientConnectorError: Cannot connect to host 10.0.0.5:6379 ssl:default [Connection "
+     "refused]", "connect_failed"),
+    ("ServerTimeoutError: Timeout on reading data from socket", "timeout"),
+    ("HTTP 503", "http_5xx"), ("HTTP 404", "http_4xx"),
+    ("refused: the URL's address is not allowed", "refused_by_policy"),
+    ("apprise: OSError: [Errno 111] Connection refused", "target_refused"),
+    ("alert cancelled", "alert cancelled"), ("http_5xx", "http_5xx"), ("", ""),
+])
+def test_errors_recorded_before_the_classes_are_shown_as_a_class(legacy: str,
+                                                                  shown: str) -> None:
+    from services.notify.domain import error_class
+
+    assert error_class(legacy) == shown
+
+
 # --- the case group's SMS gateway ----------------------------------------------------------------
 
 
