@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notify.domain import (
+    AlertState,
     Subscriber,
     SubscriberKind,
     embedded_ipv4,
@@ -320,19 +321,23 @@ def test_errors_recorded_before_the_classes_are_shown_as_a_class(legacy: str,
 # --- the case group's SMS gateway ----------------------------------------------------------------
 
 
+def _alert() -> AlertState:
+    return AlertState.model_validate({
+        "alert_id": "A-140403-20261122-AAAAAA", "case_id": "140403-20261122-AAAAAA",
+        "region_code": "140403", "exercise": False, "released": False,
+        "seen_at": "2026-11-22T00:00:00+00:00", "lat": 36.19, "lon": 113.11, "radius_km": 100,
+        "issued_at": "2026-11-22T00:00:00+00:00", "versions": []})
+
+
 @pytest.mark.parametrize("phone", [
     "13800000000/../../admin", "13800000000?to=evil", "13800000000@10.0.0.5", "1380000000#x",
     "+86 138 0000 0000&callback=http://10.0.0.5", "12345", "", "not a number", "010-1234",
 ])
 def test_a_phone_that_is_not_a_number_is_never_put_into_the_gateway_url(phone: str) -> None:
-    from services.notify.domain import AlertState, group_members
+    from services.notify.domain import group_members
     from shared.phones import PhoneError
 
-    alert = AlertState.model_validate({
-        "alert_id": "A-140403-20261122-AAAAAA", "case_id": "140403-20261122-AAAAAA",
-        "region_code": "140403", "exercise": False, "released": False,
-        "seen_at": "2026-11-22T00:00:00+00:00", "lat": 36.19, "lon": 113.11, "radius_km": 100,
-        "issued_at": "2026-11-22T00:00:00+00:00", "versions": []})
+    alert = _alert()
     template = "jsons://sms.example.cn/send/{phone}?sign=1"
     with pytest.raises(PhoneError):
         group_member(alert, {"name": "x", "phone": phone}, template)
@@ -344,13 +349,9 @@ def test_a_phone_that_is_not_a_number_is_never_put_into_the_gateway_url(phone: s
 
 @given(st.text(max_size=30))
 def test_whatever_a_commander_types_the_gateway_url_keeps_its_host_and_path(text: str) -> None:
-    from services.notify.domain import AlertState, group_members
+    from services.notify.domain import group_members
 
-    alert = AlertState.model_validate({
-        "alert_id": "A-140403-20261122-AAAAAA", "case_id": "140403-20261122-AAAAAA",
-        "region_code": "140403", "exercise": False, "released": False,
-        "seen_at": "2026-11-22T00:00:00+00:00", "lat": 36.19, "lon": 113.11, "radius_km": 100,
-        "issued_at": "2026-11-22T00:00:00+00:00", "versions": []})
+    alert = _alert()
     for member in group_members(alert, [{"phone": text}], "json://sms.example.cn/s/{phone}"):
         url = str(member.channel.url)  # type: ignore[union-attr]
         assert url.startswith("json://sms.example.cn/s/%2B")
