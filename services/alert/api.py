@@ -12,7 +12,7 @@ from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake, RateLimited
 from shared.auth import Principal, Role
 from shared.regions import RegionIndex
-from shared.report import Report, TipRequest
+from shared.report import PlaceConflict, RegionCodeReplaced, Report, TipRequest
 from shared.web import ApiError, Authenticator
 
 
@@ -21,10 +21,23 @@ class Progress(BaseModel):
     hubs_pushed: int = Field(description="transport hubs that received the alert")
 
 
+class PlaceAnswer(BaseModel):
+    """How intake placed the report (issue 11): the county it leads from and why."""
+
+    region_code: str
+    lat: float = Field(description="WGS-84 degrees")
+    lon: float = Field(description="WGS-84 degrees")
+    datum: str = "wgs84"
+    derived: list[str] = Field(description="last_seen parts intake filled in or converted")
+    conflict: PlaceConflict | None = None
+    region_code_replaced: RegionCodeReplaced | None = None
+
+
 class ReportAnswer(BaseModel):
     report_id: str
     case_id: str
     status: str = Field(description="accepted (durable, not yet on Kafka) or published")
+    place: PlaceAnswer | None = None
     progress: Progress | None = None
 
 
@@ -33,7 +46,7 @@ class TipAnswer(BaseModel):
 
 
 def refused(exc: IntakeRefused) -> ApiError:
-    return ApiError(exc.status, exc.code, field=exc.field)
+    return ApiError(exc.status, exc.code, field=exc.field, **exc.context)
 
 
 class RegionOption(BaseModel):

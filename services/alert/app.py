@@ -15,13 +15,15 @@ from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
+from shared.boundaries import boundary_index
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
-    BodySizeLimit,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await outbox.start()
+        await asyncio.to_thread(boundary_index)  # ~1.5 s once per process, not on a report
         follow = asyncio.create_task(keep_starting(broker), name="progress-consumer")
         relay_task = None
         if settings.alert_relay_enabled:
@@ -75,10 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BACKLOG.set(count)
         return True
 
-    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
-                       paths={"/api/v1/photos": MAX_PHOTO_BYTES})
+    harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
         informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},

@@ -7,10 +7,10 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
-from typing import Protocol
+from typing import Any
 
 from shared.auth import Principal
-from shared.report import Report, ResolvedReport
+from shared.report import Report
 
 _CASE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I/O/0/1: read aloud without doubt
 RELEASE_PERMISSION = "release"
@@ -19,11 +19,13 @@ RELEASE_PERMISSION = "release"
 class IntakeRefused(Exception):
     """A report or tip that is well-formed but may not be accepted."""
 
-    def __init__(self, status: int, code: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, field: str | None = None,
+                 **context: Any) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.field = field
+        self.context = context
 
 
 def new_report_id() -> str:
@@ -51,55 +53,3 @@ def check_release(report: Report, operator: Principal) -> None:
 def body_hash(report: Report) -> str:
     """Same validated report, same hash: what an Idempotency-Key replay is compared on."""
     return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
-
-
-class RegionLike(Protocol):
-    @property
-    def code(self) -> str: ...
-
-    @property
-    def lat(self) -> float: ...
-
-    @property
-    def lon(self) -> float: ...
-
-
-class RegionLookup(Protocol):
-    """What intake needs of the region data (shared.regions.RegionIndex provides it)."""
-
-    def get(self, code: str) -> RegionLike | None: ...
-
-    def nearest(self, lat: float, lon: float) -> RegionLike | None: ...
-
-    def resolve_address(self, text: str) -> RegionLike | None: ...
-
-
-def resolve_place(
-    report: Report, regions: RegionLookup | None
-) -> tuple[ResolvedReport, list[str]]:
-    """Complete the last-seen place: a region code from the coordinates or the address,
-    coordinates from the region's centroid. Refuse what cannot be placed in a county."""
-    seen = report.last_seen
-    code, lat, lon = seen.region_code, seen.lat, seen.lon
-    derived: list[str] = []
-    if regions is not None:
-        if code is not None and regions.get(code) is None:
-            raise IntakeRefused(422, "unknown_region", "last_seen.region_code")
-        if code is None and lat is not None and lon is not None:
-            found = regions.nearest(lat, lon)
-            code = found.code if found else None
-            derived.append("region_code")
-        if code is None and seen.address:
-            found = regions.resolve_address(seen.address)
-            code = found.code if found else None
-            derived.append("region_code")
-        if code is not None and (lat is None or lon is None):
-            region = regions.get(code)
-            if region is not None:
-                lat, lon = region.lat, region.lon
-                derived.append("lat_lon")
-    if code is None or lat is None or lon is None:
-        raise IntakeRefused(422, "place_unresolved", "last_seen")
-    data = report.model_dump()
-    data["last_seen"].update(region_code=code, lat=lat, lon=lon)
-    return ResolvedReport.model_validate(data), derived

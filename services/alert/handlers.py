@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from services.alert import domain
+from services.alert import domain, place
 from services.alert.adapters import (
     Appended,
     IdempotencyConflict,
@@ -21,6 +21,7 @@ from services.alert.adapters import (
 )
 from shared import topics
 from shared.auth import Principal
+from shared.boundaries import boundary_index
 from shared.events import (
     CASE_OPENED,
     DELIVERY_SENT,
@@ -32,6 +33,7 @@ from shared.events import (
     TipLocation,
     TipReceived,
 )
+from shared.regions import region_index
 from shared.report import Report, ReportAccepted, TipRequest
 
 
@@ -47,7 +49,8 @@ class Intake:
     outbox: Outbox
     limiter: RateLimiter
     tip_limits: TipLimits = field(default_factory=TipLimits)
-    regions: domain.RegionLookup | None = None
+    regions: place.RegionLookup = field(default_factory=region_index)
+    boundaries: Callable[[], place.BoundaryLookup] | None = boundary_index  # loaded on first use
     progress: ProgressStore | None = None
     source: str = "/homeward/alert"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -58,21 +61,25 @@ class Intake:
         """Commit the report to the outbox (durable before this returns); the relay publishes
         it. With an Idempotency-Key, a retry of the same body gets the first answer."""
         domain.check_release(report, operator)
-        resolved, derived = domain.resolve_place(report, self.regions)
+        where = place.resolve_place(report, self.regions,
+                                    self.boundaries() if self.boundaries else None)
+        resolved = where.report
         region_code = resolved.last_seen.region_code
         now = self.clock()
         report_id = domain.new_report_id()
         case_id = domain.new_case_id(region_code, now)
         accepted = ReportAccepted(
             report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
-            operator_region=operator.region, report=resolved, place_derived=derived,
+            operator_region=operator.region, report=resolved, place_derived=where.derived,
+            place_conflict=where.conflict, region_code_replaced=where.replaced,
         )
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
             headers=headers, value=value,
-            answer={"report_id": report_id, "case_id": case_id, "status": "accepted"},
+            answer={"report_id": report_id, "case_id": case_id, "status": "accepted",
+                    "place": where.answer()},
             region=region_code, operator=operator.sub,
         )
         idem = None

@@ -131,20 +131,6 @@ class CaseRepository:
     async def drop_timer(self, case_id: str, task_id: str) -> None:
         await self.redis.zrem(TIMERS, f"{case_id}|{task_id}")
 
-    # --- live stream ---------------------------------------------------------------------------
-    async def read_stream(self, after: str, block_ms: int,
-                          count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        """Entries after stream id `after` ("$": only new ones), waiting up to block_ms."""
-        got: Any = await self.redis.xread({STREAM: after}, count=count, block=block_ms)
-        entries: list[tuple[str, dict[str, str]]] = []
-        for _stream, items in got or []:
-            entries.extend((str(i), {str(k): str(v) for k, v in f.items()}) for i, f in items)
-        return entries
-
-    async def stream_tail(self) -> str:
-        last = await self.redis.xrevrange(STREAM, count=1)
-        return str(last[0][0]) if last else "0-0"
-
     # --- roster availability ---------------------------------------------------------------
     async def save_availability(self, code: str, post: str, available: bool) -> None:
         await self.redis.hset(AVAILABILITY, f"{code}:{post}", "1" if available else "0")

@@ -2,18 +2,18 @@
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.dispatch.adapters import CaseRepository, decode
+from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
@@ -21,6 +21,8 @@ from shared.auth import Principal, Role
 from shared.kafka import TRANSIENT_ERRORS
 from shared.phones import PhoneError, normalise_phone
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
+from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -34,49 +36,47 @@ class Body(BaseModel):
 
 class EscalateRequest(Body):
     level: Literal["city", "province"]
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class CompleteRequest(Body):
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class FoundRequest(Body):
     outcome: Outcome
     found_at: AwareDatetime
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class CloseRequest(Body):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class MemberRequest(Body):
     duty: Literal["procuratorate"]
-    name: str = Field(min_length=1, max_length=50)
-    title: str = Field(min_length=1, max_length=50)
-    organ_name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=50)
+    title: Line = Field(min_length=1, max_length=50)
+    organ_name: Line = Field(min_length=1, max_length=100)
     organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
-    phone: str = Field(default="", max_length=24,
-                       description="any valid number (phonenumbers); stored in E.164")
-    reason: str = Field(min_length=1, max_length=500)
+    phone: str = Field(default="", max_length=40, description="any form; stored in E.164")
+    reason: Text = Field(min_length=1, max_length=500)
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str) -> str:
-        """Validated here because notify substitutes it into an SMS gateway's URL (issue 12)."""
-        if not value.strip():
-            return ""
+        if not value:
+            return value
         try:
             return normalise_phone(value)
-        except PhoneError as exc:
-            raise PydanticCustomError("phone_invalid", "is not a valid phone number") from exc
+        except PhoneError:
+            raise PydanticCustomError("phone_format", "not a telephone number") from None
 
 
 class AvailabilityRequest(Body):
     post: Post
     available: bool
-    reason: str = Field(min_length=1, max_length=500, description="why: the handover's record")
+    reason: Text = Field(min_length=1, max_length=500, description="why: the handover's record")
 
 
 class AvailabilityAnswer(BaseModel):
@@ -89,7 +89,7 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 stream_block_ms: int = 2_000) -> APIRouter:
+                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
@@ -176,25 +176,21 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     @router.get("/stream", response_class=EventSourceResponse,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def stream(
-        request: Request, who: Commander,
+        who: Commander,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         """Case events inside the caller's region, live. Each event's id is its position in
-        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps."""
+        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps.
+        Ends when the token expires; 429/503 with Retry-After over the stream caps."""
         after = last_event_id if last_event_id and STREAM_ID.match(last_event_id) else None
-        start = after or await cases.stream_tail()
 
-        async def events() -> AsyncIterator[dict[str, Any]]:
-            # The block stays under redis-py's 5 s socket timeout, which would end the stream.
-            last = start
-            while not await request.is_disconnected():
-                for stream_id, fields in await cases.read_stream(last, stream_block_ms):
-                    last = stream_id
-                    if who.can_see(fields.get("region_code", "")):
-                        yield {"id": stream_id, "event": fields.get("type", "message"),
-                               "data": json.dumps(decode(fields), ensure_ascii=False)}
+        def render(stream_id: str, fields: dict[str, str]) -> ServerSentEvent | None:
+            if not who.can_see(fields.get("region_code", "")):
+                return None
+            return ServerSentEvent(id=stream_id, event=fields.get("type", "message"),
+                                   data=json.dumps(decode(fields), ensure_ascii=False))
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, who, STREAM, after, render)
 
     organs = APIRouter(prefix="/organs", tags=["roster"])
 
@@ -235,7 +231,8 @@ def build_pages(settings: Settings) -> APIRouter:
     async def console_config() -> Response:
         config = {"notify_url": settings.notify_url.rstrip("/"),
                   "tiers": [list(t) for t in settings.radius_tiers_km],
-                  "max_km": settings.radius_max_km}
+                  "max_km": settings.radius_max_km,
+                  "display_timezone": settings.display_timezone}
         body = f"window.HW_CONFIG = {json.dumps(config)};\n"
         return Response(body, media_type="application/javascript; charset=utf-8")
 

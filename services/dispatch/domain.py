@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
 from shared import events as ev
+from shared.display import people_time
 from shared.events import CaseEvent, CaseFound, CaseOpened, Leader, ReleaseApproved, TipReceived
 from shared.regions import within
-from shared.report import ADULT_AGE, ReportAccepted, Subject
+from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
 
 Status = Literal["opened", "active", "found", "false_report", "closed"]
 OPEN: frozenset[str] = frozenset({"opened", "active"})
@@ -121,6 +122,7 @@ class Case(BaseModel):
     lat: float | None = None
     lon: float | None = None
     duplicate_keys: list[str] = Field(default_factory=list)
+    place_conflict: PlaceConflict | None = None
 
     @property
     def is_open(self) -> bool:
@@ -213,7 +215,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
         last_seen_at=report.last_seen.at, lat=report.last_seen.lat, lon=report.last_seen.lon,
         operator_region=accepted.operator_region, leader_level=decision.leader_level,
         may_add_members=decision.may_add_members, rules=rules,
-        duplicate_keys=duplicate_keys(accepted),
+        duplicate_keys=duplicate_keys(accepted), place_conflict=accepted.place_conflict,
     )
     changes = [Change(type=ev.CASE_OPENED, event_id=f"{case_id}:opened", case_id=case_id,
                       data=opened.model_dump(mode="json"))]
@@ -430,7 +432,7 @@ def plan_overdue(case: Case, task_id: str, now: datetime) -> list[Change]:
     count = task.overdue_count + 1
     return [_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
                    f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
-                   f"时限已过（{task.due_at.isoformat()}），向专案组长报告",
+                   f"时限已过（{people_time(task.due_at)}），向专案组长报告",
                    task_id=task_id, count=count, assignee=task.assignee,
                    notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
 
@@ -553,7 +555,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     elif type_ == ev.CASE_TASK_ASSIGNED:
         task = Task.model_validate(d["task"])
         case.tasks.append(task)
-        what = f"{task.title} → {task.assignee}, {task.due_at.isoformat()}"
+        what = f"{task.title} → {task.assignee}, {people_time(task.due_at)}"
     elif type_ == ev.CASE_TASK_COMPLETED:
         done = case.task(str(d.get("task_id")))
         if done is not None:
@@ -606,6 +608,13 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
         timeline.append(TimelineEntry(event_id=event_id, at=at, actor="dispatch",
                                       action="leader_missing",
                                       what=f"no organ in the roster for {opened.region_code}"))
+    if opened.place_conflict is not None:
+        parts = "；".join(f"{p.source}: {p.region_code or '—'} {p.name}"
+                         + (f" ({p.distance_km} km)" if p.distance_km is not None else "")
+                         for p in opened.place_conflict.parts)
+        timeline.append(TimelineEntry(
+            event_id=event_id, at=at, actor="alert", action="place_conflict", what=parts,
+            why=f"led from {opened.place_conflict.chosen} {opened.region_code}"))
     return Case(
         case_id=opened.case_id, report_id=opened.report_id, region_code=opened.region_code,
         operator_region=opened.operator_region, priority=opened.priority,
@@ -615,7 +624,7 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
         timeline=timeline, opened_at=at, last_seen_at=opened.last_seen_at,
         exercise=opened.exercise, child_name=opened.child_name, kind=opened.kind,
         subject=opened.subject, lat=opened.lat, lon=opened.lon,
-        duplicate_keys=opened.duplicate_keys,
+        duplicate_keys=opened.duplicate_keys, place_conflict=opened.place_conflict,
     )
 
 

@@ -2,11 +2,10 @@
 
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,12 +13,12 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.notify import domain, formats
-from services.notify.adapters import UnsafeUrl
+from services.notify.adapters import HubFeed, UnsafeUrl
 from services.notify.domain import SubscriberRequest
 from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
 from shared.auth import Principal, Role
-from shared.regions import within
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -83,7 +82,8 @@ ATOM = "application/atom+xml"
 SVG = "image/svg+xml"
 
 
-def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> APIRouter:
+def build_router(auth: Authenticator, notify: Notify, settings: Settings,
+                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
     Hub = Annotated[Principal, Depends(auth.require(Role.hub, Role.commander))]
@@ -105,10 +105,9 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         sub = await notify.subscribers.get(hub_id)
         if sub is None or sub.kind != domain.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
-        # Scoped with no exception: a hub without a region (registered before every hub had
-        # one) is seen by national scope only.
-        if principal.role == Role.commander and not within(principal.region,
-                                                           sub.region_code or ""):
+        # Scoped with no exception (admins too, issue 12): a hub without a region (registered
+        # before every hub had one) is seen by national scope only.
+        if principal.role != Role.hub and not principal.can_see(sub.region_code or ""):
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         return sub
 
@@ -158,29 +157,29 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
     @router.get("/hubs/{hub_id}/stream", tags=["hub console"], response_class=Response,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def hub_stream(
-        hub_id: HubId, principal: Hub, request: Request,
+        hub_id: HubId, principal: Hub,
         last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
     ) -> EventSourceResponse:
+        """The hub's pushes, live (Last-Event-ID resumes). Ends when the token expires;
+        429/503 with Retry-After over the stream caps."""
         await own_hub(principal, hub_id)
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            after = last_event_id or "$"
-            if after == "$":
-                # Start from the newest entry so nothing added meanwhile is missed.
-                last = await notify.feed.redis.xrevrange(f"notify:hubfeed:{hub_id}", count=1)
-                after = str(last[0][0]) if last else "0-0"
-            while not await request.is_disconnected():
-                for eid, body in await notify.feed.follow(hub_id, after, block_ms=5000):
-                    after = eid
-                    yield ServerSentEvent(data=json.dumps(body, ensure_ascii=False), id=eid,
-                                          event="alert")
+        def render(eid: str, fields: dict[str, str]) -> ServerSentEvent:
+            # The stored body is the JSON the push carried: sent on as it is.
+            return ServerSentEvent(data=fields["body"], id=eid, event="alert")
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, principal, HubFeed.key(hub_id), last_event_id,
+                            render)
 
     @router.post("/deliveries/{delivery_id}/ack", response_model=Acknowledged,
                  tags=["deliveries"])
     async def ack(delivery_id: Annotated[str, PathParam(pattern=r"^msg_[0-9a-f]{32}$")],
                   principal: HubOnly) -> Acknowledged:
+        if principal.role == Role.admin:  # an admin acknowledges only inside its region
+            record = await notify.ledger.get(delivery_id)
+            alert = await notify.alerts.get(record.get("alert_id", "")) if record else None
+            if alert is None or not principal.can_see(alert.region_code):
+                raise ApiError(404, "not_found", "delivery not found")
         try:
             at = await notify.acknowledge(delivery_id, principal.hub_id,
                                           admin=principal.role == Role.admin)
@@ -224,7 +223,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alerts = await notify.alerts.public()
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
-                                settings.notify_push_max_chars)
+                                settings.notify_push_max_chars,
+                                zone=settings.display_timezone)
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -246,7 +246,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
         xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
                               settings.notify_sender, notify.link(alert_id),
-                              settings.notify_official_contact, settings.notify_push_max_chars)
+                              settings.notify_official_contact, settings.notify_push_max_chars,
+                              settings.display_timezone)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
 
     return router
@@ -261,7 +262,8 @@ def build_ui_router(settings: Settings) -> APIRouter:
 
     @router.get("/hub/config.js", include_in_schema=False)
     async def hub_config() -> Response:
-        config = {"alert_url": settings.alert_url.rstrip("/")}
+        config = {"alert_url": settings.alert_url.rstrip("/"),
+                  "display_timezone": settings.display_timezone}
         return Response(f"window.HW_CONFIG = {json.dumps(config)};",
                         media_type="application/javascript")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from shared.display import DEFAULT_ZONE, age_on, local_date, people_time
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
@@ -23,7 +24,8 @@ from shared.events import (
     CaseOpened,
     DeliveryReceipt,
 )
-from shared.phones import PhoneError, normalise_phone
+from shared.phones import PhoneError, display_phone, normalise_phone
+from shared.text import Line
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -74,7 +76,7 @@ Channel = WebhookChannel | AppriseChannel | ConsoleChannel
 
 class SubscriberRequest(BaseModel):
     kind: SubscriberKind
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     location: Location
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
     channel: Channel = Field(discriminator="type")
@@ -271,15 +273,33 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
+    """The age as given, else completed years on the last-seen day (in the deployment's zone)
+    from birth_date."""
+    if child.get("age") is not None:
+        return int(child["age"])
+    try:
+        born = date.fromisoformat(str(child.get("birth_date")))
+        seen = datetime.fromisoformat(str(last_seen.get("at")))
+    except ValueError:
+        return None
+    return age_on(born, local_date(seen, zone) if seen.tzinfo else seen.date())
+
+
 def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
-                 link: str, limit: int, extra: str = "") -> str:
-    """The push text, at most `limit` characters, always ending with the bulletin link."""
+                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE) -> str:
+    """The push text people read (hub staff, SMS/chat, CAP description), at most `limit`
+    characters, always ending with the bulletin link. The last-seen time is shown in `zone`
+    ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was sent with; the age
+    is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
-    age = f"{child['age']}岁" if child.get("age") is not None else ""
+    years = _age(child, last_seen, zone)
+    age = f"{years}岁" if years is not None else ""
+    at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
             f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
-            f"最后出现：{last_seen.get('address', '')}（{last_seen.get('at', '')}）。"
+            f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
             f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
     return _trim(head, limit - len(tail)) + tail
 
@@ -291,9 +311,11 @@ def _child_public(child: dict[str, Any]) -> dict[str, Any]:
 
 
 def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
-              contact: str, limit: int, now: datetime) -> dict[str, Any]:
+              contact: str, limit: int, now: datetime,
+              zone: str = DEFAULT_ZONE) -> dict[str, Any]:
     """The push for one recipient class. Public: no reporter, no family phone, no ID number,
-    no home address, no suspect/vehicle; the official contact instead."""
+    no home address, no suspect/vehicle; the official contact instead. `text` shows times in
+    `zone` (Settings.display_timezone); `issued_at` and `last_seen.at` keep ISO 8601."""
     report = alert.report or {}
     child = dict(report.get("child") or {})
     seen = dict(report.get("last_seen") or {})
@@ -314,7 +336,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         leader = alert.leader or {}
         contact_text = contact
         if leader.get("phone"):
-            contact_text = f"{leader.get('name', '')}{leader.get('title', '')} {leader['phone']}"
+            contact_text = (f"{leader.get('name', '')}{leader.get('title', '')} "
+                            f"{display_phone(str(leader['phone']))}")
         extra = ""
         if circ.get("suspect"):
             extra += f"嫌疑人：{circ['suspect']}。"
@@ -326,7 +349,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": circ,
             "leader": leader or None,
             "contact": contact_text,
-            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra),
+            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra,
+                                 zone),
         })
     else:
         public_child = _child_public(child)
@@ -338,7 +362,7 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": {"kind": circ.get("kind", "missing")},
             "contact": contact,
             "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
-                                 limit),
+                                 limit, zone=zone),
         })
     return body
 

@@ -444,7 +444,8 @@ class Notify:
         now = self.clock()
         bodies = {scope: domain.push_body(alert, scope, self.link(alert.alert_id),
                                           self.settings.notify_official_contact,
-                                          self.settings.notify_push_max_chars, now)
+                                          self.settings.notify_push_max_chars, now,
+                                          self.settings.display_timezone)
                   for scope in ("restricted", "public")}
         await self._deliver_all(
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
@@ -470,7 +471,8 @@ class Notify:
                                          alert.version)
         body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
                                 self.settings.notify_official_contact,
-                                self.settings.notify_push_max_chars, self.clock())
+                                self.settings.notify_push_max_chars, self.clock(),
+                                self.settings.display_timezone)
         await self._deliver_all([(m, body) for m in members])
 
     async def _cancel_fan_out(self, alert: AlertState) -> None:

@@ -96,7 +96,10 @@ class SubscriberSeal:
             if settings.environment != "development":
                 raise ValueError("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS is required outside "
                                  "development (python -m services.notify.sealing KEYID)")
-            keys = [development_key(settings.jwt_secret)]
+            if settings.jwt_secret is None:
+                raise ValueError("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS is required (no JWT secret "
+                                 "to derive a development key from)")
+            keys = [development_key(settings.jwt_secret.get_secret_value())]
         return cls(keys)
 
     def dumps(self, subscriber: Subscriber) -> str:

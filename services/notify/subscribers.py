@@ -7,6 +7,7 @@ import base64
 import secrets
 
 from services.notify.domain import Subscriber, SubscriberRequest
+from shared.boundaries import boundary_index
 from shared.regions import region_index
 
 
@@ -16,7 +17,12 @@ def new_secret() -> str:
 
 
 def region_of(lat: float, lon: float) -> str | None:
-    """The county whose seat is nearest the point (shared.regions), None without region data."""
+    """The county whose boundary holds the point (an airport often lies in a neighbouring
+    county of the city it is named after: 广州白云 in 花都区); the nearest seat only off every
+    boundary; None without region data."""
+    located = boundary_index().locate(lat, lon)
+    if located is not None:
+        return located.code
     region = region_index().nearest(lat, lon)
     return region.code if region is not None else None
 

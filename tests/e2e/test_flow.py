@@ -39,9 +39,12 @@ async def test_report_reaches_case_group_and_near_hub_only(
 ) -> None:
     alert, dispatch, notify = stack["alert"].url, stack["dispatch"].url, stack["notify"].url
     async with httpx.AsyncClient(timeout=10) as http:
-        for url in (alert, dispatch, notify):
-            for path in ("/healthz", "/readyz", "/metrics"):
-                assert (await http.get(url + path)).status_code == 200, url + path
+        for proc in stack.values():
+            for path in ("/healthz", "/readyz"):
+                assert (await http.get(proc.url + path)).status_code == 200, proc.url + path
+            # The internal port (issue 12): metrics there, not on the API port.
+            assert (await http.get(proc.ops_url + "/metrics")).status_code == 200, proc.ops_url
+            assert (await http.get(proc.url + "/metrics")).status_code == 404, proc.url
 
         with WebhookSink() as near_sink, WebhookSink() as far_sink:
             admin = token(Role.admin, "000000")

@@ -435,7 +435,7 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         assert config.text.startswith("window.HW_CONFIG = ")
         parsed = json.loads(config.text.removeprefix("window.HW_CONFIG = ").rstrip(";\n"))
         assert parsed["notify_url"] and parsed["tiers"][0] == [1.0, 100.0]
-        assert parsed["max_km"] == 500.0
+        assert parsed["max_km"] == 500.0 and parsed["display_timezone"] == "Asia/Shanghai"
         for path in ("/static/dispatch/console.js", "/static/shared/common.js"):
             assert (await stack.http.get(f"{stack.url}{path}")).status_code == 200
 
@@ -447,9 +447,15 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         assert case["leader"]["organ_name"] == "博尔塔拉蒙古自治州公安局"
         member = {"duty": "procuratorate", "name": "马明", "title": "检察官",
                   "organ_name": "博尔塔拉蒙古自治州人民检察院", "reason": "提前介入引导侦查"}
-        joined = await stack.post(f"/cases/{bortala}/members", member, ADMIN)
+        not_a_phone = await stack.post(f"/cases/{bortala}/members",
+                                       {**member, "phone": "0000-652701-01"}, ADMIN)
+        assert not_a_phone.status_code == 422
+        assert not_a_phone.json()["error"]["field"] == "phone"
+        joined = await stack.post(f"/cases/{bortala}/members",
+                                  {**member, "phone": "0909-222 3344 转 12"}, ADMIN)
         assert joined.status_code == 200
         assert joined.json()["members"][-1]["duty"] == "procuratorate"
+        assert joined.json()["members"][-1]["phone"] == "+869092223344"  # E.164 (shared.phones)
         plain = new_case_id()
         await stack.report(plain)
         await stack.opened(plain)

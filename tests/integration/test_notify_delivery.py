@@ -40,7 +40,7 @@ from tests.helpers import eventually, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-PII = ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345")
+PII = ("李红", "13800000000", "138 0000 0000", "11010120190501019X", "中年男子", "晋D·12345")
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Stack:
     async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
         body = report_body(last_seen__at=seen, **overrides)
-        body["child"]["id_number"] = "110101201905010011"
+        body["child"]["id_number"] = "11010120190501019X"
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
                                   operator_region="140403",

