@@ -87,6 +87,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "requesting public release at intake needs the release permission"),
     "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",
                              "this Idempotency-Key was used with a different body"),
+    "below_leader_level": ("须由专案组长所在公安机关或其上级办理：{what}",
+                           "only the case leader's organ level or above may do this: {what}"),
+    "confirm_required": ("该儿童的协查已公开发布，请以 confirm: true 确认解除：{what}",
+                         "the child's alert is public; confirm with confirm: true: {what}"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
     # place (issue 11; services/alert/place.py)

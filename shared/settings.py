@@ -12,9 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that were ever committed to this repository: anyone can read them, so no environment
 # accepts them (issue 12).
-PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me"})
+PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me",
+                            "homeward-local-identity-secret-change-me"})
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key of at least the hash size (256 bits)
 LOCAL_SECRET_FILE = "jwt-secret"  # in data_dir; `make up` writes it, shared.tokens reads it
+LOCAL_IDENTITY_FILE = "identity-secret"  # in data_dir; `make up` writes it
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
         return name
 
+    # --- child identity (issue 19, issue 12) -------------------------------------------------
+    identity_secret: str = Field(
+        default="", repr=False,
+        description="HMAC key of the child-identity keys (shared/identity.py), at least 32 "
+        "bytes; the same value in dispatch and notify. No default: set it, or "
+        "HOMEWARD_IDENTITY_SECRET_FILE (development: `<data_dir>/identity-secret`, which "
+        "`make up` writes)")
+    identity_secret_file: Path | None = Field(
+        default=None, description="file holding identity_secret (one line)")
+    # --- end child identity --------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _require_a_usable_key(self) -> Settings:
         """No usable default key anywhere (issue 12): HS256 needs HOMEWARD_JWT_SECRET or
@@ -189,6 +202,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
             log.warning("%s is shorter than %d bytes (accepted in development only)", source,
                         MIN_SECRET_BYTES)
+        return self
+
+    @model_validator(mode="after")
+    def _require_an_identity_secret(self) -> Settings:
+        """The child-identity HMAC key (issue 19/12): like the JWT secret, no default anywhere;
+        read from HOMEWARD_IDENTITY_SECRET or its _FILE (development: `<data_dir>/identity-secret`
+        when present). At least 32 bytes; a secret ever committed is refused. Raises ValueError."""
+        source = "HOMEWARD_IDENTITY_SECRET"
+        if not self.identity_secret:
+            path = self.identity_secret_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_IDENTITY_FILE
+            if path is not None and path.is_file():
+                self.identity_secret = path.read_text(encoding="utf-8").strip()
+                source = str(path)
+            elif self.identity_secret_file is not None:
+                raise ValueError(f"HOMEWARD_IDENTITY_SECRET_FILE {path} does not exist")
+        if not self.identity_secret:
+            raise ValueError("no child-identity key: set HOMEWARD_IDENTITY_SECRET (at least 32 "
+                             "random bytes) or HOMEWARD_IDENTITY_SECRET_FILE; `make up` "
+                             "generates a local one")
+        if self.identity_secret in PUBLIC_SECRETS:
+            raise ValueError(f"{source} is a secret published in the repository")
+        if len(self.identity_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
         return self
 
     def port_for(self, service: str) -> int:

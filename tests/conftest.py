@@ -25,6 +25,7 @@ from tests.helpers import run_sync
 os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
 # Likewise notify's key sealing subscriber secrets and channel URLs at rest.
 os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
+os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 

@@ -272,12 +272,13 @@ class ServiceProcess:
 SERVICES = ("alert", "dispatch", "notify")
 
 
-def local_secret(data_dir: Path) -> Path:
-    """The stack's JWT secret, `<data_dir>/jwt-secret`: random, made once, readable by its
-    owner only. The services and `python -m shared.tokens` read it (no committed default)."""
+def local_secret(data_dir: Path, name: str | None = None) -> Path:
+    """A stack secret in `<data_dir>/<name>` (default the JWT secret, `jwt-secret`; also
+    `identity-secret`, the child-identity HMAC key): random, made once, readable by its owner
+    only. The services and `python -m shared.tokens` read it (no committed default)."""
     from shared.settings import LOCAL_SECRET_FILE
 
-    path = data_dir / LOCAL_SECRET_FILE
+    path = data_dir / (name or LOCAL_SECRET_FILE)
     if not path.is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -353,6 +354,11 @@ def running_stack(
         if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
             secret["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps(
                 [local_subscriber_key(data_dir)])
+        if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
+            from shared.settings import LOCAL_IDENTITY_FILE
+
+            secret["HOMEWARD_IDENTITY_SECRET_FILE"] = str(
+                local_secret(data_dir, LOCAL_IDENTITY_FILE))
         services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services}

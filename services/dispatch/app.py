@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
-                        duplicate_km=settings.dispatch_duplicate_km)
+                        duplicate_km=settings.dispatch_duplicate_km,
+                        identity_secret=settings.identity_secret)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)

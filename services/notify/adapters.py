@@ -178,6 +178,17 @@ class AlertRepository:
                     pipe.hsetnx(f"notify:recipients:{alert_id}", i, version)
                 await pipe.execute()
 
+    async def merged_into(self, case_id: str) -> str | None:
+        """The alert a report (by its case id) was merged into as the same child, if any."""
+        got = await self.redis.get(f"notify:merged:{case_id}")
+        return str(got) if got else None
+
+    async def set_merged(self, case_id: str, alert_id: str | None) -> None:
+        if alert_id is None:
+            await self.redis.delete(f"notify:merged:{case_id}")
+        else:
+            await self.redis.set(f"notify:merged:{case_id}", alert_id)
+
     async def notes(self, case_id: str) -> CaseNotes:
         raw = await self.redis.get(f"notify:notes:{case_id}")
         return CaseNotes.model_validate_json(raw) if raw else CaseNotes()

@@ -46,6 +46,21 @@ def test_no_environment_accepts_the_published_secret() -> None:
             with pytest.raises(ValueError, match="published in the repository"):
                 Settings(environment=environment, jwt_secret=secret)
     Settings(environment="production", jwt_secret="a-real-secret-from-the-vault-of-32+bytes")
+    real = "a-real-identity-key-from-the-vault-of-32+bytes"
+    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault-of-32+bytes",
+             identity_secret=real)
+
+
+def test_the_identity_key_has_no_default() -> None:
+    """Issue 12/19: the child-identity HMAC key is a secret like the JWT key."""
+    env = {"jwt_secret": "a-real-secret-from-the-vault-of-32+bytes"}
+    with pytest.raises(ValueError, match="IDENTITY_SECRET"):
+        Settings(environment="production", identity_secret="", **env)
+    with pytest.raises(ValueError, match="published in the repository"):
+        Settings(environment="production",
+                 identity_secret="homeward-local-identity-secret-change-me", **env)
+    with pytest.raises(ValueError, match="shorter than"):
+        Settings(environment="production", identity_secret="short", **env)
 
 
 def test_cloudevent_binary_mode_round_trip() -> None:
@@ -87,7 +102,8 @@ def _keypair(kind: str) -> tuple[str, str]:
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
 def test_production_tokens_are_verified_with_the_configured_public_key(algorithm: str) -> None:
     private, public = _keypair(algorithm)
-    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public)
+    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public,
+                        identity_secret="a-real-identity-key-from-the-vault")
     token = mint_token(settings, Role.commander, "140400", private_key=private)
     assert verify_token(settings, token).region == "140400"
     other_private, _ = _keypair(algorithm)
