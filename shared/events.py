@@ -273,3 +273,18 @@ class DeliveryReceipt(BaseModel):
     at: datetime
     kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
     name: str = ""
+
+
+# The `error` of a failed delivery attempt as commanders see it (issue 12): a class, never the
+# socket's own text, so the deliveries view cannot be used to map hosts and ports.
+DELIVERY_ERROR_CLASSES = (
+    "refused_by_policy",  # the URL's scheme or the address its host resolves to is not allowed
+    "dns_failed",         # the host does not resolve
+    "connect_failed",     # no connection (refused, reset, unreachable)
+    "tls_failed",         # the TLS handshake or certificate failed
+    "timeout",            # no answer within the time allowed
+    "http_3xx",           # a redirect (never followed)
+    "http_4xx",           # the receiver refused the request
+    "http_5xx",           # the receiver failed
+    "target_refused",     # a chat/SMS service (Apprise) reported failure
+)

@@ -119,6 +119,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "the body is too large (at most {limit} bytes)"),
     "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
                          "too many live streams open; try again in {retry_after} s"),
+    "unsafe_url": ("该地址不允许用于推送（协议不在允许列表，或主机解析到非公网地址）",
+                   "this URL may not be pushed to (scheme not allowed, or the host resolves to "
+                   "a non-public address)"),
+    "subscriber_exists": ("该枢纽已登记；如需新密钥请调用 rotate-secret",
+                          "this hub is already registered; use rotate-secret for a new secret"),
+    "outside_region": ("不在您的辖区 {region} 内", "is outside your region {region}"),
+    "no_region": ("无法由位置确定行政区划，请填写 region_code",
+                  "no region for this location; give region_code"),
 }
 
 

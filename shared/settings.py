@@ -154,6 +154,21 @@ class Settings(BaseSettings):
     notify_group_apprise_url: str = Field(
         default="", description="Apprise URL with {phone} for the case group's members (an SMS "
         "gateway); empty: notify does not push to the case group")
+    # Issue 12: outbound URLs and subscriber secrets.
+    notify_apprise_schemes: list[str] = Field(
+        default=["json", "jsons", "dingtalk", "wecombot", "feishu", "lark"],
+        description="Apprise schemes a subscriber may register: json/jsons go through notify's "
+        "own guarded client; dingtalk, wecombot, feishu, lark, tgram are services with a fixed "
+        "endpoint (any other scheme is refused)")
+    notify_subscriber_keys: list[str] = Field(
+        default_factory=list,
+        description="AES-256-GCM keys `<key id>:<base64url of 32 bytes>` sealing subscriber "
+        "secrets and channel URLs in Kafka and Redis: the first seals, each opens what names "
+        "its id (put a new key first to rotate). Empty: development derives one from the JWT "
+        "secret; elsewhere notify refuses to start")
+    notify_secret_overlap_s: float = Field(
+        default=86400.0, ge=0, description="after rotate-secret, pushes are signed with the "
+        "old secret too for this long")
     # --- end notify ---------------------------------------------------------------------------
 
     # --- words people read (issue 11) --------------------------------------------------------

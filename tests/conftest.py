@@ -3,6 +3,7 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from deploy.local.keycloak import KeycloakServer
 from deploy.local.stack import KafkaServer, RedisServer, free_port
+from services.notify.sealing import new_key
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from tests.helpers import run_sync
@@ -22,6 +24,8 @@ from tests.helpers import run_sync
 # There is no default key (issue 12): the suite signs with a random key of the production size,
 # set before any test module builds Settings(); the services the tests start inherit it.
 os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
+# Likewise notify's key sealing subscriber secrets and channel URLs at rest.
+os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
 os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
@@ -71,7 +75,7 @@ def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> S
         kafka_bootstrap=kafka.bootstrap,
         redis_url=redis_server.url,
         data_dir=data_dir,
-        webhook_allow_private=True,
+        webhook_allow_networks=["127.0.0.1/32", "::1/128"],  # the local sinks only
     )
 
 

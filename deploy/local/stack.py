@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -288,6 +289,20 @@ def local_secret(data_dir: Path, name: str | None = None) -> Path:
     return path
 
 
+def local_subscriber_key(data_dir: Path) -> str:
+    """notify's key sealing subscriber secrets, `<data_dir>/notify-subscriber-key`: made once
+    (the subscriber log in this data dir is sealed with it), readable by its owner only."""
+    from services.notify.sealing import new_key
+
+    path = data_dir / "notify-subscriber-key"
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key("local") + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
 def service_env(
     bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int]
 ) -> dict[str, str]:
@@ -299,7 +314,8 @@ def service_env(
         "HOMEWARD_ALERT_URL": f"http://127.0.0.1:{ports['alert']}",
         "HOMEWARD_DISPATCH_URL": f"http://127.0.0.1:{ports['dispatch']}",
         "HOMEWARD_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
-        "HOMEWARD_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The local sinks and hubs listen on loopback: only that, never the whole network.
+        "HOMEWARD_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32", "::1/128"]',
     }
 
 
@@ -343,6 +359,9 @@ def running_stack(
         # An operator's own HOMEWARD_JWT_SECRET (or _FILE) wins over the generated one.
         secret = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
             else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+        if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
+            secret["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps(
+                [local_subscriber_key(data_dir)])
         if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
             from shared.settings import LOCAL_IDENTITY_FILE
 

@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from services.notify import domain, formats
 from services.notify.adapters import HubFeed, UnsafeUrl
 from services.notify.domain import SubscriberRequest
-from services.notify.handlers import Forbidden, NotFound, Notify
+from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
 from shared.auth import Principal, Role
 from shared.settings import Settings
 from shared.streams import StreamFanout, StreamLimits, sse_response
@@ -29,6 +29,10 @@ HubId = Annotated[str, PathParam(pattern=domain.HUB_ID)]
 class SubscriberCreated(BaseModel):
     subscriber_id: str
     secret: str  # the webhook signing secret, shown once
+
+
+class SecretRotated(BaseModel):
+    secret: str  # the new signing secret, shown once; the old one signs too for the overlap
 
 
 class HubInfo(BaseModel):
@@ -101,19 +105,43 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         sub = await notify.subscribers.get(hub_id)
         if sub is None or sub.kind != domain.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
-        if principal.role != Role.hub and sub.region_code and not principal.can_see(
-                sub.region_code):  # admins too are scoped by region (issue 12)
+        # Scoped with no exception (admins too, issue 12): a hub without a region (registered
+        # before every hub had one) is seen by national scope only.
+        if principal.role != Role.hub and not principal.can_see(sub.region_code or ""):
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         return sub
 
     @router.post("/subscribers", status_code=201, response_model=SubscriberCreated,
                  tags=["subscribers"])
     async def post_subscriber(request: SubscriberRequest, admin: Admin) -> SubscriberCreated:
+        """An admin registers within its own region only. A hub_id already registered: 409
+        (its secret is never returned again and its channel never repointed)."""
         try:
-            subscriber = await notify.register(request)
+            subscriber = await notify.register(request, within_region=admin.region)
         except UnsafeUrl as exc:
             raise ApiError(422, "unsafe_url", str(exc), "channel.url") from exc
+        except Forbidden as exc:
+            raise ApiError(403, "outside_region", "outside your region", "region_code",
+                           region=admin.region) from exc
+        except Conflict as exc:
+            raise ApiError(409, "subscriber_exists", "hub already registered",
+                           "hub_id") from exc
+        except ValueError as exc:
+            raise ApiError(422, "no_region", str(exc), "region_code") from exc
         return SubscriberCreated(subscriber_id=subscriber.subscriber_id, secret=subscriber.secret)
+
+    @router.post("/subscribers/{subscriber_id}/rotate-secret", response_model=SecretRotated,
+                 tags=["subscribers"])
+    async def rotate_secret(subscriber_id: Annotated[str, PathParam(pattern=domain.HUB_ID)],
+                            admin: Admin) -> SecretRotated:
+        """A new signing secret, shown once. For `notify_secret_overlap_s` every push carries
+        a `v1,` signature per live secret in `webhook-signature`. 404 outside the admin's
+        region."""
+        try:
+            secret = await notify.rotate_secret(subscriber_id, admin.region)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
+        return SecretRotated(secret=secret)
 
     @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:
@@ -169,7 +197,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
         if alert is None or not principal.can_see(alert.region_code):
             raise ApiError(404, "not_found", f"case {case_id} not found")
-        rows = [Delivery(**r) for r in await notify.deliveries(case_id)]
+        rows = [Delivery(**{**r, "error": domain.error_class(r["error"])})
+                for r in await notify.deliveries(case_id)]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1

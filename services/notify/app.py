@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -25,8 +24,9 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
-from services.notify.domain import address_allowed
 from services.notify.handlers import TIMERS_KEY, Notify
+from services.notify.outbound import AppriseSender, OutboundPolicy
+from services.notify.sealing import SubscriberSeal
 from shared import topics
 from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check
@@ -56,13 +56,19 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+    """Raises ValueError on an outbound policy, a case-group gateway URL or subscriber keys it
+    cannot use."""
+    policy = OutboundPolicy.from_settings(settings)
+    if settings.notify_group_apprise_url:
+        # Its scheme and form now; its host's addresses at every send.
+        policy.target(settings.notify_group_apprise_url.replace("{phone}", "%2B8613800000000"),
+                      apprise=True)
+    webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                             policy=policy)
     return Notify(
-        settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        HubFeed(redis),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
-                      allowed=None if settings.webhook_allow_private else partial(
-                          address_allowed, allow_networks=settings.webhook_allow_networks)),
-        publisher,
+        settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
+        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis),
+        webhooks, publisher, AppriseSender(webhooks),
     )
 
 

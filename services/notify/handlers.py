@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify import domain
@@ -26,10 +24,10 @@ from services.notify.adapters import (
     SubscriberLog,
     SubscriberRepository,
     WebhookSender,
-    check_url,
 )
 from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.events import (
     CASE_FOUND,
@@ -53,6 +51,7 @@ from shared.events import (
 from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import LinkEvidence
 from shared.kafka import EventPublisher, replay_topic
+from shared.regions import within
 from shared.report import ReportAccepted
 from shared.settings import Settings
 
@@ -74,6 +73,10 @@ class Forbidden(PermissionError):
     pass
 
 
+class Conflict(ValueError):
+    pass
+
+
 @dataclass
 class Notify:
     settings: Settings
@@ -83,7 +86,7 @@ class Notify:
     feed: HubFeed
     webhooks: WebhookSender
     publisher: EventPublisher
-    apprise: AppriseSender = field(default_factory=AppriseSender)
+    apprise: AppriseSender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
@@ -102,31 +105,47 @@ class Notify:
 
     # --- subscribers ---------------------------------------------------------------------------
 
-    async def register(self, request: domain.SubscriberRequest) -> Subscriber:
+    async def register(self, request: domain.SubscriberRequest,
+                       within_region: str = "000000") -> Subscriber:
+        """A new subscriber with a new signing secret (returned once, by the caller). Raises
+        UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
+        region is outside `within_region`, the registering admin's), Conflict (a hub with that
+        hub_id exists: registering never returns an existing secret nor repoints a channel)."""
+        subscriber = registered(request)
+        if not within(within_region, subscriber.region_code or ""):
+            raise Forbidden(subscriber.region_code)
         channel = request.channel
         if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
-            await check_url(str(channel.url), self.settings.webhook_allow_private,
-                            self.settings.webhook_allow_networks,
-                            apprise=isinstance(channel, domain.AppriseChannel))
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            await self.webhooks.policy.check(str(channel.url),
+                                             apprise=isinstance(channel, domain.AppriseChannel))
         if request.kind == SubscriberKind.hub and request.hub_id:
-            # A hub's id is the one in its staff's tokens: registering it again updates it
-            # and keeps its signing secret.
-            subscriber_id = request.hub_id
-            existing = await self.subscribers.get(subscriber_id)
-            if existing is not None:
-                secret = existing.secret
+            # A hub's id is the one in its staff's tokens.
+            subscriber.subscriber_id = request.hub_id
+            if await self.subscribers.get(request.hub_id) is not None:
+                raise Conflict(request.hub_id)
         else:
-            subscriber_id = f"S{uuid.uuid4().hex[:16]}"
-        subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
-                                secret=secret)
+            subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         await self._log_subscriber(subscriber)
         await self.subscribers.add(subscriber)
         return subscriber
 
+    async def rotate_secret(self, subscriber_id: str, within_region: str) -> str:
+        """A new signing secret for the subscriber (returned once); the old one keeps signing
+        for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
+        sub = await self.subscribers.get(subscriber_id)
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(subscriber_id)
+        secret = new_secret()
+        rotated = sub.rotated(secret, self.clock(),
+                              timedelta(seconds=self.settings.notify_secret_overlap_s))
+        await self._log_subscriber(rotated)
+        await self.subscribers.add(rotated)
+        return secret
+
     async def _log_subscriber(self, subscriber: Subscriber) -> None:
-        """The system of record first: the compacted subscriber log, keyed by id."""
-        await self.publisher.broker.publish(subscriber.model_dump_json().encode(),
+        """The system of record first: the compacted subscriber log, keyed by id (sealed)."""
+        await self.publisher.broker.publish(self.subscribers.seal.dumps(subscriber).encode(),
                                             topics.SUBSCRIBERS,
                                             key=subscriber.subscriber_id.encode())
 
@@ -139,9 +158,22 @@ class Notify:
 
     async def rebuild_subscribers(self, log: SubscriberLog) -> int:
         """Redis lost its subscribers: put back the latest record of each from the log."""
-        subscribers = await log.read_all()
+        subscribers = await log.read_all(self.subscribers.seal)
         for start in range(0, len(subscribers), 5000):
             await self.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
+
+    async def reseal_subscribers(self, log: SubscriberLog) -> int:
+        """Every subscriber written again, sealed with the first key: after a new key was put
+        first (key rotation), or for records from before sealing (which also get the region
+        of their location when they had none)."""
+        subscribers = await log.read_all(self.subscribers.seal)
+        for subscriber in subscribers:
+            if subscriber.region_code is None:
+                subscriber.region_code = region_of(subscriber.location.lat,
+                                                   subscriber.location.lon)
+            await self._log_subscriber(subscriber)
+        await self.rebuild_subscribers(log)
         return len(subscribers)
 
     async def rebuild(self, bootstrap: str) -> dict[str, int]:
@@ -211,9 +243,9 @@ class Notify:
         members = []
         for alert in alerts:
             case_notes = notes.get(alert.case_id, domain.CaseNotes())
-            members += [domain.group_member(alert, p, template)
-                        for p in [alert.leader or case_notes.leader, *case_notes.members]
-                        if p and p.get("phone")]
+            members += domain.group_members(
+                alert, [p for p in [alert.leader or case_notes.leader, *case_notes.members]
+                        if p], template)
         if members:
             await self.subscribers.add_many(members)
 
@@ -468,7 +500,7 @@ class Notify:
         notes = await self.alerts.notes(alert.case_id)
         people = [p for p in [alert.leader or notes.leader, *notes.members]
                   if p and p.get("phone")]
-        members = [domain.group_member(alert, p, template) for p in people]
+        members = domain.group_members(alert, people, template)
         already = await self.alerts.recipients(alert.alert_id)
         members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
@@ -544,7 +576,8 @@ class Notify:
                     payload: str | None = None) -> SendResult:
         channel = sub.channel
         if isinstance(channel, domain.WebhookChannel):
-            return await self.webhooks.send(str(channel.url), sub.secret, did, body, payload)
+            return await self.webhooks.send(str(channel.url), sub.signing_secrets(self.clock()),
+                                            did, body, payload)
         if isinstance(channel, domain.AppriseChannel):
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery

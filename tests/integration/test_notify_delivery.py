@@ -479,8 +479,9 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
     assert sink.requests == []
     rows = (await strict.deliveries(case_id))["deliveries"]
     states = {r["name"]: (r["state"], r["error"]) for r in rows}
-    assert states["内网站"] == ("failed", "refused: the URL's address is not allowed")
-    assert states["内网名"][0] == "retrying" and "DNS" in states["内网名"][1]
+    # Issue 12: a status class, never the socket's text; a refusal is final, not retried.
+    assert states["内网站"] == ("failed", "refused_by_policy")
+    assert states["内网名"] == ("failed", "refused_by_policy")
 
 
 async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
@@ -519,7 +520,7 @@ async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
     assert "张小明" in json.loads(good.requests[0]["body"])["message"]
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
-    assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
+    assert rows["企业微信群"]["state"] == "dead" and rows["企业微信群"]["error"] == "http_5xx"
 
 
 async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:
@@ -554,8 +555,9 @@ async def test_dispatch_events_before_the_report_are_remembered(stack_factory: A
 async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
     stack_factory: Any, sinks: Any
 ) -> None:
-    leader_sink, member_sink = sinks("grp-0355-1000001"), sinks("grp-0355-1000003")
-    template = leader_sink.url.replace("http://", "json://").replace("0355-1000001", "{phone}")
+    # The gateway gets each number validated, in E.164 and URL-encoded (issue 12).
+    leader_sink, member_sink = sinks("grp-+863551000001"), sinks("grp-+863551000003")
+    template = leader_sink.url.replace("http://", "json://").replace("+863551000001", "{phone}")
     stack = await stack_factory(notify_group_apprise_url=template)
     case_id = await stack.report()
     await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(
