@@ -29,6 +29,7 @@ from services.notify.domain import (
     address_allowed,
     parse_retry_after,
 )
+from shared.verification import SIGNATURE_HEADER
 
 
 def make_redis(url: str, max_connections: int = 64) -> Redis:
@@ -153,11 +154,18 @@ class AlertRepository:
     async def save(self, alert: AlertState) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(f"notify:alert:{alert.alert_id}", alert.model_dump_json())
+            # The short code people type on /verify (issue 17); derived, so a rebuild restores it.
+            pipe.set(f"notify:code:{alert.short_code}", alert.alert_id)
             if alert.public_listed:
                 pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
             else:
                 pipe.zrem("notify:public", alert.alert_id)
             await pipe.execute()
+
+    async def by_code(self, code: str) -> AlertState | None:
+        """The alert whose short code (shared.verification.short_code) is `code`."""
+        alert_id = await self.redis.get(f"notify:code:{code}")
+        return await self.get(str(alert_id)) if alert_id else None
 
     async def public(self) -> list[AlertState]:
         ids = await self.redis.zrevrange("notify:public", 0, 199)
@@ -454,11 +462,13 @@ class WebhookSender:
     timeouts, redirects not followed, at most `per_endpoint` concurrent requests per host."""
 
     def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024,
-                 allowed: Callable[[str], bool] | None = None) -> None:
+                 allowed: Callable[[str], bool] | None = None,
+                 signer: Callable[[str], str] | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
         self.per_endpoint = per_endpoint
         self.total = total
         self.allowed = allowed  # the SSRF policy for the address connected to (None: any)
+        self.signer = signer  # the issuer's detached JWS of a body (issue 17), if any
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -492,6 +502,8 @@ class WebhookSender:
             return SendResult(False, None, "refused: the URL's address is not allowed",
                               retryable=False)
         headers = signed_headers(secret, webhook_id, payload)
+        if self.signer is not None:
+            headers[SIGNATURE_HEADER] = self.signer(payload)
         try:
             async with self.session().post(url, data=payload.encode(), headers=headers,
                                            allow_redirects=False) as response:

@@ -194,7 +194,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars,
-                                zone=settings.display_timezone)
+                                zone=settings.display_timezone,
+                                verify_base=notify.verify_base())
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -203,7 +204,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alert_id: Annotated[str, PathParam(pattern=domain.ALERT_ID)], principal: Maybe,
         version: Annotated[int | None, Query(ge=1, le=10_000)] = None,
     ) -> Response:
-        """CAP 1.2 of one alert version (the latest by default). Without a token: the public
+        """CAP 1.2 of one alert version (the latest by default), signed by the issuer (an
+        enveloped XML-DSig verifiable with the JWKS key it names). Without a token: the public
         message of a released, real alert; a commander or hub gets the restricted one."""
         alert = await notify.alerts.get(alert_id)
         restricted = principal is not None and principal.role in {
@@ -217,7 +219,9 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
                               settings.notify_sender, notify.link(alert_id),
                               settings.notify_official_contact, settings.notify_push_max_chars,
-                              settings.display_timezone)
+                              settings.display_timezone, notify.verify_base())
+        if notify.keyring is not None:  # the issuer's enveloped XML-DSig (issue 17 §1)
+            xml = notify.keyring.sign_cap(xml)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
 
     return router

@@ -27,6 +27,9 @@ from services.notify.adapters import (
 from services.notify.api import UI, build_router, build_ui_router
 from services.notify.domain import address_allowed
 from services.notify.handlers import Notify
+from services.notify.keystore import load_keyring
+from services.notify.public_api import build_public_router
+from services.notify.signing import Keyring
 from shared import topics
 from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
@@ -51,7 +54,9 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
                        log_level=logging.WARNING, max_batch_size=512 * 1024, linger_ms=2)
 
 
-def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
+                 keyring: Keyring | None = None) -> Notify:
+    """`keyring`: the issuer's signing keys (services.notify.keystore.load_keyring)."""
     return Notify(
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
         # Consoles block in XREAD for up to 15 s: redis-py's default 5 s socket timeout
@@ -61,8 +66,9 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
                                       socket_timeout=30)),
         WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
                       allowed=None if settings.webhook_allow_private else partial(
-                          address_allowed, allow_networks=settings.webhook_allow_networks)),
-        publisher,
+                          address_allowed, allow_networks=settings.webhook_allow_networks),
+                      signer=keyring.sign_body if keyring is not None else None),
+        publisher, keyring=keyring,
     )
 
 
@@ -73,7 +79,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     broker = make_notify_broker(settings.kafka_bootstrap)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
-    notify = build_notify(settings, redis, publisher)
+    notify = build_notify(settings, redis, publisher, load_keyring(settings))
     if consume:
         consumers.register(broker, notify, publisher)
 
@@ -109,6 +115,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
     app.include_router(build_router(Authenticator(settings), notify, settings))
     app.include_router(build_ui_router(settings))
+    app.include_router(build_public_router(notify, settings))
     mount_shared_ui(app)
     app.mount("/static/notify", StaticFiles(directory=UI), name="notify-static")
     return app
