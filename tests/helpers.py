@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
@@ -141,3 +143,24 @@ def ids_per_case(events: list[dict[str, Any]], ce_type: str,
                 value.get("case_id") in cases:
             out.setdefault(value["case_id"], set()).add(e["headers"]["ce_id"])
     return out
+
+
+def pdf_text(pdf: bytes, workdir: Path) -> str:
+    """The text of a PDF as poppler's pdftotext reads it."""
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def pdf_qr_codes(pdf: bytes, workdir: Path) -> list[str]:
+    """What the barcodes on the PDF's first page say: rendered to PNG by poppler's pdftoppm
+    (150 dpi), decoded with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "150", "-singlefile", str(path),
+                    str(workdir / "page")], check=True)
+    return [b.text for b in zxingcpp.read_barcodes(Image.open(workdir / "page.png"))]
