@@ -129,6 +129,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rate_limited_verify": ("查询过于频繁，请 {retry_after} 秒后再试",
                             "too many lookups; try again in {retry_after} s"),
 
+    # release with a preview (issue 17 §4; shared/release.py)
+    "content_changed": ("预览之后内容已变化，请重新预览后再发布",
+                        "the content changed since the preview; preview again before releasing"),
+    "preview_unavailable": ("暂时无法生成发布预览：{what}", "no release preview: {what}"),
 }
 
 

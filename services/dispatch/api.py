@@ -16,10 +16,12 @@ from sse_starlette import EventSourceResponse
 from services.dispatch.adapters import CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
+from services.dispatch.previews import NotifyPreviews, PreviewUnavailable
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
 from shared.kafka import TRANSIENT_ERRORS
 from shared.phones import PhoneError, normalise_phone
+from shared.release import CONTENT_CHANGED, ReleasePreview, ReleaseRequest
 from shared.settings import Settings
 from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
@@ -88,7 +90,8 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 stream_block_ms: int = 2_000) -> APIRouter:
+                 stream_block_ms: int = 2_000,
+                 previews: NotifyPreviews | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
@@ -134,10 +137,35 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
+    async def preview_of(case_id: str, request: Request) -> ReleasePreview:
+        if previews is None:
+            raise ApiError(503, "unavailable", "release previews are not configured")
+        try:
+            return await previews.get(case_id, request.headers.get("authorization", ""))
+        except PreviewUnavailable as exc:
+            raise ApiError(exc.status, "preview_unavailable", str(exc), what=str(exc),
+                           headers={"Retry-After": "5"} if exc.status == 503 else None) from exc
+
+    @router.get("/cases/{case_id}/release-preview", response_model=ReleasePreview)
+    async def release_preview(case_id: CaseId, who: Commander,
+                              request: Request) -> ReleasePreview:
+        """What the public will receive if released now (notify's rendering): `text`,
+        `cap_url`, `poster_url`, `audience` by kind, and the `content_hash` to release with
+        (issue 17 §4)."""
+        await visible_case(case_id, who)
+        return await preview_of(case_id, request)
+
     @router.post("/cases/{case_id}/release", response_model=Case)
-    async def release(case_id: CaseId, who: Commander) -> Case:
-        """The leader (or a commander above) approves public release; notify then tells media
-        and volunteers."""
+    async def release(case_id: CaseId, body: ReleaseRequest, who: Commander,
+                      request: Request) -> Case:
+        """The leader (or a commander above) approves public release of the previewed content;
+        notify then tells media and volunteers. 409 `content_changed` (field content_hash)
+        when the content is no longer what the preview showed (issue 17 §4)."""
+        await visible_case(case_id, who)
+        current = await preview_of(case_id, request)
+        if current.content_hash != body.content_hash:
+            raise ApiError(409, CONTENT_CHANGED, "the content changed since the preview; "
+                           "preview again", "content_hash")
         return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub))
 
     @router.post("/cases/{case_id}/escalate", response_model=Case)

@@ -14,6 +14,7 @@ from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_router
 from services.dispatch.handlers import Dispatch
+from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from shared.kafka import EventPublisher, kafka_check, make_broker
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         deadline_scale=settings.dispatch_deadline_scale,
                         duplicate_km=settings.dispatch_duplicate_km)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
+    previews = NotifyPreviews(settings.notify_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,12 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not done:
                 timers.cancel()
             await broker.stop()
+            await previews.close()
             await redis.aclose()
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), cases, dispatch))
+    app.include_router(build_router(Authenticator(settings), cases, dispatch,
+                                    previews=previews))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app)

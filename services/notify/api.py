@@ -4,7 +4,7 @@
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
@@ -17,7 +17,9 @@ from services.notify import domain, formats
 from services.notify.adapters import UnsafeUrl
 from services.notify.domain import SubscriberRequest
 from services.notify.handlers import Forbidden, NotFound, Notify
+from services.notify.preview import release_preview
 from shared.auth import Principal, Role
+from shared.release import NOTIFY_PREVIEW_PATH, ReleasePreview
 from shared.settings import Settings
 from shared.web import ApiError, Authenticator
 
@@ -187,6 +189,19 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         svg = formats.spread_svg(case_id, alert.lat, alert.lon, alert.radius_km, tiers, hubs)
         return Response(svg, media_type=SVG, headers={"cache-control": "no-store"})
 
+    @router.get(NOTIFY_PREVIEW_PATH.removeprefix("/api/v1"), response_model=ReleasePreview,
+                tags=["release"])
+    async def public_preview(case_id: CaseId, principal: Commander) -> ReleasePreview:
+        """What the public would receive if the case were released now, with its
+        content_hash (shared.release); dispatch shows it and checks it at release. 404 before
+        notify has the alert; 409 `case_ended` once found."""
+        alert = await notify.alerts.get(domain.alert_id_of(case_id))
+        if alert is None or not principal.can_see(alert.region_code):
+            raise ApiError(404, "not_found", f"case {case_id} not found", what=case_id)
+        if alert.cancelled:
+            raise ApiError(409, "case_ended", "the search has ended; nothing to release")
+        return await release_preview(notify, alert)
+
     @router.get("/alerts/active.atom", tags=["feeds"], response_class=Response,
                 responses={200: {"content": {ATOM: {}}}})
     async def active_atom() -> Response:
@@ -203,6 +218,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
     async def alert_cap(
         alert_id: Annotated[str, PathParam(pattern=domain.ALERT_ID)], principal: Maybe,
         version: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        scope: Annotated[Literal["public"] | None, Query(
+            description="a commander or hub: the public message (release preview)")] = None,
     ) -> Response:
         """CAP 1.2 of one alert version (the latest by default), signed by the issuer (an
         enveloped XML-DSig verifiable with the JWKS key it names). Without a token: the public
@@ -216,7 +233,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         wanted = version or alert.version
         if wanted > alert.version:
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
-        xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
+        public = not restricted or scope == "public"
+        xml = formats.cap_xml(alert, wanted, "Public" if public else "Restricted",
                               settings.notify_sender, notify.link(alert_id),
                               settings.notify_official_contact, settings.notify_push_max_chars,
                               settings.display_timezone, notify.verify_base())

@@ -179,8 +179,14 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
         return True
 
     await eventually(opened, timeout=60)
+    async def previewed() -> str | None:  # once notify has the alert (issue 17 §4)
+        got = await http.get(f"{dispatch}/api/v1/cases/{cases['released']}/release-preview",
+                             headers=COMMANDER)
+        return str(got.json()["content_hash"]) if got.status_code == 200 else None
+
     got = await http.post(f"{dispatch}/api/v1/cases/{cases['released']}/release",
-                          headers=COMMANDER)
+                          headers=COMMANDER,
+                          json={"content_hash": await eventually(previewed, timeout=30)})
     assert got.status_code == 200, got.text
     got = await http.post(f"{dispatch}/api/v1/cases/{cases['found']}/found",
                           headers=COMMANDER,

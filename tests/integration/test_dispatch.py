@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
 from services.dispatch.app import create_app
+from services.notify.app import create_app as create_notify
+from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
@@ -52,21 +54,42 @@ class Stack:
         self.http = httpx.AsyncClient(timeout=15)
         self.broker = make_broker(settings.kafka_bootstrap, "test-alert")
         self.publisher = EventPublisher(self.broker, "/test/alert")
+        self.notify: Notify | None = None
+        self.notify_overrides: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def serving(self) -> AsyncIterator[Stack]:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(self.settings), host="127.0.0.1",
-                                               port=port, log_level="warning",
-                                               lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        try:
-            await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
-            self.url = f"http://127.0.0.1:{port}"
+    async def serving(self, notify: bool = False) -> AsyncIterator[Stack]:
+        """`notify`: also serve notify (fed the reports directly), which renders the release
+        previews dispatch asks for (issue 17 §4)."""
+        async with AsyncExitStack() as running:
+            settings = self.settings
+            if notify:
+                notify_url = await running.enter_async_context(self._notify())
+                settings = settings.model_copy(update={"notify_url": notify_url})
+            port = free_port()
+            self.url = await running.enter_async_context(
+                _served(create_app(settings), port))
             yield self
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
+
+    @asynccontextmanager
+    async def _notify(self) -> AsyncIterator[str]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        app = create_notify(self.settings.model_copy(update={
+            "notify_url": url, "notify_rebuild_on_empty": False, **self.notify_overrides}),
+            timers=False, consume=False)
+        self.notify = app.state.notify
+        async with _served(app, port):
+            yield url
+        self.notify = None
+
+    async def release(self, case_id: str) -> httpx.Response:
+        """Preview, then release what the preview showed."""
+        preview = await self.http.get(f"{self.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=COMMANDER)
+        assert preview.status_code == 200, preview.text
+        return await self.post(f"/cases/{case_id}/release",
+                               {"content_hash": preview.json()["content_hash"]})
 
     async def report(self, case_id: str, operator_region: str = "140403",
                      **overrides: Any) -> ReportAccepted:
@@ -78,8 +101,11 @@ class Stack:
             report_id=f"R-{case_id}", case_id=case_id, accepted_at=datetime.now(UTC),
             operator="op-1", operator_region=operator_region,
             report=ResolvedReport.model_validate(report_body(**overrides)))
-        await self.publisher.publish(topics.REPORTS, CloudEvent.of(
-            REPORT_ACCEPTED, "/test/alert", case_id, accepted, event_id=accepted.report_id))
+        event = CloudEvent.of(REPORT_ACCEPTED, "/test/alert", case_id, accepted,
+                              event_id=accepted.report_id)
+        await self.publisher.publish(topics.REPORTS, event)
+        if self.notify is not None:
+            await self.notify.on_report_accepted(event)
         return accepted
 
     async def case(self, case_id: str, headers: dict[str, str] = COMMANDER) -> httpx.Response:
@@ -96,6 +122,19 @@ class Stack:
     async def post(self, path: str, body: Any = None,
                    headers: dict[str, str] = COMMANDER) -> httpx.Response:
         return await self.http.post(f"{self.url}/api/v1{path}", json=body, headers=headers)
+
+
+@asynccontextmanager
+async def _served(app: Any, port: int) -> AsyncIterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
 
 
 async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
@@ -122,7 +161,7 @@ async def case_events(bootstrap: str, case_id: str) -> list[dict[str, Any]]:
 async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
     stack: Stack,
 ) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         await stack.report(case_id)
         case = await stack.opened(case_id)
@@ -148,9 +187,9 @@ async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
                                  {})).status_code == 409
         assert (await stack.post(f"/cases/{case_id}/tasks/nope/complete", {})).status_code == 404
 
-        released = await stack.post(f"/cases/{case_id}/release")
+        released = await stack.release(case_id)
         assert released.status_code == 200 and released.json()["release_approved"]
-        assert (await stack.post(f"/cases/{case_id}/release")).status_code == 409
+        assert (await stack.release(case_id)).status_code == 409
 
         no_outcome = await stack.post(f"/cases/{case_id}/found",
                                       {"found_at": "2026-11-23T10:00:00Z"})
@@ -364,7 +403,7 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         first: list[dict[str, Any]] = []
         async with stack.http.stream("GET", f"{stack.url}/api/v1/stream",
@@ -380,7 +419,7 @@ async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> N
         # While disconnected: more happens.
         await stack.opened(case_id)
         await stack.post(f"/cases/{case_id}/escalate", {"level": "city", "reason": "断线期间"})
-        await stack.post(f"/cases/{case_id}/release")
+        await stack.release(case_id)
         on_topic = [m["headers"]["ce_id"] for m in await case_events(
             stack.settings.kafka_bootstrap, case_id)]
 
@@ -461,3 +500,45 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         await stack.opened(plain)
         refused = await stack.post(f"/cases/{plain}/members", member)
         assert refused.status_code == 409 and refused.json()["error"]["field"] == "duty"
+
+
+async def test_release_carries_the_previewed_content_and_is_refused_when_it_changed(
+    stack: Stack,
+) -> None:
+    """Issue 17 §4: the commander sees what the public will receive (notify's rendering) and
+    the audience; a release whose content_hash is not the current content's is refused."""
+    stack.notify_overrides = {"notify_tier_unit_s": 1.0}  # one "hour" of the tiers is 1 s
+    async with stack.serving(notify=True):
+        assert stack.notify is not None
+        case_id = new_case_id()
+        await stack.report(case_id, last_seen__at=datetime.now(UTC).isoformat())
+        await stack.opened(case_id)
+        got = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                   headers=COMMANDER)
+        assert got.status_code == 200, got.text
+        preview = got.json()
+        assert preview["content_hash"].startswith("sha256:") and preview["radius_km"] == 100
+        code = preview["short_code"]
+        assert "范围100公里" in preview["text"] and f"{code[:5]}-{code[5:]}" in preview["text"]
+        assert set(preview["audience"]) == {"hub", "media", "volunteer"}
+        assert preview["poster_url"].endswith(f"A-{case_id}/poster.pdf")
+        assert "13800000000" not in preview["text"]  # the public text: no family phone
+        cap = await stack.http.get(preview["cap_url"], headers=COMMANDER)
+        assert cap.status_code == 200 and "<scope>Public</scope>" in cap.text
+        hidden = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=ELSEWHERE)
+        assert hidden.status_code == 404
+
+        missing = await stack.post(f"/cases/{case_id}/release", {})
+        assert missing.status_code == 422 and missing.json()["error"]["field"] == "content_hash"
+        # The content changes after the preview: the radius widens.
+        await asyncio.sleep(1.1)
+        await stack.notify.widen(f"A-{case_id}")
+        stale = await stack.post(f"/cases/{case_id}/release",
+                                 {"content_hash": preview["content_hash"]})
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"]["code"] == "content_changed"
+        assert stale.json()["error"]["field"] == "content_hash"
+        assert not (await stack.case(case_id)).json()["release_approved"]
+        released = await stack.release(case_id)  # previewed again: released
+        assert released.status_code == 200 and released.json()["release_approved"]
