@@ -262,8 +262,8 @@ def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float
     sent with; the age is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
     if code:
-        tail = (f" 核验码：{display_code(code)}，真伪核验："
-                f"{verify_url(verify_base, code) if verify_base else '/verify'}{tail}")
+        check = f"，真伪核验：{verify_url(verify_base, code)}" if verify_base else ""
+        tail = f" 核验码：{display_code(code)}{check}{tail}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
     years = child_age(child, last_seen, zone)
     age = f"{years}岁" if years is not None else ""
