@@ -19,6 +19,7 @@ from typing import Any
 import segno
 from fontTools.ttLib import TTCollection
 from fpdf import FPDF
+from PIL import Image
 
 from services.notify.domain import child_age
 from shared.display import people_time
@@ -54,6 +55,21 @@ def _pdf(font: Path) -> FPDF:
     return pdf
 
 
+def _photo(pdf: FPDF, photo: bytes, height: float = 70.0) -> None:
+    """The photo centred, `height` mm tall at most."""
+    try:
+        with Image.open(io.BytesIO(photo)) as image:
+            image.load()
+            ratio = image.width / max(image.height, 1)
+            rgb = image.convert("RGB")
+    except (OSError, ValueError):
+        return  # not an image we can print: the poster goes out without it
+    w = min(height * ratio, pdf.epw)
+    h = w / ratio
+    pdf.image(rgb, x=pdf.l_margin + (pdf.epw - w) / 2, y=pdf.get_y(), w=w, h=h)
+    pdf.set_y(pdf.get_y() + h + 3)
+
+
 def _qr_png(url: str) -> io.BytesIO:
     out = io.BytesIO()
     segno.make(url, error="m", micro=False).save(out, kind="png", scale=8, border=4)
@@ -62,9 +78,10 @@ def _qr_png(url: str) -> io.BytesIO:
 
 
 def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
-                 font: Path = NOTO_CJK) -> bytes:
+                 font: Path = NOTO_CJK, photo: bytes | None = None) -> bytes:
     """The A4 poster of a public push `body` (with `short_code`); `verify` is the URL the QR
-    code encodes; `issued` the time of the version printed."""
+    code encodes; `issued` the time of the version printed; `photo` (JPEG/PNG/WebP bytes) the
+    child's photo, printed under the name (one that cannot be decoded is left out)."""
     child: dict[str, Any] = body.get("child") or {}
     seen: dict[str, Any] = body.get("last_seen") or {}
     pdf = _pdf(font)
@@ -86,6 +103,8 @@ def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetim
     pdf.cell(width, 9, "，".join(f for f in facts if f), align="C", new_x="LMARGIN",
              new_y="NEXT")
     pdf.ln(3)
+    if photo is not None:
+        _photo(pdf, photo)
     at = people_time(str(seen["at"]), zone) if seen.get("at") else ""
     lines = [("体貌特征", str(child.get("description", "") or "—")),
              ("最后出现", "，".join(p for p in (str(seen.get("address", "")), at) if p) or "—"),

@@ -15,6 +15,7 @@ from services.notify import domain, formats, poster, verify
 from services.notify.api import UI
 from services.notify.handlers import Notify
 from services.notify.limits import LimiterUnavailable, WindowLimiter
+from services.notify.photos import PhotoSource
 from shared.i18n import language
 from shared.settings import Settings
 from shared.verification import JWKS_PATH, VERIFY_PAGE, parse_code, verify_url
@@ -29,6 +30,7 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
     limiter = WindowLimiter(notify.alerts.redis, "notify:verify", settings.verify_limit_per_client,
                             settings.verify_window_s)
     base = settings.notify_url.rstrip("/")
+    photos = PhotoSource(settings.alert_url)
     issuer = formats.ISSUER
 
     async def limited(request: Request) -> None:
@@ -82,18 +84,25 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
         headers = {"cache-control": "no-store",
                    "content-disposition": f'inline; filename="{alert_id}.pdf"'}
         if alert.cancelled:
-            pdf = await asyncio.to_thread(
-                poster.ended_notice, alert.short_code, alert.outcome == "false_report", issuer,
-                alert.versions[-1].sent, settings.display_timezone)
+            try:
+                pdf = await asyncio.to_thread(
+                    poster.ended_notice, alert.short_code, alert.outcome == "false_report",
+                    issuer, alert.versions[-1].sent, settings.display_timezone)
+            except poster.FontMissing:  # the notice matters more than its typeface
+                raise ApiError(410, "case_ended", "已找到，请停止转发") from None
             return Response(pdf, status_code=410, media_type=PDF, headers=headers)
         sent = alert.versions[-1].sent
         body = domain.push_body(alert, "public", notify.link(alert_id),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars, sent,
                                 settings.display_timezone, notify.verify_base())
-        pdf = await asyncio.to_thread(
-            poster.alert_poster, body, verify_url(notify.verify_base(), alert.short_code),
-            issuer, sent, settings.display_timezone)
+        photo = await photos.first([str(u) for u in body["child"].get("photo_urls") or []])
+        try:
+            pdf = await asyncio.to_thread(
+                poster.alert_poster, body, verify_url(notify.verify_base(), alert.short_code),
+                issuer, sent, settings.display_timezone, photo=photo)
+        except poster.FontMissing as exc:
+            raise ApiError(503, "unavailable", f"posters cannot be printed here: {exc}") from exc
         return Response(pdf, media_type=PDF, headers=headers)
 
     return router

@@ -3,7 +3,9 @@ verification answers — without Kafka or Redis."""
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +14,12 @@ import pytest
 import xmlschema
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 from signxml import SignatureConfiguration, XMLVerifier
 
-from services.notify import domain, formats, verify
+from services.notify import domain, formats, poster, verify
 from services.notify.keystore import SigningKeysMissing, generate_key, load_keyring
+from services.notify.photos import PhotoSource
 from services.notify.signing import SignatureInvalid, verify_body, verify_cap
 from shared.settings import Settings
 from shared.verification import (
@@ -26,7 +30,7 @@ from shared.verification import (
     parse_code,
     short_code,
 )
-from tests.helpers import report_body
+from tests.helpers import pdf_qr_codes, pdf_text, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
@@ -240,3 +244,37 @@ def test_verify_answers_active_ended_unknown() -> None:
         assert set(ended) == {"status", "code", "issuer", "message", "ended_at", "ended_at_text"}
     unknown = _answer(None, "en")
     assert unknown["status"] == VerifyStatus.unknown and "110" in str(unknown["message"])
+
+
+# --- poster ----------------------------------------------------------------------------------
+
+def test_poster_prints_the_photo_text_and_qr_code(tmp_path: Path) -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (300, 400), (200, 120, 40)).save(image, format="JPEG")
+    body = domain.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+                            verify_base="https://v.example.cn")
+    url = f"https://v.example.cn/verify?code={display_code(body['short_code'])}"
+    pdf = poster.alert_poster(body, url, "Homeward", NOW, "Asia/Shanghai",
+                              photo=image.getvalue())
+    text = pdf_text(pdf, tmp_path)
+    assert "张小明" in text and "2026-11-22 09:00（北京时间）" in text and "110（公安机关）" in text
+    assert pdf_qr_codes(pdf, tmp_path) == [url]
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    listed = subprocess.run(["pdfimages", "-list", str(tmp_path / "doc.pdf")],
+                            capture_output=True, text=True, check=True).stdout
+    assert len(listed.strip().splitlines()) - 2 == 2  # the photo and the QR code
+    without = poster.alert_poster(body, url, "Homeward", NOW, "Asia/Shanghai", photo=b"junk")
+    assert "张小明" in pdf_text(without, tmp_path)
+
+
+@pytest.mark.parametrize(("url", "fetched"), [
+    ("http://alert.internal:8000/photos/ab12.jpg", True),
+    ("http://alert.internal:8000/photos/../admin", False),
+    ("http://alert.internal:8000/photos/a/b.jpg", False),
+    ("http://alert.internal:8000/other/ab12.jpg", False),
+    ("http://alert.internal:8000.evil.cn/photos/ab12.jpg", False),
+    ("https://example.org/p.jpg", False),
+    ("http://169.254.169.254/photos/x", False),
+])
+def test_poster_photos_come_only_from_the_platforms_photo_store(url: str, fetched: bool) -> None:
+    assert PhotoSource("http://alert.internal:8000/").ours(url) is fetched
