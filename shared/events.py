@@ -228,3 +228,7 @@ class DeliveryReceipt(BaseModel):
     at: datetime
     kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
     name: str = ""
+
+
+# How a search ends (the `outcome` of CaseFound); named for the Cancel preview (issue 17 §4).
+Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,15 +31,18 @@ def content_hash(public_body: dict[str, Any]) -> str:
 
 
 class ReleasePreview(BaseModel):
-    """What the public will receive if the case is released now."""
+    """What the public will receive if the case is released now (`action` release), or what
+    every recipient so far will receive if the search ends now (`action` cancel: the Cancel)."""
 
     case_id: str
+    action: Literal["release", "cancel"] = "release"
     content_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     text: str = Field(description="the public push text (SMS/chat, CAP description)")
     cap_url: str = Field(description="the public CAP message as it would read after release")
     poster_url: str = Field(description="the A4 poster, available once released")
     audience: dict[str, int] = Field(
-        description="recipients within the current radius by kind (hub, media, volunteer)")
+        description="release: recipients within the current radius by kind (hub, media, "
+        "volunteer); cancel: everyone who received the alert, by kind (and member)")
     radius_km: float
     short_code: str
 

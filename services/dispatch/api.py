@@ -137,11 +137,13 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
-    async def preview_of(case_id: str, request: Request) -> ReleasePreview:
+    async def preview_of(case_id: str, request: Request,
+                         outcome: str | None = None) -> ReleasePreview:
         if previews is None:
             raise ApiError(503, "unavailable", "release previews are not configured")
         try:
-            return await previews.get(case_id, request.headers.get("authorization", ""))
+            return await previews.get(case_id, request.headers.get("authorization", ""),
+                                      outcome)
         except PreviewUnavailable as exc:
             raise ApiError(exc.status, "preview_unavailable", str(exc), what=str(exc),
                            headers={"Retry-After": "5"} if exc.status == 503 else None) from exc
@@ -154,6 +156,14 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         (issue 17 §4)."""
         await visible_case(case_id, who)
         return await preview_of(case_id, request)
+
+    @router.get("/cases/{case_id}/found-preview", response_model=ReleasePreview)
+    async def found_preview(case_id: CaseId, who: Commander, request: Request,
+                            outcome: Annotated[Outcome, Query()]) -> ReleasePreview:
+        """The same preview for the Cancel (issue 17 §4): what every recipient so far will
+        receive if the search ends now with `outcome`, and how many of each kind they are."""
+        await visible_case(case_id, who)
+        return await preview_of(case_id, request, outcome)
 
     @router.post("/cases/{case_id}/release", response_model=Case)
     async def release(case_id: CaseId, body: ReleaseRequest, who: Commander,

@@ -37,10 +37,14 @@ class NotifyPreviews:
         if self._client is not None:
             await self._client.aclose()
 
-    async def get(self, case_id: str, authorization: str) -> ReleasePreview:
+    async def get(self, case_id: str, authorization: str,
+                  outcome: str | None = None) -> ReleasePreview:
+        """The release preview; with `outcome`, the Cancel's (what ending the search sends)."""
         url = self.base + NOTIFY_PREVIEW_PATH.format(case_id=case_id)
+        params = {"action": "cancel", "outcome": outcome} if outcome else None
         try:
-            got = await self.client().get(url, headers={"Authorization": authorization})
+            got = await self.client().get(url, params=params,
+                                          headers={"Authorization": authorization})
         except httpx.HTTPError as exc:
             raise PreviewUnavailable(503, f"notify unreachable: {type(exc).__name__}") from exc
         if got.status_code in (404, 409):

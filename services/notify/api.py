@@ -17,8 +17,9 @@ from services.notify import domain, formats
 from services.notify.adapters import UnsafeUrl
 from services.notify.domain import SubscriberRequest
 from services.notify.handlers import Forbidden, NotFound, Notify
-from services.notify.preview import release_preview
+from services.notify.preview import cancel_preview, release_preview
 from shared.auth import Principal, Role
+from shared.events import Outcome
 from shared.release import NOTIFY_PREVIEW_PATH, ReleasePreview
 from shared.settings import Settings
 from shared.web import ApiError, Authenticator
@@ -191,8 +192,13 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
 
     @router.get(NOTIFY_PREVIEW_PATH.removeprefix("/api/v1"), response_model=ReleasePreview,
                 tags=["release"])
-    async def public_preview(case_id: CaseId, principal: Commander) -> ReleasePreview:
-        """What the public would receive if the case were released now, with its
+    async def public_preview(
+        case_id: CaseId, principal: Commander,
+        action: Annotated[Literal["release", "cancel"], Query()] = "release",
+        outcome: Annotated[Outcome, Query(description="for action=cancel")] = "found_safe",
+    ) -> ReleasePreview:
+        """What the public would receive if the case were released now (or, `action=cancel`,
+        what every recipient would receive if the search ended now with `outcome`), with its
         content_hash (shared.release); dispatch shows it and checks it at release. 404 before
         notify has the alert; 409 `case_ended` once found."""
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
@@ -200,6 +206,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
             raise ApiError(404, "not_found", f"case {case_id} not found", what=case_id)
         if alert.cancelled:
             raise ApiError(409, "case_ended", "the search has ended; nothing to release")
+        if action == "cancel":
+            return await cancel_preview(notify, alert, outcome)
         return await release_preview(notify, alert)
 
     @router.get("/alerts/active.atom", tags=["feeds"], response_class=Response,

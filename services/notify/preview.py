@@ -11,6 +11,26 @@ from services.notify.verify import poster_path
 from shared.release import ReleasePreview, content_hash
 
 
+async def cancel_preview(notify: Notify, alert: AlertState, outcome: str) -> ReleasePreview:
+    """What every recipient so far would receive if the search ended now with `outcome`
+    (the Cancel: ids and outcome only), and how many of each kind they are."""
+    ended = alert.model_copy(deep=True)
+    ended.cancelled, ended.outcome, ended.report, ended.leader = True, outcome, None, None
+    ended.bump("Cancel", notify.clock(), note=outcome)
+    body = domain.cancel_body(ended, notify.clock())
+    recipients = await notify.alerts.recipients(alert.alert_id)
+    counts: dict[str, int] = {}
+    for sub in await notify.subscribers.get_many(list(recipients)):
+        if sub.active:
+            counts[sub.kind.value] = counts.get(sub.kind.value, 0) + 1
+    base = notify.settings.notify_url.rstrip("/")
+    return ReleasePreview(
+        case_id=alert.case_id, action="cancel", content_hash=content_hash(body),
+        text=str(body["text"]), cap_url=notify.link(alert.alert_id),
+        poster_url=f"{base}{poster_path(alert.alert_id)}", audience=counts,
+        radius_km=alert.radius_km, short_code=alert.short_code)
+
+
 async def audience(notify: Notify, alert: AlertState) -> dict[str, int]:
     """Active subscribers within the alert's current radius by kind (drills: those taking
     drills only), as the fan-out after release would reach them."""

@@ -542,3 +542,13 @@ async def test_release_carries_the_previewed_content_and_is_refused_when_it_chan
         assert not (await stack.case(case_id)).json()["release_approved"]
         released = await stack.release(case_id)  # previewed again: released
         assert released.status_code == 200 and released.json()["release_approved"]
+
+        # The same preview for the Cancel: what everyone told so far gets if the search ends.
+        ending = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                      params={"outcome": "false_report"}, headers=COMMANDER)
+        assert ending.status_code == 200, ending.text
+        assert ending.json()["action"] == "cancel" and "已撤销" in ending.json()["text"]
+        assert "童" not in ending.json()["text"]  # no personal data in a Cancel
+        bad = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                   params={"outcome": "gone"}, headers=COMMANDER)
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "outcome"
