@@ -5,6 +5,7 @@ renderers (services.notify.verify, services.notify.poster)."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -22,6 +23,7 @@ from shared.verification import JWKS_PATH, VERIFY_PAGE, parse_code, verify_url
 from shared.web import ApiError
 
 PDF = "application/pdf"
+POSTER_CACHE = 64  # posters kept in memory per process (about 30 KB each without a photo)
 AlertId = Annotated[str, PathParam(pattern=domain.ALERT_ID)]
 
 
@@ -31,6 +33,7 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
                             settings.verify_window_s)
     base = settings.notify_url.rstrip("/")
     photos = PhotoSource(settings.alert_url)
+    printed: OrderedDict[tuple[str, int], bytes] = OrderedDict()  # (alert, version) -> PDF
     issuer = formats.ISSUER
 
     async def limited(request: Request) -> None:
@@ -92,6 +95,10 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
                 raise ApiError(410, "case_ended", "已找到，请停止转发") from None
             return Response(pdf, status_code=410, media_type=PDF, headers=headers)
         sent = alert.versions[-1].sent
+        key = (alert_id, alert.version)
+        if key in printed:  # a crowd downloads the same poster: render each version once
+            printed.move_to_end(key)
+            return Response(printed[key], media_type=PDF, headers=headers)
         body = domain.push_body(alert, "public", notify.link(alert_id),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars, sent,
@@ -103,6 +110,9 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
                 issuer, sent, settings.display_timezone, photo=photo)
         except poster.FontMissing as exc:
             raise ApiError(503, "unavailable", f"posters cannot be printed here: {exc}") from exc
+        printed[key] = pdf
+        while len(printed) > POSTER_CACHE:
+            printed.popitem(last=False)
         return Response(pdf, media_type=PDF, headers=headers)
 
     return router
