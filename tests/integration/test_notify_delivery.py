@@ -660,6 +660,8 @@ async def test_poster_pdf_has_the_name_as_text_and_a_qr_code_to_the_verification
     assert not any(secret in text for secret in PII)
     assert pdf_qr_codes(got.content, tmp_path) == [
         f"https://verify.example.cn/verify?code={code}"]
+    again = await stack.http.get(url)  # the same version: rendered once, served again
+    assert again.status_code == 200 and again.content == got.content
 
     await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
                          found_at=datetime.now(UTC).isoformat())
