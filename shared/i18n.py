@@ -87,7 +87,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "requesting public release at intake needs the release permission"),
     "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",
                              "this Idempotency-Key was used with a different body"),
-    "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
+    "below_leader_level": ("须由专案组长所在公安机关或其上级办理：{what}",
+                           "only the case leader's organ level or above may do this: {what}"),
+    "confirm_required": ("该儿童的协查已公开发布，请以 confirm: true 确认解除：{what}",
+                         "the child's alert is public; confirm with confirm: true: {what}"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
     # place (issue 11; services/alert/place.py)
@@ -108,6 +111,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "provincial bureau and the Ministry of Public Security, for assistance over the "
         "mainland–Hong Kong/Macao police liaison channel (Taiwan: the contact window of the "
         "Cross-Strait Joint Crime-Fighting and Judicial Mutual Assistance Agreement)"),
+    "body_too_large": ("请求体过大（最多 {limit} 字节）",
+                       "the body is too large (at most {limit} bytes)"),
+    "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
+                         "too many live streams open; try again in {retry_after} s"),
+
     # alerts anyone can verify (issue 17; services/notify/verify.py)
     "verify_active": ("真实有效的协查：本平台发布，仍在查找。请核对下方信息，有线索请拨打官方电话。",
                       "Genuine and active: issued by this platform, the search goes on. Check "

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
+# Secrets that were ever committed to this repository: anyone can read them, so no environment
+# accepts them (issue 12).
+PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me",
+                            "homeward-local-identity-secret-change-me"})
+MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key of at least the hash size (256 bits)
+LOCAL_SECRET_FILE = "jwt-secret"  # in data_dir; `make up` writes it, shared.tokens reads it
+LOCAL_IDENTITY_FILE = "identity-secret"  # in data_dir; `make up` writes it
+
+log = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOMEWARD_", extra="ignore")
 
-    environment: Literal["development", "staging", "production"] = "development"
+    # Unset means production: the relaxations of development must be asked for by name.
+    environment: Literal["development", "staging", "production"] = "production"
     host: str = "127.0.0.1"
     port: int = 0  # 0: the service's default port below
     access_log: bool = True
@@ -28,14 +38,33 @@ class Settings(BaseSettings):
     notify_url: str = "http://127.0.0.1:8002"
 
     # Bearer tokens. HS256 with a shared secret for the local stack; RS256/EdDSA with a public
-    # key in production.
+    # key in production. There is no default secret: see _require_a_usable_key.
     jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 key, at least 32 bytes (outside development)")
+    jwt_secret_file: Path | None = Field(
+        default=None, description="file holding the HS256 key (Docker/Kubernetes secrets; "
+        "`make up` writes <data_dir>/jwt-secret)")
     jwt_public_key: str | None = None
     jwt_issuer: str = "homeward"
+    jwt_audience: str = Field(default="homeward", description="the `aud` every token must carry")
+    jwt_max_ttl_s: int = Field(
+        default=12 * 3600, gt=0, description="longest accepted token lifetime (exp - iat), s")
+
+    # Every service (issue 12).
+    stream_max_per_principal: int = Field(
+        default=4, ge=1, description="live streams (SSE) one token subject may hold at once, "
+        "per process; more are answered 429")
+    stream_max_total: int = Field(
+        default=1000, ge=1, description="live streams per process; more are answered 503")
+    stream_retry_after_s: int = Field(default=30, ge=1)
+    ops_host: str = Field(
+        default="127.0.0.1", description="interface of the internal port serving /metrics, "
+        "/docs and /openapi.json (never published)")
+    ops_port: int = Field(default=0, description="0: the service's API port + 1000")
 
     # Intake (alert).
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024  # every service (issue 12); alert's photos: 5 MiB
     alert_relay_enabled: bool = Field(
         default=True, description="off only in tests that stop the process before publishing"
     )
@@ -96,8 +125,6 @@ class Settings(BaseSettings):
     notify_group_apprise_url: str = Field(
         default="", description="Apprise URL with {phone} for the case group's members (an SMS "
         "gateway); empty: notify does not push to the case group")
-    notify_max_consoles: int = Field(
-        default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
     # --- alerts anyone can verify (issue 17) ---------------------------------------------------
@@ -128,18 +155,82 @@ class Settings(BaseSettings):
             raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
         return name
 
+    # --- child identity (issue 19, issue 12) -------------------------------------------------
+    identity_secret: str = Field(
+        default="", repr=False,
+        description="HMAC key of the child-identity keys (shared/identity.py), at least 32 "
+        "bytes; the same value in dispatch and notify. No default: set it, or "
+        "HOMEWARD_IDENTITY_SECRET_FILE (development: `<data_dir>/identity-secret`, which "
+        "`make up` writes)")
+    identity_secret_file: Path | None = Field(
+        default=None, description="file holding identity_secret (one line)")
+    # --- end child identity --------------------------------------------------------------------
+
     @model_validator(mode="after")
-    def _refuse_default_secret_outside_development(self) -> Settings:
-        if (
-            self.environment != "development"
-            and self.jwt_algorithm == "HS256"
-            and self.jwt_secret == DEV_JWT_SECRET
-        ):
+    def _require_a_usable_key(self) -> Settings:
+        """No usable default key anywhere (issue 12): HS256 needs HOMEWARD_JWT_SECRET or
+        HOMEWARD_JWT_SECRET_FILE of at least 32 bytes (development: the file `make up` wrote
+        into the data dir is used when neither is set, and a shorter key only warns);
+        RS256/EdDSA need HOMEWARD_JWT_PUBLIC_KEY. A secret ever committed is refused always.
+        Raises ValueError (the service does not start)."""
+        if self.jwt_algorithm != "HS256":
+            if not self.jwt_public_key:
+                raise ValueError(f"HOMEWARD_JWT_PUBLIC_KEY is required for {self.jwt_algorithm}")
+            return self
+        source = "HOMEWARD_JWT_SECRET"
+        if self.jwt_secret is None:
+            path = self.jwt_secret_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_SECRET_FILE
+            if path is not None and path.is_file():
+                self.jwt_secret = SecretStr(path.read_text(encoding="utf-8").strip())
+                source = str(path)
+            elif path is not None and self.jwt_secret_file is not None:
+                raise ValueError(f"HOMEWARD_JWT_SECRET_FILE {path} does not exist")
+        if self.jwt_secret is None:
             raise ValueError(
-                "HOMEWARD_JWT_SECRET is the development default; outside development set a "
-                "real secret or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA)"
-            )
+                "no JWT key: set HOMEWARD_JWT_SECRET (at least 32 random bytes), "
+                "HOMEWARD_JWT_SECRET_FILE, or HOMEWARD_JWT_ALGORITHM=RS256/EdDSA with "
+                "HOMEWARD_JWT_PUBLIC_KEY; `make up` generates a local one")
+        secret = self.jwt_secret.get_secret_value()
+        if secret in PUBLIC_SECRETS:
+            raise ValueError(f"{source} is a secret published in the repository; generate one "
+                             "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            if self.environment != "development":
+                raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
+            log.warning("%s is shorter than %d bytes (accepted in development only)", source,
+                        MIN_SECRET_BYTES)
+        return self
+
+    @model_validator(mode="after")
+    def _require_an_identity_secret(self) -> Settings:
+        """The child-identity HMAC key (issue 19/12): like the JWT secret, no default anywhere;
+        read from HOMEWARD_IDENTITY_SECRET or its _FILE (development: `<data_dir>/identity-secret`
+        when present). At least 32 bytes; a secret ever committed is refused. Raises ValueError."""
+        source = "HOMEWARD_IDENTITY_SECRET"
+        if not self.identity_secret:
+            path = self.identity_secret_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_IDENTITY_FILE
+            if path is not None and path.is_file():
+                self.identity_secret = path.read_text(encoding="utf-8").strip()
+                source = str(path)
+            elif self.identity_secret_file is not None:
+                raise ValueError(f"HOMEWARD_IDENTITY_SECRET_FILE {path} does not exist")
+        if not self.identity_secret:
+            raise ValueError("no child-identity key: set HOMEWARD_IDENTITY_SECRET (at least 32 "
+                             "random bytes) or HOMEWARD_IDENTITY_SECRET_FILE; `make up` "
+                             "generates a local one")
+        if self.identity_secret in PUBLIC_SECRETS:
+            raise ValueError(f"{source} is a secret published in the repository")
+        if len(self.identity_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
         return self
 
     def port_for(self, service: str) -> int:
         return self.port or {"alert": 8000, "dispatch": 8001, "notify": 8002}[service]
+
+    def ops_port_for(self, service: str) -> int:
+        """The internal port of /metrics, /docs and /openapi.json."""
+        return self.ops_port or self.port_for(service) + 1000

@@ -1,5 +1,6 @@
-"""HTTP plumbing every service shares: JSON errors, bearer-token dependencies, and the
-operational endpoints /healthz, /readyz and /metrics."""
+"""HTTP plumbing every service shares: JSON errors, bearer-token dependencies, the body limit
+and browser security headers, the operational endpoints /healthz and /readyz, and the internal
+app serving /metrics, /docs and /openapi.json on the ops port (issue 12)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,7 +165,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status_code, "http_error"
         )
         return JSONResponse(
@@ -172,8 +175,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is
-    sent (pure ASGI, so streaming bodies are counted too)."""
+    """Refuse request bodies over `limit` bytes with 413 `body_too_large` before anything
+    parses them or checks a token (pure ASGI, outside routing): a declared Content-Length over
+    the limit is refused without reading a byte; a streamed body is counted as it arrives and
+    refused as soon as it passes the limit."""
 
     def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
@@ -223,12 +228,100 @@ class BodySizeLimit:
         lang = i18n.language(dict(scope.get("headers") or []).get(b"accept-language",
                                                                    b"").decode())
         response = JSONResponse(
-            error_body("too_large", i18n.message("too_large", lang, limit=limit), "body"),
-            status_code=413,
+            error_body("body_too_large", i18n.message("body_too_large", lang, limit=limit),
+                       "body"),
+            status_code=413, headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 
 
+def _origin(url: str) -> str:
+    parts = url.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 and parts[0].endswith(":") else ""
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Scripts and styles only from this origin (no inline script, no eval), never framed;
+    the consoles call the sibling services and show photos from the alert service or https."""
+    siblings = sorted({o for o in map(_origin, (settings.alert_url, settings.dispatch_url,
+                                                settings.notify_url)) if o})
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src " + " ".join(["'self'", "data:", "blob:", "https:", *siblings]),
+        "connect-src " + " ".join(["'self'", *siblings]),
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+class SecurityHeaders:
+    """Add CSP, frame protection, nosniff and a referrer policy to every HTTP response (the
+    consoles are pages of these services; API answers carry them too at no cost)."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.headers = {
+            "Content-Security-Policy": csp,
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cross-Origin-Opener-Policy": "same-origin",
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def harden(app: FastAPI, settings: Settings, body_limits: dict[str, int] | None = None) -> None:
+    """Every service: the body limit (settings.max_body_bytes; `body_limits` maps a path prefix
+    to its own) and the browser security headers. Call before allow_consoles, so CORS
+    headers are added to the 413 answers too."""
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, paths=body_limits)
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(settings))
+
+
+API_DOCS_OFF: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+"""FastAPI(**API_DOCS_OFF): the API port serves no /docs or /openapi.json; ops_app does."""
+
+
+def ops_app(api: FastAPI) -> FastAPI:
+    """The internal app of the ops port (settings.ops_host:ops_port, never published):
+    /metrics (Prometheus), /openapi.json and /docs of `api`, /healthz."""
+    app = FastAPI(title=api.title + " (internal)", **API_DOCS_OFF)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json")
+    async def openapi() -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    @app.get("/docs", response_class=HTMLResponse)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=api.title)
+
+    return app
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -312,7 +405,8 @@ def ops_router(
     details: Callable[[], Awaitable[dict[str, object]]] | None = None,
 ) -> APIRouter:
     """/healthz: the process answers. /readyz: 200 when every check in `checks` passes (the
-    `informational` ones are reported but do not fail readiness). /metrics: Prometheus."""
+    `informational` ones are reported but do not fail readiness). /metrics is on the internal
+    port (ops_app)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -331,10 +425,5 @@ def ops_router(
         if details is not None:
             body.update(await details())
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    @router.get("/metrics", response_class=Response,
-                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

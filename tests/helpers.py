@@ -50,6 +50,14 @@ def report_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def another_child() -> dict[str, Any]:
+    """Overrides of `report_body` that make its child a child of its own (a birth date no other
+    report shares, the name kept): reports of the same name and birth date are one child and
+    share one case group and one alert (shared/identity.py)."""
+    born = datetime(2012, 1, 1) + timedelta(days=uuid.uuid4().int % 4000)
+    return {"child__birth_date": born.date().isoformat()}
+
+
 class WebhookSink:
     """A local HTTP endpoint that records every request (headers and raw body)."""
 

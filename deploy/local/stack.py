@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -218,16 +220,25 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    ops_port: int = 0  # the internal port (/metrics, /docs); 0: a free one at start
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ops_url(self) -> str:
+        """/metrics, /docs and /openapi.json (the internal port, never published)."""
+        return f"http://127.0.0.1:{self.ops_port}"
+
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
+        if not self.ops_port:
+            self.ops_port = int(self.env.get("HOMEWARD_OPS_PORT") or free_port())
+        env = {**os.environ, **self.env, "HOMEWARD_OPS_PORT": str(self.ops_port)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         return self
@@ -259,6 +270,34 @@ class ServiceProcess:
 
 
 SERVICES = ("alert", "dispatch", "notify")
+
+
+def local_secret(data_dir: Path, name: str | None = None) -> Path:
+    """A stack secret in `<data_dir>/<name>` (default the JWT secret, `jwt-secret`; also
+    `identity-secret`, the child-identity HMAC key): random, made once, readable by its owner
+    only. The services and `python -m shared.tokens` read it (no committed default)."""
+    from shared.settings import LOCAL_SECRET_FILE
+
+    path = data_dir / (name or LOCAL_SECRET_FILE)
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+    return path
+
+
+def local_signing_keys(data_dir: Path) -> dict[str, str]:
+    """The issuer's signing key of the local stack (issue 17): `local-1` generated once into
+    `<data_dir>/signing` (key 0600), and the environment naming it for notify, which outside
+    development refuses to start without a configured key."""
+    from services.notify.keystore import LOCAL_KID, generate_key, key_paths
+
+    directory = data_dir / "signing"
+    if not key_paths(directory, LOCAL_KID)[0].is_file():
+        generate_key(directory, LOCAL_KID, "Homeward (local stack)")
+    return {"HOMEWARD_SIGNING_DIR": str(directory),
+            "HOMEWARD_SIGNING_KEYS": json.dumps({LOCAL_KID: "active"})}
 
 
 def service_env(
@@ -307,7 +346,17 @@ def running_stack(
         from shared.kafka import ensure_topics
 
         asyncio.run(ensure_topics(kafka.bootstrap))
-        services = start_services(kafka.bootstrap, redis.url, data_dir, ports)
+        # An operator's own HOMEWARD_JWT_SECRET (or _FILE) wins over the generated one.
+        secret = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
+            else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+        if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
+            from shared.settings import LOCAL_IDENTITY_FILE
+
+            secret["HOMEWARD_IDENTITY_SECRET_FILE"] = str(
+                local_secret(data_dir, LOCAL_IDENTITY_FILE))
+        if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
+            secret.update(local_signing_keys(data_dir))
+        services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services}
     finally:
@@ -359,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in SERVICES:
                 svc = stack[name]
                 assert isinstance(svc, ServiceProcess)
-                print(f"  {name:<10} {svc.url}  (docs {svc.url}/docs)")
-            print("\nTokens: python -m shared.tokens --role operator --region 140403")
+                print(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+            print(f"\nTokens: HOMEWARD_DATA_DIR={args.data_dir} "
+                  "python -m shared.tokens --role operator --region 140403")
             print("Ctrl-C stops everything.", flush=True)
             started = True
             while not stop:

@@ -20,9 +20,10 @@ from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
-    BodySizeLimit,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -77,10 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BACKLOG.set(count)
         return True
 
-    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
-                       paths={"/api/v1/photos": MAX_PHOTO_BYTES})
+    harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
         informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},

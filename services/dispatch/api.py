@@ -2,7 +2,7 @@
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,9 +11,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.dispatch.adapters import CaseRepository, decode
+from services.dispatch import links
+from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.previews import NotifyPreviews, PreviewUnavailable
@@ -23,6 +24,7 @@ from shared.kafka import TRANSIENT_ERRORS
 from shared.phones import PhoneError, normalise_phone
 from shared.release import CONTENT_CHANGED, ReleasePreview, ReleaseRequest
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
@@ -48,6 +50,32 @@ class FoundRequest(Body):
     outcome: Outcome
     found_at: AwareDatetime
     note: Text = Field(default="", max_length=1000)
+    confirm: bool = Field(default=False, description="required (true) when the child's alert "
+                          "is public; without it 409 confirm_required lists what is cancelled")
+    child: str | None = Field(default=None, min_length=1, max_length=50,
+                              description="the child found (name); must be this case's child")
+
+
+class UnlinkRequest(Body):
+    report_id: str = Field(min_length=1, max_length=80)
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class IncidentRequest(Body):
+    case_ids: list[Annotated[str, Field(pattern=CASE_ID)]] = Field(
+        min_length=1, max_length=50, description="the other children's cases")
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class ReopenRequest(Body):
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class CaseView(Case):
+    """A case as served: internal fields (identity keys, reports held for unlinking) left out."""
+
+    duplicate_keys: list[str] = Field(default_factory=list, exclude=True)
+    held_reports: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
 
 class CloseRequest(Body):
@@ -90,7 +118,7 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 stream_block_ms: int = 2_000,
+                 fanout: StreamFanout, limits: StreamLimits,
                  previews: NotifyPreviews | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
@@ -118,7 +146,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                            "may not be recorded, check the case and retry",
                            headers={"Retry-After": "5"}) from exc
 
-    @router.get("/cases", response_model=list[Case])
+    @router.get("/cases", response_model=list[CaseView])
     async def list_cases(
         who: Commander,
         status: Annotated[Literal["opened", "active", "found", "false_report", "closed"] | None,
@@ -133,7 +161,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                     break
         return found
 
-    @router.get("/cases/{case_id}", response_model=Case)
+    @router.get("/cases/{case_id}", response_model=CaseView)
     async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
@@ -165,25 +193,30 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         await visible_case(case_id, who)
         return await preview_of(case_id, request, outcome)
 
-    @router.post("/cases/{case_id}/release", response_model=Case)
+    @router.post("/cases/{case_id}/release", response_model=CaseView)
     async def release(case_id: CaseId, body: ReleaseRequest, who: Commander,
                       request: Request) -> Case:
         """The leader (or a commander above) approves public release of the previewed content;
-        notify then tells media and volunteers. 409 `content_changed` (field content_hash)
-        when the content is no longer what the preview showed (issue 17 §4)."""
-        await visible_case(case_id, who)
+        notify then tells media and volunteers. 403 `below_leader_level` below the case
+        leader's organ level (issue 19 §4); 409 `content_changed` (field content_hash) when the
+        content is no longer what the preview showed (issue 17 §4)."""
+        case = await visible_case(case_id, who)
+        try:
+            links.require_authority(case, who.region, "release")
+        except Refused as exc:
+            raise refused(exc) from exc
         current = await preview_of(case_id, request)
         if current.content_hash != body.content_hash:
             raise ApiError(409, CONTENT_CHANGED, "the content changed since the preview; "
                            "preview again", "content_hash")
-        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub))
+        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub, who.region))
 
-    @router.post("/cases/{case_id}/escalate", response_model=Case)
+    @router.post("/cases/{case_id}/escalate", response_model=CaseView)
     async def escalate(case_id: CaseId, body: EscalateRequest, who: Commander) -> Case:
         return await act(case_id, who,
                          lambda cid: dispatch.escalate(cid, body.level, body.reason, who.sub))
 
-    @router.post("/cases/{case_id}/members", response_model=Case)
+    @router.post("/cases/{case_id}/members", response_model=CaseView)
     async def add_member(case_id: CaseId, body: MemberRequest, who: Commander) -> Case:
         """Add a member the case's rules allow others to send (in 博尔塔拉, especially serious
         cases: the procuratorate, 002 §三㈠); 409 where the rules do not."""
@@ -192,7 +225,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         return await act(case_id, who,
                          lambda cid: dispatch.add_member(cid, member, body.reason, who.sub))
 
-    @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=Case)
+    @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=CaseView)
     async def complete_task(case_id: CaseId,
                             task_id: Annotated[str, PathParam(pattern=r"^[a-z_]{1,40}$")],
                             who: Commander, body: CompleteRequest | None = None) -> Case:
@@ -200,38 +233,67 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         return await act(case_id, who,
                          lambda cid: dispatch.complete_task(cid, task_id, note, who.sub))
 
-    @router.post("/cases/{case_id}/found", response_model=Case)
+    @router.post("/cases/{case_id}/found", response_model=CaseView)
     async def found(case_id: CaseId, body: FoundRequest, who: Commander) -> Case:
+        """The case's child is found (or the report was false): every alert of the child is
+        cancelled, and only this child's. The leader's organ level or above (else 403
+        below_leader_level); a public alert needs `confirm: true` (else 409
+        confirm_required, naming what will be cancelled)."""
         return await act(case_id, who, lambda cid: dispatch.found(
-            cid, body.outcome, body.found_at, body.note, who.sub))
+            cid, body.outcome, body.found_at, body.note, who.sub, who.region, body.confirm,
+            body.child))
 
-    @router.post("/cases/{case_id}/close", response_model=Case)
+    @router.post("/cases/{case_id}/close", response_model=CaseView)
     async def close(case_id: CaseId, body: CloseRequest, who: Commander) -> Case:
-        """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤)."""
-        return await act(case_id, who, lambda cid: dispatch.close(cid, body.reason, who.sub))
+        """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤);
+        403 below the case leader's organ level."""
+        return await act(case_id, who,
+                         lambda cid: dispatch.close(cid, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/reopen", response_model=CaseView)
+    async def reopen(case_id: CaseId, body: ReopenRequest, who: Commander) -> Case:
+        """A wrong found undone by the leader's organ level or above: the search goes on and
+        everyone who got the cancellation gets the alert again (409 unless found)."""
+        return await act(case_id, who,
+                         lambda cid: dispatch.reopen(cid, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/incident", response_model=CaseView)
+    async def incident(case_id: CaseId, body: IncidentRequest, who: Commander) -> Case:
+        """Tie the cases of several children of one incident (siblings, a group) under this
+        case: each child keeps its own alert, found state and Cancel; a found for one never
+        cancels another. The leader's organ level or above of this case; every case must be
+        visible to the caller (404 otherwise)."""
+        for other in body.case_ids:
+            await visible_case(other, who)
+        return await act(case_id, who, lambda cid: dispatch.incident(
+            cid, body.case_ids, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/unlink", response_model=CaseView)
+    async def unlink(case_id: CaseId, body: UnlinkRequest, who: Commander) -> Case:
+        """Undo the link of a report (not the same child after all): the report gets its own
+        case group and its child its own alert. 404 not_linked when the report is not linked
+        to this case."""
+        return await act(case_id, who, lambda cid: dispatch.unlink(
+            cid, body.report_id, body.reason, who.sub, who.region))
 
     @router.get("/stream", response_class=EventSourceResponse,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def stream(
-        request: Request, who: Commander,
+        who: Commander,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         """Case events inside the caller's region, live. Each event's id is its position in
-        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps."""
+        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps.
+        Ends when the token expires; 429/503 with Retry-After over the stream caps."""
         after = last_event_id if last_event_id and STREAM_ID.match(last_event_id) else None
-        start = after or await cases.stream_tail()
 
-        async def events() -> AsyncIterator[dict[str, Any]]:
-            # The block stays under redis-py's 5 s socket timeout, which would end the stream.
-            last = start
-            while not await request.is_disconnected():
-                for stream_id, fields in await cases.read_stream(last, stream_block_ms):
-                    last = stream_id
-                    if who.can_see(fields.get("region_code", "")):
-                        yield {"id": stream_id, "event": fields.get("type", "message"),
-                               "data": json.dumps(decode(fields), ensure_ascii=False)}
+        def render(stream_id: str, fields: dict[str, str]) -> ServerSentEvent | None:
+            if not who.can_see(fields.get("region_code", "")):
+                return None
+            return ServerSentEvent(id=stream_id, event=fields.get("type", "message"),
+                                   data=json.dumps(decode(fields), ensure_ascii=False))
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, who, STREAM, after, render)
 
     organs = APIRouter(prefix="/organs", tags=["roster"])
 

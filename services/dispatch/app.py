@@ -19,8 +19,11 @@ from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.settings import Settings
+from shared.streams import make_fanout, make_limits
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -40,9 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
-                        duplicate_km=settings.dispatch_duplicate_km)
+                        duplicate_km=settings.dispatch_duplicate_km,
+                        identity_secret=settings.identity_secret)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
     previews = NotifyPreviews(settings.notify_url)
+    # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
+    fanout = make_fanout(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 await cases.mark_ready()
         await broker.start()
+        await fanout.start()
         stop = asyncio.Event()
         timers = asyncio.create_task(
             dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
@@ -65,15 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             done, _ = await asyncio.wait({timers}, timeout=10)
             if not done:
                 timers.cancel()
+            await fanout.stop()
             await broker.stop()
             await previews.close()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
+    harden(app, settings)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), cases, dispatch,
-                                    previews=previews))
+    app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
+                                    make_limits(settings), previews=previews))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app)

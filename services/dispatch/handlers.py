@@ -15,10 +15,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from services.dispatch import domain
+from services.dispatch import domain, links
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
@@ -31,8 +31,8 @@ from shared.events import (
     CloudEvent,
     TipReceived,
 )
+from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
 from shared.kafka import EventPublisher
-from shared.regions import RegionIndex
 from shared.report import ReportAccepted
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class Dispatch:
     policy: Policy = field(default_factory=load_rules)
     deadline_scale: float = 1.0
     duplicate_km: float = 50.0
+    identity_secret: str = "homeward-local-identity-secret-change-me"
+    claim_wait_s: float = 10.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
@@ -72,7 +74,7 @@ class Dispatch:
         if not changes:
             return case
         if case is not None:
-            changes = domain.mirror(case, changes)
+            changes = links.mirror(case, changes)
         await self._publish(changes)
         new = domain.fold(changes, case)
         if new is not None:
@@ -87,39 +89,51 @@ class Dispatch:
 
     # --- Kafka entrypoints ------------------------------------------------------------------
     async def on_report_accepted(self, event: CloudEvent) -> None:
-        """Open the case group, or link the report to the open case of the same child."""
+        """Open the case group, or link the report to the open case of the same child. Whose
+        child it is is decided by an atomic claim on the child's identity keys, so two reports
+        of one child handled at the same moment by different consumers link."""
         accepted = ReportAccepted.model_validate(event.data)
         async with self._lock(accepted.case_id):
-            keys = domain.duplicate_keys(accepted)
-            known, candidates = await self.cases.seen(accepted.case_id, keys)
-            if known:
+            if await self.cases.known(accepted.case_id):
                 return  # redelivered: everything was done and stored
+            child = identity_of(accepted)
+            keyed = child.keyed(self.identity_secret)
+            keys = [k for _, k in keyed]
+            owner, at = await self.cases.claims.claim(keys, accepted.case_id)
             now = self.clock()
-            duplicate = await self._duplicate_of(accepted, keys, candidates)
-            if duplicate is not None:
-                existing, match, km = duplicate
-                async with self._lock(existing.case_id):
-                    fresh = await self.cases.get_own(existing.case_id) or existing
-                    await self._commit(fresh, domain.plan_link(fresh, accepted, match, km, now))
-                return
+            if at is not None and owner != accepted.case_id:
+                existing = await self._claimed_case(owner)
+                evidence = None
+                if existing is None or not existing.is_open:
+                    # The claim's case is no longer a live search, or never came to be (its
+                    # report was dead-lettered): this report starts the child's search.
+                    await self.cases.claims.take_over(keys, accepted.case_id)
+                elif existing.lat is not None and existing.lon is not None:
+                    evidence = link_evidence(
+                        keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(
+                            at=existing.last_seen_at or existing.opened_at, lat=existing.lat,
+                            lon=existing.lon),
+                        child, sighting_of(accepted), self.duplicate_km,
+                        timedelta(seconds=self.cases.duplicate_window_s))
+                if existing is not None and evidence is not None:
+                    async with self._lock(existing.case_id):
+                        fresh = await self.cases.get_own(existing.case_id) or existing
+                        await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
+                    return
             await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
-                                                      self.deadline_scale))
+                                                      self.deadline_scale, keys))
 
-    async def _duplicate_of(self, accepted: ReportAccepted, keys: list[str],
-                            candidates: list[str]) -> tuple[Case, str, float] | None:
-        seen = accepted.report.last_seen
-        for case in await self.cases.many(candidates):
-            if not case.is_open or case.case_id == accepted.case_id:
-                continue
-            if case.lat is None or case.lon is None:
-                continue
-            km = RegionIndex.distance_km(case.lat, case.lon, seen.lat, seen.lon)
-            if km > self.duplicate_km:
-                continue
-            match = "name_birth_date" if keys[0] in case.duplicate_keys and len(keys) > 1 \
-                else "reporter_phone"
-            return case, match, km
-        return None
+    async def _claimed_case(self, owner: str) -> Case | None:
+        """The case that claimed the child: another consumer may still be opening it, so wait
+        up to `claim_wait_s`; None if it never appears."""
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            case = await self.cases.get(owner)
+            if case is not None or time.monotonic() > deadline:
+                if case is None:
+                    log.warning("case %s claimed a child but was never stored", owner)
+                return case
+            await asyncio.sleep(0.05)
 
     async def on_tip(self, event: CloudEvent) -> None:
         if event.type != TIP_RECEIVED:
@@ -134,11 +148,16 @@ class Dispatch:
 
     # --- commands from the API --------------------------------------------------------------
     async def _command(self, case_id: str,
-                       plan: Callable[[Case, datetime, str], list[Change]]) -> Case:
+                       plan: Callable[[Case, datetime, str], list[Change]],
+                       authority: tuple[str, str] | None = None) -> Case:
+        """Plan and commit a command; `authority` (caller's region, action) restricts it to the
+        case leader's organ level or above."""
         async with self._lock(case_id):
             case = await self.cases.get(case_id)
             if case is None:
                 raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            if authority is not None:
+                links.require_authority(case, *authority)
             changes = plan(case, self.clock(), uuid.uuid4().hex)
             return await self._commit(case, changes) or case
 
@@ -152,22 +171,81 @@ class Dispatch:
         return await self._command(case_id, lambda c, now, eid: domain.plan_add_member(
             c, member, reason, actor, now, eid))
 
-    async def release(self, case_id: str, actor: str) -> Case:
+    async def release(self, case_id: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_release(
-            c, actor, now, eid))
+            c, actor, now, eid), (region, "release"))
 
     async def complete_task(self, case_id: str, task_id: str, note: str, actor: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_complete(
             c, task_id, note, actor, now, eid))
 
     async def found(self, case_id: str, outcome: Outcome, found_at: datetime, note: str,
-                    actor: str) -> Case:
+                    actor: str, region: str, confirm: bool = False,
+                    child: str | None = None) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_found(
-            c, outcome, found_at, note, actor, now, eid))
+            c, outcome, found_at, note, actor, now, eid, confirm, child), (region, "found"))
 
-    async def close(self, case_id: str, reason: str, actor: str) -> Case:
+    async def close(self, case_id: str, reason: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_close(
-            c, reason, actor, now, eid))
+            c, reason, actor, now, eid), (region, "close"))
+
+    async def reopen(self, case_id: str, reason: str, actor: str, region: str) -> Case:
+        return await self._command(case_id, lambda c, now, eid: domain.plan_reopen(
+            c, reason, actor, now, eid), (region, "reopen"))
+
+    async def unlink(self, case_id: str, report_id: str, reason: str, actor: str,
+                     region: str) -> Case:
+        """Undo a link: recorded on the case (who, why), then the report's own case group is
+        opened under the case id its operator was given, and notify alerts for that child."""
+        async with self._lock(case_id):
+            case = await self.cases.get(case_id)
+            if case is None:
+                raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            links.require_authority(case, region, "unlink")
+            eid = uuid.uuid4().hex
+            now = self.clock()
+            changes, accepted = links.plan_unlink(case, report_id, reason, actor, now, eid)
+            opening = [c.model_copy(update={"event_id": f"{eid}:{c.event_id}"})
+                       for c in domain.plan_open(accepted, self.policy, self.roster, now,
+                                                 self.deadline_scale)]
+            await self._publish(changes + opening)
+            new = domain.fold(changes, case)
+            assert new is not None
+            await self.cases.save(new, changes)
+            own = domain.fold(opening)
+            if own is not None:
+                await self.cases.save(own, opening)
+            await self.cases.unalias(accepted.case_id)
+            return new
+
+    async def incident(self, case_id: str, others: list[str], reason: str, actor: str,
+                       region: str) -> Case:
+        """Tie the cases of several children of one incident under `case_id` (its leader's
+        level or above); each case keeps its own alert, found state and Cancel."""
+        async with self._lock(case_id):
+            lead = await self.cases.get(case_id)
+            if lead is None:
+                raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            links.require_authority(lead, region, "incident")
+            cases = []
+            for other in others:
+                case = await self.cases.get(other)
+                if case is None:
+                    raise Refused(404, "not_found", f"no case {other}", "case_ids")
+                cases.append(case)
+            changes = links.plan_incident(lead, cases, reason, actor, self.clock(),
+                                          uuid.uuid4().hex)
+            await self._publish(changes)
+        tied = lead
+        for change in changes:
+            async with self._lock(change.case_id):
+                fresh = await self.cases.get_own(change.case_id)
+                new = domain.fold([change], fresh) if fresh is not None else None
+                if new is not None:
+                    await self.cases.save(new, [change])
+                    if new.case_id == lead.case_id:
+                        tied = new
+        return tied
 
     async def set_availability(self, organ: Organ, post: Post, available: bool, reason: str,
                                actor: str) -> list[str]:

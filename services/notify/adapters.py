@@ -187,6 +187,17 @@ class AlertRepository:
                     pipe.hsetnx(f"notify:recipients:{alert_id}", i, version)
                 await pipe.execute()
 
+    async def merged_into(self, case_id: str) -> str | None:
+        """The alert a report (by its case id) was merged into as the same child, if any."""
+        got = await self.redis.get(f"notify:merged:{case_id}")
+        return str(got) if got else None
+
+    async def set_merged(self, case_id: str, alert_id: str | None) -> None:
+        if alert_id is None:
+            await self.redis.delete(f"notify:merged:{case_id}")
+        else:
+            await self.redis.set(f"notify:merged:{case_id}", alert_id)
+
     async def notes(self, case_id: str) -> CaseNotes:
         raw = await self.redis.get(f"notify:notes:{case_id}")
         return CaseNotes.model_validate_json(raw) if raw else CaseNotes()
@@ -333,19 +344,21 @@ class DeliveryLedger:
 
 
 class HubFeed:
-    """Each hub's pushes as a Redis stream: the hub console lists and follows it (SSE ids are the
-    stream ids, so Last-Event-ID resumes)."""
+    """Each hub's pushes as a Redis stream: the hub console lists it, and follows it through
+    the process's shared.streams.StreamFanout (SSE ids are the stream ids, so Last-Event-ID
+    resumes)."""
 
     MAXLEN = 500
 
-    def __init__(self, redis: Redis, followers: Redis | None = None) -> None:
+    def __init__(self, redis: Redis) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
-        # Each live console holds a connection while it waits (XREAD BLOCK): its own pool, so
-        # open consoles never starve the deliveries of connections.
-        self.followers: Any = followers or redis
+
+    @staticmethod
+    def key(hub_id: str) -> str:
+        return f"notify:hubfeed:{hub_id}"
 
     async def add(self, hub_id: str, body: dict[str, Any]) -> str:
-        entry = await self.redis.xadd(f"notify:hubfeed:{hub_id}",
+        entry = await self.redis.xadd(self.key(hub_id),
                                       {"alert_id": str(body["alert_id"]),
                                        "body": json.dumps(body, ensure_ascii=False)},
                                       maxlen=self.MAXLEN, approximate=True)
@@ -365,16 +378,6 @@ class HubFeed:
             body = json.loads(fields["body"])
             latest[body["alert_id"]] = body
         return list(latest.values())
-
-    async def follow(self, hub_id: str, after: str,
-                     block_ms: int = 15000) -> list[tuple[str, dict[str, Any]]]:
-        got = await self.followers.xread({f"notify:hubfeed:{hub_id}": after or "$"},
-                                         count=100, block=block_ms)
-        out = []
-        for _, entries in got or []:
-            for eid, fields in entries:
-                out.append((str(eid), json.loads(fields["body"])))
-        return out
 
 
 # --- SSRF guard --------------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +13,7 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.notify import domain, formats
-from services.notify.adapters import UnsafeUrl
+from services.notify.adapters import HubFeed, UnsafeUrl
 from services.notify.domain import SubscriberRequest
 from services.notify.handlers import Forbidden, NotFound, Notify
 from services.notify.preview import cancel_preview, release_preview
@@ -22,6 +21,7 @@ from shared.auth import Principal, Role
 from shared.events import Outcome
 from shared.release import NOTIFY_PREVIEW_PATH, ReleasePreview
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -81,7 +81,8 @@ ATOM = "application/atom+xml"
 SVG = "image/svg+xml"
 
 
-def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> APIRouter:
+def build_router(auth: Authenticator, notify: Notify, settings: Settings,
+                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
     Hub = Annotated[Principal, Depends(auth.require(Role.hub, Role.commander))]
@@ -103,8 +104,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         sub = await notify.subscribers.get(hub_id)
         if sub is None or sub.kind != domain.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
-        if principal.role == Role.commander and sub.region_code and not principal.can_see(
-                sub.region_code):
+        if principal.role != Role.hub and sub.region_code and not principal.can_see(
+                sub.region_code):  # admins too are scoped by region (issue 12)
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         return sub
 
@@ -131,29 +132,29 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
     @router.get("/hubs/{hub_id}/stream", tags=["hub console"], response_class=Response,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def hub_stream(
-        hub_id: HubId, principal: Hub, request: Request,
+        hub_id: HubId, principal: Hub,
         last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
     ) -> EventSourceResponse:
+        """The hub's pushes, live (Last-Event-ID resumes). Ends when the token expires;
+        429/503 with Retry-After over the stream caps."""
         await own_hub(principal, hub_id)
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            after = last_event_id or "$"
-            if after == "$":
-                # Start from the newest entry so nothing added meanwhile is missed.
-                last = await notify.feed.redis.xrevrange(f"notify:hubfeed:{hub_id}", count=1)
-                after = str(last[0][0]) if last else "0-0"
-            while not await request.is_disconnected():
-                for eid, body in await notify.feed.follow(hub_id, after, block_ms=5000):
-                    after = eid
-                    yield ServerSentEvent(data=json.dumps(body, ensure_ascii=False), id=eid,
-                                          event="alert")
+        def render(eid: str, fields: dict[str, str]) -> ServerSentEvent:
+            # The stored body is the JSON the push carried: sent on as it is.
+            return ServerSentEvent(data=fields["body"], id=eid, event="alert")
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, principal, HubFeed.key(hub_id), last_event_id,
+                            render)
 
     @router.post("/deliveries/{delivery_id}/ack", response_model=Acknowledged,
                  tags=["deliveries"])
     async def ack(delivery_id: Annotated[str, PathParam(pattern=r"^msg_[0-9a-f]{32}$")],
                   principal: HubOnly) -> Acknowledged:
+        if principal.role == Role.admin:  # an admin acknowledges only inside its region
+            record = await notify.ledger.get(delivery_id)
+            alert = await notify.alerts.get(record.get("alert_id", "")) if record else None
+            if alert is None or not principal.can_see(alert.region_code):
+                raise ApiError(404, "not_found", "delivery not found")
         try:
             at = await notify.acknowledge(delivery_id, principal.hub_id,
                                           admin=principal.role == Role.admin)

@@ -33,9 +33,12 @@ from services.notify.signing import Keyring
 from shared import topics
 from shared.kafka import EventPublisher, kafka_check
 from shared.settings import Settings
+from shared.streams import make_fanout, make_limits
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -59,11 +62,7 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
     """`keyring`: the issuer's signing keys (services.notify.keystore.load_keyring)."""
     return Notify(
         settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        # Consoles block in XREAD for up to 15 s: redis-py's default 5 s socket timeout
-        # would cut every idle stream, so this client waits longer than the block.
-        HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
-                                      max_connections=settings.notify_max_consoles,
-                                      socket_timeout=30)),
+        HubFeed(redis),
         WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
                       allowed=None if settings.webhook_allow_private else partial(
                           address_allowed, allow_networks=settings.webhook_allow_networks),
@@ -80,6 +79,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher, load_keyring(settings))
+    # Hub consoles follow their feeds through one reader of their own (issue 12).
+    fanout = make_fanout(settings)
     if consume:
         consumers.register(broker, notify, publisher)
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             else:
                 await notify.alerts.mark_ready()
         await broker.start()
+        await fanout.start()
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield
@@ -103,17 +105,20 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await fanout.stop()
             await broker.stop()
             await notify.webhooks.close()
-            await notify.feed.followers.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     app.state.notify = notify
     install_error_handlers(app)
+    harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), notify, settings))
+    app.include_router(build_router(Authenticator(settings), notify, settings, fanout,
+                                    make_limits(settings)))
     app.include_router(build_ui_router(settings))
     app.include_router(build_public_router(notify, settings))
     mount_shared_ui(app)

@@ -17,11 +17,13 @@ from shared.events import (
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
     CaseEvent,
     CaseFound,
     CaseOpened,
     DeliveryReceipt,
 )
+from shared.identity import LinkEvidence
 from shared.phones import display_phone
 from shared.text import Line
 from shared.verification import display_code, short_code, verify_url
@@ -155,6 +157,17 @@ def delivery_id(alert_id: str, version: int, subscriber_id: str) -> str:
 # --- alert state -------------------------------------------------------------------------------
 
 
+class MergedReport(BaseModel):
+    """A second report of the child of this alert (shared/identity.py): its details reached
+    everyone as an Update instead of a second Alert. Kept as accepted, so that an unlink by the
+    commander gives that report an alert of its own."""
+
+    report_id: str
+    case_id: str
+    accepted: dict[str, Any]
+    evidence: LinkEvidence
+
+
 class VersionInfo(BaseModel):
     version: int
     msg_type: Literal["Alert", "Update", "Cancel"]
@@ -183,6 +196,10 @@ class AlertState(BaseModel):
     # The accepted report (restricted content); dropped at cancellation.
     report: dict[str, Any] | None = None
     leader: dict[str, Any] | None = None
+    # Internal, never rendered: the report kept through a cancellation so that a reopen can
+    # issue the alert again; other reports of the same child merged into this alert.
+    held_report: dict[str, Any] | None = None
+    merged: list[MergedReport] = Field(default_factory=list)
 
     @property
     def short_code(self) -> str:
@@ -197,7 +214,8 @@ class AlertState(BaseModel):
     def status(self) -> str:
         return "Exercise" if self.exercise else "Actual"
 
-    def bump(self, msg_type: Literal["Update", "Cancel"], at: datetime, note: str = "") -> None:
+    def bump(self, msg_type: Literal["Alert", "Update", "Cancel"], at: datetime,
+             note: str = "") -> None:
         self.version += 1
         self.versions.append(VersionInfo(version=self.version, msg_type=msg_type, sent=at,
                                          radius_km=self.radius_km, note=note))
@@ -229,7 +247,30 @@ def fold_notes(notes: CaseNotes, event_type: str, data: dict[str, Any]) -> CaseN
         notes.released = True
     elif event_type == CASE_FOUND and not notes.found:
         notes.found, notes.outcome = True, CaseFound.model_validate(data).outcome
+    elif event_type == CASE_REOPENED:
+        notes.found, notes.outcome = False, ""
     return notes
+
+
+def merge_report(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The alert's restricted content after a second report of the same child: the first
+    report's place and time stay (the radius keeps growing from the first sighting); what the
+    second adds — description, photos, suspect, vehicle, notes — is added."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in first.items()}
+    child, other = out.setdefault("child", {}), second.get("child") or {}
+    for key in ("description",):
+        if other.get(key) and other[key] not in str(child.get(key, "")):
+            child[key] = "；".join(x for x in (child.get(key), other[key]) if x)
+    child["photo_urls"] = list(dict.fromkeys([*child.get("photo_urls", []),
+                                              *other.get("photo_urls", [])]))
+    for key in ("height_cm", "weight_kg", "id_number"):
+        if child.get(key) is None and other.get(key) is not None:
+            child[key] = other[key]
+    circ, more = out.setdefault("circumstances", {}), second.get("circumstances") or {}
+    for key in ("suspect", "vehicle", "companions", "notes"):
+        if more.get(key) and more[key] not in str(circ.get(key, "")):
+            circ[key] = "；".join(x for x in (circ.get(key), more[key]) if x)
+    return out
 
 
 # --- content -----------------------------------------------------------------------------------
@@ -296,7 +337,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         "alert_id": alert.alert_id,
         "case_id": alert.case_id,
         "version": alert.version,
-        "msg_type": "Alert" if alert.version == 1 else "Update",
+        # Alert for the first version and for the re-issue after a reopen; Update otherwise.
+        "msg_type": alert.versions[-1].msg_type if alert.versions else "Alert",
         "scope": scope,
         "status": alert.status,
         "radius_km": alert.radius_km,

@@ -28,6 +28,7 @@ from services.notify.adapters import (
     WebhookSender,
     check_url,
 )
+from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from services.notify.signing import Keyring
 from shared import topics
@@ -36,16 +37,21 @@ from shared.events import (
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
+    CASE_REPORT_UNLINKED,
     DELIVERY_ACKNOWLEDGED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
     CaseEvent,
     CaseFound,
     CaseOpened,
+    CaseReopened,
     CloudEvent,
     DeliveryReceipt,
     ReleaseApproved,
+    ReportUnlinked,
 )
+from shared.identity import LinkEvidence
 from shared.kafka import EventPublisher, replay_topic
 from shared.report import ReportAccepted
 from shared.settings import Settings
@@ -80,8 +86,10 @@ class Notify:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     keyring: Keyring | None = None  # the issuer's signing keys (issue 17); None: unsigned
 
+
     def __post_init__(self) -> None:
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
+        self.children = ChildAlerts(self)
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
@@ -148,7 +156,8 @@ class Notify:
         notes: dict[str, domain.CaseNotes] = {}
 
         async def on_dispatch(event: CloudEvent) -> None:
-            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND):
+            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND,
+                              CASE_REOPENED):
                 notes[event.subject] = domain.fold_notes(
                     notes.get(event.subject, domain.CaseNotes()), event.type, event.data)
 
@@ -171,6 +180,7 @@ class Notify:
         by_id = {a.alert_id: a for a in alerts}
         for alert in alerts:
             await self.alerts.save(alert)
+            await self.children.restore_identity(alert)
         for key, body in bodies.items():
             await self.ledger.put_body(key, body)
         await self.ledger.restore(records)
@@ -270,16 +280,33 @@ class Notify:
 
     async def on_report_accepted(self, event: CloudEvent) -> None:
         """Hubs inside the radius of the elapsed time get the restricted bulletin at once;
-        media and volunteers the public one if release came with the report."""
+        media and volunteers the public one if release came with the report. A report of a
+        child who already has an alert (shared/identity.py, decided by an atomic claim on the
+        child's identity keys, without waiting for dispatch) becomes an Update of that alert."""
         accepted = ReportAccepted.model_validate(event.data)
         alert_id = domain.alert_id_of(accepted.case_id)
+        merged_into = await self.alerts.merged_into(accepted.case_id)
+        if merged_into is not None:  # a redelivery of a merged report: finish the Update
+            await self.children.merge(merged_into, accepted, None)
+            return
+        same: tuple[str, LinkEvidence] | None = None
         async with self._locked(alert_id):
             alert = await self.alerts.get(alert_id)
             if alert is None:
-                alert = await self._open(accepted)
-                if alert is None:
-                    return  # found before we heard of the report: nobody is told anything
+                same = await self.children.same_child(accepted, alert_id)
+                if same is None:
+                    alert = await self._open(accepted)
+                    if alert is None:
+                        return  # found before we heard of the report: nobody is told anything
             # else: a redelivery; finish what the first run started
+        if alert is None and same is not None:
+            if await self.children.merge(same[0], accepted, same[1]):
+                return
+            async with self._locked(alert_id):  # that alert ended meanwhile: one of its own
+                alert = await self.alerts.get(alert_id) or await self._open(accepted)
+            if alert is None:
+                return
+        assert alert is not None
         if alert.cancelled:
             await self._cancel_fan_out(alert)
         else:
@@ -341,6 +368,10 @@ class Notify:
         elif event.type == CASE_FOUND:
             found = CaseFound.model_validate(event.data)
             await self.cancel(found.case_id, found.outcome)
+        elif event.type == CASE_REOPENED:
+            await self.children.reopen(CaseReopened.model_validate(event.data).case_id)
+        elif event.type == CASE_REPORT_UNLINKED:
+            await self.children.unlink(ReportUnlinked.model_validate(event.data))
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)
@@ -368,6 +399,8 @@ class Notify:
                 return
             if not alert.cancelled:
                 alert.cancelled, alert.outcome = True, outcome
+                # Kept (never rendered) for a reopen; the public copies lose it now.
+                alert.held_report = alert.report
                 alert.report, alert.leader = None, None
                 alert.bump("Cancel", self.clock(), note=outcome)
                 await self._save(alert)  # drops it from the public feed at once
@@ -395,7 +428,7 @@ class Notify:
         """Where the public verifies an alert (issue 17 §2): the setting, else notify itself."""
         return (self.settings.verify_base_url or self.settings.notify_url).rstrip("/")
 
-    async def _recipients(self, alert: AlertState) -> list[Subscriber]:
+    async def _recipients(self, alert: AlertState, everyone: bool = False) -> list[Subscriber]:
         kinds = [SubscriberKind.hub]
         if alert.released:
             kinds += list(domain.PUBLIC_KINDS)
@@ -404,15 +437,20 @@ class Notify:
             ids += await self.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
         already = await self.alerts.recipients(alert.alert_id)
         # Each recipient hears of the alert once (the first version that covers it), then the
-        # cancellation; a recipient first covered by this version may be resumed.
-        fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
-        subs = [s for s in await self.subscribers.get_many(fresh) if s.active]
+        # cancellation; a recipient first covered by this version may be resumed. New details
+        # (a second report of the child, a reopen) go to everyone who had the alert too.
+        if everyone:  # the case group is told by _push_group
+            fresh = list(dict.fromkeys([*ids, *already]))
+        else:
+            fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
+        subs = [s for s in await self.subscribers.get_many(fresh)
+                if s.active and s.kind != SubscriberKind.member]
         if alert.exercise:
             subs = [s for s in subs if s.drills]
         return subs
 
-    async def _fan_out(self, alert: AlertState) -> None:
-        subs = await self._recipients(alert)
+    async def _fan_out(self, alert: AlertState, everyone: bool = False) -> None:
+        subs = await self._recipients(alert, everyone)
         await self.alerts.add_recipients(alert.alert_id, [s.subscriber_id for s in subs],
                                          alert.version)
         now = self.clock()
@@ -425,7 +463,7 @@ class Notify:
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
              for s in subs])
 
-    async def _push_group(self, alert: AlertState) -> None:
+    async def _push_group(self, alert: AlertState, everyone: bool = False) -> None:
         """The case group's leader and members get the restricted bulletin over Apprise (an
         SMS gateway's URL with {phone}), when one is configured; never for drills."""
         template = self.settings.notify_group_apprise_url
@@ -436,7 +474,7 @@ class Notify:
                   if p and p.get("phone")]
         members = [domain.group_member(alert, p, template) for p in people]
         already = await self.alerts.recipients(alert.alert_id)
-        members = [m for m in members if already.get(m.subscriber_id, alert.version)
+        members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
         if not members:
             return

@@ -104,9 +104,9 @@ async def _notify() -> AsyncIterator[Any]:
     from services.notify.app import build_notify
     from shared import topics
     from shared.kafka import EventPublisher, make_broker
-    from shared.settings import Settings
+    from shared.tokens import cli_settings
 
-    settings = Settings()
+    settings = cli_settings()  # beside `make up`: its generated key, as shared.tokens
     redis = make_redis(settings.redis_url)
     broker = make_broker(settings.kafka_bootstrap, "notify-hubs")
     log = SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS)

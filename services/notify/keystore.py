@@ -5,10 +5,14 @@ Settings.signing_keys, `<signing_dir>/<kid>.key.pem` (PKCS#8 PEM, ECDSA P-256) a
 Rotation (issue 17 §1): add the new key as `published` and deploy (verifiers fetch it), then
 make it `active` and the old one `retired` (still listed, so what it signed still verifies).
 In development with no keys configured a key `local-1` is generated into the data dir (mode
-0600); elsewhere notify refuses to start without one."""
+0600); elsewhere notify refuses to start without one. `make up` generates `local-1` into
+`<data_dir>/signing` and names it (deploy/local/stack.py); for production make a key with
+`python -m services.notify.keystore --dir DIR --kid 2026-11` (or bring one whose certificate
+your CA issued) and give notify HOMEWARD_SIGNING_DIR and HOMEWARD_SIGNING_KEYS."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -76,3 +80,23 @@ def load_keyring(settings: Settings) -> Keyring:
         return Keyring(tuple(load_key(directory, kid, state) for kid, state in wanted.items()))
     except ValueError as exc:
         raise SigningKeysMissing(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate a signing key and its self-signed certificate (refuses to overwrite a key)."""
+    parser = argparse.ArgumentParser(description="Generate an issuer signing key (ECDSA P-256) "
+                                     "and its self-signed certificate for notify.")
+    parser.add_argument("--dir", type=Path, required=True, help="HOMEWARD_SIGNING_DIR")
+    parser.add_argument("--kid", required=True, help="key id, e.g. 2026-11")
+    parser.add_argument("--issuer", default="Homeward", help="certificate subject name")
+    args = parser.parse_args(argv)
+    if key_paths(args.dir, args.kid)[0].exists():
+        parser.error(f"{key_paths(args.dir, args.kid)[0]} exists; choose a new kid to rotate")
+    generate_key(args.dir, args.kid, args.issuer)
+    print(f'{args.dir}/{args.kid}.key.pem written; publish it first: '
+          f'HOMEWARD_SIGNING_KEYS=\'{{"{args.kid}": "published", ...}}\'')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

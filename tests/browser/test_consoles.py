@@ -114,6 +114,10 @@ def test_report_to_commander_and_hub_live_ack_and_found(
         view.locator("[data-action='found']").click()
         expect(dialog.locator(".preview-text")).to_contain_text("已解除", timeout=10_000)
         commander.select_option("#confirm [name='outcome']", "found_safe")
+        # The alert is public: ending it needs the explicit confirm (issue 19, 409 without).
+        confirm = dialog.locator("[name='confirm']")
+        expect(confirm).to_be_visible()
+        confirm.check()
         commander.click("#confirm-ok")
         expect(view).to_contain_text("已找到", timeout=10_000)
         screenshot(commander, "commander-found")

@@ -16,7 +16,7 @@ from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.helpers import report_body, run_sync
+from tests.helpers import another_child, report_body, run_sync
 
 
 def bearer(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
@@ -57,7 +57,8 @@ def test_hub_desk_sees_acknowledges_and_collapses_an_alert(
     seen = (datetime.now(UTC) - timedelta(minutes=15)).replace(second=0, microsecond=0)
     beijing = (seen + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M") + "（北京时间）"
     filed = httpx.post(f"{alert}/api/v1/reports", headers=bearer(Role.operator, "140403"),
-                       json=report_body(last_seen__at=seen.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                       json=report_body(last_seen__at=seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                        **another_child()),
                        timeout=10)
     assert filed.status_code == 202, filed.text
     case_id = filed.json()["case_id"]

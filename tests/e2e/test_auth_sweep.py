@@ -30,12 +30,12 @@ pytestmark = pytest.mark.e2e
 # What anyone may call without a token: health, the pages and their assets, public tips and
 # the public alert feeds. Everything else must refuse a request without a valid token.
 PUBLIC = {
-    "alert": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /intake",
+    "alert": {"GET /healthz", "GET /readyz", "GET /intake",
               "GET /api/v1/regions", "POST /api/v1/tips", "GET /photos/{name}"},
-    "dispatch": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /console",
+    "dispatch": {"GET /healthz", "GET /readyz", "GET /console",
                  "GET /console/config.js"},
     # CAP without a token is the public message of a released alert; with one, restricted.
-    "notify": {"GET /healthz", "GET /readyz", "GET /metrics", "GET /hub", "GET /hub/config.js",
+    "notify": {"GET /healthz", "GET /readyz", "GET /hub", "GET /hub/config.js",
                "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml",
                # Alerts anyone can verify (issue 17): the issuer's keys, the verification page
                # and API, the poster of a released alert.

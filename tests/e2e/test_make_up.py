@@ -27,13 +27,28 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+# `make up` on a fresh checkout: no key in the environment (issue 12: none is committed; nor an
+# identity secret or signing key, issues 19 and 17).
+NO_KEY = {k: v for k, v in os.environ.items()
+          if not k.startswith(("HOMEWARD_JWT_", "HOMEWARD_IDENTITY_", "HOMEWARD_SIGNING_"))
+          and k != "HOMEWARD_ENVIRONMENT"}
+
+
+def local_token(data_dir: Path) -> str:
+    """What the README tells a newcomer: `python -m shared.tokens` (reads the stack's secret)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.tokens", "--role", "commander", "--region", "140400"],
+        cwd=ROOT, env={**NO_KEY, "HOMEWARD_DATA_DIR": str(data_dir)}, capture_output=True,
+        text=True, check=True).stdout.strip()
+
+
 def test_make_up_starts_everything_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "stack"
     ports = {name: free_port() for name in ("kafka", "redis", "alert", "dispatch", "notify")}
     up = subprocess.Popen(
         [sys.executable, "-m", "deploy.local.stack", "up", "--data-dir", str(data_dir),
          *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port)))],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=NO_KEY,
     )
     lines: list[str] = []
     try:
@@ -52,6 +67,15 @@ def test_make_up_starts_everything_and_ctrl_c_leaves_nothing(tmp_path: Path) -> 
             with urllib.request.urlopen(url, timeout=5) as response:
                 assert response.status == 200
         assert processes_mentioning(str(data_dir)), "the stack's processes were not found"
+        # A random secret of its own, readable by its owner only, that shared.tokens signs with.
+        secret = data_dir / "jwt-secret"
+        assert secret.stat().st_mode & 0o077 == 0
+        assert len(secret.read_text().strip()) >= 32
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['dispatch']}/api/v1/cases",
+            headers={"Authorization": f"Bearer {local_token(data_dir)}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
     finally:
         up.send_signal(signal.SIGINT)  # what Ctrl-C sends
         up.wait(90)

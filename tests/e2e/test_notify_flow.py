@@ -24,7 +24,7 @@ from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
 from shared.verification import JWKS_PATH, SIGNATURE_HEADER
-from tests.helpers import WebhookSink, eventually, read_topic, report_body
+from tests.helpers import WebhookSink, another_child, eventually, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +102,7 @@ async def test_hub_console_live_ack_and_cancel(
             posted = await http.post(
                 f"{alert}/api/v1/reports",
                 headers=token(Role.operator, "140403", permissions=["release"]),
-                json=report_body(release__public=True))
+                json=report_body(release__public=True, **another_child()))
             assert posted.status_code == 202, posted.text
             case_id = posted.json()["case_id"]
 

@@ -194,8 +194,15 @@ async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
         no_outcome = await stack.post(f"/cases/{case_id}/found",
                                       {"found_at": "2026-11-23T10:00:00Z"})
         assert no_outcome.status_code == 422 and no_outcome.json()["error"]["field"] == "outcome"
-        found = await stack.post(f"/cases/{case_id}/found", {
-            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(), "note": "在公园"})
+        # The alert is public now: found needs the caller's confirmation (issue 19 §4).
+        found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+                      "note": "在公园"}
+        unconfirmed = await stack.post(f"/cases/{case_id}/found", found_body)
+        assert unconfirmed.status_code == 409, unconfirmed.text
+        error = unconfirmed.json()["error"]
+        assert (error["code"], error["field"]) == ("confirm_required", "confirm")
+        assert f"A-{case_id}" in error["message"]
+        found = await stack.post(f"/cases/{case_id}/found", {**found_body, "confirm": True})
         assert found.status_code == 200 and found.json()["status"] == "found"
         closed = await stack.post(f"/cases/{case_id}/close", {"reason": "平安找到"})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
@@ -288,35 +295,51 @@ async def test_overdue_task_repeats_and_survives_a_restart(stack: Stack) -> None
 async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     stack: Stack,
 ) -> None:
-    name = f"王{uuid.uuid4().hex[:4]}"
+    """Linked only on the child's identity (issue 19 §1): the name with another middle dot and
+    the same birth date links; the same reporter's phone with another child does not; the same
+    child 900 km away does not; nor does a drill."""
+    tag = uuid.uuid4().hex[:4]
+    name = f"阿依努尔{tag}·买买提"
     async with stack.serving():
         first = new_case_id()
         await stack.report(first, child__name=name, reporter__phone="13912345678")
         await stack.opened(first)
 
-        same_child = new_case_id()  # same name and birth date, other reporter, 3 km away
-        await stack.report(same_child, child__name=name, reporter__phone="13700000001",
-                           last_seen__lat=36.21, last_seen__lon=113.13)
-        same_phone = new_case_id()  # the same reporter calls again, naming the child otherwise
-        await stack.report(same_phone, child__name=name[1:], reporter__phone="13912345678")
+        same_child = new_case_id()  # the father: U+30FB, other phone, 3 km away
+        await stack.report(same_child, child__name=name.replace("·", "・"),
+                           reporter__phone="13700000001", last_seen__lat=36.21,
+                           last_seen__lon=113.13)
+        sibling = new_case_id()  # the same mother calls again about her other child
+        await stack.report(sibling, child__name=f"阿依古丽{tag}·买买提",
+                           child__birth_date="2017-03-02", reporter__phone="13912345678")
         far = new_case_id("320102")  # same child 900 km away: not linked
         await stack.report(far, child__name=name, reporter__phone="13700000002",
                            last_seen__region_code="320102", last_seen__lat=32.05,
                            last_seen__lon=118.8)
+        drill = new_case_id()  # a drill of the same name and birth date: never linked
+        await stack.report(drill, child__name=name, exercise=True)
 
         async def linked() -> dict[str, Any] | None:
             case = (await stack.case(first)).json()
-            return case if len(case["linked_reports"]) == 2 else None
+            return case if case["links"] else None
 
         case = await eventually(linked, timeout=30)
-        assert {r["duplicate_case_id"]: r["match"] for r in case["linked_reports"]} == {
-            same_child: "name_birth_date", same_phone: "reporter_phone"}
+        for other in (sibling, far, drill):
+            own = await stack.opened(other, ADMIN)
+            assert own["case_id"] == other and own["links"] == []
+        case = (await stack.case(first)).json()
+        assert [(x["case_id"], x["evidence"]["rule"]) for x in case["links"]] == [
+            (same_child, "name_birth_date")]
+        evidence = case["links"][0]["evidence"]
+        assert evidence["names"] == [name, name.replace("·", "・")]
+        assert 0 < evidence["distance_km"] < 10
+        # Identity keys and held reports are internal: never served (issue 12).
+        assert "duplicate_keys" not in case and "held_reports" not in case
         # The duplicate's case id leads to the one case group.
         assert (await stack.case(same_child)).json()["case_id"] == first
         ids = {c["case_id"] for c in (await stack.http.get(
             f"{stack.url}/api/v1/cases", headers=ADMIN)).json()}
-        assert first in ids and same_child not in ids and same_phone not in ids
-        await stack.opened(far, ADMIN)
+        assert first in ids and same_child not in ids and sibling in ids
     # Under the duplicate's own id: only an announcement of the group it joined.
     alias, *members = await case_events(stack.settings.kafka_bootstrap, same_child)
     assert alias["headers"]["ce_type"] == "homeward.case.opened.v1"
@@ -324,6 +347,131 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     assert alias["value"]["leader"] == case["leader"]
     assert {m["headers"]["ce_type"] for m in members} == {"homeward.case.member_added.v1"}
     assert [m["value"]["details"]["member"] for m in members] == case["members"]
+    # The keys on the topic are keyed hashes: neither the name nor the phone is in them.
+    opened_first = (await case_events(stack.settings.kafka_bootstrap, first))[0]["value"]
+    keys = opened_first["duplicate_keys"]
+    assert len(keys) == 1 and len(keys[0]) == 32 and tag not in keys[0]
+
+
+async def test_siblings_from_one_phone_are_three_children_of_one_incident(
+    stack: Stack,
+) -> None:
+    """The same mother reports three children from one phone minutes apart: three case groups
+    (a phone never links), tied by the commander into one incident; found for child 1 ends
+    only child 1's search."""
+    tag = uuid.uuid4().hex[:4]
+    children = [(f"张{tag}明", "2019-05-01"), (f"张{tag}红", "2017-03-02"),
+                (f"张{tag}刚", "2021-08-09")]
+    async with stack.serving():
+        ids = [new_case_id() for _ in children]
+        for case_id, (name, born) in zip(ids, children, strict=True):
+            await stack.report(case_id, child__name=name, child__birth_date=born,
+                               reporter__phone="13812345678")
+        cases = [await stack.opened(c) for c in ids]
+        assert [c["case_id"] for c in cases] == ids and all(c["links"] == [] for c in cases)
+
+        tied = await stack.post(f"/cases/{ids[0]}/incident",
+                                {"case_ids": ids[1:], "reason": "同一母亲报三名子女走失"})
+        assert tied.status_code == 200, tied.text
+        for case_id in ids:
+            case = (await stack.case(case_id)).json()
+            assert case["incident"] == ids[0] and case["incident_cases"] == ids
+            assert case["timeline"][-1]["why"] == "同一母亲报三名子女走失"
+
+        found = await stack.post(f"/cases/{ids[0]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[0][0]})
+        assert found.status_code == 200, found.text
+        wrong = await stack.post(f"/cases/{ids[1]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[2][0]})
+        assert wrong.status_code == 409 and wrong.json()["error"]["field"] == "child"
+        for case_id in ids[1:]:
+            assert (await stack.case(case_id)).json()["status"] in ("opened", "active")
+    found_on = {m["key"] for m in await read_topic(stack.settings.kafka_bootstrap,
+                                                    topics.DISPATCH)
+                if m["headers"]["ce_type"] == "homeward.case.found.v1" and m["key"] in ids}
+    assert found_on == {ids[0]}
+
+
+async def test_two_reports_at_once_on_a_fresh_stack_link(stack: Stack) -> None:
+    """Mother and father at the same moment, handled by different consumers in parallel: the
+    claim on the child's identity is atomic, so exactly one case group is formed."""
+    name = f"买买提{uuid.uuid4().hex[:4]}·艾力"
+    mother, father = new_case_id(), new_case_id()
+    await asyncio.gather(stack.report(mother, child__name=name),
+                         stack.report(father, child__name=name.replace("·", "‧")))
+    async with stack.serving():
+        async def one_group() -> list[dict[str, Any]] | None:
+            got = [(await stack.case(c)).json() for c in (mother, father)]
+            return got if all("case_id" in g for g in got) and got[0]["links"] + \
+                got[1]["links"] else None
+
+        got = await eventually(one_group, timeout=40)
+    assert got[0]["case_id"] == got[1]["case_id"]
+    lead = got[0]
+    assert [x["case_id"] for x in lead["links"]] == [
+        father if lead["case_id"] == mother else mother]
+
+
+async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
+    """After escalation to the city a county commander may not release, mark found, close,
+    unlink or reopen (403 naming the reason); the city commander may. Unlink gives the second
+    report its own group; reopen puts the case back to active; all with who and why."""
+    county = bearer(Role.commander, "140403")
+    name = f"张{uuid.uuid4().hex[:4]}"
+    async with stack.serving(notify=True):  # release needs the previewed content (issue 17)
+        first, second = new_case_id(), new_case_id()
+        await stack.report(first, child__name=name)
+        await stack.opened(first)
+        await stack.report(second, child__name=f" {name} ")
+
+        async def linked() -> dict[str, Any] | None:
+            case = (await stack.case(first)).json()
+            return case if case["links"] else None
+
+        await eventually(linked, timeout=30)
+        escalated = await stack.post(f"/cases/{first}/escalate",
+                                     {"level": "city", "reason": "重大"}, county)
+        assert escalated.status_code == 200, escalated.text
+        found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat()}
+        # The county sees the preview, but the release of what it shows is the leader's level's.
+        preview = await stack.http.get(f"{stack.url}/api/v1/cases/{first}/release-preview",
+                                       headers=county)
+        assert preview.status_code == 200, preview.text
+        release_body = {"content_hash": preview.json()["content_hash"]}
+        for path, body in (("release", release_body), ("found", found_body),
+                           ("close", {"reason": "x"}), ("reopen", {"reason": "x"}),
+                           ("unlink", {"report_id": f"R-{second}", "reason": "x"})):
+            refused = await stack.post(f"/cases/{first}/{path}", body, county)
+            assert refused.status_code == 403, (path, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "below_leader_level" and "长治市公安局" in error["message"]
+        assert (await stack.release(first)).status_code == 200  # the city
+
+        unlinked = await stack.post(f"/cases/{first}/unlink",
+                                    {"report_id": f"R-{second}", "reason": "母亲确认是另一孩子"})
+        assert unlinked.status_code == 200, unlinked.text
+        assert unlinked.json()["links"] == []
+        entry = unlinked.json()["timeline"][-1]
+        assert (entry["action"], entry["actor"], entry["why"]) == (
+            "report_unlinked", "commander-140400", "母亲确认是另一孩子")
+        own = await stack.opened(second)
+        assert own["case_id"] == second and own["leader"]["organ_name"]
+        assert (await stack.post(f"/cases/{first}/unlink", {
+            "report_id": f"R-{second}", "reason": "x"})).status_code == 404
+
+        found = await stack.post(f"/cases/{first}/found", {**found_body, "confirm": True})
+        assert found.status_code == 200, found.text
+        assert (await stack.case(second)).json()["status"] != "found"  # not the other child
+        reopened = await stack.post(f"/cases/{first}/reopen", {"reason": "认错了孩子"})
+        assert reopened.status_code == 200, reopened.text
+        assert reopened.json()["status"] == "active"
+        assert reopened.json()["timeline"][-1]["why"] == "认错了孩子"
+    types = [m["headers"]["ce_type"] for m in await case_events(
+        stack.settings.kafka_bootstrap, first)]
+    assert "homeward.case.report_unlinked.v1" in types
+    assert types[-2:] == ["homeward.case.found.v1", "homeward.case.reopened.v1"]
 
 
 async def test_tip_attached_and_leader_handover(stack: Stack) -> None:
@@ -374,11 +522,15 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     stack: Stack, redis: Redis,
 ) -> None:
     ids = [new_case_id() for _ in range(3)]
+    names = [f"童{uuid.uuid4().hex[:6]}" for _ in ids]
+    linked, later = new_case_id(), new_case_id()
     async with stack.serving():
-        for case_id in ids:
-            await stack.report(case_id)
+        for case_id, name in zip(ids, names, strict=True):
+            await stack.report(case_id, child__name=name)
         for case_id in ids:
             await stack.opened(case_id)
+        await stack.report(linked, child__name=names[1])  # the same child as ids[1]
+        await eventually(lambda: _links(stack, ids[1]), timeout=30)
         await stack.post(f"/cases/{ids[0]}/escalate", {"level": "city", "reason": "重大线索"})
         await stack.post(f"/cases/{ids[1]}/tasks/dna_samples/complete", {"note": "已采血"})
         await stack.post(f"/cases/{ids[2]}/found", {
@@ -396,10 +548,20 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
+        # The child's claim came back with the case: a later report of it still links.
+        await stack.report(later, child__name=names[1])
+        relinked = await eventually(lambda: _links(stack, ids[1], 2), timeout=30)
+    assert [x["case_id"] for x in relinked] == [linked, later]
     assert after == before
+    assert [x["case_id"] for x in after[ids[1]]["links"]] == [linked]
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
+
+
+async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, Any]] | None:
+    links: list[dict[str, Any]] = (await stack.case(case_id)).json()["links"]
+    return links if len(links) >= count else None
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:

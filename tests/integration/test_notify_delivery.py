@@ -4,12 +4,13 @@ widening, release gate, drills, cancellation, CAP/Atom, signatures, retries, res
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,16 @@ from tests.helpers import eventually, pdf_qr_codes, pdf_text, read_topic, report
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-PII = ("李红", "13800000000", "138 0000 0000", "11010120190501019X", "中年男子", "晋D·12345")
+# The ID numbers all start 1101012019050 (one per report: see Stack.report_as).
+PII = ("李红", "13800000000", "138 0000 0000", "1101012019050", "中年男子", "晋D·12345")
+_CHILDREN = itertools.count()
+
+
+def id_number(first17: str) -> str:
+    """A 居民身份证号 with its GB 11643 check character."""
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights,
+                                                                     strict=True)) % 11]
 
 
 @dataclass
@@ -122,8 +132,16 @@ class Stack:
 
     async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
+        # A child of its own unless the test says otherwise: two reports of one child (same
+        # name and birth date, or same ID number) become one alert (issue 19 §3).
+        n = next(_CHILDREN)
+        born = overrides.setdefault(
+            "child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000)).isoformat())
+        # The ID number encodes that birth date (GB 11643; a mismatch is refused, issue 11).
+        if isinstance(born, str):
+            overrides.setdefault("child__id_number",
+                                 id_number(f"110101{born.replace('-', '')}{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
-        body["child"]["id_number"] = "11010120190501019X"
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
                                   operator_region="140403",

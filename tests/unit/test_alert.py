@@ -140,7 +140,7 @@ def test_body_over_the_cap_is_413(client: TestClient) -> None:
     body = report_body(circumstances__notes="x" * 20_000)
     response = post(client, body)
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "too_large"
+    assert response.json()["error"]["code"] == "body_too_large"
     chunked = client.post("/api/v1/reports", content=iter([b"{" + b" " * 20_000 + b"}"]),
                           headers={**bearer(Role.operator), "content-type": "application/json"})
     assert chunked.status_code == 413

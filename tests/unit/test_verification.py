@@ -47,7 +47,19 @@ def _alert(**overrides: object) -> domain.AlertState:
     return domain.AlertState.model_validate(values)
 
 
+@pytest.fixture(autouse=True)
+def _no_run_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests describe the keys themselves: the key tests/conftest.py gives the services of
+    this run (HOMEWARD_SIGNING_*) would merge into their settings (pydantic-settings merges a
+    dict from the environment with one passed in)."""
+    monkeypatch.delenv("HOMEWARD_SIGNING_KEYS", raising=False)
+    monkeypatch.delenv("HOMEWARD_SIGNING_DIR", raising=False)
+
+
 def _settings(tmp: Path, keys: dict[str, str] | None = None, **extra: object) -> Settings:
+    """Development unless told (unset means production since issue 12, where a missing key
+    refuses to start: tested below)."""
+    extra.setdefault("environment", "development")
     return Settings(data_dir=tmp, signing_dir=tmp / "keys", signing_keys=keys or {},
                     **extra)  # type: ignore[arg-type]
 

@@ -10,7 +10,7 @@ HW.words({
   timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败", spread: "推送范围与枢纽",
   d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
   q_release: "确认批准向媒体和志愿者公开发布以下内容？", audience: "将送达", kind_hub: "枢纽", kind_media: "媒体", kind_volunteer: "志愿者", kind_member: "专案组成员",
-  radius_now: "当前范围 {km} 公里", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：",
+  radius_now: "当前范围 {km} 公里", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
   reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
@@ -25,7 +25,7 @@ HW.words({
   timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
   d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
   q_release: "Approve releasing this content to media and volunteers?", audience: "Will reach", kind_hub: "hubs", kind_media: "media", kind_volunteer: "volunteers", kind_member: "case group members",
-  radius_now: "current radius {km} km", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:",
+  radius_now: "current radius {km} km", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
   reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
@@ -100,7 +100,8 @@ function renderCase() {
     <div class="card"><h3>${HW.t("deliveries")}</h3><div class="figures" id="figures"></div>
       <div id="spread" class="spread"></div></div>
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
-    ${(c.linked_reports || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.linked_reports.map(r => `<p>${e(r.duplicate_case_id)} · ${e(r.match)} · ${e(r.distance_km)} km</p>`).join("")}</div>` : ""}
+    ${c.incident ? `<div class="card"><h3>${HW.t("incident")}</h3><p>${(c.incident_cases || []).map(e).join(" · ")}</p></div>` : ""}
+    ${(c.links || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.links.map(r => `<p>${e(r.case_id)} · ${e(r.evidence.rule)} · ${e(r.evidence.names.join(" / "))} · ${e(r.evidence.distance_km)} km · ${e(r.evidence.hours_apart)} h</p>`).join("")}</div>` : ""}
     <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
@@ -186,7 +187,8 @@ async function act(action, extra) {
     escalate: [HW.t("q_escalate"), `<select name="level"><option value="city">${HW.t("level_city")}</option><option value="province">${HW.t("level_province")}</option></select>
       <label>${HW.t("reason")}<input name="reason" required></label>`],
     found: [HW.t("q_found"), `<select name="outcome">${["found_safe", "found_harmed", "found_deceased", "false_report"].map(o => `<option value="${o}">${HW.t(o)}</option>`).join("")}</select>
-      <label>${HW.t("note")}<input name="note"></label>`],
+      <label>${HW.t("note")}<input name="note"></label>${c.release_approved ? `
+      <label><input type="checkbox" name="confirm" required> ${HW.t("q_confirm_public")}</label>` : ""}`],
     close: [HW.t("q_close"), `<label>${HW.t("reason")}<input name="reason" required></label>`],
   };
   let [text, fields] = prompts[action];
@@ -210,7 +212,8 @@ async function act(action, extra) {
     if (!dialog) return;
     const val = (n) => dialog.querySelector(`[name=${n}]`)?.value || "";
     const body = action === "escalate" ? { level: val("level"), reason: val("reason") }
-      : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note") }
+      : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note"),
+                               confirm: !!dialog.querySelector("[name=confirm]")?.checked }
       : action === "close" ? { reason: val("reason") }
       : action === "release" ? { content_hash: preview.content_hash } : undefined;
     const res = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });
