@@ -288,3 +288,5 @@ DELIVERY_ERROR_CLASSES = (
     "http_5xx",           # the receiver failed
     "target_refused",     # a chat/SMS service (Apprise) reported failure
 )
+# How a search ends (the `outcome` of CaseFound); named for the Cancel preview (issue 17 §4).
+Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]

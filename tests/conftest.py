@@ -3,6 +3,7 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.local.keycloak import KeycloakServer
-from deploy.local.stack import KafkaServer, RedisServer, free_port
+from deploy.local.stack import KafkaServer, RedisServer, free_port, local_signing_keys
 from services.notify.sealing import new_key
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -27,6 +28,12 @@ os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
 # Likewise notify's key sealing subscriber secrets and channel URLs at rest.
 os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
 os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
+# Nor a default signing key outside development (issue 17): notify signs with a key generated
+# for this run, named the way production names its keys.
+if "HOMEWARD_SIGNING_KEYS" not in os.environ:
+    _signing = Path(tempfile.mkdtemp(prefix="homeward-signing-"))
+    atexit.register(shutil.rmtree, _signing, ignore_errors=True)
+    os.environ.update(local_signing_keys(_signing))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 

@@ -6,12 +6,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
@@ -199,3 +201,24 @@ async def redis_refusing_writes(url: str) -> AsyncIterator[None]:
         if filler:
             await redis.delete(*filler)
         await redis.aclose()
+
+
+def pdf_text(pdf: bytes, workdir: Path) -> str:
+    """The text of a PDF as poppler's pdftotext reads it."""
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def pdf_qr_codes(pdf: bytes, workdir: Path) -> list[str]:
+    """What the barcodes on the PDF's first page say: rendered to PNG by poppler's pdftoppm
+    (150 dpi), decoded with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "150", "-singlefile", str(path),
+                    str(workdir / "page")], check=True)
+    return [b.text for b in zxingcpp.read_barcodes(Image.open(workdir / "page.png"))]

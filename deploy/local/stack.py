@@ -301,6 +301,17 @@ def local_subscriber_key(data_dir: Path) -> str:
         with os.fdopen(fd, "w") as out:
             out.write(new_key("local") + "\n")
     return path.read_text(encoding="utf-8").strip()
+def local_signing_keys(data_dir: Path) -> dict[str, str]:
+    """The issuer's signing key of the local stack (issue 17): `local-1` generated once into
+    `<data_dir>/signing` (key 0600), and the environment naming it for notify, which outside
+    development refuses to start without a configured key."""
+    from services.notify.keystore import LOCAL_KID, generate_key, key_paths
+
+    directory = data_dir / "signing"
+    if not key_paths(directory, LOCAL_KID)[0].is_file():
+        generate_key(directory, LOCAL_KID, "Homeward (local stack)")
+    return {"HOMEWARD_SIGNING_DIR": str(directory),
+            "HOMEWARD_SIGNING_KEYS": json.dumps({LOCAL_KID: "active"})}
 
 
 def service_env(
@@ -369,6 +380,8 @@ def running_stack(
                 local_secret(data_dir, LOCAL_IDENTITY_FILE))
         if keycloak is not None:
             secret["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
+        if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
+            secret.update(local_signing_keys(data_dir))
         services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services,

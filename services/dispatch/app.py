@@ -14,6 +14,7 @@ from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_router
 from services.dispatch.handlers import TIMERS_KEY, Dispatch
+from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from services.dispatch.tips_api import build_tips_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         duplicate_km=settings.dispatch_duplicate_km,
                         identity_secret=settings.identity_secret)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
+    previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)
 
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timers.cancel()
             await fanout.stop()
             await broker.stop()
+            await previews.close()
             await redis.aclose()
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
@@ -85,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
         "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
-                                    make_limits(settings)))
+                                    make_limits(settings), previews=previews))
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
     app.include_router(build_pages(settings))

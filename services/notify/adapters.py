@@ -152,11 +152,18 @@ class AlertRepository:
     async def save(self, alert: AlertState) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(f"notify:alert:{alert.alert_id}", alert.model_dump_json())
+            # The short code people type on /verify (issue 17); derived, so a rebuild restores it.
+            pipe.set(f"notify:code:{alert.short_code}", alert.alert_id)
             if alert.public_listed:
                 pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
             else:
                 pipe.zrem("notify:public", alert.alert_id)
             await pipe.execute()
+
+    async def by_code(self, code: str) -> AlertState | None:
+        """The alert whose short code (shared.verification.short_code) is `code`."""
+        alert_id = await self.redis.get(f"notify:code:{code}")
+        return await self.get(str(alert_id)) if alert_id else None
 
     async def public(self) -> list[AlertState]:
         ids = await self.redis.zrevrange("notify:public", 0, 199)

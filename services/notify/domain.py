@@ -28,6 +28,7 @@ from shared.events import (
 from shared.identity import LinkEvidence
 from shared.phones import PhoneError, display_phone, normalise_phone
 from shared.text import Line
+from shared.verification import display_code, short_code, verify_url
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -241,6 +242,11 @@ class AlertState(BaseModel):
     merged: list[MergedReport] = Field(default_factory=list)
 
     @property
+    def short_code(self) -> str:
+        """What people type on /verify (shared.verification.short_code of the alert id)."""
+        return short_code(self.alert_id)
+
+    @property
     def public_listed(self) -> bool:
         return self.released and not self.exercise and not self.cancelled
 
@@ -314,7 +320,7 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
+def child_age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
     """The age as given, else completed years on the last-seen day (in the deployment's zone)
     from birth_date."""
     if child.get("age") is not None:
@@ -328,14 +334,19 @@ def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | N
 
 
 def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
-                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE) -> str:
+                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE,
+                 code: str = "", verify_base: str = "") -> str:
     """The push text people read (hub staff, SMS/chat, CAP description), at most `limit`
-    characters, always ending with the bulletin link. The last-seen time is shown in `zone`
-    ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was sent with; the age
-    is derived from birth_date when none was given."""
+    characters, always ending with the alert's short code, its verification link (issue 17
+    §2: anyone handed a forwarded copy can check it) and the bulletin link. The last-seen time
+    is shown in `zone` ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was
+    sent with; the age is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
+    if code:
+        check = f"，真伪核验：{verify_url(verify_base, code)}" if verify_base else ""
+        tail = f" 核验码：{display_code(code)}{check}{tail}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
-    years = _age(child, last_seen, zone)
+    years = child_age(child, last_seen, zone)
     age = f"{years}岁" if years is not None else ""
     at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
@@ -353,7 +364,7 @@ def _child_public(child: dict[str, Any]) -> dict[str, Any]:
 
 def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
               contact: str, limit: int, now: datetime,
-              zone: str = DEFAULT_ZONE) -> dict[str, Any]:
+              zone: str = DEFAULT_ZONE, verify_base: str = "") -> dict[str, Any]:
     """The push for one recipient class. Public: no reporter, no family phone, no ID number,
     no home address, no suspect/vehicle; the official contact instead. `text` shows times in
     `zone` (Settings.display_timezone); `issued_at` and `last_seen.at` keep ISO 8601."""
@@ -373,6 +384,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         "radius_km": alert.radius_km,
         "issued_at": now.isoformat(),
         "link": link,
+        "short_code": alert.short_code,
+        "verify_url": verify_url(verify_base, alert.short_code) if verify_base else "",
     }
     if scope == "restricted":
         leader = alert.leader or {}
@@ -392,7 +405,7 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "leader": leader or None,
             "contact": contact_text,
             "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra,
-                                 zone),
+                                 zone, alert.short_code, verify_base),
         })
     else:
         public_child = _child_public(child)
@@ -404,7 +417,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": {"kind": circ.get("kind", "missing")},
             "contact": contact,
             "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
-                                 limit, zone=zone),
+                                 limit, zone=zone, code=alert.short_code,
+                                 verify_base=verify_base),
         })
     return body
 
@@ -420,6 +434,7 @@ def cancel_body(alert: AlertState, now: datetime) -> dict[str, Any]:
         "status": alert.status,
         "reason": alert.outcome,
         "references": [v.version for v in alert.versions if v.msg_type != "Cancel"],
+        "short_code": alert.short_code,
         "issued_at": now.isoformat(),
         "text": "该协查已解除（已找到）。" if alert.outcome != "false_report"
         else "该协查已撤销（虚假报告）。",

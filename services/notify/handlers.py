@@ -27,6 +27,7 @@ from services.notify.adapters import (
 )
 from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.signing import Keyring
 from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.events import (
@@ -88,6 +89,7 @@ class Notify:
     publisher: EventPublisher
     apprise: AppriseSender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    keyring: Keyring | None = None  # the issuer's signing keys (issue 17); None: unsigned
 
     def __post_init__(self) -> None:
         self._timer_faults = 0  # transient faults met by timers (readiness)
@@ -456,6 +458,10 @@ class Notify:
     def link(self, alert_id: str) -> str:
         return f"{self.settings.notify_url.rstrip('/')}/api/v1/alerts/{alert_id}.xml"
 
+    def verify_base(self) -> str:
+        """Where the public verifies an alert (issue 17 §2): the setting, else notify itself."""
+        return (self.settings.verify_base_url or self.settings.notify_url).rstrip("/")
+
     async def _recipients(self, alert: AlertState, everyone: bool = False) -> list[Subscriber]:
         kinds = [SubscriberKind.hub]
         if alert.released:
@@ -485,7 +491,7 @@ class Notify:
         bodies = {scope: domain.push_body(alert, scope, self.link(alert.alert_id),
                                           self.settings.notify_official_contact,
                                           self.settings.notify_push_max_chars, now,
-                                          self.settings.display_timezone)
+                                          self.settings.display_timezone, self.verify_base())
                   for scope in ("restricted", "public")}
         await self._deliver_all(
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
@@ -512,7 +518,7 @@ class Notify:
         body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
                                 self.settings.notify_official_contact,
                                 self.settings.notify_push_max_chars, self.clock(),
-                                self.settings.display_timezone)
+                                self.settings.display_timezone, self.verify_base())
         await self._deliver_all([(m, body) for m in members])
 
     async def _cancel_fan_out(self, alert: AlertState) -> None:

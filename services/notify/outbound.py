@@ -26,6 +26,7 @@ import ipaddress
 import json
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ from yarl import URL
 
 from services.notify.domain import address_allowed, parse_retry_after
 from shared.settings import Settings
+from shared.verification import SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +235,13 @@ class WebhookSender:
     concurrent requests per host. Sends signed webhooks and Apprise's JSON targets."""
 
     def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024,
-                 policy: OutboundPolicy | None = None) -> None:
+                 policy: OutboundPolicy | None = None,
+                 signer: Callable[[str], str] | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
         self.per_endpoint = per_endpoint
         self.total = total
         self.policy = policy or OutboundPolicy()
+        self.signer = signer  # the issuer's detached JWS of a body (issue 17), if any
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -283,8 +287,10 @@ class WebhookSender:
         serialised (shared by many recipients)."""
         if payload is None:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        return await self.request("POST", url, payload.encode(),
-                                  signed_headers(secrets, webhook_id, payload))
+        headers = signed_headers(secrets, webhook_id, payload)
+        if self.signer is not None:
+            headers[SIGNATURE_HEADER] = self.signer(payload)
+        return await self.request("POST", url, payload.encode(), headers)
 
 
 class AppriseSender:

@@ -41,7 +41,11 @@ PUBLIC = {
     # CAP without a token is the public message of a released alert; with one, restricted.
     "notify": {"GET /healthz", "GET /readyz", "GET /hub", "GET /hub/config.js",
                "GET /auth/config.js",
-               "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml"},
+               "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml",
+               # Alerts anyone can verify (issue 17): the issuer's keys, the verification page
+               # and API, the poster of a released alert.
+               "GET /.well-known/jwks.json", "GET /verify", "GET /api/v1/verify/{code}",
+               "GET /api/v1/alerts/{alert_id}/poster.pdf"},
 }
 FACTORIES = {"alert": alert_app, "dispatch": dispatch_app, "notify": notify_app}
 

@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
 from services.dispatch.app import create_app
+from services.notify.app import create_app as create_notify
+from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
@@ -55,21 +57,42 @@ class Stack:
         self.broker = make_broker(settings.kafka_bootstrap, "test-alert")
         self.publisher = EventPublisher(self.broker, "/test/alert")
         self.redis: Redis
+        self.notify: Notify | None = None
+        self.notify_overrides: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def serving(self) -> AsyncIterator[Stack]:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(self.settings), host="127.0.0.1",
-                                               port=port, log_level="warning",
-                                               lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        try:
-            await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
-            self.url = f"http://127.0.0.1:{port}"
+    async def serving(self, notify: bool = False) -> AsyncIterator[Stack]:
+        """`notify`: also serve notify (fed the reports directly), which renders the release
+        previews dispatch asks for (issue 17 §4)."""
+        async with AsyncExitStack() as running:
+            settings = self.settings
+            if notify:
+                notify_url = await running.enter_async_context(self._notify())
+                settings = settings.model_copy(update={"notify_url": notify_url})
+            port = free_port()
+            self.url = await running.enter_async_context(
+                _served(create_app(settings), port))
             yield self
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
+
+    @asynccontextmanager
+    async def _notify(self) -> AsyncIterator[str]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        app = create_notify(self.settings.model_copy(update={
+            "notify_url": url, "notify_rebuild_on_empty": False, **self.notify_overrides}),
+            timers=False, consume=False)
+        self.notify = app.state.notify
+        async with _served(app, port):
+            yield url
+        self.notify = None
+
+    async def release(self, case_id: str) -> httpx.Response:
+        """Preview, then release what the preview showed."""
+        preview = await self.http.get(f"{self.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=COMMANDER)
+        assert preview.status_code == 200, preview.text
+        return await self.post(f"/cases/{case_id}/release",
+                               {"content_hash": preview.json()["content_hash"]})
 
     async def report(self, case_id: str, operator_region: str = "140403",
                      **overrides: Any) -> ReportAccepted:
@@ -81,8 +104,11 @@ class Stack:
             report_id=f"R-{case_id}", case_id=case_id, accepted_at=datetime.now(UTC),
             operator="op-1", operator_region=operator_region,
             report=ResolvedReport.model_validate(report_body(**overrides)))
-        await self.publisher.publish(topics.REPORTS, CloudEvent.of(
-            REPORT_ACCEPTED, "/test/alert", case_id, accepted, event_id=accepted.report_id))
+        event = CloudEvent.of(REPORT_ACCEPTED, "/test/alert", case_id, accepted,
+                              event_id=accepted.report_id)
+        await self.publisher.publish(topics.REPORTS, event)
+        if self.notify is not None:
+            await self.notify.on_report_accepted(event)
         return accepted
 
     async def case(self, case_id: str, headers: dict[str, str] = COMMANDER) -> httpx.Response:
@@ -114,6 +140,19 @@ class Stack:
         return await self.http.post(f"{self.url}/api/v1{path}", json=body, headers=headers)
 
 
+@asynccontextmanager
+async def _served(app: Any, port: int) -> AsyncIterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
+
+
 async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
     if task.done():
         task.result()  # raise what stopped it
@@ -139,7 +178,7 @@ async def case_events(bootstrap: str, case_id: str) -> list[dict[str, Any]]:
 async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
     stack: Stack,
 ) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         await stack.report(case_id)
         case = await stack.opened(case_id)
@@ -165,9 +204,9 @@ async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
                                  {})).status_code == 409
         assert (await stack.post(f"/cases/{case_id}/tasks/nope/complete", {})).status_code == 404
 
-        released = await stack.post(f"/cases/{case_id}/release")
+        released = await stack.release(case_id)
         assert released.status_code == 200 and released.json()["release_approved"]
-        assert (await stack.post(f"/cases/{case_id}/release")).status_code == 409
+        assert (await stack.release(case_id)).status_code == 409
 
         no_outcome = await stack.post(f"/cases/{case_id}/found",
                                       {"found_at": "2026-11-23T10:00:00Z"})
@@ -398,7 +437,7 @@ async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
     report its own group; reopen puts the case back to active; all with who and why."""
     county = bearer(Role.commander, "140403")
     name = f"张{uuid.uuid4().hex[:4]}"
-    async with stack.serving():
+    async with stack.serving(notify=True):  # release needs the previewed content (issue 17)
         first, second = new_case_id(), new_case_id()
         await stack.report(first, child__name=name)
         await stack.opened(first)
@@ -413,14 +452,19 @@ async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
                                      {"level": "city", "reason": "重大"}, county)
         assert escalated.status_code == 200, escalated.text
         found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat()}
-        for path, body in (("release", None), ("found", found_body),
+        # The county sees the preview, but the release of what it shows is the leader's level's.
+        preview = await stack.http.get(f"{stack.url}/api/v1/cases/{first}/release-preview",
+                                       headers=county)
+        assert preview.status_code == 200, preview.text
+        release_body = {"content_hash": preview.json()["content_hash"]}
+        for path, body in (("release", release_body), ("found", found_body),
                            ("close", {"reason": "x"}), ("reopen", {"reason": "x"}),
                            ("unlink", {"report_id": f"R-{second}", "reason": "x"})):
             refused = await stack.post(f"/cases/{first}/{path}", body, county)
             assert refused.status_code == 403, (path, refused.text)
             error = refused.json()["error"]
             assert error["code"] == "below_leader_level" and "长治市公安局" in error["message"]
-        assert (await stack.post(f"/cases/{first}/release")).status_code == 200  # the city
+        assert (await stack.release(first)).status_code == 200  # the city
 
         unlinked = await stack.post(f"/cases/{first}/unlink",
                                     {"report_id": f"R-{second}", "reason": "母亲确认是另一孩子"})
@@ -550,7 +594,7 @@ async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, A
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         first: list[dict[str, Any]] = []
         async with stack.http.stream("GET", f"{stack.url}/api/v1/stream",
@@ -566,7 +610,7 @@ async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> N
         # While disconnected: more happens.
         await stack.opened(case_id)
         await stack.post(f"/cases/{case_id}/escalate", {"level": "city", "reason": "断线期间"})
-        await stack.post(f"/cases/{case_id}/release")
+        await stack.release(case_id)
         on_topic = [m["headers"]["ce_id"] for m in await case_events(
             stack.settings.kafka_bootstrap, case_id)]
 
@@ -715,3 +759,55 @@ async def test_a_tip_for_a_case_that_never_appears_is_shown_to_an_admin(stack: S
 
 async def _total(stack: Stack, case_id: str, n: int) -> bool:
     return (await stack.tips(case_id)).json()["total"] == n
+
+
+async def test_release_carries_the_previewed_content_and_is_refused_when_it_changed(
+    stack: Stack,
+) -> None:
+    """Issue 17 §4: the commander sees what the public will receive (notify's rendering) and
+    the audience; a release whose content_hash is not the current content's is refused."""
+    stack.notify_overrides = {"notify_tier_unit_s": 1.0}  # one "hour" of the tiers is 1 s
+    async with stack.serving(notify=True):
+        assert stack.notify is not None
+        case_id = new_case_id()
+        await stack.report(case_id, last_seen__at=datetime.now(UTC).isoformat())
+        await stack.opened(case_id)
+        got = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                   headers=COMMANDER)
+        assert got.status_code == 200, got.text
+        preview = got.json()
+        assert preview["content_hash"].startswith("sha256:") and preview["radius_km"] == 100
+        code = preview["short_code"]
+        assert "范围100公里" in preview["text"] and f"{code[:5]}-{code[5:]}" in preview["text"]
+        assert set(preview["audience"]) == {"hub", "media", "volunteer"}
+        assert preview["poster_url"].endswith(f"A-{case_id}/poster.pdf")
+        assert "13800000000" not in preview["text"]  # the public text: no family phone
+        cap = await stack.http.get(preview["cap_url"], headers=COMMANDER)
+        assert cap.status_code == 200 and "<scope>Public</scope>" in cap.text
+        hidden = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=ELSEWHERE)
+        assert hidden.status_code == 404
+
+        missing = await stack.post(f"/cases/{case_id}/release", {})
+        assert missing.status_code == 422 and missing.json()["error"]["field"] == "content_hash"
+        # The content changes after the preview: the radius widens.
+        await asyncio.sleep(1.1)
+        await stack.notify.widen(f"A-{case_id}")
+        stale = await stack.post(f"/cases/{case_id}/release",
+                                 {"content_hash": preview["content_hash"]})
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"]["code"] == "content_changed"
+        assert stale.json()["error"]["field"] == "content_hash"
+        assert not (await stack.case(case_id)).json()["release_approved"]
+        released = await stack.release(case_id)  # previewed again: released
+        assert released.status_code == 200 and released.json()["release_approved"]
+
+        # The same preview for the Cancel: what everyone told so far gets if the search ends.
+        ending = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                      params={"outcome": "false_report"}, headers=COMMANDER)
+        assert ending.status_code == 200, ending.text
+        assert ending.json()["action"] == "cancel" and "已撤销" in ending.json()["text"]
+        assert "童" not in ending.json()["text"]  # no personal data in a Cancel
+        bad = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                   params={"outcome": "gone"}, headers=COMMANDER)
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "outcome"

@@ -9,7 +9,8 @@ HW.words({
   tasks: "工作清单", due: "时限", done: "已完成", overdue: "已超时", complete: "完成", escalations: "升级与督办", tips: "群众线索",
   timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败", spread: "推送范围与枢纽",
   d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
-  q_release: "确认批准向媒体和志愿者公开发布该案？", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
+  q_release: "确认批准向媒体和志愿者公开发布以下内容？", audience: "将送达", kind_hub: "枢纽", kind_media: "媒体", kind_volunteer: "志愿者", kind_member: "专案组成员",
+  radius_now: "当前范围 {km} 公里", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
   reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
@@ -24,7 +25,8 @@ HW.words({
   tasks: "Tasks", due: "Due", done: "done", overdue: "OVERDUE", complete: "Complete", escalations: "Escalations and supervision", tips: "Tips",
   timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
   d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
-  q_release: "Approve releasing this case to media and volunteers?", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
+  q_release: "Approve releasing this content to media and volunteers?", audience: "Will reach", kind_hub: "hubs", kind_media: "media", kind_volunteer: "volunteers", kind_member: "case group members",
+  radius_now: "current radius {km} km", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
   reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
@@ -208,7 +210,22 @@ async function act(action, extra) {
       <label><input type="checkbox" name="confirm" required> ${HW.t("q_confirm_public")}</label>` : ""}`],
     close: [HW.t("q_close"), `<label>${HW.t("reason")}<input name="reason" required></label>`],
   };
-  const [text, fields] = prompts[action];
+  let [text, fields] = prompts[action];
+  let preview = null;
+  if (action === "release" || action === "found") {
+    // Issue 17 §4: show exactly what recipients will receive (the public alert, or the
+    // Cancel every recipient so far gets), and release that content only.
+    const path = action === "release" ? "release-preview" : "found-preview?outcome=found_safe";
+    const got = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${path}`);
+    if (!got.ok && action === "release") { alertBox(got.json?.error?.message || `HTTP ${got.status}`); return; }
+    if (got.ok) {
+      preview = got.json;
+      const e = HW.escape;
+      const who = Object.entries(preview.audience || {}).map(([k, n]) => `${e(HW.t(`kind_${k}`))} ${n}`).join(" · ") || "0";
+      fields = `<pre class="preview-text">${e(preview.text)}</pre>
+        <p class="muted">${e(HW.t("audience"))}：${who}${action === "release" ? ` · ${e(HW.t("radius_now", { km: preview.radius_km }))}` : ""}</p>` + fields;
+    }
+  }
   for (;;) {
     const dialog = await ask(text, fields);
     if (!dialog) return;
@@ -216,7 +233,8 @@ async function act(action, extra) {
     const body = action === "escalate" ? { level: val("level"), reason: val("reason") }
       : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note"),
                                confirm: !!dialog.querySelector("[name=confirm]")?.checked }
-      : action === "close" ? { reason: val("reason") } : undefined;
+      : action === "close" ? { reason: val("reason") }
+      : action === "release" ? { content_hash: preview.content_hash } : undefined;
     const res = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });
     if (res.ok) { cases.set(c.case_id, res.json); renderList(); renderCase(); return; }
     // Keep the dialog's message in front of the commander (e.g. 案件不破，专案组不撤).
