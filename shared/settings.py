@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
@@ -99,6 +99,20 @@ class Settings(BaseSettings):
         default=2000, description="hub consoles following their stream at once (per process)")
     # --- end notify ---------------------------------------------------------------------------
 
+    # --- Kafka cluster and principal (issue 14) -------------------------------------------------
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="replicas of every topic: 1 on one local broker, 3 in "
+        "production (shared.topic_policy)")
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, description="min.insync.replicas of every topic: 1 locally, 2 in "
+        "production; with acks=all a write needs this many replicas")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str = Field(
+        default="", description="this service's Kafka principal (shared.kafka_acl.USERS)")
+    kafka_password: SecretStr = SecretStr("")
+    # --- end Kafka cluster ----------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if (
@@ -110,6 +124,13 @@ class Settings(BaseSettings):
                 "HOMEWARD_JWT_SECRET is the development default; outside development set a "
                 "real secret or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError("HOMEWARD_KAFKA_MIN_INSYNC_REPLICAS exceeds "
+                             "HOMEWARD_KAFKA_REPLICATION_FACTOR: no write could ever succeed")
         return self
 
     def port_for(self, service: str) -> int:

@@ -531,22 +531,13 @@ class CompactedLog:
         self.bootstrap = bootstrap
         self.topic = topic
 
-    async def ensure_topic(self, partitions: int) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-        from aiokafka.errors import TopicAlreadyExistsError
+    async def ensure_topic(self, replication_factor: int = 1,
+                           min_insync_replicas: int = 1) -> None:
+        """Create the topic as shared.topic_policy declares it, when `make up` has not."""
+        from shared.kafka import ensure_topics
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
-        await admin.start()
-        try:
-            if self.topic not in set(await admin.list_topics()):
-                try:
-                    await admin.create_topics([NewTopic(
-                        self.topic, num_partitions=partitions, replication_factor=1,
-                        topic_configs={"cleanup.policy": "compact"})])
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            await admin.close()
+        await ensure_topics(self.bootstrap, replication_factor, min_insync_replicas,
+                            names=[self.topic], reconfigure=False)
 
     async def _partitions(self) -> set[int]:
         from aiokafka import AIOKafkaProducer

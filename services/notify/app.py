@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for topic in (topics.SUBSCRIBERS, topics.ALERTS):
-            await CompactedLog(settings.kafka_bootstrap, topic).ensure_topic(topics.PARTITIONS)
+            await CompactedLog(settings.kafka_bootstrap, topic).ensure_topic(
+                settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
         if not await notify.alerts.is_ready():
             if settings.notify_rebuild_on_empty:
                 # Before consuming: a redelivered message must find what it did the first time.

@@ -110,7 +110,7 @@ async def _notify() -> AsyncIterator[Any]:
     redis = make_redis(settings.redis_url)
     broker = make_broker(settings.kafka_bootstrap, "notify-hubs")
     log = SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS)
-    await log.ensure_topic(topics.PARTITIONS)
+    await log.ensure_topic(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
     await broker.start()
     try:
         yield build_notify(settings, redis, EventPublisher(broker, "/homeward/notify")), log

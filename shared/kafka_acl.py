@@ -1,0 +1,94 @@
+"""One Kafka principal per service and the least privilege each needs (issue 14 item 3).
+
+The one ACL table: the local stack creates these users and ACLs, the tests check them against a
+live broker, and the Kubernetes `KafkaUser` resources are generated from it
+(`python -m deploy.k8s.generate`; tests/unit/test_k8s.py compares). Each grant names the
+resource exactly (no prefixes, no wildcards) except the admin's, which creates and configures
+the `homeward.` topics and nothing else.
+
+Why each service needs what it has (the code that uses it):
+
+* alert — writes reports and tips from its outbox (services/alert/adapters.py `Relay`), follows
+  `case.opened` on the case log and delivery receipts to show an operator the progress of a
+  report (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of
+  what it reads. It cannot read subscribers, alerts (push bodies), reports or tips.
+* dispatch — reads reports and tips (groups `homeward-dispatch`, `homeward-dispatch-tips`),
+  writes and replays the case log, dead-letters poison of what it reads.
+* notify — reads reports and the case log (group `homeward-notify`), owns the compacted
+  subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
+* admin — creates topics and sets their configs (`make up`, compose's `topics` job, nothing in
+  Kubernetes, where the Strimzi Topic Operator does it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared import topics
+
+Operation = Literal["Read", "Write", "Describe", "Create", "Alter", "DescribeConfigs",
+                    "AlterConfigs", "All"]
+ResourceType = Literal["topic", "group", "cluster"]
+PatternType = Literal["literal", "prefix"]
+
+SERVICES = ("alert", "dispatch", "notify")
+ADMIN = "admin"
+TOPIC_PREFIX = "homeward."
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """Allow `operation` on one resource (`name` is "kafka-cluster" for the cluster)."""
+
+    resource: ResourceType
+    name: str
+    operation: Operation
+    pattern: PatternType = "literal"
+
+
+def _read(*names: str) -> list[Grant]:
+    return [Grant("topic", n, op) for n in names for op in ("Read", "Describe")]
+
+
+def _write(*names: str) -> list[Grant]:
+    return [Grant("topic", n, op) for n in names for op in ("Write", "Describe")]
+
+
+def _group(*names: str) -> list[Grant]:
+    return [Grant("group", n, "Read") for n in names]
+
+
+ACLS: dict[str, frozenset[Grant]] = {
+    "alert": frozenset([
+        *_write(topics.REPORTS, topics.TIPS),
+        *_read(topics.DISPATCH, topics.DELIVERIES),
+        *_write(topics.dlq(topics.DISPATCH), topics.dlq(topics.DELIVERIES)),
+        *_group("homeward-alert-progress"),
+    ]),
+    "dispatch": frozenset([
+        *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH),
+        *_write(topics.DISPATCH),
+        *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)),
+        *_group("homeward-dispatch", "homeward-dispatch-tips"),
+    ]),
+    "notify": frozenset([
+        *_read(topics.REPORTS, topics.DISPATCH, topics.DELIVERIES, topics.SUBSCRIBERS,
+               topics.ALERTS),
+        *_write(topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.SUBSCRIBERS, topics.ALERTS),
+        *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH)),
+        *_group("homeward-notify"),
+    ]),
+    ADMIN: frozenset([
+        *(Grant("topic", TOPIC_PREFIX, op, "prefix")
+          for op in ("Create", "Describe", "DescribeConfigs", "AlterConfigs")),
+        Grant("cluster", "kafka-cluster", "Describe"),
+    ]),
+}
+
+USERS: tuple[str, ...] = (*SERVICES, ADMIN)
+
+
+def readable_topics(user: str) -> set[str]:
+    """The topics `user` may read (for tests and docs)."""
+    return {g.name for g in ACLS[user] if g.resource == "topic" and g.operation == "Read"}
