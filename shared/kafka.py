@@ -57,12 +57,14 @@ class KafkaAccess:
     mechanism: str = "SCRAM-SHA-512"
     username: str = ""
     password: str = field(default="", repr=False)
+    cafile: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaAccess:
         return cls(settings.kafka_bootstrap, settings.kafka_security_protocol,
                    settings.kafka_sasl_mechanism, settings.kafka_username,
-                   settings.kafka_password.get_secret_value())
+                   settings.kafka_password.get_secret_value(),
+                   str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's producer, consumer and admin client."""
@@ -72,15 +74,17 @@ class KafkaAccess:
             options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
                            sasl_plain_password=self.password)
         if self.protocol.endswith("SSL"):
-            options["ssl_context"] = ssl.create_default_context()
+            options["ssl_context"] = ssl.create_default_context(cafile=self.cafile)
         return options
 
     def security(self) -> BaseSecurity | None:
         """FastStream's security object for `KafkaBroker(security=...)`."""
         if not self.protocol.startswith("SASL"):
             return None
-        return SASLScram512(self.username, self.password,
-                            use_ssl=self.protocol == "SASL_SSL")
+        if self.protocol == "SASL_SSL":
+            return SASLScram512(self.username, self.password,
+                                ssl_context=ssl.create_default_context(cafile=self.cafile))
+        return SASLScram512(self.username, self.password, use_ssl=False)
 
 
 def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = None,

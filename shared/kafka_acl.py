@@ -16,8 +16,13 @@ Why each service needs what it has (the code that uses it):
   writes and replays the case log, dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
   subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
-* admin — creates topics and sets their configs (`make up`, compose's `topics` job, nothing in
+* admin — creates topics and sets their configs (`make up`, compose's `topics` job; not in
   Kubernetes, where the Strimzi Topic Operator does it).
+* keda — Kubernetes only: KEDA's Kafka scaler reads consumer-group lag (Describe on the groups
+  and the topics they consume, nothing else).
+
+The SCRAM user name of service `s` is `principal(s)` ("homeward-alert"...): the name of its
+`KafkaUser`, whose Secret (created by Strimzi's User Operator) holds its password.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ PatternType = Literal["literal", "prefix"]
 
 SERVICES = ("alert", "dispatch", "notify")
 ADMIN = "admin"
+KEDA = "keda"
 TOPIC_PREFIX = "homeward."
 
 
@@ -84,9 +90,18 @@ ACLS: dict[str, frozenset[Grant]] = {
           for op in ("Create", "Describe", "DescribeConfigs", "AlterConfigs")),
         Grant("cluster", "kafka-cluster", "Describe"),
     ]),
+    KEDA: frozenset([
+        *(Grant("topic", n, "Describe") for n in (topics.REPORTS, topics.DISPATCH)),
+        *(Grant("group", n, "Describe") for n in ("homeward-dispatch", "homeward-notify")),
+    ]),
 }
 
-USERS: tuple[str, ...] = (*SERVICES, ADMIN)
+USERS: tuple[str, ...] = (*SERVICES, ADMIN, KEDA)
+
+
+def principal(user: str) -> str:
+    """The SCRAM user name (and KafkaUser name) of `user`, e.g. "homeward-alert"."""
+    return f"homeward-{user}"
 
 
 def readable_topics(user: str) -> set[str]:

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     kafka_username: str = Field(
         default="", description="this service's Kafka principal (shared.kafka_acl.USERS)")
     kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificate of a SASL_SSL listener (Kubernetes: the "
+        "Strimzi cluster CA); None: the system's trust store")
     # --- end Kafka cluster ----------------------------------------------------------------------
 
     @model_validator(mode="after")
