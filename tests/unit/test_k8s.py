@@ -45,18 +45,25 @@ def of_kind(overlay: str, kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in objects(overlay) if d["kind"] == kind}
 
 
+KUBERNETES_SCHEMA = "kubernetes/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+CRD_SCHEMA = "{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
+
+
+def kubeconform(manifest: Path) -> subprocess.CompletedProcess[str]:
+    """kubeconform -strict with only the committed schemas: an unknown kind fails instead of
+    being fetched or skipped."""
+    return subprocess.run(
+        [tool("kubeconform"), "-strict", "-summary", "-kubernetes-version", "1.34.0",
+         "-schema-location", f"{SCHEMAS}/{KUBERNETES_SCHEMA}",
+         "-schema-location", f"{SCHEMAS}/{CRD_SCHEMA}", str(manifest)],
+        capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_passes_kubeconform_strict_offline(overlay: str, tmp_path: Path) -> None:
     manifest = tmp_path / f"{overlay}.yaml"
     manifest.write_text(built(overlay))
-    result = subprocess.run(
-        [tool("kubeconform"), "-strict", "-summary", "-kubernetes-version", "1.34.0",
-         # Only the committed schemas: an unknown kind fails instead of being fetched or skipped.
-         "-schema-location", f"{SCHEMAS}/kubernetes/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-         "-schema-location",
-         f"{SCHEMAS}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
-         str(manifest)],
-        capture_output=True, text=True, timeout=120)
+    result = kubeconform(manifest)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
 
@@ -68,12 +75,7 @@ def test_kubeconform_rejects_an_unknown_field(tmp_path: Path) -> None:
     bad = bad.replace("  replicas: 2\n", "  replica: 2\n", 1)
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(bad)
-    result = subprocess.run(
-        [tool("kubeconform"), "-strict", "-summary",
-         "-schema-location", f"{SCHEMAS}/kubernetes/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-         "-schema-location",
-         f"{SCHEMAS}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
-         str(manifest)], capture_output=True, text=True, timeout=120)
+    result = kubeconform(manifest)
     assert result.returncode != 0
     assert "Invalid: 2" in result.stdout
 
