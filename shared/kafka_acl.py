@@ -3,8 +3,7 @@
 The one ACL table: the local stack creates these users and ACLs, the tests check them against a
 live broker, and the Kubernetes `KafkaUser` resources are generated from it
 (`python -m deploy.k8s.generate`; tests/unit/test_k8s.py compares). Each grant names the
-resource exactly (no prefixes, no wildcards) except the admin's, which creates and configures
-the `homeward.` topics and nothing else.
+resource exactly (no prefixes, no wildcards).
 
 Why each service needs what it has (the code that uses it):
 
@@ -16,8 +15,8 @@ Why each service needs what it has (the code that uses it):
   writes and replays the case log, dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
   subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
-* admin — creates topics and sets their configs (`make up`, compose's `topics` job; not in
-  Kubernetes, where the Strimzi Topic Operator does it).
+* admin — creates topics, users and ACLs (`make up`, compose's `topics` job) as a super user;
+  not in Kubernetes, where the Strimzi Topic and User Operators do it.
 * keda — Kubernetes only: KEDA's Kafka scaler reads consumer-group lag (Describe on the groups
   and the topics they consume, nothing else).
 
@@ -32,20 +31,18 @@ from typing import Literal
 
 from shared import topics
 
-Operation = Literal["Read", "Write", "Describe", "Create", "Alter", "DescribeConfigs",
-                    "AlterConfigs", "All"]
-ResourceType = Literal["topic", "group", "cluster"]
-PatternType = Literal["literal", "prefix"]
+Operation = Literal["Read", "Write", "Describe"]
+ResourceType = Literal["topic", "group"]
+PatternType = Literal["literal"]
 
 SERVICES = ("alert", "dispatch", "notify")
 ADMIN = "admin"
 KEDA = "keda"
-TOPIC_PREFIX = "homeward."
 
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """Allow `operation` on one resource (`name` is "kafka-cluster" for the cluster)."""
+    """Allow `operation` on one topic or consumer group, named exactly."""
 
     resource: ResourceType
     name: str
@@ -85,11 +82,10 @@ ACLS: dict[str, frozenset[Grant]] = {
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH)),
         *_group("homeward-notify"),
     ]),
-    ADMIN: frozenset([
-        *(Grant("topic", TOPIC_PREFIX, op, "prefix")
-          for op in ("Create", "Describe", "DescribeConfigs", "AlterConfigs")),
-        Grant("cluster", "kafka-cluster", "Describe"),
-    ]),
+    # The admin is a super user of the local and compose clusters (it creates the users and
+    # ACLs, which needs Alter on the cluster before any ACL exists); Kubernetes has none: the
+    # Strimzi operators do its work there.
+    ADMIN: frozenset(),
     KEDA: frozenset([
         *(Grant("topic", n, "Describe") for n in (topics.REPORTS, topics.DISPATCH)),
         *(Grant("group", n, "Describe") for n in ("homeward-dispatch", "homeward-notify")),
@@ -97,6 +93,7 @@ ACLS: dict[str, frozenset[Grant]] = {
 }
 
 USERS: tuple[str, ...] = (*SERVICES, ADMIN, KEDA)
+BROKER = "broker"  # the inter-broker principal of the local cluster: a super user
 
 
 def principal(user: str) -> str:

@@ -46,9 +46,7 @@ def acl_rules(user: str) -> list[dict[str, Any]]:
             grant.operation)
     rules = []
     for (kind, name, pattern), operations in sorted(by_resource.items()):
-        resource: dict[str, str] = {"type": kind}
-        if kind != "cluster":
-            resource |= {"name": name, "patternType": pattern}
+        resource = {"type": kind, "name": name, "patternType": pattern}
         rules.append({"resource": resource, "operations": sorted(operations)})
     return rules
 
@@ -61,7 +59,7 @@ def kafka_users() -> list[dict[str, Any]]:
                      "labels": {"strimzi.io/cluster": CLUSTER}},
         "spec": {"authentication": {"type": "scram-sha-512"},
                  "authorization": {"type": "simple", "acls": acl_rules(user)}},
-    } for user in kafka_acl.USERS if user != kafka_acl.ADMIN]  # Strimzi's Topic Operator creates
+    } for user in kafka_acl.USERS if user != kafka_acl.ADMIN]  # Strimzi's operators do its work
 
 
 def render(documents: list[dict[str, Any]], source: str) -> str:
