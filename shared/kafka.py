@@ -87,13 +87,22 @@ class KafkaAccess:
         return SASLScram512(self.username, self.password, use_ssl=False)
 
 
+# Where a Kafka client connects: a bootstrap string (PLAINTEXT) or a KafkaAccess (a principal).
+Bootstrap = str | KafkaAccess
+
+
+def client_options(target: Bootstrap) -> dict[str, Any]:
+    """aiokafka keyword arguments (bootstrap_servers and security) for `target`."""
+    return (KafkaAccess(target) if isinstance(target, str) else target).client_options()
+
+
 def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = None,
                 **options: Any) -> KafkaBroker:
     """A broker whose producer is idempotent with acks=all; nothing connects until start().
     `access` carries the service's principal on a SASL listener; `options` go to KafkaBroker
     (batching)."""
     return KafkaBroker(
-        bootstrap,
+        bootstrap.split(","),  # "h1:p1,h2:p2": FastStream wants a list, aiokafka takes both
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -105,7 +114,7 @@ def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = Non
     )
 
 
-async def ensure_topics(bootstrap: str, replication_factor: int = 1,
+async def ensure_topics(bootstrap: Bootstrap, replication_factor: int = 1,
                         min_insync_replicas: int = 1, access: KafkaAccess | None = None,
                         names: Iterable[str] | None = None, reconfigure: bool = True) -> None:
     """Create every declared topic (shared.topic_policy) that does not exist yet, with its
@@ -113,7 +122,7 @@ async def ensure_topics(bootstrap: str, replication_factor: int = 1,
     again (a changed retention lands on the next `make up`) unless `reconfigure` is off (a
     service's own fallback, whose principal may not alter configs). Idempotent. `names` limits
     it to those topics."""
-    options = (access or KafkaAccess(bootstrap)).client_options()
+    options = access.client_options() if access else client_options(bootstrap)
     admin = AIOKafkaAdminClient(request_timeout_ms=30_000, **options)
     await admin.start()
     try:
@@ -276,19 +285,19 @@ if __name__ == "__main__":
     print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))
 
 
-async def replay_topic(bootstrap: str,
+async def replay_topic(bootstrap: Bootstrap,
                        handle: Callable[[CloudEvent], Awaitable[None]],
                        topic: str = topics.DISPATCH,
                        client: str = "dispatch") -> int:
     """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
     in partition order; malformed messages are skipped. Returns how many were handled."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
                                 client_id=f"{client}-replay-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     handled = 0
     try:
-        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        probe = AIOKafkaProducer(**client_options(bootstrap))
         await probe.start()
         try:
             numbers = sorted(await probe.partitions_for(topic))

@@ -16,7 +16,7 @@ from services.dispatch.api import UI, build_pages, build_router
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
-from shared.kafka import EventPublisher, kafka_check, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
 from shared.settings import Settings
 from shared.web import (
     Authenticator,
@@ -29,7 +29,8 @@ from shared.web import (
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    broker = make_broker(settings.kafka_bootstrap, "homeward-dispatch")
+    access = KafkaAccess.from_settings(settings)
+    broker = make_broker(settings.kafka_bootstrap, "homeward-dispatch", access)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     publisher = EventPublisher(broker, source="/homeward/dispatch")
     cases = CaseRepository(redis, repeat_s=settings.dispatch_overdue_repeat_s,
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await cases.is_empty():
             if settings.dispatch_replay_on_empty:
                 # Before consuming: a redelivered report must find the case it opened.
-                await dispatch.rebuild(settings.kafka_bootstrap)
+                await dispatch.rebuild(access)
             else:
                 await cases.mark_ready()
         await broker.start()

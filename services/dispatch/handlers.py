@@ -31,7 +31,7 @@ from shared.events import (
     CloudEvent,
     TipReceived,
 )
-from shared.kafka import EventPublisher
+from shared.kafka import Bootstrap, EventPublisher
 from shared.regions import RegionIndex
 from shared.report import ReportAccepted
 
@@ -228,7 +228,7 @@ class Dispatch:
                 pass
 
     # --- rebuild -------------------------------------------------------------------------------
-    async def rebuild(self, bootstrap: str) -> int:
+    async def rebuild(self, bootstrap: Bootstrap) -> int:
         """Replay homeward.dispatch.v1 into an empty Redis: the same cases, same timelines."""
         cases: dict[str, Case] = {}
         applied: dict[str, list[Change]] = defaultdict(list)

@@ -29,6 +29,7 @@ from services.notify.domain import (
     address_allowed,
     parse_retry_after,
 )
+from shared.kafka import Bootstrap, client_options
 
 
 def make_redis(url: str, max_connections: int = 64) -> Redis:
@@ -527,7 +528,7 @@ class AppriseSender:
 class CompactedLog:
     """A compacted topic keyed by record id: its latest record per key is the state."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: Bootstrap, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
 
@@ -542,7 +543,7 @@ class CompactedLog:
     async def _partitions(self) -> set[int]:
         from aiokafka import AIOKafkaProducer
 
-        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        probe = AIOKafkaProducer(**client_options(self.bootstrap))
         await probe.start()
         try:
             return set(await probe.partitions_for(self.topic))
@@ -554,7 +555,7 @@ class CompactedLog:
         values remove the key)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
         latest: dict[str, bytes] = {}

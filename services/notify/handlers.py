@@ -45,7 +45,7 @@ from shared.events import (
     DeliveryReceipt,
     ReleaseApproved,
 )
-from shared.kafka import EventPublisher, replay_topic
+from shared.kafka import Bootstrap, EventPublisher, replay_topic
 from shared.report import ReportAccepted
 from shared.settings import Settings
 
@@ -134,7 +134,7 @@ class Notify:
             await self.subscribers.add_many(subscribers[start:start + 5000])
         return len(subscribers)
 
-    async def rebuild(self, bootstrap: str) -> dict[str, int]:
+    async def rebuild(self, bootstrap: Bootstrap) -> dict[str, int]:
         """Redis lost notify's state: put it back from the topics before consuming, sending
         nothing. Subscribers from their log; alert state and push bodies from the alerts log;
         dispatch's notes by folding homeward.dispatch.v1; the delivery ledger, who received each
