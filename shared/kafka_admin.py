@@ -76,10 +76,11 @@ def bindings(user: str) -> list[AclBinding]:
 
 def setup_principals(admin: KafkaAccess, credentials: dict[str, str],
                      timeout_s: float = 30.0) -> None:
-    """Upsert every service's SCRAM-SHA-512 user and replace its ACLs by the table's.
+    """Upsert the SCRAM-SHA-512 user of every service in `credentials` and replace its ACLs by
+    the table's (a user without a password here, e.g. KEDA's outside Kubernetes, is skipped).
     Raises KafkaException when the cluster refuses (e.g. `admin` is not a super user)."""
     client = _client(admin)
-    users = [u for u in kafka_acl.USERS if u != kafka_acl.ADMIN]
+    users = [u for u in kafka_acl.USERS if u != kafka_acl.ADMIN and u in credentials]
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
     upserts: list[UserScramCredentialAlteration] = [
         UserScramCredentialUpsertion(kafka_acl.principal(u), info, credentials[u].encode())
@@ -98,13 +99,29 @@ def setup_principals(admin: KafkaAccess, credentials: dict[str, str],
         future.result(timeout_s)
 
 
-if __name__ == "__main__":
-    import sys
+def credentials_from_env(environ: dict[str, str]) -> dict[str, str]:
+    """user -> password from HOMEWARD_KAFKA_PASSWORD_<USER> (compose's `topics` job)."""
+    users = [u for u in kafka_acl.USERS if u != kafka_acl.ADMIN]
+    return {u: environ[f"HOMEWARD_KAFKA_PASSWORD_{u.upper()}"] for u in users
+            if f"HOMEWARD_KAFKA_PASSWORD_{u.upper()}" in environ}
+
+
+def _main(argv: list[str]) -> None:
+    import os
 
     from shared.settings import Settings
 
-    if sys.argv[1:2] != ["setup"] or len(sys.argv) != 3:
-        raise SystemExit("usage: python -m shared.kafka_admin setup CREDENTIALS.json")
-    settings = Settings()
-    setup_principals(KafkaAccess.from_settings(settings), load_credentials(Path(sys.argv[2])))
-    print("principals ready:", ", ".join(kafka_acl.principal(u) for u in kafka_acl.USERS))
+    if argv[:1] == ["setup"] and len(argv) == 2:
+        credentials = load_credentials(Path(argv[1]))
+    elif argv == ["setup-env"]:
+        credentials = credentials_from_env(dict(os.environ))
+    else:
+        raise SystemExit("usage: python -m shared.kafka_admin setup CREDENTIALS.json | setup-env")
+    setup_principals(KafkaAccess.from_settings(Settings()), credentials)
+    print("principals ready:", ", ".join(kafka_acl.principal(u) for u in credentials))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])
