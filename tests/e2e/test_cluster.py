@@ -34,6 +34,7 @@ from shared import kafka_acl, topic_policy, topics
 from shared.auth import Role
 from shared.kafka_admin import load_credentials
 from tests.e2e.test_faults import (
+    HUB_OFFSETS,
     alert_pushes,
     bearer,
     distinct_report,
@@ -46,7 +47,6 @@ pytestmark = pytest.mark.e2e
 
 REPORTS = 1_000
 RATE_PER_S = 25
-HUBS = 2
 
 
 class Cluster:
@@ -196,7 +196,7 @@ async def lose_brokers(cluster: Cluster) -> list[str]:
 
 
 async def test_survives_a_broker_loss_and_the_controller_loss(cluster: Cluster) -> None:
-    sinks = [WebhookSink() for _ in range(HUBS)]
+    sinks = [WebhookSink() for _ in HUB_OFFSETS]
     for sink in sinks:
         sink.__enter__()
     try:
