@@ -8,11 +8,13 @@ resource exactly (no prefixes, no wildcards).
 Why each service needs what it has (the code that uses it):
 
 * alert — writes reports and tips from its outbox (services/alert/adapters.py `Relay`), follows
-  `case.opened` on the case log and delivery receipts to show an operator the progress of a
-  report (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of
-  what it reads. It cannot read subscribers, alerts (push bodies), reports or tips.
+  the `case.opened` copies on `homeward.progress.v1` and delivery receipts to show an operator
+  the progress of a report (services/alert/consumers.py, group `homeward-alert-progress`),
+  dead-letters poison of what it reads. It cannot read the case log, subscribers, alerts (push
+  bodies), reports or tips.
 * dispatch — reads reports and tips (groups `homeward-dispatch`, `homeward-dispatch-tips`),
-  writes and replays the case log, dead-letters poison of what it reads.
+  writes and replays the case log, copies `case.opened` to the progress topic, dead-letters
+  poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
   subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
 * admin — creates topics, users and ACLs (`make up`, compose's `topics` job) as a super user;
@@ -65,13 +67,13 @@ def _group(*names: str) -> list[Grant]:
 ACLS: dict[str, frozenset[Grant]] = {
     "alert": frozenset([
         *_write(topics.REPORTS, topics.TIPS),
-        *_read(topics.DISPATCH, topics.DELIVERIES),
-        *_write(topics.dlq(topics.DISPATCH), topics.dlq(topics.DELIVERIES)),
+        *_read(topics.PROGRESS, topics.DELIVERIES),
+        *_write(topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES)),
         *_group("homeward-alert-progress"),
     ]),
     "dispatch": frozenset([
         *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH),
-        *_write(topics.DISPATCH),
+        *_write(topics.DISPATCH, topics.PROGRESS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)),
         *_group("homeward-dispatch", "homeward-dispatch-tips"),
     ]),

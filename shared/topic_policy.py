@@ -20,8 +20,10 @@ Retention by purpose:
   these logs is removed by crypto-shredding (issue 13 item 2), not by retention.
 * State snapshots (`homeward.subscribers.v1`, `homeward.alerts.v1`): `cleanup.policy=compact`,
   keyed by record id; the latest record of each key is the state, a tombstone removes it.
-* Operational topics: bounded. Tips are attached to their case by dispatch (the attachment is on
-  the case log), so the raw tip topic needs only time to be consumed and inspected: 30 days.
+* Operational topics: bounded. The progress copies (`homeward.progress.v1`) serve an operator
+  watching a report just filed: 30 days. Tips are attached to their case by dispatch (the
+  attachment is on the case log), so the raw tip topic needs only time to be consumed and
+  inspected: 30 days.
   Delivery receipts feed the commander's view and notify's rebuild of recent deliveries: 30
   days (the alerts snapshot keeps the alert state beyond that). Dead-letter topics are for an
   operator to inspect and replay: 30 days, long enough to survive a holiday.
@@ -71,6 +73,8 @@ TOPICS: tuple[TopicPolicy, ...] = (
                 "public tips until dispatch attaches them to the case log"),
     TopicPolicy(topics.DELIVERIES, "delete", 30 * DAY_MS,
                 "delivery receipts for the commander's view and notify's rebuild"),
+    TopicPolicy(topics.PROGRESS, "delete", 30 * DAY_MS,
+                "case.opened copies for the intake operator's progress view"),
     *(_dlq(t) for t in topics.INPUT_TOPICS),
     TopicPolicy(topics.DELIVERIES_DLQ, "delete", 30 * DAY_MS,
                 "deliveries that failed their last try, for an operator to replay"),

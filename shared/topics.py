@@ -5,7 +5,12 @@ DISPATCH = "homeward.dispatch.v1"
 TIPS = "homeward.tips.v1"
 DELIVERIES = "homeward.deliveries.v1"
 
-INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES)
+# What the intake side may learn of its reports' cases (issue 14: least privilege): dispatch
+# copies each `case.opened` here, same id, so the alert service shows the operator the leader
+# without a right to read the whole case log.
+PROGRESS = "homeward.progress.v1"
+
+INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES, PROGRESS)
 PARTITIONS = 6
 
 

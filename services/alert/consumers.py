@@ -1,5 +1,6 @@
-"""Kafka entrypoints of the alert service: it follows dispatch and delivery events only to show
-the operator what happened to the report (leader assigned, hubs pushed)."""
+"""Kafka entrypoints of the alert service: it follows the progress copies of dispatch's
+`case.opened` (homeward.progress.v1; it may not read the case log) and delivery events only to
+show the operator what happened to the report (leader assigned, hubs pushed)."""
 
 from __future__ import annotations
 
@@ -13,5 +14,5 @@ GROUP = "homeward-alert-progress"
 
 
 def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher) -> None:
-    subscribe(broker, topics.DISPATCH, GROUP, progress.on_case_event, publisher)
+    subscribe(broker, topics.PROGRESS, GROUP, progress.on_case_event, publisher)
     subscribe(broker, topics.DELIVERIES, GROUP, progress.on_delivery, publisher)

@@ -25,6 +25,7 @@ from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from shared import topics
 from shared.events import (
+    CASE_OPENED,
     ORGAN_AVAILABILITY_CHANGED,
     REPORT_ACCEPTED,
     TIP_RECEIVED,
@@ -66,6 +67,10 @@ class Dispatch:
             pending.append(await broker.publish(
                 event.value(), topics.DISPATCH, key=change.case_id.encode(),
                 headers=event.headers(), no_confirm=True))
+            if change.type == CASE_OPENED:  # the intake side's copy (shared.topics.PROGRESS)
+                pending.append(await broker.publish(
+                    event.value(), topics.PROGRESS, key=change.case_id.encode(),
+                    headers=event.headers(), no_confirm=True))
         await asyncio.gather(*pending)
 
     async def _commit(self, case: Case | None, changes: list[Change]) -> Case | None:

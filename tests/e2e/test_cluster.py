@@ -2,7 +2,8 @@
 SASL/SCRAM and ACLs, the three services each connecting as its own principal.
 
 * Least privilege: each service's principal can read exactly the topics the ACL table grants
-  it (alert cannot read the subscribers or the push bodies), and the whole pipeline still works.
+  it (alert cannot read the subscribers, the push bodies or the case log), and the whole
+  pipeline still works.
 * Broker loss: reports at 25/s; one broker SIGKILLed at 10 s and restarted at 40 s, the active
   controller SIGKILLed at 50 s (restarted at 60 s). Then every report has exactly one case with
   its leader and duties and a push at every hub, one distinct case.opened per case, one
@@ -116,6 +117,7 @@ def may_read(cluster: Cluster, user: str, topic: str) -> bool:
 async def test_each_principal_reads_only_what_its_acls_grant(cluster: Cluster) -> None:
     # The cases first, then every (service, topic) pair against the table.
     assert not may_read(cluster, "alert", topics.SUBSCRIBERS)
+    assert not may_read(cluster, "alert", topics.DISPATCH)
     assert not may_read(cluster, "alert", topics.ALERTS)
     assert not may_read(cluster, "alert", topics.REPORTS)
     assert may_read(cluster, "alert", topics.DELIVERIES)

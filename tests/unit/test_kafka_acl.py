@@ -29,9 +29,10 @@ def test_every_granted_topic_is_declared_and_named_exactly() -> None:
                 assert grant.name in declared, (user, grant)
 
 
-def test_alert_reads_no_subscriber_push_body_report_or_tip() -> None:
+def test_alert_reads_no_case_log_subscriber_push_body_report_or_tip() -> None:
     readable = kafka_acl.readable_topics("alert")
-    assert not readable & {topics.SUBSCRIBERS, topics.ALERTS, topics.REPORTS, topics.TIPS}
+    assert not readable & {topics.DISPATCH, topics.SUBSCRIBERS, topics.ALERTS, topics.REPORTS,
+                           topics.TIPS}
     assert kafka_acl.readable_topics("dispatch").isdisjoint({topics.SUBSCRIBERS, topics.ALERTS})
     assert kafka_acl.readable_topics(kafka_acl.KEDA) == set()  # lag only: Describe
 
@@ -43,6 +44,6 @@ def test_only_owners_write_the_logs() -> None:
 
     assert writers(topics.REPORTS) == {"alert"}
     assert writers(topics.TIPS) == {"alert"}
-    assert writers(topics.DISPATCH) == {"dispatch"}
+    assert writers(topics.DISPATCH) == writers(topics.PROGRESS) == {"dispatch"}
     assert writers(topics.SUBSCRIBERS) == writers(topics.ALERTS) == {"notify"}
     assert writers(topics.DELIVERIES) == {"notify"}

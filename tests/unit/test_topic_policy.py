@@ -36,6 +36,7 @@ def test_every_topic_has_exactly_one_declaration() -> None:
     (topics.ALERTS, "compact", False),
     (topics.TIPS, "delete", True),                # operational
     (topics.DELIVERIES, "delete", True),          # receipts
+    (topics.PROGRESS, "delete", True),            # the operator's progress view
     (topics.DELIVERIES_DLQ, "delete", True),
     *((topics.dlq(t), "delete", True) for t in topics.INPUT_TOPICS),
 ])
