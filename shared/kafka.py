@@ -115,15 +115,14 @@ def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = Non
 
 
 async def ensure_topics(bootstrap: Bootstrap, replication_factor: int = 1,
-                        min_insync_replicas: int = 1, access: KafkaAccess | None = None,
-                        names: Iterable[str] | None = None, reconfigure: bool = True) -> None:
+                        min_insync_replicas: int = 1, names: Iterable[str] | None = None,
+                        reconfigure: bool = True) -> None:
     """Create every declared topic (shared.topic_policy) that does not exist yet, with its
     declared policy and this cluster's replication; existing topics get the declared configs
     again (a changed retention lands on the next `make up`) unless `reconfigure` is off (a
     service's own fallback, whose principal may not alter configs). Idempotent. `names` limits
     it to those topics."""
-    options = access.client_options() if access else client_options(bootstrap)
-    admin = AIOKafkaAdminClient(request_timeout_ms=30_000, **options)
+    admin = AIOKafkaAdminClient(request_timeout_ms=30_000, **client_options(bootstrap))
     await admin.start()
     try:
         declared = [topic_policy.policy(n) for n in names] if names else topic_policy.TOPICS
@@ -279,9 +278,9 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["ensure-topics"]:
         raise SystemExit("usage: python -m shared.kafka ensure-topics")
     settings = Settings()
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.kafka_replication_factor,
-                              settings.kafka_min_insync_replicas,
-                              KafkaAccess.from_settings(settings)))
+    asyncio.run(ensure_topics(KafkaAccess.from_settings(settings),
+                              settings.kafka_replication_factor,
+                              settings.kafka_min_insync_replicas))
     print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))
 
 

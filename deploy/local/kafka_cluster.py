@@ -242,8 +242,8 @@ class KafkaCluster:
         users and ACLs."""
         from shared.kafka import ensure_topics
 
-        asyncio.run(ensure_topics(self.bootstrap, self.replication_factor,
-                                  self.min_insync_replicas, self.access()))
+        asyncio.run(ensure_topics(self.access(), self.replication_factor,
+                                  self.min_insync_replicas))
         if self.credentials is not None:
             from shared.kafka_admin import setup_principals
 
