@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("HOMEWARD_DATA_DIR", ROOT / ".data")))
     parser.add_argument("--redis-port", type=int,
                         default=int(os.environ.get("HOMEWARD_REDIS_PORT", "6379")))
+    for name, port in (("alert", 8000), ("dispatch", 8001), ("notify", 8002)):
+        parser.add_argument(f"--{name}-port", type=int, default=int(
+            os.environ.get(f"HOMEWARD_{name.upper()}_PORT", str(port))))
     args = parser.parse_args(argv)
-    ports = {"alert": 8000, "dispatch": 8001, "notify": 8002}
+    ports = {"alert": args.alert_port, "dispatch": args.dispatch_port,
+             "notify": args.notify_port}
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
