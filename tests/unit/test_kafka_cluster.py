@@ -4,6 +4,7 @@ are given, each service's settings naming its own principal."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,15 @@ def test_sasl_listeners_enforce_acls(tmp_path: Path) -> None:
 def test_compose_credentials_come_from_the_environment() -> None:
     env = {"HOMEWARD_KAFKA_PASSWORD_ALERT": "a", "HOMEWARD_KAFKA_PASSWORD_NOTIFY": "n"}
     assert credentials_from_env(env) == {"alert": "a", "notify": "n"}
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], "-m deploy.local.stack up"),
+    (["BROKERS=3"], "-m deploy.local.cluster_stack up --brokers 3"),
+    (["BROKERS=3", "SASL=1"], "-m deploy.local.cluster_stack up --brokers 3 --sasl"),
+])
+def test_make_up_takes_the_cluster_flags(args: list[str], expected: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    shown = subprocess.run(["make", "-n", "up", *args], cwd=root, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert shown[-1].strip().endswith(expected)
