@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.identity import LinkEvidence
 from shared.report import PlaceConflict
 
 # alert → homeward.reports.v1 / homeward.tips.v1
@@ -32,6 +33,21 @@ CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
 CASE_FOUND = "homeward.case.found.v1"
 CASE_CLOSED = "homeward.case.closed.v1"
 CASE_REPORT_LINKED = "homeward.case.report_linked.v1"  # a second report of the same child
+# A tip for a case dispatch has not seen yet, held until the case appears (data: TipReceived
+# plus `parked_at`); the tip's later `case.tip_attached` settles it. Not a case event.
+TIP_PARKED = "homeward.tip.parked.v1"
+# The commander undid a link (details: ReportUnlinked); the report's own case group is opened.
+CASE_REPORT_UNLINKED = "homeward.case.report_unlinked.v1"
+# A found (or false report) undone by the leader's level: every alert of the case is issued
+# again to everyone who got its cancellation (details: reason, previous outcome).
+CASE_REOPENED = "homeward.case.reopened.v1"
+# Several children of one incident (siblings, a group): the commander ties their cases together
+# under the leading case (details: IncidentTied). Each child keeps its own alert, found, Cancel.
+CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
+# The case events dispatch copies to homeward.progress.v1 (shared.topics.PROGRESS), same id: all
+# the intake side may learn of its reports' cases (issue 14, least privilege) — the leader
+# (alert shows it to the operator) and the close (alert refuses tips on it, 410).
+PROGRESS_TYPES: frozenset[str] = frozenset({CASE_OPENED, CASE_CLOSED})
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
@@ -154,8 +170,9 @@ class CaseOpened(BaseModel):
     may_add_members: list[str] = Field(default_factory=list)
     rules: list[dict[str, Any]] = Field(default_factory=list,
                                         description="the rules applied, with their sources")
-    duplicate_keys: list[str] = Field(default_factory=list,
-                                      description="hashed child/reporter keys for linking")
+    duplicate_keys: list[str] = Field(
+        default_factory=list, description="child-identity keys (keyed HMACs, shared/identity.py) "
+        "the case claims; internal, never served by an API")
     place_conflict: PlaceConflict | None = Field(
         default=None, description="the report's place parts disagreed at intake (issue 11)")
     linked_to: str | None = Field(
@@ -178,6 +195,38 @@ class CaseEvent(BaseModel):
     reason: str = ""
     at: datetime
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReportLinked(CaseEvent):
+    """Data of `homeward.case.report_linked.v1`, keyed by the case the report joined."""
+
+    report_id: str
+    duplicate_case_id: str = Field(description="the case id the report's operator was given")
+    evidence: LinkEvidence
+
+
+class ReportUnlinked(CaseEvent):
+    """Data of `homeward.case.report_unlinked.v1`, keyed by the case the report had joined:
+    the report is a child of its own again (its case group is opened under
+    `duplicate_case_id`, and notify gives it an alert of its own)."""
+
+    report_id: str
+    duplicate_case_id: str
+
+
+class IncidentTied(CaseEvent):
+    """Data of `homeward.case.incident_tied.v1`, on every case of the incident: the leading
+    case's id and every case (child) of the incident. Nothing is mirrored between them."""
+
+    incident_id: str = Field(description="the leading case's id")
+    cases: list[str]
+
+
+class CaseReopened(CaseEvent):
+    """Data of `homeward.case.reopened.v1`: the search goes on; the radius continues from the
+    original last-seen time."""
+
+    previous_outcome: str = ""
 
 
 class ReleaseApproved(CaseEvent):
@@ -228,3 +277,18 @@ class DeliveryReceipt(BaseModel):
     at: datetime
     kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
     name: str = ""
+
+
+# The `error` of a failed delivery attempt as commanders see it (issue 12): a class, never the
+# socket's own text, so the deliveries view cannot be used to map hosts and ports.
+DELIVERY_ERROR_CLASSES = (
+    "refused_by_policy",  # the URL's scheme or the address its host resolves to is not allowed
+    "dns_failed",         # the host does not resolve
+    "connect_failed",     # no connection (refused, reset, unreachable)
+    "tls_failed",         # the TLS handshake or certificate failed
+    "timeout",            # no answer within the time allowed
+    "http_3xx",           # a redirect (never followed)
+    "http_4xx",           # the receiver refused the request
+    "http_5xx",           # the receiver failed
+    "target_refused",     # a chat/SMS service (Apprise) reported failure
+)

@@ -53,9 +53,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("角色 {role} 无权执行此操作（需要 {needs}）", "role {role} may not do this (needs {needs})"),
     "not_found": ("未找到 {what}", "no {what}"),
     # shared.report rules
-    "phone_format": ("不是有效的电话号码（手机 11 位，或带区号的座机如 0355-1234567）",
-                     "is not a Chinese mobile (11 digits) or landline with area code "
-                     "(e.g. 0355-1234567)"),
+    "phone_format": ("不是有效的电话号码（手机如 139-0000-1111，座机带区号如 0355-202-1234 转 801，"
+                     "境外号码带国家或地区代码如 +852 9123 4567）",
+                     "is not a telephone number (a mobile such as 139-0000-1111, a landline with "
+                     "its area code such as 0355-202-1234 ext 801, or +852 9123 4567 with its "
+                     "country code)"),
     "birth_date_or_age": ("请填写出生日期或年龄", "give birth_date or age"),
     "lat_lon_pair": ("纬度和经度须同时填写", "lat and lon go together"),
     "place_required": ("请填写行政区划代码、经纬度或地址", "give region_code, lat/lon or an address"),
@@ -70,13 +72,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "a child report is for someone under 18; file a woman suspected trafficked "
                     "with subject=woman"),
     "woman_sex": ("subject=woman 仅适用于妇女或女童", "subject=woman is for a woman or girl"),
+    "birth_in_future": ("出生日期不能晚于今天", "must not be in the future"),
+    "id_format": ("身份证号应为 18 位：17 位数字加 1 位数字或 X",
+                  "an ID number is 17 digits followed by a digit or X"),
+    "id_checksum": ("身份证号校验位不符（GB 11643），请核对每一位数字",
+                    "the check character does not match (GB 11643); check each digit"),
+    "id_birth_date": ("身份证号中的出生日期不是有效日期",
+                      "the birth date inside the ID number is not a real date"),
+    "id_birth_mismatch": ("身份证号中的出生日期（{encoded}）与所填出生日期 child.birth_date（{given}）"
+                          "不符，请核对两者",
+                          "encodes birth date {encoded}, but child.birth_date is {given}; check "
+                          "both"),
     "release_forbidden": ("无权在报案时申请公开发布（需要 release 权限）",
                           "requesting public release at intake needs the release permission"),
     "idempotency_conflict": ("同一 Idempotency-Key 已用于内容不同的报案",
                              "this Idempotency-Key was used with a different body"),
-    "too_large": ("请求体过大（最多 {limit} 字节）", "the body is too large (at most {limit} bytes)"),
+    "below_leader_level": ("须由专案组长所在公安机关或其上级办理：{what}",
+                           "only the case leader's organ level or above may do this: {what}"),
+    "confirm_required": ("该儿童的协查已公开发布，请以 confirm: true 确认解除：{what}",
+                         "the child's alert is public; confirm with confirm: true: {what}"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # public tips (issue 12)
+    "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    "tip_cap_reached": ("该案件的线索已达上限，请直接拨打 110",
+                        "this case has reached its limit of tips; call 110 directly"),
     # place (issue 11; services/alert/place.py)
     "region_code_split": ("行政区划代码 {given}（{name}）已于 {year} 年撤销并分设为 {candidates}："
                           "请填写地址或坐标，或直接填写现行代码",
@@ -95,6 +115,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "provincial bureau and the Ministry of Public Security, for assistance over the "
         "mainland–Hong Kong/Macao police liaison channel (Taiwan: the contact window of the "
         "Cross-Strait Joint Crime-Fighting and Judicial Mutual Assistance Agreement)"),
+    "body_too_large": ("请求体过大（最多 {limit} 字节）",
+                       "the body is too large (at most {limit} bytes)"),
+    "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
+                         "too many live streams open; try again in {retry_after} s"),
+    "unsafe_url": ("该地址不允许用于推送（协议不在允许列表，或主机解析到非公网地址）",
+                   "this URL may not be pushed to (scheme not allowed, or the host resolves to "
+                   "a non-public address)"),
+    "subscriber_exists": ("该枢纽已登记；如需新密钥请调用 rotate-secret",
+                          "this hub is already registered; use rotate-secret for a new secret"),
+    "outside_region": ("不在您的辖区 {region} 内", "is outside your region {region}"),
+    "no_region": ("无法由位置确定行政区划，请填写 region_code",
+                  "no region for this location; give region_code"),
 }
 
 

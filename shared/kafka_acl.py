@@ -8,13 +8,13 @@ resource exactly (no prefixes, no wildcards).
 Why each service needs what it has (the code that uses it):
 
 * alert — writes reports and tips from its outbox (services/alert/adapters.py `Relay`), follows
-  the `case.opened` copies on `homeward.progress.v1` and delivery receipts to show an operator
-  the progress of a report (services/alert/consumers.py, group `homeward-alert-progress`),
-  dead-letters poison of what it reads. It cannot read the case log, subscribers, alerts (push
-  bodies), reports or tips.
+  the `case.opened`/`case.closed` copies on `homeward.progress.v1` and delivery receipts to show
+  an operator the progress of a report and refuse tips on a closed case
+  (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of what it
+  reads. It cannot read the case log, subscribers, alerts (push bodies), reports or tips.
 * dispatch — reads reports and tips (groups `homeward-dispatch`, `homeward-dispatch-tips`),
-  writes and replays the case log, copies `case.opened` to the progress topic, dead-letters
-  poison of what it reads.
+  writes and replays the case log, copies `case.opened`/`case.closed` to the progress topic,
+  dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
   subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
 * admin — creates topics, users and ACLs (`make up`, compose's `topics` job) as a super user;

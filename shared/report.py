@@ -7,52 +7,51 @@ caller's language and name the field.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     HttpUrl,
     UrlConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from shared.datum import DEFAULT_DATUM, Datum
+from shared.display import age_on
+from shared.idcard import IdNumberError, id_birth_date, normalise_id_number
+from shared.phones import PhoneError, parse_phone
+from shared.text import Line, Text
 
 REGION_CODE = r"^\d{6}$"
 CLOCK_SKEW = timedelta(minutes=5)
 ADULT_AGE = 18
+# A birth date is "in the future" only once it is tomorrow in every zone on earth (UTC+14).
+_EARLIEST_ZONE = timedelta(hours=14)
 
-_MOBILE = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(?:-\d{1,6})?$")
+
+STORED = {"stored": True}  # validation context: a report read back from the log
+
+
+def stored(info: ValidationInfo) -> bool:
+    """True when validating a report already accepted (read back from the log)."""
+    return bool(info.context and info.context.get("stored"))
 
 
 def rule(code: str, message: str, **context: object) -> PydanticCustomError:
-    """A validation failure with a stable code; the API translates it by code."""
+    """A validation failure with a stable code; the API translates it by code. A `field`
+    in the context names the field the operator must correct, relative to the model that
+    raised it (shared.web.field_path)."""
     return PydanticCustomError(code, message, dict(context) or None)
 
 
-def normalise_phone(value: str) -> str:
-    """Chinese mobile (optionally +86) or landline with area code, e.g. 0355-1234567."""
-    compact = re.sub(r"[\s()]", "", value)
-    if compact.startswith("0086"):
-        compact = "+86" + compact[4:]
-    if _MOBILE.match(compact):
-        return compact[-11:]
-    if _LANDLINE.match(compact):
-        return compact
-    raise rule("phone_format", "not a Chinese mobile (11 digits, 1[3-9]…) or landline "
-               "(area code + number, e.g. 0355-1234567)")
-
-
-Phone = Annotated[str, Field(min_length=3, max_length=24), AfterValidator(normalise_phone)]
 PhotoUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000, allowed_schemes=["http", "https"])]
 
 
@@ -83,29 +82,58 @@ class Subject(StrEnum):
 
 
 class Child(Strict):
-    name: str = Field(min_length=1, max_length=50)
+    name: Line = Field(min_length=1, max_length=50)
     sex: Sex
     birth_date: date | None = None
     age: int | None = Field(default=None, ge=0, le=120)
     height_cm: int | None = Field(default=None, ge=30, le=220)
     weight_kg: float | None = Field(default=None, ge=1, le=200)
-    id_number: str | None = Field(default=None, pattern=r"^\d{17}[\dXx]$",
-                                  description="居民身份证号; restricted, never public")
-    description: str = Field(default="", max_length=1000)
+    id_number: str | None = Field(
+        default=None, max_length=40, description="居民身份证号, GB 11643-1999: checked "
+        "(MOD 11-2), stored as 18 characters with an upper-case X; restricted, never public")
+    description: Text = Field(default="", max_length=1000)
     photo_urls: list[PhotoUrl] = Field(default_factory=list, max_length=10)
 
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return normalise_id_number(value)
+        except IdNumberError as e:
+            if stored(info):
+                return value  # accepted under an older rule: kept, never refused now
+            raise rule(e.code, str(e)) from None
+
     @model_validator(mode="after")
-    def _birth_date_or_age(self) -> Child:
+    def _birth_date_or_age(self, info: ValidationInfo) -> Child:
+        """Birth date from the ID number when only that is given; a birth date in the future
+        is wrong on `birth_date`; an ID number that encodes another birth date than the one
+        given is refused on `id_number` naming both (the operator asks the family again —
+        accepting it with a warning would let a mistyped digit into duplicate matching)."""
+        if self.id_number is not None and not stored(info):
+            encoded = id_birth_date(self.id_number)
+            if self.birth_date is None:
+                self.birth_date = encoded
+            elif encoded != self.birth_date:
+                raise rule("id_birth_mismatch", "child.id_number encodes another birth date "
+                           "than child.birth_date", field="id_number",
+                           encoded=encoded.isoformat(), given=self.birth_date.isoformat())
         if self.birth_date is None and self.age is None:
-            raise rule("birth_date_or_age", "give birth_date or age")
+            raise rule("birth_date_or_age", "give birth_date or age", field="birth_date")
+        if self.birth_date is not None and (
+                self.birth_date > (datetime.now(UTC) + _EARLIEST_ZONE).date()):
+            raise rule("birth_in_future", "child.birth_date is in the future",
+                       field="birth_date")
         return self
 
     def age_at(self, moment: date) -> int:
+        """Completed years on `moment`: from birth_date when given, else the age as given."""
         if self.birth_date is None:
             assert self.age is not None
             return self.age
-        b = self.birth_date
-        return moment.year - b.year - ((moment.month, moment.day) < (b.month, b.day))
+        return age_on(self.birth_date, moment)
 
 
 class LastSeen(Strict):
@@ -113,7 +141,7 @@ class LastSeen(Strict):
     given, in this order: `region_code`, then `address`, then `lat`/`lon` (issue 11)."""
 
     at: AwareDatetime
-    address: str = Field(default="", max_length=200)
+    address: Text = Field(default="", max_length=200)
     region_code: str | None = Field(
         default=None, pattern=REGION_CODE,
         description="6-digit 行政区划代码; a retired code is mapped to its successor")
@@ -139,17 +167,41 @@ class LastSeen(Strict):
 
 class Circumstances(Strict):
     kind: Kind
-    suspect: str = Field(default="", max_length=500)
-    vehicle: str = Field(default="", max_length=100)
-    companions: str = Field(default="", max_length=500)
-    notes: str = Field(default="", max_length=2000)
+    suspect: Text = Field(default="", max_length=500)
+    vehicle: Line = Field(default="", max_length=100)
+    companions: Text = Field(default="", max_length=500)
+    notes: Text = Field(default="", max_length=2000)
     especially_serious: bool = Field(default=False, description="重特大案件: prefecture leads")
 
 
 class Reporter(Strict):
-    name: str = Field(min_length=1, max_length=50)
-    phone: Phone
-    relation: str = Field(default="", max_length=20)
+    """Who called. `phone` is stored in E.164 (what duplicate matching and gateways use),
+    `phone_display` in the form a mainland operator dials (shared.phones), both derived from
+    what was typed; `phone_ext` is the extension typed with the number (转/分机/ext), else the
+    one sent in `phone_ext` (a stored report validates to itself)."""
+
+    name: Line = Field(min_length=1, max_length=50)
+    phone: Line = Field(min_length=1, max_length=40, description="any form: 139-0000-1111, "
+                        "+86 139 0000 1111, 0355-202-1234, 010-8888 6666 转 801, +852 9123 4567")
+    phone_ext: str = Field(default="", pattern=r"^\d{0,6}$", description="derived")
+    phone_display: str = Field(default="", max_length=60, description="derived")
+    relation: Line = Field(default="", max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _phone(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("phone"), str):
+            return data
+        try:
+            phone = parse_phone(data["phone"])
+        except PhoneError:
+            if stored(info):  # accepted under an older rule: kept as it was typed
+                return {**data, "phone_display": data.get("phone_display") or data["phone"]}
+            raise rule("phone_format", "not a telephone number", field="phone") from None
+        extension = phone.extension or str(data.get("phone_ext") or "")
+        display = phone.display if phone.extension or not extension else (
+            f"{phone.display} 转 {extension}")
+        return {**data, "phone": phone.e164, "phone_ext": extension, "phone_display": display}
 
 
 class Release(Strict):
@@ -167,18 +219,24 @@ class Report(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Report:
+        """Cross-field rules, each naming the field the operator corrects: a time in the
+        future is wrong on `last_seen.at`; a last-seen day before a (past) birth date too —
+        the birth date is checked on its own first; an adult filed as a child is wrong on
+        whichever of birth_date/age gave the age, or on `subject`."""
         now = datetime.now(UTC)
         if self.last_seen.at > now + CLOCK_SKEW:
-            raise rule("seen_in_future", "last_seen.at is in the future")
+            raise rule("seen_in_future", "last_seen.at is in the future", field="last_seen.at")
         seen_day = self.last_seen.at.date()
         if self.child.birth_date is not None:
             if self.child.birth_date > seen_day:
-                raise rule("before_birth", "last_seen.at is before child.birth_date")
+                raise rule("before_birth", "last_seen.at is before child.birth_date",
+                           field="last_seen.at")
         if self.subject is Subject.child and self.child.age_at(seen_day) >= ADULT_AGE:
+            wrong = "child.birth_date" if self.child.birth_date is not None else "child.age"
             raise rule("not_a_minor", "a child report is for someone under 18; a woman "
-                       "suspected trafficked is filed with subject=woman")
+                       "suspected trafficked is filed with subject=woman", field=wrong)
         if self.subject is Subject.woman and self.child.sex is Sex.male:
-            raise rule("woman_sex", "subject=woman is for a woman or girl")
+            raise rule("woman_sex", "subject=woman is for a woman or girl", field="child.sex")
         return self
 
 
@@ -234,15 +292,11 @@ class ResolvedReport(Report):
     last_seen: ResolvedLastSeen
 
 
-# The field a model-level rule names, relative to the model that raised it.
+# The field a model-level rule names, relative to the model that raised it, for rules that
+# do not carry it in their context (`rule(..., field=...)`).
 RULE_FIELDS = {
-    "birth_date_or_age": "birth_date",
     "lat_lon_pair": "lat",
     "place_required": "",
-    "seen_in_future": "last_seen.at",
-    "before_birth": "last_seen.at",
-    "not_a_minor": "child.birth_date",
-    "woman_sex": "child.sex",
     "tip_in_future": "seen_at",
 }
 
@@ -250,6 +304,17 @@ RULE_FIELDS = {
 class ReportAccepted(BaseModel):
     """Data of `homeward.report.accepted.v1`. The report's place is complete here (region code
     and coordinates derived at intake where the operator gave only part)."""
+
+    @field_validator("report", mode="before")
+    @classmethod
+    def _as_stored(cls, value: Any) -> Any:
+        """A report read back from the log was checked at intake under the rules of its day:
+        it is normalised where today's rules can, but never refused by a rule added since
+        (an ID number or phone accepted before GB 11643 / libphonenumber checking) — nothing
+        accepted is ever lost to a consumer's DLQ."""
+        if isinstance(value, dict):
+            return ResolvedReport.model_validate(value, context=STORED)
+        return value
 
     report_id: str
     case_id: str
@@ -273,8 +338,8 @@ class TipRequest(Strict):
     case_id: str = Field(pattern=r"^\d{6}-\d{8}-[A-Z0-9]{6}$")
     seen_at: AwareDatetime
     location: TipPlace
-    description: str = Field(min_length=1, max_length=2000)
-    contact: str = Field(default="", max_length=100)
+    description: Text = Field(min_length=1, max_length=2000)
+    contact: Line = Field(default="", max_length=100)
 
     @model_validator(mode="after")
     def _not_future(self) -> TipRequest:
@@ -286,7 +351,7 @@ class TipRequest(Strict):
 class TipPlace(Strict):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    address: str = Field(default="", max_length=200)
+    address: Text = Field(default="", max_length=200)
 
 
 TipRequest.model_rebuild()

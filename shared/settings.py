@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "homeward-local-development-secret-change-me"
+# Secrets that were ever committed to this repository: anyone can read them, so no environment
+# accepts them (issue 12).
+PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me",
+                            "homeward-local-identity-secret-change-me"})
+MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key of at least the hash size (256 bits)
+LOCAL_SECRET_FILE = "jwt-secret"  # in data_dir; `make up` writes it, shared.tokens reads it
+LOCAL_IDENTITY_FILE = "identity-secret"  # in data_dir; `make up` writes it
+
+log = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOMEWARD_", extra="ignore")
 
-    environment: Literal["development", "staging", "production"] = "development"
+    # Unset means production: the relaxations of development must be asked for by name.
+    environment: Literal["development", "staging", "production"] = "production"
     host: str = "127.0.0.1"
     port: int = 0  # 0: the service's default port below
     access_log: bool = True
@@ -27,19 +38,67 @@ class Settings(BaseSettings):
     notify_url: str = "http://127.0.0.1:8002"
 
     # Bearer tokens. HS256 with a shared secret for the local stack; RS256/EdDSA with a public
-    # key in production.
+    # key in production. There is no default secret: see _require_a_usable_key.
     jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 key, at least 32 bytes (outside development)")
+    jwt_secret_file: Path | None = Field(
+        default=None, description="file holding the HS256 key (Docker/Kubernetes secrets; "
+        "`make up` writes <data_dir>/jwt-secret)")
     jwt_public_key: str | None = None
     jwt_issuer: str = "homeward"
+    jwt_audience: str = Field(default="homeward", description="the `aud` every token must carry")
+    jwt_max_ttl_s: int = Field(
+        default=12 * 3600, gt=0, description="longest accepted token lifetime (exp - iat), s")
+
+    # --- sign-in through an identity provider (issue 20) ------------------------------------
+    oidc_issuer: str = Field(
+        default="", description="OpenID Connect issuer whose tokens the services accept, "
+        "verified against its JWKS (e.g. http://127.0.0.1:8180/realms/homeward); empty: only "
+        "the jwt_* key above. The consoles sign people in here")
+    oidc_jwks_url: str = Field(
+        default="", description="the issuer's JWKS as the services reach it; empty: the "
+        "jwks_uri of the issuer's discovery document (compose: the provider's inside name)")
+    oidc_algorithms: list[str] = Field(
+        default=["RS256", "ES256", "PS256"], description="signature algorithms accepted from "
+        "the provider (never HS256: its keys are public)")
+    oidc_jwks_cache_s: float = Field(
+        default=300.0, gt=0, description="how long the fetched JWKS is trusted before it is "
+        "fetched again; an unknown key id fetches it at once (key rotation), at most every "
+        "oidc_jwks_cooldown_s")
+    oidc_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    oidc_max_ttl_s: int = Field(
+        default=900, gt=0, description="longest accepted lifetime (exp - iat) of a provider's "
+        "access token, s: a person disabled at the provider acts at most this long (the local "
+        "realm issues 300 s tokens, renewed by the consoles)")
+    oidc_clients: dict[str, str] = Field(
+        default={"intake": "homeward-intake", "console": "homeward-console",
+                 "hub": "homeward-hub"},
+        description="console -> the provider's public client id (authorization code + PKCE)")
+    csp_connect_src: list[str] = Field(
+        default_factory=list, description="more origins the consoles may call (CSP "
+        "connect-src); the OIDC issuer's origin is added by itself")
+    # --- end of identity provider -------------------------------------------------------------
+
+    # Every service (issue 12).
+    stream_max_per_principal: int = Field(
+        default=4, ge=1, description="live streams (SSE) one token subject may hold at once, "
+        "per process; more are answered 429")
+    stream_max_total: int = Field(
+        default=1000, ge=1, description="live streams per process; more are answered 503")
+    stream_retry_after_s: int = Field(default=30, ge=1)
+    ops_host: str = Field(
+        default="127.0.0.1", description="interface of the internal port serving /metrics, "
+        "/docs and /openapi.json (never published)")
+    ops_port: int = Field(default=0, description="0: the service's API port + 1000")
 
     # Intake (alert).
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024  # every service (issue 12); alert's photos: 5 MiB
     alert_relay_enabled: bool = Field(
         default=True, description="off only in tests that stop the process before publishing"
     )
     tip_limit_per_client: int = 10
-    tip_limit_per_case: int = 120
+    tip_limit_per_case: int = 1000  # all clients together; see tip_limit_per_case_client
     tip_window_s: int = 60
 
     # Notification.
@@ -95,8 +154,21 @@ class Settings(BaseSettings):
     notify_group_apprise_url: str = Field(
         default="", description="Apprise URL with {phone} for the case group's members (an SMS "
         "gateway); empty: notify does not push to the case group")
-    notify_max_consoles: int = Field(
-        default=2000, description="hub consoles following their stream at once (per process)")
+    # Issue 12: outbound URLs and subscriber secrets.
+    notify_apprise_schemes: list[str] = Field(
+        default=["json", "jsons", "dingtalk", "wecombot", "feishu", "lark"],
+        description="Apprise schemes a subscriber may register: json/jsons go through notify's "
+        "own guarded client; dingtalk, wecombot, feishu, lark, tgram are services with a fixed "
+        "endpoint (any other scheme is refused)")
+    notify_subscriber_keys: list[str] = Field(
+        default_factory=list,
+        description="AES-256-GCM keys `<key id>:<base64url of 32 bytes>` sealing subscriber "
+        "secrets and channel URLs in Kafka and Redis: the first seals, each opens what names "
+        "its id (put a new key first to rotate). Empty: development derives one from the JWT "
+        "secret; elsewhere notify refuses to start")
+    notify_secret_overlap_s: float = Field(
+        default=86400.0, ge=0, description="after rotate-secret, pushes are signed with the "
+        "old secret too for this long")
     # --- end notify ---------------------------------------------------------------------------
 
     # --- Kafka cluster and principal (issue 14) -------------------------------------------------
@@ -115,18 +187,104 @@ class Settings(BaseSettings):
         default=None, description="CA certificate of a SASL_SSL listener (Kubernetes: the "
         "Strimzi cluster CA); None: the system's trust store")
     # --- end Kafka cluster ----------------------------------------------------------------------
+    # --- words people read (issue 11) --------------------------------------------------------
+    display_timezone: str = Field(
+        default="Asia/Shanghai", description="IANA zone every human-readable time is shown in "
+        "(push text, SMS/chat, consoles, CAP description); machine fields keep their offset")
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return name
+
+    # --- child identity (issue 19, issue 12) -------------------------------------------------
+    identity_secret: str = Field(
+        default="", repr=False,
+        description="HMAC key of the child-identity keys (shared/identity.py), at least 32 "
+        "bytes; the same value in dispatch and notify. No default: set it, or "
+        "HOMEWARD_IDENTITY_SECRET_FILE (development: `<data_dir>/identity-secret`, which "
+        "`make up` writes)")
+    identity_secret_file: Path | None = Field(
+        default=None, description="file holding identity_secret (one line)")
+    # --- end child identity --------------------------------------------------------------------
+    # --- public tips and faults (issues 12, 19) ----------------------------------------------
+    tip_limit_per_case_client: int = Field(
+        default=5, description="tips one client (IPv4 address, IPv6 /64) may file on one case "
+        "per tip_window_s; tip_limit_per_case is the high cap of all clients together")
+    tip_cap_per_case: int = Field(
+        default=5000, description="tips kept per case in all (beyond: 429 tip_cap_reached)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For "
+        "names the client (any other peer is the client itself)")
+    dispatch_tip_park_s: float = Field(
+        default=3600.0, gt=0, description="a tip for a case dispatch has not seen yet is held "
+        "this long for its case, then listed to admins as unmatched (still held)")
+    # --- end public tips and faults -----------------------------------------------------------
 
     @model_validator(mode="after")
-    def _refuse_default_secret_outside_development(self) -> Settings:
-        if (
-            self.environment != "development"
-            and self.jwt_algorithm == "HS256"
-            and self.jwt_secret == DEV_JWT_SECRET
-        ):
+    def _require_a_usable_key(self) -> Settings:
+        """No usable default key anywhere (issue 12): HS256 needs HOMEWARD_JWT_SECRET or
+        HOMEWARD_JWT_SECRET_FILE of at least 32 bytes (development: the file `make up` wrote
+        into the data dir is used when neither is set, and a shorter key only warns);
+        RS256/EdDSA need HOMEWARD_JWT_PUBLIC_KEY. A secret ever committed is refused always.
+        Raises ValueError (the service does not start)."""
+        if self.jwt_algorithm != "HS256":
+            if not self.jwt_public_key:
+                raise ValueError(f"HOMEWARD_JWT_PUBLIC_KEY is required for {self.jwt_algorithm}")
+            return self
+        source = "HOMEWARD_JWT_SECRET"
+        if self.jwt_secret is None:
+            path = self.jwt_secret_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_SECRET_FILE
+            if path is not None and path.is_file():
+                self.jwt_secret = SecretStr(path.read_text(encoding="utf-8").strip())
+                source = str(path)
+            elif path is not None and self.jwt_secret_file is not None:
+                raise ValueError(f"HOMEWARD_JWT_SECRET_FILE {path} does not exist")
+        if self.jwt_secret is None:
             raise ValueError(
-                "HOMEWARD_JWT_SECRET is the development default; outside development set a "
-                "real secret or a public key (HOMEWARD_JWT_ALGORITHM=RS256/EdDSA)"
-            )
+                "no JWT key: set HOMEWARD_JWT_SECRET (at least 32 random bytes), "
+                "HOMEWARD_JWT_SECRET_FILE, or HOMEWARD_JWT_ALGORITHM=RS256/EdDSA with "
+                "HOMEWARD_JWT_PUBLIC_KEY; `make up` generates a local one")
+        secret = self.jwt_secret.get_secret_value()
+        if secret in PUBLIC_SECRETS:
+            raise ValueError(f"{source} is a secret published in the repository; generate one "
+                             "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            if self.environment != "development":
+                raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
+            log.warning("%s is shorter than %d bytes (accepted in development only)", source,
+                        MIN_SECRET_BYTES)
+        return self
+
+    @model_validator(mode="after")
+    def _require_an_identity_secret(self) -> Settings:
+        """The child-identity HMAC key (issue 19/12): like the JWT secret, no default anywhere;
+        read from HOMEWARD_IDENTITY_SECRET or its _FILE (development: `<data_dir>/identity-secret`
+        when present). At least 32 bytes; a secret ever committed is refused. Raises ValueError."""
+        source = "HOMEWARD_IDENTITY_SECRET"
+        if not self.identity_secret:
+            path = self.identity_secret_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_IDENTITY_FILE
+            if path is not None and path.is_file():
+                self.identity_secret = path.read_text(encoding="utf-8").strip()
+                source = str(path)
+            elif self.identity_secret_file is not None:
+                raise ValueError(f"HOMEWARD_IDENTITY_SECRET_FILE {path} does not exist")
+        if not self.identity_secret:
+            raise ValueError("no child-identity key: set HOMEWARD_IDENTITY_SECRET (at least 32 "
+                             "random bytes) or HOMEWARD_IDENTITY_SECRET_FILE; `make up` "
+                             "generates a local one")
+        if self.identity_secret in PUBLIC_SECRETS:
+            raise ValueError(f"{source} is a secret published in the repository")
+        if len(self.identity_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
         return self
 
     @model_validator(mode="after")
@@ -138,3 +296,7 @@ class Settings(BaseSettings):
 
     def port_for(self, service: str) -> int:
         return self.port or {"alert": 8000, "dispatch": 8001, "notify": 8002}[service]
+
+    def ops_port_for(self, service: str) -> int:
+        """The internal port of /metrics, /docs and /openapi.json."""
+        return self.ops_port or self.port_for(service) + 1000

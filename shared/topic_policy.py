@@ -74,7 +74,7 @@ TOPICS: tuple[TopicPolicy, ...] = (
     TopicPolicy(topics.DELIVERIES, "delete", 30 * DAY_MS,
                 "delivery receipts for the commander's view and notify's rebuild"),
     TopicPolicy(topics.PROGRESS, "delete", 30 * DAY_MS,
-                "case.opened copies for the intake operator's progress view"),
+                "case.opened/closed copies for the intake side's progress view"),
     *(_dlq(t) for t in topics.INPUT_TOPICS),
     TopicPolicy(topics.DELIVERIES_DLQ, "delete", 30 * DAY_MS,
                 "deliveries that failed their last try, for an operator to replay"),

@@ -1,8 +1,10 @@
-"""HTTP plumbing every service shares: JSON errors, bearer-token dependencies, and the
-operational endpoints /healthz, /readyz and /metrics."""
+"""HTTP plumbing every service shares: JSON errors, bearer-token dependencies, the body limit
+and browser security headers, the operational endpoints /healthz and /readyz, and the internal
+app serving /metrics, /docs and /openapi.json on the ops port (issue 12)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,18 +13,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import i18n
 from shared.auth import InvalidToken, Principal, Role, verify_token_with_expiry
+from shared.oidc import consoles_config_js, from_provider, provider_keys
 from shared.report import RULE_FIELDS
 from shared.settings import Settings
 
@@ -52,12 +57,14 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": error}
 
 
-def field_path(loc: tuple[Any, ...] | list[Any], error_type: str = "") -> str:
-    """`child.name` from pydantic's loc; model-level rules name their own field."""
+def field_path(loc: tuple[Any, ...] | list[Any], error_type: str = "",
+               field: str | None = None) -> str:
+    """`child.name` from pydantic's loc; model-level rules name their own field (`field` from
+    the rule's context, else RULE_FIELDS), relative to the model that raised them."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
-    relative = RULE_FIELDS.get(error_type)
+    relative = field if field is not None else RULE_FIELDS.get(error_type)
     if relative:
         parts.append(relative)
     return ".".join(parts) or "body"
@@ -145,8 +152,9 @@ def install_error_handlers(app: FastAPI) -> None:
             kind = str(e.get("type", ""))
             context = dict(e.get("ctx") or {})
             context.pop("error", None)
+            named = context.pop("field", None)
             details.append({
-                "field": field_path(e.get("loc", ()), kind),
+                "field": field_path(e.get("loc", ()), kind, named),
                 "code": kind,
                 "message": i18n.message(kind, lang, str(e.get("msg", "")), **context),
             })
@@ -159,7 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status_code, "http_error"
         )
         return JSONResponse(
@@ -169,8 +177,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is
-    sent (pure ASGI, so streaming bodies are counted too)."""
+    """Refuse request bodies over `limit` bytes with 413 `body_too_large` before anything
+    parses them or checks a token (pure ASGI, outside routing): a declared Content-Length over
+    the limit is refused without reading a byte; a streamed body is counted as it arrives and
+    refused as soon as it passes the limit."""
 
     def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
@@ -220,12 +230,103 @@ class BodySizeLimit:
         lang = i18n.language(dict(scope.get("headers") or []).get(b"accept-language",
                                                                    b"").decode())
         response = JSONResponse(
-            error_body("too_large", i18n.message("too_large", lang, limit=limit), "body"),
-            status_code=413,
+            error_body("body_too_large", i18n.message("body_too_large", lang, limit=limit),
+                       "body"),
+            status_code=413, headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 
 
+def _origin(url: str) -> str:
+    parts = url.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 and parts[0].endswith(":") else ""
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Scripts and styles only from this origin (no inline script, no eval), never framed;
+    the consoles call the sibling services and show photos from the alert service or https."""
+    siblings = sorted({o for o in map(_origin, (settings.alert_url, settings.dispatch_url,
+                                                settings.notify_url)) if o})
+    # The identity provider (issue 20): discovery, keys and the code exchange are fetched.
+    callable_ = sorted({*siblings, *filter(None, map(_origin, [settings.oidc_issuer,
+                                                               *settings.csp_connect_src]))})
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src " + " ".join(["'self'", "data:", "blob:", "https:", *siblings]),
+        "connect-src " + " ".join(["'self'", *callable_]),
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+class SecurityHeaders:
+    """Add CSP, frame protection, nosniff and a referrer policy to every HTTP response (the
+    consoles are pages of these services; API answers carry them too at no cost)."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.headers = {
+            "Content-Security-Policy": csp,
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cross-Origin-Opener-Policy": "same-origin",
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def harden(app: FastAPI, settings: Settings, body_limits: dict[str, int] | None = None) -> None:
+    """Every service: the body limit (settings.max_body_bytes; `body_limits` maps a path prefix
+    to its own) and the browser security headers. Call before allow_consoles, so CORS
+    headers are added to the 413 answers too."""
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, paths=body_limits)
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(settings))
+
+
+API_DOCS_OFF: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+"""FastAPI(**API_DOCS_OFF): the API port serves no /docs or /openapi.json; ops_app does."""
+
+
+def ops_app(api: FastAPI) -> FastAPI:
+    """The internal app of the ops port (settings.ops_host:ops_port, never published):
+    /metrics (Prometheus), /openapi.json and /docs of `api`, /healthz."""
+    app = FastAPI(title=api.title + " (internal)", **API_DOCS_OFF)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json")
+    async def openapi() -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    @app.get("/docs", response_class=HTMLResponse)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=api.title)
+
+    return app
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -256,10 +357,18 @@ class Authenticator:
         self._verified[token] = (principal, expires)
         return principal
 
+    async def prefetch_keys(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        """A provider token not verified before: fetch the provider's keys in a thread when
+        the cache lacks them (shared.oidc), so the check that follows never blocks the loop."""
+        token = credentials.credentials if credentials is not None else ""
+        if token and token not in self._verified and from_provider(self.settings, token):
+            await asyncio.to_thread(provider_keys(self.settings).prefetch, token)
+
     def require(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
         async def dependency(  # async: a sync dependency would cost a thread hop per request
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         ) -> Principal:
+            await self.prefetch_keys(credentials)
             principal = self.principal(credentials)
             if roles and principal.role not in roles and principal.role != Role.admin:
                 allowed = ", ".join(r.value for r in roles)
@@ -273,9 +382,17 @@ class Authenticator:
 SHARED_UI = Path(__file__).with_name("ui")
 
 
-def mount_shared_ui(app: FastAPI) -> None:
-    """The consoles' common script and style sheet, served by every service (no CDN)."""
+def mount_shared_ui(app: FastAPI, settings: Settings | None = None) -> None:
+    """The consoles' common script and style sheet, served by every service (no CDN), and
+    /auth/config.js: where the consoles sign people in (shared.oidc.consoles_config_js)."""
     app.mount("/static/shared", StaticFiles(directory=SHARED_UI), name="shared-static")
+    if settings is not None:
+        body = consoles_config_js(settings)
+
+        @app.get("/auth/config.js", include_in_schema=False)
+        async def sign_in_config() -> Response:
+            return Response(body, media_type="application/javascript; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
 
 
 def allow_consoles(app: FastAPI, *origins: str) -> None:
@@ -309,7 +426,8 @@ def ops_router(
     details: Callable[[], Awaitable[dict[str, object]]] | None = None,
 ) -> APIRouter:
     """/healthz: the process answers. /readyz: 200 when every check in `checks` passes (the
-    `informational` ones are reported but do not fail readiness). /metrics: Prometheus."""
+    `informational` ones are reported but do not fail readiness). /metrics is on the internal
+    port (ops_app)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -328,10 +446,5 @@ def ops_router(
         if details is not None:
             body.update(await details())
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    @router.get("/metrics", response_class=Response,
-                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

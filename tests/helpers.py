@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -48,6 +49,14 @@ def report_body(**overrides: Any) -> dict[str, Any]:
             target = target[key]
         target[leaf] = value
     return body
+
+
+def another_child() -> dict[str, Any]:
+    """Overrides of `report_body` that make its child a child of its own (a birth date no other
+    report shares, the name kept): reports of the same name and birth date are one child and
+    share one case group and one alert (shared/identity.py)."""
+    born = datetime(2012, 1, 1) + timedelta(days=uuid.uuid4().int % 4000)
+    return {"child__birth_date": born.date().isoformat()}
 
 
 class WebhookSink:
@@ -146,3 +155,52 @@ def ids_per_case(events: list[dict[str, Any]], ce_type: str,
                 value.get("case_id") in cases:
             out.setdefault(value["case_id"], set()).add(e["headers"]["ce_id"])
     return out
+
+
+class ProviderTokens:
+    """Access tokens of the local realm's sample accounts (`<role>-<region>`, password grant of
+    the development client), kept until half a minute before they expire (issue 20)."""
+
+    def __init__(self, keycloak: Any) -> None:
+        self.keycloak = keycloak
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def __call__(self, role: str, region: str, hub_id: str | None = None) -> str:
+        """The token of the sample account for `role` in `region` (its hub is the realm's:
+        `hub_id` is not the provider's to choose)."""
+        username = f"{role}-{region}"
+        token, expires = self._tokens.get(username, ("", 0.0))
+        if expires - time.time() < 30:
+            answer = self.keycloak.password_token(username)
+            token, expires = answer["access_token"], time.time() + answer["expires_in"]
+            self._tokens[username] = (token, expires)
+        return token
+
+
+@contextlib.asynccontextmanager
+async def redis_refusing_writes(url: str) -> AsyncIterator[None]:
+    """Redis at `maxmemory 1mb` with `noeviction` (every write answers OOM) inside the block,
+    restored after it. If Redis holds under 1 MB, filler keys take it past (removed after)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import OutOfMemoryError
+
+    redis = Redis.from_url(url, decode_responses=True)
+    filler: list[str] = []
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1mb")
+        for n in range(64):
+            try:
+                key = f"test:oom-filler:{uuid.uuid4().hex}:{n}"
+                await redis.set(key, "x" * 65_536)
+                filler.append(key)
+            except OutOfMemoryError:
+                break
+        else:
+            raise AssertionError("Redis did not refuse writes at maxmemory 1mb")
+        yield
+    finally:
+        await redis.config_set("maxmemory", "0")
+        if filler:
+            await redis.delete(*filler)
+        await redis.aclose()

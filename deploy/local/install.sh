@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need on a bare Debian machine of this kind:
 # uv and the locked Python dependencies, Debian's redis-server, and (with Java 17 and Maven,
-# which the machine carries) the pinned Apache Kafka broker jars. Safe to run again.
+# which the machine carries) the pinned Apache Kafka broker jars and Keycloak distribution.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,6 +36,11 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "No
   apt_install chromium fonts-noto-cjk
 fi
 .venv/bin/python -m deploy.local.stack fetch-kafka >/dev/null
+# fetch-keycloak: the identity provider of the local stack (issue 20); runs on Java 21+.
+if [ ! -x "${HOMEWARD_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java" ]; then
+  echo "Keycloak needs Java 21 or newer: set HOMEWARD_KEYCLOAK_JAVA_HOME to its JDK" >&2
+fi
+.venv/bin/python -m deploy.local.keycloak fetch >/dev/null
 
 # Kubernetes manifest checks (tests/unit/test_k8s.py): kustomize and kubeconform, pinned, built
 # from the Go module proxy into a project-local bin dir and reused on the next run.

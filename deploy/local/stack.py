@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,9 +22,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deploy.local.keycloak import KeycloakServer, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -218,16 +222,25 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    ops_port: int = 0  # the internal port (/metrics, /docs); 0: a free one at start
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ops_url(self) -> str:
+        """/metrics, /docs and /openapi.json (the internal port, never published)."""
+        return f"http://127.0.0.1:{self.ops_port}"
+
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
+        if not self.ops_port:
+            self.ops_port = int(self.env.get("HOMEWARD_OPS_PORT") or free_port())
+        env = {**os.environ, **self.env, "HOMEWARD_OPS_PORT": str(self.ops_port)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         return self
@@ -261,6 +274,77 @@ class ServiceProcess:
 SERVICES = ("alert", "dispatch", "notify")
 
 
+def local_secret(data_dir: Path, name: str | None = None) -> Path:
+    """A stack secret in `<data_dir>/<name>` (default the JWT secret, `jwt-secret`; also
+    `identity-secret`, the child-identity HMAC key): random, made once, readable by its owner
+    only. The services and `python -m shared.tokens` read it (no committed default)."""
+    from shared.settings import LOCAL_SECRET_FILE
+
+    path = data_dir / (name or LOCAL_SECRET_FILE)
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+    return path
+
+
+def local_subscriber_key(data_dir: Path) -> str:
+    """notify's key sealing subscriber secrets, `<data_dir>/notify-subscriber-key`: made once
+    (the subscriber log in this data dir is sealed with it), readable by its owner only."""
+    from services.notify.sealing import new_key
+
+    path = data_dir / "notify-subscriber-key"
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key("local") + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def stack_env(data_dir: Path, keycloak: KeycloakServer | None = None) -> dict[str, str]:
+    """What every service of a local stack gets besides its Kafka and Redis, the single-broker
+    stack and `make up BROKERS=3` (deploy/local/cluster_stack.py) alike: the keys no repository
+    holds, generated into `data_dir` once (the JWT key file, the child-identity key file,
+    notify's subscriber key ring; an operator's own HOMEWARD_* variable wins), and with
+    `keycloak` its issuer (waits until it is ready)."""
+    env = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
+        else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+    if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
+        env["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps([local_subscriber_key(data_dir)])
+    if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
+        from shared.settings import LOCAL_IDENTITY_FILE
+
+        env["HOMEWARD_IDENTITY_SECRET_FILE"] = str(local_secret(data_dir, LOCAL_IDENTITY_FILE))
+    if keycloak is not None:
+        env["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
+    return env
+
+
+def start_keycloak(data_dir: Path, port: int) -> KeycloakServer | None:
+    """The identity provider (issue 20) started first: it comes up (~40 s) while Kafka does;
+    `stack_env` waits for it. Port 0: none (minted development tokens only)."""
+    return KeycloakServer(data_dir / "keycloak", port=port).start() if port else None
+
+
+def describe_stack(stack: dict[str, object], data_dir: Path) -> str:
+    """The lines `make up` prints under "Homeward is up": each service's URL and ops port,
+    Keycloak's sign-in pages and accounts, how to mint a development token."""
+    lines = []
+    for name in SERVICES:
+        svc = stack[name]
+        assert isinstance(svc, ServiceProcess)
+        lines.append(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+    if isinstance(keycloak := stack.get("keycloak"), KeycloakServer):
+        pages = {"alert": "intake", "dispatch": "console", "notify": "hub"}
+        lines.append(describe(keycloak, {page: f"{getattr(stack[name], 'url', '')}/{page}"
+                                         for name, page in pages.items()}))
+    lines.append(f"\nTokens: HOMEWARD_DATA_DIR={data_dir} "
+                 "python -m shared.tokens --role operator --region 140403")
+    return "\n".join(lines)
+
+
 def service_env(
     bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int]
 ) -> dict[str, str]:
@@ -272,7 +356,8 @@ def service_env(
         "HOMEWARD_ALERT_URL": f"http://127.0.0.1:{ports['alert']}",
         "HOMEWARD_DISPATCH_URL": f"http://127.0.0.1:{ports['dispatch']}",
         "HOMEWARD_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
-        "HOMEWARD_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The local sinks and hubs listen on loopback: only that, never the whole network.
+        "HOMEWARD_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32", "::1/128"]',
     }
 
 
@@ -297,19 +382,25 @@ def start_services(
 @contextlib.contextmanager
 def running_stack(
     data_dir: Path, kafka_port: int, redis_port: int, ports: dict[str, int],
+    keycloak_port: int = 0,
 ) -> Iterator[dict[str, object]]:
     kafka = KafkaServer(data_dir / "kafka", port=kafka_port)
     redis = RedisServer(data_dir / "redis", port=redis_port)
-    started: list[KafkaServer | RedisServer | ServiceProcess] = []
+    started: list[KafkaServer | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
+        keycloak = start_keycloak(data_dir, keycloak_port)
+        if keycloak is not None:
+            started.append(keycloak)
         started.append(redis.start())
         started.append(kafka.start())
         from shared.kafka import ensure_topics
 
         asyncio.run(ensure_topics(kafka.bootstrap))
-        services = start_services(kafka.bootstrap, redis.url, data_dir, ports)
+        services = start_services(kafka.bootstrap, redis.url, data_dir, ports,
+                                  stack_env(data_dir, keycloak))
         started.extend(services.values())
-        yield {"kafka": kafka, "redis": redis, **services}
+        yield {"kafka": kafka, "redis": redis, **services,
+               **({"keycloak": keycloak} if keycloak else {})}
     finally:
         for item in reversed(started):
             item.stop()
@@ -330,12 +421,27 @@ def main(argv: list[str] | None = None) -> int:
                         default=int(os.environ.get("HOMEWARD_DISPATCH_PORT", "8001")))
     parser.add_argument("--notify-port", type=int,
                         default=int(os.environ.get("HOMEWARD_NOTIFY_PORT", "8002")))
+    parser.add_argument("--keycloak-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_KEYCLOAK_PORT", "8180")),
+                        help="identity provider (issue 20); 0: none, minted tokens only")
     args = parser.parse_args(argv)
     if args.command == "fetch-kafka":
         print(ensure_kafka_jars())
         return 0
 
     ports = {"alert": args.alert_port, "dispatch": args.dispatch_port, "notify": args.notify_port}
+    return serve(lambda: running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
+                                       args.keycloak_port),
+                 lambda stack: f"Kafka {kafka_version()} on 127.0.0.1:{args.kafka_port}, "
+                               f"Redis on 127.0.0.1:{args.redis_port}",
+                 args.data_dir)
+
+
+def serve(open_stack: Callable[[], contextlib.AbstractContextManager[dict[str, object]]],
+          heading: Callable[[dict[str, object]], str], data_dir: Path) -> int:
+    """`make up`'s foreground: start the stack `open_stack` opens, print `heading(stack)` and
+    describe_stack, run until Ctrl-C/SIGTERM or a service exits, then stop everything (a signal
+    while starting unwinds at once). Used by this runner and deploy/local/cluster_stack.py."""
     stop = False
     started = False
 
@@ -351,16 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
-        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports) as stack:
-            print(f"\nHomeward is up in {time.monotonic() - began:.1f}s "
-                  f"(Kafka {kafka_version()}, data in {args.data_dir}):")
-            print(f"  Kafka      127.0.0.1:{args.kafka_port}")
-            print(f"  Redis      127.0.0.1:{args.redis_port}")
-            for name in SERVICES:
-                svc = stack[name]
-                assert isinstance(svc, ServiceProcess)
-                print(f"  {name:<10} {svc.url}  (docs {svc.url}/docs)")
-            print("\nTokens: python -m shared.tokens --role operator --region 140403")
+        with open_stack() as stack:
+            print(f"\nHomeward is up in {time.monotonic() - began:.1f}s (data in {data_dir}):")
+            print(f"  {heading(stack)}")
+            print(describe_stack(stack, data_dir))
             print("Ctrl-C stops everything.", flush=True)
             started = True
             while not stop:
@@ -375,7 +475,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     print("stopped", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

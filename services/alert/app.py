@@ -16,13 +16,15 @@ from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimit
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from shared.boundaries import boundary_index
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
-    BodySizeLimit,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -45,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
-                  settings.tip_window_s),
+                  settings.tip_window_s, settings.tip_limit_per_case_client,
+                  settings.tip_cap_per_case),
         regions=region_index(),
         progress=progress,
     )
@@ -78,21 +81,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BACKLOG.set(count)
         return True
 
-    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
-                       paths={"/api/v1/photos": MAX_PHOTO_BYTES})
+    harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
-        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
+        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis),
+                       # the progress consumer retrying a transient fault (shown, not failing)
+                       "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
     ))
     photos = PhotoStore(settings.data_dir / "photos")
     app.include_router(build_router(Authenticator(settings), intake, region_index(), photos,
-                                    settings.alert_url))
+                                    settings.alert_url, settings.trusted_proxies))
     app.include_router(build_pages(photos))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips
     return app
 

@@ -1,6 +1,7 @@
 """Kafka entrypoints of the alert service: it follows the progress copies of dispatch's
-`case.opened` (homeward.progress.v1; it may not read the case log) and delivery events only to
-show the operator what happened to the report (leader assigned, hubs pushed)."""
+`case.opened` and `case.closed` (homeward.progress.v1, shared.events.PROGRESS_TYPES; it may not
+read the case log) and delivery events only to show the operator what happened to the report
+(leader assigned, hubs pushed) and to refuse tips on a closed case."""
 
 from __future__ import annotations
 

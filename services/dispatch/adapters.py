@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,8 @@ from redis.asyncio import Redis
 
 from services.dispatch.domain import Case, Change, Task
 from services.dispatch.roster import Roster, load_roster
+from services.dispatch.tips import TipStore
+from shared.identity_claims import IdentityClaims
 from shared.kafka import replay_topic
 
 __all__ = ["CaseRepository", "load_roster", "replay_topic"]
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 CASE = "dispatch:case:"
 INDEX = "dispatch:cases"
 ALIAS = "dispatch:alias:"
-DUP = "dispatch:dup:"
+CLAIM = "dispatch:child:"  # + identity key (keyed HMAC) -> the case that claimed the child
+# Fields of events that are internal (identity keys, reports held for unlinking): never put on
+# the commanders' live stream.
+INTERNAL = ("duplicate_keys", "accepted")
 TIMERS = "dispatch:timers"
 STREAM = "dispatch:stream"
 AVAILABILITY = "dispatch:availability"
@@ -49,6 +53,8 @@ class CaseRepository:
         self.repeat_s = repeat_s
         self.stream_maxlen = stream_maxlen
         self.duplicate_window_s = int(duplicate_window_h * 3600)
+        self.tips = TipStore(redis)
+        self.claims = IdentityClaims(redis, CLAIM, self.duplicate_window_s)
 
     # --- reading ---------------------------------------------------------------------------
     async def get(self, case_id: str) -> Case | None:
@@ -68,6 +74,9 @@ class CaseRepository:
         target = await self.redis.get(ALIAS + case_id)
         return str(target) if target else None
 
+    async def unalias(self, case_id: str) -> None:
+        await self.redis.delete(ALIAS + case_id)
+
     async def list_ids(self, limit: int = 500) -> list[str]:
         ids = await self.redis.zrevrange(INDEX, 0, limit - 1)
         return [str(i) for i in ids]
@@ -78,19 +87,9 @@ class CaseRepository:
         raws = await self.redis.mget([CASE + i for i in ids])
         return [Case.model_validate_json(r) for r in raws if r]
 
-    async def seen(self, case_id: str, keys: Iterable[str]) -> tuple[bool, list[str]]:
-        """In one round trip: whether `case_id` is known (a case, or a report linked to one),
-        and the case ids opened in the duplicate window under any of the hashed keys."""
-        floor = time.time() - self.duplicate_window_s
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(CASE + case_id, ALIAS + case_id)
-        for key in keys:
-            pipe.zrangebyscore(DUP + key, floor, "+inf")
-        known, *hits = await pipe.execute()
-        found: list[str] = []
-        for ids in hits:
-            found.extend(str(i) for i in ids if str(i) not in found)
-        return bool(known), found
+    async def known(self, case_id: str) -> bool:
+        """Whether `case_id` is known: a case, or a report linked to one."""
+        return bool(await self.redis.exists(CASE + case_id, ALIAS + case_id))
 
     # --- writing: the projection and everything derived from it, in one transaction ----------
     async def save(self, case: Case, changes: list[Change], stream: bool = True) -> None:
@@ -101,15 +100,17 @@ class CaseRepository:
             if stream:
                 pipe.xadd(STREAM, {"type": change.type, "event_id": change.event_id,
                                    "case_id": change.case_id, "region_code": case.region_code,
-                                   "data": json.dumps(change.data, ensure_ascii=False)},
+                                   "data": json.dumps(served(change.data),
+                                                      ensure_ascii=False)},
                           maxlen=self.stream_maxlen, approximate=True)
-        for linked in case.linked_reports:
-            if linked.get("duplicate_case_id"):
-                pipe.set(ALIAS + str(linked["duplicate_case_id"]), case.case_id)
-        if case.lat is not None:
+        self.tips.stage(pipe, case.case_id, changes)
+        for link in case.links:
+            pipe.set(ALIAS + link.case_id, case.case_id)
+        # The child's claims, where nobody holds them (after a rebuild): the live claim is
+        # made atomically before the case is opened (handlers.on_report_accepted).
+        if case.is_open and time.time() - case.opened_at.timestamp() < self.duplicate_window_s:
             for key in case.duplicate_keys:
-                pipe.zadd(DUP + key, {case.case_id: case.opened_at.timestamp()})
-                pipe.expire(DUP + key, self.duplicate_window_s + 3600)
+                pipe.set(CLAIM + key, case.case_id, nx=True, ex=self.duplicate_window_s)
         for task in case.tasks:
             member = f"{case.case_id}|{task.task_id}"
             fire = next_fire(task, self.repeat_s) if case.is_open else None
@@ -131,20 +132,6 @@ class CaseRepository:
     async def drop_timer(self, case_id: str, task_id: str) -> None:
         await self.redis.zrem(TIMERS, f"{case_id}|{task_id}")
 
-    # --- live stream ---------------------------------------------------------------------------
-    async def read_stream(self, after: str, block_ms: int,
-                          count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        """Entries after stream id `after` ("$": only new ones), waiting up to block_ms."""
-        got: Any = await self.redis.xread({STREAM: after}, count=count, block=block_ms)
-        entries: list[tuple[str, dict[str, str]]] = []
-        for _stream, items in got or []:
-            entries.extend((str(i), {str(k): str(v) for k, v in f.items()}) for i, f in items)
-        return entries
-
-    async def stream_tail(self) -> str:
-        last = await self.redis.xrevrange(STREAM, count=1)
-        return str(last[0][0]) if last else "0-0"
-
     # --- roster availability ---------------------------------------------------------------
     async def save_availability(self, code: str, post: str, available: bool) -> None:
         await self.redis.hset(AVAILABILITY, f"{code}:{post}", "1" if available else "0")
@@ -162,6 +149,14 @@ class CaseRepository:
 
     async def mark_ready(self) -> None:
         await self.redis.set(READY, "1")
+
+
+def served(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's data without its internal fields (identity keys, held reports)."""
+    out = {k: v for k, v in data.items() if k not in INTERNAL}
+    if isinstance(out.get("details"), dict):
+        out["details"] = {k: v for k, v in out["details"].items() if k not in INTERNAL}
+    return out
 
 
 def decode(entry: dict[str, str]) -> dict[str, Any]:

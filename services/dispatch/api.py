@@ -2,23 +2,27 @@
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.dispatch.adapters import CaseRepository, decode
+from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
-from shared.kafka import TRANSIENT_ERRORS
+from shared.faults import is_transient
+from shared.phones import PhoneError, normalise_phone
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
+from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -32,37 +36,73 @@ class Body(BaseModel):
 
 class EscalateRequest(Body):
     level: Literal["city", "province"]
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class CompleteRequest(Body):
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class FoundRequest(Body):
     outcome: Outcome
     found_at: AwareDatetime
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
+    confirm: bool = Field(default=False, description="required (true) when the child's alert "
+                          "is public; without it 409 confirm_required lists what is cancelled")
+    child: str | None = Field(default=None, min_length=1, max_length=50,
+                              description="the child found (name); must be this case's child")
+
+
+class UnlinkRequest(Body):
+    report_id: str = Field(min_length=1, max_length=80)
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class IncidentRequest(Body):
+    case_ids: list[Annotated[str, Field(pattern=CASE_ID)]] = Field(
+        min_length=1, max_length=50, description="the other children's cases")
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class ReopenRequest(Body):
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class CaseView(Case):
+    """A case as served: internal fields (identity keys, reports held for unlinking) left out."""
+
+    duplicate_keys: list[str] = Field(default_factory=list, exclude=True)
+    held_reports: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
 
 class CloseRequest(Body):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class MemberRequest(Body):
     duty: Literal["procuratorate"]
-    name: str = Field(min_length=1, max_length=50)
-    title: str = Field(min_length=1, max_length=50)
-    organ_name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=50)
+    title: Line = Field(min_length=1, max_length=50)
+    organ_name: Line = Field(min_length=1, max_length=100)
     organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
-    phone: str = Field(default="", max_length=24)
-    reason: str = Field(min_length=1, max_length=500)
+    phone: str = Field(default="", max_length=40, description="any form; stored in E.164")
+    reason: Text = Field(min_length=1, max_length=500)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            return normalise_phone(value)
+        except PhoneError:
+            raise PydanticCustomError("phone_format", "not a telephone number") from None
 
 
 class AvailabilityRequest(Body):
     post: Post
     available: bool
-    reason: str = Field(min_length=1, max_length=500, description="why: the handover's record")
+    reason: Text = Field(min_length=1, max_length=500, description="why: the handover's record")
 
 
 class AvailabilityAnswer(BaseModel):
@@ -75,7 +115,7 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 stream_block_ms: int = 2_000) -> APIRouter:
+                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
@@ -96,13 +136,15 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
             return await command(case.case_id)
         except Refused as exc:
             raise refused(exc) from exc
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             # The change could not be made durable (or not stored): look at the case, retry.
             raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
                            "may not be recorded, check the case and retry",
                            headers={"Retry-After": "5"}) from exc
 
-    @router.get("/cases", response_model=list[Case])
+    @router.get("/cases", response_model=list[CaseView])
     async def list_cases(
         who: Commander,
         status: Annotated[Literal["opened", "active", "found", "false_report", "closed"] | None,
@@ -117,22 +159,22 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                     break
         return found
 
-    @router.get("/cases/{case_id}", response_model=Case)
+    @router.get("/cases/{case_id}", response_model=CaseView)
     async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
-    @router.post("/cases/{case_id}/release", response_model=Case)
+    @router.post("/cases/{case_id}/release", response_model=CaseView)
     async def release(case_id: CaseId, who: Commander) -> Case:
         """The leader (or a commander above) approves public release; notify then tells media
         and volunteers."""
-        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub))
+        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub, who.region))
 
-    @router.post("/cases/{case_id}/escalate", response_model=Case)
+    @router.post("/cases/{case_id}/escalate", response_model=CaseView)
     async def escalate(case_id: CaseId, body: EscalateRequest, who: Commander) -> Case:
         return await act(case_id, who,
                          lambda cid: dispatch.escalate(cid, body.level, body.reason, who.sub))
 
-    @router.post("/cases/{case_id}/members", response_model=Case)
+    @router.post("/cases/{case_id}/members", response_model=CaseView)
     async def add_member(case_id: CaseId, body: MemberRequest, who: Commander) -> Case:
         """Add a member the case's rules allow others to send (in 博尔塔拉, especially serious
         cases: the procuratorate, 002 §三㈠); 409 where the rules do not."""
@@ -141,7 +183,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         return await act(case_id, who,
                          lambda cid: dispatch.add_member(cid, member, body.reason, who.sub))
 
-    @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=Case)
+    @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=CaseView)
     async def complete_task(case_id: CaseId,
                             task_id: Annotated[str, PathParam(pattern=r"^[a-z_]{1,40}$")],
                             who: Commander, body: CompleteRequest | None = None) -> Case:
@@ -149,38 +191,67 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         return await act(case_id, who,
                          lambda cid: dispatch.complete_task(cid, task_id, note, who.sub))
 
-    @router.post("/cases/{case_id}/found", response_model=Case)
+    @router.post("/cases/{case_id}/found", response_model=CaseView)
     async def found(case_id: CaseId, body: FoundRequest, who: Commander) -> Case:
+        """The case's child is found (or the report was false): every alert of the child is
+        cancelled, and only this child's. The leader's organ level or above (else 403
+        below_leader_level); a public alert needs `confirm: true` (else 409
+        confirm_required, naming what will be cancelled)."""
         return await act(case_id, who, lambda cid: dispatch.found(
-            cid, body.outcome, body.found_at, body.note, who.sub))
+            cid, body.outcome, body.found_at, body.note, who.sub, who.region, body.confirm,
+            body.child))
 
-    @router.post("/cases/{case_id}/close", response_model=Case)
+    @router.post("/cases/{case_id}/close", response_model=CaseView)
     async def close(case_id: CaseId, body: CloseRequest, who: Commander) -> Case:
-        """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤)."""
-        return await act(case_id, who, lambda cid: dispatch.close(cid, body.reason, who.sub))
+        """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤);
+        403 below the case leader's organ level."""
+        return await act(case_id, who,
+                         lambda cid: dispatch.close(cid, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/reopen", response_model=CaseView)
+    async def reopen(case_id: CaseId, body: ReopenRequest, who: Commander) -> Case:
+        """A wrong found undone by the leader's organ level or above: the search goes on and
+        everyone who got the cancellation gets the alert again (409 unless found)."""
+        return await act(case_id, who,
+                         lambda cid: dispatch.reopen(cid, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/incident", response_model=CaseView)
+    async def incident(case_id: CaseId, body: IncidentRequest, who: Commander) -> Case:
+        """Tie the cases of several children of one incident (siblings, a group) under this
+        case: each child keeps its own alert, found state and Cancel; a found for one never
+        cancels another. The leader's organ level or above of this case; every case must be
+        visible to the caller (404 otherwise)."""
+        for other in body.case_ids:
+            await visible_case(other, who)
+        return await act(case_id, who, lambda cid: dispatch.incident(
+            cid, body.case_ids, body.reason, who.sub, who.region))
+
+    @router.post("/cases/{case_id}/unlink", response_model=CaseView)
+    async def unlink(case_id: CaseId, body: UnlinkRequest, who: Commander) -> Case:
+        """Undo the link of a report (not the same child after all): the report gets its own
+        case group and its child its own alert. 404 not_linked when the report is not linked
+        to this case."""
+        return await act(case_id, who, lambda cid: dispatch.unlink(
+            cid, body.report_id, body.reason, who.sub, who.region))
 
     @router.get("/stream", response_class=EventSourceResponse,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def stream(
-        request: Request, who: Commander,
+        who: Commander,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> EventSourceResponse:
         """Case events inside the caller's region, live. Each event's id is its position in
-        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps."""
+        the stream: reconnecting with Last-Event-ID resumes right after it, without gaps.
+        Ends when the token expires; 429/503 with Retry-After over the stream caps."""
         after = last_event_id if last_event_id and STREAM_ID.match(last_event_id) else None
-        start = after or await cases.stream_tail()
 
-        async def events() -> AsyncIterator[dict[str, Any]]:
-            # The block stays under redis-py's 5 s socket timeout, which would end the stream.
-            last = start
-            while not await request.is_disconnected():
-                for stream_id, fields in await cases.read_stream(last, stream_block_ms):
-                    last = stream_id
-                    if who.can_see(fields.get("region_code", "")):
-                        yield {"id": stream_id, "event": fields.get("type", "message"),
-                               "data": json.dumps(decode(fields), ensure_ascii=False)}
+        def render(stream_id: str, fields: dict[str, str]) -> ServerSentEvent | None:
+            if not who.can_see(fields.get("region_code", "")):
+                return None
+            return ServerSentEvent(id=stream_id, event=fields.get("type", "message"),
+                                   data=json.dumps(decode(fields), ensure_ascii=False))
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, who, STREAM, after, render)
 
     organs = APIRouter(prefix="/organs", tags=["roster"])
 
@@ -221,7 +292,8 @@ def build_pages(settings: Settings) -> APIRouter:
     async def console_config() -> Response:
         config = {"notify_url": settings.notify_url.rstrip("/"),
                   "tiers": [list(t) for t in settings.radius_tiers_km],
-                  "max_km": settings.radius_max_km}
+                  "max_km": settings.radius_max_km,
+                  "display_timezone": settings.display_timezone}
         body = f"window.HW_CONFIG = {json.dumps(config)};\n"
         return Response(body, media_type="application/javascript; charset=utf-8")
 

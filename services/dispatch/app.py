@@ -13,13 +13,18 @@ from redis.asyncio import Redis
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_router
-from services.dispatch.handlers import Dispatch
+from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from services.dispatch.tips_api import build_tips_router
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
 from shared.settings import Settings
+from shared.streams import make_fanout, make_limits
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -40,8 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
-                        duplicate_km=settings.dispatch_duplicate_km)
+                        duplicate_km=settings.dispatch_duplicate_km,
+                        identity_secret=settings.identity_secret)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
+    # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
+    fanout = make_fanout(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 await cases.mark_ready()
         await broker.start()
+        await fanout.start()
         stop = asyncio.Event()
         timers = asyncio.create_task(
             dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
@@ -64,14 +73,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             done, _ = await asyncio.wait({timers}, timeout=10)
             if not done:
                 timers.cancel()
+            await fanout.stop()
             await broker.stop()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     install_error_handlers(app)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), cases, dispatch))
+    harden(app, settings)
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
+    app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
+                                    make_limits(settings)))
+    app.include_router(build_tips_router(Authenticator(settings), cases,
+                                         settings.dispatch_tip_park_s))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     return app

@@ -20,6 +20,7 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await dispatch.on_report_accepted(event)
+            await dispatch.attach_parked(event.subject)  # tips that came before the report
 
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher, max_workers=workers)
     subscribe(broker, topics.TIPS, TIPS_GROUP, dispatch.on_tip, publisher)

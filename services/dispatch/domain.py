@@ -8,7 +8,6 @@ reason; `apply` folds one event into the case projection. Replaying the dispatch
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -17,7 +16,20 @@ from pydantic import BaseModel, Field
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
 from shared import events as ev
-from shared.events import CaseEvent, CaseFound, CaseOpened, Leader, ReleaseApproved, TipReceived
+from shared.display import people_time
+from shared.events import (
+    CaseEvent,
+    CaseFound,
+    CaseOpened,
+    CaseReopened,
+    IncidentTied,
+    Leader,
+    ReleaseApproved,
+    ReportLinked,
+    ReportUnlinked,
+    TipReceived,
+)
+from shared.identity import LinkEvidence, identity_of, normalise_name
 from shared.regions import within
 from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
 
@@ -69,6 +81,8 @@ class Escalation(BaseModel):
 
 class Tip(BaseModel):
     tip_id: str
+    case_id: str = Field(default="", description="the case id the tipster named (a linked "
+                         "report's id leads to its case)")
     seen_at: datetime
     location: dict[str, Any]
     description: str
@@ -86,6 +100,16 @@ class TimelineEntry(BaseModel):
     action: str
     what: str = ""
     why: str = ""
+
+
+class Link(BaseModel):
+    """A second report taken for the same child as this case's, with the evidence."""
+
+    report_id: str
+    case_id: str = Field(description="the case id the second report's operator was given")
+    evidence: LinkEvidence
+    at: datetime
+    operator: str = ""
 
 
 class Case(BaseModel):
@@ -106,8 +130,14 @@ class Case(BaseModel):
     escalations: list[Escalation] = Field(default_factory=list)
     supervision: str | None = None
     release_approved: bool = False
-    tips: list[Tip] = Field(default_factory=list)
-    linked_reports: list[dict[str, Any]] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list)
+    incident: str | None = Field(default=None, description="the leading case of the incident "
+                                 "this child's case is tied into (several children)")
+    incident_cases: list[str] = Field(default_factory=list,
+                                      description="every case (child) of that incident")
+    held_reports: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="internal: each linked report as accepted, by its "
+        "case id, so that unlinking opens its own group; never served")
     may_add_members: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     opened_at: datetime
@@ -179,16 +209,12 @@ def member_of(organ: Organ, duty: str, post: str | None = None) -> Member:
                   organ_code=organ.code, organ_name=organ.name)
 
 
-def duplicate_keys(accepted: ReportAccepted) -> list[str]:
-    """Hashed: the dispatch topic carries no raw reporter phone."""
-    child, reporter = accepted.report.child, accepted.report.reporter
-    raw = [f"phone:{reporter.phone}"]
-    if child.birth_date is not None:
-        raw.insert(0, f"child:{child.name}|{child.birth_date.isoformat()}")
-    return [hashlib.sha256(k.encode()).hexdigest()[:24] for k in raw]
+def identity_keys(accepted: ReportAccepted, secret: str) -> list[str]:
+    """The child's identity keys (keyed HMACs, shared/identity.py); never the reporter's phone."""
+    return identity_of(accepted).keys(secret)
 
 
-def _event(case_id: str, region: str, type_: str, event_id: str, at: datetime,
+def case_event(case_id: str, region: str, type_: str, event_id: str, at: datetime,
            actor: str = "dispatch", reason: str = "", **details: Any) -> Change:
     data = CaseEvent(case_id=case_id, region_code=region, actor=actor, reason=reason, at=at,
                      details=details)
@@ -197,7 +223,7 @@ def _event(case_id: str, region: str, type_: str, event_id: str, at: datetime,
 
 
 def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: datetime,
-              deadline_scale: float = 1.0) -> list[Change]:
+              deadline_scale: float = 1.0, keys: list[str] | None = None) -> list[Change]:
     """The events that form the case group for a new report."""
     report = accepted.report
     region = report.last_seen.region_code
@@ -214,7 +240,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
         last_seen_at=report.last_seen.at, lat=report.last_seen.lat, lon=report.last_seen.lon,
         operator_region=accepted.operator_region, leader_level=decision.leader_level,
         may_add_members=decision.may_add_members, rules=rules,
-        duplicate_keys=duplicate_keys(accepted), place_conflict=accepted.place_conflict,
+        duplicate_keys=keys or [], place_conflict=accepted.place_conflict,
     )
     changes = [Change(type=ev.CASE_OPENED, event_id=f"{case_id}:opened", case_id=case_id,
                       data=opened.model_dump(mode="json"))]
@@ -222,7 +248,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
     if organ is not None:
         for duty in decision.duties:
             members[duty] = member_of(organ, duty)
-            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+            changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
                                   f"{case_id}:member:{duty}", now,
                                   reason=_why(decision, "one_head_three_duties"),
                                   member=members[duty].model_dump()))
@@ -233,7 +259,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
             member = Member(duty="cooperation", name=chief.name, title=chief.title,
                             phone=chief.phone, organ_code=reporting.code,
                             organ_name=reporting.name)
-            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+            changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
                                   f"{case_id}:member:cooperation", now,
                                   reason=_why(decision, "cross_region"),
                                   member=member.model_dump()))
@@ -243,12 +269,12 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
             chief = leader_of(local, roster)
             member = Member(duty="local_bureau", name=chief.name, title=chief.title,
                             phone=chief.phone, organ_code=local.code, organ_name=local.name)
-            changes.append(_event(case_id, region, ev.CASE_MEMBER_ADDED,
+            changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
                                   f"{case_id}:member:local_bureau", now,
                                   reason="失踪地县级公安机关参加专案组",
                                   member=member.model_dump()))
     if decision.supervision:
-        changes.append(_event(
+        changes.append(case_event(
             case_id, region, ev.CASE_ESCALATED, f"{case_id}:escalated:rules", now,
             reason=_why(decision, "stolen_child", "especially_serious"),
             level=decision.leader_level, supervision=decision.supervision))
@@ -262,7 +288,7 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
                     assignee=assignee,
                     due_at=now + timedelta(minutes=spec.due_minutes * deadline_scale),
                     sources=[c.model_dump() for c in spec.sources])
-        changes.append(_event(case_id, region, ev.CASE_TASK_ASSIGNED,
+        changes.append(case_event(case_id, region, ev.CASE_TASK_ASSIGNED,
                               f"{case_id}:task:{name}:assigned", now,
                               reason=f"{spec.sources[0].doc} {spec.sources[0].passage}",
                               task=task.model_dump(mode="json")))
@@ -298,9 +324,9 @@ def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, a
         if organ is None:
             raise Refused(409, "no_organ", f"no prefecture organ over {region}", "level")
         leader = leader_of(organ, roster)
-        changes = [_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
+        changes = [case_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
                           reason, level="city", supervision=case.supervision)]
-        changes.append(_event(cid, region, ev.CASE_LEADER_ASSIGNED, f"{event_id}:leader", now,
+        changes.append(case_event(cid, region, ev.CASE_LEADER_ASSIGNED, f"{event_id}:leader", now,
                               actor, reason, leader=leader.model_dump(), level="prefecture",
                               previous=case.leader.model_dump() if case.leader else None))
         if case.leader is not None:
@@ -308,7 +334,7 @@ def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, a
                             title=case.leader.title, phone=case.leader.phone,
                             organ_code=case.leader.organ_code,
                             organ_name=case.leader.organ_name)
-            changes.append(_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
+            changes.append(case_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
                                   actor, "原专案组长所在公安机关继续参加专案组",
                                   member=former.model_dump()))
         return changes
@@ -316,10 +342,10 @@ def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, a
         raise Refused(409, "already_escalated", "the case is already under provincial "
                       "supervision (挂牌督办)", "level")
     organ = roster.organ_at(region, "province")
-    changes = [_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
+    changes = [case_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
                       reason, level="province", supervision="province")]
     if organ is not None:
-        changes.append(_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
+        changes.append(case_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
                               actor, "省级公安机关挂牌督办",
                               member=member_of(organ, "supervision", "deputy").model_dump()))
     return changes
@@ -340,7 +366,7 @@ def plan_add_member(case: Case, member: Member, reason: str, actor: str, now: da
         allowed = ", ".join(case.may_add_members) or "none"
         raise Refused(409, "member_not_allowed", f"the rules of this case do not let a "
                       f"{member.duty} member join (allowed: {allowed})", "duty")
-    return [_event(case.case_id, case.region_code, ev.CASE_MEMBER_ADDED, event_id, now, actor,
+    return [case_event(case.case_id, case.region_code, ev.CASE_MEMBER_ADDED, event_id, now, actor,
                    reason, member=member.model_dump())]
 
 
@@ -355,7 +381,7 @@ def plan_release(case: Case, actor: str, now: datetime, event_id: str) -> list[C
                       case_id=case.case_id, data=data.model_dump(mode="json"))]
     task = case.task("release_decision")
     if task is not None and task.status == "open":
-        changes.append(_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED,
+        changes.append(case_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED,
                               f"{event_id}:task", now, actor, "release approved",
                               task_id=task.task_id, note="批准公开发布"))
     return changes
@@ -369,17 +395,50 @@ def plan_complete(case: Case, task_id: str, note: str, actor: str, now: datetime
     _require_open(case)
     if task.status == "done":
         raise Refused(409, "task_done", f"task {task_id} is already done", "task_id")
-    return [_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED, event_id, now,
+    return [case_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED, event_id, now,
                    actor, note, task_id=task_id, note=note)]
 
 
+def cancels(case: Case) -> list[str]:
+    """What a found on this case cancels: its alert (and its linked reports', the same child),
+    for hubs, and for media, volunteers and the public feed once released."""
+    audiences = "hubs, case group" + (", media, volunteers, public feed"
+                                      if case.release_approved else "")
+    ids = [case.case_id, *(link.case_id for link in case.links)]
+    return [f"A-{cid} ({audiences})" for cid in ids]
+
+
 def plan_found(case: Case, outcome: Outcome, found_at: datetime, note: str, actor: str,
-               now: datetime, event_id: str) -> list[Change]:
+               now: datetime, event_id: str, confirm: bool = False,
+               child: str | None = None) -> list[Change]:
+    """Found (or a false report) for the one child of this case. `child`, when given, must be
+    that child's name (normalised); a public alert is cancelled only with `confirm`."""
     _require_open(case)
+    if child is not None and normalise_name(child) != normalise_name(case.child_name):
+        raise Refused(409, "child_mismatch", f"case {case.case_id} is the search for "
+                      f"{case.child_name}, not {child}; mark found on that child's case",
+                      "child")
+    if case.release_approved and not case.exercise and not confirm:
+        raise Refused(409, "confirm_required", "the child's alert is public; send "
+                      "confirm: true to cancel: " + "; ".join(cancels(case)), "confirm")
     data = CaseFound(case_id=case.case_id, region_code=case.region_code, actor=actor,
                      reason=note, at=now, outcome=outcome, found_at=found_at,
                      details={"note": note, "exercise": case.exercise})
     return [Change(type=ev.CASE_FOUND, event_id=event_id, case_id=case.case_id,
+                   data=data.model_dump(mode="json"))]
+
+
+def plan_reopen(case: Case, reason: str, actor: str, now: datetime,
+                event_id: str) -> list[Change]:
+    """A wrong found undone: the search goes on (notify re-alerts everyone who got the Cancel;
+    the radius continues from the original last-seen time)."""
+    if case.status not in ("found", "false_report"):
+        raise Refused(409, "not_found_yet", f"case {case.case_id} is {case.status}; only a "
+                      "found (or false report) can be reopened", "status")
+    data = CaseReopened(case_id=case.case_id, region_code=case.region_code, actor=actor,
+                        reason=reason, at=now, previous_outcome=case.outcome or "",
+                        details={"exercise": case.exercise})
+    return [Change(type=ev.CASE_REOPENED, event_id=event_id, case_id=case.case_id,
                    data=data.model_dump(mode="json"))]
 
 
@@ -391,22 +450,22 @@ def plan_close(case: Case, reason: str, actor: str, now: datetime,
         raise Refused(409, "case_unsolved",
                       "案件不破，专案组不撤: the case is neither found nor solved; mark it found "
                       "(or a false report) first", "status")
-    return [_event(case.case_id, case.region_code, ev.CASE_CLOSED, event_id, now, actor,
+    return [case_event(case.case_id, case.region_code, ev.CASE_CLOSED, event_id, now, actor,
                    reason)]
 
 
 def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
-    if any(t.tip_id == tip.tip_id for t in case.tips):
-        return []
+    """Attach a tip (kept beside the case, not in it: services/dispatch/tips.py); whether it
+    was attached before is the caller's question to that store."""
     notified = [case.leader.name] if case.leader else []
     investigator = case.duties.get("investigation")
     if investigator is not None:
         notified.append(investigator.name)
-    attached = Tip(tip_id=tip.tip_id, seen_at=tip.seen_at, location=tip.location.model_dump(),
-                   description=tip.description, contact=tip.contact,
-                   received_at=tip.received_at, source=tip.source, hub_id=tip.hub_id,
-                   notified=notified)
-    return [_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
+    attached = Tip(tip_id=tip.tip_id, case_id=tip.case_id, seen_at=tip.seen_at,
+                   location=tip.location.model_dump(), description=tip.description,
+                   contact=tip.contact, received_at=tip.received_at, source=tip.source,
+                   hub_id=tip.hub_id, notified=notified)
+    return [case_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
                    f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
                    tip=attached.model_dump(mode="json"),
                    notify=[m.model_dump() for m in _leader_and_investigator(case)])]
@@ -429,9 +488,9 @@ def plan_overdue(case: Case, task_id: str, now: datetime) -> list[Change]:
     if task is None or task.status != "open" or not case.is_open:
         return []
     count = task.overdue_count + 1
-    return [_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
+    return [case_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
                    f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
-                   f"时限已过（{task.due_at.isoformat()}），向专案组长报告",
+                   f"时限已过（{people_time(task.due_at)}），向专案组长报告",
                    task_id=task_id, count=count, assignee=task.assignee,
                    notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
 
@@ -446,61 +505,10 @@ def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
     successor = leader_of(organ, roster)
     if successor.name == leader.name and successor.organ_code == leader.organ_code:
         return []
-    return [_event(case.case_id, case.region_code, ev.CASE_LEADER_ASSIGNED,
+    return [case_event(case.case_id, case.region_code, ev.CASE_LEADER_ASSIGNED,
                    f"{event_id}:{case.case_id}", now, actor, reason, handover=True,
                    leader=successor.model_dump(), level=case.leader_level,
                    previous=leader.model_dump())]
-
-
-def plan_link(case: Case, accepted: ReportAccepted, match: str, distance_km: float,
-              now: datetime) -> list[Change]:
-    """A second report of the same child joins the open case group: recorded on that case, and
-    announced under the report's own case id (which the operator was given) as opened with the
-    same leader and `linked_to`, so the report's followers learn who answers for it."""
-    if any(r.get("report_id") == accepted.report_id for r in case.linked_reports):
-        return []
-    alias = CaseOpened(
-        case_id=accepted.case_id, report_id=accepted.report_id, region_code=case.region_code,
-        opened_at=now, priority=case.priority, mechanisms=case.mechanisms, leader=case.leader,
-        exercise=accepted.report.exercise, child_name=accepted.report.child.name,
-        kind=case.kind, subject=case.subject, linked_to=case.case_id,
-        operator_region=accepted.operator_region)
-    alias_id = accepted.case_id
-    changes = [_event(case.case_id, case.region_code, ev.CASE_REPORT_LINKED,
-                      f"{case.case_id}:linked:{accepted.report_id}", now, "dispatch",
-                      "同一儿童24小时内相近地点再次报案，并入已有专案组",
-                      report_id=accepted.report_id, duplicate_case_id=alias_id,
-                      match=match, distance_km=round(distance_km, 1),
-                      operator=accepted.operator),
-               Change(type=ev.CASE_OPENED, event_id=f"{alias_id}:opened", case_id=alias_id,
-                      data=alias.model_dump(mode="json"))]
-    for member in case.members:  # the group, announced under the report's id too
-        changes.append(_event(alias_id, case.region_code, ev.CASE_MEMBER_ADDED,
-                              f"{alias_id}:member:{member.duty}:{member.organ_code}", now,
-                              reason="并入已有专案组", member=member.model_dump(),
-                              linked_to=case.case_id))
-    return changes
-
-
-MIRRORED = frozenset({ev.CASE_LEADER_ASSIGNED, ev.CASE_MEMBER_ADDED, ev.CASE_RELEASE_APPROVED,
-                      ev.CASE_FOUND, ev.CASE_CLOSED})
-
-
-def mirror(case: Case, changes: list[Change]) -> list[Change]:
-    """The same changes under each linked report's case id (for those who follow that id:
-    notify's alerts for it are cancelled when the child is found, and so on)."""
-    out = list(changes)
-    linked = [str(r["duplicate_case_id"]) for r in case.linked_reports
-              if r.get("duplicate_case_id")]
-    for change in changes:
-        if change.type not in MIRRORED or change.case_id != case.case_id:
-            continue
-        for alias in linked:
-            data = dict(change.data, case_id=alias)
-            data["details"] = dict(data.get("details") or {}, linked_to=case.case_id)
-            out.append(Change(type=change.type, event_id=f"{change.event_id}:{alias}",
-                              case_id=alias, data=data))
-    return out
 
 
 # --- the projection -----------------------------------------------------------------------------
@@ -526,8 +534,18 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     if case is None or case.applied(event_id) or not type_.startswith("homeward.case.") \
             or data.get("case_id") != case.case_id:
         return case
+    if type_ == ev.CASE_TIP_ATTACHED:
+        # The tip lives in the tip store (tips.py), not in the case document nor its timeline;
+        # a tip still makes an opened case active.
+        if case.status == "opened":
+            case.status = "active"
+        return case
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
-    event = (CaseFound if type_ == ev.CASE_FOUND else CaseEvent).model_validate(data)
+    models: dict[str, type[CaseEvent]] = {
+        ev.CASE_FOUND: CaseFound, ev.CASE_REPORT_LINKED: ReportLinked,
+        ev.CASE_REPORT_UNLINKED: ReportUnlinked, ev.CASE_INCIDENT_TIED: IncidentTied}
+    model = models.get(type_, CaseEvent)
+    event = model.model_validate(data)
     d = event.details
     what = ""
     if type_ == ev.CASE_LEADER_ASSIGNED:
@@ -554,7 +572,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     elif type_ == ev.CASE_TASK_ASSIGNED:
         task = Task.model_validate(d["task"])
         case.tasks.append(task)
-        what = f"{task.title} → {task.assignee}, {task.due_at.isoformat()}"
+        what = f"{task.title} → {task.assignee}, {people_time(task.due_at)}"
     elif type_ == ev.CASE_TASK_COMPLETED:
         done = case.task(str(d.get("task_id")))
         if done is not None:
@@ -569,19 +587,29 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
             what = f"{late.title} ×{late.overdue_count}"
     elif type_ == ev.CASE_RELEASE_APPROVED:
         case.release_approved = True
-    elif type_ == ev.CASE_TIP_ATTACHED:
-        tip = Tip.model_validate(d["tip"])
-        case.tips.append(tip)
-        what = tip.description[:80]
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at
         what = event.outcome
     elif type_ == ev.CASE_CLOSED:
         case.status, case.closed_at = "closed", event.at
-    elif type_ == ev.CASE_REPORT_LINKED:
-        case.linked_reports.append(dict(d))
-        what = f"report {d.get('report_id')} ({d.get('match')})"
+    elif type_ == ev.CASE_INCIDENT_TIED and isinstance(event, IncidentTied):
+        case.incident, case.incident_cases = event.incident_id, list(event.cases)
+        what = f"incident {event.incident_id}: {len(event.cases)} children"
+    elif type_ == ev.CASE_REOPENED:
+        what = f"{case.outcome} → reopened"
+        case.status, case.outcome, case.found_at = "active", None, None
+    elif type_ == ev.CASE_REPORT_LINKED and isinstance(event, ReportLinked):
+        case.links.append(Link(report_id=event.report_id, case_id=event.duplicate_case_id,
+                               evidence=event.evidence, at=event.at,
+                               operator=str(d.get("operator", ""))))
+        if isinstance(d.get("accepted"), dict):
+            case.held_reports[event.duplicate_case_id] = d["accepted"]
+        what = f"report {event.report_id} ({event.evidence.rule})"
+    elif type_ == ev.CASE_REPORT_UNLINKED and isinstance(event, ReportUnlinked):
+        case.links = [x for x in case.links if x.report_id != event.report_id]
+        case.held_reports.pop(event.duplicate_case_id, None)
+        what = f"report {event.report_id} → {event.duplicate_case_id}"
     if case.status == "opened" and (type_ in _ACTIVATING or event.actor != "dispatch"):
         case.status = "active"
     case.timeline.append(TimelineEntry(event_id=event_id, at=event.at, actor=event.actor,

@@ -15,32 +15,34 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from services.dispatch import domain
+from services.dispatch import domain, links
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
+from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
 from shared import topics
 from shared.events import (
-    CASE_OPENED,
+    CASE_TIP_ATTACHED,
     ORGAN_AVAILABILITY_CHANGED,
+    PROGRESS_TYPES,
     REPORT_ACCEPTED,
+    TIP_PARKED,
     TIP_RECEIVED,
     CloudEvent,
     TipReceived,
 )
+from shared.faults import RETRYING_NOW, is_transient
+from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
 from shared.kafka import Bootstrap, EventPublisher
-from shared.regions import RegionIndex
 from shared.report import ReportAccepted
 
 log = logging.getLogger(__name__)
-
-
-class UnknownCase(Exception):
-    """A tip for a case dispatch has never seen: dead-lettered with this error."""
+TIMERS_KEY = "homeward-dispatch-timers"  # readiness: 503 while the timers meet transient faults
+PARKED_LOOK_S = 2.0  # a held tip's case is looked for again this often
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Dispatch:
     policy: Policy = field(default_factory=load_rules)
     deadline_scale: float = 1.0
     duplicate_km: float = 50.0
+    identity_secret: str = "homeward-local-identity-secret-change-me"
+    claim_wait_s: float = 10.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
@@ -67,7 +71,7 @@ class Dispatch:
             pending.append(await broker.publish(
                 event.value(), topics.DISPATCH, key=change.case_id.encode(),
                 headers=event.headers(), no_confirm=True))
-            if change.type == CASE_OPENED:  # the intake side's copy (shared.topics.PROGRESS)
+            if change.type in PROGRESS_TYPES:  # the intake side's copy (topics.PROGRESS)
                 pending.append(await broker.publish(
                     event.value(), topics.PROGRESS, key=change.case_id.encode(),
                     headers=event.headers(), no_confirm=True))
@@ -77,7 +81,7 @@ class Dispatch:
         if not changes:
             return case
         if case is not None:
-            changes = domain.mirror(case, changes)
+            changes = links.mirror(case, changes)
         await self._publish(changes)
         new = domain.fold(changes, case)
         if new is not None:
@@ -92,58 +96,124 @@ class Dispatch:
 
     # --- Kafka entrypoints ------------------------------------------------------------------
     async def on_report_accepted(self, event: CloudEvent) -> None:
-        """Open the case group, or link the report to the open case of the same child."""
+        """Open the case group, or link the report to the open case of the same child. Whose
+        child it is is decided by an atomic claim on the child's identity keys, so two reports
+        of one child handled at the same moment by different consumers link."""
         accepted = ReportAccepted.model_validate(event.data)
         async with self._lock(accepted.case_id):
-            keys = domain.duplicate_keys(accepted)
-            known, candidates = await self.cases.seen(accepted.case_id, keys)
-            if known:
+            if await self.cases.known(accepted.case_id):
                 return  # redelivered: everything was done and stored
+            child = identity_of(accepted)
+            keyed = child.keyed(self.identity_secret)
+            keys = [k for _, k in keyed]
+            owner, at = await self.cases.claims.claim(keys, accepted.case_id)
             now = self.clock()
-            duplicate = await self._duplicate_of(accepted, keys, candidates)
-            if duplicate is not None:
-                existing, match, km = duplicate
-                async with self._lock(existing.case_id):
-                    fresh = await self.cases.get_own(existing.case_id) or existing
-                    await self._commit(fresh, domain.plan_link(fresh, accepted, match, km, now))
-                return
+            if at is not None and owner != accepted.case_id:
+                existing = await self._claimed_case(owner)
+                evidence = None
+                if existing is None or not existing.is_open:
+                    # The claim's case is no longer a live search, or never came to be (its
+                    # report was dead-lettered): this report starts the child's search.
+                    await self.cases.claims.take_over(keys, accepted.case_id)
+                elif existing.lat is not None and existing.lon is not None:
+                    evidence = link_evidence(
+                        keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(
+                            at=existing.last_seen_at or existing.opened_at, lat=existing.lat,
+                            lon=existing.lon),
+                        child, sighting_of(accepted), self.duplicate_km,
+                        timedelta(seconds=self.cases.duplicate_window_s))
+                if existing is not None and evidence is not None:
+                    async with self._lock(existing.case_id):
+                        fresh = await self.cases.get_own(existing.case_id) or existing
+                        await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
+                    return
             await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
-                                                      self.deadline_scale))
+                                                      self.deadline_scale, keys))
 
-    async def _duplicate_of(self, accepted: ReportAccepted, keys: list[str],
-                            candidates: list[str]) -> tuple[Case, str, float] | None:
-        seen = accepted.report.last_seen
-        for case in await self.cases.many(candidates):
-            if not case.is_open or case.case_id == accepted.case_id:
-                continue
-            if case.lat is None or case.lon is None:
-                continue
-            km = RegionIndex.distance_km(case.lat, case.lon, seen.lat, seen.lon)
-            if km > self.duplicate_km:
-                continue
-            match = "name_birth_date" if keys[0] in case.duplicate_keys and len(keys) > 1 \
-                else "reporter_phone"
-            return case, match, km
-        return None
+    async def _claimed_case(self, owner: str) -> Case | None:
+        """The case that claimed the child: another consumer may still be opening it, so wait
+        up to `claim_wait_s`; None if it never appears."""
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            case = await self.cases.get(owner)
+            if case is not None or time.monotonic() > deadline:
+                if case is None:
+                    log.warning("case %s claimed a child but was never stored", owner)
+                return case
+            await asyncio.sleep(0.05)
 
     async def on_tip(self, event: CloudEvent) -> None:
+        """Attach a tip to its case (once); a tip for a case not known yet is held
+        (services/dispatch/tips.py), never dead-lettered."""
         if event.type != TIP_RECEIVED:
             return
         tip = TipReceived.model_validate(event.data)
         case = await self.cases.get(tip.case_id)
         if case is None:
-            raise UnknownCase(f"tip {tip.tip_id} for unknown case {tip.case_id}")
-        async with self._lock(case.case_id):
-            case = await self.cases.get_own(case.case_id) or case
+            await self._park(tip)
+            return
+        await self._attach(case.case_id, tip)
+
+    async def _attach(self, case_id: str, tip: TipReceived) -> None:
+        async with self._lock(case_id):
+            case = await self.cases.get_own(case_id)
+            if case is None or await self.cases.tips.has(case.case_id, tip.tip_id):
+                return
             await self._commit(case, domain.plan_tip(case, tip, self.clock()))
+
+    async def _park(self, tip: TipReceived) -> None:
+        """On the dispatch topic first (a rebuild restores it), then in the parked store."""
+        now = time.time()
+        await self.publisher.publish(topics.DISPATCH, CloudEvent(
+            id=f"{tip.tip_id}:parked", type=TIP_PARKED, source=self.publisher.source,
+            subject=tip.case_id, data={**tip.model_dump(mode="json"), "parked_at": now}))
+        await self.cases.tips.park(tip, now, now + PARKED_LOOK_S)
+        TIPS_PARKED.inc()
+
+    async def attach_parked(self, case_id: str) -> int:
+        """Attach the tips held for `case_id` if that case (or the case its report was linked
+        to) is known now. Returns how many were attached."""
+        held = await self.cases.tips.parked_for(case_id)
+        if not held:
+            return 0
+        case = await self.cases.get(case_id)
+        if case is None:
+            return 0
+        for tip in held:
+            await self._attach(case.case_id, tip)
+        TIPS_UNPARKED.inc(len(held))
+        return len(held)
+
+    async def sweep_parked(self) -> int:
+        """Look again for the cases of held tips (the report consumer asks after each report;
+        this catches a tip parked while its report was being handled)."""
+        attached = 0
+        now = time.time()
+        for case_id in await self.cases.tips.cases_to_look_for(now):
+            if not await self.cases.tips.parked_for(case_id):
+                await self.cases.tips.forget_case(case_id)
+                continue
+            found = await self.attach_parked(case_id)
+            if found:
+                attached += found
+                await self.cases.tips.forget_case(case_id)
+            else:
+                await self.cases.tips.look_again(case_id, now + PARKED_LOOK_S)
+        await self.cases.tips.held()
+        return attached
 
     # --- commands from the API --------------------------------------------------------------
     async def _command(self, case_id: str,
-                       plan: Callable[[Case, datetime, str], list[Change]]) -> Case:
+                       plan: Callable[[Case, datetime, str], list[Change]],
+                       authority: tuple[str, str] | None = None) -> Case:
+        """Plan and commit a command; `authority` (caller's region, action) restricts it to the
+        case leader's organ level or above."""
         async with self._lock(case_id):
             case = await self.cases.get(case_id)
             if case is None:
                 raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            if authority is not None:
+                links.require_authority(case, *authority)
             changes = plan(case, self.clock(), uuid.uuid4().hex)
             return await self._commit(case, changes) or case
 
@@ -157,22 +227,81 @@ class Dispatch:
         return await self._command(case_id, lambda c, now, eid: domain.plan_add_member(
             c, member, reason, actor, now, eid))
 
-    async def release(self, case_id: str, actor: str) -> Case:
+    async def release(self, case_id: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_release(
-            c, actor, now, eid))
+            c, actor, now, eid), (region, "release"))
 
     async def complete_task(self, case_id: str, task_id: str, note: str, actor: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_complete(
             c, task_id, note, actor, now, eid))
 
     async def found(self, case_id: str, outcome: Outcome, found_at: datetime, note: str,
-                    actor: str) -> Case:
+                    actor: str, region: str, confirm: bool = False,
+                    child: str | None = None) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_found(
-            c, outcome, found_at, note, actor, now, eid))
+            c, outcome, found_at, note, actor, now, eid, confirm, child), (region, "found"))
 
-    async def close(self, case_id: str, reason: str, actor: str) -> Case:
+    async def close(self, case_id: str, reason: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_close(
-            c, reason, actor, now, eid))
+            c, reason, actor, now, eid), (region, "close"))
+
+    async def reopen(self, case_id: str, reason: str, actor: str, region: str) -> Case:
+        return await self._command(case_id, lambda c, now, eid: domain.plan_reopen(
+            c, reason, actor, now, eid), (region, "reopen"))
+
+    async def unlink(self, case_id: str, report_id: str, reason: str, actor: str,
+                     region: str) -> Case:
+        """Undo a link: recorded on the case (who, why), then the report's own case group is
+        opened under the case id its operator was given, and notify alerts for that child."""
+        async with self._lock(case_id):
+            case = await self.cases.get(case_id)
+            if case is None:
+                raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            links.require_authority(case, region, "unlink")
+            eid = uuid.uuid4().hex
+            now = self.clock()
+            changes, accepted = links.plan_unlink(case, report_id, reason, actor, now, eid)
+            opening = [c.model_copy(update={"event_id": f"{eid}:{c.event_id}"})
+                       for c in domain.plan_open(accepted, self.policy, self.roster, now,
+                                                 self.deadline_scale)]
+            await self._publish(changes + opening)
+            new = domain.fold(changes, case)
+            assert new is not None
+            await self.cases.save(new, changes)
+            own = domain.fold(opening)
+            if own is not None:
+                await self.cases.save(own, opening)
+            await self.cases.unalias(accepted.case_id)
+            return new
+
+    async def incident(self, case_id: str, others: list[str], reason: str, actor: str,
+                       region: str) -> Case:
+        """Tie the cases of several children of one incident under `case_id` (its leader's
+        level or above); each case keeps its own alert, found state and Cancel."""
+        async with self._lock(case_id):
+            lead = await self.cases.get(case_id)
+            if lead is None:
+                raise Refused(404, "not_found", f"no case {case_id}", "case_id")
+            links.require_authority(lead, region, "incident")
+            cases = []
+            for other in others:
+                case = await self.cases.get(other)
+                if case is None:
+                    raise Refused(404, "not_found", f"no case {other}", "case_ids")
+                cases.append(case)
+            changes = links.plan_incident(lead, cases, reason, actor, self.clock(),
+                                          uuid.uuid4().hex)
+            await self._publish(changes)
+        tied = lead
+        for change in changes:
+            async with self._lock(change.case_id):
+                fresh = await self.cases.get_own(change.case_id)
+                new = domain.fold([change], fresh) if fresh is not None else None
+                if new is not None:
+                    await self.cases.save(new, [change])
+                    if new.case_id == lead.case_id:
+                        tied = new
+        return tied
 
     async def set_availability(self, organ: Organ, post: Post, available: bool, reason: str,
                                actor: str) -> list[str]:
@@ -225,7 +354,13 @@ class Dispatch:
         while not stop.is_set():
             try:
                 await self.fire_due_timers()
-            except Exception:
+                await self.sweep_parked()
+                RETRYING_NOW.passed(TIMERS_KEY)
+            except Exception as exc:
+                # A timer whose change was refused (Redis OOM, READONLY) kept its due time:
+                # it fires again next tick with the same event id.
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("overdue timers failed; retrying next tick")
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)
@@ -238,7 +373,16 @@ class Dispatch:
         cases: dict[str, Case] = {}
         applied: dict[str, list[Change]] = defaultdict(list)
 
+        parked: dict[str, dict[str, Any]] = {}
+        attached: set[str] = set()
+
         async def handle(event: CloudEvent) -> None:
+            if event.type == TIP_PARKED:
+                parked[str(event.data.get("tip_id"))] = event.data
+                return
+            if event.type == CASE_TIP_ATTACHED:
+                attached.add(str(((event.data.get("details") or {}).get("tip") or {})
+                                 .get("tip_id")))
             if event.type == ORGAN_AVAILABILITY_CHANGED:
                 code, post = str(event.data["organ_code"]), str(event.data["post"])
                 if post in ("head", "deputy"):
@@ -259,6 +403,10 @@ class Dispatch:
         count = await replay_topic(bootstrap, handle)
         for case_id, case in cases.items():
             await self.cases.save(case, applied[case_id])
+        for tip_id, data in parked.items():
+            if tip_id not in attached:  # still held for its case
+                at = float(data.get("parked_at") or time.time())
+                await self.cases.tips.park(TipReceived.model_validate(data), at, time.time())
         await self.cases.mark_ready()
         log.info("rebuilt %d cases from %d events", len(cases), count)
         return len(cases)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.dispatch.rules import LEVELS, Level
+from shared.phones import stored_phone
 from shared.regions import Region, RegionIndex, region_index
 
 DEFAULT_ROSTER = Path(__file__).with_name("roster.yaml")
@@ -27,8 +28,14 @@ Post = Literal["head", "deputy"]
 class Person(BaseModel):
     name: str
     title: str
-    phone: str = ""
+    phone: str = Field(default="", description="E.164 when it is a number (shared.phones); a "
+                       "generated placeholder is kept as it is and never dialled")
     available: bool = True
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return stored_phone(value) if value else value
 
 
 class Organ(BaseModel):
@@ -58,20 +65,63 @@ def _placeholder(code: str, post: str, title: str, n: int) -> Person:
     return Person(name=name, title=title, phone=f"0000-{code}-{n:02d}")
 
 
-def organ_name(region: Region, regions: RegionIndex) -> str:
-    """长治市公安局潞州分局, 平顺县公安局, 长治市公安局, 山西省公安厅, 北京市公安局."""
+# Areas outside mainland public security (香港, 澳门, 台湾): no organ is generated for them —
+# a case there is handled by cross-border liaison, never by an invented bureau.
+OUTSIDE_MAINLAND = ("71", "81", "82")
+# Where the real organ's name departs from the rule of its kind (the roster file can override
+# any other): 上海市公安局浦东分局 and 天津市公安局滨海分局 drop 新区.
+NAME_EXCEPTIONS = {"310115": "上海市公安局浦东分局", "120116": "天津市公安局滨海分局"}
+
+
+def _district_stem(name: str) -> str:
+    """What a 市辖区's 分局 is named after: the name without 区 (潞州区 → 潞州), except where
+    区 is part of the kind — 新区 (两江新区), 矿区 (井陉矿区) — or the stem would be one
+    character (城区, 郊区, 东区)."""
+    if name.endswith("新区") and len(name) > 3:  # 清新区 is 清新 + 区
+        return name
+    if name.endswith("矿区") or len(name) <= 2:
+        return name
+    return name[:-1]
+
+
+def organ_name(region: Region, regions: RegionIndex) -> str | None:
+    """The public security organ of a division, by its kind (公安机关组织管理条例, and the
+    organs' own names):
+
+    - province 省/自治区: 山西省公安厅, 内蒙古自治区公安厅; municipality: 北京市公安局;
+    - prefecture 市/自治州: 长治市公安局, 博尔塔拉蒙古自治州公安局; 地区/盟: 阿里地区公安处,
+      兴安盟公安处;
+    - county 县/自治县/旗/自治旗/县级市/特区, and anything under a province directly (林区,
+      省直辖县级市): 平顺县公安局, 六枝特区公安局, 神农架林区公安局, 仙桃市公安局;
+    - 市辖区: a 分局 of its city's bureau, 长治市公安局潞州分局, 重庆市公安局两江新区分局,
+      石家庄市公安局井陉矿区分局, 阳泉市公安局城区分局;
+    - 香港, 澳门, 台湾: None.
+    """
+    if region.code.startswith(OUTSIDE_MAINLAND):
+        return None
+    if region.code in NAME_EXCEPTIONS:
+        return NAME_EXCEPTIONS[region.code]
     if region.level == "province":
         municipality = region.name.endswith("市")
         return f"{region.name}公安局" if municipality else f"{region.name}公安厅"
     if region.level == "prefecture":
-        return f"{region.name}公安局"
+        return f"{region.name}公安处" if region.name.endswith(("地区", "盟")) else (
+            f"{region.name}公安局")
     parent = regions.get(region.parent) if region.parent else None
-    if region.name.endswith("区") and len(region.name) > 2 and parent is not None:
-        return f"{parent.name}公安局{region.name[:-1]}分局"
+    under_city = parent is not None and (parent.level == "prefecture" or parent.name.endswith(
+        "市"))
+    is_district = region.name.endswith("区") and not region.name.endswith("特区")
+    if is_district and under_city and parent is not None:
+        city_bureau = f"{parent.name}公安局"
+        return f"{city_bureau}{_district_stem(region.name)}分局"
     return f"{region.name}公安局"
 
 
-def generated_organ(region: Region, regions: RegionIndex) -> Organ:
+def generated_organ(region: Region, regions: RegionIndex) -> Organ | None:
+    """A placeholder organ for a division; None where no mainland organ exists."""
+    name = organ_name(region, regions)
+    if name is None:
+        return None
     level: Level = "county" if region.level == "county" else region.level
     if region.level == "province" and region.name.endswith("市"):
         titles = _TITLES["prefecture"]  # a municipality's bureau is a 公安局 with a 局长
@@ -79,7 +129,7 @@ def generated_organ(region: Region, regions: RegionIndex) -> Organ:
         titles = _TITLES[level]
     head, deputy, *duty_titles = titles
     return Organ(
-        code=region.code, name=organ_name(region, regions), level=level, placeholder=True,
+        code=region.code, name=name, level=level, placeholder=True,
         head=_placeholder(region.code, "head", head, 1),
         deputy=_placeholder(region.code, "deputy", deputy, 2),
         members={duty: _placeholder(region.code, duty, title, 3 + i)
@@ -109,6 +159,8 @@ class Roster:
                 if region is None:
                     return None
                 cached = generated_organ(region, self.regions)
+                if cached is None:
+                    return None
             self._cache[code] = cached
         return self._with_availability(cached)
 

@@ -2,11 +2,10 @@
 
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,11 +13,12 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.notify import domain, formats
-from services.notify.adapters import UnsafeUrl
+from services.notify.adapters import HubFeed, UnsafeUrl
 from services.notify.domain import SubscriberRequest
-from services.notify.handlers import Forbidden, NotFound, Notify
+from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
 from shared.auth import Principal, Role
 from shared.settings import Settings
+from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
@@ -29,6 +29,10 @@ HubId = Annotated[str, PathParam(pattern=domain.HUB_ID)]
 class SubscriberCreated(BaseModel):
     subscriber_id: str
     secret: str  # the webhook signing secret, shown once
+
+
+class SecretRotated(BaseModel):
+    secret: str  # the new signing secret, shown once; the old one signs too for the overlap
 
 
 class HubInfo(BaseModel):
@@ -78,7 +82,8 @@ ATOM = "application/atom+xml"
 SVG = "image/svg+xml"
 
 
-def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> APIRouter:
+def build_router(auth: Authenticator, notify: Notify, settings: Settings,
+                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
     Hub = Annotated[Principal, Depends(auth.require(Role.hub, Role.commander))]
@@ -100,19 +105,43 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         sub = await notify.subscribers.get(hub_id)
         if sub is None or sub.kind != domain.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
-        if principal.role == Role.commander and sub.region_code and not principal.can_see(
-                sub.region_code):
+        # Scoped with no exception (admins too, issue 12): a hub without a region (registered
+        # before every hub had one) is seen by national scope only.
+        if principal.role != Role.hub and not principal.can_see(sub.region_code or ""):
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         return sub
 
     @router.post("/subscribers", status_code=201, response_model=SubscriberCreated,
                  tags=["subscribers"])
     async def post_subscriber(request: SubscriberRequest, admin: Admin) -> SubscriberCreated:
+        """An admin registers within its own region only. A hub_id already registered: 409
+        (its secret is never returned again and its channel never repointed)."""
         try:
-            subscriber = await notify.register(request)
+            subscriber = await notify.register(request, within_region=admin.region)
         except UnsafeUrl as exc:
             raise ApiError(422, "unsafe_url", str(exc), "channel.url") from exc
+        except Forbidden as exc:
+            raise ApiError(403, "outside_region", "outside your region", "region_code",
+                           region=admin.region) from exc
+        except Conflict as exc:
+            raise ApiError(409, "subscriber_exists", "hub already registered",
+                           "hub_id") from exc
+        except ValueError as exc:
+            raise ApiError(422, "no_region", str(exc), "region_code") from exc
         return SubscriberCreated(subscriber_id=subscriber.subscriber_id, secret=subscriber.secret)
+
+    @router.post("/subscribers/{subscriber_id}/rotate-secret", response_model=SecretRotated,
+                 tags=["subscribers"])
+    async def rotate_secret(subscriber_id: Annotated[str, PathParam(pattern=domain.HUB_ID)],
+                            admin: Admin) -> SecretRotated:
+        """A new signing secret, shown once. For `notify_secret_overlap_s` every push carries
+        a `v1,` signature per live secret in `webhook-signature`. 404 outside the admin's
+        region."""
+        try:
+            secret = await notify.rotate_secret(subscriber_id, admin.region)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
+        return SecretRotated(secret=secret)
 
     @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:
@@ -128,29 +157,29 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
     @router.get("/hubs/{hub_id}/stream", tags=["hub console"], response_class=Response,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def hub_stream(
-        hub_id: HubId, principal: Hub, request: Request,
+        hub_id: HubId, principal: Hub,
         last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
     ) -> EventSourceResponse:
+        """The hub's pushes, live (Last-Event-ID resumes). Ends when the token expires;
+        429/503 with Retry-After over the stream caps."""
         await own_hub(principal, hub_id)
 
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            after = last_event_id or "$"
-            if after == "$":
-                # Start from the newest entry so nothing added meanwhile is missed.
-                last = await notify.feed.redis.xrevrange(f"notify:hubfeed:{hub_id}", count=1)
-                after = str(last[0][0]) if last else "0-0"
-            while not await request.is_disconnected():
-                for eid, body in await notify.feed.follow(hub_id, after, block_ms=5000):
-                    after = eid
-                    yield ServerSentEvent(data=json.dumps(body, ensure_ascii=False), id=eid,
-                                          event="alert")
+        def render(eid: str, fields: dict[str, str]) -> ServerSentEvent:
+            # The stored body is the JSON the push carried: sent on as it is.
+            return ServerSentEvent(data=fields["body"], id=eid, event="alert")
 
-        return EventSourceResponse(events(), ping=15)
+        return sse_response(fanout, limits, principal, HubFeed.key(hub_id), last_event_id,
+                            render)
 
     @router.post("/deliveries/{delivery_id}/ack", response_model=Acknowledged,
                  tags=["deliveries"])
     async def ack(delivery_id: Annotated[str, PathParam(pattern=r"^msg_[0-9a-f]{32}$")],
                   principal: HubOnly) -> Acknowledged:
+        if principal.role == Role.admin:  # an admin acknowledges only inside its region
+            record = await notify.ledger.get(delivery_id)
+            alert = await notify.alerts.get(record.get("alert_id", "")) if record else None
+            if alert is None or not principal.can_see(alert.region_code):
+                raise ApiError(404, "not_found", "delivery not found")
         try:
             at = await notify.acknowledge(delivery_id, principal.hub_id,
                                           admin=principal.role == Role.admin)
@@ -168,7 +197,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
         if alert is None or not principal.can_see(alert.region_code):
             raise ApiError(404, "not_found", f"case {case_id} not found")
-        rows = [Delivery(**r) for r in await notify.deliveries(case_id)]
+        rows = [Delivery(**{**r, "error": domain.error_class(r["error"])})
+                for r in await notify.deliveries(case_id)]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1
@@ -193,7 +223,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
         alerts = await notify.alerts.public()
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
-                                settings.notify_push_max_chars)
+                                settings.notify_push_max_chars,
+                                zone=settings.display_timezone)
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -215,7 +246,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings) -> API
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
         xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
                               settings.notify_sender, notify.link(alert_id),
-                              settings.notify_official_contact, settings.notify_push_max_chars)
+                              settings.notify_official_contact, settings.notify_push_max_chars,
+                              settings.display_timezone)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
 
     return router
@@ -230,7 +262,8 @@ def build_ui_router(settings: Settings) -> APIRouter:
 
     @router.get("/hub/config.js", include_in_schema=False)
     async def hub_config() -> Response:
-        config = {"alert_url": settings.alert_url.rstrip("/")}
+        config = {"alert_url": settings.alert_url.rstrip("/"),
+                  "display_timezone": settings.display_timezone}
         return Response(f"window.HW_CONFIG = {json.dumps(config)};",
                         media_type="application/javascript")
 

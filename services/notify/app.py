@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -25,14 +24,19 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
-from services.notify.domain import address_allowed
-from services.notify.handlers import Notify
+from services.notify.handlers import TIMERS_KEY, Notify
+from services.notify.outbound import AppriseSender, OutboundPolicy
+from services.notify.sealing import SubscriberSeal
 from shared import topics
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
 from shared.settings import Settings
+from shared.streams import make_fanout, make_limits
 from shared.web import (
+    API_DOCS_OFF,
     Authenticator,
     allow_consoles,
+    harden,
     install_error_handlers,
     mount_shared_ui,
     ops_router,
@@ -51,17 +55,19 @@ def make_notify_broker(bootstrap: str, access: KafkaAccess | None = None) -> Kaf
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+    """Raises ValueError on an outbound policy, a case-group gateway URL or subscriber keys it
+    cannot use."""
+    policy = OutboundPolicy.from_settings(settings)
+    if settings.notify_group_apprise_url:
+        # Its scheme and form now; its host's addresses at every send.
+        policy.target(settings.notify_group_apprise_url.replace("{phone}", "%2B8613800000000"),
+                      apprise=True)
+    webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                             policy=policy)
     return Notify(
-        settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        # Consoles block in XREAD for up to 15 s: redis-py's default 5 s socket timeout
-        # would cut every idle stream, so this client waits longer than the block.
-        HubFeed(redis, Redis.from_url(settings.redis_url, decode_responses=True,
-                                      max_connections=settings.notify_max_consoles,
-                                      socket_timeout=30)),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
-                      allowed=None if settings.webhook_allow_private else partial(
-                          address_allowed, allow_networks=settings.webhook_allow_networks)),
-        publisher,
+        settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
+        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis),
+        webhooks, publisher, AppriseSender(webhooks),
     )
 
 
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher)
+    # Hub consoles follow their feeds through one reader of their own (issue 12).
+    fanout = make_fanout(settings)
     if consume:
         consumers.register(broker, notify, publisher)
 
@@ -90,6 +98,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             else:
                 await notify.alerts.mark_ready()
         await broker.start()
+        await fanout.start()
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         try:
             yield
@@ -98,18 +107,24 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await fanout.stop()
             await broker.stop()
             await notify.webhooks.close()
-            await notify.feed.followers.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
+                  **API_DOCS_OFF)
     app.state.notify = notify
     install_error_handlers(app)
+    harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
-    app.include_router(build_router(Authenticator(settings), notify, settings))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, TIMERS_KEY)}))
+    app.include_router(build_router(Authenticator(settings), notify, settings, fanout,
+                                    make_limits(settings)))
     app.include_router(build_ui_router(settings))
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     app.mount("/static/notify", StaticFiles(directory=UI), name="notify-static")
     return app

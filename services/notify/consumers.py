@@ -11,13 +11,16 @@ from shared.events import (
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
+    CASE_REPORT_UNLINKED,
     REPORT_ACCEPTED,
     CloudEvent,
 )
 from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-notify"
-CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND}
+CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED,
+              CASE_REPORT_UNLINKED}
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> None:

@@ -5,22 +5,29 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from shared.display import DEFAULT_ZONE, age_on, local_date, people_time
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
+    DELIVERY_ERROR_CLASSES,
     CaseEvent,
     CaseFound,
     CaseOpened,
     DeliveryReceipt,
 )
+from shared.identity import LinkEvidence
+from shared.phones import PhoneError, display_phone, normalise_phone
+from shared.text import Line
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -71,7 +78,7 @@ Channel = WebhookChannel | AppriseChannel | ConsoleChannel
 
 class SubscriberRequest(BaseModel):
     kind: SubscriberKind
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     location: Location
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
     channel: Channel = Field(discriminator="type")
@@ -89,10 +96,30 @@ class SubscriberRequest(BaseModel):
         return kind
 
 
+class PreviousSecret(BaseModel):
+    """A signing secret replaced by rotate-secret, still signing until `until`."""
+
+    secret: str
+    until: datetime
+
+
 class Subscriber(SubscriberRequest):
     subscriber_id: str
     secret: str
     active: bool = True
+    previous_secrets: list[PreviousSecret] = Field(default_factory=list)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, then every replaced one still inside its overlap window."""
+        return [self.secret, *(p.secret for p in self.previous_secrets if p.until > now)]
+
+    def rotated(self, new_secret: str, now: datetime, overlap: timedelta) -> Subscriber:
+        """This subscriber signing with `new_secret`; the current one keeps signing for
+        `overlap` (expired ones are dropped)."""
+        keep = [p for p in self.previous_secrets if p.until > now]
+        if overlap > timedelta(0):
+            keep.append(PreviousSecret(secret=self.secret, until=now + overlap))
+        return self.model_copy(update={"secret": new_secret, "previous_secrets": keep})
 
     @field_validator("kind")
     @classmethod
@@ -101,14 +128,32 @@ class Subscriber(SubscriberRequest):
 
 
 def group_member(alert: AlertState, person: dict[str, Any], url_template: str) -> Subscriber:
-    """A case-group member as a recipient of the restricted bulletin over Apprise."""
-    phone = str(person["phone"])
+    """A case-group member as a recipient of the restricted bulletin over Apprise: `{phone}` in
+    the gateway's URL becomes the member's number in E.164, validated (`phonenumbers`) and
+    URL-encoded, so a number can never add a path, query or host to the URL (issue 12).
+    PhoneError when the number is not one."""
+    phone = normalise_phone(str(person["phone"]))
     return Subscriber(
         kind=SubscriberKind.member, name=f"{person.get('name', '')}{person.get('title', '')}",
         location=Location(lat=alert.lat, lon=alert.lon), region_code=alert.region_code,
-        channel=AppriseChannel(type="apprise", url=url_template.replace("{phone}", phone)),
+        channel=AppriseChannel(type="apprise",
+                               url=url_template.replace("{phone}", quote(phone, safe=""))),
         subscriber_id="M" + hashlib.sha256(f"{alert.case_id}|{phone}".encode()).hexdigest()[:16],
         secret="", active=True)
+
+
+def group_members(alert: AlertState, people: list[dict[str, Any]],
+                  url_template: str) -> list[Subscriber]:
+    """`group_member` of everyone with a phone; a number that is not one is left out (never
+    substituted into the gateway's URL)."""
+    out = []
+    for person in people:
+        if person and person.get("phone"):
+            try:
+                out.append(group_member(alert, person, url_template))
+            except PhoneError:
+                continue
+    return out
 
 
 # --- radius tiers ------------------------------------------------------------------------------
@@ -151,6 +196,17 @@ def delivery_id(alert_id: str, version: int, subscriber_id: str) -> str:
 # --- alert state -------------------------------------------------------------------------------
 
 
+class MergedReport(BaseModel):
+    """A second report of the child of this alert (shared/identity.py): its details reached
+    everyone as an Update instead of a second Alert. Kept as accepted, so that an unlink by the
+    commander gives that report an alert of its own."""
+
+    report_id: str
+    case_id: str
+    accepted: dict[str, Any]
+    evidence: LinkEvidence
+
+
 class VersionInfo(BaseModel):
     version: int
     msg_type: Literal["Alert", "Update", "Cancel"]
@@ -179,6 +235,10 @@ class AlertState(BaseModel):
     # The accepted report (restricted content); dropped at cancellation.
     report: dict[str, Any] | None = None
     leader: dict[str, Any] | None = None
+    # Internal, never rendered: the report kept through a cancellation so that a reopen can
+    # issue the alert again; other reports of the same child merged into this alert.
+    held_report: dict[str, Any] | None = None
+    merged: list[MergedReport] = Field(default_factory=list)
 
     @property
     def public_listed(self) -> bool:
@@ -188,7 +248,8 @@ class AlertState(BaseModel):
     def status(self) -> str:
         return "Exercise" if self.exercise else "Actual"
 
-    def bump(self, msg_type: Literal["Update", "Cancel"], at: datetime, note: str = "") -> None:
+    def bump(self, msg_type: Literal["Alert", "Update", "Cancel"], at: datetime,
+             note: str = "") -> None:
         self.version += 1
         self.versions.append(VersionInfo(version=self.version, msg_type=msg_type, sent=at,
                                          radius_km=self.radius_km, note=note))
@@ -220,7 +281,30 @@ def fold_notes(notes: CaseNotes, event_type: str, data: dict[str, Any]) -> CaseN
         notes.released = True
     elif event_type == CASE_FOUND and not notes.found:
         notes.found, notes.outcome = True, CaseFound.model_validate(data).outcome
+    elif event_type == CASE_REOPENED:
+        notes.found, notes.outcome = False, ""
     return notes
+
+
+def merge_report(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The alert's restricted content after a second report of the same child: the first
+    report's place and time stay (the radius keeps growing from the first sighting); what the
+    second adds — description, photos, suspect, vehicle, notes — is added."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in first.items()}
+    child, other = out.setdefault("child", {}), second.get("child") or {}
+    for key in ("description",):
+        if other.get(key) and other[key] not in str(child.get(key, "")):
+            child[key] = "；".join(x for x in (child.get(key), other[key]) if x)
+    child["photo_urls"] = list(dict.fromkeys([*child.get("photo_urls", []),
+                                              *other.get("photo_urls", [])]))
+    for key in ("height_cm", "weight_kg", "id_number"):
+        if child.get(key) is None and other.get(key) is not None:
+            child[key] = other[key]
+    circ, more = out.setdefault("circumstances", {}), second.get("circumstances") or {}
+    for key in ("suspect", "vehicle", "companions", "notes"):
+        if more.get(key) and more[key] not in str(circ.get(key, "")):
+            circ[key] = "；".join(x for x in (circ.get(key), more[key]) if x)
+    return out
 
 
 # --- content -----------------------------------------------------------------------------------
@@ -230,15 +314,33 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
+    """The age as given, else completed years on the last-seen day (in the deployment's zone)
+    from birth_date."""
+    if child.get("age") is not None:
+        return int(child["age"])
+    try:
+        born = date.fromisoformat(str(child.get("birth_date")))
+        seen = datetime.fromisoformat(str(last_seen.get("at")))
+    except ValueError:
+        return None
+    return age_on(born, local_date(seen, zone) if seen.tzinfo else seen.date())
+
+
 def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
-                 link: str, limit: int, extra: str = "") -> str:
-    """The push text, at most `limit` characters, always ending with the bulletin link."""
+                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE) -> str:
+    """The push text people read (hub staff, SMS/chat, CAP description), at most `limit`
+    characters, always ending with the bulletin link. The last-seen time is shown in `zone`
+    ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was sent with; the age
+    is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
-    age = f"{child['age']}岁" if child.get("age") is not None else ""
+    years = _age(child, last_seen, zone)
+    age = f"{years}岁" if years is not None else ""
+    at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
             f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
-            f"最后出现：{last_seen.get('address', '')}（{last_seen.get('at', '')}）。"
+            f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
             f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
     return _trim(head, limit - len(tail)) + tail
 
@@ -250,9 +352,11 @@ def _child_public(child: dict[str, Any]) -> dict[str, Any]:
 
 
 def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
-              contact: str, limit: int, now: datetime) -> dict[str, Any]:
+              contact: str, limit: int, now: datetime,
+              zone: str = DEFAULT_ZONE) -> dict[str, Any]:
     """The push for one recipient class. Public: no reporter, no family phone, no ID number,
-    no home address, no suspect/vehicle; the official contact instead."""
+    no home address, no suspect/vehicle; the official contact instead. `text` shows times in
+    `zone` (Settings.display_timezone); `issued_at` and `last_seen.at` keep ISO 8601."""
     report = alert.report or {}
     child = dict(report.get("child") or {})
     seen = dict(report.get("last_seen") or {})
@@ -262,7 +366,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         "alert_id": alert.alert_id,
         "case_id": alert.case_id,
         "version": alert.version,
-        "msg_type": "Alert" if alert.version == 1 else "Update",
+        # Alert for the first version and for the re-issue after a reopen; Update otherwise.
+        "msg_type": alert.versions[-1].msg_type if alert.versions else "Alert",
         "scope": scope,
         "status": alert.status,
         "radius_km": alert.radius_km,
@@ -273,7 +378,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         leader = alert.leader or {}
         contact_text = contact
         if leader.get("phone"):
-            contact_text = f"{leader.get('name', '')}{leader.get('title', '')} {leader['phone']}"
+            contact_text = (f"{leader.get('name', '')}{leader.get('title', '')} "
+                            f"{display_phone(str(leader['phone']))}")
         extra = ""
         if circ.get("suspect"):
             extra += f"嫌疑人：{circ['suspect']}。"
@@ -285,7 +391,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": circ,
             "leader": leader or None,
             "contact": contact_text,
-            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra),
+            "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra,
+                                 zone),
         })
     else:
         public_child = _child_public(child)
@@ -297,7 +404,7 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": {"kind": circ.get("kind", "missing")},
             "contact": contact,
             "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
-                                 limit),
+                                 limit, zone=zone),
         })
     return body
 
@@ -355,6 +462,24 @@ def fold_receipt(record: dict[str, str], receipt: DeliveryReceipt,
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
+# Why a delivery was dropped before its retry (handlers.Notify._retry): notify's own words.
+DROPPED_REASONS = ("push body expired", "alert cancelled", "subscriber disabled")
+
+
+def error_class(text: str) -> str:
+    """What a commander is shown of a delivery's error: a class of DELIVERY_ERROR_CLASSES (or
+    a reason notify gave itself). Receipts written before errors were classes (issue 12) held
+    the socket's text; it is reduced here, never shown."""
+    if not text or text in DELIVERY_ERROR_CLASSES or text in DROPPED_REASONS:
+        return text
+    if len(text) == 8 and text.startswith("HTTP ") and text[5:].isdigit():
+        return f"http_{text[5]}xx"
+    if text.startswith("refused"):
+        return "refused_by_policy"
+    if text.startswith("apprise"):
+        return "target_refused"
+    return "timeout" if "Timeout" in text else "connect_failed"
+
 
 def backoff_s(attempt: int, base: float, cap: float, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
@@ -384,15 +509,51 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+# Ranges `is_global` does not refuse on every Python we run on, refused by name: shared
+# address space (RFC 6598, e.g. cloud metadata at 100.100.100.200), IPv6 site-local (RFC 3879),
+# and the translation prefixes whose embedded IPv4 address is checked instead.
+_REFUSED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("fec0::/10"))
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+                  ) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and would reach: IPv4-mapped (::ffff:a.b.c.d),
+    IPv4-compatible (::a.b.c.d), 6to4 (2002::/16, RFC 3056), Teredo (2001::/32, RFC 4380:
+    server and client) and NAT64 (64:ff9b::/96 RFC 6052, 64:ff9b:1::/48 RFC 8215)."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    packed = int(ip)
+    if any(ip in net for net in _NAT64) or (packed >> 32 == 0 and packed > 0xFFFF):
+        out.append(ipaddress.IPv4Address(packed & 0xFFFFFFFF))
+    return out
+
+
 def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    """True only for a globally routable address (`ipaddress.is_global`) outside 100.64.0.0/10
+    and fec0::/10, and, for an IPv6 form that carries an IPv4 address (see `embedded_ipv4`),
+    when that address is public too. Private, loopback, link-local, multicast, reserved and
+    unspecified addresses are not public (issue 12, "SSRF and outbound")."""
     ip = ipaddress.ip_address(address)
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    if ip.is_multicast or not ip.is_global or any(ip in net for net in _REFUSED
+                                                  if net.version == ip.version):
+        return False
+    return all(is_public_address(str(inner)) for inner in embedded_ipv4(ip))
 
 
 def address_allowed(address: str, allow_networks: list[str]) -> bool:
-    ip = ipaddress.ip_address(address)
+    """Public (above), or inside one of the operator's `allow_networks` CIDRs (the address
+    itself or the IPv4 address it carries)."""
     if is_public_address(address):
         return True
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in allow_networks)
+    ip = ipaddress.ip_address(address)
+    candidates = [ip, *embedded_ipv4(ip)]
+    return any(c in net for net in map(ipaddress.ip_network, allow_networks)
+               for c in candidates if c.version == net.version)

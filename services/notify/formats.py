@@ -1,5 +1,11 @@
 """CAP 1.2 XML, the Atom feed of active public alerts, and the SVG picture of the spread —
-pure renderings of an AlertState (no I/O)."""
+pure renderings of an AlertState (no I/O).
+
+Every string these writers emit — element text and attribute values alike — passes through
+`shared.text.xml_text`, so whatever is stored (a control character in an old event, a name a
+subscriber registered) no document is ever ill-formed (issue 11 §5). Times people read (CAP
+`description`, Atom `summary`) are in the deployment's zone; CAP `sent`/`effective` and Atom
+`updated` keep ISO 8601 with an offset."""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
 from services.notify.domain import AlertState, push_body
+from shared.display import DEFAULT_ZONE
+from shared.text import xml_text
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -27,14 +35,15 @@ def cap_identifier(alert_id: str, version: int) -> str:
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
-        el.text = text
+        el.text = xml_text(text)
     return el
 
 
 def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricted"],
-            sender: str, link: str, contact: str, limit: int) -> bytes:
+            sender: str, link: str, contact: str, limit: int,
+            zone: str = DEFAULT_ZONE) -> bytes:
     """One CAP 1.2 message for `version` of the alert. A cancelled alert renders every version
-    as its Cancel, with no personal data."""
+    as its Cancel, with no personal data. `zone`: where the description's times are shown."""
     info_v = next(v for v in alert.versions if v.version == version)
     if alert.cancelled:
         info_v = alert.versions[-1]
@@ -71,7 +80,7 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
         _sub(info, "contact", contact)
     else:
         body = push_body(alert, "restricted" if scope == "Restricted" else "public", link,
-                         contact, limit, info_v.sent)
+                         contact, limit, info_v.sent, zone)
         child: dict[str, Any] = body["child"]
         _sub(info, "event", "儿童失踪协查")
         _sub(info, "responseType", "Monitor")
@@ -100,16 +109,17 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
 
 
 def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
-              now: datetime | None = None) -> bytes:
+              now: datetime | None = None, zone: str = DEFAULT_ZONE) -> bytes:
     """Atom (RFC 4287) feed of active public alerts; each entry links its CAP message."""
     now = now or datetime.now(UTC)
     ET.register_namespace("", ATOM_NS)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None,
             **attrs: str) -> ET.Element:
-        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
+        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}",
+                           {k: xml_text(v) for k, v in attrs.items()})
         if text is not None:
-            el.text = text
+            el.text = xml_text(text)
         return el
 
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
@@ -123,7 +133,8 @@ def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
         if not alert.public_listed:
             continue
         cap_url = f"{base_url}/api/v1/alerts/{alert.alert_id}.xml"
-        body = push_body(alert, "public", cap_url, contact, limit, alert.versions[-1].sent)
+        body = push_body(alert, "public", cap_url, contact, limit, alert.versions[-1].sent,
+                         zone)
         entry = sub(feed, "entry")
         sub(entry, "id", f"urn:homeward:alert:{alert.alert_id}")
         sub(entry, "title", f"儿童失踪协查：{body['child'].get('name', '')}")
@@ -140,7 +151,8 @@ LABELS = {"acknowledged": "已确认", "pushed": "已推送", "not_yet": "未推
 
 
 def _esc(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text or attribute value for the SVG: XML characters only, markup escaped."""
+    return (xml_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
 
 
@@ -178,7 +190,7 @@ def spread_svg(case_id: str, lat: float, lon: float, current_km: float,
         if not (0 <= x <= size and 0 <= y <= size):
             continue
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{COLOURS[state]}" '
-                     f'data-state="{state}"><title>{_esc(name)}：{LABELS[state]}</title></circle>')
+                     f'data-state="{_esc(state)}"><title>{_esc(name)}：{LABELS[state]}</title></circle>')
     y0 = size + 20
     counts = {s: sum(1 for h in hubs if h[3] == s) for s in COLOURS}
     for i, (state, colour) in enumerate(COLOURS.items()):

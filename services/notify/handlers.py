@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify import domain
@@ -26,26 +24,34 @@ from services.notify.adapters import (
     SubscriberLog,
     SubscriberRepository,
     WebhookSender,
-    check_url,
 )
+from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
+    CASE_REOPENED,
+    CASE_REPORT_UNLINKED,
     DELIVERY_ACKNOWLEDGED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
     CaseEvent,
     CaseFound,
     CaseOpened,
+    CaseReopened,
     CloudEvent,
     DeliveryReceipt,
     ReleaseApproved,
+    ReportUnlinked,
 )
+from shared.faults import RETRYING_NOW, is_transient
+from shared.identity import LinkEvidence
 from shared.kafka import Bootstrap, EventPublisher, replay_topic
+from shared.regions import within
 from shared.report import ReportAccepted
 from shared.settings import Settings
 
@@ -56,6 +62,7 @@ DELIVERY_DEAD = "homeward.delivery.dead.v1"
 DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
 
 RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
+TIMERS_KEY = "homeward-notify-timers"  # readiness: 503 while the timers meet transient faults
 
 
 class NotFound(LookupError):
@@ -63,6 +70,10 @@ class NotFound(LookupError):
 
 
 class Forbidden(PermissionError):
+    pass
+
+
+class Conflict(ValueError):
     pass
 
 
@@ -75,11 +86,13 @@ class Notify:
     feed: HubFeed
     webhooks: WebhookSender
     publisher: EventPublisher
-    apprise: AppriseSender = field(default_factory=AppriseSender)
+    apprise: AppriseSender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
+        self._timer_faults = 0  # transient faults met by timers (readiness)
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
+        self.children = ChildAlerts(self)
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
@@ -92,31 +105,47 @@ class Notify:
 
     # --- subscribers ---------------------------------------------------------------------------
 
-    async def register(self, request: domain.SubscriberRequest) -> Subscriber:
+    async def register(self, request: domain.SubscriberRequest,
+                       within_region: str = "000000") -> Subscriber:
+        """A new subscriber with a new signing secret (returned once, by the caller). Raises
+        UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
+        region is outside `within_region`, the registering admin's), Conflict (a hub with that
+        hub_id exists: registering never returns an existing secret nor repoints a channel)."""
+        subscriber = registered(request)
+        if not within(within_region, subscriber.region_code or ""):
+            raise Forbidden(subscriber.region_code)
         channel = request.channel
         if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
-            await check_url(str(channel.url), self.settings.webhook_allow_private,
-                            self.settings.webhook_allow_networks,
-                            apprise=isinstance(channel, domain.AppriseChannel))
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            await self.webhooks.policy.check(str(channel.url),
+                                             apprise=isinstance(channel, domain.AppriseChannel))
         if request.kind == SubscriberKind.hub and request.hub_id:
-            # A hub's id is the one in its staff's tokens: registering it again updates it
-            # and keeps its signing secret.
-            subscriber_id = request.hub_id
-            existing = await self.subscribers.get(subscriber_id)
-            if existing is not None:
-                secret = existing.secret
+            # A hub's id is the one in its staff's tokens.
+            subscriber.subscriber_id = request.hub_id
+            if await self.subscribers.get(request.hub_id) is not None:
+                raise Conflict(request.hub_id)
         else:
-            subscriber_id = f"S{uuid.uuid4().hex[:16]}"
-        subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
-                                secret=secret)
+            subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         await self._log_subscriber(subscriber)
         await self.subscribers.add(subscriber)
         return subscriber
 
+    async def rotate_secret(self, subscriber_id: str, within_region: str) -> str:
+        """A new signing secret for the subscriber (returned once); the old one keeps signing
+        for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
+        sub = await self.subscribers.get(subscriber_id)
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(subscriber_id)
+        secret = new_secret()
+        rotated = sub.rotated(secret, self.clock(),
+                              timedelta(seconds=self.settings.notify_secret_overlap_s))
+        await self._log_subscriber(rotated)
+        await self.subscribers.add(rotated)
+        return secret
+
     async def _log_subscriber(self, subscriber: Subscriber) -> None:
-        """The system of record first: the compacted subscriber log, keyed by id."""
-        await self.publisher.broker.publish(subscriber.model_dump_json().encode(),
+        """The system of record first: the compacted subscriber log, keyed by id (sealed)."""
+        await self.publisher.broker.publish(self.subscribers.seal.dumps(subscriber).encode(),
                                             topics.SUBSCRIBERS,
                                             key=subscriber.subscriber_id.encode())
 
@@ -129,9 +158,22 @@ class Notify:
 
     async def rebuild_subscribers(self, log: SubscriberLog) -> int:
         """Redis lost its subscribers: put back the latest record of each from the log."""
-        subscribers = await log.read_all()
+        subscribers = await log.read_all(self.subscribers.seal)
         for start in range(0, len(subscribers), 5000):
             await self.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
+
+    async def reseal_subscribers(self, log: SubscriberLog) -> int:
+        """Every subscriber written again, sealed with the first key: after a new key was put
+        first (key rotation), or for records from before sealing (which also get the region
+        of their location when they had none)."""
+        subscribers = await log.read_all(self.subscribers.seal)
+        for subscriber in subscribers:
+            if subscriber.region_code is None:
+                subscriber.region_code = region_of(subscriber.location.lat,
+                                                   subscriber.location.lon)
+            await self._log_subscriber(subscriber)
+        await self.rebuild_subscribers(log)
         return len(subscribers)
 
     async def rebuild(self, bootstrap: Bootstrap) -> dict[str, int]:
@@ -146,7 +188,8 @@ class Notify:
         notes: dict[str, domain.CaseNotes] = {}
 
         async def on_dispatch(event: CloudEvent) -> None:
-            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND):
+            if event.type in (CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND,
+                              CASE_REOPENED):
                 notes[event.subject] = domain.fold_notes(
                     notes.get(event.subject, domain.CaseNotes()), event.type, event.data)
 
@@ -169,6 +212,7 @@ class Notify:
         by_id = {a.alert_id: a for a in alerts}
         for alert in alerts:
             await self.alerts.save(alert)
+            await self.children.restore_identity(alert)
         for key, body in bodies.items():
             await self.ledger.put_body(key, body)
         await self.ledger.restore(records)
@@ -199,9 +243,9 @@ class Notify:
         members = []
         for alert in alerts:
             case_notes = notes.get(alert.case_id, domain.CaseNotes())
-            members += [domain.group_member(alert, p, template)
-                        for p in [alert.leader or case_notes.leader, *case_notes.members]
-                        if p and p.get("phone")]
+            members += domain.group_members(
+                alert, [p for p in [alert.leader or case_notes.leader, *case_notes.members]
+                        if p], template)
         if members:
             await self.subscribers.add_many(members)
 
@@ -268,16 +312,33 @@ class Notify:
 
     async def on_report_accepted(self, event: CloudEvent) -> None:
         """Hubs inside the radius of the elapsed time get the restricted bulletin at once;
-        media and volunteers the public one if release came with the report."""
+        media and volunteers the public one if release came with the report. A report of a
+        child who already has an alert (shared/identity.py, decided by an atomic claim on the
+        child's identity keys, without waiting for dispatch) becomes an Update of that alert."""
         accepted = ReportAccepted.model_validate(event.data)
         alert_id = domain.alert_id_of(accepted.case_id)
+        merged_into = await self.alerts.merged_into(accepted.case_id)
+        if merged_into is not None:  # a redelivery of a merged report: finish the Update
+            await self.children.merge(merged_into, accepted, None)
+            return
+        same: tuple[str, LinkEvidence] | None = None
         async with self._locked(alert_id):
             alert = await self.alerts.get(alert_id)
             if alert is None:
-                alert = await self._open(accepted)
-                if alert is None:
-                    return  # found before we heard of the report: nobody is told anything
+                same = await self.children.same_child(accepted, alert_id)
+                if same is None:
+                    alert = await self._open(accepted)
+                    if alert is None:
+                        return  # found before we heard of the report: nobody is told anything
             # else: a redelivery; finish what the first run started
+        if alert is None and same is not None:
+            if await self.children.merge(same[0], accepted, same[1]):
+                return
+            async with self._locked(alert_id):  # that alert ended meanwhile: one of its own
+                alert = await self.alerts.get(alert_id) or await self._open(accepted)
+            if alert is None:
+                return
+        assert alert is not None
         if alert.cancelled:
             await self._cancel_fan_out(alert)
         else:
@@ -339,6 +400,10 @@ class Notify:
         elif event.type == CASE_FOUND:
             found = CaseFound.model_validate(event.data)
             await self.cancel(found.case_id, found.outcome)
+        elif event.type == CASE_REOPENED:
+            await self.children.reopen(CaseReopened.model_validate(event.data).case_id)
+        elif event.type == CASE_REPORT_UNLINKED:
+            await self.children.unlink(ReportUnlinked.model_validate(event.data))
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)
@@ -366,6 +431,8 @@ class Notify:
                 return
             if not alert.cancelled:
                 alert.cancelled, alert.outcome = True, outcome
+                # Kept (never rendered) for a reopen; the public copies lose it now.
+                alert.held_report = alert.report
                 alert.report, alert.leader = None, None
                 alert.bump("Cancel", self.clock(), note=outcome)
                 await self._save(alert)  # drops it from the public feed at once
@@ -389,7 +456,7 @@ class Notify:
     def link(self, alert_id: str) -> str:
         return f"{self.settings.notify_url.rstrip('/')}/api/v1/alerts/{alert_id}.xml"
 
-    async def _recipients(self, alert: AlertState) -> list[Subscriber]:
+    async def _recipients(self, alert: AlertState, everyone: bool = False) -> list[Subscriber]:
         kinds = [SubscriberKind.hub]
         if alert.released:
             kinds += list(domain.PUBLIC_KINDS)
@@ -398,27 +465,33 @@ class Notify:
             ids += await self.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
         already = await self.alerts.recipients(alert.alert_id)
         # Each recipient hears of the alert once (the first version that covers it), then the
-        # cancellation; a recipient first covered by this version may be resumed.
-        fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
-        subs = [s for s in await self.subscribers.get_many(fresh) if s.active]
+        # cancellation; a recipient first covered by this version may be resumed. New details
+        # (a second report of the child, a reopen) go to everyone who had the alert too.
+        if everyone:  # the case group is told by _push_group
+            fresh = list(dict.fromkeys([*ids, *already]))
+        else:
+            fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
+        subs = [s for s in await self.subscribers.get_many(fresh)
+                if s.active and s.kind != SubscriberKind.member]
         if alert.exercise:
             subs = [s for s in subs if s.drills]
         return subs
 
-    async def _fan_out(self, alert: AlertState) -> None:
-        subs = await self._recipients(alert)
+    async def _fan_out(self, alert: AlertState, everyone: bool = False) -> None:
+        subs = await self._recipients(alert, everyone)
         await self.alerts.add_recipients(alert.alert_id, [s.subscriber_id for s in subs],
                                          alert.version)
         now = self.clock()
         bodies = {scope: domain.push_body(alert, scope, self.link(alert.alert_id),
                                           self.settings.notify_official_contact,
-                                          self.settings.notify_push_max_chars, now)
+                                          self.settings.notify_push_max_chars, now,
+                                          self.settings.display_timezone)
                   for scope in ("restricted", "public")}
         await self._deliver_all(
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
              for s in subs])
 
-    async def _push_group(self, alert: AlertState) -> None:
+    async def _push_group(self, alert: AlertState, everyone: bool = False) -> None:
         """The case group's leader and members get the restricted bulletin over Apprise (an
         SMS gateway's URL with {phone}), when one is configured; never for drills."""
         template = self.settings.notify_group_apprise_url
@@ -427,9 +500,9 @@ class Notify:
         notes = await self.alerts.notes(alert.case_id)
         people = [p for p in [alert.leader or notes.leader, *notes.members]
                   if p and p.get("phone")]
-        members = [domain.group_member(alert, p, template) for p in people]
+        members = domain.group_members(alert, people, template)
         already = await self.alerts.recipients(alert.alert_id)
-        members = [m for m in members if already.get(m.subscriber_id, alert.version)
+        members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
         if not members:
             return
@@ -438,7 +511,8 @@ class Notify:
                                          alert.version)
         body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
                                 self.settings.notify_official_contact,
-                                self.settings.notify_push_max_chars, self.clock())
+                                self.settings.notify_push_max_chars, self.clock(),
+                                self.settings.display_timezone)
         await self._deliver_all([(m, body) for m in members])
 
     async def _cancel_fan_out(self, alert: AlertState) -> None:
@@ -502,7 +576,8 @@ class Notify:
                     payload: str | None = None) -> SendResult:
         channel = sub.channel
         if isinstance(channel, domain.WebhookChannel):
-            return await self.webhooks.send(str(channel.url), sub.secret, did, body, payload)
+            return await self.webhooks.send(str(channel.url), sub.signing_secrets(self.clock()),
+                                            did, body, payload)
         if isinstance(channel, domain.AppriseChannel):
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
@@ -593,31 +668,40 @@ class Notify:
     async def tick(self) -> int:
         """Run what is due: retries, widenings, ack deadlines. Returns how many ran."""
         done = 0
-        for did in await self.ledger.due(RETRIES):
-            done += 1
-            await self._guard(RETRIES, did, self._retry(did))
-        for alert_id in await self.ledger.due(WIDEN):
-            done += 1
-            await self._guard(WIDEN, alert_id, self.widen(alert_id))
-        for did in await self.ledger.due(ACKS):
-            done += 1
-            await self._guard(ACKS, did, self._ack_overdue(did))
+        work: tuple[tuple[str, Callable[[str], Any]], ...] = (
+            (RETRIES, self._retry), (WIDEN, self.widen), (ACKS, self._ack_overdue))
+        for timer, run in work:
+            lease, members = await self.ledger.due(timer)
+            for member in members:
+                done += 1
+                await self._guard(timer, member, lease, run(member))
         return done
 
-    async def _guard(self, timer: str, member: str, work: Any) -> None:
+    async def _guard(self, timer: str, member: str, lease: float, work: Any) -> None:
+        """Run one timer's work; settle it only when the work is done (a failure leaves the
+        timer due again when its lease ends: never lost, even when Redis refuses writes)."""
         try:
             await work
-        except Exception:
-            log.exception("timer %s for %s failed; rescheduled", timer, member)
-            await self.ledger.schedule(timer, member, time.time() + 5)
+        except Exception as exc:
+            if is_transient(exc):
+                RETRYING_NOW.failed(TIMERS_KEY, exc)
+                self._timer_faults += 1
+            log.exception("timer %s for %s failed; due again after its lease", timer, member)
+            return
+        await self.ledger.settle(timer, member, lease)
 
     async def run_timers(self) -> None:
         while True:
             try:
+                faults = self._timer_faults
                 await self.tick()
+                if self._timer_faults == faults:
+                    RETRYING_NOW.passed(TIMERS_KEY)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("notify timers")
             await asyncio.sleep(self.settings.notify_tick_s)
 

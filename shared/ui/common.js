@@ -20,7 +20,10 @@ const HW = {
   get token() { return sessionStorage.getItem("hw.token") || ""; },
   set token(value) { value ? sessionStorage.setItem("hw.token", value) : sessionStorage.removeItem("hw.token"); },
   claims() {
-    try { return JSON.parse(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))); }
+    try {  // base64url JSON in UTF-8 (names are Chinese)
+      const bytes = Uint8Array.from(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), ch => ch.charCodeAt(0));
+      return JSON.parse(new TextDecoder().decode(bytes));
+    }
     catch { return null; }
   },
   uuid() {
@@ -88,13 +91,43 @@ HW.stream = function (path, onEvent, onState) {
     }
   }
   run();
-  return { stop() { stopped = true; controller?.abort(); } };
+  const handle = { stop() { stopped = true; controller?.abort(); HW.streams.delete(handle); } };
+  HW.streams.add(handle);
+  return handle;
 };
+HW.streams = new Set();
+// When a session ends every live stream closes (issue 20): none goes on with a dead token.
+HW.closeStreams = function () { for (const s of [...HW.streams]) s.stop(); };
 
 HW.since = function (iso) {
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   return HW.lang === "en" ? `${h}h ${m}m` : `${h}小时${m}分`;
+};
+
+// A moment as people read it: in the deployment's zone (HW_CONFIG.display_timezone, served by
+// each console's config.js; Asia/Shanghai by default), "2026-11-30 20:00（北京时间）", whatever
+// offset it was sent with — the same form as shared/display.py gives the push texts.
+HW.zoneNames = { "Asia/Shanghai": ["北京时间", "Beijing time"], "Asia/Urumqi": ["新疆时间", "Xinjiang time"],
+  "Asia/Hong_Kong": ["香港时间", "Hong Kong time"], "Asia/Macau": ["澳门时间", "Macau time"], "Asia/Taipei": ["台北时间", "Taipei time"] };
+HW.when = function (iso, zone) {
+  const d = new Date(iso);
+  if (!iso || isNaN(d.getTime())) return String(iso ?? "");
+  zone = zone || (window.HW_CONFIG && window.HW_CONFIG.display_timezone) || "Asia/Shanghai";
+  const p = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(d).map(x => [x.type, x.value]));
+  const [zh, en] = HW.zoneNames[zone] || [zone, zone];
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}${HW.lang === "en" ? ` (${en})` : `（${zh}）`}`;
+};
+
+// A stored phone (E.164, shared/phones.py) as a mainland desk dials it: mobiles grouped 3-4-4,
+// other mainland numbers with their trunk 0, numbers elsewhere in international form.
+HW.phone = function (value) {
+  const v = String(value ?? "");
+  const mobile = /^\+861(\d{2})(\d{4})(\d{4})$/.exec(v);
+  if (mobile) return `1${mobile[1]} ${mobile[2]} ${mobile[3]}`;
+  if (/^\+86\d{7,11}$/.test(v)) return `0${v.slice(3)}`;
+  return v;
 };
 
 HW.escape = function (text) {

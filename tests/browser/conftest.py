@@ -30,13 +30,21 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    # A browser in another zone than the deployment's: consoles must show the deployment's.
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN",
+                                  timezone_id="America/New_York")
     page = context.new_page()
+    # Chromium reports whatever the Content-Security-Policy blocked on the console (issue 12):
+    # a console that needs something the policy forbids fails its test.
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text)
+            if "Content Security Policy" in m.text else None)
     yield page
     shots = ARTIFACTS / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"{request.node.name}-end.png"), full_page=True)
     context.close()
+    assert blocked == [], blocked
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ ADMIN = {"Authorization": f"Bearer {mint_token(Settings(), Role.admin, '000000')
 
 
 def new_page(browser: Browser, width: int = 1366, height: int = 768) -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                  timezone_id="America/New_York")
     return context.new_page()
 
 
@@ -77,6 +78,8 @@ def test_report_to_commander_and_hub_live_ack_and_found(
         view = commander.locator("#case")
         expect(view).to_contain_text("王小花")
         expect(view.locator("#leader-line")).to_contain_text("长治市公安局潞州分局")
+        # Times people read are in Beijing time, though this browser runs in New York.
+        expect(view.locator(".timeline")).to_contain_text("（北京时间）")
         for duty in ("侦查破案", "解救", "安抚家属"):
             expect(view).to_contain_text(duty)
         expect(view.locator("#spread img")).to_be_visible(timeout=15_000)  # the alert's spread

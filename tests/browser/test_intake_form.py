@@ -5,6 +5,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from deploy.local.stack import KafkaServer, ServiceProcess
@@ -80,7 +81,62 @@ def test_field_errors_appear_next_to_the_field_in_chinese_then_english(
     page.click("[data-lang-switch]")
     expect(page.locator("h1")).to_have_text("Missing child report intake")
     page.click("#submit")
-    expect(phone_error).to_contain_text("Chinese mobile")
+    expect(phone_error).to_contain_text("not a telephone number")
+
+
+async def accepted_report(bootstrap: str, name: str) -> dict[str, object] | None:
+    for m in await read_topic(bootstrap, topics.REPORTS, timeout=10):
+        value = m["value"]
+        if (isinstance(value, dict) and isinstance(value.get("report"), dict)
+                and value["report"]["child"]["name"] == name):
+            report: dict[str, object] = value["report"]
+            return report
+    return None
+
+
+@pytest.mark.parametrize(("typed", "e164", "display"), [
+    ("+852 9123 4567", "+85291234567", "+852 9123 4567"),  # a Hong Kong parent
+    ("00853 6612 3456", "+85366123456", "+853 6612 3456"),  # Macau
+    ("+886 912 345 678", "+886912345678", "+886 912 345 678"),  # Taiwan
+    ("010-8888 6666 转 801", "+861088886666", "010 8888 6666 转 801"),
+    ("139-0000-1111", "+8613900001111", "139 0000 1111"),
+])
+def test_a_parent_from_hong_kong_or_elsewhere_files_with_their_own_number(
+    page: Page, stack: dict[str, ServiceProcess], kafka: KafkaServer, typed: str, e164: str,
+    display: str
+) -> None:
+    name = f"港童{uuid.uuid4().hex[:4]}"
+    sign_in(page, stack["alert"].url)
+    fill_report(page, name, phone=typed)
+    page.fill("[name='child.id_number']", "１４０４０３２０１９０５０１００１２")  # full-width
+    page.click("#submit")
+    expect(page.locator("#case-no")).to_have_text(re.compile(r"^140403-\d{8}-[A-Z0-9]{6}$"))
+    report = None
+    for _ in range(20):
+        report = run_sync(accepted_report(kafka.bootstrap, name))
+        if report:
+            break
+    assert report is not None
+    reporter, child = report["reporter"], report["child"]
+    assert isinstance(reporter, dict) and isinstance(child, dict)
+    assert (reporter["phone"], reporter["phone_display"]) == (e164, display)
+    assert child["id_number"] == "140403201905010012"
+
+
+@pytest.mark.parametrize(("id_number", "words"), [
+    ("140403201905010017", "校验位不符"),  # one digit mistyped
+    ("140403201905010", "18 位"),
+])
+def test_a_wrong_id_number_is_shown_next_to_its_field(
+    page: Page, stack: dict[str, ServiceProcess], id_number: str, words: str
+) -> None:
+    sign_in(page, stack["alert"].url)
+    fill_report(page, "王小青", phone="+852 9123 4567")
+    page.fill("[name='child.id_number']", id_number)
+    page.click("#submit")
+    expect(page.locator("[data-error-for='child.id_number']")).to_contain_text(words)
+    expect(page.locator("[name='child.id_number']")).to_have_class("invalid")
+    expect(page.locator("[name='reporter.phone']")).not_to_have_class("invalid")
 
 
 def test_a_submit_lost_on_the_network_is_retried_once_with_the_same_key(

@@ -4,7 +4,7 @@ the child is found the alert collapses with the personal data gone."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -16,7 +16,7 @@ from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.helpers import report_body, run_sync
+from tests.helpers import another_child, report_body, run_sync
 
 
 def bearer(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
@@ -53,14 +53,20 @@ def test_hub_desk_sees_acknowledges_and_collapses_an_alert(
     expect(page.locator("#desk")).to_be_visible()
     expect(page.locator("#live")).to_have_text("● 实时", timeout=10_000)
 
+    # Sent in UTC; the desk reads Beijing time whatever the browser's own zone (issue 11 §6).
+    seen = (datetime.now(UTC) - timedelta(minutes=15)).replace(second=0, microsecond=0)
+    beijing = (seen + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M") + "（北京时间）"
     filed = httpx.post(f"{alert}/api/v1/reports", headers=bearer(Role.operator, "140403"),
-                       json=report_body(), timeout=10)
+                       json=report_body(last_seen__at=seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                        **another_child()),
+                       timeout=10)
     assert filed.status_code == 202, filed.text
     case_id = filed.json()["case_id"]
     card = page.locator(f"[data-alert='A-{case_id}']")
     expect(card).to_have_attribute("data-state", "unacked", timeout=15_000)
     expect(card).to_contain_text("张小明")
     expect(card).to_contain_text("晋D·12345")
+    expect(card).to_contain_text(beijing)
     screenshot(page, "hub-console-alert")
 
     card.locator("[data-ack]").click()

@@ -30,7 +30,7 @@ from confluent_kafka import TopicPartition as ConfluentPartition
 
 from deploy.local.cluster_stack import start_cluster_services
 from deploy.local.kafka_cluster import KafkaCluster
-from deploy.local.stack import RedisServer, ServiceProcess, free_port
+from deploy.local.stack import RedisServer, ServiceProcess, free_port, stack_env
 from shared import kafka_acl, topic_policy, topics
 from shared.auth import Role
 from shared.kafka_admin import load_credentials
@@ -63,7 +63,7 @@ class Cluster:
         self.kafka.start()
         self.kafka.ensure_topics_and_principals()
         self.services = start_cluster_services(self.kafka, self.redis.url, self.root,
-                                               self.ports)
+                                               self.ports, stack_env(self.root))
         return self
 
     def stop(self) -> None:

@@ -3,8 +3,11 @@ webhook sinks."""
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +16,7 @@ from standardwebhooks import Webhook
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import WebhookSink, eventually, report_body
+from tests.helpers import WebhookSink, another_child, eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -39,9 +42,12 @@ async def test_report_reaches_case_group_and_near_hub_only(
 ) -> None:
     alert, dispatch, notify = stack["alert"].url, stack["dispatch"].url, stack["notify"].url
     async with httpx.AsyncClient(timeout=10) as http:
-        for url in (alert, dispatch, notify):
-            for path in ("/healthz", "/readyz", "/metrics"):
-                assert (await http.get(url + path)).status_code == 200, url + path
+        for proc in stack.values():
+            for path in ("/healthz", "/readyz"):
+                assert (await http.get(proc.url + path)).status_code == 200, proc.url + path
+            # The internal port (issue 12): metrics there, not on the API port.
+            assert (await http.get(proc.ops_url + "/metrics")).status_code == 200, proc.ops_url
+            assert (await http.get(proc.url + "/metrics")).status_code == 404, proc.url
 
         with WebhookSink() as near_sink, WebhookSink() as far_sink:
             admin = token(Role.admin, "000000")
@@ -57,7 +63,7 @@ async def test_report_reaches_case_group_and_near_hub_only(
                 "channel": {"type": "webhook", "url": far_sink.url}})
             assert far.status_code == 201, far.text
 
-            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(),
+            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(**another_child()),
                                      headers=token(Role.operator, "140403"))
             assert posted.status_code == 202, posted.text
             case_id = posted.json()["case_id"]
@@ -105,3 +111,77 @@ async def test_report_reaches_case_group_and_near_hub_only(
 
         seen = await eventually(progress, timeout=30)
         assert seen["progress"]["leader"]["name"] == leader["name"]
+
+
+async def test_two_parents_one_alert_then_a_wrong_found_is_reopened_by_the_leaders_level(
+    stack: dict[str, ServiceProcess],
+) -> None:
+    """Mother then father (other phone, the name with U+30FB instead of U+00B7): one case, one
+    Alert at the hub and the father's details as an Update. After escalation to the city the
+    county commander may not mark found or reopen (403); the city may. The wrong found is
+    reopened: the hub that got the Cancel gets a new Alert."""
+    alert, dispatch, notify = stack["alert"].url, stack["dispatch"].url, stack["notify"].url
+    operator = token(Role.operator, "140403")
+    county, city = token(Role.commander, "140403"), token(Role.commander, "140400")
+    name = f"阿依努尔{uuid.uuid4().hex[:4]}·买买提"
+    async with httpx.AsyncClient(timeout=10) as http:
+        with WebhookSink() as sink:
+            hub = await http.post(f"{notify}/api/v1/subscribers",
+                                  headers=token(Role.admin, "000000"), json={
+                "kind": "hub", "name": "长治东站", "location": {"lat": LAST_SEEN[0] + 0.2,
+                                                            "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": sink.url}})
+            assert hub.status_code == 201, hub.text
+            mother = (await http.post(f"{alert}/api/v1/reports", headers=operator,
+                                      json=report_body(child__name=name))).json()["case_id"]
+            alert_id = f"A-{mother}"
+
+            def mine() -> list[dict[str, Any]]:
+                bodies = [json.loads(r["body"]) for r in sink.requests]
+                return [b for b in bodies if b.get("alert_id") == alert_id]
+
+            await eventually(lambda: asyncio.sleep(0, mine()), timeout=30)
+            second = report_body(child__name=name.replace("·", "・"),
+                                 child__description="背红色书包",
+                                 reporter__phone="13900000001", reporter__name="买买提")
+            father = (await http.post(f"{alert}/api/v1/reports", headers=operator,
+                                      json=second)).json()["case_id"]
+            await eventually(lambda: asyncio.sleep(0, len(mine()) >= 2), timeout=30)
+            await asyncio.sleep(2)  # time for a stray second Alert to arrive
+            assert [b["msg_type"] for b in mine()] == ["Alert", "Update"]
+            assert "背红色书包" in mine()[1]["child"]["description"]
+            assert not [r for r in sink.requests
+                        if json.loads(r["body"]).get("alert_id") == f"A-{father}"]
+
+            async def linked() -> dict[str, Any] | None:
+                got = await http.get(f"{dispatch}/api/v1/cases/{father}", headers=city)
+                return got.json() if got.status_code == 200 and got.json()["links"] else None
+
+            case = await eventually(linked, timeout=30)
+            assert case["case_id"] == mother and case["links"][0]["case_id"] == father
+
+            escalated = await http.post(f"{dispatch}/api/v1/cases/{mother}/escalate",
+                                        headers=county, json={"level": "city", "reason": "重大"})
+            assert escalated.status_code == 200, escalated.text
+            found = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat()}
+            refused = await http.post(f"{dispatch}/api/v1/cases/{mother}/found",
+                                      headers=county, json=found)
+            assert refused.status_code == 403
+            assert refused.json()["error"]["code"] == "below_leader_level"
+            done = await http.post(f"{dispatch}/api/v1/cases/{mother}/found", headers=city,
+                                   json=found)
+            assert done.status_code == 200, done.text
+            await eventually(lambda: asyncio.sleep(0, mine()[-1]["type"] ==
+                                                   "homeward.alert.cancelled.v1"), timeout=30)
+            reason = {"reason": "认错了孩子"}
+            assert (await http.post(f"{dispatch}/api/v1/cases/{mother}/reopen", headers=county,
+                                    json=reason)).status_code == 403
+            reopened = await http.post(f"{dispatch}/api/v1/cases/{mother}/reopen", headers=city,
+                                       json=reason)
+            assert reopened.status_code == 200, reopened.text
+            await eventually(lambda: asyncio.sleep(0, mine()[-1]["msg_type"] == "Alert"
+                                                   and len(mine()) == 4), timeout=30)
+            again, cancel = mine()[-1], mine()[-2]
+            assert again["type"] == "homeward.alert.issued.v1"
+            assert again["version"] > cancel["version"]
+            assert again["child"]["name"] == name

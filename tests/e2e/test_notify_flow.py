@@ -8,7 +8,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
-from tests.helpers import WebhookSink, eventually, read_topic, report_body
+from tests.helpers import WebhookSink, another_child, eventually, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +100,7 @@ async def test_hub_console_live_ack_and_cancel(
             posted = await http.post(
                 f"{alert}/api/v1/reports",
                 headers=token(Role.operator, "140403", permissions=["release"]),
-                json=report_body(release__public=True))
+                json=report_body(release__public=True, **another_child()))
             assert posted.status_code == 202, posted.text
             case_id = posted.json()["case_id"]
 
@@ -170,6 +170,48 @@ async def test_hub_console_live_ack_and_cancel(
                 if m["key"] == case_id]
     kinds = {m["headers"]["ce_type"] for m in receipts}
     assert {"homeward.delivery.sent.v1", "homeward.delivery.acknowledged.v1"} <= kinds
+
+
+async def test_a_report_sent_in_utc_reaches_the_hub_in_beijing_time(
+    notify_stack: dict[str, ServiceProcess]
+) -> None:
+    """Issue 11 §6: `last_seen.at` sent as UTC ("…Z") is read by station staff in Beijing time,
+    the age derived from birth_date; the CAP message keeps ISO 8601 with an offset."""
+    alert, notify = notify_stack["alert"].url, notify_stack["notify"].url
+    seen = (datetime.now(UTC) - timedelta(minutes=20)).replace(second=0, microsecond=0)
+    beijing = (seen + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M") + "（北京时间）"
+    born = date((seen + timedelta(hours=8)).year - 7, 1, 1)  # seven on the Beijing day
+    name = f"时区{uuid.uuid4().hex[:4]}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        with WebhookSink() as hub_sink:
+            made = await http.post(f"{notify}/api/v1/subscribers", headers=token(
+                Role.admin, "000000"), json={
+                "kind": "hub", "name": "长治东站", "region_code": "140403",
+                "location": {"lat": LAST_SEEN[0] + 0.05, "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": hub_sink.url}})
+            assert made.status_code == 201, made.text
+            body = report_body(child__name=name, child__birth_date=born.isoformat(),
+                               last_seen__at=seen.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            posted = await http.post(f"{alert}/api/v1/reports", json=body,
+                                     headers=token(Role.operator, "140403"))
+            assert posted.status_code == 202, posted.text
+            case_id = posted.json()["case_id"]
+
+            async def ours() -> list[dict[str, Any]]:
+                bodies = [json.loads(r["body"]) for r in hub_sink.requests]
+                return [b for b in bodies if b.get("case_id") == case_id]
+
+            push = (await eventually(ours, timeout=30))[0]
+    text = push["text"]
+    assert f"，{beijing}。" in text, text
+    assert seen.strftime("%H:%M") not in text  # eight hours off is not shown anywhere
+    assert f"{name}，男7岁" in text  # the age from birth_date alone
+    assert datetime.fromisoformat(push["last_seen"]["at"]) == seen  # the data keeps the instant
+    async with httpx.AsyncClient(timeout=10) as http:
+        cap = await http.get(f"{notify}/api/v1/alerts/A-{case_id}.xml",
+                             headers=token(Role.commander, "140400"))
+    assert cap.status_code == 200, cap.text
+    assert beijing in cap.text and "+08:00</sent>" in cap.text
 
 
 async def stop(task: asyncio.Task[None]) -> None:

@@ -16,7 +16,7 @@ from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_po
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from tests.helpers import another_child, eventually, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +121,7 @@ async def test_poison_goes_to_the_dlq_and_good_messages_still_flow(
     async with httpx.AsyncClient(timeout=10) as http:
         # One report first, so every consumer group has joined and committed on its topics.
         warm = await http.post(f"{poison_stack['alert'].url}/api/v1/reports", headers=operator,
-                               json=report_body())
+                               json=report_body(**another_child()))
         assert warm.status_code == 202
         await eventually(lambda: _all_joined(kafka.bootstrap), timeout=60)
 
@@ -136,7 +136,8 @@ async def test_poison_goes_to_the_dlq_and_good_messages_still_flow(
                                         headers=headers)
                     if topic == topics.REPORTS and n % GOOD_EVERY == GOOD_EVERY - 1:
                         good = await http.post(f"{poison_stack['alert'].url}/api/v1/reports",
-                                               headers=operator, json=report_body())
+                                               headers=operator,
+                                               json=report_body(**another_child()))
                         good_cases.append(good.json()["case_id"])
             await producer.flush()
         finally:

@@ -54,7 +54,7 @@ def bearer(role: Role, region: str) -> dict[str, str]:
 
 async def handled(http: httpx.AsyncClient, proc: ServiceProcess, topic: str) -> float:
     """How many messages of `topic` this one process has handled (its /metrics)."""
-    text = (await http.get(f"{proc.url}/metrics")).text
+    text = (await http.get(f"{proc.ops_url}/metrics")).text
     pattern = rf'^homeward_messages_handled_total\{{(?=[^}}]*outcome="ok")' \
               rf'(?=[^}}]*topic="{re.escape(topic)}")[^}}]*\}} ([\d.e+]+)$'
     return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))

@@ -41,7 +41,9 @@ def fuzz_stack(kafka: KafkaServer, redis_server: RedisServer,
 
 
 def _load(service: ServiceProcess) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    # The document is served on the internal port (issue 12); the API on the public one.
+    schema = schemathesis.openapi.from_url(f"{service.ops_url}/openapi.json")
+    schema.config.update(base_url=service.url)
     # Live streams never end; they are exercised by their own tests.
     return schema.exclude(path_regex=r".*/stream$")
 

@@ -54,7 +54,8 @@ async def test_report_is_published_with_cloudevent_headers(
         assert answer["status"] == "accepted"
         await eventually(status_of(client, answer["report_id"], operator))
         ready = (await client.get("/readyz")).json()
-        assert ready["checks"] == {"outbox": "ok", "kafka": "ok", "redis": "ok"}
+        assert ready["checks"] == {"outbox": "ok", "kafka": "ok", "redis": "ok",
+                                   "consuming": "ok"}
         assert ready["backlog"] == 0
 
     [message] = await eventually(lambda: on_topic(settings, topics.REPORTS, answer["case_id"]))
@@ -159,3 +160,34 @@ async def test_tips_per_case_limit(settings: Settings, tmp_path: Path, redis: Re
 async def _at_least(pending: Any, n: int) -> list[dict[str, Any]] | None:
     found: list[dict[str, Any]] = await pending
     return found if len(found) >= n else None
+
+
+async def test_phones_and_id_numbers_as_typed_are_published_in_their_normal_form(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 11 §3–4 through the API onto Kafka: what the call-taker typed is accepted and
+    published as E.164 + display form; the ID number folded and upper-cased."""
+    typed = {"139-0000-1111": ("+8613900001111", "139 0000 1111"),
+             "+86 139 0000 1111": ("+8613900001111", "139 0000 1111"),
+             "0355-202-1234": ("+863552021234", "0355 202 1234"),
+             "010-8888 6666 转 801": ("+861088886666", "010 8888 6666 转 801"),
+             "+852 9123 4567": ("+85291234567", "+852 9123 4567")}
+    cases: dict[str, str] = {}
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        for phone in typed:
+            body = report_body(reporter__phone=phone, child__id_number="11010120190501019x")
+            response = await client.post("/api/v1/reports", json=body, headers=auth())
+            assert response.status_code == 202, response.text
+            cases[response.json()["case_id"]] = phone
+
+        async def published() -> dict[str, dict[str, Any]] | None:
+            found = {m["key"]: m["value"]["report"]
+                     for m in await read_topic(settings.kafka_bootstrap, topics.REPORTS)
+                     if m["key"] in cases}
+            return found if len(found) == len(cases) else None
+
+        reports = await eventually(published, timeout=30)
+    for case_id, phone in cases.items():
+        reporter = reports[case_id]["reporter"]
+        assert (reporter["phone"], reporter["phone_display"]) == typed[phone]
+        assert reports[case_id]["child"]["id_number"] == "11010120190501019X"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
@@ -52,6 +54,7 @@ class Stack:
         self.http = httpx.AsyncClient(timeout=15)
         self.broker = make_broker(settings.kafka_bootstrap, "test-alert")
         self.publisher = EventPublisher(self.broker, "/test/alert")
+        self.redis: Redis
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[Stack]:
@@ -93,6 +96,19 @@ class Stack:
 
         return await eventually(check, timeout=30)
 
+    async def tips(self, case_id: str, headers: dict[str, str] = COMMANDER,
+                   **params: Any) -> httpx.Response:
+        return await self.http.get(f"{self.url}/api/v1/cases/{case_id}/tips", headers=headers,
+                                   params=params)
+
+    async def tip(self, case_id: str, description: str = "在长治站候车室看到") -> TipReceived:
+        tip = TipReceived(tip_id=uuid.uuid4().hex, case_id=case_id, seen_at=datetime.now(UTC),
+                          location=TipLocation(lat=36.2, lon=113.1, address="长治站"),
+                          description=description, received_at=datetime.now(UTC))
+        await self.publisher.publish(topics.TIPS, CloudEvent.of(
+            TIP_RECEIVED, "/test/alert", case_id, tip, event_id=tip.tip_id))
+        return tip
+
     async def post(self, path: str, body: Any = None,
                    headers: dict[str, str] = COMMANDER) -> httpx.Response:
         return await self.http.post(f"{self.url}/api/v1{path}", json=body, headers=headers)
@@ -107,6 +123,7 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
 @pytest.fixture
 async def stack(settings: Settings, redis: Redis) -> AsyncIterator[Stack]:
     s = Stack(settings.model_copy(update={"dispatch_timer_tick_s": 0.2}))
+    s.redis = redis
     await s.broker.start()
     try:
         yield s
@@ -155,8 +172,15 @@ async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
         no_outcome = await stack.post(f"/cases/{case_id}/found",
                                       {"found_at": "2026-11-23T10:00:00Z"})
         assert no_outcome.status_code == 422 and no_outcome.json()["error"]["field"] == "outcome"
-        found = await stack.post(f"/cases/{case_id}/found", {
-            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(), "note": "在公园"})
+        # The alert is public now: found needs the caller's confirmation (issue 19 §4).
+        found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+                      "note": "在公园"}
+        unconfirmed = await stack.post(f"/cases/{case_id}/found", found_body)
+        assert unconfirmed.status_code == 409, unconfirmed.text
+        error = unconfirmed.json()["error"]
+        assert (error["code"], error["field"]) == ("confirm_required", "confirm")
+        assert f"A-{case_id}" in error["message"]
+        found = await stack.post(f"/cases/{case_id}/found", {**found_body, "confirm": True})
         assert found.status_code == 200 and found.json()["status"] == "found"
         closed = await stack.post(f"/cases/{case_id}/close", {"reason": "平安找到"})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
@@ -249,35 +273,51 @@ async def test_overdue_task_repeats_and_survives_a_restart(stack: Stack) -> None
 async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     stack: Stack,
 ) -> None:
-    name = f"王{uuid.uuid4().hex[:4]}"
+    """Linked only on the child's identity (issue 19 §1): the name with another middle dot and
+    the same birth date links; the same reporter's phone with another child does not; the same
+    child 900 km away does not; nor does a drill."""
+    tag = uuid.uuid4().hex[:4]
+    name = f"阿依努尔{tag}·买买提"
     async with stack.serving():
         first = new_case_id()
         await stack.report(first, child__name=name, reporter__phone="13912345678")
         await stack.opened(first)
 
-        same_child = new_case_id()  # same name and birth date, other reporter, 3 km away
-        await stack.report(same_child, child__name=name, reporter__phone="13700000001",
-                           last_seen__lat=36.21, last_seen__lon=113.13)
-        same_phone = new_case_id()  # the same reporter calls again, naming the child otherwise
-        await stack.report(same_phone, child__name=name[1:], reporter__phone="13912345678")
+        same_child = new_case_id()  # the father: U+30FB, other phone, 3 km away
+        await stack.report(same_child, child__name=name.replace("·", "・"),
+                           reporter__phone="13700000001", last_seen__lat=36.21,
+                           last_seen__lon=113.13)
+        sibling = new_case_id()  # the same mother calls again about her other child
+        await stack.report(sibling, child__name=f"阿依古丽{tag}·买买提",
+                           child__birth_date="2017-03-02", reporter__phone="13912345678")
         far = new_case_id("320102")  # same child 900 km away: not linked
         await stack.report(far, child__name=name, reporter__phone="13700000002",
                            last_seen__region_code="320102", last_seen__lat=32.05,
                            last_seen__lon=118.8)
+        drill = new_case_id()  # a drill of the same name and birth date: never linked
+        await stack.report(drill, child__name=name, exercise=True)
 
         async def linked() -> dict[str, Any] | None:
             case = (await stack.case(first)).json()
-            return case if len(case["linked_reports"]) == 2 else None
+            return case if case["links"] else None
 
         case = await eventually(linked, timeout=30)
-        assert {r["duplicate_case_id"]: r["match"] for r in case["linked_reports"]} == {
-            same_child: "name_birth_date", same_phone: "reporter_phone"}
+        for other in (sibling, far, drill):
+            own = await stack.opened(other, ADMIN)
+            assert own["case_id"] == other and own["links"] == []
+        case = (await stack.case(first)).json()
+        assert [(x["case_id"], x["evidence"]["rule"]) for x in case["links"]] == [
+            (same_child, "name_birth_date")]
+        evidence = case["links"][0]["evidence"]
+        assert evidence["names"] == [name, name.replace("·", "・")]
+        assert 0 < evidence["distance_km"] < 10
+        # Identity keys and held reports are internal: never served (issue 12).
+        assert "duplicate_keys" not in case and "held_reports" not in case
         # The duplicate's case id leads to the one case group.
         assert (await stack.case(same_child)).json()["case_id"] == first
         ids = {c["case_id"] for c in (await stack.http.get(
             f"{stack.url}/api/v1/cases", headers=ADMIN)).json()}
-        assert first in ids and same_child not in ids and same_phone not in ids
-        await stack.opened(far, ADMIN)
+        assert first in ids and same_child not in ids and sibling in ids
     # Under the duplicate's own id: only an announcement of the group it joined.
     alias, *members = await case_events(stack.settings.kafka_bootstrap, same_child)
     assert alias["headers"]["ce_type"] == "homeward.case.opened.v1"
@@ -285,6 +325,126 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     assert alias["value"]["leader"] == case["leader"]
     assert {m["headers"]["ce_type"] for m in members} == {"homeward.case.member_added.v1"}
     assert [m["value"]["details"]["member"] for m in members] == case["members"]
+    # The keys on the topic are keyed hashes: neither the name nor the phone is in them.
+    opened_first = (await case_events(stack.settings.kafka_bootstrap, first))[0]["value"]
+    keys = opened_first["duplicate_keys"]
+    assert len(keys) == 1 and len(keys[0]) == 32 and tag not in keys[0]
+
+
+async def test_siblings_from_one_phone_are_three_children_of_one_incident(
+    stack: Stack,
+) -> None:
+    """The same mother reports three children from one phone minutes apart: three case groups
+    (a phone never links), tied by the commander into one incident; found for child 1 ends
+    only child 1's search."""
+    tag = uuid.uuid4().hex[:4]
+    children = [(f"张{tag}明", "2019-05-01"), (f"张{tag}红", "2017-03-02"),
+                (f"张{tag}刚", "2021-08-09")]
+    async with stack.serving():
+        ids = [new_case_id() for _ in children]
+        for case_id, (name, born) in zip(ids, children, strict=True):
+            await stack.report(case_id, child__name=name, child__birth_date=born,
+                               reporter__phone="13812345678")
+        cases = [await stack.opened(c) for c in ids]
+        assert [c["case_id"] for c in cases] == ids and all(c["links"] == [] for c in cases)
+
+        tied = await stack.post(f"/cases/{ids[0]}/incident",
+                                {"case_ids": ids[1:], "reason": "同一母亲报三名子女走失"})
+        assert tied.status_code == 200, tied.text
+        for case_id in ids:
+            case = (await stack.case(case_id)).json()
+            assert case["incident"] == ids[0] and case["incident_cases"] == ids
+            assert case["timeline"][-1]["why"] == "同一母亲报三名子女走失"
+
+        found = await stack.post(f"/cases/{ids[0]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[0][0]})
+        assert found.status_code == 200, found.text
+        wrong = await stack.post(f"/cases/{ids[1]}/found", {
+            "outcome": "found_safe", "found_at": datetime.now(UTC).isoformat(),
+            "child": children[2][0]})
+        assert wrong.status_code == 409 and wrong.json()["error"]["field"] == "child"
+        for case_id in ids[1:]:
+            assert (await stack.case(case_id)).json()["status"] in ("opened", "active")
+    found_on = {m["key"] for m in await read_topic(stack.settings.kafka_bootstrap,
+                                                    topics.DISPATCH)
+                if m["headers"]["ce_type"] == "homeward.case.found.v1" and m["key"] in ids}
+    assert found_on == {ids[0]}
+
+
+async def test_two_reports_at_once_on_a_fresh_stack_link(stack: Stack) -> None:
+    """Mother and father at the same moment, handled by different consumers in parallel: the
+    claim on the child's identity is atomic, so exactly one case group is formed."""
+    name = f"买买提{uuid.uuid4().hex[:4]}·艾力"
+    mother, father = new_case_id(), new_case_id()
+    await asyncio.gather(stack.report(mother, child__name=name),
+                         stack.report(father, child__name=name.replace("·", "‧")))
+    async with stack.serving():
+        async def one_group() -> list[dict[str, Any]] | None:
+            got = [(await stack.case(c)).json() for c in (mother, father)]
+            return got if all("case_id" in g for g in got) and got[0]["links"] + \
+                got[1]["links"] else None
+
+        got = await eventually(one_group, timeout=40)
+    assert got[0]["case_id"] == got[1]["case_id"]
+    lead = got[0]
+    assert [x["case_id"] for x in lead["links"]] == [
+        father if lead["case_id"] == mother else mother]
+
+
+async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
+    """After escalation to the city a county commander may not release, mark found, close,
+    unlink or reopen (403 naming the reason); the city commander may. Unlink gives the second
+    report its own group; reopen puts the case back to active; all with who and why."""
+    county = bearer(Role.commander, "140403")
+    name = f"张{uuid.uuid4().hex[:4]}"
+    async with stack.serving():
+        first, second = new_case_id(), new_case_id()
+        await stack.report(first, child__name=name)
+        await stack.opened(first)
+        await stack.report(second, child__name=f" {name} ")
+
+        async def linked() -> dict[str, Any] | None:
+            case = (await stack.case(first)).json()
+            return case if case["links"] else None
+
+        await eventually(linked, timeout=30)
+        escalated = await stack.post(f"/cases/{first}/escalate",
+                                     {"level": "city", "reason": "重大"}, county)
+        assert escalated.status_code == 200, escalated.text
+        found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat()}
+        for path, body in (("release", None), ("found", found_body),
+                           ("close", {"reason": "x"}), ("reopen", {"reason": "x"}),
+                           ("unlink", {"report_id": f"R-{second}", "reason": "x"})):
+            refused = await stack.post(f"/cases/{first}/{path}", body, county)
+            assert refused.status_code == 403, (path, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "below_leader_level" and "长治市公安局" in error["message"]
+        assert (await stack.post(f"/cases/{first}/release")).status_code == 200  # the city
+
+        unlinked = await stack.post(f"/cases/{first}/unlink",
+                                    {"report_id": f"R-{second}", "reason": "母亲确认是另一孩子"})
+        assert unlinked.status_code == 200, unlinked.text
+        assert unlinked.json()["links"] == []
+        entry = unlinked.json()["timeline"][-1]
+        assert (entry["action"], entry["actor"], entry["why"]) == (
+            "report_unlinked", "commander-140400", "母亲确认是另一孩子")
+        own = await stack.opened(second)
+        assert own["case_id"] == second and own["leader"]["organ_name"]
+        assert (await stack.post(f"/cases/{first}/unlink", {
+            "report_id": f"R-{second}", "reason": "x"})).status_code == 404
+
+        found = await stack.post(f"/cases/{first}/found", {**found_body, "confirm": True})
+        assert found.status_code == 200, found.text
+        assert (await stack.case(second)).json()["status"] != "found"  # not the other child
+        reopened = await stack.post(f"/cases/{first}/reopen", {"reason": "认错了孩子"})
+        assert reopened.status_code == 200, reopened.text
+        assert reopened.json()["status"] == "active"
+        assert reopened.json()["timeline"][-1]["why"] == "认错了孩子"
+    types = [m["headers"]["ce_type"] for m in await case_events(
+        stack.settings.kafka_bootstrap, first)]
+    assert "homeward.case.report_unlinked.v1" in types
+    assert types[-2:] == ["homeward.case.found.v1", "homeward.case.reopened.v1"]
 
 
 async def test_tip_attached_and_leader_handover(stack: Stack) -> None:
@@ -301,15 +461,19 @@ async def test_tip_attached_and_leader_handover(stack: Stack) -> None:
         await stack.publisher.publish(topics.TIPS, event)  # redelivered: attached once
 
         async def attached() -> dict[str, Any] | None:
-            case = (await stack.case(case_id)).json()
-            return case if case["tips"] else None
+            page = (await stack.tips(case_id)).json()
+            return page if page["items"] else None
 
-        case = await eventually(attached, timeout=20)
+        await eventually(attached, timeout=20)
         await asyncio.sleep(1)
         case = (await stack.case(case_id)).json()
-        assert len(case["tips"]) == 1 and case["tips"][0]["description"] == "在长治站候车室看到"
-        assert case["tips"][0]["notified"] == [case["leader"]["name"],
-                                               case["duties"]["investigation"]["name"]]
+        page = (await stack.tips(case_id)).json()
+        # Kept beside the case (issue 12), not in its document.
+        assert "tips" not in case and page["total"] == 1 and len(page["items"]) == 1
+        assert page["items"][0]["description"] == "在长治站候车室看到"
+        assert page["items"][0]["notified"] == [case["leader"]["name"],
+                                                case["duties"]["investigation"]["name"]]
+        assert (await stack.tips(case_id, ELSEWHERE)).status_code == 404
 
         organ = await stack.http.get(f"{stack.url}/api/v1/organs/140403", headers=COMMANDER)
         assert organ.status_code == 200 and organ.json()["name"] == "长治市公安局潞州分局"
@@ -335,17 +499,27 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     stack: Stack, redis: Redis,
 ) -> None:
     ids = [new_case_id() for _ in range(3)]
+    names = [f"童{uuid.uuid4().hex[:6]}" for _ in ids]
+    linked, later = new_case_id(), new_case_id()
     async with stack.serving():
-        for case_id in ids:
-            await stack.report(case_id)
+        for case_id, name in zip(ids, names, strict=True):
+            await stack.report(case_id, child__name=name)
         for case_id in ids:
             await stack.opened(case_id)
+        await stack.report(linked, child__name=names[1])  # the same child as ids[1]
+        await eventually(lambda: _links(stack, ids[1]), timeout=30)
         await stack.post(f"/cases/{ids[0]}/escalate", {"level": "city", "reason": "重大线索"})
         await stack.post(f"/cases/{ids[1]}/tasks/dna_samples/complete", {"note": "已采血"})
         await stack.post(f"/cases/{ids[2]}/found", {
             "outcome": "false_report", "found_at": datetime.now(UTC).isoformat()})
         await stack.post(f"/cases/{ids[2]}/close", {"reason": "虚假报案"})
+        # A tip attached to a case, and one held for a case that never appears.
+        await stack.tip(ids[1], "候车室")
+        held = await stack.tip(new_case_id(), "无此案件")
+        await eventually(lambda: _total(stack, ids[1], 1), timeout=20)
+        await eventually(lambda: redis.hexists("dispatch:parked", held.tip_id), timeout=20)
         before = {c: (await stack.case(c)).json() for c in ids}
+        tips_before = (await stack.tips(ids[1])).json()
 
     async def timers() -> dict[str, float]:
         # The overdue timers of these cases' open tasks (others' are in the same set).
@@ -357,10 +531,22 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
+        assert (await stack.tips(ids[1])).json() == tips_before  # rebuilt from the topic
+        # The child's claim came back with the case: a later report of it still links.
+        await stack.report(later, child__name=names[1])
+        relinked = await eventually(lambda: _links(stack, ids[1], 2), timeout=30)
+    assert [x["case_id"] for x in relinked] == [linked, later]
     assert after == before
+    assert [x["case_id"] for x in after[ids[1]]["links"]] == [linked]
+    assert await redis.hexists("dispatch:parked", held.tip_id)  # still held after a rebuild
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
+
+
+async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, Any]] | None:
+    links: list[dict[str, Any]] = (await stack.case(case_id)).json()["links"]
+    return links if len(links) >= count else None
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:
@@ -435,7 +621,7 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         assert config.text.startswith("window.HW_CONFIG = ")
         parsed = json.loads(config.text.removeprefix("window.HW_CONFIG = ").rstrip(";\n"))
         assert parsed["notify_url"] and parsed["tiers"][0] == [1.0, 100.0]
-        assert parsed["max_km"] == 500.0
+        assert parsed["max_km"] == 500.0 and parsed["display_timezone"] == "Asia/Shanghai"
         for path in ("/static/dispatch/console.js", "/static/shared/common.js"):
             assert (await stack.http.get(f"{stack.url}{path}")).status_code == 200
 
@@ -447,11 +633,85 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         assert case["leader"]["organ_name"] == "博尔塔拉蒙古自治州公安局"
         member = {"duty": "procuratorate", "name": "马明", "title": "检察官",
                   "organ_name": "博尔塔拉蒙古自治州人民检察院", "reason": "提前介入引导侦查"}
-        joined = await stack.post(f"/cases/{bortala}/members", member, ADMIN)
+        not_a_phone = await stack.post(f"/cases/{bortala}/members",
+                                       {**member, "phone": "0000-652701-01"}, ADMIN)
+        assert not_a_phone.status_code == 422
+        assert not_a_phone.json()["error"]["field"] == "phone"
+        joined = await stack.post(f"/cases/{bortala}/members",
+                                  {**member, "phone": "0909-222 3344 转 12"}, ADMIN)
         assert joined.status_code == 200
         assert joined.json()["members"][-1]["duty"] == "procuratorate"
+        assert joined.json()["members"][-1]["phone"] == "+869092223344"  # E.164 (shared.phones)
         plain = new_case_id()
         await stack.report(plain)
         await stack.opened(plain)
         refused = await stack.post(f"/cases/{plain}/members", member)
         assert refused.status_code == 409 and refused.json()["error"]["field"] == "duty"
+
+
+async def test_tips_before_their_case_are_held_then_attached_and_paged(stack: Stack) -> None:
+    """Issue 19, item 6: a tip published before its report is processed is attached to the
+    case (also when the report is a second report linked to an earlier case); the case's
+    tips are paged, newest first (issue 12)."""
+    async with stack.serving():
+        case_id = new_case_id()
+        early = [await stack.tip(case_id, f"线索{n}") for n in range(3)]
+
+        async def held() -> bool:
+            return all([await stack.redis.hexists("dispatch:parked", t.tip_id) for t in early])
+
+        await eventually(held, timeout=20)
+        # The app runs in this process: its metrics are this process's registry (the ops
+        # port serves the same registry, shared/serve.py).
+        metrics = generate_latest().decode()
+        assert re.search(r"^homeward_dispatch_tips_parked_total [1-9]", metrics, re.M)
+        await stack.report(case_id)
+        await stack.opened(case_id)
+
+        async def all_attached() -> dict[str, Any] | None:
+            page = (await stack.tips(case_id)).json()
+            return page if page["total"] == 3 else None
+
+        await eventually(all_attached, timeout=20)
+        later = await stack.tip(case_id, "线索3")
+        await eventually(lambda: _total(stack, case_id, 4), timeout=20)
+        first = (await stack.tips(case_id, limit=2)).json()
+        second = (await stack.tips(case_id, limit=2, offset=2)).json()
+        ids = [t["tip_id"] for t in first["items"] + second["items"]]
+        assert first["total"] == 4 and len(first["items"]) == 2
+        assert sorted(ids) == sorted([t.tip_id for t in early] + [later.tip_id])
+        assert ids[0] == later.tip_id  # newest first
+        # None of them still held (earlier tests' held tips come back with the replay).
+        assert not [t for t in [*early, later]
+                    if await stack.redis.hexists("dispatch:parked", t.tip_id)]
+        dead = [m for m in await read_topic(stack.settings.kafka_bootstrap,
+                                            topics.dlq(topics.TIPS)) if m["key"] == case_id]
+        assert dead == []
+
+
+async def test_a_tip_for_a_case_that_never_appears_is_shown_to_an_admin(stack: Stack) -> None:
+    stack.settings = stack.settings.model_copy(update={"dispatch_tip_park_s": 0.5})
+    async with stack.serving():
+        lost = new_case_id()
+        tip = await stack.tip(lost, "没有对应案件的线索")
+        url = f"{stack.url}/api/v1/tips/unmatched"
+
+        async def listed() -> dict[str, Any] | None:
+            got = (await stack.http.get(url, headers=ADMIN)).json()
+            return got if any(h["tip"]["tip_id"] == tip.tip_id for h in got["items"]) else None
+
+        page = await eventually(listed, timeout=20)
+        row = next(h for h in page["items"] if h["tip"]["tip_id"] == tip.tip_id)
+        assert row["case_id"] == lost and row["tip"]["description"] == "没有对应案件的线索"
+        other_admin = bearer(Role.admin, "320000")
+        got = await stack.http.get(url, headers=other_admin)
+        assert tip.tip_id not in {h["tip"]["tip_id"] for h in got.json()["items"]}
+        assert (await stack.http.get(url, headers=COMMANDER)).status_code == 403
+        # Still held: if the case appears after all, the tip is attached.
+        await stack.report(lost)
+        await stack.opened(lost)
+        await eventually(lambda: _total(stack, lost, 1), timeout=20)
+
+
+async def _total(stack: Stack, case_id: str, n: int) -> bool:
+    return (await stack.tips(case_id)).json()["total"] == n

@@ -4,12 +4,13 @@ widening, release gate, drills, cancellation, CAP/Atom, signatures, retries, res
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,16 @@ from tests.helpers import eventually, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-PII = ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345")
+# The ID numbers all start 1101012019 (one per report, born in 2019: see Stack.report_as).
+PII = ("李红", "13800000000", "138 0000 0000", "1101012019", "中年男子", "晋D·12345")
+_CHILDREN = itertools.count()
+
+
+def id_number(first17: str) -> str:
+    """A 居民身份证号 with its GB 11643 check character."""
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights,
+                                                                     strict=True)) % 11]
 
 
 @dataclass
@@ -119,8 +129,15 @@ class Stack:
 
     async def report_as(self, case_id: str, seen_ago_s: float = 60.0, **overrides: Any) -> str:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
+        # A child of its own unless the test says otherwise: two reports of one child (same
+        # name and birth date, or same ID number) become one alert (issue 19 §3).
+        # The ID number encodes the birth date (GB 11643; a mismatch is refused).
+        n = next(_CHILDREN)
+        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 365))
+                             .isoformat())
+        born = str(overrides["child__birth_date"]).replace("-", "")
+        overrides.setdefault("child__id_number", id_number(f"110101{born}{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
-        body["child"]["id_number"] = "110101201905010011"
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
                                   operator_region="140403",
@@ -462,8 +479,9 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
     assert sink.requests == []
     rows = (await strict.deliveries(case_id))["deliveries"]
     states = {r["name"]: (r["state"], r["error"]) for r in rows}
-    assert states["内网站"] == ("failed", "refused: the URL's address is not allowed")
-    assert states["内网名"][0] == "retrying" and "DNS" in states["内网名"][1]
+    # Issue 12: a status class, never the socket's text; a refusal is final, not retried.
+    assert states["内网站"] == ("failed", "refused_by_policy")
+    assert states["内网名"] == ("failed", "refused_by_policy")
 
 
 async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
@@ -502,7 +520,7 @@ async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
     assert "张小明" in json.loads(good.requests[0]["body"])["message"]
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
-    assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
+    assert rows["企业微信群"]["state"] == "dead" and rows["企业微信群"]["error"] == "http_5xx"
 
 
 async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:
@@ -537,8 +555,9 @@ async def test_dispatch_events_before_the_report_are_remembered(stack_factory: A
 async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
     stack_factory: Any, sinks: Any
 ) -> None:
-    leader_sink, member_sink = sinks("grp-0355-1000001"), sinks("grp-0355-1000003")
-    template = leader_sink.url.replace("http://", "json://").replace("0355-1000001", "{phone}")
+    # The gateway gets each number validated, in E.164 and URL-encoded (issue 12).
+    leader_sink, member_sink = sinks("grp-+863551000001"), sinks("grp-+863551000003")
+    template = leader_sink.url.replace("http://", "json://").replace("+863551000001", "{phone}")
     stack = await stack_factory(notify_group_apprise_url=template)
     case_id = await stack.report()
     await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(

@@ -20,15 +20,24 @@ from services.dispatch.domain import (
     plan_open,
     plan_overdue,
     plan_release,
+    plan_reopen,
     plan_tip,
 )
 from services.dispatch.domain import (
     fold as fold_or_none,
 )
+from services.dispatch.links import (
+    mirror,
+    plan_incident,
+    plan_link,
+    plan_unlink,
+    require_authority,
+)
 from services.dispatch.roster import Roster, load_roster
 from services.dispatch.rules import load_rules
 from shared import events as ev
 from shared.events import TipLocation, TipReceived
+from shared.identity import LinkEvidence
 from shared.report import ReportAccepted, ResolvedReport
 from tests.helpers import report_body
 
@@ -178,14 +187,19 @@ def test_overdue_counts_up_and_stops_when_done() -> None:
     assert case is not None and plan_overdue(case, "dna_samples", NOW) == []
 
 
-def test_tip_attached_once_and_addressed_to_leader_and_investigator() -> None:
+def test_tip_addressed_to_leader_and_investigator_and_kept_out_of_the_case() -> None:
     case = opened()
     tip = TipReceived(tip_id="T1", case_id=case.case_id, seen_at=NOW,
                       location=TipLocation(lat=36.2, lon=113.1), description="在车站看见",
                       received_at=NOW)
-    case = fold(plan_tip(case, tip, NOW), case)
-    assert case is not None and case.tips[0].notified == ["褚卫东", "蒋晓军"]
-    assert plan_tip(case, tip, NOW) == []
+    changes = plan_tip(case, tip, NOW)
+    assert [c.event_id for c in changes] == [f"{case.case_id}:tip:T1"]  # stable: redelivery
+    attached = changes[0].data["details"]["tip"]
+    assert attached["notified"] == ["褚卫东", "蒋晓军"] and attached["case_id"] == case.case_id
+    folded = fold(changes, case)
+    # The tip is kept beside the case (services/dispatch/tips.py), not in its document.
+    assert folded is not None and "在车站看见" not in folded.model_dump_json()
+    assert folded.status == "active" and len(folded.timeline) == len(case.timeline)
 
 
 def test_handover_when_the_leader_becomes_unavailable() -> None:
@@ -223,21 +237,134 @@ def test_procuratorate_may_join_only_where_the_rules_allow() -> None:
     assert refused.value.status == 409 and refused.value.field == "duty"
 
 
-def test_a_linked_report_is_announced_under_its_own_id_and_follows_the_case() -> None:
-    from services.dispatch.domain import mirror, plan_link
+EVIDENCE = LinkEvidence(rule="name_birth_date", distance_km=2.0, hours_apart=0.2,
+                        names=["张小明", "张 小明"])
 
+
+def test_a_linked_report_is_announced_under_its_own_id_and_follows_the_case() -> None:
     case = opened()
     second = accepted().model_copy(update={"report_id": "R2",
                                            "case_id": "140403-20261122-BBBBBB"})
-    changes = plan_link(case, second, "reporter_phone", 2.0, NOW)
+    changes = plan_link(case, second, EVIDENCE, NOW)
     assert [(c.type, c.case_id) for c in changes][:2] == [
         (ev.CASE_REPORT_LINKED, case.case_id), (ev.CASE_OPENED, second.case_id)]
     assert changes[1].data["linked_to"] == case.case_id
     linked = fold(changes, case)
     assert linked.timeline[-1].action == "report_linked" and len(linked.members) == 3
-    assert plan_link(linked, second, "reporter_phone", 2.0, NOW) == []  # redelivered
+    assert [(x.report_id, x.case_id, x.evidence.rule) for x in linked.links] == [
+        ("R2", second.case_id, "name_birth_date")]
+    assert plan_link(linked, second, EVIDENCE, NOW) == []  # redelivered
     found = mirror(linked, plan_found(linked, "found_safe", NOW, "", "cmd", NOW, "f"))
     assert [(c.type, c.case_id) for c in found] == [
         (ev.CASE_FOUND, case.case_id), (ev.CASE_FOUND, second.case_id)]
     assert found[1].data["details"]["linked_to"] == case.case_id
     assert fold(found, linked).status == "found"
+
+
+def test_unlink_gives_the_report_back_its_own_group_and_stops_mirroring() -> None:
+    case = opened()
+    second = accepted().model_copy(update={"report_id": "R2",
+                                           "case_id": "140403-20261122-BBBBBB"})
+    linked = fold(plan_link(case, second, EVIDENCE, NOW), case)
+    changes, held = plan_unlink(linked, "R2", "不是同一儿童：母亲确认是兄妹", "cmd-1", NOW, "u")
+    assert held == second
+    assert changes[0].type == ev.CASE_REPORT_UNLINKED
+    assert changes[0].data["duplicate_case_id"] == second.case_id
+    unlinked = fold(changes, linked)
+    assert unlinked.links == [] and unlinked.held_reports == {}
+    entry = unlinked.timeline[-1]
+    assert (entry.action, entry.actor, entry.why) == ("report_unlinked", "cmd-1",
+                                                      "不是同一儿童：母亲确认是兄妹")
+    found = mirror(unlinked, plan_found(unlinked, "found_safe", NOW, "", "cmd", NOW, "f"))
+    assert [c.case_id for c in found] == [case.case_id]  # the other child is not cancelled
+    with pytest.raises(Refused) as refused:
+        plan_unlink(unlinked, "R2", "again", "cmd-1", NOW, "u2")
+    assert (refused.value.status, refused.value.field) == (404, "report_id")
+
+
+@pytest.mark.parametrize(("region", "escalated", "allowed"), [
+    ("140403", False, True),   # the county that leads
+    ("140400", False, True),   # its city
+    ("140000", False, True),   # its province
+    ("000000", False, True),   # national
+    ("140402", False, False),  # a neighbouring county
+    ("140403", True, False),   # the county, after escalation to the city
+    ("140400", True, True),    # the city, after escalation
+    ("140000", True, True),
+    ("140500", True, False),   # another city
+])
+def test_only_the_leaders_level_or_above_may_end_a_search(region: str, escalated: bool,
+                                                         allowed: bool) -> None:
+    case = opened()
+    if escalated:
+        case = fold(plan_escalate(case, "city", "重大", "cmd", load_roster(), NOW, "e"), case)
+        assert case.leader is not None and case.leader.organ_code == "140400"
+    if allowed:
+        require_authority(case, region, "close")
+    else:
+        with pytest.raises(Refused) as refused:
+            require_authority(case, region, "close")
+        assert refused.value.status == 403 and refused.value.code == "below_leader_level"
+        assert "close" in refused.value.message and region in refused.value.message
+
+
+def test_found_on_a_public_alert_needs_confirm_and_names_what_is_cancelled() -> None:
+    case = fold(plan_release(opened(), "cmd", NOW, "r"), opened())
+    with pytest.raises(Refused) as refused:
+        plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f")
+    assert (refused.value.status, refused.value.code, refused.value.field) == (
+        409, "confirm_required", "confirm")
+    assert f"A-{case.case_id}" in refused.value.message and "media" in refused.value.message
+    assert plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f", confirm=True)
+    with pytest.raises(Refused) as wrong:
+        plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f", True, child="李小红")
+    assert wrong.value.field == "child"
+    assert plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f", True, child="张 小明")
+    drill = opened(exercise=True)
+    drill = fold(plan_release(drill, "cmd", NOW, "r"), drill)
+    assert plan_found(drill, "found_safe", NOW, "", "cmd", NOW, "f")  # a drill: no confirm
+
+
+def test_reopen_after_a_wrong_found() -> None:
+    case = opened()
+    with pytest.raises(Refused):
+        plan_reopen(case, "x", "cmd", NOW, "o")  # not found yet
+    found = fold(plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f"), case)
+    reopened = fold(plan_reopen(found, "认错了孩子", "cmd-2", NOW, "o"), found)
+    assert reopened.status == "active" and reopened.outcome is None
+    entry = reopened.timeline[-1]
+    assert (entry.action, entry.actor, entry.why) == ("reopened", "cmd-2", "认错了孩子")
+
+
+def test_an_incident_ties_children_but_never_a_drill_and_a_real_case() -> None:
+    first = opened()
+    second = fold(plan_open(accepted().model_copy(update={
+        "report_id": "R2", "case_id": "140403-20261122-BBBBBB"}), POLICY, load_roster(), NOW))
+    changes = plan_incident(first, [second], "兄妹同时走失", "cmd", NOW, "i")
+    assert [c.case_id for c in changes] == [first.case_id, second.case_id]
+    tied = fold(changes[1:], second)
+    assert tied.incident == first.case_id
+    assert tied.incident_cases == [first.case_id, second.case_id]
+    assert mirror(fold(changes[:1], first), plan_found(
+        first, "found_safe", NOW, "", "cmd", NOW, "f")) == plan_found(
+        first, "found_safe", NOW, "", "cmd", NOW, "f")  # nothing reaches the sibling
+    drill = opened(exercise=True).model_copy(update={"case_id": "140403-20261122-CCCCCC"})
+    with pytest.raises(Refused) as refused:
+        plan_incident(first, [drill], "x", "cmd", NOW, "i")
+    assert refused.value.code == "drill_and_real"
+    with pytest.raises(Refused):
+        plan_incident(first, [], "x", "cmd", NOW, "i")
+
+
+def test_the_live_stream_never_carries_identity_keys_or_held_reports() -> None:
+    from services.dispatch.adapters import served
+
+    case = opened()
+    second = accepted().model_copy(update={"report_id": "R2",
+                                           "case_id": "140403-20261122-BBBBBB"})
+    link = plan_link(case, second, EVIDENCE, NOW)[0]
+    assert "accepted" in link.data["details"]
+    assert "accepted" not in served(link.data)["details"]
+    assert served(link.data)["evidence"]["rule"] == "name_birth_date"
+    opening = plan_open(accepted(), POLICY, load_roster(), NOW, keys=["k" * 32])[0]
+    assert opening.data["duplicate_keys"] and "duplicate_keys" not in served(opening.data)

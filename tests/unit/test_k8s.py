@@ -150,16 +150,43 @@ def test_every_workload_probes_and_has_requests_and_limits(overlay: str) -> None
                 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+SECRET_WORDS = ("PASSWORD", "SECRET", "REDIS_URL", "SUBSCRIBER_KEYS")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secrets_are_referenced_never_inlined(overlay: str) -> None:
     assert not of_kind(overlay, "Secret")
     for name, workload in workloads(overlay).items():
         for container in workload["spec"]["template"]["spec"]["containers"]:
             for env in container.get("env", []):
-                if any(w in env["name"] for w in ("PASSWORD", "SECRET", "REDIS_URL")):
+                if any(w in env["name"] for w in SECRET_WORDS):
                     assert "value" not in env and "secretKeyRef" in env["valueFrom"], (name, env)
     config = of_kind(overlay, "ConfigMap")["homeward-config"]["data"]
-    assert not [k for k in config if any(w in k for w in ("PASSWORD", "SECRET", "REDIS_URL"))]
+    assert not [k for k in config if any(w in k for w in SECRET_WORDS)]
+
+
+# The keys a service refuses to start without outside development (shared.settings; notify's
+# subscriber key ring, services/notify/sealing.py), each from a Secret the operator creates.
+REQUIRED_SECRETS = {
+    "HOMEWARD_JWT_SECRET": {"name": "homeward-jwt", "key": "secret"},
+    "HOMEWARD_IDENTITY_SECRET": {"name": "homeward-identity", "key": "secret"},
+}
+NOTIFY_SECRETS = {
+    "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS": {"name": "homeward-notify-subscriber-keys", "key": "keys"},
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_gets_the_keys_it_needs_from_secrets(overlay: str) -> None:
+    for name, workload in workloads(overlay).items():
+        if name not in SERVICES:
+            continue
+        env = {e["name"]: e for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
+        wanted = REQUIRED_SECRETS | (NOTIFY_SECRETS if name == "notify" else {})
+        for variable, ref in wanted.items():
+            assert env[variable]["valueFrom"]["secretKeyRef"] == ref, (name, variable)
+        if name != "notify":  # least privilege: only notify opens subscriber secrets
+            assert not set(NOTIFY_SECRETS) & set(env), name
 
 
 def test_production_is_replicated_budgeted_and_spread() -> None:

@@ -84,12 +84,13 @@ def test_public_push_carries_no_personal_data_of_the_family_and_fits_the_limit()
     public = domain.push_body(alert, "public", "https://n/x.xml", "110", 1000, NOW)
     text = str(public)
     for secret in ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345",
-                   "0355-1234567"):
+                   "0355-1234567", "0355 123 4567"):
         assert secret not in text
     assert len(public["text"]) <= 1000 and public["text"].endswith("https://n/x.xml")
     restricted = domain.push_body(alert, "restricted", "https://n/x.xml", "110", 1000, NOW)
     assert restricted["circumstances"]["vehicle"] == "晋D·12345"
-    assert "0355-1234567" in restricted["contact"] and len(restricted["text"]) <= 1000
+    # The leader's number in the form people dial (shared.phones display form).
+    assert "0355 123 4567" in restricted["contact"] and len(restricted["text"]) <= 1000
 
 
 def test_cancel_body_has_no_personal_data() -> None:
@@ -205,3 +206,20 @@ def test_fold_notes_follows_dispatch_events() -> None:
         notes = domain.fold_notes(notes, CASE_MEMBER_ADDED, added)
     notes = domain.fold_notes(notes, CASE_RELEASE_APPROVED, {})
     assert notes.members == [member] and notes.released and not notes.found
+
+
+def test_a_second_report_adds_its_details_and_keeps_the_first_sighting() -> None:
+    first = report_body()
+    second = report_body(child__description="背红色书包", child__photo_urls=[
+        "https://example.org/p.jpg", "https://example.org/q.jpg"],
+        circumstances__vehicle="晋D·12345", circumstances__notes="父亲补充",
+        last_seen__address="另一个地址")
+    merged = domain.merge_report(first, second)
+    assert merged["child"]["description"] == "蓝色羽绒服，黑色运动鞋；背红色书包"
+    assert merged["child"]["photo_urls"] == ["https://example.org/p.jpg",
+                                             "https://example.org/q.jpg"]
+    assert merged["circumstances"]["vehicle"] == "晋D·12345"  # not repeated
+    assert merged["circumstances"]["notes"] == "父亲补充"
+    assert merged["last_seen"] == first["last_seen"]  # the radius grows from the first
+    assert first["child"]["description"] == "蓝色羽绒服，黑色运动鞋"  # the input is unchanged
+    assert domain.merge_report(merged, second) == merged  # the same details twice: no change

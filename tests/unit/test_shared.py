@@ -6,7 +6,7 @@ import pytest
 from shared.auth import InvalidToken, Role, mint_token, verify_token
 from shared.events import CloudEvent, PoisonMessage
 from shared.regions import scope_prefix, within
-from shared.settings import DEV_JWT_SECRET, Settings
+from shared.settings import PUBLIC_SECRETS, Settings
 
 
 def test_jurisdiction_is_a_prefix_test() -> None:
@@ -32,18 +32,35 @@ def test_expired_forged_and_garbage_tokens_are_refused() -> None:
     with pytest.raises(InvalidToken, match="expired"):
         verify_token(settings, mint_token(settings, Role.operator, "140403", ttl_s=-10))
     forged = jwt.encode({"sub": "x", "role": "admin", "region": "000000", "iss": "homeward",
-                         "exp": 9999999999}, "not-the-secret", algorithm="HS256")
+                         "exp": 9999999999}, "not-the-secret-" * 3, algorithm="HS256")
     with pytest.raises(InvalidToken):
         verify_token(settings, forged)
     with pytest.raises(InvalidToken):
         verify_token(settings, "garbage")
 
 
-def test_production_refuses_the_development_secret() -> None:
-    for environment in ("staging", "production"):
-        with pytest.raises(ValueError, match="development default"):
-            Settings(environment=environment, jwt_secret=DEV_JWT_SECRET)
-    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault")
+def test_no_environment_accepts_the_published_secret() -> None:
+    """Issue 12: the secret once committed as the development default works nowhere."""
+    for environment in ("development", "staging", "production"):
+        for secret in PUBLIC_SECRETS:
+            with pytest.raises(ValueError, match="published in the repository"):
+                Settings(environment=environment, jwt_secret=secret)
+    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault-of-32+bytes")
+    real = "a-real-identity-key-from-the-vault-of-32+bytes"
+    Settings(environment="production", jwt_secret="a-real-secret-from-the-vault-of-32+bytes",
+             identity_secret=real)
+
+
+def test_the_identity_key_has_no_default() -> None:
+    """Issue 12/19: the child-identity HMAC key is a secret like the JWT key."""
+    env = {"jwt_secret": "a-real-secret-from-the-vault-of-32+bytes"}
+    with pytest.raises(ValueError, match="IDENTITY_SECRET"):
+        Settings(environment="production", identity_secret="", **env)
+    with pytest.raises(ValueError, match="published in the repository"):
+        Settings(environment="production",
+                 identity_secret="homeward-local-identity-secret-change-me", **env)
+    with pytest.raises(ValueError, match="shorter than"):
+        Settings(environment="production", identity_secret="short", **env)
 
 
 def test_cloudevent_binary_mode_round_trip() -> None:
@@ -85,7 +102,8 @@ def _keypair(kind: str) -> tuple[str, str]:
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
 def test_production_tokens_are_verified_with_the_configured_public_key(algorithm: str) -> None:
     private, public = _keypair(algorithm)
-    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public)
+    settings = Settings(environment="production", jwt_algorithm=algorithm, jwt_public_key=public,
+                        identity_secret="a-real-identity-key-from-the-vault")
     token = mint_token(settings, Role.commander, "140400", private_key=private)
     assert verify_token(settings, token).region == "140400"
     other_private, _ = _keypair(algorithm)

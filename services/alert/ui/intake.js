@@ -3,6 +3,7 @@
 HW.words({
   title: "失踪儿童报案登记", sec_child: "一、失踪人员", sec_seen: "二、最后出现", sec_circ: "三、经过", sec_reporter: "四、报案人",
   subject: "对象", subject_child: "儿童（未满18周岁）", subject_woman: "疑似被拐妇女", name: "姓名", sex: "性别", male: "男", female: "女", unknown: "不详",
+  id_number: "身份证号（可选）", phone_hint: "手机、带区号座机（可加“转”分机）或境外号码（带 +国家/地区代码）均可",
   birth_date: "出生日期", age: "年龄（不知出生日期时）", height: "身高（厘米）", weight: "体重（公斤）", description: "衣着与体貌特征",
   photo_upload: "上传照片", photo_urls: "照片链接（每行一个）", seen_at: "时间", province: "省", city: "市", county: "区县", address: "详细地址",
   lat: "纬度（可选）", lon: "经度（可选）", kind: "情形", k_missing: "走失/失联", k_abduction: "疑似被拐", k_stolen: "被盗抢", k_runaway: "离家出走", k_lost: "迷路",
@@ -18,6 +19,7 @@ HW.words({
 }, {
   title: "Missing child report intake", sec_child: "1. Missing person", sec_seen: "2. Last seen", sec_circ: "3. Circumstances", sec_reporter: "4. Reporter",
   subject: "Subject", subject_child: "Child (under 18)", subject_woman: "Woman suspected trafficked", name: "Name", sex: "Sex", male: "Male", female: "Female", unknown: "Unknown",
+  id_number: "ID number (optional)", phone_hint: "Mobile, landline with area code (extension after 转/ext), or a number outside the mainland with its +country code",
   birth_date: "Birth date", age: "Age (if birth date unknown)", height: "Height (cm)", weight: "Weight (kg)", description: "Clothing and features",
   photo_upload: "Upload photo", photo_urls: "Photo URLs (one per line)", seen_at: "Time", province: "Province", city: "City", county: "County / district", address: "Address",
   lat: "Latitude (optional)", lon: "Longitude (optional)", kind: "Kind", k_missing: "Missing / uncontactable", k_abduction: "Suspected abduction", k_stolen: "Stolen", k_runaway: "Runaway", k_lost: "Lost",
@@ -51,6 +53,7 @@ function optional(obj, key, v, num) { if (v !== "" && v !== null) obj[key] = num
 function collect() {
   const child = { name: value("child.name"), sex: value("child.sex") };
   optional(child, "birth_date", value("child.birth_date"));
+  optional(child, "id_number", value("child.id_number"));
   optional(child, "age", value("child.age"), true);
   optional(child, "height_cm", value("child.height_cm"), true);
   optional(child, "weight_kg", value("child.weight_kg"), true);
@@ -163,7 +166,7 @@ function answered(res) {
     follow(answer.report_id);
     return;
   }
-  if (res.status === 401) { HW.token = ""; showSignin(HW.t("token_bad")); return; }
+  if (res.status === 401) { if (HW.session.enabled) { HW.session.ended(); return; } HW.token = ""; showSignin(HW.t("token_bad")); return; }
   showErrors(res.json?.error || { message: `HTTP ${res.status}` });
 }
 
@@ -235,7 +238,7 @@ function showSignin(message) {
 function signedIn() {
   const c = HW.claims();
   if (!c || (c.exp && c.exp * 1000 < Date.now())) { HW.token = ""; showSignin(c ? HW.t("token_bad") : ""); return false; }
-  $("#who").textContent = `${c.sub} · ${HW.t("role")} ${c.role} · ${HW.t("region")} ${c.region}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden");
   form.classList.remove("hidden");
   return true;
@@ -253,8 +256,9 @@ function reset() {
 document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); signedIn(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(signedIn));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { form.classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#new-report").addEventListener("click", reset);
   $("#province").addEventListener("change", onProvince);
   $("#city").addEventListener("change", onCity);
@@ -264,7 +268,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   field("last_seen.at").value = localNow();
   await options($("#province"), "");
   await options($("#city"), null); await options($("#county"), null);
-  if (!signedIn()) return;
+  if (!(await HW.session.begin("intake")) || !signedIn()) return;
   const saved = sessionStorage.getItem("hw.pending");
   if (saved) {  // a submit that never got an answer: same body, same key
     pending = JSON.parse(saved);

@@ -46,7 +46,7 @@ function card(a) {
         <small class="muted">${e(HW.t(c.sex || "unknown"))}${age !== null ? " · " + e(HW.t("age", { n: age })) : ""}${c.height_cm ? ` · ${e(c.height_cm)}cm` : ""}</small></h2>
       <div class="muted">${e(a.case_id)} · <span data-since="${e(seen.at || a.issued_at)}"></span> · ${e(HW.t("radius", { km: a.radius_km }))}</div>
       <dl>
-        <dt>${HW.t("last_seen")}</dt><dd>${e(seen.address || "")} ${seen.at ? e(new Date(seen.at).toLocaleString()) : ""}</dd>
+        <dt>${HW.t("last_seen")}</dt><dd>${e(seen.address || "")} ${seen.at ? e(HW.when(seen.at)) : ""}</dd>
         <dt>${HW.t("clothing")}</dt><dd>${e(c.description || "")}</dd>
         ${circ.suspect ? `<dt>${HW.t("suspect")}</dt><dd>${e(circ.suspect)}</dd>` : ""}
         ${circ.vehicle ? `<dt>${HW.t("vehicle")}</dt><dd>${e(circ.vehicle)}</dd>` : ""}
@@ -83,7 +83,7 @@ function onPush(_type, body) {
 async function ack(deliveryId, button) {
   const res = await HW.api(`/api/v1/deliveries/${encodeURIComponent(deliveryId)}/ack`, { method: "POST" });
   const a = [...alerts.values()].find(x => x.delivery_id === deliveryId);
-  if (res.ok && a) { a.acked = new Date().toLocaleTimeString(); render(); }
+  if (res.ok && a) { a.acked = HW.when(new Date().toISOString()); render(); }
   else button.closest(".alert").querySelector("[data-msg]").textContent = HW.t("ack_failed", { msg: res.json?.error?.message || res.status });
 }
 
@@ -112,7 +112,7 @@ function signedIn() {
   if (!c || (c.exp && c.exp * 1000 < Date.now()) || !c.hub_id) {
     HW.token = ""; $("#signin").classList.remove("hidden"); $("#token-error").textContent = c ? HW.t("token_bad") : ""; return false;
   }
-  $("#who").textContent = `${c.sub} · ${c.hub_id}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden"); $("#desk").classList.remove("hidden");
   return true;
 }
@@ -120,22 +120,23 @@ function signedIn() {
 async function start() {
   const c = HW.claims();
   const me = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}`);
-  if (me.ok) { hub = me.json; $("#who").textContent = `${hub.name} · ${c.hub_id}`; }
+  if (me.ok) { hub = me.json; $("#who").textContent = `${hub.name} · ${HW.who(c)}`; }
   const current = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/alerts`);
   if (current.ok) for (const body of current.json.alerts || []) onPush("alert", body);
   HW.stream(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/stream`, onPush, (s) => { $("#live").textContent = HW.t(s); });
   setInterval(tick, 1000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
   document.addEventListener("hw:lang", render);
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); if (signedIn()) start(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(() => { if (signedIn()) start(); }));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { $("#desk").classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#alerts").addEventListener("click", (ev) => {
     const a = ev.target.closest("[data-ack]"); if (a) ack(a.dataset.ack, a);
     const s = ev.target.closest("[data-sighting]"); if (s) sighting(s.dataset.sighting, s);
   });
-  if (signedIn()) start();
+  if (await HW.session.begin("hub") && signedIn()) start();
 });
