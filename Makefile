@@ -6,8 +6,17 @@ PY := .venv/bin/python
 install:
 	@bash deploy/local/install.sh
 
+# BROKERS=3: a three-node KRaft cluster (replication 3, min.insync 2); SASL=1: SCRAM users and
+# ACLs per service (deploy/local/cluster_stack.py). Default: one plaintext broker.
+BROKERS ?= 1
+SASL ?=
+
 up: install  ## the whole system: Kafka, Redis, alert :8000, dispatch :8001, notify :8002
+ifeq ($(BROKERS)$(SASL),1)
 	$(PY) -m deploy.local.stack up
+else
+	$(PY) -m deploy.local.cluster_stack up --brokers $(BROKERS) $(if $(SASL),--sasl)
+endif
 
 lint: install
 	.venv/bin/ruff check shared services deploy tests bench

@@ -44,6 +44,10 @@ CASE_REOPENED = "homeward.case.reopened.v1"
 # Several children of one incident (siblings, a group): the commander ties their cases together
 # under the leading case (details: IncidentTied). Each child keeps its own alert, found, Cancel.
 CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
+# The case events dispatch copies to homeward.progress.v1 (shared.topics.PROGRESS), same id: all
+# the intake side may learn of its reports' cases (issue 14, least privilege) — the leader
+# (alert shows it to the operator) and the close (alert refuses tips on it, 410).
+PROGRESS_TYPES: frozenset[str] = frozenset({CASE_OPENED, CASE_CLOSED})
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 

@@ -7,58 +7,130 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import Counter
 
-from shared import topics
+from shared import topic_policy, topics
 from shared.events import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
 log = logging.getLogger(__name__)
 
-def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
-    """A broker whose producer is idempotent with acks=all; nothing connects until start()."""
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """How a process reaches Kafka: the bootstrap servers and, on a SASL listener, its own
+    principal (SCRAM-SHA-512; one user per service, shared.kafka_acl). Built from settings by
+    `from_settings`; `PLAINTEXT` (the default) needs no credentials."""
+
+    bootstrap: str
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    cafile: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaAccess:
+        return cls(settings.kafka_bootstrap, settings.kafka_security_protocol,
+                   settings.kafka_sasl_mechanism, settings.kafka_username,
+                   settings.kafka_password.get_secret_value(),
+                   str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap,
+                                   "security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)
+        if self.protocol.endswith("SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.cafile)
+        return options
+
+    def security(self) -> BaseSecurity | None:
+        """FastStream's security object for `KafkaBroker(security=...)`."""
+        if not self.protocol.startswith("SASL"):
+            return None
+        if self.protocol == "SASL_SSL":
+            return SASLScram512(self.username, self.password,
+                                ssl_context=ssl.create_default_context(cafile=self.cafile))
+        return SASLScram512(self.username, self.password, use_ssl=False)
+
+
+# Where a Kafka client connects: a bootstrap string (PLAINTEXT) or a KafkaAccess (a principal).
+Bootstrap = str | KafkaAccess
+
+
+def client_options(target: Bootstrap) -> dict[str, Any]:
+    """aiokafka keyword arguments (bootstrap_servers and security) for `target`."""
+    return (KafkaAccess(target) if isinstance(target, str) else target).client_options()
+
+
+def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = None,
+                **options: Any) -> KafkaBroker:
+    """A broker whose producer is idempotent with acks=all; nothing connects until start().
+    `access` carries the service's principal on a SASL listener; `options` go to KafkaBroker
+    (batching)."""
     return KafkaBroker(
-        bootstrap,
+        bootstrap.split(","),  # "h1:p1,h2:p2": FastStream wants a list, aiokafka takes both
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=30_000,
         graceful_timeout=10.0,
         log_level=logging.WARNING,
+        security=access.security() if access else None,
+        **options,
     )
 
 
-async def ensure_topics(bootstrap: str, partitions: int = topics.PARTITIONS) -> None:
-    """Create every Homeward topic that does not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+async def ensure_topics(bootstrap: Bootstrap, replication_factor: int = 1,
+                        min_insync_replicas: int = 1, names: Iterable[str] | None = None,
+                        reconfigure: bool = True) -> None:
+    """Create every declared topic (shared.topic_policy) that does not exist yet, with its
+    declared policy and this cluster's replication; existing topics get the declared configs
+    again (a changed retention lands on the next `make up`) unless `reconfigure` is off (a
+    service's own fallback, whose principal may not alter configs). Idempotent. `names` limits
+    it to those topics."""
+    admin = AIOKafkaAdminClient(request_timeout_ms=30_000, **client_options(bootstrap))
     await admin.start()
     try:
+        declared = [topic_policy.policy(n) for n in names] if names else topic_policy.TOPICS
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
-            for name in topics.ALL_TOPICS
-            if name not in existing
-        ] + [
-            NewTopic(name, num_partitions=partitions, replication_factor=1,
-                     topic_configs={"cleanup.policy": "compact"})
-            for name in topics.COMPACTED_TOPICS
-            if name not in existing
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor,
+                     topic_configs=t.configs(min_insync_replicas))
+            for t in declared if t.name not in existing
         ]
         if wanted:
             try:
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass
+        present = [t for t in declared if t.name in existing]
+        if present and reconfigure:
+            await admin.alter_configs([
+                ConfigResource(ConfigResourceType.TOPIC, t.name, t.configs(min_insync_replicas))
+                for t in present
+            ])
     finally:
         await admin.close()
 
@@ -206,23 +278,26 @@ if __name__ == "__main__":
 
     if sys.argv[1:] != ["ensure-topics"]:
         raise SystemExit("usage: python -m shared.kafka ensure-topics")
-    asyncio.run(ensure_topics(Settings().kafka_bootstrap))
-    print("topics ready:", ", ".join(topics.ALL_TOPICS))
+    settings = Settings()
+    asyncio.run(ensure_topics(KafkaAccess.from_settings(settings),
+                              settings.kafka_replication_factor,
+                              settings.kafka_min_insync_replicas))
+    print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))
 
 
-async def replay_topic(bootstrap: str,
+async def replay_topic(bootstrap: Bootstrap,
                        handle: Callable[[CloudEvent], Awaitable[None]],
                        topic: str = topics.DISPATCH,
                        client: str = "dispatch") -> int:
     """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
     in partition order; malformed messages are skipped. Returns how many were handled."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest",
                                 client_id=f"{client}-replay-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     handled = 0
     try:
-        probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        probe = AIOKafkaProducer(**client_options(bootstrap))
         await probe.start()
         try:
             numbers = sorted(await probe.partitions_for(topic))

@@ -185,6 +185,23 @@ class Settings(BaseSettings):
     verify_window_s: int = Field(default=60, ge=1)
     # --- end verify -----------------------------------------------------------------------------
 
+    # --- Kafka cluster and principal (issue 14) -------------------------------------------------
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="replicas of every topic: 1 on one local broker, 3 in "
+        "production (shared.topic_policy)")
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, description="min.insync.replicas of every topic: 1 locally, 2 in "
+        "production; with acks=all a write needs this many replicas")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str = Field(
+        default="", description="this service's Kafka principal (shared.kafka_acl.USERS)")
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificate of a SASL_SSL listener (Kubernetes: the "
+        "Strimzi cluster CA); None: the system's trust store")
+    # --- end Kafka cluster ----------------------------------------------------------------------
+
     # --- words people read (issue 11) --------------------------------------------------------
     display_timezone: str = Field(
         default="Asia/Shanghai", description="IANA zone every human-readable time is shown in "
@@ -283,6 +300,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{source} is a secret published in the repository")
         if len(self.identity_secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError("HOMEWARD_KAFKA_MIN_INSYNC_REPLICAS exceeds "
+                             "HOMEWARD_KAFKA_REPLICATION_FACTOR: no write could ever succeed")
         return self
 
     def port_for(self, service: str) -> int:

@@ -5,7 +5,13 @@ DISPATCH = "homeward.dispatch.v1"
 TIPS = "homeward.tips.v1"
 DELIVERIES = "homeward.deliveries.v1"
 
-INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES)
+# What the intake side may learn of its reports' cases (issue 14: least privilege): dispatch
+# copies each `case.opened` and `case.closed` here (shared.events.PROGRESS_TYPES), same id, so
+# the alert service shows the operator the leader and refuses tips on a closed case without a
+# right to read the whole case log.
+PROGRESS = "homeward.progress.v1"
+
+INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES, PROGRESS)
 PARTITIONS = 6
 
 

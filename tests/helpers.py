@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
+from shared.kafka import KafkaAccess
+
 T = TypeVar("T")
 
 
@@ -116,9 +118,12 @@ def _json_or_none(raw: bytes | None) -> Any:
         return None
 
 
-async def read_topic(bootstrap: str, topic: str, timeout: float = 5) -> list[dict[str, Any]]:
-    """Every message on `topic` from the start, as {key, headers, value} dicts."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+async def read_topic(bootstrap: str, topic: str, timeout: float = 5,
+                     access: KafkaAccess | None = None) -> list[dict[str, Any]]:
+    """Every message on `topic` from the start, as {key, headers, value} dicts (`access`: a
+    principal on a SASL cluster)."""
+    options = access.client_options() if access else {"bootstrap_servers": bootstrap}
+    consumer = AIOKafkaConsumer(topic, **options, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=f"test-{uuid.uuid4().hex}")
     await consumer.start()
     out: list[dict[str, Any]] = []

@@ -49,3 +49,22 @@ if [ ! -x "${HOMEWARD_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin
   echo "Keycloak needs Java 21 or newer: set HOMEWARD_KEYCLOAK_JAVA_HOME to its JDK" >&2
 fi
 .venv/bin/python -m deploy.local.keycloak fetch >/dev/null
+
+# Kubernetes manifest checks (tests/unit/test_k8s.py): kustomize and kubeconform, pinned, built
+# from the Go module proxy into a project-local bin dir and reused on the next run.
+KUSTOMIZE_VERSION=v5.8.1
+KUBECONFORM_VERSION=v0.7.0
+TOOLS_BIN="$PWD/.tools/bin"
+if ! command -v go >/dev/null 2>&1; then
+  echo "installing Go (Debian) to build kustomize and kubeconform"
+  apt_install golang-go
+fi
+built() { go version -m "$TOOLS_BIN/$1" 2>/dev/null | awk '$1=="mod"{print $3}'; }
+if [ "$(built kustomize)" != "$KUSTOMIZE_VERSION" ]; then
+  echo "building kustomize $KUSTOMIZE_VERSION"
+  GOBIN="$TOOLS_BIN" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi
+if [ "$(built kubeconform)" != "$KUBECONFORM_VERSION" ]; then
+  echo "building kubeconform $KUBECONFORM_VERSION"
+  GOBIN="$TOOLS_BIN" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+fi

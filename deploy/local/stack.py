@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -301,6 +301,8 @@ def local_subscriber_key(data_dir: Path) -> str:
         with os.fdopen(fd, "w") as out:
             out.write(new_key("local") + "\n")
     return path.read_text(encoding="utf-8").strip()
+
+
 def local_signing_keys(data_dir: Path) -> dict[str, str]:
     """The issuer's signing key of the local stack (issue 17): `local-1` generated once into
     `<data_dir>/signing` (key 0600), and the environment naming it for notify, which outside
@@ -312,6 +314,51 @@ def local_signing_keys(data_dir: Path) -> dict[str, str]:
         generate_key(directory, LOCAL_KID, "Homeward (local stack)")
     return {"HOMEWARD_SIGNING_DIR": str(directory),
             "HOMEWARD_SIGNING_KEYS": json.dumps({LOCAL_KID: "active"})}
+
+
+def stack_env(data_dir: Path, keycloak: KeycloakServer | None = None) -> dict[str, str]:
+    """What every service of a local stack gets besides its Kafka and Redis, the single-broker
+    stack and `make up BROKERS=3` (deploy/local/cluster_stack.py) alike: the keys no repository
+    holds, generated into `data_dir` once (the JWT key file, the child-identity key file,
+    notify's subscriber key ring, the issuer's signing key; an operator's own HOMEWARD_*
+    variable wins), and with
+    `keycloak` its issuer (waits until it is ready)."""
+    env = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
+        else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+    if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
+        env["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps([local_subscriber_key(data_dir)])
+    if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
+        from shared.settings import LOCAL_IDENTITY_FILE
+
+        env["HOMEWARD_IDENTITY_SECRET_FILE"] = str(local_secret(data_dir, LOCAL_IDENTITY_FILE))
+    if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
+        env.update(local_signing_keys(data_dir))
+    if keycloak is not None:
+        env["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
+    return env
+
+
+def start_keycloak(data_dir: Path, port: int) -> KeycloakServer | None:
+    """The identity provider (issue 20) started first: it comes up (~40 s) while Kafka does;
+    `stack_env` waits for it. Port 0: none (minted development tokens only)."""
+    return KeycloakServer(data_dir / "keycloak", port=port).start() if port else None
+
+
+def describe_stack(stack: dict[str, object], data_dir: Path) -> str:
+    """The lines `make up` prints under "Homeward is up": each service's URL and ops port,
+    Keycloak's sign-in pages and accounts, how to mint a development token."""
+    lines = []
+    for name in SERVICES:
+        svc = stack[name]
+        assert isinstance(svc, ServiceProcess)
+        lines.append(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+    if isinstance(keycloak := stack.get("keycloak"), KeycloakServer):
+        pages = {"alert": "intake", "dispatch": "console", "notify": "hub"}
+        lines.append(describe(keycloak, {page: f"{getattr(stack[name], 'url', '')}/{page}"
+                                         for name, page in pages.items()}))
+    lines.append(f"\nTokens: HOMEWARD_DATA_DIR={data_dir} "
+                 "python -m shared.tokens --role operator --region 140403")
+    return "\n".join(lines)
 
 
 def service_env(
@@ -357,32 +404,16 @@ def running_stack(
     redis = RedisServer(data_dir / "redis", port=redis_port)
     started: list[KafkaServer | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
-        # Keycloak (~40 s) starts first and comes up while Kafka does (issue 20).
-        keycloak = KeycloakServer(data_dir / "keycloak", port=keycloak_port) \
-            if keycloak_port else None
+        keycloak = start_keycloak(data_dir, keycloak_port)
         if keycloak is not None:
-            started.append(keycloak.start())
+            started.append(keycloak)
         started.append(redis.start())
         started.append(kafka.start())
         from shared.kafka import ensure_topics
 
         asyncio.run(ensure_topics(kafka.bootstrap))
-        # An operator's own HOMEWARD_JWT_SECRET (or _FILE) wins over the generated one.
-        secret = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
-            else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
-        if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
-            secret["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps(
-                [local_subscriber_key(data_dir)])
-        if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
-            from shared.settings import LOCAL_IDENTITY_FILE
-
-            secret["HOMEWARD_IDENTITY_SECRET_FILE"] = str(
-                local_secret(data_dir, LOCAL_IDENTITY_FILE))
-        if keycloak is not None:
-            secret["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
-        if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
-            secret.update(local_signing_keys(data_dir))
-        services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
+        services = start_services(kafka.bootstrap, redis.url, data_dir, ports,
+                                  stack_env(data_dir, keycloak))
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services,
                **({"keycloak": keycloak} if keycloak else {})}
@@ -415,6 +446,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     ports = {"alert": args.alert_port, "dispatch": args.dispatch_port, "notify": args.notify_port}
+    return serve(lambda: running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
+                                       args.keycloak_port),
+                 lambda stack: f"Kafka {kafka_version()} on 127.0.0.1:{args.kafka_port}, "
+                               f"Redis on 127.0.0.1:{args.redis_port}",
+                 args.data_dir)
+
+
+def serve(open_stack: Callable[[], contextlib.AbstractContextManager[dict[str, object]]],
+          heading: Callable[[dict[str, object]], str], data_dir: Path) -> int:
+    """`make up`'s foreground: start the stack `open_stack` opens, print `heading(stack)` and
+    describe_stack, run until Ctrl-C/SIGTERM or a service exits, then stop everything (a signal
+    while starting unwinds at once). Used by this runner and deploy/local/cluster_stack.py."""
     stop = False
     started = False
 
@@ -430,22 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
-        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
-                           args.keycloak_port) as stack:
-            print(f"\nHomeward is up in {time.monotonic() - began:.1f}s "
-                  f"(Kafka {kafka_version()}, data in {args.data_dir}):")
-            print(f"  Kafka      127.0.0.1:{args.kafka_port}")
-            print(f"  Redis      127.0.0.1:{args.redis_port}")
-            for name in SERVICES:
-                svc = stack[name]
-                assert isinstance(svc, ServiceProcess)
-                print(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
-            if isinstance(keycloak := stack.get("keycloak"), KeycloakServer):
-                pages = {"alert": "intake", "dispatch": "console", "notify": "hub"}
-                print(describe(keycloak, {page: f"{getattr(stack[name], 'url', '')}/{page}"
-                                          for name, page in pages.items()}))
-            print(f"\nTokens: HOMEWARD_DATA_DIR={args.data_dir} "
-                  "python -m shared.tokens --role operator --region 140403")
+        with open_stack() as stack:
+            print(f"\nHomeward is up in {time.monotonic() - began:.1f}s (data in {data_dir}):")
+            print(f"  {heading(stack)}")
+            print(describe_stack(stack, data_dir))
             print("Ctrl-C stops everything.", flush=True)
             started = True
             while not stop:
@@ -460,7 +491,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     print("stopped", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.kafka import Bootstrap, client_options
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -300,7 +302,7 @@ class Relay:
     """Publishes outbox rows to Kafka in order (idempotent producer, acks=all), marks them
     published, and retries forever with capped exponential backoff and jitter."""
 
-    def __init__(self, outbox: Outbox, bootstrap: str, batch: int = 500,
+    def __init__(self, outbox: Outbox, bootstrap: Bootstrap, batch: int = 500,
                  max_backoff_s: float = 10.0) -> None:
         self.outbox = outbox
         self.bootstrap = bootstrap
@@ -314,7 +316,7 @@ class Relay:
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, client_id="homeward-alert-relay",
+                **client_options(self.bootstrap), client_id="homeward-alert-relay",
                 acks="all", enable_idempotence=True, request_timeout_ms=15_000,
                 linger_ms=2,
             )

@@ -17,7 +17,7 @@ from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from shared.boundaries import boundary_index
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, keep_starting, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, keep_starting, make_broker
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
@@ -39,8 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis = Redis.from_url(settings.redis_url, decode_responses=True,
                            socket_connect_timeout=2, socket_timeout=2)
     outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
-    relay = Relay(outbox, settings.kafka_bootstrap)
-    broker = make_broker(settings.kafka_bootstrap, "homeward-alert")
+    access = KafkaAccess.from_settings(settings)
+    relay = Relay(outbox, access)
+    broker = make_broker(settings.kafka_bootstrap, "homeward-alert", access)
     progress = ProgressStore(redis)
     consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"))
     intake = Intake(

@@ -1,5 +1,7 @@
-"""Kafka entrypoints of the alert service: it follows dispatch and delivery events only to show
-the operator what happened to the report (leader assigned, hubs pushed)."""
+"""Kafka entrypoints of the alert service: it follows the progress copies of dispatch's
+`case.opened` and `case.closed` (homeward.progress.v1, shared.events.PROGRESS_TYPES; it may not
+read the case log) and delivery events only to show the operator what happened to the report
+(leader assigned, hubs pushed) and to refuse tips on a closed case."""
 
 from __future__ import annotations
 
@@ -13,5 +15,5 @@ GROUP = "homeward-alert-progress"
 
 
 def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher) -> None:
-    subscribe(broker, topics.DISPATCH, GROUP, progress.on_case_event, publisher)
+    subscribe(broker, topics.PROGRESS, GROUP, progress.on_case_event, publisher)
     subscribe(broker, topics.DELIVERIES, GROUP, progress.on_delivery, publisher)

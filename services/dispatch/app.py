@@ -19,7 +19,7 @@ from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from services.dispatch.tips_api import build_tips_router
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, kafka_check, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -35,7 +35,8 @@ from shared.web import (
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    broker = make_broker(settings.kafka_bootstrap, "homeward-dispatch")
+    access = KafkaAccess.from_settings(settings)
+    broker = make_broker(settings.kafka_bootstrap, "homeward-dispatch", access)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     publisher = EventPublisher(broker, source="/homeward/dispatch")
     cases = CaseRepository(redis, repeat_s=settings.dispatch_overdue_repeat_s,
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await cases.is_empty():
             if settings.dispatch_replay_on_empty:
                 # Before consuming: a redelivered report must find the case it opened.
-                await dispatch.rebuild(settings.kafka_bootstrap)
+                await dispatch.rebuild(access)
             else:
                 await cases.mark_ready()
         await broker.start()

@@ -28,6 +28,7 @@ from shared import topics
 from shared.events import (
     CASE_TIP_ATTACHED,
     ORGAN_AVAILABILITY_CHANGED,
+    PROGRESS_TYPES,
     REPORT_ACCEPTED,
     TIP_PARKED,
     TIP_RECEIVED,
@@ -36,7 +37,7 @@ from shared.events import (
 )
 from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
-from shared.kafka import EventPublisher
+from shared.kafka import Bootstrap, EventPublisher
 from shared.report import ReportAccepted
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class Dispatch:
             pending.append(await broker.publish(
                 event.value(), topics.DISPATCH, key=change.case_id.encode(),
                 headers=event.headers(), no_confirm=True))
+            if change.type in PROGRESS_TYPES:  # the intake side's copy (topics.PROGRESS)
+                pending.append(await broker.publish(
+                    event.value(), topics.PROGRESS, key=change.case_id.encode(),
+                    headers=event.headers(), no_confirm=True))
         await asyncio.gather(*pending)
 
     async def _commit(self, case: Case | None, changes: list[Change]) -> Case | None:
@@ -363,7 +368,7 @@ class Dispatch:
                 pass
 
     # --- rebuild -------------------------------------------------------------------------------
-    async def rebuild(self, bootstrap: str) -> int:
+    async def rebuild(self, bootstrap: Bootstrap) -> int:
         """Replay homeward.dispatch.v1 into an empty Redis: the same cases, same timelines."""
         cases: dict[str, Case] = {}
         applied: dict[str, list[Change]] = defaultdict(list)

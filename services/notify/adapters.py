@@ -25,6 +25,7 @@ from services.notify.outbound import SendResult as SendResult
 from services.notify.outbound import UnsafeUrl as UnsafeUrl
 from services.notify.outbound import WebhookSender as WebhookSender
 from services.notify.sealing import SubscriberSeal
+from shared.kafka import Bootstrap, client_options
 
 
 def make_redis(url: str, max_connections: int = 64) -> Redis:
@@ -411,31 +412,22 @@ class HubFeed:
 class CompactedLog:
     """A compacted topic keyed by record id: its latest record per key is the state."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: Bootstrap, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
 
-    async def ensure_topic(self, partitions: int) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-        from aiokafka.errors import TopicAlreadyExistsError
+    async def ensure_topic(self, replication_factor: int = 1,
+                           min_insync_replicas: int = 1) -> None:
+        """Create the topic as shared.topic_policy declares it, when `make up` has not."""
+        from shared.kafka import ensure_topics
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
-        await admin.start()
-        try:
-            if self.topic not in set(await admin.list_topics()):
-                try:
-                    await admin.create_topics([NewTopic(
-                        self.topic, num_partitions=partitions, replication_factor=1,
-                        topic_configs={"cleanup.policy": "compact"})])
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            await admin.close()
+        await ensure_topics(self.bootstrap, replication_factor, min_insync_replicas,
+                            names=[self.topic], reconfigure=False)
 
     async def _partitions(self) -> set[int]:
         from aiokafka import AIOKafkaProducer
 
-        probe = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        probe = AIOKafkaProducer(**client_options(self.bootstrap))
         await probe.start()
         try:
             return set(await probe.partitions_for(self.topic))
@@ -447,7 +439,7 @@ class CompactedLog:
         values remove the key)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
         latest: dict[str, bytes] = {}

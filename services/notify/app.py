@@ -32,7 +32,7 @@ from services.notify.sealing import SubscriberSeal
 from services.notify.signing import Keyring
 from shared import topics
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, kafka_check
+from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -49,13 +49,12 @@ from shared.web import (
 log = logging.getLogger(__name__)
 
 
-def make_notify_broker(bootstrap: str) -> KafkaBroker:
+def make_notify_broker(bootstrap: str, access: KafkaAccess | None = None) -> KafkaBroker:
     """shared.kafka.make_broker's producer (idempotent, acks=all) with room to batch: a fan-out
     publishes a receipt per delivery, thousands at once, and 16 KB batches with one request in
     flight would make them wait on each other."""
-    return KafkaBroker(bootstrap, client_id="homeward-notify", acks="all",
-                       enable_idempotence=True, request_timeout_ms=30_000, graceful_timeout=10.0,
-                       log_level=logging.WARNING, max_batch_size=512 * 1024, linger_ms=2)
+    return make_broker(bootstrap, "homeward-notify", access, max_batch_size=512 * 1024,
+                       linger_ms=2)
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
@@ -82,7 +81,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                consume: bool = True) -> FastAPI:
     """`timers` and `consume` off: tests drive the handlers themselves."""
     settings = settings or Settings()
-    broker = make_notify_broker(settings.kafka_bootstrap)
+    access = KafkaAccess.from_settings(settings)
+    broker = make_notify_broker(settings.kafka_bootstrap, access)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
     notify = build_notify(settings, redis, publisher, load_keyring(settings))
@@ -94,12 +94,13 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for topic in (topics.SUBSCRIBERS, topics.ALERTS):
-            await CompactedLog(settings.kafka_bootstrap, topic).ensure_topic(topics.PARTITIONS)
+            await CompactedLog(access, topic).ensure_topic(
+                settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
         if not await notify.alerts.is_ready():
             if settings.notify_rebuild_on_empty:
                 # Before consuming: a redelivered message must find what it did the first time.
                 log.warning("notify rebuilt from the topics: %s",
-                            await notify.rebuild(settings.kafka_bootstrap))
+                            await notify.rebuild(access))
             else:
                 await notify.alerts.mark_ready()
         await broker.start()

@@ -51,7 +51,7 @@ from shared.events import (
 )
 from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import LinkEvidence
-from shared.kafka import EventPublisher, replay_topic
+from shared.kafka import Bootstrap, EventPublisher, replay_topic
 from shared.regions import within
 from shared.report import ReportAccepted
 from shared.settings import Settings
@@ -178,7 +178,7 @@ class Notify:
         await self.rebuild_subscribers(log)
         return len(subscribers)
 
-    async def rebuild(self, bootstrap: str) -> dict[str, int]:
+    async def rebuild(self, bootstrap: Bootstrap) -> dict[str, int]:
         """Redis lost notify's state: put it back from the topics before consuming, sending
         nothing. Subscribers from their log; alert state and push bodies from the alerts log;
         dispatch's notes by folding homeward.dispatch.v1; the delivery ledger, who received each

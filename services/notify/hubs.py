@@ -93,14 +93,15 @@ async def _notify() -> AsyncIterator[Any]:
     from services.notify.adapters import SubscriberLog, make_redis
     from services.notify.app import build_notify
     from shared import topics
-    from shared.kafka import EventPublisher, make_broker
+    from shared.kafka import EventPublisher, KafkaAccess, make_broker
     from shared.tokens import cli_settings
 
     settings = cli_settings()  # beside `make up`: its generated key, as shared.tokens
     redis = make_redis(settings.redis_url)
-    broker = make_broker(settings.kafka_bootstrap, "notify-hubs")
-    log = SubscriberLog(settings.kafka_bootstrap, topics.SUBSCRIBERS)
-    await log.ensure_topic(topics.PARTITIONS)
+    access = KafkaAccess.from_settings(settings)
+    broker = make_broker(settings.kafka_bootstrap, "notify-hubs", access)
+    log = SubscriberLog(access, topics.SUBSCRIBERS)
+    await log.ensure_topic(settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
     await broker.start()
     try:
         yield build_notify(settings, redis, EventPublisher(broker, "/homeward/notify")), log

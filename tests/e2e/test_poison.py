@@ -27,13 +27,16 @@ KNOWN_TYPE = {
     topics.DISPATCH: "homeward.case.opened.v1",
     topics.TIPS: "homeward.tip.received.v1",
     topics.DELIVERIES: "homeward.delivery.sent.v1",
+    topics.PROGRESS: "homeward.case.opened.v1",
 }
 # Who reads what (the consumers.py of each service); checked against the broker below.
 READERS = {
     topics.REPORTS: {"homeward-dispatch", "homeward-notify"},
-    topics.DISPATCH: {"homeward-alert-progress", "homeward-notify"},
+    topics.DISPATCH: {"homeward-notify"},
     topics.TIPS: {"homeward-dispatch-tips"},
     topics.DELIVERIES: {"homeward-alert-progress"},
+    # alert follows dispatch's case.opened copies, not the case log (issue 14, least privilege)
+    topics.PROGRESS: {"homeward-alert-progress"},
 }
 SOURCE_OF_GROUP = {"homeward-dispatch": "/homeward/dispatch", "homeward-notify": "/homeward/notify",
                    "homeward-dispatch-tips": "/homeward/dispatch",
