@@ -16,7 +16,7 @@ from shared.auth import Role, mint_token
 from shared.settings import Settings
 from tests.browser.conftest import screenshot
 from tests.browser.test_notify_hub_console import publish_found
-from tests.helpers import pdf_qr_codes, report_body, run_sync
+from tests.helpers import another_child, pdf_qr_codes, report_body, run_sync
 
 
 def test_scanning_the_poster_leads_to_the_verification_page(
@@ -25,7 +25,7 @@ def test_scanning_the_poster_leads_to_the_verification_page(
     notify, alert = stack["notify"].url, stack["alert"].url
     operator = mint_token(Settings(), Role.operator, "140403", permissions=["release"])
     filed = httpx.post(f"{alert}/api/v1/reports", headers={"Authorization": f"Bearer {operator}"},
-                       json=report_body(release__public=True), timeout=10)
+                       json=report_body(release__public=True, **another_child()), timeout=10)
     assert filed.status_code == 202, filed.text
     case_id = filed.json()["case_id"]
     poster_url = f"{notify}/api/v1/alerts/A-{case_id}/poster.pdf"

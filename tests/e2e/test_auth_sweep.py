@@ -27,7 +27,7 @@ from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import ProviderTokens, eventually, report_body
+from tests.helpers import ProviderTokens, another_child, eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -192,7 +192,8 @@ async def test_cross_region_reads_see_nothing(
             assert foreign.status_code == 200
             posted = await http.post(f"{alert}/api/v1/reports", headers=as_(Role.operator,
                                      "140403"), json=report_body(reporter__phone="13512345678",
-                                                                 child__name="跨区测试"))
+                                                                 child__name="跨区测试",
+                                                                 **another_child()))
             assert posted.status_code == 202
             case_id = posted.json()["case_id"]
             report_id = posted.json()["report_id"]
