@@ -173,6 +173,8 @@ REQUIRED_SECRETS = {
 }
 NOTIFY_SECRETS = {
     "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS": {"name": "homeward-notify-subscriber-keys", "key": "keys"},
+    # The issuer's signing keys (issue 17): states here, the PEM files mounted below.
+    "HOMEWARD_SIGNING_KEYS": {"name": "homeward-signing", "key": "states"},
 }
 
 
@@ -187,6 +189,13 @@ def test_every_service_gets_the_keys_it_needs_from_secrets(overlay: str) -> None
             assert env[variable]["valueFrom"]["secretKeyRef"] == ref, (name, variable)
         if name != "notify":  # least privilege: only notify opens subscriber secrets
             assert not set(NOTIFY_SECRETS) & set(env), name
+            continue
+        pod = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        signing = mounts[env["HOMEWARD_SIGNING_DIR"]["value"]]
+        assert signing["readOnly"]
+        assert volumes[signing["name"]]["secret"]["secretName"] == "homeward-signing"
 
 
 def test_production_is_replicated_budgeted_and_spread() -> None:
