@@ -240,6 +240,20 @@ class Settings(BaseSettings):
         "this long for its case, then listed to admins as unmatched (still held)")
     # --- end public tips and faults -----------------------------------------------------------
 
+    def _key_file(self, given: Path | None, local_name: str,
+                  variable: str) -> tuple[str, str] | None:
+        """A key read from its file: `given` (<variable>_FILE, which must exist) or, in
+        development, `<data_dir>/<local_name>` when `make up` wrote it. Returns (key, the
+        file's path) or None; raises ValueError for a named file that does not exist."""
+        path = given
+        if path is None and self.environment == "development":
+            path = self.data_dir / local_name
+        if path is not None and path.is_file():
+            return path.read_text(encoding="utf-8").strip(), str(path)
+        if given is not None:
+            raise ValueError(f"{variable}_FILE {given} does not exist")
+        return None
+
     @model_validator(mode="after")
     def _require_a_usable_key(self) -> Settings:
         """No usable default key anywhere (issue 12): HS256 needs HOMEWARD_JWT_SECRET or
@@ -252,15 +266,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"HOMEWARD_JWT_PUBLIC_KEY is required for {self.jwt_algorithm}")
             return self
         source = "HOMEWARD_JWT_SECRET"
-        if self.jwt_secret is None:
-            path = self.jwt_secret_file
-            if path is None and self.environment == "development":
-                path = self.data_dir / LOCAL_SECRET_FILE
-            if path is not None and path.is_file():
-                self.jwt_secret = SecretStr(path.read_text(encoding="utf-8").strip())
-                source = str(path)
-            elif path is not None and self.jwt_secret_file is not None:
-                raise ValueError(f"HOMEWARD_JWT_SECRET_FILE {path} does not exist")
+        if self.jwt_secret is None and (found := self._key_file(
+                self.jwt_secret_file, LOCAL_SECRET_FILE, source)) is not None:
+            self.jwt_secret, source = SecretStr(found[0]), found[1]
         if self.jwt_secret is None:
             raise ValueError(
                 "no JWT key: set HOMEWARD_JWT_SECRET (at least 32 random bytes), "
@@ -283,15 +291,9 @@ class Settings(BaseSettings):
         read from HOMEWARD_IDENTITY_SECRET or its _FILE (development: `<data_dir>/identity-secret`
         when present). At least 32 bytes; a secret ever committed is refused. Raises ValueError."""
         source = "HOMEWARD_IDENTITY_SECRET"
-        if not self.identity_secret:
-            path = self.identity_secret_file
-            if path is None and self.environment == "development":
-                path = self.data_dir / LOCAL_IDENTITY_FILE
-            if path is not None and path.is_file():
-                self.identity_secret = path.read_text(encoding="utf-8").strip()
-                source = str(path)
-            elif self.identity_secret_file is not None:
-                raise ValueError(f"HOMEWARD_IDENTITY_SECRET_FILE {path} does not exist")
+        if not self.identity_secret and (found := self._key_file(
+                self.identity_secret_file, LOCAL_IDENTITY_FILE, source)) is not None:
+            self.identity_secret, source = found
         if not self.identity_secret:
             raise ValueError("no child-identity key: set HOMEWARD_IDENTITY_SECRET (at least 32 "
                              "random bytes) or HOMEWARD_IDENTITY_SECRET_FILE; `make up` "
