@@ -128,7 +128,9 @@ def test_datum_round_trips_to_within_ten_centimetres(point: tuple[float, float],
     shown = from_wgs84(lat, lon, datum)
     back = to_wgs84(*shown, datum)
     assert RegionIndex.distance_km(lat, lon, *back) < 1e-4
-    assert 0.05 < RegionIndex.distance_km(lat, lon, *shown) < 2.0  # tens to hundreds of m
+    # Usually hundreds of metres; the offset polynomials cross zero in places, so only "moved,
+    # and by less than 2 km" holds everywhere (hypothesis found 44 m).
+    assert 0 < RegionIndex.distance_km(lat, lon, *shown) < 2.0
 
 
 @given(st.floats(-90, 90), st.floats(-180, 180), st.sampled_from(list(Datum)))
