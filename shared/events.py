@@ -41,6 +41,9 @@ CASE_REOPENED = "homeward.case.reopened.v1"
 # Several children of one incident (siblings, a group): the commander ties their cases together
 # under the leading case (details: IncidentTied). Each child keeps its own alert, found, Cancel.
 CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
+# Personal data of the case purged everywhere after its outcome and the grace period (issue 13):
+# the case's data key is gone, every service drops what it holds (details: CasePurged).
+CASE_PURGED = "homeward.case.purged.v1"
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
@@ -231,6 +234,16 @@ class CaseFound(CaseEvent):
 
     outcome: Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
     found_at: datetime
+
+
+class CasePurged(CaseEvent):
+    """Data of `homeward.case.purged.v1`: personal data of the case's child, reporter and
+    tipsters is gone (its data key deleted, shared/casekeys.py); ids, region, times, leader,
+    duties, decisions and outcomes stay (issue 13 §3)."""
+
+    outcome: str = Field(description="the outcome the purge followed (found_*, false_report, "
+                         "closed)")
+    ended_at: datetime = Field(description="when the case ended; the purge is grace later")
 
 
 class TipLocation(BaseModel):

@@ -17,6 +17,7 @@ PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me",
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key of at least the hash size (256 bits)
 LOCAL_SECRET_FILE = "jwt-secret"  # in data_dir; `make up` writes it, shared.tokens reads it
 LOCAL_IDENTITY_FILE = "identity-secret"  # in data_dir; `make up` writes it
+LOCAL_PII_KEYS_FILE = "pii-master-keys"  # in data_dir; `make up` writes it (issue 13)
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,23 @@ class Settings(BaseSettings):
         default=None, description="file holding identity_secret (one line)")
     # --- end child identity --------------------------------------------------------------------
 
+    # --- personal data life cycle (issue 13) ---------------------------------------------------
+    pii_master_keys: str = Field(
+        default="", repr=False,
+        description="master keys wrapping the per-case data keys (shared/pii.py): "
+        "`kid:base64url(32 bytes)[,kid:key...]`, the first wraps, all unwrap (rotation: put a "
+        "new key first, drop the old one later). No default: set it, or "
+        "HOMEWARD_PII_MASTER_KEYS_FILE (development: `<data_dir>/pii-master-keys`, which "
+        "`make up` writes)")
+    pii_master_keys_file: Path | None = None
+    purge_grace_s: float = Field(
+        default=30 * 86400.0, ge=0, description="seconds after a case ends (found, false "
+        "report, closed) until its personal data is purged from every store (tests shorten)")
+    outbox_published_grace_s: float = Field(
+        default=86400.0, ge=0, description="alert's outbox rows are deleted this long after "
+        "they were published (the idempotency answer lives as long)")
+    # --- end personal data life cycle ----------------------------------------------------------
+
     @model_validator(mode="after")
     def _require_a_usable_key(self) -> Settings:
         """No usable default key anywhere (issue 12): HS256 needs HOMEWARD_JWT_SECRET or
@@ -212,6 +230,27 @@ class Settings(BaseSettings):
             raise ValueError(f"{source} is a secret published in the repository")
         if len(self.identity_secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"{source} is shorter than {MIN_SECRET_BYTES} bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _require_pii_master_keys(self) -> Settings:
+        """The master keys of shared/pii.py (issue 13): no default anywhere, like the identity
+        secret; parsed here so a malformed key stops the service. Raises ValueError."""
+        if not self.pii_master_keys:
+            path = self.pii_master_keys_file
+            if path is None and self.environment == "development":
+                path = self.data_dir / LOCAL_PII_KEYS_FILE
+            if path is not None and path.is_file():
+                self.pii_master_keys = path.read_text(encoding="utf-8").strip()
+            elif self.pii_master_keys_file is not None:
+                raise ValueError(f"HOMEWARD_PII_MASTER_KEYS_FILE {path} does not exist")
+        if not self.pii_master_keys:
+            raise ValueError("no PII master key: set HOMEWARD_PII_MASTER_KEYS "
+                             "(kid:base64url of 32 random bytes) or its _FILE; `make up` "
+                             "generates a local one")
+        from shared.pii import MasterKeys
+
+        MasterKeys.parse(self.pii_master_keys)
         return self
 
     def port_for(self, service: str) -> int:

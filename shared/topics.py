@@ -28,5 +28,10 @@ DELIVERIES_DLQ = "homeward.deliveries.dlq"
 
 ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ)
 
+# Case data keys (issue 13 §2, shared/casekeys.py), compacted and keyed by case id: the value
+# is the case's data key wrapped by a master key; purging a case writes its tombstone, after
+# which every sealed personal field of the case, in every topic and DLQ, is unreadable.
+CASE_KEYS = "homeward.case-keys.v1"
+
 # Keyed by record id and compacted (the latest record of each key is kept).
-COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS)
+COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS, CASE_KEYS)

@@ -22,6 +22,7 @@ from tests.helpers import run_sync
 # set before any test module builds Settings(); the services the tests start inherit it.
 os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
 os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
+os.environ.setdefault("HOMEWARD_PII_MASTER_KEYS", f"test-1:{secrets.token_urlsafe(32)}")
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 

@@ -271,7 +271,7 @@ class ServiceProcess:
 SERVICES = ("alert", "dispatch", "notify")
 
 
-def local_secret(data_dir: Path, name: str | None = None) -> Path:
+def local_secret(data_dir: Path, name: str | None = None, content: str | None = None) -> Path:
     """A stack secret in `<data_dir>/<name>` (default the JWT secret, `jwt-secret`; also
     `identity-secret`, the child-identity HMAC key): random, made once, readable by its owner
     only. The services and `python -m shared.tokens` read it (no committed default)."""
@@ -282,7 +282,7 @@ def local_secret(data_dir: Path, name: str | None = None) -> Path:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48) + "\n")
+            out.write((content or secrets.token_urlsafe(48)) + "\n")
     return path
 
 
@@ -340,6 +340,12 @@ def running_stack(
 
             secret["HOMEWARD_IDENTITY_SECRET_FILE"] = str(
                 local_secret(data_dir, LOCAL_IDENTITY_FILE))
+        if not {"HOMEWARD_PII_MASTER_KEYS", "HOMEWARD_PII_MASTER_KEYS_FILE"} & os.environ.keys():
+            from shared.pii import MasterKeys
+            from shared.settings import LOCAL_PII_KEYS_FILE
+
+            secret["HOMEWARD_PII_MASTER_KEYS_FILE"] = str(local_secret(
+                data_dir, LOCAL_PII_KEYS_FILE, MasterKeys.generate("local-1")))
         services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
         yield {"kafka": kafka, "redis": redis, **services}

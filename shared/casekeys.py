@@ -1,0 +1,141 @@
+"""The case-key store (issue 13 §2): one data key per case, wrapped by a master key.
+
+Records of record: the compacted topic `homeward.case-keys.v1` (shared.topics.CASE_KEYS), keyed
+by case id, value `{"kid", "n", "ct"}` (shared.pii.MasterKeys.wrap). Cache: Redis
+`pii:casekey:<case id>` holding the same wrapped JSON (Redis never holds a key in clear), or
+`purged` once the case was purged. Purging writes a tombstone (null value) to the topic and the
+`purged` sentinel to Redis; compaction then removes every copy of the key from the log.
+
+A Redis that lost its cache is refilled from the topic (`load`), at start when empty and on a
+miss at most every `reload_s`; a purged case has no record there, so it stays unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redis.asyncio import Redis
+
+from shared import topics
+from shared.pii import MasterKeys, new_data_key
+
+log = logging.getLogger(__name__)
+
+PREFIX = "pii:casekey:"
+PURGED = "purged"
+
+
+class CasePurged(LookupError):
+    """The case was purged: no key is made for it again."""
+
+
+class CaseKeys:
+    """get / get_or_create / purge of per-case data keys; see the module docstring."""
+
+    def __init__(self, redis: Redis, bootstrap: str, master: MasterKeys,
+                 reload_s: float = 5.0) -> None:
+        self.redis = redis
+        self.bootstrap = bootstrap
+        self.master = master
+        self.reload_s = reload_s
+        self._producer: AIOKafkaProducer | None = None
+        self._loaded_at = 0.0
+
+    async def _produce(self, case_id: str, value: bytes | None) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                        enable_idempotence=True)
+            await producer.start()
+            self._producer = producer
+        await self._producer.send_and_wait(topics.CASE_KEYS, value, key=case_id.encode())
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _cached(self, case_id: str) -> str | None:
+        raw = await self.redis.get(PREFIX + case_id)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def get(self, case_id: str) -> bytes | None:
+        """The case's data key, or None when it was purged (or never made)."""
+        raw = await self._cached(case_id)
+        if raw is None and time.monotonic() - self._loaded_at > self.reload_s:
+            await self.load()
+            raw = await self._cached(case_id)
+        if raw is None or raw == PURGED:
+            return None
+        wrapped = json.loads(raw)
+        key = self.master.unwrap(case_id, wrapped)
+        if wrapped["kid"] != self.master.active:  # master-key rotation: rewrap on read
+            rewrapped = json.dumps(self.master.wrap(case_id, key))
+            await self._produce(case_id, rewrapped.encode())
+            await self.redis.set(PREFIX + case_id, rewrapped)
+        return key
+
+    async def get_or_create(self, case_id: str) -> bytes:
+        """The case's data key, made (durably on the topic, before it seals anything) when the
+        case has none. Raises CasePurged for a purged case."""
+        found = await self.get(case_id)
+        if found is not None:
+            return found
+        if await self._cached(case_id) == PURGED:
+            raise CasePurged(case_id)
+        key = new_data_key()
+        wrapped = json.dumps(self.master.wrap(case_id, key))
+        if await self.redis.set(PREFIX + case_id, wrapped, nx=True):
+            await self._produce(case_id, wrapped.encode())
+            return key
+        found = await self.get(case_id)  # another writer made it first
+        if found is None:
+            raise CasePurged(case_id)
+        return found
+
+    async def purge(self, case_id: str) -> None:
+        """Forget the case's key: tombstone on the topic, `purged` in Redis. Idempotent."""
+        await self._produce(case_id, None)
+        await self.redis.set(PREFIX + case_id, PURGED)
+
+    async def load(self) -> int:
+        """Refill the Redis cache from the compacted topic (latest record per case; tombstones
+        become `purged`). Returns the number of records read."""
+        self._loaded_at = time.monotonic()
+        latest: dict[str, bytes | None] = {}
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
+            if not parts:
+                await consumer.force_metadata_update()  # type: ignore[no-untyped-call]
+                parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
+            assigned = [TopicPartition(topics.CASE_KEYS, p) for p in parts]
+            if not assigned:
+                return 0
+            consumer.assign(assigned)
+            ends = await consumer.end_offsets(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            pending = {tp for tp in assigned if ends[tp] > 0}
+            while pending:
+                batch = await consumer.getmany(*pending, timeout_ms=1000)
+                for tp, records in batch.items():
+                    for record in records:
+                        if record.key is not None:
+                            latest[record.key.decode()] = record.value
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+        finally:
+            await consumer.stop()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for case_id, value in latest.items():
+                pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
+            await pipe.execute()
+        return len(latest)
+
+
+Opener = Callable[[str], Awaitable[bytes | None]]
