@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
-from shared import topics
+from shared import events, pii, topics
+from shared.events import CloudEvent, PoisonMessage
 from shared.pii import MasterKeys, new_data_key
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ class CaseKeys:
         try:
             parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
             if not parts:
-                await consumer.force_metadata_update()  # type: ignore[no-untyped-call]
+                await consumer.force_metadata_update()
                 parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
             assigned = [TopicPartition(topics.CASE_KEYS, p) for p in parts]
             if not assigned:
@@ -138,4 +140,35 @@ class CaseKeys:
         return len(latest)
 
 
-Opener = Callable[[str], Awaitable[bytes | None]]
+# Personal fields of dispatch's own events on homeward.dispatch.v1 (sealed with the case's key).
+DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
+    events.CASE_OPENED: {**pii.CASE_OPENED_FIELDS, "duplicate_keys": []},
+    events.CASE_TIP_ATTACHED: {"details.tip.contact": "", "details.tip.description": pii.PURGED},
+    # The second report held for unlinking, sealed with the key of the case it joined.
+    events.CASE_REPORT_LINKED: {"details.accepted": {}},
+}
+
+
+async def sealed_data(keys: CaseKeys | None, type_: str, case_id: str,
+                      data: dict[str, Any]) -> dict[str, Any]:
+    """`data` of a dispatch event with its personal fields sealed (unchanged for other types or
+    without a key store)."""
+    fields = DISPATCH_FIELDS.get(type_)
+    if keys is None or fields is None:
+        return data
+    return pii.seal(data, fields, case_id, await keys.get_or_create(case_id))
+
+
+async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:
+    """`event` with its sealed fields back, or their markers when the case was purged (its
+    non-personal parts are processed as always; nothing is dead-lettered for a purged key).
+    An envelope that fails authentication is a PoisonMessage (dead-lettered)."""
+    case_id = pii.sealed_case(event.data)
+    if case_id is None:
+        return event
+    key = await keys.get(case_id) if keys is not None else None
+    try:
+        data = pii.unseal(event.data, key)
+    except (pii.InvalidTag, KeyError, ValueError) as exc:
+        raise PoisonMessage(f"sealed personal fields fail authentication: {exc!r}") from exc
+    return event.model_copy(update={"data": data})

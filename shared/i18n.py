@@ -115,6 +115,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "the body is too large (at most {limit} bytes)"),
     "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
                          "too many live streams open; try again in {retry_after} s"),
+    # personal data life cycle (issue 13)
+    "case_closed": ("该案件已结束，不再接收线索", "the case has ended; no tips are taken for it"),
 }
 
 

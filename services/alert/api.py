@@ -11,6 +11,7 @@ from services.alert.adapters import PHOTO_TYPES, PhotoStore
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake, RateLimited
 from shared.auth import Principal, Role
+from shared.casekeys import CasePurged
 from shared.regions import RegionIndex
 from shared.report import PlaceConflict, RegionCodeReplaced, Report, TipRequest
 from shared.web import ApiError, Authenticator
@@ -123,6 +124,8 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         except RateLimited as exc:
             raise ApiError(429, "rate_limited", headers={"Retry-After": str(exc.retry_after)},
                            retry_after=exc.retry_after) from exc
+        except CasePurged as exc:  # ended and purged (issue 13): nothing is taken for it
+            raise ApiError(410, "case_closed", field="case_id") from exc
         return TipAnswer(tip_id=tip_id)
 
     return router

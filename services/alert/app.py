@@ -16,7 +16,9 @@ from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimit
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from shared.boundaries import boundary_index
+from shared.casekeys import CaseKeys
 from shared.kafka import EventPublisher, keep_starting, make_broker
+from shared.pii import MasterKeys
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     relay = Relay(outbox, settings.kafka_bootstrap)
     broker = make_broker(settings.kafka_bootstrap, "homeward-alert")
     progress = ProgressStore(redis)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
     consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"))
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   settings.tip_window_s),
         regions=region_index(),
         progress=progress,
+        keys=keys,
     )
 
     @asynccontextmanager
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 relay_task.cancel()
                 await asyncio.gather(relay_task, return_exceptions=True)
             await relay.stop()
+            await keys.stop()
             follow.cancel()
             await asyncio.gather(follow, return_exceptions=True)
             await broker.stop()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +20,10 @@ from services.alert.adapters import (
     ProgressStore,
     RateLimiter,
 )
-from shared import topics
+from shared import pii, topics
 from shared.auth import Principal
 from shared.boundaries import boundary_index
+from shared.casekeys import CaseKeys
 from shared.events import (
     CASE_OPENED,
     DELIVERY_SENT,
@@ -52,6 +54,7 @@ class Intake:
     regions: place.RegionLookup = field(default_factory=region_index)
     boundaries: Callable[[], place.BoundaryLookup] | None = boundary_index  # loaded on first use
     progress: ProgressStore | None = None
+    keys: CaseKeys | None = None  # seals personal fields with the case's key (issue 13)
     source: str = "/homeward/alert"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -75,6 +78,11 @@ class Intake:
         )
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
+        if self.keys is not None:
+            data = accepted.model_dump(mode="json")
+            # The age stays clear when the birth date is sealed (the rules need it).
+            data["report"]["child"]["age"] = resolved.child.age_at(resolved.last_seen.at.date())
+            value = await self._sealed(case_id, data, pii.REPORT_FIELDS)
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
             headers=headers, value=value,
@@ -122,12 +130,22 @@ class Intake:
         )
         event = CloudEvent.of(TIP_RECEIVED, self.source, tip.case_id, received,
                               event_id=received.tip_id)
+        if self.keys is not None:  # CasePurged (no key is made again) reaches the API: 410
+            event.data = json.loads(await self._sealed(tip.case_id, event.data, pii.TIP_FIELDS))
         await self.outbox.append(OutboxEntry(
             record_id=received.tip_id, kind="tip", topic=topics.TIPS, key=tip.case_id,
             headers=event.headers(), value=event.value(), answer={"tip_id": received.tip_id},
             region=tip.case_id[:6], operator="public",
         ))
         return received.tip_id
+
+    async def _sealed(self, case_id: str, data: dict[str, Any],
+                      fields: Mapping[str, Any]) -> bytes:
+        """The event value with `fields` sealed by the case's data key (shared/pii.py)."""
+        assert self.keys is not None
+        key = await self.keys.get_or_create(case_id)
+        sealed = pii.seal(data, fields, case_id, key)
+        return json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass

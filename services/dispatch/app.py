@@ -12,11 +12,13 @@ from redis.asyncio import Redis
 
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
-from services.dispatch.api import UI, build_pages, build_router
+from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from shared.casekeys import CaseKeys
 from shared.kafka import EventPublisher, kafka_check, make_broker
+from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -37,13 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     publisher = EventPublisher(broker, source="/homeward/dispatch")
     cases = CaseRepository(redis, repeat_s=settings.dispatch_overdue_repeat_s,
                            stream_maxlen=settings.dispatch_stream_maxlen,
-                           duplicate_window_h=settings.dispatch_duplicate_window_h)
+                           duplicate_window_h=settings.dispatch_duplicate_window_h,
+                           purge_grace_s=settings.purge_grace_s)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
     # Rules and roster are validated here: a bad file stops the service before it serves.
     dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
                         duplicate_km=settings.dispatch_duplicate_km,
-                        identity_secret=settings.identity_secret)
+                        identity_secret=settings.identity_secret, keys=keys)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timers.cancel()
             await fanout.stop()
             await broker.stop()
+            await keys.stop()
             await redis.aclose()
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
@@ -81,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
                                     make_limits(settings)))
+    app.include_router(build_retention_router(Authenticator(settings), cases,
+                                              settings.purge_grace_s))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app)

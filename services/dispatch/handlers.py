@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from services.dispatch import domain, links
+from services.dispatch import domain, links, purge
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from shared import topics
+from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
     ORGAN_AVAILABILITY_CHANGED,
     REPORT_ACCEPTED,
@@ -52,6 +53,7 @@ class Dispatch:
     duplicate_km: float = 50.0
     identity_secret: str = "homeward-local-identity-secret-change-me"
     claim_wait_s: float = 10.0
+    keys: CaseKeys | None = None  # the case-key store: personal fields sealed (issue 13)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
@@ -64,7 +66,8 @@ class Dispatch:
         for change in changes:
             event = CloudEvent(id=change.event_id, type=change.type,
                                source=self.publisher.source, subject=change.case_id,
-                               data=change.data)
+                               data=await sealed_data(self.keys, change.type, change.case_id,
+                                                      change.data))
             pending.append(await broker.publish(
                 event.value(), topics.DISPATCH, key=change.case_id.encode(),
                 headers=event.headers(), no_confirm=True))
@@ -281,6 +284,9 @@ class Dispatch:
         """Emit task_overdue for every task past its deadline (or its next repeat)."""
         fired = 0
         for case_id, task_id in await self.cases.due_timers(time.time()):
+            if task_id == purge.TIMER:
+                await self.purge(case_id)
+                continue
             async with self._lock(case_id):
                 case = await self.cases.get_own(case_id)
                 changes = domain.plan_overdue(case, task_id, self.clock()) if case else []
@@ -290,6 +296,22 @@ class Dispatch:
                 await self._commit(case, changes)
                 fired += 1
         return fired
+
+    async def purge(self, case_id: str) -> None:
+        """The purge of an ended case past its grace (issue 13): `homeward.case.purged.v1`,
+        then its data key (and those of the reports linked into it) deleted, then its claims
+        and live-stream entries. Each step is idempotent; the timer goes only after all."""
+        async with self._lock(case_id):
+            case = await self.cases.get_own(case_id)
+            if case is not None and not case.is_open:
+                before = case
+                if case.purged_at is None:
+                    case = await self._commit(case, purge.plan_purge(case, self.clock()))
+                if self.keys is not None:
+                    for cid in {case_id, *(link.case_id for link in before.links)}:
+                        await self.keys.purge(cid)
+                await self.cases.forget_personal(before)
+            await self.cases.drop_timer(case_id, purge.TIMER)
 
     async def run_timers(self, tick_s: float, stop: asyncio.Event) -> None:
         """Fire due timers every tick until `stop` is set. (Stopped by the event rather than by
@@ -312,6 +334,7 @@ class Dispatch:
         applied: dict[str, list[Change]] = defaultdict(list)
 
         async def handle(event: CloudEvent) -> None:
+            event = await open_event(event, self.keys)
             if event.type == ORGAN_AVAILABILITY_CHANGED:
                 code, post = str(event.data["organ_code"]), str(event.data["post"])
                 if post in ("head", "deputy"):
