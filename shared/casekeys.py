@@ -148,6 +148,27 @@ DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
     events.CASE_REPORT_LINKED: {"details.accepted": {}},
 }
 
+# notify's compacted homeward.alerts.v1: the alert's restricted content and its push bodies.
+ALERT_FIELDS: Mapping[str, Any] = {"report": None, "held_report": None}
+BODY_FIELDS: Mapping[str, Any] = {"child": {}, "last_seen": {}, "circumstances": {},
+                                  "text": pii.PURGED, "contact": ""}
+
+
+async def sealed_json(keys: CaseKeys | None, case_id: str, data: dict[str, Any],
+                      fields: Mapping[str, Any]) -> bytes:
+    """`data` as compact JSON bytes, its `fields` sealed with the case's key (when a store)."""
+    if keys is not None:
+        data = pii.seal(data, fields, case_id, await keys.get_or_create(case_id))
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def opened_data(keys: CaseKeys | None, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` read back from a log, its sealed fields in place (markers once purged)."""
+    case_id = pii.sealed_case(data)
+    if case_id is None:
+        return data
+    return pii.unseal(data, await keys.get(case_id) if keys is not None else None)
+
 
 async def sealed_data(keys: CaseKeys | None, type_: str, case_id: str,
                       data: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,9 @@ from services.notify.api import UI, build_router, build_ui_router
 from services.notify.domain import address_allowed
 from services.notify.handlers import Notify
 from shared import topics
+from shared.casekeys import CaseKeys
 from shared.kafka import EventPublisher, kafka_check
+from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -62,6 +64,7 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) ->
                       allowed=None if settings.webhook_allow_private else partial(
                           address_allowed, allow_networks=settings.webhook_allow_networks)),
         publisher,
+        keys=CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys)),
     )
 
 
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             await fanout.stop()
             await broker.stop()
             await notify.webhooks.close()
+            if notify.keys is not None:
+                await notify.keys.stop()
             await redis.aclose()
 
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
