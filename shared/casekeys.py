@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "pii:casekey:"
 PURGED = "purged"
+LOADED = "pii:casekeys:loaded"  # set once the cache was filled from the topic
 
 
 class CasePurged(LookupError):
@@ -47,13 +48,17 @@ class CaseKeys:
         self._producer: AIOKafkaProducer | None = None
         self._loaded_at = 0.0
 
-    async def _produce(self, case_id: str, value: bytes | None) -> None:
+    async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                         enable_idempotence=True)
             await producer.start()
             self._producer = producer
-        await self._producer.send_and_wait(topics.CASE_KEYS, value, key=case_id.encode())
+        return self._producer
+
+    async def _produce(self, case_id: str, value: bytes | None) -> None:
+        producer = await self._producer_started()
+        await producer.send_and_wait(topics.CASE_KEYS, value, key=case_id.encode())
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -64,8 +69,16 @@ class CaseKeys:
         raw = await self.redis.get(PREFIX + case_id)
         return raw.decode() if isinstance(raw, bytes) else raw
 
+    async def _fill_if_lost(self) -> None:
+        """Refill the cache when Redis lost it (flushed, new) before trusting a miss."""
+        if not await self.redis.exists(LOADED):
+            await self.load()
+
     async def get(self, case_id: str) -> bytes | None:
-        """The case's data key, or None when it was purged (or never made)."""
+        """The case's data key, or None when it was purged (or never made). A miss reads the
+        topic again (at most every `reload_s`): the key may have been made by another process
+        whose cache is another Redis."""
+        await self._fill_if_lost()
         raw = await self._cached(case_id)
         if raw is None and time.monotonic() - self._loaded_at > self.reload_s:
             await self.load()
@@ -83,11 +96,14 @@ class CaseKeys:
     async def get_or_create(self, case_id: str) -> bytes:
         """The case's data key, made (durably on the topic, before it seals anything) when the
         case has none. Raises CasePurged for a purged case."""
-        found = await self.get(case_id)
-        if found is not None:
-            return found
-        if await self._cached(case_id) == PURGED:
+        await self._fill_if_lost()
+        raw = await self._cached(case_id)
+        if raw == PURGED:
             raise CasePurged(case_id)
+        if raw is not None:
+            found = await self.get(case_id)
+            assert found is not None
+            return found
         key = new_data_key()
         wrapped = json.dumps(self.master.wrap(case_id, key))
         if await self.redis.set(PREFIX + case_id, wrapped, nx=True):
@@ -108,17 +124,12 @@ class CaseKeys:
         become `purged`). Returns the number of records read."""
         self._loaded_at = time.monotonic()
         latest: dict[str, bytes | None] = {}
+        parts = await (await self._producer_started()).partitions_for(topics.CASE_KEYS)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
-            if not parts:
-                await consumer.force_metadata_update()
-                parts = consumer.partitions_for_topic(topics.CASE_KEYS) or set()
-            assigned = [TopicPartition(topics.CASE_KEYS, p) for p in parts]
-            if not assigned:
-                return 0
+            assigned = [TopicPartition(topics.CASE_KEYS, p) for p in sorted(parts)]
             consumer.assign(assigned)
             ends = await consumer.end_offsets(assigned)
             await consumer.seek_to_beginning(*assigned)
@@ -136,13 +147,16 @@ class CaseKeys:
         async with self.redis.pipeline(transaction=False) as pipe:
             for case_id, value in latest.items():
                 pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
+            pipe.set(LOADED, "1")
             await pipe.execute()
         return len(latest)
 
 
 # Personal fields of dispatch's own events on homeward.dispatch.v1 (sealed with the case's key).
 DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
-    events.CASE_OPENED: {**pii.CASE_OPENED_FIELDS, "duplicate_keys": []},
+    # (Its duplicate_keys stay clear: keyed HMACs, useless without the identity secret; the
+    # projection drops them at the purge.)
+    events.CASE_OPENED: pii.CASE_OPENED_FIELDS,
     events.CASE_TIP_ATTACHED: {"details.tip.contact": "", "details.tip.description": pii.PURGED},
     # The second report held for unlinking, sealed with the key of the case it joined.
     events.CASE_REPORT_LINKED: {"details.accepted": {}},
