@@ -132,9 +132,11 @@ class Stack:
         # A child of its own unless the test says otherwise: two reports of one child (same
         # name and birth date, or same ID number) become one alert (issue 19 §3).
         n = next(_CHILDREN)
-        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
-                             .isoformat())
-        overrides.setdefault("child__id_number", id_number(f"11010120190501{n % 1000:03d}"))
+        born = date(2019, 1, 1) + timedelta(days=n % 2000)
+        overrides.setdefault("child__birth_date", born.isoformat())
+        # The ID number encodes the birth date given (GB 11643; a mismatch is refused).
+        overrides.setdefault("child__id_number", id_number(
+            f"110101{date.fromisoformat(overrides['child__birth_date']):%Y%m%d}{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
