@@ -12,6 +12,7 @@ miss at most every `reload_s`; a purged case has no record there, so it stays un
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -47,6 +48,7 @@ class CaseKeys:
         self.reload_s = reload_s
         self._producer: AIOKafkaProducer | None = None
         self._loaded_at = 0.0
+        self._loading = asyncio.Lock()
 
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -72,7 +74,27 @@ class CaseKeys:
     async def _fill_if_lost(self) -> None:
         """Refill the cache when Redis lost it (flushed, new) before trusting a miss."""
         if not await self.redis.exists(LOADED):
-            await self.load()
+            async with self._loading:
+                if not await self.redis.exists(LOADED):
+                    await self.load()
+
+    def fresh(self, case_id: str) -> tuple[bytes, bytes]:
+        """A new data key for a new case and its record for the topic (the wrapped key), for a
+        writer that makes it durable itself (alert: through its outbox, before the report, so
+        intake needs neither Kafka nor Redis). Cache it with `remember`."""
+        key = new_data_key()
+        return key, json.dumps(self.master.wrap(case_id, key)).encode()
+
+    async def remember(self, case_id: str, record: bytes) -> bytes | None:
+        """Cache a record made by `fresh` (unless the case has one already); returns the data
+        key the case holds (another writer's, if it was first), None if purged."""
+        if await self.redis.set(PREFIX + case_id, record.decode(), nx=True):
+            return self.master.unwrap(case_id, json.loads(record))
+        return await self.get(case_id)
+
+    async def purged(self, case_id: str) -> bool:
+        await self._fill_if_lost()
+        return await self._cached(case_id) == PURGED
 
     async def get(self, case_id: str) -> bytes | None:
         """The case's data key, or None when it was purged (or never made). A miss reads the

@@ -5,11 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from services.alert.adapters import PHOTO_TYPES, PhotoStore
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake, RateLimited
+from services.alert.retention import PhotoAccess
 from shared.auth import Principal, Role
 from shared.casekeys import CasePurged
 from shared.regions import RegionIndex
@@ -65,7 +67,7 @@ MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
 def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, photos: PhotoStore,
-                 public_url: str) -> APIRouter:
+                 public_url: str, access: PhotoAccess | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     Operator = Annotated[Principal, Depends(auth.require(Role.operator))]
 
@@ -91,6 +93,8 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         if not data:
             raise ApiError(422, "invalid", "empty photo", field="body")
         name = photos.save(content_type, data)
+        if access is not None:
+            await access.uploaded(name, operator.region)
         return PhotoAnswer(url=f"{public_url}/photos/{name}")
 
     @router.post("/reports", status_code=202, response_model=ReportAnswer, tags=["reports"])
@@ -131,16 +135,33 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
     return router
 
 
-def build_pages(photos: PhotoStore) -> APIRouter:
+def build_pages(photos: PhotoStore, auth: Authenticator | None = None,
+                access: PhotoAccess | None = None) -> APIRouter:
     pages = APIRouter(include_in_schema=False)
+
+    async def viewer(request: Request) -> Principal | None:
+        """The bearer's principal, or None (no token, or one that does not verify)."""
+        header = request.headers.get("authorization", "")
+        if auth is None or not header.lower().startswith("bearer "):
+            return None
+        try:
+            return auth.principal(HTTPAuthorizationCredentials(scheme="Bearer",
+                                                               credentials=header[7:].strip()))
+        except ApiError:
+            return None
 
     @pages.get("/intake")
     async def intake_form() -> FileResponse:
         return FileResponse(UI / "intake.html", media_type="text/html; charset=utf-8")
 
     @pages.get("/photos/{name}")
-    async def photo(name: str) -> FileResponse:
+    async def photo(name: str, request: Request) -> FileResponse:
+        """The photo: to a token of the case's region while its alert is restricted, to
+        everyone while it is public, to nobody after the purge (404 alike, issue 13)."""
         path = photos.path(name)
+        if path is not None and access is not None and not await access.visible(
+                name, await viewer(request)):
+            path = None
         if path is None:
             raise ApiError(404, "not_found", field="name", what=f"photo {name}")
         return FileResponse(path)
