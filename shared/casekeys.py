@@ -62,6 +62,12 @@ class CaseKeys:
         producer = await self._producer_started()
         await producer.send_and_wait(topics.CASE_KEYS, value, key=case_id.encode())
 
+    async def tombstone(self, topic: str, key: str) -> None:
+        """A true tombstone (null value) for `key` on a compacted topic (notify's push bodies of
+        a purged case, issue 13)."""
+        producer = await self._producer_started()
+        await producer.send_and_wait(topic, None, key=key.encode())
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
@@ -194,7 +200,7 @@ async def sealed_json(keys: CaseKeys | None, case_id: str, data: dict[str, Any],
                       fields: Mapping[str, Any]) -> bytes:
     """`data` as compact JSON bytes, its `fields` sealed with the case's key (when a store)."""
     if keys is not None:
-        data = pii.seal(data, fields, case_id, await keys.get_or_create(case_id))
+        data = await _sealed_or_redacted(keys, case_id, data, fields)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -213,7 +219,17 @@ async def sealed_data(keys: CaseKeys | None, type_: str, case_id: str,
     fields = DISPATCH_FIELDS.get(type_)
     if keys is None or fields is None:
         return data
-    return pii.seal(data, fields, case_id, await keys.get_or_create(case_id))
+    return await _sealed_or_redacted(keys, case_id, data, fields)
+
+
+async def _sealed_or_redacted(keys: CaseKeys, case_id: str, data: dict[str, Any],
+                              fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Sealed with the case's key; redacted (markers, no envelope) when the case was purged
+    (a late writer, e.g. notify logging its alert at the purge, writes nothing personal)."""
+    try:
+        return pii.seal(data, fields, case_id, await keys.get_or_create(case_id))
+    except CasePurged:
+        return pii.redact(data, fields)
 
 
 async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:

@@ -162,6 +162,18 @@ def seal(data: dict[str, Any], fields: Mapping[str, Any], case_id: str,
     return out
 
 
+def redact(data: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with `fields` replaced by their markers and no envelope: what is
+    written of a case whose key is gone (nothing personal may be written in clear)."""
+    out = deepcopy(data)
+    for path, marker in fields.items():
+        parents, leaf = _split(path)
+        holder = _holder(out, parents)
+        if holder is not None and leaf in holder:
+            holder[leaf] = deepcopy(marker)
+    return out
+
+
 def sealed_case(data: Mapping[str, Any]) -> str | None:
     """The case id whose key opens `data`, or None when nothing in it is sealed."""
     envelope = data.get(ENVELOPE)

@@ -38,9 +38,11 @@ async def purge_alert(notify: Notify, case_id: str) -> list[str]:
         await notify._save(alert)
     body_keys = [f"{alert_id}:{v.version}:{scope}" for v in alert.versions
                  for scope in BODY_SCOPES]
-    broker = notify.publisher.broker
     for key in body_keys:
-        await broker.publish(None, topics.ALERTS, key=f"body:{key}".encode())
+        if notify.keys is not None:
+            await notify.keys.tombstone(topics.ALERTS, f"body:{key}")
+        else:
+            await notify.publisher.broker.publish(b"", topics.ALERTS, key=f"body:{key}".encode())
     await notify.ledger.redis.delete(*(f"notify:body:{key}" for key in body_keys))
     for hub_id in await notify.alerts.recipients(alert_id):
         await notify.feed.scrub(hub_id, alert_id)

@@ -235,6 +235,11 @@ async def sweep(procs: dict[str, ServiceProcess], where: Path, kafka: KafkaServe
                     + found_in(secrets, file_bytes(where)))
             raise AssertionError(f"personal data left after the purge: {hits}") from None
 
+        # Nothing about the case was dead-lettered (a purged key is not a poison message).
+        dead = {t: r for t, r in (await topic_bytes(kafka.bootstrap)).items()
+                if t.endswith(".dlq")}
+        assert not found_in({"case": case_id.encode()}, dead)
+
         # The sealed copies cannot be opened: the case key is gone for good.
         await _key_is_gone(kafka.bootstrap, redis_server.url, case_id)
 

@@ -110,3 +110,11 @@ def test_master_keys_wrap_with_the_first_and_unwrap_with_any() -> None:
 def test_malformed_master_keys_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         MasterKeys.parse(text)
+
+
+def test_redacted_data_holds_markers_and_nothing_to_open() -> None:
+    redacted = pii.redact(report_data(), pii.REPORT_FIELDS)
+    assert "pii" not in redacted and pii.sealed_case(redacted) is None
+    assert "张小明" not in json.dumps(redacted, ensure_ascii=False)
+    assert redacted == pii.unseal(pii.seal(report_data(), pii.REPORT_FIELDS, CASE,
+                                           pii.new_data_key()), None)
