@@ -187,6 +187,8 @@ async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
     for notify, http in started:
         await http.aclose()
         await notify.webhooks.close()
+        if notify.keys is not None:
+            await notify.keys.stop()
         await notify.publisher.broker.stop()
 
 
