@@ -277,7 +277,8 @@ class Outbox:
             conn.execute("BEGIN IMMEDIATE")
             gone = conn.execute("DELETE FROM outbox WHERE published_at IS NOT NULL AND "
                                 "published_at < ?", (before,)).rowcount
-            conn.execute("DELETE FROM idempotency WHERE created_at < ?", (before,))
+            conn.execute("DELETE FROM idempotency WHERE created_at < ? AND record_id NOT IN "
+                         "(SELECT record_id FROM outbox WHERE published_at IS NULL)", (before,))
             conn.execute("COMMIT")
             return int(gone)
 
