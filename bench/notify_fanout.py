@@ -80,7 +80,8 @@ async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str,
     from tests.helpers import report_body
 
     settings = Settings(kafka_bootstrap=bootstrap, redis_url=redis_url,
-                        webhook_allow_private=True, notify_per_endpoint_limit=PER_ENDPOINT,
+                        webhook_allow_networks=["127.0.0.1/32"],
+                        notify_per_endpoint_limit=PER_ENDPOINT,
                         notify_fanout_parallel=ENDPOINTS * PER_ENDPOINT)
     redis = make_redis(redis_url)
     await redis.flushdb()
@@ -168,6 +169,8 @@ async def _radius(redis_url: str) -> dict[float, list[float]]:
 
     from services.notify.adapters import SubscriberRepository
     from services.notify.domain import SubscriberKind
+    from services.notify.sealing import SubscriberSeal
+    from shared.settings import Settings
 
     redis = Redis.from_url(redis_url, decode_responses=True)
     await redis.flushdb()
@@ -181,7 +184,7 @@ async def _radius(redis_url: str) -> dict[float, list[float]]:
             batch = []
     if batch:
         await redis.geoadd(key, batch)
-    repo = SubscriberRepository(redis)
+    repo = SubscriberRepository(redis, SubscriberSeal.from_settings(Settings()))
     tiers = [100.0, 200.0, 300.0, 500.0]
     times: dict[float, list[float]] = {km: [] for km in tiers}
     found = 0

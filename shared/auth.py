@@ -13,6 +13,7 @@ from enum import StrEnum
 import jwt
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.oidc import ProviderUnavailable, from_provider, homeward_claims, provider_keys
 from shared.regions import within
 from shared.settings import Settings
 
@@ -91,26 +92,45 @@ def verify_token(settings: Settings, token: str) -> Principal:
 def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal, float]:
     """The principal and the expiry (Unix s). Raises InvalidToken: bad signature, wrong
     issuer or audience, missing exp/iat/sub/iss/aud, expired, or living longer than
-    jwt_max_ttl_s."""
-    if settings.jwt_algorithm == "HS256":
-        key = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    jwt_max_ttl_s (a provider's token: oidc_max_ttl_s).
+
+    A token naming `settings.oidc_issuer` is verified with that provider's keys (its JWKS,
+    shared.oidc; asymmetric algorithms only) and must carry `aud` = jwt_audience; every other
+    token with the jwt_* key (minted by shared.tokens: tests and machine clients)."""
+    if from_provider(settings, token):
+        issuer = settings.oidc_issuer
+        algorithms = list(settings.oidc_algorithms)
+        max_ttl = settings.oidc_max_ttl_s
+        try:
+            key = provider_keys(settings).signing_key(token)
+        except ProviderUnavailable as exc:
+            raise InvalidToken("identity provider unavailable") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("token signed with a key the provider does not have") from exc
     else:
-        key = settings.jwt_public_key
+        issuer = settings.jwt_issuer
+        algorithms = [settings.jwt_algorithm]
+        max_ttl = settings.jwt_max_ttl_s
+        if settings.jwt_algorithm == "HS256":
+            key = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        else:
+            key = settings.jwt_public_key
     if not key:
         raise InvalidToken("no verification key configured")
     try:
         claims = jwt.decode(
             token,
             key,
-            algorithms=[settings.jwt_algorithm],
-            issuer=settings.jwt_issuer,
+            algorithms=algorithms,
+            issuer=issuer,
             audience=settings.jwt_audience,
             leeway=CLOCK_SKEW_S,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
         lifetime = float(claims["exp"]) - float(claims["iat"])
-        if lifetime > settings.jwt_max_ttl_s:
+        if lifetime > max_ttl:
             raise InvalidToken("token lifetime over the maximum")
+        claims = homeward_claims(claims, {r.value for r in Role})
         return Principal.model_validate(claims), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc

@@ -186,6 +186,8 @@ DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
     # projection drops them at the purge.)
     events.CASE_OPENED: pii.CASE_OPENED_FIELDS,
     events.CASE_TIP_ATTACHED: {"details.tip.contact": "", "details.tip.description": pii.PURGED},
+    # A tip held for a case not known yet (the tip's own fields, sealed with the named case's key).
+    events.TIP_PARKED: pii.TIP_FIELDS,
     # The second report held for unlinking, sealed with the key of the case it joined.
     events.CASE_REPORT_LINKED: {"details.accepted": {}},
 }

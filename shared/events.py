@@ -33,6 +33,9 @@ CASE_TIP_ATTACHED = "homeward.case.tip_attached.v1"
 CASE_FOUND = "homeward.case.found.v1"
 CASE_CLOSED = "homeward.case.closed.v1"
 CASE_REPORT_LINKED = "homeward.case.report_linked.v1"  # a second report of the same child
+# A tip for a case dispatch has not seen yet, held until the case appears (data: TipReceived
+# plus `parked_at`); the tip's later `case.tip_attached` settles it. Not a case event.
+TIP_PARKED = "homeward.tip.parked.v1"
 # The commander undid a link (details: ReportUnlinked); the report's own case group is opened.
 CASE_REPORT_UNLINKED = "homeward.case.report_unlinked.v1"
 # A found (or false report) undone by the leader's level: every alert of the case is issued
@@ -283,3 +286,20 @@ class DeliveryReceipt(BaseModel):
     at: datetime
     kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
     name: str = ""
+
+
+# The `error` of a failed delivery attempt as commanders see it (issue 12): a class, never the
+# socket's own text, so the deliveries view cannot be used to map hosts and ports.
+DELIVERY_ERROR_CLASSES = (
+    "refused_by_policy",  # the URL's scheme or the address its host resolves to is not allowed
+    "dns_failed",         # the host does not resolve
+    "connect_failed",     # no connection (refused, reset, unreachable)
+    "tls_failed",         # the TLS handshake or certificate failed
+    "timeout",            # no answer within the time allowed
+    "http_3xx",           # a redirect (never followed)
+    "http_4xx",           # the receiver refused the request
+    "http_5xx",           # the receiver failed
+    "target_refused",     # a chat/SMS service (Apprise) reported failure
+)
+# How a search ends (the `outcome` of CaseFound); named for the Cancel preview (issue 17 §4).
+Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]

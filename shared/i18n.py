@@ -93,6 +93,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "the child's alert is public; confirm with confirm: true: {what}"),
     "rate_limited": ("提交过于频繁，请 {retry_after} 秒后再试",
                      "too many tips; try again in {retry_after} s"),
+    # public tips (issue 12)
+    "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    "tip_cap_reached": ("该案件的线索已达上限，请直接拨打 110",
+                        "this case has reached its limit of tips; call 110 directly"),
     # place (issue 11; services/alert/place.py)
     "region_code_split": ("行政区划代码 {given}（{name}）已于 {year} 年撤销并分设为 {candidates}："
                           "请填写地址或坐标，或直接填写现行代码",
@@ -115,8 +119,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "the body is too large (at most {limit} bytes)"),
     "too_many_streams": ("同时打开的实时连接过多，请 {retry_after} 秒后再试",
                          "too many live streams open; try again in {retry_after} s"),
-    # personal data life cycle (issue 13)
-    "case_closed": ("该案件已结束，不再接收线索", "the case has ended; no tips are taken for it"),
+    "unsafe_url": ("该地址不允许用于推送（协议不在允许列表，或主机解析到非公网地址）",
+                   "this URL may not be pushed to (scheme not allowed, or the host resolves to "
+                   "a non-public address)"),
+    "subscriber_exists": ("该枢纽已登记；如需新密钥请调用 rotate-secret",
+                          "this hub is already registered; use rotate-secret for a new secret"),
+    "outside_region": ("不在您的辖区 {region} 内", "is outside your region {region}"),
+    "no_region": ("无法由位置确定行政区划，请填写 region_code",
+                  "no region for this location; give region_code"),
+
+    # alerts anyone can verify (issue 17; services/notify/verify.py)
+    "verify_active": ("真实有效的协查：本平台发布，仍在查找。请核对下方信息，有线索请拨打官方电话。",
+                      "Genuine and active: issued by this platform, the search goes on. Check "
+                      "the details below and call the official number with any lead."),
+    "verify_restricted": ("真实的协查，目前仅限公安机关和交通枢纽，未向社会公开。请勿转发，有线索请"
+                          "拨打官方电话。",
+                          "Genuine, but restricted to police and transport hubs, not published to "
+                          "the public. Please do not forward it; call the official number with "
+                          "any lead."),
+    "verify_ended": ("已找到，请停止转发。", "Found — please stop sharing."),
+    "verify_withdrawn": ("该协查已撤销，请停止转发。", "Withdrawn — please stop sharing."),
+    "verify_unknown": ("未找到该核验码：这不是本平台发布的协查。请核对号码；转发来的寻人启事若无法"
+                       "核验，请勿拨打其中的电话或转账，可拨打 110 向公安机关核实。",
+                       "No alert of this platform has this code. Check the code; if a forwarded "
+                       "appeal cannot be verified, do not call its numbers or send money — "
+                       "call 110 to check with the police."),
+    "verify_malformed": ("核验码为 10 位字母或数字（如 7K3QZ-M0C4D）",
+                         "a verification code is 10 letters or digits (e.g. 7K3QZ-M0C4D)"),
+    "rate_limited_verify": ("查询过于频繁，请 {retry_after} 秒后再试",
+                            "too many lookups; try again in {retry_after} s"),
+
+    # release with a preview (issue 17 §4; shared/release.py)
+    "content_changed": ("预览之后内容已变化，请重新预览后再发布",
+                        "the content changed since the preview; preview again before releasing"),
+    "preview_unavailable": ("暂时无法生成发布预览：{what}", "no release preview: {what}"),
 }
 
 

@@ -12,31 +12,18 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter
-from pydantic import ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import topics
 from shared.events import CloudEvent, PoisonMessage
+from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 
 log = logging.getLogger(__name__)
-
-# Failures of a dependency: the message is retried (the offset is not committed) rather than
-# dead-lettered, because it will succeed once Kafka or Redis is back.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    KafkaError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
-
 
 def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
     """A broker whose producer is idempotent with acks=all; nothing connects until start()."""
@@ -123,32 +110,45 @@ def subscribe(
     group_id: str,
     handle: EventHandler,
     publisher: EventPublisher,
-    retry_delay_s: float = 1.0,
+    retry_delay_s: float = 0.2,
     max_workers: int = 1,
+    retry_cap_s: float = 5.0,
+    retrying: Retrying = RETRYING_NOW,
 ) -> None:
     """Register `handle` for `topic` in consumer group `group_id`.
 
     The offset is committed only after `handle` returns (AckPolicy.NACK_ON_ERROR, never
-    FastStream's default ack-first). A poison message or a bug goes to `<topic>.dlq` with the
-    error and the consumer moves on; a transient failure (Kafka, Redis down) is retried from the
-    same offset after `retry_delay_s`. With `max_workers` > 1, that many consumers share the
-    group, each working through its own partitions in order (commit after work still holds).
+    FastStream's default ack-first). A transient failure (shared.faults.is_transient: Redis
+    OOM/READONLY/LOADING/..., connections, lock time-outs, Kafka not-leader/time-outs) is
+    retried from the same offset after a backoff from `retry_delay_s` doubling up to
+    `retry_cap_s`, and marks `group_id/topic/partition` as retrying in `retrying` (readiness
+    503) until a message of that partition succeeds. Anything else (schema, validation, unknown
+    version, a bug) goes to `<topic>.dlq` with the error and the consumer moves on. With
+    `max_workers` > 1, that many consumers share the group, each working through its own
+    partitions in order (commit after work still holds).
     """
 
     async def on_message(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        record = raw[0] if isinstance(raw, tuple) else raw
+        key = f"{group_id}/{topic}/{getattr(record, 'partition', '?')}"
         try:
             event = CloudEvent.from_kafka(dict(message.headers), message.body)
             await handle(event)
-        except TRANSIENT_ERRORS as exc:
-            log.warning("transient failure on %s, will retry: %r", topic, exc)
-            MESSAGES_HANDLED.labels(topic, group_id, "retried").inc()
-            await asyncio.sleep(retry_delay_s)
-            raise NackMessage() from exc
-        except (PoisonMessage, ValidationError, Exception) as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                attempt = retrying.failed(key, exc)
+                log.warning("transient failure on %s (attempt %d), will retry from the same "
+                            "offset: %r", key, attempt, exc)
+                MESSAGES_HANDLED.labels(topic, group_id, "retried").inc()
+                await asyncio.sleep(backoff_s(attempt, retry_delay_s, retry_cap_s))
+                raise NackMessage() from exc
             log.exception("dead-lettering a message from %s", topic)
             await publisher.dead_letter(message, exc)
+            retrying.passed(key)
             MESSAGES_HANDLED.labels(topic, group_id, "dead_lettered").inc()
         else:
+            retrying.passed(key)
             MESSAGES_HANDLED.labels(topic, group_id, "ok").inc()
 
     on_message.__name__ = f"on_{topic.replace('.', '_')}"

@@ -40,10 +40,14 @@ def serve(service: str) -> None:
     app = importlib.import_module(f"services.{service}.app").create_app(settings)
     api = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port_for(service), log_level="info",
-        access_log=settings.access_log))
+        access_log=settings.access_log,
+        # The client address is read by the services themselves, from X-Forwarded-For only
+        # when the peer is one of HOMEWARD_TRUSTED_PROXIES (issue 12).
+        proxy_headers=False))
     ops = _Follower(uvicorn.Config(
         ops_app(app), host=settings.ops_host, port=settings.ops_port_for(service),
-        log_config=None, log_level=None, access_log=False, lifespan="off"))  # the API's logging
+        log_config=None, log_level=None, access_log=False,  # the API's logging
+        lifespan="off", proxy_headers=False))
     # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run does.
     with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
         runner.run(_run(api, ops))

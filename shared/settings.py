@@ -52,6 +52,35 @@ class Settings(BaseSettings):
     jwt_max_ttl_s: int = Field(
         default=12 * 3600, gt=0, description="longest accepted token lifetime (exp - iat), s")
 
+    # --- sign-in through an identity provider (issue 20) ------------------------------------
+    oidc_issuer: str = Field(
+        default="", description="OpenID Connect issuer whose tokens the services accept, "
+        "verified against its JWKS (e.g. http://127.0.0.1:8180/realms/homeward); empty: only "
+        "the jwt_* key above. The consoles sign people in here")
+    oidc_jwks_url: str = Field(
+        default="", description="the issuer's JWKS as the services reach it; empty: the "
+        "jwks_uri of the issuer's discovery document (compose: the provider's inside name)")
+    oidc_algorithms: list[str] = Field(
+        default=["RS256", "ES256", "PS256"], description="signature algorithms accepted from "
+        "the provider (never HS256: its keys are public)")
+    oidc_jwks_cache_s: float = Field(
+        default=300.0, gt=0, description="how long the fetched JWKS is trusted before it is "
+        "fetched again; an unknown key id fetches it at once (key rotation), at most every "
+        "oidc_jwks_cooldown_s")
+    oidc_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    oidc_max_ttl_s: int = Field(
+        default=900, gt=0, description="longest accepted lifetime (exp - iat) of a provider's "
+        "access token, s: a person disabled at the provider acts at most this long (the local "
+        "realm issues 300 s tokens, renewed by the consoles)")
+    oidc_clients: dict[str, str] = Field(
+        default={"intake": "homeward-intake", "console": "homeward-console",
+                 "hub": "homeward-hub"},
+        description="console -> the provider's public client id (authorization code + PKCE)")
+    csp_connect_src: list[str] = Field(
+        default_factory=list, description="more origins the consoles may call (CSP "
+        "connect-src); the OIDC issuer's origin is added by itself")
+    # --- end of identity provider -------------------------------------------------------------
+
     # Every service (issue 12).
     stream_max_per_principal: int = Field(
         default=4, ge=1, description="live streams (SSE) one token subject may hold at once, "
@@ -70,7 +99,7 @@ class Settings(BaseSettings):
         default=True, description="off only in tests that stop the process before publishing"
     )
     tip_limit_per_client: int = 10
-    tip_limit_per_case: int = 120
+    tip_limit_per_case: int = 1000  # all clients together; see tip_limit_per_case_client
     tip_window_s: int = 60
 
     # Notification.
@@ -126,7 +155,36 @@ class Settings(BaseSettings):
     notify_group_apprise_url: str = Field(
         default="", description="Apprise URL with {phone} for the case group's members (an SMS "
         "gateway); empty: notify does not push to the case group")
+    # Issue 12: outbound URLs and subscriber secrets.
+    notify_apprise_schemes: list[str] = Field(
+        default=["json", "jsons", "dingtalk", "wecombot", "feishu", "lark"],
+        description="Apprise schemes a subscriber may register: json/jsons go through notify's "
+        "own guarded client; dingtalk, wecombot, feishu, lark, tgram are services with a fixed "
+        "endpoint (any other scheme is refused)")
+    notify_subscriber_keys: list[str] = Field(
+        default_factory=list,
+        description="AES-256-GCM keys `<key id>:<base64url of 32 bytes>` sealing subscriber "
+        "secrets and channel URLs in Kafka and Redis: the first seals, each opens what names "
+        "its id (put a new key first to rotate). Empty: development derives one from the JWT "
+        "secret; elsewhere notify refuses to start")
+    notify_secret_overlap_s: float = Field(
+        default=86400.0, ge=0, description="after rotate-secret, pushes are signed with the "
+        "old secret too for this long")
     # --- end notify ---------------------------------------------------------------------------
+
+    # --- alerts anyone can verify (issue 17) ---------------------------------------------------
+    verify_base_url: str = Field(
+        default="", description="public base URL of the verification page printed in every "
+        "public text and poster QR code (/verify?code=...); empty: notify_url")
+    signing_dir: Path | None = Field(
+        default=None, description="directory of the issuer's signing keys, <kid>.key.pem "
+        "(ECDSA P-256, PKCS#8) and <kid>.cert.pem; default <data_dir>/signing in development")
+    signing_keys: dict[str, Literal["published", "active", "retired"]] = Field(
+        default_factory=dict, description="kid -> rotation state; exactly one active. Empty in "
+        "development: a key is generated into signing_dir; elsewhere notify refuses to start")
+    verify_limit_per_client: int = Field(default=30, ge=1, description="lookups per window")
+    verify_window_s: int = Field(default=60, ge=1)
+    # --- end verify -----------------------------------------------------------------------------
 
     # --- words people read (issue 11) --------------------------------------------------------
     display_timezone: str = Field(
@@ -152,6 +210,19 @@ class Settings(BaseSettings):
     identity_secret_file: Path | None = Field(
         default=None, description="file holding identity_secret (one line)")
     # --- end child identity --------------------------------------------------------------------
+    # --- public tips and faults (issues 12, 19) ----------------------------------------------
+    tip_limit_per_case_client: int = Field(
+        default=5, description="tips one client (IPv4 address, IPv6 /64) may file on one case "
+        "per tip_window_s; tip_limit_per_case is the high cap of all clients together")
+    tip_cap_per_case: int = Field(
+        default=5000, description="tips kept per case in all (beyond: 429 tip_cap_reached)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For "
+        "names the client (any other peer is the client itself)")
+    dispatch_tip_park_s: float = Field(
+        default=3600.0, gt=0, description="a tip for a case dispatch has not seen yet is held "
+        "this long for its case, then listed to admins as unmatched (still held)")
+    # --- end public tips and faults -----------------------------------------------------------
 
     # --- personal data life cycle (issue 13) ---------------------------------------------------
     pii_master_keys: str = Field(

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from shared.auth import Role, mint_token
-from shared.settings import LOCAL_SECRET_FILE, Settings
+from shared.settings import LOCAL_IDENTITY_FILE, LOCAL_PII_KEYS_FILE, LOCAL_SECRET_FILE, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,12 +25,24 @@ def local_secret_file() -> Path:
 
 def cli_settings(secret_file: Path | None = None) -> Settings:
     """Settings for a command-line tool run beside the local stack (minting tokens, loading
-    hubs): the environment's key, else the secret `make up` wrote into its data dir."""
+    hubs): the environment's key, else the secret `make up` wrote into its data dir (and
+    likewise the child-identity key, which Settings require since issue 19)."""
     if secret_file is None and not ({"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"}
                                     & os.environ.keys()):
         candidate = local_secret_file()
         secret_file = candidate if candidate.is_file() else None
-    return Settings(jwt_secret_file=secret_file) if secret_file else Settings()
+    given: dict[str, Path] = {"jwt_secret_file": secret_file} if secret_file else {}
+    # Settings also insist on the child-identity key (issue 19), which `make up` writes beside.
+    if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
+        identity = local_secret_file().with_name(LOCAL_IDENTITY_FILE)
+        if identity.is_file():
+            given["identity_secret_file"] = identity
+    # And on the PII master keys (issue 13), written there too.
+    if not {"HOMEWARD_PII_MASTER_KEYS", "HOMEWARD_PII_MASTER_KEYS_FILE"} & os.environ.keys():
+        master = local_secret_file().with_name(LOCAL_PII_KEYS_FILE)
+        if master.is_file():
+            given["pii_master_keys_file"] = master
+    return Settings(**given)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ app serving /metrics, /docs and /openapi.json on the ops port (issue 12)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import i18n
 from shared.auth import InvalidToken, Principal, Role, verify_token_with_expiry
+from shared.oidc import consoles_config_js, from_provider, provider_keys
 from shared.report import RULE_FIELDS
 from shared.settings import Settings
 
@@ -245,12 +247,15 @@ def content_security_policy(settings: Settings) -> str:
     the consoles call the sibling services and show photos from the alert service or https."""
     siblings = sorted({o for o in map(_origin, (settings.alert_url, settings.dispatch_url,
                                                 settings.notify_url)) if o})
+    # The identity provider (issue 20): discovery, keys and the code exchange are fetched.
+    callable_ = sorted({*siblings, *filter(None, map(_origin, [settings.oidc_issuer,
+                                                               *settings.csp_connect_src]))})
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src " + " ".join(["'self'", "data:", "blob:", "https:", *siblings]),
-        "connect-src " + " ".join(["'self'", *siblings]),
+        "connect-src " + " ".join(["'self'", *callable_]),
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",
@@ -352,10 +357,18 @@ class Authenticator:
         self._verified[token] = (principal, expires)
         return principal
 
+    async def prefetch_keys(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        """A provider token not verified before: fetch the provider's keys in a thread when
+        the cache lacks them (shared.oidc), so the check that follows never blocks the loop."""
+        token = credentials.credentials if credentials is not None else ""
+        if token and token not in self._verified and from_provider(self.settings, token):
+            await asyncio.to_thread(provider_keys(self.settings).prefetch, token)
+
     def require(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
         async def dependency(  # async: a sync dependency would cost a thread hop per request
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         ) -> Principal:
+            await self.prefetch_keys(credentials)
             principal = self.principal(credentials)
             if roles and principal.role not in roles and principal.role != Role.admin:
                 allowed = ", ".join(r.value for r in roles)
@@ -369,9 +382,17 @@ class Authenticator:
 SHARED_UI = Path(__file__).with_name("ui")
 
 
-def mount_shared_ui(app: FastAPI) -> None:
-    """The consoles' common script and style sheet, served by every service (no CDN)."""
+def mount_shared_ui(app: FastAPI, settings: Settings | None = None) -> None:
+    """The consoles' common script and style sheet, served by every service (no CDN), and
+    /auth/config.js: where the consoles sign people in (shared.oidc.consoles_config_js)."""
     app.mount("/static/shared", StaticFiles(directory=SHARED_UI), name="shared-static")
+    if settings is not None:
+        body = consoles_config_js(settings)
+
+        @app.get("/auth/config.js", include_in_schema=False)
+        async def sign_in_config() -> Response:
+            return Response(body, media_type="application/javascript; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
 
 
 def allow_consoles(app: FastAPI, *origins: str) -> None:

@@ -3,6 +3,8 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import secrets
 import shutil
@@ -13,7 +15,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from deploy.local.stack import KafkaServer, RedisServer, free_port
+from deploy.local.keycloak import KeycloakServer
+from deploy.local.stack import KafkaServer, RedisServer, free_port, local_signing_keys
+from services.notify.sealing import new_key
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from tests.helpers import run_sync
@@ -21,8 +25,16 @@ from tests.helpers import run_sync
 # There is no default key (issue 12): the suite signs with a random key of the production size,
 # set before any test module builds Settings(); the services the tests start inherit it.
 os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
+# Likewise notify's key sealing subscriber secrets and channel URLs at rest.
+os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
 os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
 os.environ.setdefault("HOMEWARD_PII_MASTER_KEYS", f"test-1:{secrets.token_urlsafe(32)}")
+# Nor a default signing key outside development (issue 17): notify signs with a key generated
+# for this run, named the way production names its keys.
+if "HOMEWARD_SIGNING_KEYS" not in os.environ:
+    _signing = Path(tempfile.mkdtemp(prefix="homeward-signing-"))
+    atexit.register(shutil.rmtree, _signing, ignore_errors=True)
+    os.environ.update(local_signing_keys(_signing))
 
 ARTIFACTS = Path(os.environ.get("HOMEWARD_TEST_ARTIFACTS", "test-artifacts"))
 
@@ -54,12 +66,24 @@ def redis_server(data_dir: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def keycloak(data_dir: Path) -> Iterator[KeycloakServer]:
+    """One Keycloak with the `homeward` realm for the whole run (issue 20), started only when
+    a test asks for it (~40 s on this machine)."""
+    server = KeycloakServer(data_dir / "keycloak", port=free_port()).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> Settings:
     return Settings(
         kafka_bootstrap=kafka.bootstrap,
         redis_url=redis_server.url,
         data_dir=data_dir,
-        webhook_allow_private=True,
+        webhook_allow_networks=["127.0.0.1/32", "::1/128"],  # the local sinks only
     )
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
+import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
@@ -166,3 +169,71 @@ async def unsealed(settings: Any, data: dict[str, Any]) -> dict[str, Any]:
     finally:
         await keys.stop()
         await redis.aclose()
+class ProviderTokens:
+    """Access tokens of the local realm's sample accounts (`<role>-<region>`, password grant of
+    the development client), kept until half a minute before they expire (issue 20)."""
+
+    def __init__(self, keycloak: Any) -> None:
+        self.keycloak = keycloak
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def __call__(self, role: str, region: str, hub_id: str | None = None) -> str:
+        """The token of the sample account for `role` in `region` (its hub is the realm's:
+        `hub_id` is not the provider's to choose)."""
+        username = f"{role}-{region}"
+        token, expires = self._tokens.get(username, ("", 0.0))
+        if expires - time.time() < 30:
+            answer = self.keycloak.password_token(username)
+            token, expires = answer["access_token"], time.time() + answer["expires_in"]
+            self._tokens[username] = (token, expires)
+        return token
+
+
+@contextlib.asynccontextmanager
+async def redis_refusing_writes(url: str) -> AsyncIterator[None]:
+    """Redis at `maxmemory 1mb` with `noeviction` (every write answers OOM) inside the block,
+    restored after it. If Redis holds under 1 MB, filler keys take it past (removed after)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import OutOfMemoryError
+
+    redis = Redis.from_url(url, decode_responses=True)
+    filler: list[str] = []
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1mb")
+        for n in range(64):
+            try:
+                key = f"test:oom-filler:{uuid.uuid4().hex}:{n}"
+                await redis.set(key, "x" * 65_536)
+                filler.append(key)
+            except OutOfMemoryError:
+                break
+        else:
+            raise AssertionError("Redis did not refuse writes at maxmemory 1mb")
+        yield
+    finally:
+        await redis.config_set("maxmemory", "0")
+        if filler:
+            await redis.delete(*filler)
+        await redis.aclose()
+
+
+def pdf_text(pdf: bytes, workdir: Path) -> str:
+    """The text of a PDF as poppler's pdftotext reads it."""
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def pdf_qr_codes(pdf: bytes, workdir: Path) -> list[str]:
+    """What the barcodes on the PDF's first page say: rendered to PNG by poppler's pdftoppm
+    (150 dpi), decoded with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+
+    path = workdir / "doc.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "150", "-singlefile", str(path),
+                    str(workdir / "page")], check=True)
+    return [b.text for b in zxingcpp.read_barcodes(Image.open(workdir / "page.png"))]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need on a bare Debian machine of this kind:
 # uv and the locked Python dependencies, Debian's redis-server, and (with Java 17 and Maven,
-# which the machine carries) the pinned Apache Kafka broker jars. Safe to run again.
+# which the machine carries) the pinned Apache Kafka broker jars and Keycloak distribution.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,4 +35,17 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "No
   echo "installing chromium and CJK fonts (Debian) for the browser tests"
   apt_install chromium fonts-noto-cjk
 fi
+if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK SC"; then
+  echo "installing CJK fonts (Debian) for the printable posters"
+  apt_install fonts-noto-cjk
+fi
+if ! command -v pdftoppm >/dev/null 2>&1; then
+  echo "installing poppler-utils (Debian) for the poster tests (pdftotext, pdftoppm)"
+  apt_install poppler-utils
+fi
 .venv/bin/python -m deploy.local.stack fetch-kafka >/dev/null
+# fetch-keycloak: the identity provider of the local stack (issue 20); runs on Java 21+.
+if [ ! -x "${HOMEWARD_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java" ]; then
+  echo "Keycloak needs Java 21 or newer: set HOMEWARD_KEYCLOAK_JAVA_HOME to its JDK" >&2
+fi
+.venv/bin/python -m deploy.local.keycloak fetch >/dev/null

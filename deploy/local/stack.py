@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -24,6 +25,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deploy.local.keycloak import KeycloakServer, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -286,6 +289,31 @@ def local_secret(data_dir: Path, name: str | None = None, content: str | None = 
     return path
 
 
+def local_subscriber_key(data_dir: Path) -> str:
+    """notify's key sealing subscriber secrets, `<data_dir>/notify-subscriber-key`: made once
+    (the subscriber log in this data dir is sealed with it), readable by its owner only."""
+    from services.notify.sealing import new_key
+
+    path = data_dir / "notify-subscriber-key"
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key("local") + "\n")
+    return path.read_text(encoding="utf-8").strip()
+def local_signing_keys(data_dir: Path) -> dict[str, str]:
+    """The issuer's signing key of the local stack (issue 17): `local-1` generated once into
+    `<data_dir>/signing` (key 0600), and the environment naming it for notify, which outside
+    development refuses to start without a configured key."""
+    from services.notify.keystore import LOCAL_KID, generate_key, key_paths
+
+    directory = data_dir / "signing"
+    if not key_paths(directory, LOCAL_KID)[0].is_file():
+        generate_key(directory, LOCAL_KID, "Homeward (local stack)")
+    return {"HOMEWARD_SIGNING_DIR": str(directory),
+            "HOMEWARD_SIGNING_KEYS": json.dumps({LOCAL_KID: "active"})}
+
+
 def service_env(
     bootstrap: str, redis_url: str, data_dir: Path, ports: dict[str, int]
 ) -> dict[str, str]:
@@ -297,7 +325,8 @@ def service_env(
         "HOMEWARD_ALERT_URL": f"http://127.0.0.1:{ports['alert']}",
         "HOMEWARD_DISPATCH_URL": f"http://127.0.0.1:{ports['dispatch']}",
         "HOMEWARD_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
-        "HOMEWARD_WEBHOOK_ALLOW_PRIVATE": "true",
+        # The local sinks and hubs listen on loopback: only that, never the whole network.
+        "HOMEWARD_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32", "::1/128"]',
     }
 
 
@@ -322,11 +351,17 @@ def start_services(
 @contextlib.contextmanager
 def running_stack(
     data_dir: Path, kafka_port: int, redis_port: int, ports: dict[str, int],
+    keycloak_port: int = 0,
 ) -> Iterator[dict[str, object]]:
     kafka = KafkaServer(data_dir / "kafka", port=kafka_port)
     redis = RedisServer(data_dir / "redis", port=redis_port)
-    started: list[KafkaServer | RedisServer | ServiceProcess] = []
+    started: list[KafkaServer | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
+        # Keycloak (~40 s) starts first and comes up while Kafka does (issue 20).
+        keycloak = KeycloakServer(data_dir / "keycloak", port=keycloak_port) \
+            if keycloak_port else None
+        if keycloak is not None:
+            started.append(keycloak.start())
         started.append(redis.start())
         started.append(kafka.start())
         from shared.kafka import ensure_topics
@@ -335,6 +370,9 @@ def running_stack(
         # An operator's own HOMEWARD_JWT_SECRET (or _FILE) wins over the generated one.
         secret = {} if {"HOMEWARD_JWT_SECRET", "HOMEWARD_JWT_SECRET_FILE"} & os.environ.keys() \
             else {"HOMEWARD_JWT_SECRET_FILE": str(local_secret(data_dir))}
+        if "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS" not in os.environ:
+            secret["HOMEWARD_NOTIFY_SUBSCRIBER_KEYS"] = json.dumps(
+                [local_subscriber_key(data_dir)])
         if not {"HOMEWARD_IDENTITY_SECRET", "HOMEWARD_IDENTITY_SECRET_FILE"} & os.environ.keys():
             from shared.settings import LOCAL_IDENTITY_FILE
 
@@ -346,9 +384,14 @@ def running_stack(
 
             secret["HOMEWARD_PII_MASTER_KEYS_FILE"] = str(local_secret(
                 data_dir, LOCAL_PII_KEYS_FILE, MasterKeys.generate("local-1")))
+        if keycloak is not None:
+            secret["HOMEWARD_OIDC_ISSUER"] = keycloak.wait_ready().issuer
+        if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
+            secret.update(local_signing_keys(data_dir))
         services = start_services(kafka.bootstrap, redis.url, data_dir, ports, secret)
         started.extend(services.values())
-        yield {"kafka": kafka, "redis": redis, **services}
+        yield {"kafka": kafka, "redis": redis, **services,
+               **({"keycloak": keycloak} if keycloak else {})}
     finally:
         for item in reversed(started):
             item.stop()
@@ -369,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=int(os.environ.get("HOMEWARD_DISPATCH_PORT", "8001")))
     parser.add_argument("--notify-port", type=int,
                         default=int(os.environ.get("HOMEWARD_NOTIFY_PORT", "8002")))
+    parser.add_argument("--keycloak-port", type=int,
+                        default=int(os.environ.get("HOMEWARD_KEYCLOAK_PORT", "8180")),
+                        help="identity provider (issue 20); 0: none, minted tokens only")
     args = parser.parse_args(argv)
     if args.command == "fetch-kafka":
         print(ensure_kafka_jars())
@@ -390,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
-        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports) as stack:
+        with running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
+                           args.keycloak_port) as stack:
             print(f"\nHomeward is up in {time.monotonic() - began:.1f}s "
                   f"(Kafka {kafka_version()}, data in {args.data_dir}):")
             print(f"  Kafka      127.0.0.1:{args.kafka_port}")
@@ -399,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
                 svc = stack[name]
                 assert isinstance(svc, ServiceProcess)
                 print(f"  {name:<10} {svc.url}  (docs, metrics: {svc.ops_url}/docs)")
+            if isinstance(keycloak := stack.get("keycloak"), KeycloakServer):
+                pages = {"alert": "intake", "dispatch": "console", "notify": "hub"}
+                print(describe(keycloak, {page: f"{getattr(stack[name], 'url', '')}/{page}"
+                                          for name, page in pages.items()}))
             print(f"\nTokens: HOMEWARD_DATA_DIR={args.data_dir} "
                   "python -m shared.tokens --role operator --region 140403")
             print("Ctrl-C stops everything.", flush=True)

@@ -462,6 +462,13 @@ class ProgressStore:
         await self.redis.hset(f"alert:progress:{case_id}", "leader",
                               json.dumps(leader, ensure_ascii=False))
 
+    async def set_closed(self, case_id: str) -> None:
+        await self.redis.hset(f"alert:progress:{case_id}", "closed", "1")
+
+    async def is_closed(self, case_id: str) -> bool:
+        """Whether dispatch closed the case (raises RedisError: the caller fails closed)."""
+        return bool(await self.redis.hexists(f"alert:progress:{case_id}", "closed"))
+
     async def add_hub(self, case_id: str, subscriber_id: str) -> None:
         await self.redis.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
 
@@ -473,29 +480,60 @@ class ProgressStore:
         return {"leader": json.loads(leader) if leader else None, "hubs_pushed": int(hubs)}
 
 
+class LimiterUnavailable(Exception):
+    """Redis could not count: the request is refused (503), never let through unlimited."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    limit: int
+    window_s: int
+
+
 class RateLimiter:
-    """Fixed-window counters in Redis. Fails open when Redis is away: a tip about a missing
-    child is worth more than the flood protection."""
+    """Fixed-window counters in Redis, several buckets checked and counted in one script: a
+    request refused by any bucket counts in none (a flood refused per client never uses up
+    the buckets everyone shares). Fails closed: when Redis cannot count, LimiterUnavailable."""
+
+    # KEYS: one counter per bucket; ARGV: limit, ttl of each. Returns the 1-based index of the
+    # first full bucket, or 0 after counting the request in every bucket.
+    HIT = """
+    for i, key in ipairs(KEYS) do
+        if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
+            return i
+        end
+    end
+    for i, key in ipairs(KEYS) do
+        redis.call('INCR', key)
+        redis.call('EXPIRE', key, ARGV[2 * i])
+    end
+    return 0
+    """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._hit = redis.register_script(self.HIT)
 
-    async def hit(self, name: str, limit: int, window_s: int) -> int:
-        """0 when allowed; otherwise the seconds until the window resets (Retry-After)."""
-        window = int(time.time() // window_s)
-        key = f"{self.prefix}:{name}:{window}"
+    async def hit_all(self, buckets: Sequence[Bucket]) -> tuple[Bucket, int] | None:
+        """None when allowed (counted in every bucket); else the full bucket and the seconds
+        until its window resets (Retry-After). Raises LimiterUnavailable."""
+        now = time.time()
+        keys, args = [], []
+        for b in buckets:
+            keys.append(f"{self.prefix}:{b.name}:{int(now // b.window_s)}")
+            args += [b.limit, b.window_s + 1]
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, window_s + 1)
-                count, _ = await pipe.execute()
+            full = int(await self._hit(keys=keys, args=args))
         except (RedisError, OSError) as exc:
-            log.warning("rate limiter unavailable (%r): allowing", exc)
-            return 0
-        if int(count) <= limit:
-            return 0
-        return max(1, int((window + 1) * window_s - time.time()))
+            log.warning("rate limiter unavailable (%r): refusing", exc)
+            raise LimiterUnavailable(str(exc)) from exc
+        if not full:
+            return None
+        bucket = buckets[full - 1]
+        window = int(now // bucket.window_s)
+        return bucket, max(1, int((window + 1) * bucket.window_s - now))
 
 
 PHOTO_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}

@@ -8,8 +8,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from services.alert.adapters import PHOTO_TYPES, PhotoStore
-from services.alert.domain import IntakeRefused
+from services.alert.adapters import PHOTO_TYPES, LimiterUnavailable, PhotoStore
+from services.alert.domain import IntakeRefused, client_key, trusted_networks
 from services.alert.handlers import Intake, RateLimited
 from services.alert.retention import PhotoAccess
 from shared.auth import Principal, Role
@@ -67,8 +67,10 @@ MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
 def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, photos: PhotoStore,
-                 public_url: str, access: PhotoAccess | None = None) -> APIRouter:
+                 public_url: str, access: PhotoAccess | None = None,
+                 trusted_proxies: list[str] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
+    trusted = trusted_networks(trusted_proxies or [])
     Operator = Annotated[Principal, Depends(auth.require(Role.operator))]
 
     @router.get("/regions", response_model=list[RegionOption], tags=["regions"])
@@ -119,17 +121,29 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
             raise ApiError(404, "not_found", field="report_id", what=f"report {report_id}")
         return ReportAnswer(**found)
 
-    @router.post("/tips", status_code=202, response_model=TipAnswer, tags=["tips"])
+    @router.post("/tips", status_code=202, response_model=TipAnswer, tags=["tips"],
+                 responses={410: {"description": "the case is closed (case_closed)"},
+                            429: {"description": "rate_limited, or tip_cap_reached"},
+                            503: {"description": "the limiter cannot count: refused"}})
     async def post_tip(tip: TipRequest, request: Request) -> TipAnswer:
-        """A member of the public's sighting; no account needed, rate limited."""
-        client = request.client.host if request.client else "unknown"
+        """A member of the public's sighting; no account needed. Limited per client (IPv4
+        address or IPv6 /64; X-Forwarded-For read only from `trusted_proxies`), per client on
+        the case, per case, and capped per case."""
+        client = client_key(request.client.host if request.client else "",
+                            request.headers.get("x-forwarded-for"), trusted)
         try:
             tip_id = await intake.file_tip(tip, client)
+        except IntakeRefused as exc:
+            raise refused(exc) from exc
         except RateLimited as exc:
             raise ApiError(429, "rate_limited", headers={"Retry-After": str(exc.retry_after)},
                            retry_after=exc.retry_after) from exc
         except CasePurged as exc:  # ended and purged (issue 13): nothing is taken for it
             raise ApiError(410, "case_closed", field="case_id") from exc
+        except LimiterUnavailable as exc:
+            # Fails closed: without Redis no tip is let through unlimited.
+            raise ApiError(503, "unavailable", "the tip limiter is unavailable; try again",
+                           headers={"Retry-After": "5"}) from exc
         return TipAnswer(tip_id=tip_id)
 
     return router

@@ -19,6 +19,7 @@ from services.alert.handlers import Intake, Progress, TipLimits
 from services.alert.retention import OutboxRetention, PhotoAccess
 from shared.boundaries import boundary_index
 from shared.casekeys import CaseKeys
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, keep_starting, make_broker
 from shared.pii import MasterKeys
 from shared.regions import region_index
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
-                  settings.tip_window_s),
+                  settings.tip_window_s, settings.tip_limit_per_case_client,
+                  settings.tip_cap_per_case),
         regions=region_index(),
         progress=progress,
         keys=keys,
@@ -100,15 +102,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
-        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis)},
+        informational={"kafka": relay.kafka_ok, "redis": redis_check(redis),
+                       # the progress consumer retrying a transient fault (shown, not failing)
+                       "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
     ))
     auth = Authenticator(settings)
     app.include_router(build_router(auth, intake, region_index(), photos, settings.alert_url,
-                                    access))
+                                    access, settings.trusted_proxies))
     app.include_router(build_pages(photos, auth, access))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips
     return app
 

@@ -14,8 +14,10 @@ from redis.exceptions import RedisError
 from services.alert import domain, place
 from services.alert.adapters import (
     Appended,
+    Bucket,
     IdempotencyConflict,
     IdempotencyKey,
+    LimiterUnavailable,
     Outbox,
     OutboxEntry,
     ProgressStore,
@@ -27,10 +29,12 @@ from shared.auth import Principal
 from shared.boundaries import boundary_index
 from shared.casekeys import CaseKeys, CasePurged
 from shared.events import (
+    CASE_CLOSED,
     CASE_OPENED,
     DELIVERY_SENT,
     REPORT_ACCEPTED,
     TIP_RECEIVED,
+    CaseEvent,
     CaseOpened,
     CloudEvent,
     DeliveryReceipt,
@@ -40,12 +44,26 @@ from shared.events import (
 from shared.regions import region_index
 from shared.report import Report, ReportAccepted, TipRequest
 
+CAP_WINDOW_S = 365 * 24 * 3600  # the per-case cap counts a year of tips
+
 
 @dataclass
 class TipLimits:
+    """Public tips (issue 12): per client (an IPv4 address or an IPv6 /64), per client on one
+    case, all clients on one case (high: a few clients cannot exhaust it, since each is held
+    to per_case_client), and the cap of tips kept per case."""
+
     per_client: int = 10
-    per_case: int = 120
+    per_case: int = 1000
     window_s: int = 60
+    per_case_client: int = 5
+    cap_per_case: int = 5000
+
+    def buckets(self, case_id: str, client: str) -> list[Bucket]:
+        return [Bucket(f"client:{client}", self.per_client, self.window_s),
+                Bucket(f"case:{case_id}:client:{client}", self.per_case_client, self.window_s),
+                Bucket(f"case:{case_id}", self.per_case, self.window_s),
+                Bucket(f"total:{case_id}", self.cap_per_case, CAP_WINDOW_S)]
 
 
 @dataclass
@@ -124,12 +142,22 @@ class Intake:
         return answer
 
     async def file_tip(self, tip: TipRequest, client: str) -> str:
-        limits = self.tip_limits
-        for name, limit in ((f"client:{client}", limits.per_client),
-                            (f"case:{tip.case_id}", limits.per_case)):
-            retry_after = await self.limiter.hit(name, limit, limits.window_s)
-            if retry_after:
-                raise RateLimited(retry_after)
+        """Accept a public tip from `client` (domain.client_key): durable in the outbox when
+        this returns. Raises IntakeRefused 410 case_closed / 429 tip_cap_reached,
+        RateLimited, or LimiterUnavailable when Redis cannot tell (fails closed: 503)."""
+        if self.progress is not None:
+            try:
+                closed = await self.progress.is_closed(tip.case_id)
+            except (RedisError, OSError) as exc:
+                raise LimiterUnavailable(str(exc)) from exc
+            if closed:
+                raise domain.IntakeRefused(410, "case_closed", "case_id")
+        refused = await self.limiter.hit_all(self.tip_limits.buckets(tip.case_id, client))
+        if refused is not None:
+            bucket, retry_after = refused
+            if bucket.name.startswith("total:"):
+                raise domain.IntakeRefused(429, "tip_cap_reached", "case_id")
+            raise RateLimited(retry_after)
         now = self.clock()
         received = TipReceived(
             tip_id=domain.new_tip_id(), case_id=tip.case_id, seen_at=tip.seen_at,
@@ -181,6 +209,9 @@ class Progress:
             opened = CaseOpened.model_validate(event.data)
             if opened.leader is not None:
                 await self.store.set_leader(opened.case_id, opened.leader.model_dump())
+        elif event.type == CASE_CLOSED:
+            # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
+            await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)
 
     async def on_delivery(self, event: CloudEvent) -> None:
         if event.type == DELIVERY_SENT:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from services.dispatch import purge
 from services.dispatch.domain import Case, Change, Task
 from services.dispatch.roster import Roster, load_roster
+from services.dispatch.tips import TipStore
 from shared.identity_claims import IdentityClaims
 from shared.kafka import replay_topic
 
@@ -54,6 +55,7 @@ class CaseRepository:
         self.repeat_s = repeat_s
         self.stream_maxlen = stream_maxlen
         self.duplicate_window_s = int(duplicate_window_h * 3600)
+        self.tips = TipStore(redis)
         self.claims = IdentityClaims(redis, CLAIM, self.duplicate_window_s)
 
     # --- reading ---------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class CaseRepository:
                                    "data": json.dumps(served(change.data),
                                                       ensure_ascii=False)},
                           maxlen=self.stream_maxlen, approximate=True)
+        self.tips.stage(pipe, case.case_id, changes)
         for link in case.links:
             pipe.set(ALIAS + link.case_id, case.case_id)
         # The child's claims, where nobody holds them (after a rebuild): the live claim is

@@ -6,21 +6,24 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from services.dispatch import links
 from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
+from services.dispatch.previews import NotifyPreviews, PreviewUnavailable
 from services.dispatch.purge import Retention, retention
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
-from shared.kafka import TRANSIENT_ERRORS
+from shared.faults import is_transient
 from shared.phones import PhoneError, normalise_phone
+from shared.release import CONTENT_CHANGED, ReleasePreview, ReleaseRequest
 from shared.settings import Settings
 from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.text import Line, Text
@@ -116,7 +119,8 @@ def refused(exc: Refused) -> ApiError:
 
 
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
-                 fanout: StreamFanout, limits: StreamLimits) -> APIRouter:
+                 fanout: StreamFanout, limits: StreamLimits,
+                 previews: NotifyPreviews | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
@@ -137,7 +141,9 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
             return await command(case.case_id)
         except Refused as exc:
             raise refused(exc) from exc
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             # The change could not be made durable (or not stored): look at the case, retry.
             raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
                            "may not be recorded, check the case and retry",
@@ -162,10 +168,50 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def get_case(case_id: CaseId, who: Commander) -> Case:
         return await visible_case(case_id, who)
 
+    async def preview_of(case_id: str, request: Request,
+                         outcome: str | None = None) -> ReleasePreview:
+        if previews is None:
+            raise ApiError(503, "unavailable", "release previews are not configured")
+        try:
+            return await previews.get(case_id, request.headers.get("authorization", ""),
+                                      outcome)
+        except PreviewUnavailable as exc:
+            raise ApiError(exc.status, "preview_unavailable", str(exc), what=str(exc),
+                           headers={"Retry-After": "5"} if exc.status == 503 else None) from exc
+
+    @router.get("/cases/{case_id}/release-preview", response_model=ReleasePreview)
+    async def release_preview(case_id: CaseId, who: Commander,
+                              request: Request) -> ReleasePreview:
+        """What the public will receive if released now (notify's rendering): `text`,
+        `cap_url`, `poster_url`, `audience` by kind, and the `content_hash` to release with
+        (issue 17 §4)."""
+        await visible_case(case_id, who)
+        return await preview_of(case_id, request)
+
+    @router.get("/cases/{case_id}/found-preview", response_model=ReleasePreview)
+    async def found_preview(case_id: CaseId, who: Commander, request: Request,
+                            outcome: Annotated[Outcome, Query()]) -> ReleasePreview:
+        """The same preview for the Cancel (issue 17 §4): what every recipient so far will
+        receive if the search ends now with `outcome`, and how many of each kind they are."""
+        await visible_case(case_id, who)
+        return await preview_of(case_id, request, outcome)
+
     @router.post("/cases/{case_id}/release", response_model=CaseView)
-    async def release(case_id: CaseId, who: Commander) -> Case:
-        """The leader (or a commander above) approves public release; notify then tells media
-        and volunteers."""
+    async def release(case_id: CaseId, body: ReleaseRequest, who: Commander,
+                      request: Request) -> Case:
+        """The leader (or a commander above) approves public release of the previewed content;
+        notify then tells media and volunteers. 403 `below_leader_level` below the case
+        leader's organ level (issue 19 §4); 409 `content_changed` (field content_hash) when the
+        content is no longer what the preview showed (issue 17 §4)."""
+        case = await visible_case(case_id, who)
+        try:
+            links.require_authority(case, who.region, "release")
+        except Refused as exc:
+            raise refused(exc) from exc
+        current = await preview_of(case_id, request)
+        if current.content_hash != body.content_hash:
+            raise ApiError(409, CONTENT_CHANGED, "the content changed since the preview; "
+                           "preview again", "content_hash")
         return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub, who.region))
 
     @router.post("/cases/{case_id}/escalate", response_model=CaseView)

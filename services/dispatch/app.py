@@ -13,10 +13,13 @@ from redis.asyncio import Redis
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
-from services.dispatch.handlers import Dispatch
+from services.dispatch.handlers import TIMERS_KEY, Dispatch
+from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from services.dispatch.tips_api import build_tips_router
 from shared.casekeys import CaseKeys
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check, make_broker
 from shared.pii import MasterKeys
 from shared.settings import Settings
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         duplicate_km=settings.dispatch_duplicate_km,
                         identity_secret=settings.identity_secret, keys=keys)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
+    previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)
 
@@ -77,18 +81,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await fanout.stop()
             await broker.stop()
             await keys.stop()
+            await previews.close()
             await redis.aclose()
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
     install_error_handlers(app)
     harden(app, settings)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
-                                    make_limits(settings)))
+                                    make_limits(settings), previews=previews))
     app.include_router(build_retention_router(Authenticator(settings), cases,
                                               settings.purge_grace_s))
+    app.include_router(build_tips_router(Authenticator(settings), cases,
+                                         settings.dispatch_tip_park_s))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
-    mount_shared_ui(app)
+    mount_shared_ui(app, settings)
     return app

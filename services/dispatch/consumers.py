@@ -21,6 +21,7 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await dispatch.on_report_accepted(await open_event(event, dispatch.keys))
+            await dispatch.attach_parked(event.subject)  # tips that came before the report
 
     async def on_tips(event: CloudEvent) -> None:
         await dispatch.on_tip(await open_event(event, dispatch.keys))

@@ -82,6 +82,8 @@ class Escalation(BaseModel):
 
 class Tip(BaseModel):
     tip_id: str
+    case_id: str = Field(default="", description="the case id the tipster named (a linked "
+                         "report's id leads to its case)")
     seen_at: datetime
     location: dict[str, Any]
     description: str
@@ -129,7 +131,6 @@ class Case(BaseModel):
     escalations: list[Escalation] = Field(default_factory=list)
     supervision: str | None = None
     release_approved: bool = False
-    tips: list[Tip] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     incident: str | None = Field(default=None, description="the leading case of the incident "
                                  "this child's case is tied into (several children)")
@@ -457,16 +458,16 @@ def plan_close(case: Case, reason: str, actor: str, now: datetime,
 
 
 def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
-    if any(t.tip_id == tip.tip_id for t in case.tips):
-        return []
+    """Attach a tip (kept beside the case, not in it: services/dispatch/tips.py); whether it
+    was attached before is the caller's question to that store."""
     notified = [case.leader.name] if case.leader else []
     investigator = case.duties.get("investigation")
     if investigator is not None:
         notified.append(investigator.name)
-    attached = Tip(tip_id=tip.tip_id, seen_at=tip.seen_at, location=tip.location.model_dump(),
-                   description=tip.description, contact=tip.contact,
-                   received_at=tip.received_at, source=tip.source, hub_id=tip.hub_id,
-                   notified=notified)
+    attached = Tip(tip_id=tip.tip_id, case_id=tip.case_id, seen_at=tip.seen_at,
+                   location=tip.location.model_dump(), description=tip.description,
+                   contact=tip.contact, received_at=tip.received_at, source=tip.source,
+                   hub_id=tip.hub_id, notified=notified)
     return [case_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
                    f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
                    tip=attached.model_dump(mode="json"),
@@ -536,6 +537,12 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     if case is None or case.applied(event_id) or not type_.startswith("homeward.case.") \
             or data.get("case_id") != case.case_id:
         return case
+    if type_ == ev.CASE_TIP_ATTACHED:
+        # The tip lives in the tip store (tips.py), not in the case document nor its timeline;
+        # a tip still makes an opened case active.
+        if case.status == "opened":
+            case.status = "active"
+        return case
     action = type_.removeprefix("homeward.case.").removesuffix(".v1")
     models: dict[str, type[CaseEvent]] = {
         ev.CASE_FOUND: CaseFound, ev.CASE_REPORT_LINKED: ReportLinked,
@@ -583,10 +590,6 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
             what = f"{late.title} ×{late.overdue_count}"
     elif type_ == ev.CASE_RELEASE_APPROVED:
         case.release_approved = True
-    elif type_ == ev.CASE_TIP_ATTACHED:
-        tip = Tip.model_validate(d["tip"])
-        case.tips.append(tip)
-        what = tip.description[:80]
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at
@@ -626,8 +629,7 @@ def scrub(case: Case) -> None:
     case.child_name = PURGED
     case.duplicate_keys = []
     case.held_reports = {}
-    for tip in case.tips:
-        tip.contact, tip.description = "", PURGED
+    # (The tips live beside the case: TipStore.purge scrubs them.)
     for entry in case.timeline:
         if entry.action == "tip_attached":
             entry.what = PURGED

@@ -16,31 +16,33 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from services.dispatch import domain, links, purge
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
+from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
 from shared import topics
 from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
+    CASE_TIP_ATTACHED,
     ORGAN_AVAILABILITY_CHANGED,
     REPORT_ACCEPTED,
+    TIP_PARKED,
     TIP_RECEIVED,
     CloudEvent,
     TipReceived,
 )
+from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
 from shared.kafka import EventPublisher
 from shared.report import ReportAccepted
 
 log = logging.getLogger(__name__)
-
-
-class UnknownCase(Exception):
-    """A tip for a case dispatch has never seen: dead-lettered with this error."""
+TIMERS_KEY = "homeward-dispatch-timers"  # readiness: 503 while the timers meet transient faults
+PARKED_LOOK_S = 2.0  # a held tip's case is looked for again this often
 
 
 @dataclass
@@ -139,15 +141,66 @@ class Dispatch:
             await asyncio.sleep(0.05)
 
     async def on_tip(self, event: CloudEvent) -> None:
+        """Attach a tip to its case (once); a tip for a case not known yet is held
+        (services/dispatch/tips.py), never dead-lettered."""
         if event.type != TIP_RECEIVED:
             return
         tip = TipReceived.model_validate(event.data)
         case = await self.cases.get(tip.case_id)
         if case is None:
-            raise UnknownCase(f"tip {tip.tip_id} for unknown case {tip.case_id}")
-        async with self._lock(case.case_id):
-            case = await self.cases.get_own(case.case_id) or case
+            await self._park(tip)
+            return
+        await self._attach(case.case_id, tip)
+
+    async def _attach(self, case_id: str, tip: TipReceived) -> None:
+        async with self._lock(case_id):
+            case = await self.cases.get_own(case_id)
+            if case is None or await self.cases.tips.has(case.case_id, tip.tip_id):
+                return
             await self._commit(case, domain.plan_tip(case, tip, self.clock()))
+
+    async def _park(self, tip: TipReceived) -> None:
+        """On the dispatch topic first (a rebuild restores it), then in the parked store."""
+        now = time.time()
+        await self.publisher.publish(topics.DISPATCH, CloudEvent(
+            id=f"{tip.tip_id}:parked", type=TIP_PARKED, source=self.publisher.source,
+            subject=tip.case_id,
+            data=await sealed_data(self.keys, TIP_PARKED, tip.case_id,
+                                   {**tip.model_dump(mode="json"), "parked_at": now})))
+        await self.cases.tips.park(tip, now, now + PARKED_LOOK_S)
+        TIPS_PARKED.inc()
+
+    async def attach_parked(self, case_id: str) -> int:
+        """Attach the tips held for `case_id` if that case (or the case its report was linked
+        to) is known now. Returns how many were attached."""
+        held = await self.cases.tips.parked_for(case_id)
+        if not held:
+            return 0
+        case = await self.cases.get(case_id)
+        if case is None:
+            return 0
+        for tip in held:
+            await self._attach(case.case_id, tip)
+        TIPS_UNPARKED.inc(len(held))
+        return len(held)
+
+    async def sweep_parked(self) -> int:
+        """Look again for the cases of held tips (the report consumer asks after each report;
+        this catches a tip parked while its report was being handled)."""
+        attached = 0
+        now = time.time()
+        for case_id in await self.cases.tips.cases_to_look_for(now):
+            if not await self.cases.tips.parked_for(case_id):
+                await self.cases.tips.forget_case(case_id)
+                continue
+            found = await self.attach_parked(case_id)
+            if found:
+                attached += found
+                await self.cases.tips.forget_case(case_id)
+            else:
+                await self.cases.tips.look_again(case_id, now + PARKED_LOOK_S)
+        await self.cases.tips.held()
+        return attached
 
     # --- commands from the API --------------------------------------------------------------
     async def _command(self, case_id: str,
@@ -310,6 +363,8 @@ class Dispatch:
                 if self.keys is not None:
                     for cid in {case_id, *(link.case_id for link in before.links)}:
                         await self.keys.purge(cid)
+                # Its tips beside the case, and tips still held under its ids (issue 12 store).
+                await self.cases.tips.purge(case_id, [case_id, *(x.case_id for x in before.links)])
                 await self.cases.forget_personal(before)
             await self.cases.drop_timer(case_id, purge.TIMER)
 
@@ -320,7 +375,13 @@ class Dispatch:
         while not stop.is_set():
             try:
                 await self.fire_due_timers()
-            except Exception:
+                await self.sweep_parked()
+                RETRYING_NOW.passed(TIMERS_KEY)
+            except Exception as exc:
+                # A timer whose change was refused (Redis OOM, READONLY) kept its due time:
+                # it fires again next tick with the same event id.
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("overdue timers failed; retrying next tick")
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)
@@ -333,8 +394,17 @@ class Dispatch:
         cases: dict[str, Case] = {}
         applied: dict[str, list[Change]] = defaultdict(list)
 
+        parked: dict[str, dict[str, Any]] = {}
+        attached: set[str] = set()
+
         async def handle(event: CloudEvent) -> None:
             event = await open_event(event, self.keys)
+            if event.type == TIP_PARKED:
+                parked[str(event.data.get("tip_id"))] = event.data
+                return
+            if event.type == CASE_TIP_ATTACHED:
+                attached.add(str(((event.data.get("details") or {}).get("tip") or {})
+                                 .get("tip_id")))
             if event.type == ORGAN_AVAILABILITY_CHANGED:
                 code, post = str(event.data["organ_code"]), str(event.data["post"])
                 if post in ("head", "deputy"):
@@ -355,6 +425,10 @@ class Dispatch:
         count = await replay_topic(bootstrap, handle)
         for case_id, case in cases.items():
             await self.cases.save(case, applied[case_id])
+        for tip_id, data in parked.items():
+            if tip_id not in attached:  # still held for its case
+                at = float(data.get("parked_at") or time.time())
+                await self.cases.tips.park(TipReceived.model_validate(data), at, time.time())
         await self.cases.mark_ready()
         log.info("rebuilt %d cases from %d events", len(cases), count)
         return len(cases)

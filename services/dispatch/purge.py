@@ -85,6 +85,9 @@ def retention(case: Case, grace_s: float) -> Retention:
               holds="push bodies (what notify sends), sealed; tombstoned on purge", until=until),
         Store(name="Redis dispatch:case / dispatch:stream",
               holds="the case projection; personal fields dropped on purge", until=until),
+        Store(name="Redis dispatch:tips / dispatch:tip / dispatch:parked",
+              holds="the case's tips beside it (contact and description replaced by markers on "
+              "purge) and tips held under its ids (deleted on purge)", until=until),
         Store(name="alert outbox (SQLite)", holds="the sealed events until published and past "
               "the outbox grace; idempotency keys expire with them", until=until),
         Store(name="alert photos", holds="the child's photos; deleted on purge", until=until),

@@ -1,24 +1,17 @@
 """Redis (subscribers and their geo index, alert state, the delivery ledger, durable timers, hub
-streams) and the channels (signed webhooks over aiohttp, Apprise)."""
+streams) and the compacted logs; the channels (signed webhooks, Apprise) and the outbound guard
+are in services.notify.outbound."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from redis.asyncio import BlockingConnectionPool, Redis
-from standardwebhooks import Webhook
 
 from services.notify.domain import (
     LEDGER_META,
@@ -26,9 +19,12 @@ from services.notify.domain import (
     CaseNotes,
     Subscriber,
     SubscriberKind,
-    address_allowed,
-    parse_retry_after,
 )
+from services.notify.outbound import AppriseSender as AppriseSender
+from services.notify.outbound import SendResult as SendResult
+from services.notify.outbound import UnsafeUrl as UnsafeUrl
+from services.notify.outbound import WebhookSender as WebhookSender
+from services.notify.sealing import SubscriberSeal
 from shared.casekeys import CaseKeys, opened_data
 
 
@@ -92,12 +88,15 @@ class GroupCommit(Generic[T]):
 
 
 class SubscriberRepository:
-    def __init__(self, redis: Redis) -> None:
+    """Subscribers in Redis, sealed (services.notify.sealing), and their geo index per kind."""
+
+    def __init__(self, redis: Redis, seal: SubscriberSeal) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        self.seal = seal
 
     async def add(self, subscriber: Subscriber) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"notify:sub:{subscriber.subscriber_id}", subscriber.model_dump_json())
+            pipe.set(f"notify:sub:{subscriber.subscriber_id}", self.seal.dumps(subscriber))
             pipe.geoadd(f"notify:geo:{subscriber.kind.value}",
                         (subscriber.location.lon, subscriber.location.lat,
                          subscriber.subscriber_id))
@@ -106,21 +105,21 @@ class SubscriberRepository:
     async def add_many(self, subscribers: list[Subscriber]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for s in subscribers:
-                pipe.set(f"notify:sub:{s.subscriber_id}", s.model_dump_json())
+                pipe.set(f"notify:sub:{s.subscriber_id}", self.seal.dumps(s))
                 pipe.geoadd(f"notify:geo:{s.kind.value}",
                             (s.location.lon, s.location.lat, s.subscriber_id))
             await pipe.execute()
 
     async def get(self, subscriber_id: str) -> Subscriber | None:
         raw = await self.redis.get(f"notify:sub:{subscriber_id}")
-        return Subscriber.model_validate_json(raw) if raw else None
+        return self.seal.loads(raw) if raw else None
 
     async def get_many(self, ids: Iterable[str]) -> list[Subscriber]:
         keys = [f"notify:sub:{i}" for i in ids]
         if not keys:
             return []
         raws = await self.redis.mget(keys)
-        return [Subscriber.model_validate_json(r) for r in raws if r]
+        return [self.seal.loads(r) for r in raws if r]
 
     async def ids_within(self, kind: SubscriberKind, lat: float, lon: float,
                          radius_km: float) -> list[str]:
@@ -154,11 +153,18 @@ class AlertRepository:
     async def save(self, alert: AlertState) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(f"notify:alert:{alert.alert_id}", alert.model_dump_json())
+            # The short code people type on /verify (issue 17); derived, so a rebuild restores it.
+            pipe.set(f"notify:code:{alert.short_code}", alert.alert_id)
             if alert.public_listed:
                 pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
             else:
                 pipe.zrem("notify:public", alert.alert_id)
             await pipe.execute()
+
+    async def by_code(self, code: str) -> AlertState | None:
+        """The alert whose short code (shared.verification.short_code) is `code`."""
+        alert_id = await self.redis.get(f"notify:code:{code}")
+        return await self.get(str(alert_id)) if alert_id else None
 
     async def public(self) -> list[AlertState]:
         ids = await self.redis.zrevrange("notify:public", 0, 199)
@@ -316,8 +322,10 @@ class DeliveryLedger:
         return [{"delivery_id": str(i), **self._flat(r)}
                 for i, r in zip(ids, rows, strict=True) if r]
 
-    # Durable timers: a sorted set of member -> due epoch; `due` claims with ZREM so that only
-    # one instance handles each.
+    # Durable timers: a sorted set of member -> due epoch. `due` claims a member by moving it a
+    # lease ahead (one script: only one instance gets it); `settle` removes it after the work
+    # unless the work scheduled it again. Work that fails, or a claim or settle Redis refuses
+    # (OOM, READONLY), leaves the member due: a timer is never lost to a refused write.
     async def schedule(self, timer: str, member: str, due: float) -> None:
         await self.redis.zadd(f"notify:timer:{timer}", {member: due})
 
@@ -325,15 +333,40 @@ class DeliveryLedger:
         if members:
             await self.redis.zrem(f"notify:timer:{timer}", *members)
 
-    async def due(self, timer: str, now: float | None = None, limit: int = 500) -> list[str]:
-        key = f"notify:timer:{timer}"
-        members = await self.redis.zrangebyscore(key, "-inf", now or time.time(), start=0,
-                                                 num=limit)
-        claimed = []
-        for m in members:
-            if await self.redis.zrem(key, m):
-                claimed.append(str(m))
-        return claimed
+    # KEYS[1] the timer set; ARGV: now, lease score, limit. Returns the members claimed.
+    LEASE = """
+    local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+    for _, member in ipairs(due) do
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+    end
+    return due
+    """
+    # KEYS[1] the timer set; ARGV: member, lease score. Removes the member if still leased.
+    SETTLE = """
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+    if score and tonumber(score) == tonumber(ARGV[2]) then
+        return redis.call('ZREM', KEYS[1], ARGV[1])
+    end
+    return 0
+    """
+
+    async def due(self, timer: str, now: float | None = None, limit: int = 500,
+                  lease_s: float = 15.0) -> tuple[float, list[str]]:
+        """Claim up to `limit` members due by `now`: (the lease score, the members). A
+        member not settled by the end of its lease is due again (long enough for a batch's
+        fan-outs to finish before another instance could claim the same member)."""
+        if not hasattr(self, "_lease"):
+            self._lease = self.redis.register_script(self.LEASE)
+            self._settle = self.redis.register_script(self.SETTLE)
+        at = now or time.time()
+        lease = float(f"{at + lease_s:.6f}")  # exact in Redis's reply and ours
+        members = await self._lease(keys=[f"notify:timer:{timer}"], args=[at, lease, limit])
+        return lease, [str(m) for m in members]
+
+    async def settle(self, timer: str, member: str, lease: float) -> None:
+        if not hasattr(self, "_settle"):
+            self._settle = self.redis.register_script(self.SETTLE)
+        await self._settle(keys=[f"notify:timer:{timer}"], args=[member, lease])
 
 
 class HubFeed:
@@ -371,158 +404,6 @@ class HubFeed:
             body = json.loads(fields["body"])
             latest[body["alert_id"]] = body
         return list(latest.values())
-
-
-# --- SSRF guard --------------------------------------------------------------------------------
-
-
-class UnsafeUrl(ValueError):
-    pass
-
-
-HTTP_LIKE = {"http", "https", "json", "jsons", "form", "forms", "xml", "xmls"}
-
-
-async def check_url(url: str, allow_private: bool, allow_networks: list[str],
-                    apprise: bool = False) -> None:
-    """Refuse URLs whose host resolves to a private, loopback or link-local address unless
-    allow-listed. Apprise URLs of other schemes name a service (dingtalk://token) and are not
-    fetched by host."""
-    parts = urlsplit(url)
-    if apprise and parts.scheme not in HTTP_LIKE:
-        return
-    if parts.scheme not in HTTP_LIKE or not parts.hostname:
-        raise UnsafeUrl("only http(s) URLs with a host are accepted")
-    if allow_private:
-        return
-    try:
-        port = parts.port or (443 if parts.scheme.endswith("s") else 80)
-    except ValueError as exc:
-        raise UnsafeUrl("invalid port") from exc
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port,
-                                                             type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeUrl(f"host {parts.hostname} does not resolve") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not address_allowed(address, allow_networks):
-            raise UnsafeUrl(f"host {parts.hostname} resolves to non-public address {address}")
-
-
-# --- channels ----------------------------------------------------------------------------------
-
-
-@dataclass
-class SendResult:
-    ok: bool
-    status: int | None
-    error: str = ""
-    retry_after: float | None = None
-    retryable: bool = True
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves as usual, then keeps only addresses the SSRF policy allows: a name that has come
-    to point inside the network since it was registered (DNS rebinding) is not connected to."""
-
-    def __init__(self, allowed: Callable[[str], bool]) -> None:
-        self.allowed = allowed
-        self.inner = ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = [r for r in await self.inner.resolve(host, port, family)
-                   if self.allowed(r["host"])]
-        if not results:
-            raise OSError(f"{host} resolves only to addresses that are not allowed")
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-def signed_headers(secret: str, webhook_id: str, payload: str,
-                   now: datetime | None = None) -> dict[str, str]:
-    now = now or datetime.now(UTC)
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, now, payload),
-    }
-
-
-class WebhookSender:
-    """POSTs a JSON body signed per Standard Webhooks over a shared aiohttp session: bounded
-    timeouts, redirects not followed, at most `per_endpoint` concurrent requests per host."""
-
-    def __init__(self, timeout_s: float, per_endpoint: int, total: int = 1024,
-                 allowed: Callable[[str], bool] | None = None) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 3.0))
-        self.per_endpoint = per_endpoint
-        self.total = total
-        self.allowed = allowed  # the SSRF policy for the address connected to (None: any)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            resolver = GuardedResolver(self.allowed) if self.allowed else None
-            connector = aiohttp.TCPConnector(limit=self.total, limit_per_host=self.per_endpoint,
-                                             ttl_dns_cache=60, resolver=resolver)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
-                                                  auto_decompress=False)
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    def _literal_allowed(self, url: str) -> bool:
-        """An IP literal in the URL is not resolved, so the policy is applied here."""
-        host = urlsplit(url).hostname or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return True  # a name: the resolver applies the policy
-        return self.allowed is None or self.allowed(host)
-
-    async def send(self, url: str, secret: str, webhook_id: str, body: dict[str, Any],
-                   payload: str | None = None) -> SendResult:
-        """`payload`, when given, is `body` already serialised (shared by many recipients)."""
-        if payload is None:
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        if self.allowed is not None and not self._literal_allowed(url):
-            return SendResult(False, None, "refused: the URL's address is not allowed",
-                              retryable=False)
-        headers = signed_headers(secret, webhook_id, payload)
-        try:
-            async with self.session().post(url, data=payload.encode(), headers=headers,
-                                           allow_redirects=False) as response:
-                await response.read()
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                return SendResult(200 <= response.status < 300, response.status,
-                                  "" if response.status < 300 else f"HTTP {response.status}",
-                                  retry_after)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return SendResult(False, None, f"{type(exc).__name__}: {exc}"[:300])
-
-
-class AppriseSender:
-    """Chat/SMS/email targets through Apprise; one target per subscriber, so the boolean Apprise
-    returns is that target's result."""
-
-    async def send(self, url: str, title: str, text: str) -> SendResult:
-        import apprise
-
-        notifier = apprise.Apprise()
-        if not notifier.add(url):
-            return SendResult(False, None, "apprise: URL not understood")
-        try:
-            ok = await notifier.async_notify(body=text, title=title)
-        except Exception as exc:  # a plugin's failure is this target's failure
-            return SendResult(False, None, f"apprise: {type(exc).__name__}: {exc}"[:300])
-        return SendResult(bool(ok), None, "" if ok else "apprise: target refused or unreachable")
 
 
 # --- the compacted logs: subscribers, alerts -----------------------------------------------------
@@ -602,9 +483,9 @@ class SubscriberLog(CompactedLog):
     """Every subscriber as its latest record on the compacted `homeward.subscribers.v1`, keyed
     by subscriber id, so Redis's copy and geo indexes can be rebuilt when Redis is flushed."""
 
-    async def read_all(self, timeout_s: float = 30.0) -> list[Subscriber]:
+    async def read_all(self, seal: SubscriberSeal, timeout_s: float = 30.0) -> list[Subscriber]:
         """The latest record of every subscriber, from the beginning of the log."""
-        return [Subscriber.model_validate_json(v)
+        return [seal.loads(v)
                 for v in (await self.read_latest(timeout_s)).values()]
 
 

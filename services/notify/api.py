@@ -3,7 +3,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
@@ -15,8 +15,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from services.notify import domain, formats
 from services.notify.adapters import HubFeed, UnsafeUrl
 from services.notify.domain import SubscriberRequest
-from services.notify.handlers import Forbidden, NotFound, Notify
+from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
+from services.notify.preview import cancel_preview, release_preview
 from shared.auth import Principal, Role
+from shared.events import Outcome
+from shared.release import NOTIFY_PREVIEW_PATH, ReleasePreview
 from shared.settings import Settings
 from shared.streams import StreamFanout, StreamLimits, sse_response
 from shared.web import ApiError, Authenticator
@@ -29,6 +32,10 @@ HubId = Annotated[str, PathParam(pattern=domain.HUB_ID)]
 class SubscriberCreated(BaseModel):
     subscriber_id: str
     secret: str  # the webhook signing secret, shown once
+
+
+class SecretRotated(BaseModel):
+    secret: str  # the new signing secret, shown once; the old one signs too for the overlap
 
 
 class HubInfo(BaseModel):
@@ -101,19 +108,43 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         sub = await notify.subscribers.get(hub_id)
         if sub is None or sub.kind != domain.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
-        if principal.role != Role.hub and sub.region_code and not principal.can_see(
-                sub.region_code):  # admins too are scoped by region (issue 12)
+        # Scoped with no exception (admins too, issue 12): a hub without a region (registered
+        # before every hub had one) is seen by national scope only.
+        if principal.role != Role.hub and not principal.can_see(sub.region_code or ""):
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         return sub
 
     @router.post("/subscribers", status_code=201, response_model=SubscriberCreated,
                  tags=["subscribers"])
     async def post_subscriber(request: SubscriberRequest, admin: Admin) -> SubscriberCreated:
+        """An admin registers within its own region only. A hub_id already registered: 409
+        (its secret is never returned again and its channel never repointed)."""
         try:
-            subscriber = await notify.register(request)
+            subscriber = await notify.register(request, within_region=admin.region)
         except UnsafeUrl as exc:
             raise ApiError(422, "unsafe_url", str(exc), "channel.url") from exc
+        except Forbidden as exc:
+            raise ApiError(403, "outside_region", "outside your region", "region_code",
+                           region=admin.region) from exc
+        except Conflict as exc:
+            raise ApiError(409, "subscriber_exists", "hub already registered",
+                           "hub_id") from exc
+        except ValueError as exc:
+            raise ApiError(422, "no_region", str(exc), "region_code") from exc
         return SubscriberCreated(subscriber_id=subscriber.subscriber_id, secret=subscriber.secret)
+
+    @router.post("/subscribers/{subscriber_id}/rotate-secret", response_model=SecretRotated,
+                 tags=["subscribers"])
+    async def rotate_secret(subscriber_id: Annotated[str, PathParam(pattern=domain.HUB_ID)],
+                            admin: Admin) -> SecretRotated:
+        """A new signing secret, shown once. For `notify_secret_overlap_s` every push carries
+        a `v1,` signature per live secret in `webhook-signature`. 404 outside the admin's
+        region."""
+        try:
+            secret = await notify.rotate_secret(subscriber_id, admin.region)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
+        return SecretRotated(secret=secret)
 
     @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:
@@ -169,7 +200,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
         if alert is None or not principal.can_see(alert.region_code):
             raise ApiError(404, "not_found", f"case {case_id} not found")
-        rows = [Delivery(**r) for r in await notify.deliveries(case_id)]
+        rows = [Delivery(**{**r, "error": domain.error_class(r["error"])})
+                for r in await notify.deliveries(case_id)]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1
@@ -188,6 +220,26 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         svg = formats.spread_svg(case_id, alert.lat, alert.lon, alert.radius_km, tiers, hubs)
         return Response(svg, media_type=SVG, headers={"cache-control": "no-store"})
 
+    @router.get(NOTIFY_PREVIEW_PATH.removeprefix("/api/v1"), response_model=ReleasePreview,
+                tags=["release"])
+    async def public_preview(
+        case_id: CaseId, principal: Commander,
+        action: Annotated[Literal["release", "cancel"], Query()] = "release",
+        outcome: Annotated[Outcome, Query(description="for action=cancel")] = "found_safe",
+    ) -> ReleasePreview:
+        """What the public would receive if the case were released now (or, `action=cancel`,
+        what every recipient would receive if the search ended now with `outcome`), with its
+        content_hash (shared.release); dispatch shows it and checks it at release. 404 before
+        notify has the alert; 409 `case_ended` once found."""
+        alert = await notify.alerts.get(domain.alert_id_of(case_id))
+        if alert is None or not principal.can_see(alert.region_code):
+            raise ApiError(404, "not_found", f"case {case_id} not found", what=case_id)
+        if alert.cancelled:
+            raise ApiError(409, "case_ended", "the search has ended; nothing to release")
+        if action == "cancel":
+            return await cancel_preview(notify, alert, outcome)
+        return await release_preview(notify, alert)
+
     @router.get("/alerts/active.atom", tags=["feeds"], response_class=Response,
                 responses={200: {"content": {ATOM: {}}}})
     async def active_atom() -> Response:
@@ -195,7 +247,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars,
-                                zone=settings.display_timezone)
+                                zone=settings.display_timezone,
+                                verify_base=notify.verify_base())
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -203,8 +256,11 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
     async def alert_cap(
         alert_id: Annotated[str, PathParam(pattern=domain.ALERT_ID)], principal: Maybe,
         version: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        scope: Annotated[Literal["public"] | None, Query(
+            description="a commander or hub: the public message (release preview)")] = None,
     ) -> Response:
-        """CAP 1.2 of one alert version (the latest by default). Without a token: the public
+        """CAP 1.2 of one alert version (the latest by default), signed by the issuer (an
+        enveloped XML-DSig verifiable with the JWKS key it names). Without a token: the public
         message of a released, real alert; a commander or hub gets the restricted one."""
         alert = await notify.alerts.get(alert_id)
         restricted = principal is not None and principal.role in {
@@ -215,10 +271,13 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         wanted = version or alert.version
         if wanted > alert.version:
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
-        xml = formats.cap_xml(alert, wanted, "Restricted" if restricted else "Public",
+        public = not restricted or scope == "public"
+        xml = formats.cap_xml(alert, wanted, "Public" if public else "Restricted",
                               settings.notify_sender, notify.link(alert_id),
                               settings.notify_official_contact, settings.notify_push_max_chars,
-                              settings.display_timezone)
+                              settings.display_timezone, notify.verify_base())
+        if notify.keyring is not None:  # the issuer's enveloped XML-DSig (issue 17 §1)
+            xml = notify.keyring.sign_cap(xml)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})
 
     return router

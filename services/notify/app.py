@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -25,10 +24,15 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
-from services.notify.domain import address_allowed
-from services.notify.handlers import Notify
+from services.notify.handlers import TIMERS_KEY, Notify
+from services.notify.keystore import load_keyring
+from services.notify.outbound import AppriseSender, OutboundPolicy
+from services.notify.public_api import build_public_router
+from services.notify.sealing import SubscriberSeal
+from services.notify.signing import Keyring
 from shared import topics
 from shared.casekeys import CaseKeys
+from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, kafka_check
 from shared.pii import MasterKeys
 from shared.settings import Settings
@@ -56,14 +60,23 @@ def make_notify_broker(bootstrap: str) -> KafkaBroker:
                        log_level=logging.WARNING, max_batch_size=512 * 1024, linger_ms=2)
 
 
-def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher) -> Notify:
+def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
+                 keyring: Keyring | None = None) -> Notify:
+    """`keyring`: the issuer's signing keys (services.notify.keystore.load_keyring). Raises
+    ValueError on an outbound policy, a case-group gateway URL or subscriber keys it cannot
+    use."""
+    policy = OutboundPolicy.from_settings(settings)
+    if settings.notify_group_apprise_url:
+        # Its scheme and form now; its host's addresses at every send.
+        policy.target(settings.notify_group_apprise_url.replace("{phone}", "%2B8613800000000"),
+                      apprise=True)
+    webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
+                             policy=policy,
+                             signer=keyring.sign_body if keyring is not None else None)
     return Notify(
-        settings, SubscriberRepository(redis), AlertRepository(redis), DeliveryLedger(redis),
-        HubFeed(redis),
-        WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
-                      allowed=None if settings.webhook_allow_private else partial(
-                          address_allowed, allow_networks=settings.webhook_allow_networks)),
-        publisher,
+        settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
+        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis),
+        webhooks, publisher, AppriseSender(webhooks), keyring=keyring,
         keys=CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys)),
     )
 
@@ -75,7 +88,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     broker = make_notify_broker(settings.kafka_bootstrap)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
-    notify = build_notify(settings, redis, publisher)
+    notify = build_notify(settings, redis, publisher, load_keyring(settings))
     # Hub consoles follow their feeds through one reader of their own (issue 12).
     fanout = make_fanout(settings)
     if consume:
@@ -115,10 +128,14 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     install_error_handlers(app)
     harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)
-    app.include_router(ops_router({"kafka": kafka_check(broker), "redis": redis_check(redis)}))
+    app.include_router(ops_router({
+        "kafka": kafka_check(broker), "redis": redis_check(redis),
+        # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
+        "consuming": RETRYING_NOW.check(consumers.GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), notify, settings, fanout,
                                     make_limits(settings)))
     app.include_router(build_ui_router(settings))
-    mount_shared_ui(app)
+    app.include_router(build_public_router(notify, settings))
+    mount_shared_ui(app, settings)
     app.mount("/static/notify", StaticFiles(directory=UI), name="notify-static")
     return app

@@ -8,6 +8,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
@@ -18,14 +19,16 @@ from shared.events import (
     CASE_OPENED,
     CASE_RELEASE_APPROVED,
     CASE_REOPENED,
+    DELIVERY_ERROR_CLASSES,
     CaseEvent,
     CaseFound,
     CaseOpened,
     DeliveryReceipt,
 )
 from shared.identity import LinkEvidence
-from shared.phones import display_phone
+from shared.phones import PhoneError, display_phone, normalise_phone
 from shared.text import Line
+from shared.verification import display_code, short_code, verify_url
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
@@ -94,10 +97,30 @@ class SubscriberRequest(BaseModel):
         return kind
 
 
+class PreviousSecret(BaseModel):
+    """A signing secret replaced by rotate-secret, still signing until `until`."""
+
+    secret: str
+    until: datetime
+
+
 class Subscriber(SubscriberRequest):
     subscriber_id: str
     secret: str
     active: bool = True
+    previous_secrets: list[PreviousSecret] = Field(default_factory=list)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, then every replaced one still inside its overlap window."""
+        return [self.secret, *(p.secret for p in self.previous_secrets if p.until > now)]
+
+    def rotated(self, new_secret: str, now: datetime, overlap: timedelta) -> Subscriber:
+        """This subscriber signing with `new_secret`; the current one keeps signing for
+        `overlap` (expired ones are dropped)."""
+        keep = [p for p in self.previous_secrets if p.until > now]
+        if overlap > timedelta(0):
+            keep.append(PreviousSecret(secret=self.secret, until=now + overlap))
+        return self.model_copy(update={"secret": new_secret, "previous_secrets": keep})
 
     @field_validator("kind")
     @classmethod
@@ -106,14 +129,32 @@ class Subscriber(SubscriberRequest):
 
 
 def group_member(alert: AlertState, person: dict[str, Any], url_template: str) -> Subscriber:
-    """A case-group member as a recipient of the restricted bulletin over Apprise."""
-    phone = str(person["phone"])
+    """A case-group member as a recipient of the restricted bulletin over Apprise: `{phone}` in
+    the gateway's URL becomes the member's number in E.164, validated (`phonenumbers`) and
+    URL-encoded, so a number can never add a path, query or host to the URL (issue 12).
+    PhoneError when the number is not one."""
+    phone = normalise_phone(str(person["phone"]))
     return Subscriber(
         kind=SubscriberKind.member, name=f"{person.get('name', '')}{person.get('title', '')}",
         location=Location(lat=alert.lat, lon=alert.lon), region_code=alert.region_code,
-        channel=AppriseChannel(type="apprise", url=url_template.replace("{phone}", phone)),
+        channel=AppriseChannel(type="apprise",
+                               url=url_template.replace("{phone}", quote(phone, safe=""))),
         subscriber_id="M" + hashlib.sha256(f"{alert.case_id}|{phone}".encode()).hexdigest()[:16],
         secret="", active=True)
+
+
+def group_members(alert: AlertState, people: list[dict[str, Any]],
+                  url_template: str) -> list[Subscriber]:
+    """`group_member` of everyone with a phone; a number that is not one is left out (never
+    substituted into the gateway's URL)."""
+    out = []
+    for person in people:
+        if person and person.get("phone"):
+            try:
+                out.append(group_member(alert, person, url_template))
+            except PhoneError:
+                continue
+    return out
 
 
 # --- radius tiers ------------------------------------------------------------------------------
@@ -201,6 +242,11 @@ class AlertState(BaseModel):
     merged: list[MergedReport] = Field(default_factory=list)
 
     @property
+    def short_code(self) -> str:
+        """What people type on /verify (shared.verification.short_code of the alert id)."""
+        return short_code(self.alert_id)
+
+    @property
     def public_listed(self) -> bool:
         return self.released and not self.exercise and not self.cancelled
 
@@ -274,7 +320,7 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
+def child_age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
     """The age as given, else completed years on the last-seen day (in the deployment's zone)
     from birth_date."""
     if child.get("age") is not None:
@@ -288,14 +334,19 @@ def _age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | N
 
 
 def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float, contact: str,
-                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE) -> str:
+                 link: str, limit: int, extra: str = "", zone: str = DEFAULT_ZONE,
+                 code: str = "", verify_base: str = "") -> str:
     """The push text people read (hub staff, SMS/chat, CAP description), at most `limit`
-    characters, always ending with the bulletin link. The last-seen time is shown in `zone`
-    ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was sent with; the age
-    is derived from birth_date when none was given."""
+    characters, always ending with the alert's short code, its verification link (issue 17
+    §2: anyone handed a forwarded copy can check it) and the bulletin link. The last-seen time
+    is shown in `zone` ("2026-11-30 20:00（北京时间）", shared.display) whatever offset it was
+    sent with; the age is derived from birth_date when none was given."""
     tail = f" 详见：{link}"
+    if code:
+        check = f"，真伪核验：{verify_url(verify_base, code)}" if verify_base else ""
+        tail = f" 核验码：{display_code(code)}{check}{tail}"
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
-    years = _age(child, last_seen, zone)
+    years = child_age(child, last_seen, zone)
     age = f"{years}岁" if years is not None else ""
     at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
@@ -313,7 +364,7 @@ def _child_public(child: dict[str, Any]) -> dict[str, Any]:
 
 def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: str,
               contact: str, limit: int, now: datetime,
-              zone: str = DEFAULT_ZONE) -> dict[str, Any]:
+              zone: str = DEFAULT_ZONE, verify_base: str = "") -> dict[str, Any]:
     """The push for one recipient class. Public: no reporter, no family phone, no ID number,
     no home address, no suspect/vehicle; the official contact instead. `text` shows times in
     `zone` (Settings.display_timezone); `issued_at` and `last_seen.at` keep ISO 8601."""
@@ -333,6 +384,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
         "radius_km": alert.radius_km,
         "issued_at": now.isoformat(),
         "link": link,
+        "short_code": alert.short_code,
+        "verify_url": verify_url(verify_base, alert.short_code) if verify_base else "",
     }
     if scope == "restricted":
         leader = alert.leader or {}
@@ -352,7 +405,7 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "leader": leader or None,
             "contact": contact_text,
             "text": summary_text(child, seen, alert.radius_km, contact_text, link, limit, extra,
-                                 zone),
+                                 zone, alert.short_code, verify_base),
         })
     else:
         public_child = _child_public(child)
@@ -364,7 +417,8 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
             "circumstances": {"kind": circ.get("kind", "missing")},
             "contact": contact,
             "text": summary_text(public_child, public_seen, alert.radius_km, contact, link,
-                                 limit, zone=zone),
+                                 limit, zone=zone, code=alert.short_code,
+                                 verify_base=verify_base),
         })
     return body
 
@@ -380,6 +434,7 @@ def cancel_body(alert: AlertState, now: datetime) -> dict[str, Any]:
         "status": alert.status,
         "reason": alert.outcome,
         "references": [v.version for v in alert.versions if v.msg_type != "Cancel"],
+        "short_code": alert.short_code,
         "issued_at": now.isoformat(),
         "text": "该协查已解除（已找到）。" if alert.outcome != "false_report"
         else "该协查已撤销（虚假报告）。",
@@ -422,6 +477,24 @@ def fold_receipt(record: dict[str, str], receipt: DeliveryReceipt,
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
+# Why a delivery was dropped before its retry (handlers.Notify._retry): notify's own words.
+DROPPED_REASONS = ("push body expired", "alert cancelled", "subscriber disabled")
+
+
+def error_class(text: str) -> str:
+    """What a commander is shown of a delivery's error: a class of DELIVERY_ERROR_CLASSES (or
+    a reason notify gave itself). Receipts written before errors were classes (issue 12) held
+    the socket's text; it is reduced here, never shown."""
+    if not text or text in DELIVERY_ERROR_CLASSES or text in DROPPED_REASONS:
+        return text
+    if len(text) == 8 and text.startswith("HTTP ") and text[5:].isdigit():
+        return f"http_{text[5]}xx"
+    if text.startswith("refused"):
+        return "refused_by_policy"
+    if text.startswith("apprise"):
+        return "target_refused"
+    return "timeout" if "Timeout" in text else "connect_failed"
+
 
 def backoff_s(attempt: int, base: float, cap: float, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
@@ -451,15 +524,51 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+# Ranges `is_global` does not refuse on every Python we run on, refused by name: shared
+# address space (RFC 6598, e.g. cloud metadata at 100.100.100.200), IPv6 site-local (RFC 3879),
+# and the translation prefixes whose embedded IPv4 address is checked instead.
+_REFUSED = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("fec0::/10"))
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+                  ) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and would reach: IPv4-mapped (::ffff:a.b.c.d),
+    IPv4-compatible (::a.b.c.d), 6to4 (2002::/16, RFC 3056), Teredo (2001::/32, RFC 4380:
+    server and client) and NAT64 (64:ff9b::/96 RFC 6052, 64:ff9b:1::/48 RFC 8215)."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    packed = int(ip)
+    if any(ip in net for net in _NAT64) or (packed >> 32 == 0 and packed > 0xFFFF):
+        out.append(ipaddress.IPv4Address(packed & 0xFFFFFFFF))
+    return out
+
+
 def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    """True only for a globally routable address (`ipaddress.is_global`) outside 100.64.0.0/10
+    and fec0::/10, and, for an IPv6 form that carries an IPv4 address (see `embedded_ipv4`),
+    when that address is public too. Private, loopback, link-local, multicast, reserved and
+    unspecified addresses are not public (issue 12, "SSRF and outbound")."""
     ip = ipaddress.ip_address(address)
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    if ip.is_multicast or not ip.is_global or any(ip in net for net in _REFUSED
+                                                  if net.version == ip.version):
+        return False
+    return all(is_public_address(str(inner)) for inner in embedded_ipv4(ip))
 
 
 def address_allowed(address: str, allow_networks: list[str]) -> bool:
-    ip = ipaddress.ip_address(address)
+    """Public (above), or inside one of the operator's `allow_networks` CIDRs (the address
+    itself or the IPv4 address it carries)."""
     if is_public_address(address):
         return True
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in allow_networks)
+    ip = ipaddress.ip_address(address)
+    candidates = [ip, *embedded_ipv4(ip)]
+    return any(c in net for net in map(ipaddress.ip_network, allow_networks)
+               for c in candidates if c.version == net.version)

@@ -17,10 +17,12 @@ from xml.etree import ElementTree as ET
 from services.notify.domain import AlertState, push_body
 from shared.display import DEFAULT_ZONE
 from shared.text import xml_text
+from shared.verification import display_code, verify_url
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 BEIJING = timezone(timedelta(hours=8))
+ISSUER = "Homeward 儿童失踪快速查找"  # CAP senderName, the poster's and /verify's issuer
 
 
 def cap_time(moment: datetime) -> str:
@@ -41,7 +43,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 
 def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricted"],
             sender: str, link: str, contact: str, limit: int,
-            zone: str = DEFAULT_ZONE) -> bytes:
+            zone: str = DEFAULT_ZONE, verify_base: str = "") -> bytes:
     """One CAP 1.2 message for `version` of the alert. A cancelled alert renders every version
     as its Cancel, with no personal data. `zone`: where the description's times are shown."""
     info_v = next(v for v in alert.versions if v.version == version)
@@ -72,15 +74,16 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
         _sub(info, "urgency", "Past")
         _sub(info, "severity", "Minor")
         _sub(info, "certainty", "Observed")
-        _sub(info, "senderName", "Homeward 儿童失踪快速查找")
+        _sub(info, "senderName", ISSUER)
         _sub(info, "headline", f"协查已解除 {alert.case_id}")
         word = "撤销" if alert.outcome == "false_report" else "解除"
-        _sub(info, "description", f"该协查已{word}，个人信息已移除。")
+        _sub(info, "description", f"该协查已{word}，个人信息已移除，请停止转发。"
+                                  f"核验码：{display_code(alert.short_code)}")
         _sub(info, "web", link)
         _sub(info, "contact", contact)
     else:
         body = push_body(alert, "restricted" if scope == "Restricted" else "public", link,
-                         contact, limit, info_v.sent, zone)
+                         contact, limit, info_v.sent, zone, verify_base)
         child: dict[str, Any] = body["child"]
         _sub(info, "event", "儿童失踪协查")
         _sub(info, "responseType", "Monitor")
@@ -88,7 +91,7 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
         _sub(info, "severity", "Severe")
         _sub(info, "certainty", "Likely")
         _sub(info, "effective", cap_time(info_v.sent))
-        _sub(info, "senderName", "Homeward 儿童失踪快速查找")
+        _sub(info, "senderName", ISSUER)
         _sub(info, "headline", f"儿童失踪协查：{child.get('name', '')}")
         _sub(info, "description", body["text"])
         _sub(info, "instruction", f"如发现请立即联系{body['contact']}，勿自行处置。")
@@ -109,8 +112,10 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
 
 
 def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
-              now: datetime | None = None, zone: str = DEFAULT_ZONE) -> bytes:
-    """Atom (RFC 4287) feed of active public alerts; each entry links its CAP message."""
+              now: datetime | None = None, zone: str = DEFAULT_ZONE,
+              verify_base: str = "") -> bytes:
+    """Atom (RFC 4287) feed of active public alerts; each entry links its CAP message (signed
+    by the issuer, services.notify.signing) and its verification page."""
     now = now or datetime.now(UTC)
     ET.register_namespace("", ATOM_NS)
 
@@ -134,12 +139,15 @@ def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
             continue
         cap_url = f"{base_url}/api/v1/alerts/{alert.alert_id}.xml"
         body = push_body(alert, "public", cap_url, contact, limit, alert.versions[-1].sent,
-                         zone)
+                         zone, verify_base)
         entry = sub(feed, "entry")
         sub(entry, "id", f"urn:homeward:alert:{alert.alert_id}")
         sub(entry, "title", f"儿童失踪协查：{body['child'].get('name', '')}")
         sub(entry, "updated", cap_time(alert.versions[-1].sent))
         sub(entry, "link", rel="alternate", type="application/cap+xml", href=cap_url)
+        if verify_base:
+            sub(entry, "link", rel="related", type="text/html",
+                href=verify_url(verify_base, alert.short_code))
         sub(entry, "summary", body["text"])
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="utf-8")
 

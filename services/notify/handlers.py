@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify import domain
@@ -26,11 +24,12 @@ from services.notify.adapters import (
     SubscriberLog,
     SubscriberRepository,
     WebhookSender,
-    check_url,
 )
 from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from services.notify.purge import purge_alert, pushed_report
+from services.notify.signing import Keyring
+from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.casekeys import ALERT_FIELDS, BODY_FIELDS, CaseKeys, sealed_json
 from shared.events import (
@@ -54,8 +53,10 @@ from shared.events import (
     ReleaseApproved,
     ReportUnlinked,
 )
+from shared.faults import RETRYING_NOW, is_transient
 from shared.identity import LinkEvidence
 from shared.kafka import EventPublisher, replay_topic
+from shared.regions import within
 from shared.report import ReportAccepted
 from shared.settings import Settings
 
@@ -66,6 +67,7 @@ DELIVERY_DEAD = "homeward.delivery.dead.v1"
 DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
 
 RETRIES, WIDEN, ACKS = "retry", "widen", "ack"
+TIMERS_KEY = "homeward-notify-timers"  # readiness: 503 while the timers meet transient faults
 
 
 class NotFound(LookupError):
@@ -73,6 +75,10 @@ class NotFound(LookupError):
 
 
 class Forbidden(PermissionError):
+    pass
+
+
+class Conflict(ValueError):
     pass
 
 
@@ -85,12 +91,13 @@ class Notify:
     feed: HubFeed
     webhooks: WebhookSender
     publisher: EventPublisher
-    apprise: AppriseSender = field(default_factory=AppriseSender)
+    apprise: AppriseSender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    keyring: Keyring | None = None  # the issuer's signing keys (issue 17); None: unsigned
     keys: CaseKeys | None = None  # seals what notify logs of a case (issue 13)
 
-
     def __post_init__(self) -> None:
+        self._timer_faults = 0  # transient faults met by timers (readiness)
         self.receipts: GroupCommit[tuple[str, CloudEvent]] = GroupCommit(self._publish_many)
         self.children = ChildAlerts(self)
 
@@ -105,31 +112,47 @@ class Notify:
 
     # --- subscribers ---------------------------------------------------------------------------
 
-    async def register(self, request: domain.SubscriberRequest) -> Subscriber:
+    async def register(self, request: domain.SubscriberRequest,
+                       within_region: str = "000000") -> Subscriber:
+        """A new subscriber with a new signing secret (returned once, by the caller). Raises
+        UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
+        region is outside `within_region`, the registering admin's), Conflict (a hub with that
+        hub_id exists: registering never returns an existing secret nor repoints a channel)."""
+        subscriber = registered(request)
+        if not within(within_region, subscriber.region_code or ""):
+            raise Forbidden(subscriber.region_code)
         channel = request.channel
         if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
-            await check_url(str(channel.url), self.settings.webhook_allow_private,
-                            self.settings.webhook_allow_networks,
-                            apprise=isinstance(channel, domain.AppriseChannel))
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            await self.webhooks.policy.check(str(channel.url),
+                                             apprise=isinstance(channel, domain.AppriseChannel))
         if request.kind == SubscriberKind.hub and request.hub_id:
-            # A hub's id is the one in its staff's tokens: registering it again updates it
-            # and keeps its signing secret.
-            subscriber_id = request.hub_id
-            existing = await self.subscribers.get(subscriber_id)
-            if existing is not None:
-                secret = existing.secret
+            # A hub's id is the one in its staff's tokens.
+            subscriber.subscriber_id = request.hub_id
+            if await self.subscribers.get(request.hub_id) is not None:
+                raise Conflict(request.hub_id)
         else:
-            subscriber_id = f"S{uuid.uuid4().hex[:16]}"
-        subscriber = Subscriber(**request.model_dump(), subscriber_id=subscriber_id,
-                                secret=secret)
+            subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         await self._log_subscriber(subscriber)
         await self.subscribers.add(subscriber)
         return subscriber
 
+    async def rotate_secret(self, subscriber_id: str, within_region: str) -> str:
+        """A new signing secret for the subscriber (returned once); the old one keeps signing
+        for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
+        sub = await self.subscribers.get(subscriber_id)
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(subscriber_id)
+        secret = new_secret()
+        rotated = sub.rotated(secret, self.clock(),
+                              timedelta(seconds=self.settings.notify_secret_overlap_s))
+        await self._log_subscriber(rotated)
+        await self.subscribers.add(rotated)
+        return secret
+
     async def _log_subscriber(self, subscriber: Subscriber) -> None:
-        """The system of record first: the compacted subscriber log, keyed by id."""
-        await self.publisher.broker.publish(subscriber.model_dump_json().encode(),
+        """The system of record first: the compacted subscriber log, keyed by id (sealed)."""
+        await self.publisher.broker.publish(self.subscribers.seal.dumps(subscriber).encode(),
                                             topics.SUBSCRIBERS,
                                             key=subscriber.subscriber_id.encode())
 
@@ -142,9 +165,22 @@ class Notify:
 
     async def rebuild_subscribers(self, log: SubscriberLog) -> int:
         """Redis lost its subscribers: put back the latest record of each from the log."""
-        subscribers = await log.read_all()
+        subscribers = await log.read_all(self.subscribers.seal)
         for start in range(0, len(subscribers), 5000):
             await self.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
+
+    async def reseal_subscribers(self, log: SubscriberLog) -> int:
+        """Every subscriber written again, sealed with the first key: after a new key was put
+        first (key rotation), or for records from before sealing (which also get the region
+        of their location when they had none)."""
+        subscribers = await log.read_all(self.subscribers.seal)
+        for subscriber in subscribers:
+            if subscriber.region_code is None:
+                subscriber.region_code = region_of(subscriber.location.lat,
+                                                   subscriber.location.lon)
+            await self._log_subscriber(subscriber)
+        await self.rebuild_subscribers(log)
         return len(subscribers)
 
     async def rebuild(self, bootstrap: str) -> dict[str, int]:
@@ -214,9 +250,9 @@ class Notify:
         members = []
         for alert in alerts:
             case_notes = notes.get(alert.case_id, domain.CaseNotes())
-            members += [domain.group_member(alert, p, template)
-                        for p in [alert.leader or case_notes.leader, *case_notes.members]
-                        if p and p.get("phone")]
+            members += domain.group_members(
+                alert, [p for p in [alert.leader or case_notes.leader, *case_notes.members]
+                        if p], template)
         if members:
             await self.subscribers.add_many(members)
 
@@ -431,6 +467,10 @@ class Notify:
     def link(self, alert_id: str) -> str:
         return f"{self.settings.notify_url.rstrip('/')}/api/v1/alerts/{alert_id}.xml"
 
+    def verify_base(self) -> str:
+        """Where the public verifies an alert (issue 17 §2): the setting, else notify itself."""
+        return (self.settings.verify_base_url or self.settings.notify_url).rstrip("/")
+
     async def _recipients(self, alert: AlertState, everyone: bool = False) -> list[Subscriber]:
         kinds = [SubscriberKind.hub]
         if alert.released:
@@ -460,7 +500,7 @@ class Notify:
         bodies = {scope: domain.push_body(alert, scope, self.link(alert.alert_id),
                                           self.settings.notify_official_contact,
                                           self.settings.notify_push_max_chars, now,
-                                          self.settings.display_timezone)
+                                          self.settings.display_timezone, self.verify_base())
                   for scope in ("restricted", "public")}
         await self._deliver_all(
             [(s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
@@ -475,7 +515,7 @@ class Notify:
         notes = await self.alerts.notes(alert.case_id)
         people = [p for p in [alert.leader or notes.leader, *notes.members]
                   if p and p.get("phone")]
-        members = [domain.group_member(alert, p, template) for p in people]
+        members = domain.group_members(alert, people, template)
         already = await self.alerts.recipients(alert.alert_id)
         members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
@@ -487,7 +527,7 @@ class Notify:
         body = domain.push_body(alert, "restricted", self.link(alert.alert_id),
                                 self.settings.notify_official_contact,
                                 self.settings.notify_push_max_chars, self.clock(),
-                                self.settings.display_timezone)
+                                self.settings.display_timezone, self.verify_base())
         await self._deliver_all([(m, body) for m in members])
 
     async def _cancel_fan_out(self, alert: AlertState) -> None:
@@ -551,7 +591,8 @@ class Notify:
                     payload: str | None = None) -> SendResult:
         channel = sub.channel
         if isinstance(channel, domain.WebhookChannel):
-            return await self.webhooks.send(str(channel.url), sub.secret, did, body, payload)
+            return await self.webhooks.send(str(channel.url), sub.signing_secrets(self.clock()),
+                                            did, body, payload)
         if isinstance(channel, domain.AppriseChannel):
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
@@ -642,31 +683,40 @@ class Notify:
     async def tick(self) -> int:
         """Run what is due: retries, widenings, ack deadlines. Returns how many ran."""
         done = 0
-        for did in await self.ledger.due(RETRIES):
-            done += 1
-            await self._guard(RETRIES, did, self._retry(did))
-        for alert_id in await self.ledger.due(WIDEN):
-            done += 1
-            await self._guard(WIDEN, alert_id, self.widen(alert_id))
-        for did in await self.ledger.due(ACKS):
-            done += 1
-            await self._guard(ACKS, did, self._ack_overdue(did))
+        work: tuple[tuple[str, Callable[[str], Any]], ...] = (
+            (RETRIES, self._retry), (WIDEN, self.widen), (ACKS, self._ack_overdue))
+        for timer, run in work:
+            lease, members = await self.ledger.due(timer)
+            for member in members:
+                done += 1
+                await self._guard(timer, member, lease, run(member))
         return done
 
-    async def _guard(self, timer: str, member: str, work: Any) -> None:
+    async def _guard(self, timer: str, member: str, lease: float, work: Any) -> None:
+        """Run one timer's work; settle it only when the work is done (a failure leaves the
+        timer due again when its lease ends: never lost, even when Redis refuses writes)."""
         try:
             await work
-        except Exception:
-            log.exception("timer %s for %s failed; rescheduled", timer, member)
-            await self.ledger.schedule(timer, member, time.time() + 5)
+        except Exception as exc:
+            if is_transient(exc):
+                RETRYING_NOW.failed(TIMERS_KEY, exc)
+                self._timer_faults += 1
+            log.exception("timer %s for %s failed; due again after its lease", timer, member)
+            return
+        await self.ledger.settle(timer, member, lease)
 
     async def run_timers(self) -> None:
         while True:
             try:
+                faults = self._timer_faults
                 await self.tick()
+                if self._timer_faults == faults:
+                    RETRYING_NOW.passed(TIMERS_KEY)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("notify timers")
             await asyncio.sleep(self.settings.notify_tick_s)
 

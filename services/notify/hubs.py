@@ -15,9 +15,11 @@ CSV format (UTF-8, header row required, one hub per row)::
   signing secret is printed once) or apprise (channel_url is an Apprise URL).
 
 `python -m services.notify.hubs --airports [--csv stations.csv]` registers them (the subscriber
-log on Kafka, then Redis, per HOMEWARD_KAFKA_BOOTSTRAP / HOMEWARD_REDIS_URL); re-running updates
-names and places and keeps secrets. `--rebuild` puts every subscriber back into Redis from the
-compacted subscriber log after Redis lost them.
+log on Kafka, then Redis, per HOMEWARD_KAFKA_BOOTSTRAP / HOMEWARD_REDIS_URL); re-running leaves
+hubs already registered as they are (listed as `exists`, no secret). `--rebuild` puts every
+subscriber back into Redis from the compacted subscriber log after Redis lost them; `--reseal`
+writes every subscriber again sealed with the first of HOMEWARD_NOTIFY_SUBSCRIBER_KEYS (after
+a new key was put first, before the old one is dropped).
 """
 
 from __future__ import annotations
@@ -33,23 +35,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notify.domain import SubscriberKind, SubscriberRequest
-from shared.boundaries import boundary_index
-from shared.regions import region_index
+from services.notify.subscribers import region_of
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
 CSV_COLUMNS = ["hub_id", "name", "category", "lat", "lon", "region_code", "channel_type",
                "channel_url"]
-
-
-def _region(lat: float, lon: float) -> str | None:
-    """The county whose boundary holds the hub (an airport often lies in a neighbouring county
-    of the city it is named after: 广州白云 in 花都区); the nearest seat only off every
-    boundary."""
-    located = boundary_index().locate(lat, lon)
-    if located is not None:
-        return located.code
-    region = region_index().nearest(lat, lon)
-    return region.code if region is not None else None
 
 
 def airports(country: str = "CN") -> Iterator[SubscriberRequest]:
@@ -63,7 +53,7 @@ def airports(country: str = "CN") -> Iterator[SubscriberRequest]:
         yield SubscriberRequest(
             kind=SubscriberKind.hub, name=f"{a['name']} ({iata})", hub_id=f"IATA-{iata}",
             location={"lat": lat, "lon": lon},  # type: ignore[arg-type]
-            region_code=_region(lat, lon), channel={"type": "console"},  # type: ignore[arg-type]
+            region_code=region_of(lat, lon), channel={"type": "console"},  # type: ignore[arg-type]
         )
 
 
@@ -89,7 +79,7 @@ def stations(lines: Iterable[str]) -> Iterator[SubscriberRequest]:
             yield SubscriberRequest.model_validate({
                 "kind": "hub", "name": row["name"].strip(), "hub_id": row["hub_id"].strip(),
                 "location": {"lat": lat, "lon": lon},
-                "region_code": (row["region_code"] or "").strip() or _region(lat, lon),
+                "region_code": (row["region_code"] or "").strip() or region_of(lat, lon),
                 "channel": channel,
             })
         except (ValueError, ValidationError) as exc:
@@ -120,11 +110,18 @@ async def _notify() -> AsyncIterator[Any]:
 
 
 async def load(requests: Iterable[SubscriberRequest]) -> list[tuple[str, str, str]]:
-    """Register every hub; returns (hub_id, channel type, secret)."""
+    """Register every hub not registered yet; returns (hub_id, channel type, secret), the
+    secret empty for a hub already there (left as it is: its secret is never shown again)."""
+    from services.notify.handlers import Conflict
+
     async with _notify() as (notify, _):
         out: list[tuple[str, str, str]] = []
         for request in requests:
-            sub = await notify.register(request)
+            try:
+                sub = await notify.register(request)
+            except Conflict:
+                out.append((str(request.hub_id), "exists", ""))
+                continue
             out.append((sub.subscriber_id, sub.channel.type, sub.secret))
         return out
 
@@ -134,15 +131,24 @@ async def rebuild() -> int:
         return int(await notify.rebuild_subscribers(log))
 
 
+async def reseal() -> int:
+    async with _notify() as (notify, log):
+        return int(await notify.reseal_subscribers(log))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--airports", action="store_true", help="every Chinese airport")
     parser.add_argument("--csv", type=Path, help="railway/bus stations and ports (see format)")
     parser.add_argument("--rebuild", action="store_true",
                         help="put every subscriber back into Redis from the subscriber log")
+    parser.add_argument("--reseal", action="store_true",
+                        help="write every subscriber again, sealed with the first key")
     args = parser.parse_args(argv)
     if args.rebuild:
         print(f"{asyncio.run(rebuild())} subscribers restored from the log")
+    if args.reseal:
+        print(f"{asyncio.run(reseal())} subscribers sealed with the first key")
     requests: list[SubscriberRequest] = list(airports()) if args.airports else []
     if args.csv:
         with args.csv.open(encoding="utf-8-sig", newline="") as f:

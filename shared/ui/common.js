@@ -20,7 +20,10 @@ const HW = {
   get token() { return sessionStorage.getItem("hw.token") || ""; },
   set token(value) { value ? sessionStorage.setItem("hw.token", value) : sessionStorage.removeItem("hw.token"); },
   claims() {
-    try { return JSON.parse(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))); }
+    try {  // base64url JSON in UTF-8 (names are Chinese)
+      const bytes = Uint8Array.from(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), ch => ch.charCodeAt(0));
+      return JSON.parse(new TextDecoder().decode(bytes));
+    }
     catch { return null; }
   },
   uuid() {
@@ -88,8 +91,13 @@ HW.stream = function (path, onEvent, onState) {
     }
   }
   run();
-  return { stop() { stopped = true; controller?.abort(); } };
+  const handle = { stop() { stopped = true; controller?.abort(); HW.streams.delete(handle); } };
+  HW.streams.add(handle);
+  return handle;
 };
+HW.streams = new Set();
+// When a session ends every live stream closes (issue 20): none goes on with a dead token.
+HW.closeStreams = function () { for (const s of [...HW.streams]) s.stop(); };
 
 HW.since = function (iso) {
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);

@@ -96,9 +96,28 @@ def test_report_to_commander_and_hub_live_ack_and_found(
         # The commander's acknowledged figure rises (figures refresh from notify).
         expect(commander.locator("[data-figure='d_ack'] b")).to_have_text("1", timeout=15_000)
 
-        # Found: the commander confirms; the hub's card collapses with no personal data left.
+        # Release with a preview (issue 17 §4): the dialog shows what the public will receive
+        # and the audience; confirming releases that content.
+        view.locator("[data-action='release']").click()
+        dialog = commander.locator("#confirm")
+        expect(dialog.locator(".preview-text")).to_contain_text("王小花", timeout=10_000)
+        expect(dialog.locator(".preview-text")).to_contain_text("核验码")
+        expect(dialog).to_contain_text("枢纽")
+        for secret in ("13911112222", "139 1111 2222", "晋D·12345"):
+            expect(dialog).not_to_contain_text(secret)
+        screenshot(commander, "commander-release-preview")
+        commander.click("#confirm-ok")
+        expect(view).to_contain_text("已批准公开发布", timeout=10_000)
+
+        # Found: the commander confirms (seeing the Cancel every recipient will get); the hub's
+        # card collapses with no personal data left.
         view.locator("[data-action='found']").click()
+        expect(dialog.locator(".preview-text")).to_contain_text("已解除", timeout=10_000)
         commander.select_option("#confirm [name='outcome']", "found_safe")
+        # The alert is public: ending it needs the explicit confirm (issue 19, 409 without).
+        confirm = dialog.locator("[name='confirm']")
+        expect(confirm).to_be_visible()
+        confirm.check()
         commander.click("#confirm-ok")
         expect(view).to_contain_text("已找到", timeout=10_000)
         screenshot(commander, "commander-found")

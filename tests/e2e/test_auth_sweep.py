@@ -1,13 +1,17 @@
 """Every endpoint of every service against missing, forged, expired and wrong-role tokens
 (issue 7). The routes and the roles each accepts are read from the apps themselves, so an
-endpoint added later is swept too, and one left open by accident fails the public list."""
+endpoint added later is swept too, and one left open by accident fails the public list.
+
+Run twice (issue 20): with tokens minted by shared.tokens, and with tokens of the identity
+provider's sample accounts (Keycloak, password grant), against services trusting it — every
+rule must mean the same for both."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +27,57 @@ from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import eventually, report_body
+from tests.helpers import ProviderTokens, eventually, report_body
 
 pytestmark = pytest.mark.e2e
 
 # What anyone may call without a token: health, the pages and their assets, public tips and
 # the public alert feeds. Everything else must refuse a request without a valid token.
 PUBLIC = {
-    "alert": {"GET /healthz", "GET /readyz", "GET /intake",
+    "alert": {"GET /healthz", "GET /readyz", "GET /intake", "GET /auth/config.js",
               "GET /api/v1/regions", "POST /api/v1/tips", "GET /photos/{name}"},
-    "dispatch": {"GET /healthz", "GET /readyz", "GET /console",
+    "dispatch": {"GET /healthz", "GET /readyz", "GET /console", "GET /auth/config.js",
                  "GET /console/config.js"},
     # CAP without a token is the public message of a released alert; with one, restricted.
     "notify": {"GET /healthz", "GET /readyz", "GET /hub", "GET /hub/config.js",
-               "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml"},
+               "GET /auth/config.js",
+               "GET /api/v1/alerts/active.atom", "GET /api/v1/alerts/{alert_id}.xml",
+               # Alerts anyone can verify (issue 17): the issuer's keys, the verification page
+               # and API, the poster of a released alert.
+               "GET /.well-known/jwks.json", "GET /verify", "GET /api/v1/verify/{code}",
+               "GET /api/v1/alerts/{alert_id}/poster.pdf"},
 }
 FACTORIES = {"alert": alert_app, "dispatch": dispatch_app, "notify": notify_app}
 
 
+TokenFor = Callable[..., str]
+
+
+@pytest.fixture(scope="module", params=["minted", "provider"])
+def tokens(request: pytest.FixtureRequest, settings_: Settings) -> tuple[str, TokenFor, str]:
+    """(mode, token_for(role, region, hub_id=None), OIDC issuer the services trust or "")."""
+    if request.param == "minted":
+        def minted(role: Role | str, region: str, hub_id: str | None = None) -> str:
+            return mint_token(settings_, role, region, hub_id=hub_id)
+
+        return "minted", minted, ""
+    keycloak = request.getfixturevalue("keycloak")  # started only for this half
+    return "provider", ProviderTokens(keycloak), keycloak.issuer
+
+
 @pytest.fixture(scope="module")
-def stack(kafka: KafkaServer, redis_server: RedisServer,
-          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def settings_() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path,
+          tokens: tuple[str, TokenFor, str]) -> Iterator[dict[str, ServiceProcess]]:
+    mode, _, issuer = tokens
     ports = {name: free_port() for name in FACTORIES}
-    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / "auth", ports)
+    env = {"HOMEWARD_OIDC_ISSUER": issuer} if issuer else {}
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir / f"auth-{mode}", ports,
+                           env)
     yield procs
     for proc in procs.values():
         proc.stop()
@@ -94,8 +126,9 @@ def forged(settings: Settings) -> str:
 
 @pytest.mark.parametrize("service", sorted(FACTORIES))
 async def test_every_endpoint_refuses_bad_tokens(
-    service: str, stack: dict[str, ServiceProcess],
+    service: str, stack: dict[str, ServiceProcess], tokens: tuple[str, TokenFor, str],
 ) -> None:
+    token_for = tokens[1]
     settings = Settings()
     app = FACTORIES[service](settings)
     ops = operations(app)
@@ -126,7 +159,7 @@ async def test_every_endpoint_refuses_bad_tokens(
             for role in Role:
                 if role in roles or role is Role.admin:
                     continue
-                token = mint_token(settings, role, "140403", hub_id="hub-x")
+                token = token_for(role, "140403", hub_id="hub-x")
                 got = await http.request(method, url, **kwargs,
                                          headers={"Authorization": f"Bearer {token}"})
                 if got.status_code != 403:
@@ -134,14 +167,16 @@ async def test_every_endpoint_refuses_bad_tokens(
     assert failures == []
 
 
-async def test_cross_region_reads_see_nothing(stack: dict[str, ServiceProcess]) -> None:
+async def test_cross_region_reads_see_nothing(
+    stack: dict[str, ServiceProcess], tokens: tuple[str, TokenFor, str],
+) -> None:
     """A commander of 南京 (3201) neither reads nor streams a 长治 (1404) case; another hub's
     desk does not read this hub's alerts."""
-    settings = Settings()
+    token_for = tokens[1]
     alert, dispatch, notify = (stack[n].url for n in ("alert", "dispatch", "notify"))
 
     def as_(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(settings, role, region, hub_id=hub_id)}"}
+        return {"Authorization": f"Bearer {token_for(role.value, region, hub_id=hub_id)}"}
 
     async with httpx.AsyncClient(timeout=15) as http:
         hub = await http.post(f"{notify}/api/v1/subscribers", headers=as_(Role.admin, "000000"),

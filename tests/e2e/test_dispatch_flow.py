@@ -4,6 +4,7 @@ tip through alert is attached to it, and the commander's actions reach the live 
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -43,12 +44,13 @@ async def test_report_tip_and_commander_actions_across_the_stack(
             "description": "候车室里看到一个穿蓝色羽绒服的男孩"})
         assert tip.status_code == 202, tip.text
 
-        async def attached() -> dict[str, object] | None:
-            got = await case()
-            return got if got and got["tips"] else None
+        async def attached() -> dict[str, Any] | None:
+            got = await http.get(f"{dispatch}/api/v1/cases/{case_id}/tips", headers=commander)
+            page: dict[str, Any] = got.json()
+            return page if got.status_code == 200 and page["items"] else None
 
         with_tip = await eventually(attached, timeout=30)
-        assert with_tip["tips"][0]["tip_id"] == tip.json()["tip_id"]  # type: ignore[index]
+        assert with_tip["items"][0]["tip_id"] == tip.json()["tip_id"]
 
         async with http.stream("GET", f"{dispatch}/api/v1/stream",
                                headers={**commander, "Last-Event-ID": "0-0"}) as stream:
@@ -64,3 +66,12 @@ async def test_report_tip_and_commander_actions_across_the_stack(
         closed = await http.post(f"{dispatch}/api/v1/cases/{case_id}/close", headers=commander,
                                  json={"reason": "平安找到"})
         assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+        # The alert service learns of the closing from homeward.dispatch.v1: tips refused.
+        async def refused() -> int | None:
+            got = await http.post(f"{alert}/api/v1/tips", json={
+                "case_id": case_id, "seen_at": datetime.now(UTC).isoformat(),
+                "location": {"lat": 36.2, "lon": 113.1}, "description": "结案后的线索"})
+            return got.status_code if got.status_code == 410 else None
+
+        assert await eventually(refused, timeout=30) == 410

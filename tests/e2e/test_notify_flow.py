@@ -18,10 +18,12 @@ from aiokafka import AIOKafkaProducer
 from standardwebhooks import Webhook
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from services.notify.signing import verify_body
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import CASE_FOUND, CloudEvent
 from shared.settings import Settings
+from shared.verification import JWKS_PATH, SIGNATURE_HEADER
 from tests.helpers import WebhookSink, another_child, eventually, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +115,15 @@ async def test_hub_console_live_ack_and_cancel(
                 lambda: _requests(media_sink), timeout=30))[0]["body"])
             assert public["scope"] == "public"  # released at intake by an operator allowed to
             assert "13800000000" not in json.dumps(public, ensure_ascii=False)
+            # Issue 17: the running service signs the push with the key it publishes, and
+            # the push's short code answers on the public verification API.
+            push = media_sink.requests[0]
+            jwks = (await http.get(f"{notify}{JWKS_PATH}")).json()
+            signature = {k.lower(): v for k, v in push["headers"].items()}[SIGNATURE_HEADER]
+            verify_body(push["body"], signature, jwks)
+            check = await http.get(f"{notify}/api/v1/verify/{public['short_code']}")
+            assert check.json()["status"] == "active", check.text
+            assert check.json()["child"]["name"] == "张小明"
             listed = await http.get(f"{notify}/api/v1/hubs/{hub_id}/alerts", headers=hub)
             assert [a["case_id"] for a in listed.json()["alerts"]] == [case_id]
 
@@ -153,6 +164,8 @@ async def test_hub_console_live_ack_and_cancel(
             await eventually(lambda: _cancel_in(media_sink), timeout=30)
             last = media_sink.requests[-1]
             Webhook(media.json()["secret"]).verify(last["body"], last["headers"])
+            ended = await http.get(f"{notify}/api/v1/verify/{public['short_code']}")
+            assert ended.json()["status"] == "ended" and "张小明" not in ended.text
             await stop(stream)
 
             # Resume after a dropped connection: everything after Last-Event-ID comes again.

@@ -187,11 +187,14 @@ async def sweep(procs: dict[str, ServiceProcess], where: Path, kafka: KafkaServe
             "contact": tipster})
         assert tip.status_code == 202, tip.text
 
-        async def tipped() -> dict[str, Any] | None:
-            got = (await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=commander))
-            return got.json() if got.json()["tips"] else None
+        # Tips live beside the case (issue 12), paged.
+        tips_url = f"{dispatch}/api/v1/cases/{case_id}/tips"
 
-        assert (await eventually(tipped, timeout=30))["tips"][0]["contact"] == tipster
+        async def tipped() -> dict[str, Any] | None:
+            got = (await http.get(tips_url, headers=commander))
+            return got.json() if got.status_code == 200 and got.json()["items"] else None
+
+        assert (await eventually(tipped, timeout=30))["items"][0]["contact"] == tipster
         await eventually(lambda: _pushed(sink, case_id), timeout=60)
 
         # The scanners see what is there: before the purge the live state holds the name, the
@@ -218,6 +221,10 @@ async def sweep(procs: dict[str, ServiceProcess], where: Path, kafka: KafkaServe
                                   headers=commander)).json()
         assert history["child_name"] == pii.PURGED and history["status"] == "found"
         assert "purged" in [e["action"] for e in history["timeline"]]
+        # The tip stays (time, place) without its tipster or description.
+        tips = (await http.get(tips_url, headers=commander)).json()
+        assert tips["total"] == 1
+        assert (tips["items"][0]["contact"], tips["items"][0]["description"]) == ("", pii.PURGED)
         assert (await http.get(photo_url, headers=operator)).status_code == 404
 
         # Every store, raw: nothing in clear (notify and alert react to the purge too).
@@ -253,6 +260,7 @@ async def sweep(procs: dict[str, ServiceProcess], where: Path, kafka: KafkaServe
         rebuilt = (await http.get(f"{dispatch}/api/v1/cases/{case_id}",
                                   headers=commander)).json()
         assert rebuilt == history
+        assert (await http.get(tips_url, headers=commander)).json() == tips
         assert not found_in(secrets, await redis_bytes(redis_server.url))
         await _key_is_gone(kafka.bootstrap, redis_server.url, case_id)
 

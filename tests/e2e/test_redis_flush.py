@@ -22,8 +22,10 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from services.notify.signing import verify_cap
 from shared.auth import Role, mint_token
 from shared.settings import Settings
+from shared.verification import JWKS_PATH
 from tests.helpers import WebhookSink, eventually, report_body
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +66,7 @@ async def snapshot(http: httpx.AsyncClient, urls: dict[str, str], cases: dict[st
     """Every answer this test compares. `pinned`: CAP versions read by number (the fresh case's
     alert may widen after the flush; its earlier versions must stay the same)."""
     dispatch, notify = urls["dispatch"], urls["notify"]
+    jwks = (await http.get(f"{notify}{JWKS_PATH}")).json()
     ids = set(cases.values())
     alert_ids = {f"A-{c}" for c in ids}
     snap: dict[str, Any] = {}
@@ -81,9 +84,10 @@ async def snapshot(http: httpx.AsyncClient, urls: dict[str, str], cases: dict[st
         got = await http.get(f"{notify}/api/v1/alerts/A-{case_id}.xml", headers=COMMANDER,
                              params={"version": version} if version else None)
         assert got.status_code == 200, got.text
-        snap[f"cap:{name}"] = got.text
+        snap[f"cap:{name}"] = signed_content(got.content, jwks)
         public = await http.get(f"{notify}/api/v1/alerts/A-{case_id}.xml")
-        snap[f"cap-public:{name}"] = (public.status_code, public.text)
+        snap[f"cap-public:{name}"] = (public.status_code, signed_content(public.content, jwks)
+                                      if public.status_code == 200 else public.text)
     listed = await http.get(f"{dispatch}/api/v1/cases", headers=COMMANDER,
                             params={"limit": 500})
     assert listed.status_code == 200, listed.text
@@ -96,6 +100,12 @@ async def snapshot(http: httpx.AsyncClient, urls: dict[str, str], cases: dict[st
         assert got.status_code == 200, got.text
         snap[f"hub:{hub_id}"] = [a for a in got.json()["alerts"] if a["case_id"] in ids]
     return snap
+
+
+def signed_content(cap: bytes, jwks: dict[str, Any]) -> str:
+    """The CAP as signed (issue 17): ECDSA signatures differ at every signing, so the snapshot
+    compares what the signature covers, after checking the signature."""
+    return verify_cap(cap, jwks).decode()
 
 
 async def quiet(http: httpx.AsyncClient, urls: dict[str, str], cases: dict[str, str],
@@ -179,8 +189,14 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
         return True
 
     await eventually(opened, timeout=60)
+    async def previewed() -> str | None:  # once notify has the alert (issue 17 §4)
+        got = await http.get(f"{dispatch}/api/v1/cases/{cases['released']}/release-preview",
+                             headers=COMMANDER)
+        return str(got.json()["content_hash"]) if got.status_code == 200 else None
+
     got = await http.post(f"{dispatch}/api/v1/cases/{cases['released']}/release",
-                          headers=COMMANDER)
+                          headers=COMMANDER,
+                          json={"content_hash": await eventually(previewed, timeout=30)})
     assert got.status_code == 200, got.text
     got = await http.post(f"{dispatch}/api/v1/cases/{cases['found']}/found",
                           headers=COMMANDER,

@@ -55,7 +55,8 @@ async def test_report_is_published_with_cloudevent_headers(
         assert answer["status"] == "accepted"
         await eventually(status_of(client, answer["report_id"], operator))
         ready = (await client.get("/readyz")).json()
-        assert ready["checks"] == {"outbox": "ok", "kafka": "ok", "redis": "ok"}
+        assert ready["checks"] == {"outbox": "ok", "kafka": "ok", "redis": "ok",
+                                   "consuming": "ok"}
         assert ready["backlog"] == 0
 
     [message] = await eventually(lambda: on_topic(settings, topics.REPORTS, answer["case_id"]))

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
 from services.dispatch.app import create_app
+from services.notify.app import create_app as create_notify
+from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
@@ -52,21 +56,43 @@ class Stack:
         self.http = httpx.AsyncClient(timeout=15)
         self.broker = make_broker(settings.kafka_bootstrap, "test-alert")
         self.publisher = EventPublisher(self.broker, "/test/alert")
+        self.redis: Redis
+        self.notify: Notify | None = None
+        self.notify_overrides: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def serving(self) -> AsyncIterator[Stack]:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(self.settings), host="127.0.0.1",
-                                               port=port, log_level="warning",
-                                               lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        try:
-            await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
-            self.url = f"http://127.0.0.1:{port}"
+    async def serving(self, notify: bool = False) -> AsyncIterator[Stack]:
+        """`notify`: also serve notify (fed the reports directly), which renders the release
+        previews dispatch asks for (issue 17 §4)."""
+        async with AsyncExitStack() as running:
+            settings = self.settings
+            if notify:
+                notify_url = await running.enter_async_context(self._notify())
+                settings = settings.model_copy(update={"notify_url": notify_url})
+            port = free_port()
+            self.url = await running.enter_async_context(
+                _served(create_app(settings), port))
             yield self
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
+
+    @asynccontextmanager
+    async def _notify(self) -> AsyncIterator[str]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        app = create_notify(self.settings.model_copy(update={
+            "notify_url": url, "notify_rebuild_on_empty": False, **self.notify_overrides}),
+            timers=False, consume=False)
+        self.notify = app.state.notify
+        async with _served(app, port):
+            yield url
+        self.notify = None
+
+    async def release(self, case_id: str) -> httpx.Response:
+        """Preview, then release what the preview showed."""
+        preview = await self.http.get(f"{self.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=COMMANDER)
+        assert preview.status_code == 200, preview.text
+        return await self.post(f"/cases/{case_id}/release",
+                               {"content_hash": preview.json()["content_hash"]})
 
     async def report(self, case_id: str, operator_region: str = "140403",
                      **overrides: Any) -> ReportAccepted:
@@ -78,8 +104,11 @@ class Stack:
             report_id=f"R-{case_id}", case_id=case_id, accepted_at=datetime.now(UTC),
             operator="op-1", operator_region=operator_region,
             report=ResolvedReport.model_validate(report_body(**overrides)))
-        await self.publisher.publish(topics.REPORTS, CloudEvent.of(
-            REPORT_ACCEPTED, "/test/alert", case_id, accepted, event_id=accepted.report_id))
+        event = CloudEvent.of(REPORT_ACCEPTED, "/test/alert", case_id, accepted,
+                              event_id=accepted.report_id)
+        await self.publisher.publish(topics.REPORTS, event)
+        if self.notify is not None:
+            await self.notify.on_report_accepted(event)
         return accepted
 
     async def case(self, case_id: str, headers: dict[str, str] = COMMANDER) -> httpx.Response:
@@ -93,9 +122,35 @@ class Stack:
 
         return await eventually(check, timeout=30)
 
+    async def tips(self, case_id: str, headers: dict[str, str] = COMMANDER,
+                   **params: Any) -> httpx.Response:
+        return await self.http.get(f"{self.url}/api/v1/cases/{case_id}/tips", headers=headers,
+                                   params=params)
+
+    async def tip(self, case_id: str, description: str = "在长治站候车室看到") -> TipReceived:
+        tip = TipReceived(tip_id=uuid.uuid4().hex, case_id=case_id, seen_at=datetime.now(UTC),
+                          location=TipLocation(lat=36.2, lon=113.1, address="长治站"),
+                          description=description, received_at=datetime.now(UTC))
+        await self.publisher.publish(topics.TIPS, CloudEvent.of(
+            TIP_RECEIVED, "/test/alert", case_id, tip, event_id=tip.tip_id))
+        return tip
+
     async def post(self, path: str, body: Any = None,
                    headers: dict[str, str] = COMMANDER) -> httpx.Response:
         return await self.http.post(f"{self.url}/api/v1{path}", json=body, headers=headers)
+
+
+@asynccontextmanager
+async def _served(app: Any, port: int) -> AsyncIterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 90)  # consumers leave their group; slow when busy
 
 
 async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
@@ -107,6 +162,7 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
 @pytest.fixture
 async def stack(settings: Settings, redis: Redis) -> AsyncIterator[Stack]:
     s = Stack(settings.model_copy(update={"dispatch_timer_tick_s": 0.2}))
+    s.redis = redis
     await s.broker.start()
     try:
         yield s
@@ -122,7 +178,7 @@ async def case_events(bootstrap: str, case_id: str) -> list[dict[str, Any]]:
 async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
     stack: Stack,
 ) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         await stack.report(case_id)
         case = await stack.opened(case_id)
@@ -148,9 +204,9 @@ async def test_life_cycle_close_refused_until_found_and_every_step_on_the_topic(
                                  {})).status_code == 409
         assert (await stack.post(f"/cases/{case_id}/tasks/nope/complete", {})).status_code == 404
 
-        released = await stack.post(f"/cases/{case_id}/release")
+        released = await stack.release(case_id)
         assert released.status_code == 200 and released.json()["release_approved"]
-        assert (await stack.post(f"/cases/{case_id}/release")).status_code == 409
+        assert (await stack.release(case_id)).status_code == 409
 
         no_outcome = await stack.post(f"/cases/{case_id}/found",
                                       {"found_at": "2026-11-23T10:00:00Z"})
@@ -381,7 +437,7 @@ async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
     report its own group; reopen puts the case back to active; all with who and why."""
     county = bearer(Role.commander, "140403")
     name = f"张{uuid.uuid4().hex[:4]}"
-    async with stack.serving():
+    async with stack.serving(notify=True):  # release needs the previewed content (issue 17)
         first, second = new_case_id(), new_case_id()
         await stack.report(first, child__name=name)
         await stack.opened(first)
@@ -396,14 +452,19 @@ async def test_leader_level_unlink_and_reopen(stack: Stack) -> None:
                                      {"level": "city", "reason": "重大"}, county)
         assert escalated.status_code == 200, escalated.text
         found_body = {"outcome": "found_safe", "found_at": datetime.now(UTC).isoformat()}
-        for path, body in (("release", None), ("found", found_body),
+        # The county sees the preview, but the release of what it shows is the leader's level's.
+        preview = await stack.http.get(f"{stack.url}/api/v1/cases/{first}/release-preview",
+                                       headers=county)
+        assert preview.status_code == 200, preview.text
+        release_body = {"content_hash": preview.json()["content_hash"]}
+        for path, body in (("release", release_body), ("found", found_body),
                            ("close", {"reason": "x"}), ("reopen", {"reason": "x"}),
                            ("unlink", {"report_id": f"R-{second}", "reason": "x"})):
             refused = await stack.post(f"/cases/{first}/{path}", body, county)
             assert refused.status_code == 403, (path, refused.text)
             error = refused.json()["error"]
             assert error["code"] == "below_leader_level" and "长治市公安局" in error["message"]
-        assert (await stack.post(f"/cases/{first}/release")).status_code == 200  # the city
+        assert (await stack.release(first)).status_code == 200  # the city
 
         unlinked = await stack.post(f"/cases/{first}/unlink",
                                     {"report_id": f"R-{second}", "reason": "母亲确认是另一孩子"})
@@ -444,15 +505,19 @@ async def test_tip_attached_and_leader_handover(stack: Stack) -> None:
         await stack.publisher.publish(topics.TIPS, event)  # redelivered: attached once
 
         async def attached() -> dict[str, Any] | None:
-            case = (await stack.case(case_id)).json()
-            return case if case["tips"] else None
+            page = (await stack.tips(case_id)).json()
+            return page if page["items"] else None
 
-        case = await eventually(attached, timeout=20)
+        await eventually(attached, timeout=20)
         await asyncio.sleep(1)
         case = (await stack.case(case_id)).json()
-        assert len(case["tips"]) == 1 and case["tips"][0]["description"] == "在长治站候车室看到"
-        assert case["tips"][0]["notified"] == [case["leader"]["name"],
-                                               case["duties"]["investigation"]["name"]]
+        page = (await stack.tips(case_id)).json()
+        # Kept beside the case (issue 12), not in its document.
+        assert "tips" not in case and page["total"] == 1 and len(page["items"]) == 1
+        assert page["items"][0]["description"] == "在长治站候车室看到"
+        assert page["items"][0]["notified"] == [case["leader"]["name"],
+                                                case["duties"]["investigation"]["name"]]
+        assert (await stack.tips(case_id, ELSEWHERE)).status_code == 404
 
         organ = await stack.http.get(f"{stack.url}/api/v1/organs/140403", headers=COMMANDER)
         assert organ.status_code == 200 and organ.json()["name"] == "长治市公安局潞州分局"
@@ -492,7 +557,13 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
         await stack.post(f"/cases/{ids[2]}/found", {
             "outcome": "false_report", "found_at": datetime.now(UTC).isoformat()})
         await stack.post(f"/cases/{ids[2]}/close", {"reason": "虚假报案"})
+        # A tip attached to a case, and one held for a case that never appears.
+        await stack.tip(ids[1], "候车室")
+        held = await stack.tip(new_case_id(), "无此案件")
+        await eventually(lambda: _total(stack, ids[1], 1), timeout=20)
+        await eventually(lambda: redis.hexists("dispatch:parked", held.tip_id), timeout=20)
         before = {c: (await stack.case(c)).json() for c in ids}
+        tips_before = (await stack.tips(ids[1])).json()
 
     async def timers() -> dict[str, float]:
         # The overdue timers of these cases' open tasks (others' are in the same set).
@@ -504,12 +575,14 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     await redis.flushdb()
     async with stack.serving():
         after = {c: (await stack.case(c)).json() for c in ids}
+        assert (await stack.tips(ids[1])).json() == tips_before  # rebuilt from the topic
         # The child's claim came back with the case: a later report of it still links.
         await stack.report(later, child__name=names[1])
         relinked = await eventually(lambda: _links(stack, ids[1], 2), timeout=30)
     assert [x["case_id"] for x in relinked] == [linked, later]
     assert after == before
     assert [x["case_id"] for x in after[ids[1]]["links"]] == [linked]
+    assert await redis.hexists("dispatch:parked", held.tip_id)  # still held after a rebuild
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
@@ -521,7 +594,7 @@ async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, A
 
 
 async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> None:
-    async with stack.serving():
+    async with stack.serving(notify=True):
         case_id = new_case_id()
         first: list[dict[str, Any]] = []
         async with stack.http.stream("GET", f"{stack.url}/api/v1/stream",
@@ -537,7 +610,7 @@ async def test_stream_resumes_from_last_event_id_without_gaps(stack: Stack) -> N
         # While disconnected: more happens.
         await stack.opened(case_id)
         await stack.post(f"/cases/{case_id}/escalate", {"level": "city", "reason": "断线期间"})
-        await stack.post(f"/cases/{case_id}/release")
+        await stack.release(case_id)
         on_topic = [m["headers"]["ce_id"] for m in await case_events(
             stack.settings.kafka_bootstrap, case_id)]
 
@@ -618,3 +691,123 @@ async def test_console_is_served_with_its_config_and_procuratorate_joins_in_bort
         await stack.opened(plain)
         refused = await stack.post(f"/cases/{plain}/members", member)
         assert refused.status_code == 409 and refused.json()["error"]["field"] == "duty"
+
+
+async def test_tips_before_their_case_are_held_then_attached_and_paged(stack: Stack) -> None:
+    """Issue 19, item 6: a tip published before its report is processed is attached to the
+    case (also when the report is a second report linked to an earlier case); the case's
+    tips are paged, newest first (issue 12)."""
+    async with stack.serving():
+        case_id = new_case_id()
+        early = [await stack.tip(case_id, f"线索{n}") for n in range(3)]
+
+        async def held() -> bool:
+            return all([await stack.redis.hexists("dispatch:parked", t.tip_id) for t in early])
+
+        await eventually(held, timeout=20)
+        # The app runs in this process: its metrics are this process's registry (the ops
+        # port serves the same registry, shared/serve.py).
+        metrics = generate_latest().decode()
+        assert re.search(r"^homeward_dispatch_tips_parked_total [1-9]", metrics, re.M)
+        await stack.report(case_id)
+        await stack.opened(case_id)
+
+        async def all_attached() -> dict[str, Any] | None:
+            page = (await stack.tips(case_id)).json()
+            return page if page["total"] == 3 else None
+
+        await eventually(all_attached, timeout=20)
+        later = await stack.tip(case_id, "线索3")
+        await eventually(lambda: _total(stack, case_id, 4), timeout=20)
+        first = (await stack.tips(case_id, limit=2)).json()
+        second = (await stack.tips(case_id, limit=2, offset=2)).json()
+        ids = [t["tip_id"] for t in first["items"] + second["items"]]
+        assert first["total"] == 4 and len(first["items"]) == 2
+        assert sorted(ids) == sorted([t.tip_id for t in early] + [later.tip_id])
+        assert ids[0] == later.tip_id  # newest first
+        # None of them still held (earlier tests' held tips come back with the replay).
+        assert not [t for t in [*early, later]
+                    if await stack.redis.hexists("dispatch:parked", t.tip_id)]
+        dead = [m for m in await read_topic(stack.settings.kafka_bootstrap,
+                                            topics.dlq(topics.TIPS)) if m["key"] == case_id]
+        assert dead == []
+
+
+async def test_a_tip_for_a_case_that_never_appears_is_shown_to_an_admin(stack: Stack) -> None:
+    stack.settings = stack.settings.model_copy(update={"dispatch_tip_park_s": 0.5})
+    async with stack.serving():
+        lost = new_case_id()
+        tip = await stack.tip(lost, "没有对应案件的线索")
+        url = f"{stack.url}/api/v1/tips/unmatched"
+
+        async def listed() -> dict[str, Any] | None:
+            got = (await stack.http.get(url, headers=ADMIN)).json()
+            return got if any(h["tip"]["tip_id"] == tip.tip_id for h in got["items"]) else None
+
+        page = await eventually(listed, timeout=20)
+        row = next(h for h in page["items"] if h["tip"]["tip_id"] == tip.tip_id)
+        assert row["case_id"] == lost and row["tip"]["description"] == "没有对应案件的线索"
+        other_admin = bearer(Role.admin, "320000")
+        got = await stack.http.get(url, headers=other_admin)
+        assert tip.tip_id not in {h["tip"]["tip_id"] for h in got.json()["items"]}
+        assert (await stack.http.get(url, headers=COMMANDER)).status_code == 403
+        # Still held: if the case appears after all, the tip is attached.
+        await stack.report(lost)
+        await stack.opened(lost)
+        await eventually(lambda: _total(stack, lost, 1), timeout=20)
+
+
+async def _total(stack: Stack, case_id: str, n: int) -> bool:
+    return (await stack.tips(case_id)).json()["total"] == n
+
+
+async def test_release_carries_the_previewed_content_and_is_refused_when_it_changed(
+    stack: Stack,
+) -> None:
+    """Issue 17 §4: the commander sees what the public will receive (notify's rendering) and
+    the audience; a release whose content_hash is not the current content's is refused."""
+    stack.notify_overrides = {"notify_tier_unit_s": 1.0}  # one "hour" of the tiers is 1 s
+    async with stack.serving(notify=True):
+        assert stack.notify is not None
+        case_id = new_case_id()
+        await stack.report(case_id, last_seen__at=datetime.now(UTC).isoformat())
+        await stack.opened(case_id)
+        got = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                   headers=COMMANDER)
+        assert got.status_code == 200, got.text
+        preview = got.json()
+        assert preview["content_hash"].startswith("sha256:") and preview["radius_km"] == 100
+        code = preview["short_code"]
+        assert "范围100公里" in preview["text"] and f"{code[:5]}-{code[5:]}" in preview["text"]
+        assert set(preview["audience"]) == {"hub", "media", "volunteer"}
+        assert preview["poster_url"].endswith(f"A-{case_id}/poster.pdf")
+        assert "13800000000" not in preview["text"]  # the public text: no family phone
+        cap = await stack.http.get(preview["cap_url"], headers=COMMANDER)
+        assert cap.status_code == 200 and "<scope>Public</scope>" in cap.text
+        hidden = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/release-preview",
+                                      headers=ELSEWHERE)
+        assert hidden.status_code == 404
+
+        missing = await stack.post(f"/cases/{case_id}/release", {})
+        assert missing.status_code == 422 and missing.json()["error"]["field"] == "content_hash"
+        # The content changes after the preview: the radius widens.
+        await asyncio.sleep(1.1)
+        await stack.notify.widen(f"A-{case_id}")
+        stale = await stack.post(f"/cases/{case_id}/release",
+                                 {"content_hash": preview["content_hash"]})
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"]["code"] == "content_changed"
+        assert stale.json()["error"]["field"] == "content_hash"
+        assert not (await stack.case(case_id)).json()["release_approved"]
+        released = await stack.release(case_id)  # previewed again: released
+        assert released.status_code == 200 and released.json()["release_approved"]
+
+        # The same preview for the Cancel: what everyone told so far gets if the search ends.
+        ending = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                      params={"outcome": "false_report"}, headers=COMMANDER)
+        assert ending.status_code == 200, ending.text
+        assert ending.json()["action"] == "cancel" and "已撤销" in ending.json()["text"]
+        assert "童" not in ending.json()["text"]  # no personal data in a Cancel
+        bad = await stack.http.get(f"{stack.url}/api/v1/cases/{case_id}/found-preview",
+                                   params={"outcome": "gone"}, headers=COMMANDER)
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "outcome"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import xmlschema
 from aiohttp import web
@@ -25,6 +26,7 @@ from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
 from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
 from services.notify.handlers import Notify
+from services.notify.signing import SignatureInvalid, verify_cap
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.events import (
@@ -37,12 +39,13 @@ from shared.events import (
 )
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from shared.verification import JWKS_PATH, SIGNATURE_HEADER, display_code, short_code
+from tests.helpers import eventually, pdf_qr_codes, pdf_text, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
-# The ID numbers all start 1101012019050 (one per report: see Stack.report_as).
-PII = ("李红", "13800000000", "138 0000 0000", "1101012019050", "中年男子", "晋D·12345")
+# The ID numbers all start 1101012019 (one per report, born in 2019: see Stack.report_as).
+PII = ("李红", "13800000000", "138 0000 0000", "1101012019", "中年男子", "晋D·12345")
 _CHILDREN = itertools.count()
 
 
@@ -131,12 +134,12 @@ class Stack:
         seen = (datetime.now(UTC) - timedelta(seconds=seen_ago_s)).isoformat()
         # A child of its own unless the test says otherwise: two reports of one child (same
         # name and birth date, or same ID number) become one alert (issue 19 §3).
+        # The ID number encodes the birth date (GB 11643; a mismatch is refused).
         n = next(_CHILDREN)
-        born = date(2019, 1, 1) + timedelta(days=n % 2000)
-        overrides.setdefault("child__birth_date", born.isoformat())
-        # The ID number encodes the birth date given (GB 11643; a mismatch is refused).
-        overrides.setdefault("child__id_number", id_number(
-            f"110101{date.fromisoformat(overrides['child__birth_date']):%Y%m%d}{n % 1000:03d}"))
+        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
+                             .isoformat())
+        born = str(overrides["child__birth_date"]).replace("-", "")
+        overrides.setdefault("child__id_number", id_number(f"110101{born}{n % 1000:03d}"))
         body = report_body(last_seen__at=seen, **overrides)
         accepted = ReportAccepted(report_id=f"R{case_id}", case_id=case_id,
                                   accepted_at=datetime.now(UTC), operator="op-1",
@@ -163,7 +166,7 @@ def make_settings(base: Settings, **overrides: Any) -> Settings:
     values = {"kafka_bootstrap": base.kafka_bootstrap, "redis_url": base.redis_url,
               "webhook_allow_private": False, "webhook_allow_networks": ["127.0.0.1/32"],
               "notify_retry_base_s": 0.05, "notify_retry_max_attempts": 3,
-              "notify_url": "http://notify.test", **overrides}
+              "notify_url": "http://notify.test", "data_dir": base.data_dir, **overrides}
     return Settings(**values)
 
 
@@ -481,8 +484,9 @@ async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
     assert sink.requests == []
     rows = (await strict.deliveries(case_id))["deliveries"]
     states = {r["name"]: (r["state"], r["error"]) for r in rows}
-    assert states["内网站"] == ("failed", "refused: the URL's address is not allowed")
-    assert states["内网名"][0] == "retrying" and "DNS" in states["内网名"][1]
+    # Issue 12: a status class, never the socket's text; a refusal is final, not retried.
+    assert states["内网站"] == ("failed", "refused_by_policy")
+    assert states["内网名"] == ("failed", "refused_by_policy")
 
 
 async def test_subscribers_come_back_from_the_compacted_log_after_redis_is_flushed(
@@ -521,7 +525,7 @@ async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
     assert "张小明" in json.loads(good.requests[0]["body"])["message"]
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
-    assert rows["企业微信群"]["state"] == "dead" and "apprise" in rows["企业微信群"]["error"]
+    assert rows["企业微信群"]["state"] == "dead" and rows["企业微信群"]["error"] == "http_5xx"
 
 
 async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:
@@ -556,8 +560,9 @@ async def test_dispatch_events_before_the_report_are_remembered(stack_factory: A
 async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
     stack_factory: Any, sinks: Any
 ) -> None:
-    leader_sink, member_sink = sinks("grp-0355-1000001"), sinks("grp-0355-1000003")
-    template = leader_sink.url.replace("http://", "json://").replace("0355-1000001", "{phone}")
+    # The gateway gets each number validated, in E.164 and URL-encoded (issue 12).
+    leader_sink, member_sink = sinks("grp-+863551000001"), sinks("grp-+863551000003")
+    template = leader_sink.url.replace("http://", "json://").replace("+863551000001", "{phone}")
     stack = await stack_factory(notify_group_apprise_url=template)
     case_id = await stack.report()
     await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(
@@ -579,3 +584,109 @@ async def test_case_group_gets_the_restricted_bulletin_and_the_cancellation(
     for sink in (leader_sink, member_sink):
         assert len(sink.requests) == 2
         assert "张小明" not in json.loads(sink.requests[1]["body"])["message"]
+
+
+# --- issue 17: alerts anyone can verify ----------------------------------------------------------
+
+
+async def test_pushes_and_cap_are_signed_by_the_issuer_and_verify_against_the_jwks(
+    stack_factory: Any, sinks: Any
+) -> None:
+    stack = await stack_factory()
+    media = sinks("s-media")
+    await stack.subscribe("长治日报", SubscriberKind.media, *north(20), url=media.url)
+    case_id = await stack.report(release__public=True)
+    alert_id = alert_id_of(case_id)
+    got = await stack.http.get(JWKS_PATH)
+    assert got.status_code == 200
+    jwks = got.json()
+    assert {k["alg"] for k in jwks["keys"]} == {"ES256"} and "d" not in jwks["keys"][0]
+    push = media.requests[0]
+    token = push["headers"][SIGNATURE_HEADER]
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = jwt.PyJWKSet.from_dict(jwks)[kid].key
+    jwt.api_jws.decode(token, key, algorithms=["ES256"], detached_payload=push["body"])
+    body = json.loads(push["body"])
+    assert body["short_code"] == short_code(alert_id)
+    assert display_code(body["short_code"]) in body["text"]
+    assert f"http://notify.test/verify?code={display_code(body['short_code'])}" in body["text"]
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.api_jws.decode(token, key, algorithms=["ES256"],
+                           detached_payload=push["body"].replace(b"110", b"139"))
+
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    cancel = media.requests[-1]
+    jwt.api_jws.decode(cancel["headers"][SIGNATURE_HEADER], key, algorithms=["ES256"],
+                       detached_payload=cancel["body"])
+    schema = xmlschema.XMLSchema(CAP_XSD)
+    for version in (1, 2):  # the alert and its Cancel
+        cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version={version}")
+        schema.validate(cap.text)
+        assert b"<ds:KeyName>" + kid.encode() + b"</ds:KeyName>" in cap.content
+        verify_cap(cap.content, jwks)
+        with pytest.raises(SignatureInvalid):
+            verify_cap(cap.content.replace(b"Homeward", b"Hoax"), jwks)
+
+
+async def test_verify_answers_active_restricted_ended_unknown_and_is_rate_limited(
+    stack_factory: Any,
+) -> None:
+    stack = await stack_factory(verify_limit_per_client=12)
+    case_id = await stack.report()
+    code = display_code(short_code(alert_id_of(case_id)))
+    held = (await stack.http.get(f"/api/v1/verify/{code}")).json()
+    assert held["status"] == "active" and held["public"] is False
+    assert "张小明" not in json.dumps(held, ensure_ascii=False)
+    await stack.dispatch(CASE_RELEASE_APPROVED, case_id)
+    typed = code.lower().replace("-", " ")  # as people type it
+    active = (await stack.http.get(f"/api/v1/verify/{typed}")).json()
+    assert active["status"] == "active" and active["child"]["name"] == "张小明"
+    assert active["contact"] == stack.settings.notify_official_contact
+    assert not any(secret in json.dumps(active, ensure_ascii=False) for secret in PII)
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    ended = await stack.http.get(f"/api/v1/verify/{code}")
+    assert ended.json()["status"] == "ended" and "已找到，请停止转发" in ended.json()["message"]
+    assert "张小明" not in ended.text and not any(secret in ended.text for secret in PII)
+    english = await stack.http.get(f"/api/v1/verify/{code}", headers={"Accept-Language": "en"})
+    assert english.json()["message"] == "Found — please stop sharing."
+    unknown = (await stack.http.get("/api/v1/verify/00000-00000")).json()
+    assert unknown["status"] == "unknown" and "110" in unknown["message"]
+    bad = await stack.http.get("/api/v1/verify/not-a-code")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "code"
+    page = await stack.http.get("/verify")
+    assert page.status_code == 200 and "<script>" not in page.text
+    assert '<script src="/static/notify/verify.js"></script>' in page.text
+    statuses = [(await stack.http.get(f"/api/v1/verify/{code}")).status_code
+                for _ in range(12)]
+    assert statuses[-1] == 429 and 200 in statuses
+
+
+async def test_poster_pdf_has_the_name_as_text_and_a_qr_code_to_the_verification_page(
+    stack_factory: Any, tmp_path: Path,
+) -> None:
+    stack = await stack_factory(verify_base_url="https://verify.example.cn")
+    case_id = await stack.report()
+    alert_id = alert_id_of(case_id)
+    url = f"/api/v1/alerts/{alert_id}/poster.pdf"
+    assert (await stack.http.get(url)).status_code == 404  # not released to the public
+    await stack.dispatch(CASE_RELEASE_APPROVED, case_id)
+    got = await stack.http.get(url)
+    assert got.status_code == 200 and got.headers["content-type"] == "application/pdf"
+    text = pdf_text(got.content, tmp_path)
+    code = display_code(short_code(alert_id))
+    assert "张小明" in text and code in text and "北京时间" in text
+    assert stack.settings.notify_official_contact in text
+    assert not any(secret in text for secret in PII)
+    assert pdf_qr_codes(got.content, tmp_path) == [
+        f"https://verify.example.cn/verify?code={code}"]
+    again = await stack.http.get(url)  # the same version: rendered once, served again
+    assert again.status_code == 200 and again.content == got.content
+
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    gone = await stack.http.get(url)
+    assert gone.status_code == 410 and gone.headers["content-type"] == "application/pdf"
+    notice = pdf_text(gone.content, tmp_path)
+    assert "孩子已找到" in notice and "请停止转发" in notice and "张小明" not in notice

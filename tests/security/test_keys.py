@@ -23,7 +23,7 @@ from shared.auth import InvalidToken, Role, mint_token, verify_token
 from shared.settings import Settings
 from tests.helpers import eventually, report_body
 from tests.security.conftest import bearer
-from tests.unit.test_deploy import compose_command
+from tests.unit.test_deploy import SIGNING, compose_command
 
 # The secret once committed as the default of settings.py and docker-compose.yml: anyone who
 # read the repository could sign with it.
@@ -131,7 +131,7 @@ def test_compose_requires_the_secret_and_binds_loopback() -> None:
     assert refused.returncode != 0
     assert "HOMEWARD_JWT_SECRET is required" in refused.stderr + refused.stdout
     given_ = subprocess.run(compose, capture_output=True, text=True, cwd=ROOT,
-                            env=env_without_key(HOMEWARD_JWT_SECRET=KEY))
+                            env=env_without_key(HOMEWARD_JWT_SECRET=KEY, **SIGNING))
     assert given_.returncode == 0, given_.stderr
     config = yaml.safe_load(given_.stdout)
     for name in ("alert", "dispatch", "notify"):

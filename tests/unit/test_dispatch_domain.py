@@ -187,14 +187,19 @@ def test_overdue_counts_up_and_stops_when_done() -> None:
     assert case is not None and plan_overdue(case, "dna_samples", NOW) == []
 
 
-def test_tip_attached_once_and_addressed_to_leader_and_investigator() -> None:
+def test_tip_addressed_to_leader_and_investigator_and_kept_out_of_the_case() -> None:
     case = opened()
     tip = TipReceived(tip_id="T1", case_id=case.case_id, seen_at=NOW,
                       location=TipLocation(lat=36.2, lon=113.1), description="在车站看见",
                       received_at=NOW)
-    case = fold(plan_tip(case, tip, NOW), case)
-    assert case is not None and case.tips[0].notified == ["褚卫东", "蒋晓军"]
-    assert plan_tip(case, tip, NOW) == []
+    changes = plan_tip(case, tip, NOW)
+    assert [c.event_id for c in changes] == [f"{case.case_id}:tip:T1"]  # stable: redelivery
+    attached = changes[0].data["details"]["tip"]
+    assert attached["notified"] == ["褚卫东", "蒋晓军"] and attached["case_id"] == case.case_id
+    folded = fold(changes, case)
+    # The tip is kept beside the case (services/dispatch/tips.py), not in its document.
+    assert folded is not None and "在车站看见" not in folded.model_dump_json()
+    assert folded.status == "active" and len(folded.timeline) == len(case.timeline)
 
 
 def test_handover_when_the_leader_becomes_unavailable() -> None:

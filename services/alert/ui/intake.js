@@ -166,7 +166,7 @@ function answered(res) {
     follow(answer.report_id);
     return;
   }
-  if (res.status === 401) { HW.token = ""; showSignin(HW.t("token_bad")); return; }
+  if (res.status === 401) { if (HW.session.enabled) { HW.session.ended(); return; } HW.token = ""; showSignin(HW.t("token_bad")); return; }
   showErrors(res.json?.error || { message: `HTTP ${res.status}` });
 }
 
@@ -238,7 +238,7 @@ function showSignin(message) {
 function signedIn() {
   const c = HW.claims();
   if (!c || (c.exp && c.exp * 1000 < Date.now())) { HW.token = ""; showSignin(c ? HW.t("token_bad") : ""); return false; }
-  $("#who").textContent = `${c.sub} · ${HW.t("role")} ${c.role} · ${HW.t("region")} ${c.region}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden");
   form.classList.remove("hidden");
   return true;
@@ -256,8 +256,9 @@ function reset() {
 document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); signedIn(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(signedIn));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { form.classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#new-report").addEventListener("click", reset);
   $("#province").addEventListener("change", onProvince);
   $("#city").addEventListener("change", onCity);
@@ -267,7 +268,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   field("last_seen.at").value = localNow();
   await options($("#province"), "");
   await options($("#city"), null); await options($("#county"), null);
-  if (!signedIn()) return;
+  if (!(await HW.session.begin("intake")) || !signedIn()) return;
   const saved = sessionStorage.getItem("hw.pending");
   if (saved) {  // a submit that never got an answer: same body, same key
     pending = JSON.parse(saved);

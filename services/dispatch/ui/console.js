@@ -9,11 +9,13 @@ HW.words({
   tasks: "工作清单", due: "时限", done: "已完成", overdue: "已超时", complete: "完成", escalations: "升级与督办", tips: "群众线索",
   timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败", spread: "推送范围与枢纽",
   d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
-  q_release: "确认批准向媒体和志愿者公开发布该案？", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
+  q_release: "确认批准向媒体和志愿者公开发布以下内容？", audience: "将送达", kind_hub: "枢纽", kind_media: "媒体", kind_volunteer: "志愿者", kind_member: "专案组成员",
+  radius_now: "当前范围 {km} 公里", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
   reason: "理由", note: "备注", level_city: "市级", level_province: "省级", found_safe: "平安找到", found_harmed: "找到（受伤害）",
   found_deceased: "找到（已遇害）", false_report: "虚假报案", mechanisms: "机制", rapid_search: "快速查找", homicide_mechanism: "命案机制",
   supervision: "挂牌督办", released: "已批准公开发布", member: "成员", duty: "职责", phone: "电话", no_leader: "未能指定组长",
   local_bureau: "失踪地公安机关", procuratorate: "检察机关", linked: "并案报案",
+  tips_newer: "较新的线索", tips_older: "更早的线索",
   place_conflict: "地点信息不一致（请核实失踪地）", place_conflict_badge: "地点不一致", led_from: "按{src}确定管辖：{code}", src_region_code: "行政区划代码", src_address: "地址", src_coordinates: "坐标",
 }, {
   title: "Missing child case console", cases: "Cases in my region", no_cases: "No cases", pick: "Pick a case on the left", cancel: "Cancel", confirm: "Confirm",
@@ -23,11 +25,13 @@ HW.words({
   tasks: "Tasks", due: "Due", done: "done", overdue: "OVERDUE", complete: "Complete", escalations: "Escalations and supervision", tips: "Tips",
   timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
   d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
-  q_release: "Approve releasing this case to media and volunteers?", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
+  q_release: "Approve releasing this content to media and volunteers?", audience: "Will reach", kind_hub: "hubs", kind_media: "media", kind_volunteer: "volunteers", kind_member: "case group members",
+  radius_now: "current radius {km} km", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
   reason: "Reason", note: "Note", level_city: "City", level_province: "Province", found_safe: "Found safe", found_harmed: "Found harmed",
   found_deceased: "Found deceased", false_report: "False report", mechanisms: "Mechanisms", rapid_search: "rapid search", homicide_mechanism: "homicide mechanism",
   supervision: "listed supervision", released: "public release approved", member: "Member", duty: "Duty", phone: "Phone", no_leader: "No leader assigned",
   local_bureau: "Local bureau", procuratorate: "Procuratorate", linked: "Linked reports",
+  tips_newer: "Newer tips", tips_older: "Older tips",
   place_conflict: "Place parts disagree (check where the child was last seen)", place_conflict_badge: "place disagrees", led_from: "jurisdiction from the {src}: {code}", src_region_code: "region code", src_address: "address", src_coordinates: "coordinates",
 });
 
@@ -100,7 +104,9 @@ function renderCase() {
     <div class="card"><h3>${HW.t("escalations")}</h3>${(c.escalations || []).map(x => `<p>${e(x.level || "")} · ${e(x.reason || x.why || "")} · ${e(x.by || x.actor || "")}</p>`).join("") || "—"}</div>
     ${c.incident ? `<div class="card"><h3>${HW.t("incident")}</h3><p>${(c.incident_cases || []).map(e).join(" · ")}</p></div>` : ""}
     ${(c.links || []).length ? `<div class="card"><h3>${HW.t("linked")}</h3>${c.links.map(r => `<p>${e(r.case_id)} · ${e(r.evidence.rule)} · ${e(r.evidence.names.join(" / "))} · ${e(r.evidence.distance_km)} km · ${e(r.evidence.hours_apart)} h</p>`).join("")}</div>` : ""}
-    <div class="card"><h3>${HW.t("tips")}</h3>${(c.tips || []).map(t => `<p>${e(HW.when(t.seen_at))} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—"}</div>
+    <div class="card"><h3>${HW.t("tips")} <span class="muted" id="tips-total"></span></h3><div id="tips">—</div>
+      <p><button type="button" class="secondary" data-tips="newer" hidden>${HW.t("tips_newer")}</button>
+      <button type="button" class="secondary" data-tips="older" hidden>${HW.t("tips_older")}</button></p></div>
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
@@ -110,6 +116,21 @@ function renderCase() {
       `<tr><td>${e(HW.when(t.at))}</td><td>${e(t.actor)}</td><td>${e(t.action)}</td><td>${e(t.what || t.detail || "")}${t.why ? " — " + e(t.why) : ""}</td></tr>`).join("")}</table></div></div>`;
   tick();
   loadDeliveries();
+  loadTips(c.case_id, tipsOffset);
+}
+
+// Tips are kept beside the case (not in its document) and read a page at a time, newest first.
+const TIPS_PAGE = 20;
+let tipsOffset = 0;
+async function loadTips(caseId, offset) {
+  const res = await HW.api(`/api/v1/cases/${encodeURIComponent(caseId)}/tips?offset=${offset}&limit=${TIPS_PAGE}`);
+  if (!res.ok || caseId !== selected || !$("#tips")) return;
+  const page = res.json;
+  tipsOffset = offset;
+  $("#tips-total").textContent = page.total ? `(${page.total})` : "";
+  $("#tips").innerHTML = page.items.map(t => `<p>${e(t.seen_at ? HW.when(t.seen_at) : "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—";
+  document.querySelector("[data-tips=newer]").hidden = offset <= 0;
+  document.querySelector("[data-tips=older]").hidden = offset + page.items.length >= page.total;
 }
 
 function tick() {
@@ -189,7 +210,22 @@ async function act(action, extra) {
       <label><input type="checkbox" name="confirm" required> ${HW.t("q_confirm_public")}</label>` : ""}`],
     close: [HW.t("q_close"), `<label>${HW.t("reason")}<input name="reason" required></label>`],
   };
-  const [text, fields] = prompts[action];
+  let [text, fields] = prompts[action];
+  let preview = null;
+  if (action === "release" || action === "found") {
+    // Issue 17 §4: show exactly what recipients will receive (the public alert, or the
+    // Cancel every recipient so far gets), and release that content only.
+    const path = action === "release" ? "release-preview" : "found-preview?outcome=found_safe";
+    const got = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${path}`);
+    if (!got.ok && action === "release") { alertBox(got.json?.error?.message || `HTTP ${got.status}`); return; }
+    if (got.ok) {
+      preview = got.json;
+      const e = HW.escape;
+      const who = Object.entries(preview.audience || {}).map(([k, n]) => `${e(HW.t(`kind_${k}`))} ${n}`).join(" · ") || "0";
+      fields = `<pre class="preview-text">${e(preview.text)}</pre>
+        <p class="muted">${e(HW.t("audience"))}：${who}${action === "release" ? ` · ${e(HW.t("radius_now", { km: preview.radius_km }))}` : ""}</p>` + fields;
+    }
+  }
   for (;;) {
     const dialog = await ask(text, fields);
     if (!dialog) return;
@@ -197,7 +233,8 @@ async function act(action, extra) {
     const body = action === "escalate" ? { level: val("level"), reason: val("reason") }
       : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note"),
                                confirm: !!dialog.querySelector("[name=confirm]")?.checked }
-      : action === "close" ? { reason: val("reason") } : undefined;
+      : action === "close" ? { reason: val("reason") }
+      : action === "release" ? { content_hash: preview.content_hash } : undefined;
     const res = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });
     if (res.ok) { cases.set(c.case_id, res.json); renderList(); renderCase(); return; }
     // Keep the dialog's message in front of the commander (e.g. 案件不破，专案组不撤).
@@ -223,14 +260,14 @@ async function completeTask(taskId) {
 function signedIn() {
   const c = HW.claims();
   if (!c || (c.exp && c.exp * 1000 < Date.now())) { HW.token = ""; $("#signin").classList.remove("hidden"); $("#token-error").textContent = c ? HW.t("token_bad") : ""; return false; }
-  $("#who").textContent = `${c.sub} · ${HW.t("role")} ${c.role} · ${HW.t("region")} ${c.region}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden"); $("#board").classList.remove("hidden");
   return true;
 }
 
 async function start() {
   const res = await HW.api("/api/v1/cases");
-  if (res.status === 401) { HW.token = ""; signedIn(); return; }
+  if (res.status === 401) { if (HW.session.enabled) { HW.session.ended(); return; } HW.token = ""; signedIn(); return; }
   for (const c of res.json || []) cases.set(c.case_id, c);
   renderList();
   HW.stream("/api/v1/stream", (type, data) => { if (data && data.case_id) refresh(data.case_id); },
@@ -238,19 +275,22 @@ async function start() {
   setInterval(tick, 1000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
   document.addEventListener("hw:lang", () => { renderList(); renderCase(); });
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); if (signedIn()) start(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(() => { if (signedIn()) start(); }));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { $("#board").classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#case-list").addEventListener("click", (ev) => {
     const li = ev.target.closest("li[data-case]");
-    if (li) { selected = li.dataset.case; renderList(); renderCase(); }
+    if (li) { selected = li.dataset.case; tipsOffset = 0; renderList(); renderCase(); }
   });
   $("#case").addEventListener("click", (ev) => {
     const a = ev.target.closest("[data-action]"); if (a) act(a.dataset.action);
     const t = ev.target.closest("[data-complete]"); if (t) completeTask(t.dataset.complete);
+    const p = ev.target.closest("[data-tips]");
+    if (p && selected) loadTips(selected, Math.max(0, tipsOffset + (p.dataset.tips === "older" ? TIPS_PAGE : -TIPS_PAGE)));
   });
-  if (signedIn()) start();
+  if (await HW.session.begin("console") && signedIn()) start();
 });

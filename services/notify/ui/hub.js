@@ -112,7 +112,7 @@ function signedIn() {
   if (!c || (c.exp && c.exp * 1000 < Date.now()) || !c.hub_id) {
     HW.token = ""; $("#signin").classList.remove("hidden"); $("#token-error").textContent = c ? HW.t("token_bad") : ""; return false;
   }
-  $("#who").textContent = `${c.sub} · ${c.hub_id}`;
+  $("#who").textContent = HW.who(c);
   $("#signin").classList.add("hidden"); $("#signout").classList.remove("hidden"); $("#desk").classList.remove("hidden");
   return true;
 }
@@ -120,22 +120,23 @@ function signedIn() {
 async function start() {
   const c = HW.claims();
   const me = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}`);
-  if (me.ok) { hub = me.json; $("#who").textContent = `${hub.name} · ${c.hub_id}`; }
+  if (me.ok) { hub = me.json; $("#who").textContent = `${hub.name} · ${HW.who(c)}`; }
   const current = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/alerts`);
   if (current.ok) for (const body of current.json.alerts || []) onPush("alert", body);
   HW.stream(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/stream`, onPush, (s) => { $("#live").textContent = HW.t(s); });
   setInterval(tick, 1000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   HW.apply();
   document.querySelector("[data-lang-switch]").addEventListener("click", () => HW.toggleLang());
   document.addEventListener("hw:lang", render);
-  $("#signin-btn").addEventListener("click", () => { HW.token = $("#token").value.trim(); if (signedIn()) start(); });
-  $("#signout").addEventListener("click", () => { HW.token = ""; location.reload(); });
+  $("#signin-btn").addEventListener("click", () => HW.signInClicked(() => { if (signedIn()) start(); }));
+  $("#signout").addEventListener("click", () => HW.session.signOut());
+  document.addEventListener("hw:signed-out", () => { $("#desk").classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#alerts").addEventListener("click", (ev) => {
     const a = ev.target.closest("[data-ack]"); if (a) ack(a.dataset.ack, a);
     const s = ev.target.closest("[data-sighting]"); if (s) sighting(s.dataset.sighting, s);
   });
-  if (signedIn()) start();
+  if (await HW.session.begin("hub") && signedIn()) start();
 });

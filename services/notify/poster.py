@@ -1,0 +1,160 @@
+"""The printable A4 poster of a released alert (issue 17 §3) and the notice that replaces it
+once the search has ended — PDF written with fpdf2, the QR code with segno, the text in Noto
+Sans CJK SC from Debian's fonts-noto-cjk (embedded as a subset, so the PDF's text can be read
+and searched: pdftotext shows the child's name).
+
+Content is the public push's (services.notify.domain.push_body "public"): no family, reporter,
+ID number or suspect; the official contact; the last-seen time in the deployment's zone
+(shared.display.people_time); the short code and a QR code of the verification URL; the issuer
+and the time of the version printed."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import segno
+from fontTools.ttLib import TTCollection
+from fpdf import FPDF
+from PIL import Image
+
+from services.notify.domain import child_age
+from shared.display import people_time
+from shared.verification import display_code
+
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+FAMILY = "Noto Sans CJK SC"
+
+
+class FontMissing(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=4)
+def collection_index(path: Path, family: str = FAMILY) -> int:
+    """Which font of the collection is `family` (the Simplified Chinese one)."""
+    try:
+        fonts = TTCollection(str(path)).fonts
+    except OSError as exc:
+        raise FontMissing(f"{path}: {exc} (install Debian's fonts-noto-cjk)") from exc
+    for i, font in enumerate(fonts):
+        if font["name"].getDebugName(1) == family:
+            return i
+    raise FontMissing(f"{path} has no {family}")
+
+
+def _pdf(font: Path) -> FPDF:
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_margins(18, 15, 18)
+    pdf.add_font("cjk", fname=str(font), collection_font_number=collection_index(font))
+    pdf.add_page()
+    return pdf
+
+
+def _photo(pdf: FPDF, photo: bytes, height: float = 70.0) -> None:
+    """The photo centred, `height` mm tall at most."""
+    try:
+        with Image.open(io.BytesIO(photo)) as image:
+            image.load()
+            ratio = image.width / max(image.height, 1)
+            rgb = image.convert("RGB")
+    except (OSError, ValueError):
+        return  # not an image we can print: the poster goes out without it
+    w = min(height * ratio, pdf.epw)
+    h = w / ratio
+    pdf.image(rgb, x=pdf.l_margin + (pdf.epw - w) / 2, y=pdf.get_y(), w=w, h=h)
+    pdf.set_y(pdf.get_y() + h + 3)
+
+
+def _qr_png(url: str) -> io.BytesIO:
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(out, kind="png", scale=8, border=4)
+    out.seek(0)
+    return out
+
+
+def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
+                 font: Path = NOTO_CJK, photo: bytes | None = None) -> bytes:
+    """The A4 poster of a public push `body` (with `short_code`); `verify` is the URL the QR
+    code encodes; `issued` the time of the version printed; `photo` (JPEG/PNG/WebP bytes) the
+    child's photo, printed under the name (one that cannot be decoded is left out)."""
+    child: dict[str, Any] = body.get("child") or {}
+    seen: dict[str, Any] = body.get("last_seen") or {}
+    pdf = _pdf(font)
+    width = pdf.epw
+    pdf.set_text_color(183, 28, 28)
+    pdf.set_font("cjk", size=34)
+    pdf.cell(width, 16, "儿童失踪 · 寻人启事", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.set_font("cjk", size=28)
+    pdf.cell(width, 16, str(child.get("name", "")), align="C", new_x="LMARGIN", new_y="NEXT")
+    sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
+    facts = [sex]
+    years = child_age(child, seen, zone)
+    if years is not None:
+        facts.append(f"{years}岁")
+    if child.get("height_cm"):
+        facts.append(f"身高约{child['height_cm']}厘米")
+    pdf.set_font("cjk", size=14)
+    pdf.cell(width, 9, "，".join(f for f in facts if f), align="C", new_x="LMARGIN",
+             new_y="NEXT")
+    pdf.ln(3)
+    if photo is not None:
+        _photo(pdf, photo)
+    at = people_time(str(seen["at"]), zone) if seen.get("at") else ""
+    lines = [("体貌特征", str(child.get("description", "") or "—")),
+             ("最后出现", "，".join(p for p in (str(seen.get("address", "")), at) if p) or "—"),
+             ("联系电话", str(body.get("contact", "")))]
+    for label, text in lines:
+        pdf.set_font("cjk", size=13)
+        pdf.set_text_color(96, 96, 96)
+        pdf.cell(width, 7, label, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("cjk", size=15 if label != "联系电话" else 20)
+        pdf.multi_cell(width, 8, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
+    pdf.set_font("cjk", size=12)
+    pdf.multi_cell(width, 7, "如有线索请立即拨打上方官方电话，勿自行处置。"
+                             "请勿轻信其他号码，勿转账。", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    top = pdf.get_y()
+    size = 55.0
+    pdf.image(_qr_png(verify), x=pdf.l_margin, y=top, w=size, h=size)
+    pdf.set_xy(pdf.l_margin + size + 6, top + 4)
+    pdf.set_font("cjk", size=13)
+    right = width - size - 6
+    code = display_code(str(body["short_code"]))
+    pdf.multi_cell(right, 7, "扫码或登录以下网址输入核验码，核验真伪、查看是否已找到：",
+                   new_x="LEFT", new_y="NEXT")
+    pdf.set_font("cjk", size=22)
+    pdf.multi_cell(right, 11, f"核验码 {code}", new_x="LEFT", new_y="NEXT")
+    pdf.set_font("cjk", size=10)
+    pdf.multi_cell(right, 6, verify, new_x="LEFT", new_y="NEXT")
+    pdf.set_xy(pdf.l_margin, top + size + 6)
+    pdf.set_font("cjk", size=10)
+    pdf.set_text_color(96, 96, 96)
+    pdf.multi_cell(width, 6, f"发布：{issuer}　时间：{people_time(issued, zone)}　"
+                             f"编号：{body.get('alert_id', '')} 第{body.get('version', 1)}版",
+                   new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def ended_notice(code: str, withdrawn: bool, issuer: str, ended: datetime, zone: str,
+                 font: Path = NOTO_CJK) -> bytes:
+    """What the poster URL gives once the search has ended: no personal data."""
+    pdf = _pdf(font)
+    pdf.set_font("cjk", size=34)
+    pdf.ln(40)
+    pdf.cell(pdf.epw, 18, "该协查已撤销" if withdrawn else "孩子已找到", align="C",
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=26)
+    pdf.cell(pdf.epw, 16, "请停止转发、撤下海报", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(10)
+    pdf.set_font("cjk", size=13)
+    pdf.multi_cell(pdf.epw, 8, f"核验码 {display_code(code)}　{issuer}　"
+                               f"{people_time(ended, zone)}", align="C")
+    return bytes(pdf.output())

@@ -1,0 +1,38 @@
+"""What a new subscriber is made of: its region (every subscriber has one, so that every read
+of a hub can be scoped by region) and its signing secret."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from services.notify.domain import Subscriber, SubscriberRequest
+from shared.boundaries import boundary_index
+from shared.regions import region_index
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def region_of(lat: float, lon: float) -> str | None:
+    """The county whose boundary holds the point (an airport often lies in a neighbouring
+    county of the city it is named after: 广州白云 in 花都区); the nearest seat only off every
+    boundary; None without region data."""
+    located = boundary_index().locate(lat, lon)
+    if located is not None:
+        return located.code
+    region = region_index().nearest(lat, lon)
+    return region.code if region is not None else None
+
+
+def registered(request: SubscriberRequest) -> Subscriber:
+    """The subscriber `request` makes, with a new secret and its region: the one given, else
+    the one derived from its location. Its id is set by the caller. ValueError when no region
+    can be found."""
+    region = request.region_code or region_of(request.location.lat, request.location.lon)
+    if region is None:
+        raise ValueError("no region for this location; give region_code")
+    return Subscriber(**{**request.model_dump(), "region_code": region}, subscriber_id="",
+                      secret=new_secret())
