@@ -82,6 +82,9 @@ TOPICS: tuple[TopicPolicy, ...] = (
                 "subscriber records keyed by id, rebuilds notify's Redis"),
     TopicPolicy(topics.ALERTS, "compact", UNBOUNDED,
                 "alert state and push bodies keyed by id, rebuilds notify's Redis"),
+    TopicPolicy(topics.CASE_KEYS, "compact", UNBOUNDED,
+                "per-case data keys (wrapped) keyed by case id; a purge's tombstone makes every "
+                "copy of the case's personal data unreadable (crypto-shredding, issue 13)"),
 )
 
 BY_NAME: dict[str, TopicPolicy] = {t.name: t for t in TOPICS}

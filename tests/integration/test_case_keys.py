@@ -1,0 +1,71 @@
+"""The case-key store on a real Kafka and Redis (shared/casekeys.py, issue 13 §2)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from shared import pii
+from shared.casekeys import PREFIX, CaseKeys, CasePurged
+from shared.kafka import ensure_topics
+from shared.pii import MasterKeys
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def case_id() -> str:
+    return f"140403-20261123-{uuid.uuid4().hex[:6].upper()}"
+
+
+async def test_keys_survive_a_flush_and_a_purge_is_for_good(settings: Settings,
+                                                              redis: Redis) -> None:
+    await ensure_topics(settings.kafka_bootstrap)
+    master = MasterKeys.parse(settings.pii_master_keys)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, master)
+    kept, purged = case_id(), case_id()
+    try:
+        key = await keys.get_or_create(kept)
+        assert await keys.get_or_create(kept) == key
+        gone = await keys.get_or_create(purged)
+        # Redis holds the key wrapped, never in clear.
+        cached = await redis.get(PREFIX + kept)
+        assert pii.b64e(key) not in cached and json.loads(cached)["kid"] == master.active
+        sealed = pii.seal({"contact": "13912345678"}, pii.TIP_FIELDS, purged, gone)
+
+        await keys.purge(purged)
+        assert await keys.get(purged) is None
+        with pytest.raises(CasePurged):
+            await keys.get_or_create(purged)
+
+        await redis.flushdb()  # a lost cache comes back from the topic, the purge with it
+        assert await keys.get(kept) == key
+        assert await keys.get(purged) is None
+        with pytest.raises(CasePurged):
+            await keys.get_or_create(purged)
+        assert pii.unseal(sealed, await keys.get(purged))["contact"] == ""
+    finally:
+        await keys.stop()
+
+
+async def test_a_rotated_master_key_rewraps_on_read(settings: Settings, redis: Redis) -> None:
+    old = MasterKeys.parse(settings.pii_master_keys)
+    case = case_id()
+    first = CaseKeys(redis, settings.kafka_bootstrap, old)
+    key = await first.get_or_create(case)
+    await first.stop()
+    new_kid = f"rotated-{uuid.uuid4().hex[:4]}"
+    rotated = MasterKeys.parse(f"{MasterKeys.generate(new_kid)},"
+                               f"{old.active}:{pii.b64e(old.keys[old.active])}")
+    second = CaseKeys(redis, settings.kafka_bootstrap, rotated)
+    try:
+        assert await second.get(case) == key
+        assert json.loads(await redis.get(PREFIX + case))["kid"] == new_kid
+        await redis.flushdb()  # the rewrapped record is the topic's latest
+        assert await second.get(case) == key
+        assert json.loads(await redis.get(PREFIX + case))["kid"] == new_kid
+    finally:
+        await second.stop()
