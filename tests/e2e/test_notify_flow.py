@@ -161,8 +161,10 @@ async def test_hub_console_live_ack_and_cancel(
 
             cancel = (await eventually(cancelled, timeout=30))[0]
             assert "child" not in cancel and cancel["reason"] == "found_safe"
-            await eventually(lambda: _cancel_in(media_sink), timeout=30)
-            last = media_sink.requests[-1]
+            await eventually(lambda: _cancel_in(media_sink, case_id), timeout=30)
+            # This case's Cancel, signed with this media desk's secret (the sink's port may have
+            # served an earlier test's subscriber, which a rebuild brings back).
+            last = [r for r in media_sink.requests if _is_cancel_of(r, case_id)][-1]
             Webhook(media.json()["secret"]).verify(last["body"], last["headers"])
             ended = await http.get(f"{notify}/api/v1/verify/{public['short_code']}")
             assert ended.json()["status"] == "ended" and "张小明" not in ended.text
@@ -237,8 +239,14 @@ async def _requests(sink: WebhookSink) -> list[dict[str, Any]]:
     return sink.requests
 
 
-async def _cancel_in(sink: WebhookSink) -> bool:
-    return any(b"homeward.alert.cancelled.v1" in r["body"] for r in sink.requests)
+def _is_cancel_of(request: dict[str, Any], case_id: str) -> bool:
+    body = json.loads(request["body"])
+    return bool(body.get("type") == "homeward.alert.cancelled.v1"
+                and body.get("case_id") == case_id)
+
+
+async def _cancel_in(sink: WebhookSink, case_id: str) -> bool:
+    return any(_is_cancel_of(r, case_id) for r in sink.requests)
 
 
 async def _cancel_seen(events: list[tuple[str, dict[str, Any]]]) -> bool:
