@@ -4,6 +4,7 @@ are given, each service's settings naming its own principal."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def test_compose_credentials_come_from_the_environment() -> None:
 ])
 def test_make_up_takes_the_cluster_flags(args: list[str], expected: str) -> None:
     root = Path(__file__).resolve().parents[2]
-    shown = subprocess.run(["make", "-n", "up", *args], cwd=root, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
-    assert shown[-1].strip().endswith(expected)
+    # Under `make test` this make is nested: without MAKELEVEL/MAKEFLAGS from the outer one it
+    # prints no "Entering/Leaving directory" lines, and only the recipe that starts the stack counts.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
+    shown = subprocess.run(["make", "--no-print-directory", "-n", "up", *args], cwd=root,
+                           env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    started = [line.strip() for line in shown if "-m deploy.local." in line]
+    assert started == [started[-1]] and started[-1].endswith(expected), shown
