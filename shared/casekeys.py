@@ -7,7 +7,15 @@ by case id, value `{"kid", "n", "ct"}` (shared.pii.MasterKeys.wrap). Cache: Redi
 `purged` sentinel to Redis; compaction then removes every copy of the key from the log.
 
 A Redis that lost its cache is refilled from the topic (`load`), at start when empty and on a
-miss at most every `reload_s`; a purged case has no record there, so it stays unreadable.
+miss at most every `reload_s`; a purged case's tombstone is kept on the topic for good
+(`delete.retention.ms` unbounded, shared/topic_policy.py), so it stays `purged` after any rebuild.
+
+A miss is never taken for a purge: data sealed for a case means its key was written to the topic
+before (alert's outbox, `get_or_create`), so a reader that misses reads the topic again at once
+(`opening_key`) and, when the key is still not there and the case not purged, raises
+`KeyNotVisible` — a transient fault: the message is retried from the same offset, never opened
+as if purged (its personal fields would read as markers) and never dead-lettered. Likewise a
+writer reads the topic before it makes a new key, so it never replaces one another process made.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from redis.asyncio import Redis
 
 from shared import events, pii, topics
 from shared.events import CloudEvent, PoisonMessage
+from shared.faults import Transient
 from shared.kafka import Bootstrap, client_options
 from shared.pii import MasterKeys, new_data_key
 
@@ -36,6 +45,11 @@ LOADED = "pii:casekeys:loaded"  # set once the cache was filled from the topic
 
 class CasePurged(LookupError):
     """The case was purged: no key is made for it again."""
+
+
+class KeyNotVisible(Transient):
+    """Data is sealed for a case whose key is neither cached nor on the topic yet (its record
+    is on its way, or Redis refused to cache it): retried, never read as purged."""
 
 
 class CaseKeys:
@@ -123,11 +137,32 @@ class CaseKeys:
             await self.redis.set(PREFIX + case_id, rewrapped)
         return key
 
+    async def opening_key(self, case_id: str) -> bytes | None:
+        """The key that opens data sealed for `case_id`; None only when the case was purged.
+        A miss reads the topic again at once; raises KeyNotVisible (transient) when the key is
+        still not there (see the module docstring)."""
+        key = await self.get(case_id)
+        if key is not None:
+            return key
+        if await self._cached(case_id) == PURGED:
+            return None
+        await self.load()
+        raw = await self._cached(case_id)
+        if raw == PURGED:
+            return None
+        if raw is None:
+            raise KeyNotVisible(f"no key for case {case_id} on {topics.CASE_KEYS} yet")
+        return await self.get(case_id)
+
     async def get_or_create(self, case_id: str) -> bytes:
         """The case's data key, made (durably on the topic, before it seals anything) when the
-        case has none. Raises CasePurged for a purged case."""
+        case has none (after reading the topic: another process may have made it and Redis not
+        cached it). Raises CasePurged for a purged case."""
         await self._fill_if_lost()
         raw = await self._cached(case_id)
+        if raw is None:
+            await self.load()
+            raw = await self._cached(case_id)
         if raw == PURGED:
             raise CasePurged(case_id)
         if raw is not None:
@@ -151,8 +186,8 @@ class CaseKeys:
 
     async def load(self) -> int:
         """Refill the Redis cache from the compacted topic (latest record per case; tombstones
-        become `purged`). Returns the number of records read."""
-        self._loaded_at = time.monotonic()
+        become `purged`). Returns the number of records read. Only a load that reached Redis
+        counts for `reload_s` (one refused, e.g. Redis out of memory, is retried)."""
         latest: dict[str, bytes | None] = {}
         parts = await (await self._producer_started()).partitions_for(topics.CASE_KEYS)
         consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
@@ -179,6 +214,7 @@ class CaseKeys:
                 pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
             pipe.set(LOADED, "1")
             await pipe.execute()
+        self._loaded_at = time.monotonic()
         return len(latest)
 
 
@@ -213,7 +249,7 @@ async def opened_data(keys: CaseKeys | None, data: dict[str, Any]) -> dict[str, 
     case_id = pii.sealed_case(data)
     if case_id is None:
         return data
-    return pii.unseal(data, await keys.get(case_id) if keys is not None else None)
+    return pii.unseal(data, await keys.opening_key(case_id) if keys is not None else None)
 
 
 async def sealed_data(keys: CaseKeys | None, type_: str, case_id: str,
@@ -239,11 +275,12 @@ async def _sealed_or_redacted(keys: CaseKeys, case_id: str, data: dict[str, Any]
 async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:
     """`event` with its sealed fields back, or their markers when the case was purged (its
     non-personal parts are processed as always; nothing is dead-lettered for a purged key).
-    An envelope that fails authentication is a PoisonMessage (dead-lettered)."""
+    Raises KeyNotVisible (transient, retried) while the case's key is not readable yet. An
+    envelope that fails authentication is a PoisonMessage (dead-lettered)."""
     case_id = pii.sealed_case(event.data)
     if case_id is None:
         return event
-    key = await keys.get(case_id) if keys is not None else None
+    key = await keys.opening_key(case_id) if keys is not None else None
     try:
         data = pii.unseal(event.data, key)
     except (pii.InvalidTag, KeyError, ValueError) as exc:

@@ -6,10 +6,12 @@ import json
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from shared import pii
-from shared.casekeys import PREFIX, CaseKeys, CasePurged
+from shared import pii, topics
+from shared.casekeys import PREFIX, CaseKeys, CasePurged, KeyNotVisible, opened_data
+from shared.faults import is_transient
 from shared.kafka import ensure_topics
 from shared.pii import MasterKeys
 from shared.settings import Settings
@@ -69,3 +71,35 @@ async def test_a_rotated_master_key_rewraps_on_read(settings: Settings, redis: R
         assert json.loads(await redis.get(PREFIX + case))["kid"] == new_kid
     finally:
         await second.stop()
+
+
+async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
+    settings: Settings, redis: Redis
+) -> None:
+    """Alert made a case's key through its outbox while Redis refused to cache it (out of
+    memory): a reader that loaded the topic a moment before must still open the report with
+    that key — not read it as purged, not make a second key for the case."""
+    await ensure_topics(settings.kafka_bootstrap)
+    master = MasterKeys.parse(settings.pii_master_keys)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, master, reload_s=3600)
+    case, unknown = case_id(), case_id()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await keys.load()  # just loaded: a plain miss is not read again for an hour
+        key, record = keys.fresh(case)  # alert's key; its `remember` failed
+        await producer.send_and_wait(topics.CASE_KEYS, record, key=case.encode())
+        sealed = pii.seal({"contact": "13912345678", "case_id": case}, pii.TIP_FIELDS, case, key)
+        assert await keys.get(case) is None  # the throttled lookup misses...
+        assert (await opened_data(keys, sealed))["contact"] == "13912345678"  # ...not this one
+        assert await keys.get_or_create(case) == key  # no second key for the case
+
+        await keys.load()
+        ahead = keys.fresh(unknown)[0]  # a writer whose key record is still on its way
+        with pytest.raises(KeyNotVisible) as missing:
+            await opened_data(keys, pii.seal({"contact": "1"}, pii.TIP_FIELDS, unknown, ahead))
+        assert is_transient(missing.value)  # retried from the same offset, never dead-lettered
+        assert await keys.get_or_create(unknown) != ahead  # (it never came: a key is made)
+    finally:
+        await producer.stop()
+        await keys.stop()
