@@ -112,6 +112,8 @@ class KafkaServer:
     port: int = 9092
     controller_port: int = 0
     heap: str = "512m"
+    # More `key=value` lines of server.properties (a test's broker: e.g. a short retention check).
+    properties: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -146,6 +148,7 @@ class KafkaServer:
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "log.flush.interval.messages=1",
+                    *self.properties,
                     "",
                 ]
             )
