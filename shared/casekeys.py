@@ -16,10 +16,23 @@ before (alert's outbox, `get_or_create`), so a reader that misses reads the topi
 `KeyNotVisible` — a transient fault: the message is retried from the same offset, never opened
 as if purged (its personal fields would read as markers) and never dead-lettered. Likewise a
 writer reads the topic before it makes a new key, so it never replaces one another process made.
+
+Key loss and rotation:
+- Redis lost (flushed, replaced): refilled from the topic; nothing is lost.
+- A master key not configured (dropped too early, a deployment without it): reading a key it
+  wrapped raises `pii.KeyUnavailable`, a transient fault — consumers retry from the same offset
+  and report 503 until the key is configured again; `load` logs the key ids it cannot unwrap.
+- A master key lost for good, or the topic lost without a backup: every case key it held is
+  gone, which is a purge of those cases (their non-personal history still replays). Keep master
+  keys in the secret store with its backups, and the topic at replication 3 / min.insync 2.
+- Rotation: put the new master key first in `HOMEWARD_PII_MASTER_KEYS`, deploy, run
+  `python -m shared.casekeys --rewrap` (rewraps every stored key under the new one; a key read
+  is rewrapped on read too), then drop the old key; compaction removes the superseded records.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -184,10 +197,46 @@ class CaseKeys:
         await self._produce(case_id, None)
         await self.redis.set(PREFIX + case_id, PURGED)
 
+    async def rewrap_all(self) -> tuple[int, set[str]]:
+        """Rewrap every stored data key not wrapped by the active master key (rotation).
+        Returns how many were rewritten and the ids of master keys met that are not configured
+        (their case keys are left as they are: configure the key and run again)."""
+        rewrapped, missing = 0, set()
+        for case_id, raw in (await self._read_topic()).items():
+            if raw is None:
+                continue
+            wrapped = json.loads(raw)
+            if wrapped["kid"] == self.master.active:
+                continue
+            if wrapped["kid"] not in self.master.keys:
+                missing.add(str(wrapped["kid"]))
+                continue
+            record = json.dumps(self.master.wrap(case_id, self.master.unwrap(case_id, wrapped)))
+            await self._produce(case_id, record.encode())
+            await self.redis.set(PREFIX + case_id, record)
+            rewrapped += 1
+        return rewrapped, missing
+
     async def load(self) -> int:
         """Refill the Redis cache from the compacted topic (latest record per case; tombstones
         become `purged`). Returns the number of records read. Only a load that reached Redis
         counts for `reload_s` (one refused, e.g. Redis out of memory, is retried)."""
+        latest = await self._read_topic()
+        unknown = {json.loads(v)["kid"] for v in latest.values() if v is not None} \
+            - set(self.master.keys)
+        if unknown:
+            log.error("case keys wrapped by master keys not configured: %s (their cases' "
+                      "personal data cannot be read until they are)", sorted(unknown))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for case_id, value in latest.items():
+                pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
+            pipe.set(LOADED, "1")
+            await pipe.execute()
+        self._loaded_at = time.monotonic()
+        return len(latest)
+
+    async def _read_topic(self) -> dict[str, bytes | None]:
+        """The latest record of every case on the topic, read to its end (None: tombstone)."""
         latest: dict[str, bytes | None] = {}
         parts = await (await self._producer_started()).partitions_for(topics.CASE_KEYS)
         consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
@@ -209,13 +258,7 @@ class CaseKeys:
                         pending.discard(tp)
         finally:
             await consumer.stop()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for case_id, value in latest.items():
-                pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
-            pipe.set(LOADED, "1")
-            await pipe.execute()
-        self._loaded_at = time.monotonic()
-        return len(latest)
+        return latest
 
 
 # Personal fields of dispatch's own events on homeward.dispatch.v1 (sealed with the case's key).
@@ -286,3 +329,31 @@ async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:
     except (pii.InvalidTag, KeyError, ValueError) as exc:
         raise PoisonMessage(f"sealed personal fields fail authentication: {exc!r}") from exc
     return event.model_copy(update={"data": data})
+
+
+async def _rewrap_main() -> tuple[int, set[str]]:
+    from shared.kafka import KafkaAccess
+    from shared.settings import Settings
+
+    settings = Settings()
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    keys = CaseKeys(redis, KafkaAccess.from_settings(settings),
+                    MasterKeys.parse(settings.pii_master_keys))
+    try:
+        return await keys.rewrap_all()
+    finally:
+        await keys.stop()
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="The case-key store (issue 13).")
+    parser.add_argument("--rewrap", action="store_true", required=True,
+                        help="rewrap every stored case key under the first (active) master key "
+                        "of HOMEWARD_PII_MASTER_KEYS: the step before an old master key is dropped")
+    parser.parse_args()
+    done, unknown = asyncio.run(_rewrap_main())
+    print(f"rewrapped {done} case keys")
+    if unknown:
+        raise SystemExit(f"case keys under master keys not configured, left as they are: "
+                         f"{sorted(unknown)}")

@@ -16,8 +16,9 @@ event still validates and its non-personal parts replay whether or not the key i
 
 Data keys are 256-bit AES keys, wrapped (AES-GCM, associated data `homeward.case-key.v1|<case
 id>`) with a master key chosen by key id from settings (`MasterKeys`): the first key wraps,
-every listed key unwraps, so a master key rotates by putting the new one first and dropping the
-old one once no wrapped key names it (shared/casekeys.py rewraps on read).
+every listed key unwraps, so a master key rotates by putting the new one first, rewrapping every
+stored data key (`python -m shared.casekeys --rewrap`; a key read is also rewrapped on read) and
+dropping the old one once no wrapped key names it (shared/casekeys.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.faults import Transient
 
 PURGED = "﹝已清除﹞"  # what a personal text field reads once its case key is gone
 ENVELOPE = "pii"
@@ -62,8 +65,10 @@ TIP_FIELDS: Mapping[str, Any] = {"contact": "", "description": PURGED}
 CASE_OPENED_FIELDS: Mapping[str, Any] = {"child_name": PURGED}
 
 
-class KeyUnavailable(LookupError):
-    """The master key named by a wrapped data key is not configured (not the same as purged)."""
+class KeyUnavailable(Transient, LookupError):
+    """The master key named by a wrapped data key is not configured (not the same as purged).
+    A deployment fault, not the message's: transient (retried from the same offset, readiness
+    503) until the key is configured again — never dead-lettered, never read as purged."""
 
 
 def b64e(raw: bytes) -> str:

@@ -103,3 +103,58 @@ async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
     finally:
         await producer.stop()
         await keys.stop()
+
+
+async def test_rotation_rewraps_every_stored_key_then_the_old_master_key_goes(
+    settings: Settings, redis: Redis
+) -> None:
+    """`python -m shared.casekeys --rewrap` (rewrap_all): after it, a key store without the old
+    master key still opens every case, including ones nobody read since the rotation."""
+    old = MasterKeys.parse(settings.pii_master_keys)
+    cases = [case_id(), case_id()]
+    before = CaseKeys(redis, settings.kafka_bootstrap, old)
+    made = {c: await before.get_or_create(c) for c in cases}
+    await before.stop()
+    new = MasterKeys.generate(f"rotated-{uuid.uuid4().hex[:4]}")
+    both = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(
+        f"{new},{old.active}:{pii.b64e(old.keys[old.active])}"))
+    try:
+        done, _ = await both.rewrap_all()  # (other tests' keys may name keys not given here)
+        assert done >= len(cases)
+        assert (await both.rewrap_all())[0] == 0  # nothing left under the old key
+    finally:
+        await both.stop()
+    await redis.flushdb()
+    after = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(new))  # old key dropped
+    try:
+        assert {c: await after.get(c) for c in cases} == made
+    finally:
+        await after.stop()
+
+
+async def test_a_master_key_missing_is_retried_never_read_as_purged(
+    settings: Settings, redis: Redis
+) -> None:
+    """A deployment that lacks the master key a case key was wrapped with: opening the case's
+    data is a transient fault (retried, readiness 503) until the key is configured again."""
+    master = MasterKeys.parse(settings.pii_master_keys)
+    case = case_id()
+    writer = CaseKeys(redis, settings.kafka_bootstrap, master)
+    key = await writer.get_or_create(case)
+    await writer.stop()
+    sealed = pii.seal({"contact": "13912345678"}, pii.TIP_FIELDS, case, key)
+    await redis.flushdb()
+    lacking = CaseKeys(redis, settings.kafka_bootstrap,
+                       MasterKeys.parse(MasterKeys.generate("other")))
+    try:
+        with pytest.raises(pii.KeyUnavailable) as missing:
+            await opened_data(lacking, sealed)
+        assert is_transient(missing.value)
+        assert not await lacking.purged(case)
+    finally:
+        await lacking.stop()
+    restored = CaseKeys(redis, settings.kafka_bootstrap, master)
+    try:
+        assert (await opened_data(restored, sealed))["contact"] == "13912345678"
+    finally:
+        await restored.stop()
