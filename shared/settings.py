@@ -246,7 +246,8 @@ class Settings(BaseSettings):
         default="", repr=False,
         description="master keys wrapping the per-case data keys (shared/pii.py): "
         "`kid:base64url(32 bytes)[,kid:key...]`, the first wraps, all unwrap (rotation: put a "
-        "new key first, drop the old one later). No default: set it, or "
+        "new key first, run `python -m shared.casekeys --rewrap`, then drop the old one). "
+        "No default: set it, or "
         "HOMEWARD_PII_MASTER_KEYS_FILE (development: `<data_dir>/pii-master-keys`, which "
         "`make up` writes)")
     pii_master_keys_file: Path | None = None
