@@ -150,22 +150,25 @@ class CaseKeys:
             await self.redis.set(PREFIX + case_id, rewrapped)
         return key
 
+    async def find(self, case_id: str) -> bytes | None:
+        """`get`, but a miss reads the topic again at once (the key may have been made by a
+        process whose Redis write failed): None when the case has no key or was purged. For a
+        writer about to make a key through its own outbox (alert), so it never makes a second
+        one that would replace the first on the compacted topic."""
+        key = await self.get(case_id)
+        if key is None and await self._cached(case_id) is None:
+            await self.load()
+            key = await self.get(case_id)
+        return key
+
     async def opening_key(self, case_id: str) -> bytes | None:
         """The key that opens data sealed for `case_id`; None only when the case was purged.
         A miss reads the topic again at once; raises KeyNotVisible (transient) when the key is
         still not there (see the module docstring)."""
-        key = await self.get(case_id)
-        if key is not None:
-            return key
-        if await self._cached(case_id) == PURGED:
-            return None
-        await self.load()
-        raw = await self._cached(case_id)
-        if raw == PURGED:
-            return None
-        if raw is None:
+        key = await self.find(case_id)
+        if key is None and await self._cached(case_id) is None:
             raise KeyNotVisible(f"no key for case {case_id} on {topics.CASE_KEYS} yet")
-        return await self.get(case_id)
+        return key
 
     async def get_or_create(self, case_id: str) -> bytes:
         """The case's data key, made (durably on the topic, before it seals anything) when the

@@ -167,7 +167,7 @@ class Intake:
         event = CloudEvent.of(TIP_RECEIVED, self.source, tip.case_id, received,
                               event_id=received.tip_id)
         if self.keys is not None:  # CasePurged (no key is made again) reaches the API: 410
-            key = await self.keys.get(tip.case_id)
+            key = await self.keys.find(tip.case_id)
             if key is None:
                 if await self.keys.purged(tip.case_id):
                     raise CasePurged(tip.case_id)

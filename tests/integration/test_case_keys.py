@@ -91,7 +91,9 @@ async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
         await producer.send_and_wait(topics.CASE_KEYS, record, key=case.encode())
         sealed = pii.seal({"contact": "13912345678", "case_id": case}, pii.TIP_FIELDS, case, key)
         assert await keys.get(case) is None  # the throttled lookup misses...
-        assert (await opened_data(keys, sealed))["contact"] == "13912345678"  # ...not this one
+        assert await keys.find(case) == key  # ...not alert's before it would make a key
+        await redis.delete(PREFIX + case)
+        assert (await opened_data(keys, sealed))["contact"] == "13912345678"  # ...nor a reader
         assert await keys.get_or_create(case) == key  # no second key for the case
 
         await keys.load()
