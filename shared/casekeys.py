@@ -12,10 +12,13 @@ miss at most every `reload_s`; a purged case's tombstone is kept on the topic fo
 
 A miss is never taken for a purge: data sealed for a case means its key was written to the topic
 before (alert's outbox, `get_or_create`), so a reader that misses reads the topic again at once
-(`opening_key`) and, when the key is still not there and the case not purged, raises
+(`opening_key`) and, when the key is still not there for an event of the last `KEY_WAIT_S`
+(its key may be a moment behind it: alert's relay sends both in one batch), raises
 `KeyNotVisible` — a transient fault: the message is retried from the same offset, never opened
-as if purged (its personal fields would read as markers) and never dead-lettered. Likewise a
-writer reads the topic before it makes a new key, so it never replaces one another process made.
+as if purged (its personal fields would read as markers) and never dead-lettered. An older event
+whose key is nowhere on the topic (lost) is read as purged, so a rebuild never stops on it.
+Likewise a writer reads the topic before it makes a new key (`find`, `get_or_create`), so it
+never replaces one another process made.
 
 Key loss and rotation:
 - Redis lost (flushed, replaced): refilled from the topic; nothing is lost.
@@ -38,6 +41,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -52,6 +56,7 @@ from shared.pii import MasterKeys, new_data_key
 log = logging.getLogger(__name__)
 
 PREFIX = "pii:casekey:"
+KEY_WAIT_S = 300.0  # an event this recent whose key is not visible yet waits for it (retried)
 PURGED = "purged"
 LOADED = "pii:casekeys:loaded"  # set once the cache was filled from the topic
 
@@ -161,13 +166,17 @@ class CaseKeys:
             key = await self.get(case_id)
         return key
 
-    async def opening_key(self, case_id: str) -> bytes | None:
-        """The key that opens data sealed for `case_id`; None only when the case was purged.
-        A miss reads the topic again at once; raises KeyNotVisible (transient) when the key is
-        still not there (see the module docstring)."""
+    async def opening_key(self, case_id: str, wait: bool = False) -> bytes | None:
+        """The key that opens data sealed for `case_id`; None when the case was purged, or its
+        key is nowhere on the topic (lost: read as purged, logged). A miss reads the topic
+        again at once; with `wait` (the data is fresh, its key may be on its way) a key still
+        not there raises KeyNotVisible (transient: retried) instead."""
         key = await self.find(case_id)
         if key is None and await self._cached(case_id) is None:
-            raise KeyNotVisible(f"no key for case {case_id} on {topics.CASE_KEYS} yet")
+            if wait:
+                raise KeyNotVisible(f"no key for case {case_id} on {topics.CASE_KEYS} yet")
+            log.warning("no key for case %s on %s: its personal fields read as purged",
+                        case_id, topics.CASE_KEYS)
         return key
 
     async def get_or_create(self, case_id: str) -> bytes:
@@ -321,12 +330,13 @@ async def _sealed_or_redacted(keys: CaseKeys, case_id: str, data: dict[str, Any]
 async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:
     """`event` with its sealed fields back, or their markers when the case was purged (its
     non-personal parts are processed as always; nothing is dead-lettered for a purged key).
-    Raises KeyNotVisible (transient, retried) while the case's key is not readable yet. An
-    envelope that fails authentication is a PoisonMessage (dead-lettered)."""
+    Raises KeyNotVisible (transient, retried) while the key of a fresh event is not readable
+    yet. An envelope that fails authentication is a PoisonMessage (dead-lettered)."""
     case_id = pii.sealed_case(event.data)
     if case_id is None:
         return event
-    key = await keys.opening_key(case_id) if keys is not None else None
+    fresh = (datetime.now(UTC) - event.time).total_seconds() < KEY_WAIT_S
+    key = await keys.opening_key(case_id, wait=fresh) if keys is not None else None
     try:
         data = pii.unseal(event.data, key)
     except (pii.InvalidTag, KeyError, ValueError) as exc:

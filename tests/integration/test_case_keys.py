@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from shared import pii, topics
-from shared.casekeys import PREFIX, CaseKeys, CasePurged, KeyNotVisible, opened_data
+from shared.casekeys import (
+    KEY_WAIT_S,
+    PREFIX,
+    CaseKeys,
+    CasePurged,
+    KeyNotVisible,
+    open_event,
+    opened_data,
+)
+from shared.events import TIP_RECEIVED, CloudEvent
 from shared.faults import is_transient
 from shared.kafka import ensure_topics
 from shared.pii import MasterKeys
@@ -98,9 +108,14 @@ async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
 
         await keys.load()
         ahead = keys.fresh(unknown)[0]  # a writer whose key record is still on its way
+        tip = CloudEvent(type=TIP_RECEIVED, source="/test", subject=unknown,
+                         data=pii.seal({"contact": "1"}, pii.TIP_FIELDS, unknown, ahead))
         with pytest.raises(KeyNotVisible) as missing:
-            await opened_data(keys, pii.seal({"contact": "1"}, pii.TIP_FIELDS, unknown, ahead))
+            await open_event(tip, keys)
         assert is_transient(missing.value)  # retried from the same offset, never dead-lettered
+        # The same event long after (a replay): its key is lost, it reads as purged.
+        old = tip.model_copy(update={"time": tip.time - timedelta(seconds=KEY_WAIT_S + 1)})
+        assert (await open_event(old, keys)).data["contact"] == ""
         assert await keys.get_or_create(unknown) != ahead  # (it never came: a key is made)
     finally:
         await producer.stop()
@@ -150,7 +165,7 @@ async def test_a_master_key_missing_is_retried_never_read_as_purged(
                        MasterKeys.parse(MasterKeys.generate("other")))
     try:
         with pytest.raises(pii.KeyUnavailable) as missing:
-            await opened_data(lacking, sealed)
+            await opened_data(lacking, sealed)  # (fresh or not: the key is there, not readable)
         assert is_transient(missing.value)
         assert not await lacking.purged(case)
     finally:
