@@ -241,7 +241,10 @@ class CaseKeys:
                       "personal data cannot be read until they are)", sorted(unknown))
         async with self.redis.pipeline(transaction=False) as pipe:
             for case_id, value in latest.items():
-                pipe.set(PREFIX + case_id, PURGED if value is None else value.decode())
+                if value is None:
+                    pipe.set(PREFIX + case_id, PURGED)
+                else:  # never over a `purged` set since this read (a purge racing the load)
+                    pipe.set(PREFIX + case_id, value.decode(), nx=True)
             pipe.set(LOADED, "1")
             await pipe.execute()
         self._loaded_at = time.monotonic()
