@@ -192,7 +192,8 @@ class CaseKeys:
             raise CasePurged(case_id)
         if raw is not None:
             found = await self.get(case_id)
-            assert found is not None
+            if found is None:  # purged meanwhile (notify's writer racing dispatch's purge)
+                raise CasePurged(case_id)
             return found
         key = new_data_key()
         wrapped = json.dumps(self.master.wrap(case_id, key))
