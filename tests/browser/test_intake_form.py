@@ -48,6 +48,7 @@ def fill_report(page: Page, name: str, phone: str = "13800000000") -> None:
 def register_hub(notify: str, sink_url: str) -> None:
     admin = mint_token(Settings(), Role.admin, "000000")
     httpx.post(f"{notify}/api/v1/subscribers", headers={"Authorization": f"Bearer {admin}"},
+               timeout=30,  # a loaded machine: the stack has just started
                json={"kind": "hub", "name": "长治站", "location": {"lat": 36.22, "lon": 113.12},
                      "channel": {"type": "webhook", "url": sink_url}}).raise_for_status()
 
