@@ -44,10 +44,17 @@ CASE_REOPENED = "homeward.case.reopened.v1"
 # Several children of one incident (siblings, a group): the commander ties their cases together
 # under the leading case (details: IncidentTied). Each child keeps its own alert, found, Cancel.
 CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
+# Personal data of the case purged everywhere after its outcome and the grace period (issue 13):
+# the case's data key is gone, every service drops what it holds (details: CasePurged).
+CASE_PURGED = "homeward.case.purged.v1"
 # The case events dispatch copies to homeward.progress.v1 (shared.topics.PROGRESS), same id: all
 # the intake side may learn of its reports' cases (issue 14, least privilege) — the leader
-# (alert shows it to the operator) and the close (alert refuses tips on it, 410).
-PROGRESS_TYPES: frozenset[str] = frozenset({CASE_OPENED, CASE_CLOSED})
+# (alert shows it to the operator), the close (alert refuses tips on it, 410) ...
+PROGRESS_TYPES: frozenset[str] = frozenset({
+    CASE_OPENED, CASE_CLOSED,
+    # ... and what alert's photo access and outbox retention follow (issue 13): a photo is
+    # public while the alert is released and not ended; a purge deletes photos and outbox rows.
+    CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED, CASE_PURGED})
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
@@ -238,6 +245,16 @@ class CaseFound(CaseEvent):
 
     outcome: Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
     found_at: datetime
+
+
+class CasePurged(CaseEvent):
+    """Data of `homeward.case.purged.v1`: personal data of the case's child, reporter and
+    tipsters is gone (its data key deleted, shared/casekeys.py); ids, region, times, leader,
+    duties, decisions and outcomes stay (issue 13 §3)."""
+
+    outcome: str = Field(description="the outcome the purge followed (found_*, false_report, "
+                         "closed)")
+    ended_at: datetime = Field(description="when the case ended; the purge is grace later")
 
 
 class TipLocation(BaseModel):

@@ -18,7 +18,8 @@ Transient:
   timed out, leader not available, node not ready, ...) and `KafkaConnectionError`,
   `KafkaTimeoutError`, `ProducerClosed`;
 - the OS's and asyncio's own: `ConnectionError` (refused, reset, broken pipe) and
-  `TimeoutError` (`asyncio.TimeoutError`).
+  `TimeoutError` (`asyncio.TimeoutError`);
+- Homeward's own `Transient` (e.g. a case key not yet visible on its topic, shared/casekeys.py).
 
 An exception counts as transient when it, or an exception it was raised from (``raise ... from``,
 its ``__cause__``), is one of these; an exception group when every member is.
@@ -59,7 +60,14 @@ _REDIS_TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ClusterDownError,  # incl. MasterDownError
 )
 
-_OS_TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+class Transient(Exception):
+    """A fault of Homeward's own that passes by itself (the message is retried, never
+    dead-lettered): raise a subclass naming what is awaited."""
+
+
+_OS_TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, Transient)
 
 TRANSIENT_FAULTS = Counter(
     "homeward_transient_faults_total",

@@ -67,19 +67,19 @@ def _group(*names: str) -> list[Grant]:
 ACLS: dict[str, frozenset[Grant]] = {
     "alert": frozenset([
         *_write(topics.REPORTS, topics.TIPS),
-        *_read(topics.PROGRESS, topics.DELIVERIES),
-        *_write(topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES)),
+        *_read(topics.PROGRESS, topics.DELIVERIES, topics.CASE_KEYS),
+        *_write(topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES), topics.CASE_KEYS),
         *_group("homeward-alert-progress"),
     ]),
     "dispatch": frozenset([
-        *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH),
-        *_write(topics.DISPATCH, topics.PROGRESS),
+        *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH, topics.CASE_KEYS),
+        *_write(topics.DISPATCH, topics.PROGRESS, topics.CASE_KEYS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)),
         *_group("homeward-dispatch", "homeward-dispatch-tips"),
     ]),
     "notify": frozenset([
         *_read(topics.REPORTS, topics.DISPATCH, topics.DELIVERIES, topics.SUBSCRIBERS,
-               topics.ALERTS),
+               topics.ALERTS, topics.CASE_KEYS),
         *_write(topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.SUBSCRIBERS, topics.ALERTS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH)),
         *_group("homeward-notify"),

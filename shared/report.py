@@ -28,6 +28,7 @@ from shared.datum import DEFAULT_DATUM, Datum
 from shared.display import age_on
 from shared.idcard import IdNumberError, id_birth_date, normalise_id_number
 from shared.phones import PhoneError, parse_phone
+from shared.pii import PURGED
 from shared.text import Line, Text
 
 REGION_CODE = r"^\d{6}$"
@@ -190,7 +191,8 @@ class Reporter(Strict):
     @model_validator(mode="before")
     @classmethod
     def _phone(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("phone"), str):
+        if not isinstance(data, dict) or not isinstance(data.get("phone"), str) \
+                or data["phone"] == PURGED:  # the case's key is gone (issue 13)
             return data
         try:
             phone = parse_phone(data["phone"])

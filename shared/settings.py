@@ -17,6 +17,7 @@ PUBLIC_SECRETS = frozenset({"homeward-local-development-secret-change-me",
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key of at least the hash size (256 bits)
 LOCAL_SECRET_FILE = "jwt-secret"  # in data_dir; `make up` writes it, shared.tokens reads it
 LOCAL_IDENTITY_FILE = "identity-secret"  # in data_dir; `make up` writes it
+LOCAL_PII_KEYS_FILE = "pii-master-keys"  # in data_dir; `make up` writes it (issue 13)
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,24 @@ class Settings(BaseSettings):
         "this long for its case, then listed to admins as unmatched (still held)")
     # --- end public tips and faults -----------------------------------------------------------
 
+    # --- personal data life cycle (issue 13) ---------------------------------------------------
+    pii_master_keys: str = Field(
+        default="", repr=False,
+        description="master keys wrapping the per-case data keys (shared/pii.py): "
+        "`kid:base64url(32 bytes)[,kid:key...]`, the first wraps, all unwrap (rotation: put a "
+        "new key first, run `python -m shared.casekeys --rewrap`, then drop the old one). "
+        "No default: set it, or "
+        "HOMEWARD_PII_MASTER_KEYS_FILE (development: `<data_dir>/pii-master-keys`, which "
+        "`make up` writes)")
+    pii_master_keys_file: Path | None = None
+    purge_grace_s: float = Field(
+        default=30 * 86400.0, ge=0, description="seconds after a case ends (found, false "
+        "report, closed) until its personal data is purged from every store (tests shorten)")
+    outbox_published_grace_s: float = Field(
+        default=86400.0, ge=0, description="alert's outbox rows are deleted this long after "
+        "they were published (the idempotency answer lives as long)")
+    # --- end personal data life cycle ----------------------------------------------------------
+
     def _key_file(self, given: Path | None, local_name: str,
                   variable: str) -> tuple[str, str] | None:
         """A key read from its file: `given` (<variable>_FILE, which must exist) or, in
@@ -309,6 +328,23 @@ class Settings(BaseSettings):
         if self.kafka_min_insync_replicas > self.kafka_replication_factor:
             raise ValueError("HOMEWARD_KAFKA_MIN_INSYNC_REPLICAS exceeds "
                              "HOMEWARD_KAFKA_REPLICATION_FACTOR: no write could ever succeed")
+        return self
+
+    @model_validator(mode="after")
+    def _require_pii_master_keys(self) -> Settings:
+        """The master keys of shared/pii.py (issue 13): no default anywhere, like the identity
+        secret; parsed here so a malformed key stops the service. Raises ValueError."""
+        if not self.pii_master_keys and (found := self._key_file(
+                self.pii_master_keys_file, LOCAL_PII_KEYS_FILE,
+                "HOMEWARD_PII_MASTER_KEYS")) is not None:
+            self.pii_master_keys = found[0]
+        if not self.pii_master_keys:
+            raise ValueError("no PII master key: set HOMEWARD_PII_MASTER_KEYS "
+                             "(kid:base64url of 32 random bytes) or its _FILE; `make up` "
+                             "generates a local one")
+        from shared.pii import MasterKeys
+
+        MasterKeys.parse(self.pii_master_keys)
         return self
 
     def port_for(self, service: str) -> int:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from shared.auth import Role, mint_token
-from shared.settings import LOCAL_IDENTITY_FILE, LOCAL_SECRET_FILE, Settings
+from shared.settings import LOCAL_IDENTITY_FILE, LOCAL_PII_KEYS_FILE, LOCAL_SECRET_FILE, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,11 @@ def cli_settings(secret_file: Path | None = None) -> Settings:
         identity = local_secret_file().with_name(LOCAL_IDENTITY_FILE)
         if identity.is_file():
             given["identity_secret_file"] = identity
+    # And on the PII master keys (issue 13), written there too.
+    if not {"HOMEWARD_PII_MASTER_KEYS", "HOMEWARD_PII_MASTER_KEYS_FILE"} & os.environ.keys():
+        master = local_secret_file().with_name(LOCAL_PII_KEYS_FILE)
+        if master.is_file():
+            given["pii_master_keys_file"] = master
     return Settings(**given)  # type: ignore[arg-type]
 
 

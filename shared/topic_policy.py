@@ -20,6 +20,10 @@ Retention by purpose:
   these logs is removed by crypto-shredding (issue 13 item 2), not by retention.
 * State snapshots (`homeward.subscribers.v1`, `homeward.alerts.v1`): `cleanup.policy=compact`,
   keyed by record id; the latest record of each key is the state, a tombstone removes it.
+* The case-key store (`homeward.case-keys.v1`): compacted, and its tombstones are kept for good
+  (`delete.retention.ms` unbounded): a tombstone is a case id and nothing else, compaction still
+  removes the purged key itself, and a store rebuilt from the topic years later still knows the
+  case was purged (shared/casekeys.py never takes a miss for a purge).
 * Operational topics: bounded. The progress copies (`homeward.progress.v1`) serve an operator
   watching a report just filed: 30 days. Tips are attached to their case by dispatch (the
   attachment is on the case log), so the raw tip topic needs only time to be consumed and
@@ -38,6 +42,7 @@ from shared import topics
 
 DAY_MS = 24 * 60 * 60 * 1000
 UNBOUNDED = -1
+FOREVER_MS = 2**63 - 1  # Kafka's Long.MAX_VALUE, for configs that take no -1
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,18 @@ class TopicPolicy:
     retention_ms: int
     purpose: str
     partitions: int = topics.PARTITIONS
+    delete_retention_ms: int | None = None  # how long a compacted topic keeps its tombstones
 
     def configs(self, min_insync_replicas: int) -> dict[str, str]:
         """The topic-level Kafka configs (strings, as the admin API and Strimzi take them)."""
-        return {
+        configs = {
             "cleanup.policy": self.cleanup_policy,
             "retention.ms": str(self.retention_ms),
             "min.insync.replicas": str(min_insync_replicas),
         }
+        if self.delete_retention_ms is not None:
+            configs["delete.retention.ms"] = str(self.delete_retention_ms)
+        return configs
 
 
 def _dlq(topic: str, retention_ms: int = 30 * DAY_MS) -> TopicPolicy:
@@ -82,6 +91,10 @@ TOPICS: tuple[TopicPolicy, ...] = (
                 "subscriber records keyed by id, rebuilds notify's Redis"),
     TopicPolicy(topics.ALERTS, "compact", UNBOUNDED,
                 "alert state and push bodies keyed by id, rebuilds notify's Redis"),
+    TopicPolicy(topics.CASE_KEYS, "compact", UNBOUNDED,
+                "per-case data keys (wrapped) keyed by case id; a purge's tombstone makes every "
+                "copy of the case's personal data unreadable (crypto-shredding, issue 13)",
+                delete_retention_ms=FOREVER_MS),
 )
 
 BY_NAME: dict[str, TopicPolicy] = {t.name: t for t in TOPICS}

@@ -6,9 +6,9 @@ TIPS = "homeward.tips.v1"
 DELIVERIES = "homeward.deliveries.v1"
 
 # What the intake side may learn of its reports' cases (issue 14: least privilege): dispatch
-# copies each `case.opened` and `case.closed` here (shared.events.PROGRESS_TYPES), same id, so
-# the alert service shows the operator the leader and refuses tips on a closed case without a
-# right to read the whole case log.
+# copies the case events the alert service needs here (shared.events.PROGRESS_TYPES), same id,
+# so it shows the operator the leader, refuses tips on a closed case and opens/deletes photos
+# (issue 13) without a right to read the whole case log.
 PROGRESS = "homeward.progress.v1"
 
 INPUT_TOPICS = (REPORTS, DISPATCH, TIPS, DELIVERIES, PROGRESS)
@@ -34,5 +34,10 @@ DELIVERIES_DLQ = "homeward.deliveries.dlq"
 
 ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ)
 
+# Case data keys (issue 13 §2, shared/casekeys.py), compacted and keyed by case id: the value
+# is the case's data key wrapped by a master key; purging a case writes its tombstone, after
+# which every sealed personal field of the case, in every topic and DLQ, is unreadable.
+CASE_KEYS = "homeward.case-keys.v1"
+
 # Keyed by record id and compacted (the latest record of each key is kept).
-COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS)
+COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS, CASE_KEYS)

@@ -28,6 +28,7 @@ os.environ.setdefault("HOMEWARD_JWT_SECRET", secrets.token_urlsafe(48))
 # Likewise notify's key sealing subscriber secrets and channel URLs at rest.
 os.environ.setdefault("HOMEWARD_NOTIFY_SUBSCRIBER_KEYS", json.dumps([new_key("test")]))
 os.environ.setdefault("HOMEWARD_IDENTITY_SECRET", secrets.token_urlsafe(48))
+os.environ.setdefault("HOMEWARD_PII_MASTER_KEYS", f"test-1:{secrets.token_urlsafe(32)}")
 # Nor a default signing key outside development (issue 17): notify signs with a key generated
 # for this run, named the way production names its keys.
 if "HOMEWARD_SIGNING_KEYS" not in os.environ:

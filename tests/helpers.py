@@ -159,6 +159,21 @@ def ids_per_case(events: list[dict[str, Any]], ce_type: str,
     return out
 
 
+async def unsealed(settings: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` of a raw topic record with its sealed personal fields opened by the case's key
+    (issue 13; markers once the case was purged)."""
+    from redis.asyncio import Redis
+
+    from shared.casekeys import CaseKeys, opened_data
+    from shared.pii import MasterKeys
+
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
+    try:
+        return await opened_data(keys, data)
+    finally:
+        await keys.stop()
+        await redis.aclose()
 class ProviderTokens:
     """Access tokens of the local realm's sample accounts (`<role>-<region>`, password grant of
     the development client), kept until half a minute before they expire (issue 20)."""

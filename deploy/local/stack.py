@@ -112,6 +112,8 @@ class KafkaServer:
     port: int = 9092
     controller_port: int = 0
     heap: str = "512m"
+    # More `key=value` lines of server.properties (a test's broker: e.g. a short retention check).
+    properties: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -146,6 +148,7 @@ class KafkaServer:
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "log.flush.interval.messages=1",
+                    *self.properties,
                     "",
                 ]
             )
@@ -274,7 +277,7 @@ class ServiceProcess:
 SERVICES = ("alert", "dispatch", "notify")
 
 
-def local_secret(data_dir: Path, name: str | None = None) -> Path:
+def local_secret(data_dir: Path, name: str | None = None, content: str | None = None) -> Path:
     """A stack secret in `<data_dir>/<name>` (default the JWT secret, `jwt-secret`; also
     `identity-secret`, the child-identity HMAC key): random, made once, readable by its owner
     only. The services and `python -m shared.tokens` read it (no committed default)."""
@@ -285,7 +288,7 @@ def local_secret(data_dir: Path, name: str | None = None) -> Path:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48) + "\n")
+            out.write((content or secrets.token_urlsafe(48)) + "\n")
     return path
 
 
@@ -331,6 +334,12 @@ def stack_env(data_dir: Path, keycloak: KeycloakServer | None = None) -> dict[st
         from shared.settings import LOCAL_IDENTITY_FILE
 
         env["HOMEWARD_IDENTITY_SECRET_FILE"] = str(local_secret(data_dir, LOCAL_IDENTITY_FILE))
+    if not {"HOMEWARD_PII_MASTER_KEYS", "HOMEWARD_PII_MASTER_KEYS_FILE"} & os.environ.keys():
+        from shared.pii import MasterKeys
+        from shared.settings import LOCAL_PII_KEYS_FILE
+
+        env["HOMEWARD_PII_MASTER_KEYS_FILE"] = str(local_secret(
+            data_dir, LOCAL_PII_KEYS_FILE, MasterKeys.generate("local-1")))
     if not {"HOMEWARD_SIGNING_DIR", "HOMEWARD_SIGNING_KEYS"} & os.environ.keys():
         env.update(local_signing_keys(data_dir))
     if keycloak is not None:

@@ -5,12 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from services.alert.adapters import PHOTO_TYPES, LimiterUnavailable, PhotoStore
 from services.alert.domain import IntakeRefused, client_key, trusted_networks
 from services.alert.handlers import Intake, RateLimited
+from services.alert.retention import PhotoAccess
 from shared.auth import Principal, Role
+from shared.casekeys import CasePurged
 from shared.regions import RegionIndex
 from shared.report import PlaceConflict, RegionCodeReplaced, Report, TipRequest
 from shared.web import ApiError, Authenticator
@@ -64,7 +67,8 @@ MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
 def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, photos: PhotoStore,
-                 public_url: str, trusted_proxies: list[str] | None = None) -> APIRouter:
+                 public_url: str, access: PhotoAccess | None = None,
+                 trusted_proxies: list[str] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     trusted = trusted_networks(trusted_proxies or [])
     Operator = Annotated[Principal, Depends(auth.require(Role.operator))]
@@ -91,6 +95,8 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         if not data:
             raise ApiError(422, "invalid", "empty photo", field="body")
         name = photos.save(content_type, data)
+        if access is not None:
+            await access.uploaded(name, operator.region)
         return PhotoAnswer(url=f"{public_url}/photos/{name}")
 
     @router.post("/reports", status_code=202, response_model=ReportAnswer, tags=["reports"])
@@ -132,6 +138,8 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         except RateLimited as exc:
             raise ApiError(429, "rate_limited", headers={"Retry-After": str(exc.retry_after)},
                            retry_after=exc.retry_after) from exc
+        except CasePurged as exc:  # ended and purged (issue 13): nothing is taken for it
+            raise ApiError(410, "case_closed", field="case_id") from exc
         except LimiterUnavailable as exc:
             # Fails closed: without Redis no tip is let through unlimited.
             raise ApiError(503, "unavailable", "the tip limiter is unavailable; try again",
@@ -141,16 +149,33 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
     return router
 
 
-def build_pages(photos: PhotoStore) -> APIRouter:
+def build_pages(photos: PhotoStore, auth: Authenticator | None = None,
+                access: PhotoAccess | None = None) -> APIRouter:
     pages = APIRouter(include_in_schema=False)
+
+    async def viewer(request: Request) -> Principal | None:
+        """The bearer's principal, or None (no token, or one that does not verify)."""
+        header = request.headers.get("authorization", "")
+        if auth is None or not header.lower().startswith("bearer "):
+            return None
+        try:
+            return auth.principal(HTTPAuthorizationCredentials(scheme="Bearer",
+                                                               credentials=header[7:].strip()))
+        except ApiError:
+            return None
 
     @pages.get("/intake")
     async def intake_form() -> FileResponse:
         return FileResponse(UI / "intake.html", media_type="text/html; charset=utf-8")
 
     @pages.get("/photos/{name}")
-    async def photo(name: str) -> FileResponse:
+    async def photo(name: str, request: Request) -> FileResponse:
+        """The photo: to a token of the case's region while its alert is restricted, to
+        everyone while it is public, to nobody after the purge (404 alike, issue 13)."""
         path = photos.path(name)
+        if path is not None and access is not None and not await access.visible(
+                name, await viewer(request)):
+            path = None
         if path is None:
             raise ApiError(404, "not_found", field="name", what=f"photo {name}")
         return FileResponse(path)

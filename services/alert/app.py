@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -15,9 +16,12 @@ from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
+from services.alert.retention import OutboxRetention, PhotoAccess
 from shared.boundaries import boundary_index
+from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, keep_starting, make_broker
+from shared.pii import MasterKeys
 from shared.regions import region_index
 from shared.settings import Settings
 from shared.web import (
@@ -31,6 +35,7 @@ from shared.web import (
     redis_check,
 )
 
+log = logging.getLogger(__name__)
 BACKLOG = Gauge("homeward_alert_outbox_backlog", "outbox rows not yet published to Kafka")
 
 
@@ -39,11 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis = Redis.from_url(settings.redis_url, decode_responses=True,
                            socket_connect_timeout=2, socket_timeout=2)
     outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
-    access = KafkaAccess.from_settings(settings)
-    relay = Relay(outbox, access)
-    broker = make_broker(settings.kafka_bootstrap, "homeward-alert", access)
+    kafka_access = KafkaAccess.from_settings(settings)
+    relay = Relay(outbox, kafka_access)
+    broker = make_broker(settings.kafka_bootstrap, "homeward-alert", kafka_access)
     progress = ProgressStore(redis)
-    consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"))
+    keys = CaseKeys(redis, kafka_access, MasterKeys.parse(settings.pii_master_keys))
+    photos = PhotoStore(settings.data_dir / "photos")
+    access = PhotoAccess(redis, photos)
+    retention = OutboxRetention(outbox, settings.outbox_published_grace_s)
+    consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"),
+                       [access.on_case_event, retention.on_case_event])
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
@@ -51,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   settings.tip_cap_per_case),
         regions=region_index(),
         progress=progress,
+        keys=keys,
+        photos=access,
+        public_url=settings.alert_url,
     )
 
     @asynccontextmanager
@@ -58,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await outbox.start()
         await asyncio.to_thread(boundary_index)  # ~1.5 s once per process, not on a report
         follow = asyncio.create_task(keep_starting(broker), name="progress-consumer")
+        pruning = asyncio.create_task(prune_outbox(retention), name="outbox-pruning")
         relay_task = None
         if settings.alert_relay_enabled:
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -69,8 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 relay_task.cancel()
                 await asyncio.gather(relay_task, return_exceptions=True)
             await relay.stop()
+            await keys.stop()
             follow.cancel()
-            await asyncio.gather(follow, return_exceptions=True)
+            pruning.cancel()
+            await asyncio.gather(follow, pruning, return_exceptions=True)
             await broker.stop()
             await outbox.stop()
             await redis.aclose()
@@ -92,14 +108,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
     ))
-    photos = PhotoStore(settings.data_dir / "photos")
-    app.include_router(build_router(Authenticator(settings), intake, region_index(), photos,
-                                    settings.alert_url, settings.trusted_proxies))
-    app.include_router(build_pages(photos))
+    auth = Authenticator(settings)
+    app.include_router(build_router(auth, intake, region_index(), photos, settings.alert_url,
+                                    access, settings.trusted_proxies))
+    app.include_router(build_pages(photos, auth, access))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app, settings)
     allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips
     return app
+
+
+async def prune_outbox(retention: OutboxRetention) -> None:
+    """Delete published outbox rows past their grace, every minute (or grace, if shorter)."""
+    while True:
+        try:
+            await retention.prune()
+        except Exception:
+            log.exception("outbox pruning failed; retrying")
+        await asyncio.sleep(max(0.5, min(60.0, retention.grace_s / 2)))
 
 
 def outbox_details(outbox: Outbox) -> Callable[[], Awaitable[dict[str, object]]]:

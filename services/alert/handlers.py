@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +23,11 @@ from services.alert.adapters import (
     ProgressStore,
     RateLimiter,
 )
-from shared import topics
+from services.alert.retention import PhotoAccess, photo_names
+from shared import pii, topics
 from shared.auth import Principal
 from shared.boundaries import boundary_index
+from shared.casekeys import CaseKeys, CasePurged
 from shared.events import (
     CASE_CLOSED,
     CASE_OPENED,
@@ -70,6 +74,9 @@ class Intake:
     regions: place.RegionLookup = field(default_factory=region_index)
     boundaries: Callable[[], place.BoundaryLookup] | None = boundary_index  # loaded on first use
     progress: ProgressStore | None = None
+    keys: CaseKeys | None = None  # seals personal fields with the case's key (issue 13)
+    photos: PhotoAccess | None = None  # the report's photos follow its case (issue 13)
+    public_url: str = ""
     source: str = "/homeward/alert"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -93,6 +100,12 @@ class Intake:
         )
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
+        if self.keys is not None:
+            data = accepted.model_dump(mode="json")
+            # The age stays clear when the birth date is sealed (the rules need it).
+            data["report"]["child"]["age"] = resolved.child.age_at(resolved.last_seen.at.date())
+            key = await self._new_case_key(case_id, region_code, operator.sub)
+            value = _json(pii.seal(data, pii.REPORT_FIELDS, case_id, key))
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
             headers=headers, value=value,
@@ -100,6 +113,9 @@ class Intake:
                     "place": where.answer()},
             region=region_code, operator=operator.sub,
         )
+        if self.photos is not None:
+            await self.photos.attach(case_id, region_code, photo_names(
+                resolved.child.photo_urls, self.public_url), resolved.release.public)
         idem = None
         if idempotency_key:
             idem = IdempotencyKey(operator.sub, idempotency_key, domain.body_hash(report))
@@ -150,12 +166,38 @@ class Intake:
         )
         event = CloudEvent.of(TIP_RECEIVED, self.source, tip.case_id, received,
                               event_id=received.tip_id)
+        if self.keys is not None:  # CasePurged (no key is made again) reaches the API: 410
+            key = await self.keys.find(tip.case_id)
+            if key is None:
+                if await self.keys.purged(tip.case_id):
+                    raise CasePurged(tip.case_id)
+                key = await self._new_case_key(tip.case_id, tip.case_id[:6], "public")
+            event.data = pii.seal(event.data, pii.TIP_FIELDS, tip.case_id, key)
         await self.outbox.append(OutboxEntry(
             record_id=received.tip_id, kind="tip", topic=topics.TIPS, key=tip.case_id,
             headers=event.headers(), value=event.value(), answer={"tip_id": received.tip_id},
             region=tip.case_id[:6], operator="public",
         ))
         return received.tip_id
+
+    async def _new_case_key(self, case_id: str, region: str, operator: str) -> bytes:
+        """A data key for a case that has none: made durable through the outbox (published to
+        homeward.case-keys.v1 before the event it seals, whether or not Kafka is up now) and
+        cached in Redis when Redis answers (readers refill from the topic)."""
+        assert self.keys is not None
+        key, record = self.keys.fresh(case_id)
+        await self.outbox.append(OutboxEntry(
+            record_id=f"case-key:{case_id}:{uuid.uuid4().hex[:8]}", kind="case-key",
+            topic=topics.CASE_KEYS, key=case_id, headers={}, value=record, answer={},
+            region=region, operator=operator))
+        try:
+            return await self.keys.remember(case_id, record) or key
+        except (RedisError, OSError):
+            return key
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.dispatch import purge
 from services.dispatch.domain import Case, Change, Task
 from services.dispatch.roster import Roster, load_roster
 from services.dispatch.tips import TipStore
@@ -48,8 +49,9 @@ def next_fire(task: Task, repeat_s: float) -> datetime | None:
 
 class CaseRepository:
     def __init__(self, redis: Redis, repeat_s: float = 900.0, stream_maxlen: int = 100_000,
-                 duplicate_window_h: float = 24.0) -> None:
+                 duplicate_window_h: float = 24.0, purge_grace_s: float = 30 * 86400.0) -> None:
         self.redis = redis
+        self.purge_grace_s = purge_grace_s
         self.repeat_s = repeat_s
         self.stream_maxlen = stream_maxlen
         self.duplicate_window_s = int(duplicate_window_h * 3600)
@@ -118,7 +120,31 @@ class CaseRepository:
                 pipe.zrem(TIMERS, member)
             else:
                 pipe.zadd(TIMERS, {member: fire.timestamp()})
+        # The purge timer (issue 13): set once when the case ends, gone when it reopens.
+        purge_member = f"{case.case_id}|{purge.TIMER}"
+        purge_at = purge.purge_at(case, self.purge_grace_s)
+        if purge_at is None:
+            pipe.zrem(TIMERS, purge_member)
+        else:
+            pipe.zadd(TIMERS, {purge_member: purge_at.timestamp()}, nx=True)
         await pipe.execute()
+
+    async def forget_personal(self, case: Case) -> None:
+        """After the purge: the child's identity claims and the case's entries on the live
+        stream (their data held names and tips) are deleted. `case` as before the purge."""
+        if case.duplicate_keys:
+            await self.redis.delete(*(CLAIM + key for key in case.duplicate_keys))
+        start = "-"
+        while True:
+            entries: list[Any] = await self.redis.xrange(STREAM, min=start, max="+",
+                                                         count=1000) or []
+            mine = [eid for eid, fields in entries
+                    if (fields or {}).get("case_id") == case.case_id]
+            if mine:
+                await self.redis.xdel(STREAM, *mine)
+            if len(entries) < 1000:
+                return
+            start = "(" + str(entries[-1][0])
 
     # --- overdue timers ------------------------------------------------------------------------
     async def due_timers(self, now: float, limit: int = 100) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.previews import NotifyPreviews, PreviewUnavailable
+from services.dispatch.purge import Retention, retention
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
 from shared.faults import is_transient
@@ -322,6 +323,26 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         return AvailabilityAnswer(organ=dispatch.roster.organ(code) or organ, handed_over=handed)
 
     router.include_router(organs)
+    return router
+
+
+def build_retention_router(auth: Authenticator, cases: CaseRepository,
+                           grace_s: float) -> APIRouter:
+    """GET /api/v1/cases/{case_id}/retention (issue 13 §4)."""
+    router = APIRouter(prefix="/api/v1", tags=["cases"])
+    Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
+
+    @router.get("/cases/{case_id}/retention", response_model=Retention)
+    async def case_retention(case_id: Annotated[str, PathParam(pattern=CASE_ID)],
+                             who: Admin) -> Retention:
+        """What of the case is held where and until when (admin of the case's region; another
+        region's case does not exist for the caller). `until` null: kept, non-personal."""
+        case = await cases.get(case_id)
+        if case is None or not who.can_see(case.region_code):
+            raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
+                           what=f"case {case_id}")
+        return retention(case, grace_s)
+
     return router
 
 

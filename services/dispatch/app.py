@@ -12,14 +12,16 @@ from redis.asyncio import Redis
 
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
-from services.dispatch.api import UI, build_pages, build_router
+from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from services.dispatch.tips_api import build_tips_router
+from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
+from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -41,13 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     publisher = EventPublisher(broker, source="/homeward/dispatch")
     cases = CaseRepository(redis, repeat_s=settings.dispatch_overdue_repeat_s,
                            stream_maxlen=settings.dispatch_stream_maxlen,
-                           duplicate_window_h=settings.dispatch_duplicate_window_h)
+                           duplicate_window_h=settings.dispatch_duplicate_window_h,
+                           purge_grace_s=settings.purge_grace_s)
+    keys = CaseKeys(redis, access, MasterKeys.parse(settings.pii_master_keys))
     # Rules and roster are validated here: a bad file stops the service before it serves.
     dispatch = Dispatch(cases, load_roster(settings.roster_file), publisher,
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
                         duplicate_km=settings.dispatch_duplicate_km,
-                        identity_secret=settings.identity_secret)
+                        identity_secret=settings.identity_secret, keys=keys)
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
     previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timers.cancel()
             await fanout.stop()
             await broker.stop()
+            await keys.stop()
             await previews.close()
             await redis.aclose()
 
@@ -90,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
                                     make_limits(settings), previews=previews))
+    app.include_router(build_retention_router(Authenticator(settings), cases,
+                                              settings.purge_grace_s))
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
     app.include_router(build_pages(settings))

@@ -6,6 +6,7 @@ from faststream.kafka import KafkaBroker
 
 from services.dispatch.handlers import Dispatch
 from shared import topics
+from shared.casekeys import open_event
 from shared.events import REPORT_ACCEPTED, CloudEvent
 from shared.kafka import EventPublisher, subscribe
 
@@ -19,8 +20,11 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
              workers: int = 1) -> None:
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
-            await dispatch.on_report_accepted(event)
+            await dispatch.on_report_accepted(await open_event(event, dispatch.keys))
             await dispatch.attach_parked(event.subject)  # tips that came before the report
 
+    async def on_tips(event: CloudEvent) -> None:
+        await dispatch.on_tip(await open_event(event, dispatch.keys))
+
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher, max_workers=workers)
-    subscribe(broker, topics.TIPS, TIPS_GROUP, dispatch.on_tip, publisher)
+    subscribe(broker, topics.TIPS, TIPS_GROUP, on_tips, publisher)

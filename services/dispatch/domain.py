@@ -30,6 +30,7 @@ from shared.events import (
     TipReceived,
 )
 from shared.identity import LinkEvidence, identity_of, normalise_name
+from shared.pii import PURGED
 from shared.regions import within
 from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
 
@@ -152,6 +153,8 @@ class Case(BaseModel):
     lon: float | None = None
     duplicate_keys: list[str] = Field(default_factory=list)
     place_conflict: PlaceConflict | None = None
+    purged_at: datetime | None = Field(default=None, description="personal data purged "
+                                       "(issue 13): ids, times, decisions and outcomes remain")
 
     @property
     def is_open(self) -> bool:
@@ -606,6 +609,10 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         if isinstance(d.get("accepted"), dict):
             case.held_reports[event.duplicate_case_id] = d["accepted"]
         what = f"report {event.report_id} ({event.evidence.rule})"
+    elif type_ == ev.CASE_PURGED:
+        case.purged_at = event.at
+        scrub(case)
+        what = "personal data purged"
     elif type_ == ev.CASE_REPORT_UNLINKED and isinstance(event, ReportUnlinked):
         case.links = [x for x in case.links if x.report_id != event.report_id]
         case.held_reports.pop(event.duplicate_case_id, None)
@@ -615,6 +622,17 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     case.timeline.append(TimelineEntry(event_id=event_id, at=event.at, actor=event.actor,
                                        action=action, what=what, why=event.reason))
     return case
+
+
+def scrub(case: Case) -> None:
+    """Drop the personal data from the projection, in place (the purge applied, issue 13)."""
+    case.child_name = PURGED
+    case.duplicate_keys = []
+    case.held_reports = {}
+    # (The tips live beside the case: TipStore.purge scrubs them.)
+    for entry in case.timeline:
+        if entry.action == "tip_attached":
+            entry.what = PURGED
 
 
 def _opened(opened: CaseOpened, event_id: str) -> Case:

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from services.dispatch import domain, links
+from services.dispatch import domain, links, purge
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
 from shared import topics
+from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
     CASE_TIP_ATTACHED,
     ORGAN_AVAILABILITY_CHANGED,
@@ -55,6 +56,7 @@ class Dispatch:
     duplicate_km: float = 50.0
     identity_secret: str = "homeward-local-identity-secret-change-me"
     claim_wait_s: float = 10.0
+    keys: CaseKeys | None = None  # the case-key store: personal fields sealed (issue 13)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
@@ -67,7 +69,8 @@ class Dispatch:
         for change in changes:
             event = CloudEvent(id=change.event_id, type=change.type,
                                source=self.publisher.source, subject=change.case_id,
-                               data=change.data)
+                               data=await sealed_data(self.keys, change.type, change.case_id,
+                                                      change.data))
             pending.append(await broker.publish(
                 event.value(), topics.DISPATCH, key=change.case_id.encode(),
                 headers=event.headers(), no_confirm=True))
@@ -166,7 +169,9 @@ class Dispatch:
         now = time.time()
         await self.publisher.publish(topics.DISPATCH, CloudEvent(
             id=f"{tip.tip_id}:parked", type=TIP_PARKED, source=self.publisher.source,
-            subject=tip.case_id, data={**tip.model_dump(mode="json"), "parked_at": now}))
+            subject=tip.case_id,
+            data=await sealed_data(self.keys, TIP_PARKED, tip.case_id,
+                                   {**tip.model_dump(mode="json"), "parked_at": now})))
         await self.cases.tips.park(tip, now, now + PARKED_LOOK_S)
         TIPS_PARKED.inc()
 
@@ -337,6 +342,9 @@ class Dispatch:
         """Emit task_overdue for every task past its deadline (or its next repeat)."""
         fired = 0
         for case_id, task_id in await self.cases.due_timers(time.time()):
+            if task_id == purge.TIMER:
+                await self.purge(case_id)
+                continue
             async with self._lock(case_id):
                 case = await self.cases.get_own(case_id)
                 changes = domain.plan_overdue(case, task_id, self.clock()) if case else []
@@ -346,6 +354,24 @@ class Dispatch:
                 await self._commit(case, changes)
                 fired += 1
         return fired
+
+    async def purge(self, case_id: str) -> None:
+        """The purge of an ended case past its grace (issue 13): `homeward.case.purged.v1`,
+        then its data key (and those of the reports linked into it) deleted, then its claims
+        and live-stream entries. Each step is idempotent; the timer goes only after all."""
+        async with self._lock(case_id):
+            case = await self.cases.get_own(case_id)
+            if case is not None and not case.is_open:
+                before = case
+                if case.purged_at is None:
+                    case = await self._commit(case, purge.plan_purge(case, self.clock()))
+                if self.keys is not None:
+                    for cid in {case_id, *(link.case_id for link in before.links)}:
+                        await self.keys.purge(cid)
+                # Its tips beside the case, and tips still held under its ids (issue 12 store).
+                await self.cases.tips.purge(case_id, [case_id, *(x.case_id for x in before.links)])
+                await self.cases.forget_personal(before)
+            await self.cases.drop_timer(case_id, purge.TIMER)
 
     async def run_timers(self, tick_s: float, stop: asyncio.Event) -> None:
         """Fire due timers every tick until `stop` is set. (Stopped by the event rather than by
@@ -377,6 +403,7 @@ class Dispatch:
         attached: set[str] = set()
 
         async def handle(event: CloudEvent) -> None:
+            event = await open_event(event, self.keys)
             if event.type == TIP_PARKED:
                 parked[str(event.data.get("tip_id"))] = event.data
                 return

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared import events as ev
+from shared import pii
 from shared.events import TipReceived
 
 TIPS = "dispatch:tips:"  # + case id: sorted set, tip id -> received_at (epoch s)
@@ -64,6 +65,28 @@ class TipStore:
             pipe.hdel(PARKED, tip_id)
             pipe.zrem(PARKED_SINCE, tip_id)
             pipe.srem(PARKED_OF + str(tip.get("case_id") or case_id), tip_id)
+
+    async def purge(self, case_id: str, named: list[str]) -> None:
+        """The purge of `case_id` (issue 13): its attached tips keep their ids, times and
+        places, their contact and description become the purge markers (as a rebuild from the
+        topic, whose copies are sealed with the deleted key, restores them); tips still held
+        under any of the case ids in `named` (the case and the reports linked into it) are
+        deleted with their contacts. Idempotent."""
+        raws: dict[str, str] = await self.redis.hgetall(TIP + case_id) or {}
+        held: set[str] = set()
+        for name in named:
+            held |= {str(t) for t in await self.redis.smembers(PARKED_OF + name)}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for tip_id, raw in raws.items():
+                pipe.hset(TIP + case_id, tip_id, json.dumps(
+                    pii.redact(json.loads(raw), pii.TIP_FIELDS), ensure_ascii=False))
+            if held:
+                pipe.hdel(PARKED, *held)
+                pipe.zrem(PARKED_SINCE, *held)
+            for name in named:
+                pipe.delete(PARKED_OF + name)
+                pipe.zrem(PARKED_CASES, name)
+            await pipe.execute()
 
     async def has(self, case_id: str, tip_id: str) -> bool:
         return await self.redis.zscore(TIPS + case_id, tip_id) is not None

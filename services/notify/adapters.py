@@ -25,6 +25,7 @@ from services.notify.outbound import SendResult as SendResult
 from services.notify.outbound import UnsafeUrl as UnsafeUrl
 from services.notify.outbound import WebhookSender as WebhookSender
 from services.notify.sealing import SubscriberSeal
+from shared.casekeys import CaseKeys, opened_data
 from shared.kafka import Bootstrap, client_options
 
 
@@ -485,12 +486,14 @@ class AlertLog(CompactedLog):
     of its versions (`body:<alert id>:<version>:<scope>`)."""
 
     async def read_all(
-        self, timeout_s: float = 30.0
+        self, timeout_s: float = 30.0, keys: CaseKeys | None = None
     ) -> tuple[list[AlertState], dict[str, dict[str, Any]]]:
+        """Sealed fields (issue 13) come back with the case's key, as markers once purged."""
         alerts, bodies = [], {}
         for key, value in (await self.read_latest(timeout_s)).items():
             if key.startswith("alert:"):
-                alerts.append(AlertState.model_validate_json(value))
+                alerts.append(AlertState.model_validate(
+                    await opened_data(keys, json.loads(value))))
             elif key.startswith("body:"):
-                bodies[key.removeprefix("body:")] = json.loads(value)
+                bodies[key.removeprefix("body:")] = await opened_data(keys, json.loads(value))
         return alerts, bodies

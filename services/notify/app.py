@@ -31,8 +31,10 @@ from services.notify.public_api import build_public_router
 from services.notify.sealing import SubscriberSeal
 from services.notify.signing import Keyring
 from shared import topics
+from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
+from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
 from shared.web import (
@@ -74,6 +76,8 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
         settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
         AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis),
         webhooks, publisher, AppriseSender(webhooks), keyring=keyring,
+        keys=CaseKeys(redis, KafkaAccess.from_settings(settings),
+                      MasterKeys.parse(settings.pii_master_keys)),
     )
 
 
@@ -116,6 +120,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             await fanout.stop()
             await broker.stop()
             await notify.webhooks.close()
+            if notify.keys is not None:
+                await notify.keys.stop()
             await redis.aclose()
 
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,

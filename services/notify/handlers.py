@@ -27,13 +27,16 @@ from services.notify.adapters import (
 )
 from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.purge import purge_alert, pushed_report
 from services.notify.signing import Keyring
 from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
+from shared.casekeys import ALERT_FIELDS, BODY_FIELDS, CaseKeys, sealed_json
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
+    CASE_PURGED,
     CASE_RELEASE_APPROVED,
     CASE_REOPENED,
     CASE_REPORT_UNLINKED,
@@ -43,6 +46,7 @@ from shared.events import (
     CaseEvent,
     CaseFound,
     CaseOpened,
+    CasePurged,
     CaseReopened,
     CloudEvent,
     DeliveryReceipt,
@@ -90,6 +94,7 @@ class Notify:
     apprise: AppriseSender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     keyring: Keyring | None = None  # the issuer's signing keys (issue 17); None: unsigned
+    keys: CaseKeys | None = None  # seals what notify logs of a case (issue 13)
 
     def __post_init__(self) -> None:
         self._timer_faults = 0  # transient faults met by timers (readiness)
@@ -186,7 +191,7 @@ class Notify:
         widening timers of open alerts and the ack deadlines of unacknowledged hub pushes."""
         counts = {"subscribers": await self.rebuild_subscribers(
             SubscriberLog(bootstrap, topics.SUBSCRIBERS))}
-        alerts, bodies = await AlertLog(bootstrap, topics.ALERTS).read_all()
+        alerts, bodies = await AlertLog(bootstrap, topics.ALERTS).read_all(keys=self.keys)
         notes: dict[str, domain.CaseNotes] = {}
 
         async def on_dispatch(event: CloudEvent) -> None:
@@ -360,7 +365,7 @@ class Notify:
             lon=seen.lon, radius_km=radius, issued_at=now,
             versions=[domain.VersionInfo(version=1, msg_type="Alert", sent=now,
                                          radius_km=radius)],
-            report=report.model_dump(mode="json"), leader=notes.leader,
+            report=pushed_report(report.model_dump(mode="json")), leader=notes.leader,
         )
         if notes.found:
             alert.cancelled, alert.outcome, alert.report = True, notes.outcome, None
@@ -406,6 +411,8 @@ class Notify:
             await self.children.reopen(CaseReopened.model_validate(event.data).case_id)
         elif event.type == CASE_REPORT_UNLINKED:
             await self.children.unlink(ReportUnlinked.model_validate(event.data))
+        elif event.type == CASE_PURGED:
+            await purge_alert(self, CasePurged.model_validate(event.data).case_id)
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)
@@ -443,7 +450,9 @@ class Notify:
 
     async def _save(self, alert: AlertState) -> None:
         """The system of record first: the alert's state on the compacted alerts log."""
-        await self.publisher.broker.publish(alert.model_dump_json().encode(), topics.ALERTS,
+        value = await sealed_json(self.keys, alert.case_id, alert.model_dump(mode="json"),
+                                  ALERT_FIELDS)
+        await self.publisher.broker.publish(value, topics.ALERTS,
                                             key=f"alert:{alert.alert_id}".encode())
         await self.alerts.save(alert)
 
@@ -561,8 +570,8 @@ class Notify:
 
     async def _put_body(self, key: str, body: dict[str, Any]) -> None:
         """A version's push body, logged (the hub consoles and retries are rebuilt from it)."""
-        await self.publisher.broker.publish(json.dumps(body, ensure_ascii=False).encode(),
-                                            topics.ALERTS, key=f"body:{key}".encode())
+        value = await sealed_json(self.keys, str(body["case_id"]), body, BODY_FIELDS)
+        await self.publisher.broker.publish(value, topics.ALERTS, key=f"body:{key}".encode())
         await self.ledger.put_body(key, body)
 
     @staticmethod

@@ -32,7 +32,8 @@ def processes_mentioning(text: str) -> list[str]:
 # `make up` on a fresh checkout: no key in the environment (issue 12: none is committed; nor an
 # identity secret or signing key, issues 19 and 17).
 NO_KEY = {k: v for k, v in os.environ.items()
-          if not k.startswith(("HOMEWARD_JWT_", "HOMEWARD_IDENTITY_", "HOMEWARD_SIGNING_"))
+          if not k.startswith(("HOMEWARD_JWT_", "HOMEWARD_IDENTITY_", "HOMEWARD_SIGNING_",
+                                "HOMEWARD_PII_"))
           and k != "HOMEWARD_ENVIRONMENT"}
 
 

@@ -1,6 +1,7 @@
 """The alert service in-process against the real broker and Redis: outbox → Kafka,
 idempotency across restarts, jurisdiction, public tips with rate limits."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from services.alert.app import create_app
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from tests.helpers import eventually, read_topic, report_body, unsealed
 
 
 @asynccontextmanager
@@ -181,12 +182,18 @@ async def test_phones_and_id_numbers_as_typed_are_published_in_their_normal_form
             cases[response.json()["case_id"]] = phone
 
         async def published() -> dict[str, dict[str, Any]] | None:
-            found = {m["key"]: m["value"]["report"]
+            found = {m["key"]: m["value"]
                      for m in await read_topic(settings.kafka_bootstrap, topics.REPORTS)
                      if m["key"] in cases}
             return found if len(found) == len(cases) else None
 
-        reports = await eventually(published, timeout=30)
+        raw = await eventually(published, timeout=30)
+    # Personal fields travel sealed with the case's key (issue 13): opened, they are normal.
+    reports = {}
+    for case_id, value in raw.items():
+        assert "11010120190501019" not in json.dumps(value)
+        assert typed[cases[case_id]][0] not in json.dumps(value)
+        reports[case_id] = (await unsealed(settings, value))["report"]
     for case_id, phone in cases.items():
         reporter = reports[case_id]["reporter"]
         assert (reporter["phone"], reporter["phone_display"]) == typed[phone]

@@ -136,7 +136,7 @@ class Stack:
         # name and birth date, or same ID number) become one alert (issue 19 §3).
         # The ID number encodes the birth date (GB 11643; a mismatch is refused).
         n = next(_CHILDREN)
-        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 365))
+        overrides.setdefault("child__birth_date", (date(2019, 1, 1) + timedelta(days=n % 2000))
                              .isoformat())
         born = str(overrides["child__birth_date"]).replace("-", "")
         overrides.setdefault("child__id_number", id_number(f"110101{born}{n % 1000:03d}"))
@@ -190,6 +190,8 @@ async def stack_factory(settings: Settings, redis: Redis) -> AsyncIterator[Any]:
     for notify, http in started:
         await http.aclose()
         await notify.webhooks.close()
+        if notify.keys is not None:
+            await notify.keys.stop()
         await notify.publisher.broker.stop()
 
 

@@ -72,6 +72,8 @@ async def test_notify_pushes_signed_bulletin_to_hubs_in_radius_once(
             await notify.on_report_accepted(event)
             await notify.on_report_accepted(event)  # redelivery: nothing new is sent
             await notify.webhooks.close()
+            if notify.keys is not None:
+                await notify.keys.stop()
             assert len(near_sink.requests) == 1
             assert far_sink.requests == []
     push = near_sink.requests[0]

@@ -150,7 +150,7 @@ def test_every_workload_probes_and_has_requests_and_limits(overlay: str) -> None
                 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-SECRET_WORDS = ("PASSWORD", "SECRET", "REDIS_URL", "SUBSCRIBER_KEYS")
+SECRET_WORDS = ("PASSWORD", "SECRET", "REDIS_URL", "SUBSCRIBER_KEYS", "MASTER_KEYS")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -170,6 +170,8 @@ def test_secrets_are_referenced_never_inlined(overlay: str) -> None:
 REQUIRED_SECRETS = {
     "HOMEWARD_JWT_SECRET": {"name": "homeward-jwt", "key": "secret"},
     "HOMEWARD_IDENTITY_SECRET": {"name": "homeward-identity", "key": "secret"},
+    # The master keys wrapping every case's data key (issue 13, shared/pii.py).
+    "HOMEWARD_PII_MASTER_KEYS": {"name": "homeward-pii-master-keys", "key": "keys"},
 }
 NOTIFY_SECRETS = {
     "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS": {"name": "homeward-notify-subscriber-keys", "key": "keys"},

@@ -80,3 +80,14 @@ def test_stack_fixtures_and_compose_create_topics_from_the_declaration() -> None
     creators = {p.relative_to(ROOT).as_posix() for d in ("shared", "services", "deploy")
                 for p in (ROOT / d).rglob("*.py") if "NewTopic(" in p.read_text()}
     assert creators == {"shared/kafka.py"}
+
+
+def test_the_key_store_keeps_its_tombstones_for_good() -> None:
+    """A purged case stays purged after any rebuild of the key store (shared/casekeys.py): its
+    tombstone is never compacted away, while the other topics keep Kafka's default."""
+    keys = topic_policy.policy(topics.CASE_KEYS).configs(min_insync_replicas=1)
+    assert keys["cleanup.policy"] == "compact"
+    assert int(keys["delete.retention.ms"]) == 2**63 - 1
+    others = [t.name for t in topic_policy.TOPICS
+              if "delete.retention.ms" in t.configs(1) and t.name != topics.CASE_KEYS]
+    assert others == []

@@ -1,0 +1,71 @@
+"""Purge after the outcome in dispatch's domain (services/dispatch/purge.py, issue 13)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.dispatch import purge
+from services.dispatch.domain import Case, plan_close, plan_found, plan_reopen, plan_tip
+from shared import events as ev
+from shared.events import TipLocation, TipReceived
+from shared.pii import PURGED
+from tests.unit.test_dispatch_domain import NOW, fold, opened
+
+GRACE = 3600.0
+
+
+def with_tip(case: Case) -> Case:
+    tip = TipReceived(tip_id="T1", case_id=case.case_id, seen_at=NOW, contact="13600000000",
+                      location=TipLocation(lat=36.2, lon=113.1), description="在车站看见张小明",
+                      received_at=NOW)
+    return fold(plan_tip(case, tip, NOW), case)
+
+
+@pytest.mark.parametrize("outcome", ["found_safe", "found_deceased", "false_report"])
+def test_an_ended_case_is_purged_grace_after_it_ended(outcome: str) -> None:
+    case = with_tip(opened())
+    assert purge.purge_at(case, GRACE) is None and purge.plan_purge(case, NOW) == []
+    ended = NOW + timedelta(hours=1)
+    case = fold(plan_found(case, outcome, ended, "", "cmd", ended, "f"), case)  # type: ignore[arg-type]
+    assert purge.purge_at(case, GRACE) == ended + timedelta(seconds=GRACE)
+
+    [change] = purge.plan_purge(case, NOW + timedelta(days=2))
+    assert change.type == ev.CASE_PURGED
+    assert datetime.fromisoformat(change.data["ended_at"]) == ended
+    assert purge.plan_purge(case, NOW + timedelta(days=3))[0].event_id == change.event_id
+    before = case.model_copy(deep=True)
+    case = fold([change], case)
+    assert case.purged_at is not None and purge.purge_at(case, GRACE) is None
+    assert purge.plan_purge(case, NOW + timedelta(days=3)) == []
+    # Personal data gone; history kept (ids, region, times, leader, duties, outcome).
+    assert case.child_name == PURGED and case.duplicate_keys == [] and case.held_reports == {}
+    # The tips live beside the case, not in its document (issue 12); their purge is
+    # TipStore.purge (tests/integration/test_tip_store_purge.py).
+    assert "张小明" in before.model_dump_json() and "13600000000" not in before.model_dump_json()
+    assert "张小明" not in case.model_dump_json() and "13600000000" not in case.model_dump_json()
+    for name in ("case_id", "region_code", "leader", "duties", "tasks", "outcome", "found_at",
+                 "opened_at", "status", "escalations"):
+        assert getattr(case, name) == getattr(before, name), name
+    assert case.timeline[-1].action == "purged"
+
+
+def test_a_found_then_closed_case_counts_from_the_found_and_a_reopen_cancels_the_purge() -> None:
+    case = opened()
+    found = fold(plan_found(case, "found_safe", NOW, "", "cmd", NOW, "f"), case)
+    closed = fold(plan_close(found, "solved", "cmd", NOW + timedelta(hours=2), "c"), found)
+    assert purge.ended_at(closed) == NOW  # the search ended when the child was found
+    reopened = fold(plan_reopen(found, "wrong child", "cmd", NOW, "r"), found)
+    assert purge.purge_at(reopened, GRACE) is None and purge.plan_purge(reopened, NOW) == []
+
+
+def test_retention_names_every_store_and_when_it_goes() -> None:
+    case = fold(plan_found(opened(), "found_safe", NOW, "", "cmd", NOW, "f"), opened())
+    answer = purge.retention(case, GRACE)
+    assert answer.purged_at is None
+    until = {s.name: s.until for s in answer.stores}
+    assert until["homeward.dispatch.v1"] is None  # the history is kept
+    assert until["homeward.reports.v1"] == NOW + timedelta(seconds=GRACE)
+    purged = fold(purge.plan_purge(case, NOW + timedelta(days=1)), case)
+    assert purge.retention(purged, GRACE).purged_at == purged.purged_at
