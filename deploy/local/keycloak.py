@@ -29,21 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.keycloak.realm import BROWSER_FLOW, COMMANDER_OTP_FLOW, LOCAL_REALM_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "keycloak" / "pom.xml"
-REALM_FILE = ROOT / "deploy" / "keycloak" / "realm-homeward.json"
+REALM_FILE = LOCAL_REALM_FILE
 REALM = "homeward"
 DEFAULT_CACHE = Path(os.environ.get("HOMEWARD_CACHE_DIR", Path.home() / ".cache" / "homeward"))
 JAVA_HOME = Path(os.environ.get("HOMEWARD_KEYCLOAK_JAVA_HOME",
                                 "/usr/lib/jvm/temurin-25-jdk-amd64"))
 DEFAULT_PORT = 8180
 SAMPLE_PASSWORD = "homeward-dev"  # local realm only (README)
-# The realm's browser flow, its second-factor switch: Keycloak's built-in flow asks for a one-time
-# code only of accounts that set one up; the realm file's COMMANDER_OTP_FLOW demands it of every
-# commander (Condition - user role = commander, then OTP Form; a commander without OTP is made to
-# set it up: required action CONFIGURE_TOTP) and of anyone else who has one.
-BROWSER_FLOW = "browser"
-COMMANDER_OTP_FLOW = "homeward browser"
+# The realm's browser flow is its second-factor switch: Keycloak's built-in BROWSER_FLOW asks for a
+# one-time code only of accounts that set one up; the realm file's COMMANDER_OTP_FLOW demands it
+# of every commander (Condition - user role = commander, then OTP Form; a commander without OTP is
+# made to set it up: required action CONFIGURE_TOTP) and of anyone else who has one.
 COMMANDER_OTP_ENV = "HOMEWARD_KEYCLOAK_COMMANDER_OTP"
 
 
