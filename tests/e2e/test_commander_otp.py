@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import secrets
 import time
+import urllib.error
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +26,13 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from deploy.local.keycloak import SAMPLE_PASSWORD, KeycloakServer
+from deploy.keycloak.realm import production_realm
+from deploy.local.keycloak import REALM, SAMPLE_PASSWORD, KeycloakServer
 from shared.auth import Role, verify_token_with_expiry
 from shared.settings import Settings
 
@@ -74,13 +79,16 @@ class Step:
     inputs: dict[str, str] | None = None
     code: str = ""
     error: str = ""
+    page: str = ""  # a page without a form: the provider's error page
 
 
 class BrowserSignIn:
     """One person's sign-in at the console client, as a browser makes it (its own cookies)."""
 
-    def __init__(self, keycloak: KeycloakServer) -> None:
-        self.keycloak = keycloak
+    def __init__(self, keycloak: KeycloakServer, realm: str = REALM,
+                 redirect: str = REDIRECT) -> None:
+        self.issuer = f"{keycloak.url}/realms/{realm}"
+        self.redirect = redirect
         self.http = httpx.Client(timeout=20)
         self.verifier = secrets.token_urlsafe(48)
 
@@ -93,7 +101,7 @@ class BrowserSignIn:
     def _follow(self, response: httpx.Response) -> Step:
         while response.is_redirect:
             location = response.headers["location"]
-            if location.startswith(REDIRECT):
+            if location.startswith(self.redirect):
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
                 return Step(code=query.get("code", [""])[0], error=query.get("error", [""])[0])
             self._unsecure_cookies()
@@ -101,7 +109,8 @@ class BrowserSignIn:
         self._unsecure_cookies()
         assert response.status_code in (200, 400), response.text[:500]
         found = forms_of(response.text)
-        assert found, f"neither a form nor a redirect: {response.text[:500]}"
+        if not found:
+            return Step(page=response.text)
         form, (action, inputs) = next(iter(found.items()))
         return Step(form=form, action=action, inputs=inputs)
 
@@ -109,8 +118,8 @@ class BrowserSignIn:
         challenge = base64.urlsafe_b64encode(
             hashlib.sha256(self.verifier.encode()).digest()).rstrip(b"=").decode()
         return self._follow(self.http.get(
-            f"{self.keycloak.issuer}/protocol/openid-connect/auth",
-            params={"client_id": CLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+            f"{self.issuer}/protocol/openid-connect/auth",
+            params={"client_id": CLIENT, "redirect_uri": self.redirect, "response_type": "code",
                     "scope": "openid", "state": secrets.token_urlsafe(8),
                     "code_challenge": challenge, "code_challenge_method": "S256"}))
 
@@ -126,9 +135,9 @@ class BrowserSignIn:
     def token(self, step: Step) -> dict[str, Any]:
         """The console's token answer for the code (PKCE verifier of this sign-in)."""
         assert step.code, step
-        answer = self.http.post(f"{self.keycloak.issuer}/protocol/openid-connect/token", data={
+        answer = self.http.post(f"{self.issuer}/protocol/openid-connect/token", data={
             "grant_type": "authorization_code", "client_id": CLIENT, "code": step.code,
-            "redirect_uri": REDIRECT, "code_verifier": self.verifier})
+            "redirect_uri": self.redirect, "code_verifier": self.verifier})
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
@@ -151,20 +160,25 @@ def commander_otp(keycloak: KeycloakServer) -> Iterator[KeycloakServer]:
         keycloak.require_commander_otp(False)
 
 
-@pytest.fixture
-def new_commander(keycloak: KeycloakServer) -> Iterator[str]:
-    """A commander of 140400 made for one test (it keeps the OTP it sets up), removed after."""
+def add_commander(keycloak: KeycloakServer, realm: str = REALM) -> str:
+    """A commander of 140400 made for one test (it keeps the OTP it sets up); its id."""
     username = f"commander-otp-{time.time_ns()}"
-    keycloak.admin("POST", "/homeward/users", {
+    keycloak.admin("POST", f"/{realm}/users", {
         "username": username, "enabled": True, "firstName": "指挥员", "lastName": "双因素",
         "email": f"{username}@homeward.local", "emailVerified": True,
         "attributes": {"region": ["140400"]},
         "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
-    (user,) = keycloak.admin("GET", f"/homeward/users?exact=true&username={username}")
-    role = keycloak.admin("GET", f"/homeward/roles/{Role.commander.value}")
-    keycloak.admin("POST", f"/homeward/users/{user['id']}/role-mappings/realm", [role])
+    (user,) = keycloak.admin("GET", f"/{realm}/users?exact=true&username={username}")
+    role = keycloak.admin("GET", f"/{realm}/roles/{Role.commander.value}")
+    keycloak.admin("POST", f"/{realm}/users/{user['id']}/role-mappings/realm", [role])
+    return username
+
+
+@pytest.fixture
+def new_commander(keycloak: KeycloakServer) -> Iterator[str]:
+    username = add_commander(keycloak)
     yield username
-    keycloak.admin("DELETE", f"/homeward/users/{user['id']}")
+    keycloak.admin("DELETE", f"/{REALM}/users/{user_id(keycloak, username)}")
 
 
 def user_id(keycloak: KeycloakServer, username: str) -> str:
@@ -231,3 +245,58 @@ def test_without_the_switch_a_commander_signs_in_with_the_password(
     assert straight.code, straight
     assert signed_in_as(keycloak, person.token(straight)) == ("commander", "140403")
 
+
+
+PUBLIC = {"HOMEWARD_ALERT_URL": "https://alert.example.org",
+          "HOMEWARD_DISPATCH_URL": "https://dispatch.example.org",
+          "HOMEWARD_NOTIFY_URL": "https://notify.example.org",
+          "HOMEWARD_CALLCENTRE_REGION": "320100"}
+
+
+def as_keycloak_imports_it(realm: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """The realm after Keycloak's start-up import fills its `${VAR}` placeholders from the
+    environment (unknown names stay as they are, as Keycloak leaves them)."""
+    text = re.sub(r"\$\{([A-Z][A-Z0-9_]*)\}", lambda m: environ.get(m[1], m[0]),
+                  json.dumps(realm, ensure_ascii=False))
+    assert "${HOMEWARD_" not in text
+    return dict(json.loads(text))
+
+
+@pytest.fixture
+def production(keycloak: KeycloakServer) -> Iterator[str]:
+    """The Kubernetes realm (deploy/k8s/base/realm-homeward.json) in the session's Keycloak
+    under another name, removed after."""
+    name = f"homeward-production-{time.time_ns()}"
+    keycloak.import_realm(as_keycloak_imports_it(production_realm(), PUBLIC) | {"realm": name})
+    yield name
+    keycloak.admin("DELETE", f"/{name}")
+
+
+def test_the_production_realm_has_no_local_accounts_and_demands_otp_of_commanders(
+    keycloak: KeycloakServer, production: str,
+) -> None:
+    assert keycloak.admin("GET", f"/{production}/users") == [], "no people"
+    with pytest.raises(urllib.error.HTTPError) as no_client:  # the password-grant client
+        keycloak.password_token("operator-140403", realm=production)
+    assert no_client.value.code in (400, 401)
+
+    # The call-centre system: client credentials with the secret Keycloak made, the region of
+    # its deployment.
+    (client,) = keycloak.admin("GET", f"/{production}/clients?clientId=homeward-callcentre")
+    secret = keycloak.admin("GET", f"/{production}/clients/{client['id']}/client-secret")
+    assert secret["value"] and secret["value"] != "homeward-callcentre-local-only"
+    answer = httpx.post(f"{keycloak.url}/realms/{production}/protocol/openid-connect/token",
+                        data={"grant_type": "client_credentials",
+                              "client_id": "homeward-callcentre",
+                              "client_secret": secret["value"]}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
+    assert ("operator" in claims["roles"], claims["region"]) == (True, "320100")
+
+    # The console sends people back to its public page only; a commander must set up OTP.
+    commander = add_commander(keycloak, production)
+    console = f"{PUBLIC['HOMEWARD_DISPATCH_URL']}/console"
+    setup = BrowserSignIn(keycloak, production, redirect=console).password(commander)
+    assert not setup.code and setup.form == "kc-totp-settings-form", setup
+    elsewhere = BrowserSignIn(keycloak, production, redirect=REDIRECT).start()
+    assert not elsewhere.form and "redirect_uri" in elsewhere.page, "loopback is refused"
