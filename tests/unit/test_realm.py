@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.keycloak.realm import BROWSER_FLOW, COMMANDER_OTP_FLOW
 from deploy.local.keycloak import (
@@ -168,3 +170,23 @@ def test_every_flow_and_config_the_flows_name_exists() -> None:
 ])
 def test_the_local_switch(environ: dict[str, str], wanted: bool) -> None:
     assert commander_otp_wanted(environ) is wanted
+
+
+def test_compose_runs_keycloak_with_this_realm_and_the_services_trust_it() -> None:
+    """docker-compose.yml: the pinned official image imports this very file at start; the
+    issuer the services trust is the one Keycloak names (its --hostname), its keys are fetched
+    inside the network."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))[
+        "services"]
+    keycloak = services["keycloak"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{keycloak_version()}"
+    assert "--import-realm" in keycloak["command"]
+    assert ("./deploy/keycloak/realm-homeward.json:/opt/keycloak/data/import/"
+            "realm-homeward.json:ro") in keycloak["volumes"]
+    options = dict(a.removeprefix("--").split("=", 1) for a in keycloak["command"] if "=" in a)
+    for name in ("alert", "dispatch", "notify"):
+        env = services[name]["environment"]
+        assert env["HOMEWARD_OIDC_ISSUER"] == f"{options['hostname']}/realms/{REALM['realm']}"
+        jwks = urllib.parse.urlsplit(env["HOMEWARD_OIDC_JWKS_URL"])
+        assert (jwks.hostname, str(jwks.port)) == ("keycloak", options["http-port"])
+        assert services[name]["depends_on"]["keycloak"] == {"condition": "service_healthy"}
