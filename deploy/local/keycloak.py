@@ -199,6 +199,19 @@ class KeycloakServer:
                 raise
         self.admin("POST", "", realm, token=token)
 
+    def add_person(self, username: str, role: str, region: str, realm: str = REALM) -> str:
+        """A person made through the admin API (tests, local trials): enabled, password
+        SAMPLE_PASSWORD, one realm role, a region. Returns the user id."""
+        self.admin("POST", f"/{realm}/users", {
+            "username": username, "enabled": True, "firstName": role, "lastName": username,
+            "email": f"{username}@homeward.local", "emailVerified": True,
+            "attributes": {"region": [region]},
+            "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
+        (user,) = self.admin("GET", f"/{realm}/users?exact=true&username={username}")
+        grant = self.admin("GET", f"/{realm}/roles/{role}")
+        self.admin("POST", f"/{realm}/users/{user['id']}/role-mappings/realm", [grant])
+        return str(user["id"])
+
     def require_commander_otp(self, required: bool, realm: str = REALM) -> None:
         """Switch the realm's browser flow at run time (admin API): `required` binds
         COMMANDER_OTP_FLOW, else Keycloak's built-in flow. Sign-ins already made keep their

@@ -141,14 +141,8 @@ def test_a_disabled_commanders_console_closes_its_live_stream(
     sign-in with 70 s tokens) is refused, and the console ends the session at once: the live
     stream closes, the token is forgotten, the board is hidden."""
     username = f"commander-leaver-{time.time_ns()}"
-    keycloak.admin("POST", "/homeward/users", {
-        "username": username, "enabled": True, "firstName": "指挥员", "lastName": "离职",
-        "email": f"{username}@homeward.local", "emailVerified": True,
-        "attributes": {"region": ["140400"]},
-        "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
-    (user,) = keycloak.admin("GET", f"/homeward/users?exact=true&username={username}")
-    role = keycloak.admin("GET", "/homeward/roles/commander")
-    keycloak.admin("POST", f"/homeward/users/{user['id']}/role-mappings/realm", [role])
+    user = keycloak.admin("GET", "/homeward/users/" + keycloak.add_person(
+        username, "commander", "140400"))
     try:
         with console_tokens_living(keycloak, 70):
             page = browser.new_context(locale="zh-CN").new_page()

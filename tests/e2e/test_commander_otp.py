@@ -160,25 +160,13 @@ def commander_otp(keycloak: KeycloakServer) -> Iterator[KeycloakServer]:
         keycloak.require_commander_otp(False)
 
 
-def add_commander(keycloak: KeycloakServer, realm: str = REALM) -> str:
-    """A commander of 140400 made for one test (it keeps the OTP it sets up); its id."""
-    username = f"commander-otp-{time.time_ns()}"
-    keycloak.admin("POST", f"/{realm}/users", {
-        "username": username, "enabled": True, "firstName": "指挥员", "lastName": "双因素",
-        "email": f"{username}@homeward.local", "emailVerified": True,
-        "attributes": {"region": ["140400"]},
-        "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
-    (user,) = keycloak.admin("GET", f"/{realm}/users?exact=true&username={username}")
-    role = keycloak.admin("GET", f"/{realm}/roles/{Role.commander.value}")
-    keycloak.admin("POST", f"/{realm}/users/{user['id']}/role-mappings/realm", [role])
-    return username
-
-
 @pytest.fixture
 def new_commander(keycloak: KeycloakServer) -> Iterator[str]:
-    username = add_commander(keycloak)
+    """A commander of 140400 made for one test (it keeps the OTP it sets up), removed after."""
+    username = f"commander-otp-{time.time_ns()}"
+    user = keycloak.add_person(username, Role.commander.value, "140400")
     yield username
-    keycloak.admin("DELETE", f"/{REALM}/users/{user_id(keycloak, username)}")
+    keycloak.admin("DELETE", f"/{REALM}/users/{user}")
 
 
 def user_id(keycloak: KeycloakServer, username: str) -> str:
@@ -294,7 +282,8 @@ def test_the_production_realm_has_no_local_accounts_and_demands_otp_of_commander
     assert ("operator" in claims["roles"], claims["region"]) == (True, "320100")
 
     # The console sends people back to its public page only; a commander must set up OTP.
-    commander = add_commander(keycloak, production)
+    commander = f"commander-{time.time_ns()}"
+    keycloak.add_person(commander, Role.commander.value, "140400", realm=production)
     console = f"{PUBLIC['HOMEWARD_DISPATCH_URL']}/console"
     setup = BrowserSignIn(keycloak, production, redirect=console).password(commander)
     assert not setup.code and setup.form == "kc-totp-settings-form", setup
