@@ -7,6 +7,7 @@ without its local-only accounts and client, and the services trust it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.parse
 from functools import cache
@@ -339,3 +340,18 @@ def test_keycloak_database_and_admin_come_from_secrets(overlay: str, db_optional
     else:
         assert container["args"][0] == "start" and keycloak_config["KC_DB"] == "postgres"
         assert workloads(overlay)["keycloak"]["spec"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_placeholder_of_the_realm_is_in_keycloaks_environment(overlay: str) -> None:
+    """Keycloak fills the realm's `${VAR}` from its environment at import; one it lacks would
+    stay literal (a console that cannot redirect back, a call-centre token without a region)."""
+    text = (K8S / "base" / "realm-homeward.json").read_text(encoding="utf-8")
+    wanted = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", text))
+    assert wanted >= {"HOMEWARD_ALERT_URL", "HOMEWARD_DISPATCH_URL", "HOMEWARD_NOTIFY_URL",
+                      "HOMEWARD_CALLCENTRE_REGION"}
+    (container,) = keycloak_pod(overlay)["containers"]
+    config_maps = of_kind(overlay, "ConfigMap")
+    given = {key for source in container["envFrom"]
+             for key in config_maps[source["configMapRef"]["name"]]["data"]}
+    assert wanted <= given, wanted - given
