@@ -190,3 +190,14 @@ def test_compose_runs_keycloak_with_this_realm_and_the_services_trust_it() -> No
         jwks = urllib.parse.urlsplit(env["HOMEWARD_OIDC_JWKS_URL"])
         assert (jwks.hostname, str(jwks.port)) == ("keycloak", options["http-port"])
         assert services[name]["depends_on"]["keycloak"] == {"condition": "service_healthy"}
+
+
+def test_the_consoles_know_every_role_by_name_in_both_languages() -> None:
+    """shared/ui/signin.js reads the role from the provider's `roles` by HW.ROLES and shows it
+    in Chinese and English: the same roles as the realm and shared.auth.Role."""
+    script = (ROOT / "shared" / "ui" / "signin.js").read_text(encoding="utf-8")
+    listed = re.search(r"HW\.ROLES = \[([^\]]*)\]", script)
+    assert listed is not None
+    assert set(re.findall(r'"([a-z_]+)"', listed[1])) == {r.value for r in Role}
+    for role in Role:
+        assert len(re.findall(rf"\brole_{role.value}: \"[^\"]+\"", script)) == 2, role
