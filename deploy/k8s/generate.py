@@ -1,7 +1,9 @@
 """Generate the Strimzi `KafkaTopic` and `KafkaUser` resources of deploy/k8s/base from the one
-topic declaration (shared.topic_policy) and the one ACL table (shared.kafka_acl).
+topic declaration (shared.topic_policy) and the one ACL table (shared.kafka_acl), and the realm
+Keycloak imports (base/realm-homeward.json, the ConfigMap keycloak-realm) from the local realm
+file without its sample accounts and development client (deploy.keycloak.realm).
 
-    python -m deploy.k8s.generate          # rewrite base/topics.yaml and base/users.yaml
+    python -m deploy.k8s.generate          # rewrite base/topics.yaml, users.yaml, realm
     python -m deploy.k8s.generate --check  # exit 1 when the committed files differ
 
 tests/unit/test_k8s.py runs the check. The base carries the production replication (3 replicas,
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from deploy.keycloak import realm
 from shared import kafka_acl, topic_policy
 
 BASE = Path(__file__).resolve().parent / "base"
@@ -69,7 +72,8 @@ def render(documents: list[dict[str, Any]], source: str) -> str:
 
 def outputs() -> dict[Path, str]:
     return {BASE / "topics.yaml": render(kafka_topics(), "shared/topic_policy.py"),
-            BASE / "users.yaml": render(kafka_users(), "shared/kafka_acl.py")}
+            BASE / "users.yaml": render(kafka_users(), "shared/kafka_acl.py"),
+            BASE / "realm-homeward.json": realm.render(realm.production_realm())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     stale = [path for path, text in outputs().items()
-             if not path.exists() or path.read_text() != text]
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:
             print(f"{path} differs from the declaration: run python -m deploy.k8s.generate")
         return 1 if stale else 0
     for path, text in outputs().items():
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
     return 0
 
 

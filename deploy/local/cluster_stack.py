@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deploy.local.kafka_cluster import KafkaCluster
-from deploy.local.keycloak import KeycloakServer
+from deploy.local.keycloak import KeycloakServer, commander_otp_wanted
 from deploy.local.stack import (
     ROOT,
     SERVICES,
@@ -58,7 +58,7 @@ def running_cluster_stack(data_dir: Path, brokers: int, sasl: bool, redis_port: 
     redis = RedisServer(data_dir / "redis", port=redis_port)
     started: list[KafkaCluster | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
-        keycloak = start_keycloak(data_dir, keycloak_port)
+        keycloak = start_keycloak(data_dir, keycloak_port, commander_otp_wanted())
         if keycloak is not None:
             started.append(keycloak)
         started.append(redis.start())

@@ -24,19 +24,33 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.keycloak.realm import BROWSER_FLOW, COMMANDER_OTP_FLOW, LOCAL_REALM_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "keycloak" / "pom.xml"
-REALM_FILE = ROOT / "deploy" / "keycloak" / "realm-homeward.json"
+REALM_FILE = LOCAL_REALM_FILE
 REALM = "homeward"
 DEFAULT_CACHE = Path(os.environ.get("HOMEWARD_CACHE_DIR", Path.home() / ".cache" / "homeward"))
 JAVA_HOME = Path(os.environ.get("HOMEWARD_KEYCLOAK_JAVA_HOME",
                                 "/usr/lib/jvm/temurin-25-jdk-amd64"))
 DEFAULT_PORT = 8180
 SAMPLE_PASSWORD = "homeward-dev"  # local realm only (README)
+# The realm's browser flow is its second-factor switch: Keycloak's built-in BROWSER_FLOW asks for a
+# one-time code only of accounts that set one up; the realm file's COMMANDER_OTP_FLOW demands it
+# of every commander (Condition - user role = commander, then OTP Form; a commander without OTP is
+# made to set it up: required action CONFIGURE_TOTP) and of anyone else who has one.
+COMMANDER_OTP_ENV = "HOMEWARD_KEYCLOAK_COMMANDER_OTP"
+
+
+def commander_otp_wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """HOMEWARD_KEYCLOAK_COMMANDER_OTP=1 (or true/yes/on): the local realm demands OTP of
+    commanders (`make up`, `python -m deploy.local.stack up --commander-otp`)."""
+    return environ.get(COMMANDER_OTP_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def keycloak_version() -> str:
@@ -88,6 +102,7 @@ class KeycloakServer:
     management_port: int = 0
     heap: str = "512m"
     realm_file: Path = REALM_FILE
+    commander_otp: bool = False  # HOMEWARD_KEYCLOAK_COMMANDER_OTP=1 (`make up`)
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
@@ -151,7 +166,9 @@ class KeycloakServer:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"Keycloak not up after {timeout}s") from None
                 time.sleep(0.5)
-        self.import_realm(json.loads(self.realm_file.read_text(encoding="utf-8")), token)
+        realm = json.loads(self.realm_file.read_text(encoding="utf-8"))
+        realm["browserFlow"] = COMMANDER_OTP_FLOW if self.commander_otp else BROWSER_FLOW
+        self.import_realm(realm, token)
         self.ready_after_s = time.monotonic() - self.started_at
         return self
 
@@ -182,6 +199,27 @@ class KeycloakServer:
                 raise
         self.admin("POST", "", realm, token=token)
 
+    def add_person(self, username: str, role: str, region: str, realm: str = REALM) -> str:
+        """A person made through the admin API (tests, local trials): enabled, password
+        SAMPLE_PASSWORD, one realm role, a region. Returns the user id."""
+        self.admin("POST", f"/{realm}/users", {
+            "username": username, "enabled": True, "firstName": role, "lastName": username,
+            "email": f"{username}@homeward.local", "emailVerified": True,
+            "attributes": {"region": [region]},
+            "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
+        (user,) = self.admin("GET", f"/{realm}/users?exact=true&username={username}")
+        grant = self.admin("GET", f"/{realm}/roles/{role}")
+        self.admin("POST", f"/{realm}/users/{user['id']}/role-mappings/realm", [grant])
+        return str(user["id"])
+
+    def require_commander_otp(self, required: bool, realm: str = REALM) -> None:
+        """Switch the realm's browser flow at run time (admin API): `required` binds
+        COMMANDER_OTP_FLOW, else Keycloak's built-in flow. Sign-ins already made keep their
+        session; the next sign-in follows the new flow."""
+        flow = COMMANDER_OTP_FLOW if required else BROWSER_FLOW
+        self.admin("PUT", f"/{realm}", {"browserFlow": flow})
+        self.commander_otp = required
+
     def password_token(self, username: str, password: str = SAMPLE_PASSWORD,
                        client_id: str = "homeward-dev", realm: str = REALM) -> dict[str, Any]:
         """The token answer for a person (development client, password grant). Raises
@@ -211,7 +249,10 @@ def describe(server: KeycloakServer, consoles: dict[str, str]) -> str:
     """What `make up` prints: where to sign in, and the sample accounts (local only)."""
     realm = json.loads(server.realm_file.read_text(encoding="utf-8"))
     users = {u["username"]: u for u in realm["users"]}
-    lines = [f"  Keycloak   {server.url}  (realm {REALM}, ready in {server.ready_after_s:.1f}s)",
+    otp = ("commanders must use a one-time code (OTP)" if server.commander_otp else
+           "OTP for commanders off: HOMEWARD_KEYCLOAK_COMMANDER_OTP=1 turns it on")
+    lines = [f"  Keycloak   {server.url}  (realm {REALM}, ready in {server.ready_after_s:.1f}s; "
+             f"{otp})",
              "\nSign in (local realm only, password " + SAMPLE_PASSWORD + "):"]
     lines += [f"  {name:<10} {url}" for name, url in consoles.items()]
     for name in SAMPLE_ACCOUNTS:

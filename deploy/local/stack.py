@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local.keycloak import KeycloakServer, describe
+from deploy.local.keycloak import KeycloakServer, commander_otp_wanted, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -347,10 +347,14 @@ def stack_env(data_dir: Path, keycloak: KeycloakServer | None = None) -> dict[st
     return env
 
 
-def start_keycloak(data_dir: Path, port: int) -> KeycloakServer | None:
+def start_keycloak(data_dir: Path, port: int, commander_otp: bool = False
+                   ) -> KeycloakServer | None:
     """The identity provider (issue 20) started first: it comes up (~40 s) while Kafka does;
-    `stack_env` waits for it. Port 0: none (minted development tokens only)."""
-    return KeycloakServer(data_dir / "keycloak", port=port).start() if port else None
+    `stack_env` waits for it. Port 0: none (minted development tokens only). `commander_otp`:
+    the realm demands a one-time code of commanders (deploy/local/keycloak.py)."""
+    if not port:
+        return None
+    return KeycloakServer(data_dir / "keycloak", port=port, commander_otp=commander_otp).start()
 
 
 def describe_stack(stack: dict[str, object], data_dir: Path) -> str:
@@ -407,13 +411,13 @@ def start_services(
 @contextlib.contextmanager
 def running_stack(
     data_dir: Path, kafka_port: int, redis_port: int, ports: dict[str, int],
-    keycloak_port: int = 0,
+    keycloak_port: int = 0, commander_otp: bool = False,
 ) -> Iterator[dict[str, object]]:
     kafka = KafkaServer(data_dir / "kafka", port=kafka_port)
     redis = RedisServer(data_dir / "redis", port=redis_port)
     started: list[KafkaServer | RedisServer | ServiceProcess | KeycloakServer] = []
     try:
-        keycloak = start_keycloak(data_dir, keycloak_port)
+        keycloak = start_keycloak(data_dir, keycloak_port, commander_otp)
         if keycloak is not None:
             started.append(keycloak)
         started.append(redis.start())
@@ -449,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keycloak-port", type=int,
                         default=int(os.environ.get("HOMEWARD_KEYCLOAK_PORT", "8180")),
                         help="identity provider (issue 20); 0: none, minted tokens only")
+    parser.add_argument("--commander-otp", action=argparse.BooleanOptionalAction,
+                        default=commander_otp_wanted(),
+                        help="commanders must sign in with a one-time code (realm browser flow)")
     args = parser.parse_args(argv)
     if args.command == "fetch-kafka":
         print(ensure_kafka_jars())
@@ -456,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ports = {"alert": args.alert_port, "dispatch": args.dispatch_port, "notify": args.notify_port}
     return serve(lambda: running_stack(args.data_dir, args.kafka_port, args.redis_port, ports,
-                                       args.keycloak_port),
+                                       args.keycloak_port, args.commander_otp),
                  lambda stack: f"Kafka {kafka_version()} on 127.0.0.1:{args.kafka_port}, "
                                f"Redis on 127.0.0.1:{args.redis_port}",
                  args.data_dir)

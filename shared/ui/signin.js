@@ -42,7 +42,13 @@ HW.session = {
     const events = this.manager.events;
     events.addUserLoaded(user => { HW.token = user.access_token; });
     events.addAccessTokenExpired(() => this.ended());
-    events.addSilentRenewError(() => { if (!this.manager) return; this.manager.getUser().then(u => { if (!u || u.expired) this.ended(); }); });
+    events.addSilentRenewError(e => {
+      if (!this.manager) return;
+      // The provider refused the refresh token (account disabled, session ended there): over now,
+      // not when the token runs out. Anything else (network) is retried until the token expires.
+      if (e && e.error === "invalid_grant") { this.ended(); return; }
+      this.manager.getUser().then(u => { if (!u || u.expired) this.ended(); });
+    });
     events.addUserSignedOut(() => this.ended());
     let user = null;
     const params = new URLSearchParams(location.search);

@@ -5,7 +5,9 @@ console sees it live; signing out ends the session, at the provider too."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,17 +97,27 @@ def test_operator_and_commander_sign_in_file_see_live_and_sign_out(
     commander.context.close()
 
 
+@contextlib.contextmanager
+def console_tokens_living(keycloak: KeycloakServer, seconds: int) -> Iterator[None]:
+    """The console client's access tokens live `seconds` inside the block (the console renews
+    a minute before expiry), then the realm's lifetime again."""
+    (client,) = keycloak.admin("GET", "/homeward/clients?clientId=homeward-console")
+    attributes = dict(client.get("attributes") or {})
+    path = f"/homeward/clients/{client['id']}"
+    keycloak.admin("PUT", path, {**client, "attributes": {
+        **attributes, "access.token.lifespan": str(seconds)}})
+    try:
+        yield
+    finally:
+        keycloak.admin("PUT", path, {**client, "attributes": attributes})
+
+
 def test_the_console_renews_its_token_before_it_expires(
     browser: Browser, oidc_stack: dict[str, ServiceProcess], keycloak: KeycloakServer,
 ) -> None:
     """Tokens of the console client live 70 s for this test: a minute before expiry the
     console has a new one (refresh token), and its live stream stays up."""
-    (client,) = keycloak.admin("GET", "/homeward/clients?clientId=homeward-console")
-    attributes = dict(client.get("attributes") or {})
-    path = f"/homeward/clients/{client['id']}"
-    keycloak.admin("PUT", path, {**client, "attributes": {
-        **attributes, "access.token.lifespan": "70"}})
-    try:
+    with console_tokens_living(keycloak, 70):
         page = browser.new_context(locale="zh-CN").new_page()
         sign_in_at_provider(page, f"{oidc_stack['dispatch'].url}/console", "commander-140400")
         expect(page.locator("#live")).to_have_text("● 实时", timeout=15_000)
@@ -120,5 +132,30 @@ def test_the_console_renews_its_token_before_it_expires(
         assert page.evaluate("() => HW.streams.size") == 1
         expect(page.locator("#live")).to_have_text("● 实时")
         page.context.close()
+
+
+def test_a_disabled_commanders_console_closes_its_live_stream(
+    browser: Browser, oidc_stack: dict[str, ServiceProcess], keycloak: KeycloakServer,
+) -> None:
+    """Disabled at the provider while the console is open: the next renewal (10 s after
+    sign-in with 70 s tokens) is refused, and the console ends the session at once: the live
+    stream closes, the token is forgotten, the board is hidden."""
+    username = f"commander-leaver-{time.time_ns()}"
+    user = keycloak.admin("GET", "/homeward/users/" + keycloak.add_person(
+        username, "commander", "140400"))
+    try:
+        with console_tokens_living(keycloak, 70):
+            page = browser.new_context(locale="zh-CN").new_page()
+            sign_in_at_provider(page, f"{oidc_stack['dispatch'].url}/console", username)
+            expect(page.locator("#live")).to_have_text("● 实时", timeout=15_000)
+            assert page.evaluate("() => HW.streams.size") == 1
+            expires = page.evaluate("() => HW.claims().exp")
+            keycloak.admin("PUT", f"/homeward/users/{user['id']}", {**user, "enabled": False})
+            page.wait_for_function("() => HW.streams.size === 0", timeout=30_000)
+            assert page.evaluate("() => HW.token") == ""
+            assert expires - time.time() > 20, "closed on the refusal, not at expiry"
+            expect(page.locator("#board")).to_be_hidden()
+            expect(page.locator("#token-error")).to_have_text("登录已失效，请重新登录")
+            page.context.close()
     finally:
-        keycloak.admin("PUT", path, {**client, "attributes": attributes})
+        keycloak.admin("DELETE", f"/homeward/users/{user['id']}")

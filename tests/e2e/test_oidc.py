@@ -21,7 +21,7 @@ import httpx
 import jwt
 import pytest
 
-from deploy.local.keycloak import REALM_FILE, SAMPLE_PASSWORD, KeycloakServer
+from deploy.local.keycloak import REALM_FILE, KeycloakServer
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, service_env
 from shared.auth import CLOCK_SKEW_S, InvalidToken, Role, verify_token_with_expiry
 from shared.settings import Settings
@@ -135,14 +135,8 @@ def test_a_disabled_account_gets_no_new_token(
     keycloak: KeycloakServer, alert: ServiceProcess,
 ) -> None:
     username = f"leaver-{time.time_ns()}"
-    keycloak.admin("POST", "/homeward/users", {
-        "username": username, "enabled": True, "firstName": "离职", "lastName": "人员",
-        "email": f"{username}@homeward.local", "emailVerified": True,
-        "attributes": {"region": ["140403"]},
-        "credentials": [{"type": "password", "value": SAMPLE_PASSWORD, "temporary": False}]})
-    (user,) = keycloak.admin("GET", f"/homeward/users?exact=true&username={username}")
-    role = keycloak.admin("GET", f"/homeward/roles/{Role.operator.value}")
-    keycloak.admin("POST", f"/homeward/users/{user['id']}/role-mappings/realm", [role])
+    user = keycloak.admin("GET", "/homeward/users/" + keycloak.add_person(
+        username, Role.operator.value, "140403"))
 
     answer = keycloak.password_token(username)
     assert status_with(alert, answer["access_token"]) == 404

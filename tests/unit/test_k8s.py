@@ -1,10 +1,15 @@
 """deploy/k8s (issue 14 items 4-5): both overlays build with kustomize and pass kubeconform
 -strict against the committed schemas (no network); the KafkaTopics and KafkaUsers are the topic
-declaration and the ACL table; every workload probes and has limits; secrets are referenced."""
+declaration and the ACL table; every workload probes and has limits; secrets are referenced.
+Issue 20: Keycloak (the pinned image) imports the realm generated from the local realm file
+without its local-only accounts and client, and the services trust it."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+import urllib.parse
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,10 @@ import pytest
 import yaml
 
 from deploy.k8s import generate
+from deploy.keycloak import realm
+from deploy.local.keycloak import SAMPLE_PASSWORD, keycloak_version
 from shared import kafka_acl, topic_policy
+from shared.auth import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -229,3 +237,121 @@ def test_consumers_scale_on_lag_and_networks_are_closed(overlay: str) -> None:
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {},
                                                         "policyTypes": ["Ingress"]}
     assert "redis-from-services" in policies
+
+
+# --- Keycloak and the realm (issue 20) ---------------------------------------------------------
+
+def keycloak_pod(overlay: str) -> dict[str, Any]:
+    return dict(workloads(overlay)["keycloak"]["spec"]["template"]["spec"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keycloak_runs_the_pinned_image_and_imports_the_production_realm(overlay: str) -> None:
+    pod = keycloak_pod(overlay)
+    (container,) = pod["containers"]
+    assert container["image"] == f"quay.io/keycloak/keycloak:{keycloak_version()}"
+    assert "--import-realm" in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "realm")
+    assert mount["mountPath"] == "/opt/keycloak/data/import" and mount["readOnly"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "realm")
+    config_maps = of_kind(overlay, "ConfigMap")
+    realm_map = config_maps[volume["configMap"]["name"]]  # the generated name, hash and all
+    assert volume["configMap"]["name"].startswith("keycloak-realm-")
+    assert list(realm_map["data"]) == ["realm-homeward.json"]
+    text = realm_map["data"]["realm-homeward.json"]
+    assert json.loads(text) == realm.production_realm()
+    assert (K8S / "base" / "realm-homeward.json").read_text(encoding="utf-8") == text
+
+
+def local_only_leftovers(text: str) -> set[str]:
+    """What of the local realm's local-only parts a realm file (text) still carries."""
+    found = {word for word in (SAMPLE_PASSWORD, "local-only", "homeward-dev", "127.0.0.1",
+                               "localhost", "operator-140403") if word in text}
+    document = json.loads(text)
+    if [u for u in document["users"] if "serviceAccountClientId" not in u]:
+        found.add("people")
+    if [c for c in document["clients"] if c.get("directAccessGrantsEnabled")]:
+        found.add("password grant")
+    if [c for c in document["clients"] if "secret" in c]:
+        found.add("client secret")
+    if document.get("browserFlow") != realm.COMMANDER_OTP_FLOW:
+        found.add("no OTP for commanders")
+    return found
+
+
+def test_the_kubernetes_realm_has_no_local_accounts_clients_or_secrets() -> None:
+    """What only the local realm may carry is gone: people (sample accounts and their password),
+    the password-grant client, the call-centre secret, loopback redirects; commanders must use
+    a one-time code. (The same check finds all of it in the local realm file.)"""
+    production = (K8S / "base" / "realm-homeward.json").read_text(encoding="utf-8")
+    assert local_only_leftovers(production) == set()
+    local = realm.LOCAL_REALM_FILE.read_text(encoding="utf-8")
+    assert local_only_leftovers(local) == {
+        SAMPLE_PASSWORD, "local-only", "homeward-dev", "127.0.0.1", "localhost",
+        "operator-140403", "people", "password grant", "client secret", "no OTP for commanders"}
+    document = json.loads(production)
+    assert {r["name"] for r in document["roles"]["realm"]} == {r.value for r in Role}
+    assert {c["clientId"] for c in document["clients"]} == {
+        c["clientId"] for c in json.loads(local)["clients"]} - realm.LOCAL_ONLY_CLIENTS
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_services_trust_the_clusters_keycloak(overlay: str) -> None:
+    config = of_kind(overlay, "ConfigMap")["homeward-config"]["data"]
+    keycloak_config = of_kind(overlay, "ConfigMap")["keycloak-config"]["data"]
+    assert config["HOMEWARD_OIDC_ISSUER"] == f"{keycloak_config['KC_HOSTNAME']}/realms/homeward"
+    service = of_kind(overlay, "Service")["keycloak"]
+    (port,) = service["spec"]["ports"]
+    jwks = urllib.parse.urlsplit(config["HOMEWARD_OIDC_JWKS_URL"])
+    assert (jwks.hostname, jwks.port) == ("keycloak", port["port"])
+    assert jwks.path == "/realms/homeward/protocol/openid-connect/certs"
+    for name, workload in workloads(overlay).items():
+        if name in (*SERVICES, "keycloak"):  # the realm's ${HOMEWARD_*_URL} too
+            (container, *_) = workload["spec"]["template"]["spec"]["containers"]
+            assert {"configMapRef": {"name": "homeward-config"}} in container["envFrom"], name
+    # The network lets browsers and the services reach it; alert and dispatch may call it.
+    policies = of_kind(overlay, "NetworkPolicy")
+    (selector,) = policies["services-http"]["spec"]["podSelector"]["matchExpressions"]
+    assert "keycloak" in selector["values"]
+    egress = policies["internal-egress"]["spec"]["egress"]
+    assert any("keycloak" in e.get("values", [])
+               for rule in egress for peer in rule["to"]
+               for e in peer.get("podSelector", {}).get("matchExpressions", []))
+
+
+@pytest.mark.parametrize(("overlay", "db_optional"), [("local", True), ("production", False)])
+def test_keycloak_database_and_admin_come_from_secrets(overlay: str, db_optional: bool) -> None:
+    (container,) = keycloak_pod(overlay)["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    for variable, (secret, key) in {
+        "KC_DB_URL": ("homeward-keycloak-db", "url"),
+        "KC_DB_USERNAME": ("homeward-keycloak-db", "username"),
+        "KC_DB_PASSWORD": ("homeward-keycloak-db", "password"),
+        "KC_BOOTSTRAP_ADMIN_USERNAME": ("homeward-keycloak-admin", "username"),
+        "KC_BOOTSTRAP_ADMIN_PASSWORD": ("homeward-keycloak-admin", "password"),
+    }.items():
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (secret, key)
+        assert ref.get("optional", False) == (db_optional and variable.startswith("KC_DB_"))
+    keycloak_config = of_kind(overlay, "ConfigMap")["keycloak-config"]["data"]
+    assert not [k for k in keycloak_config if any(w in k for w in SECRET_WORDS)]
+    if overlay == "local":  # development mode on its own file database
+        assert container["args"][0] == "start-dev" and keycloak_config["KC_DB"] == "dev-file"
+    else:
+        assert container["args"][0] == "start" and keycloak_config["KC_DB"] == "postgres"
+        assert workloads(overlay)["keycloak"]["spec"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_placeholder_of_the_realm_is_in_keycloaks_environment(overlay: str) -> None:
+    """Keycloak fills the realm's `${VAR}` from its environment at import; one it lacks would
+    stay literal (a console that cannot redirect back, a call-centre token without a region)."""
+    text = (K8S / "base" / "realm-homeward.json").read_text(encoding="utf-8")
+    wanted = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", text))
+    assert wanted >= {"HOMEWARD_ALERT_URL", "HOMEWARD_DISPATCH_URL", "HOMEWARD_NOTIFY_URL",
+                      "HOMEWARD_CALLCENTRE_REGION"}
+    (container,) = keycloak_pod(overlay)["containers"]
+    config_maps = of_kind(overlay, "ConfigMap")
+    given = {key for source in container["envFrom"]
+             for key in config_maps[source["configMapRef"]["name"]]["data"]}
+    assert wanted <= given, wanted - given

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from deploy.local.keycloak import REALM_FILE, SAMPLE_ACCOUNTS, keycloak_version
+from deploy.keycloak.realm import BROWSER_FLOW, COMMANDER_OTP_FLOW
+from deploy.local.keycloak import (
+    COMMANDER_OTP_ENV,
+    REALM_FILE,
+    SAMPLE_ACCOUNTS,
+    commander_otp_wanted,
+    keycloak_version,
+)
 from shared.auth import Principal, Role
 from shared.settings import Settings
 
@@ -95,3 +104,100 @@ def test_the_readme_names_the_sample_accounts_and_the_pinned_version() -> None:
     assert keycloak_version() in readme
     compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert re.search(r"keycloak:" + re.escape(keycloak_version()), compose)
+
+
+FLOWS = {f["alias"]: f for f in REALM["authenticationFlows"]}
+CONFIGS = {c["alias"]: c["config"] for c in REALM["authenticatorConfig"]}
+
+
+def otp_branches(alias: str) -> list[tuple[list[tuple[str, dict[str, str]]], str]]:
+    """Every CONDITIONAL sub-flow under `alias` that ends in the OTP form: its conditions
+    (authenticator, config) and the OTP form's requirement."""
+    found = []
+    for step in sorted(FLOWS[alias]["authenticationExecutions"], key=lambda e: e["priority"]):
+        if not step["authenticatorFlow"]:
+            continue
+        sub = sorted(FLOWS[step["flowAlias"]]["authenticationExecutions"],
+                     key=lambda e: e["priority"])
+        if step["requirement"] == "CONDITIONAL" and sub[-1]["authenticator"] == "auth-otp-form":
+            conditions = [(e["authenticator"], CONFIGS.get(e.get("authenticatorConfig", ""), {}))
+                          for e in sub[:-1]]
+            assert all(a.startswith("conditional-") for a, _ in conditions), step["flowAlias"]
+            found.append((conditions, sub[-1]["requirement"]))
+        found += otp_branches(step["flowAlias"])
+    return found
+
+
+def test_the_commander_otp_flow_demands_a_code_of_commanders_and_of_those_who_have_one() -> None:
+    """The second-factor switch (issue 20): the realm's browserFlow. Locally Keycloak's built-in
+    flow (the browser tests sign commanders in with the password); COMMANDER_OTP_FLOW: after the
+    password, a commander must give a one-time code (OTP Form REQUIRED: one without OTP is made to
+    set it up), anyone else only if they set one up."""
+    assert REALM["browserFlow"] == BROWSER_FLOW
+    flow = FLOWS[COMMANDER_OTP_FLOW]
+    assert flow["topLevel"] and not flow["builtIn"]
+    commander = {"condUserRole": Role.commander.value, "negate": "false"}
+    others = {"condUserRole": Role.commander.value, "negate": "true"}
+    assert otp_branches(COMMANDER_OTP_FLOW) == [
+        ([("conditional-user-role", commander)], "REQUIRED"),
+        ([("conditional-user-role", others), ("conditional-user-configured", {})], "REQUIRED"),
+    ]
+    forms = next(f for f in FLOWS.values() if any(
+        e.get("authenticator") == "auth-username-password-form"
+        for e in f["authenticationExecutions"]))
+    assert forms["alias"] in {e.get("flowAlias") for e in flow["authenticationExecutions"]}
+    assert (REALM["otpPolicyType"], REALM["otpPolicyDigits"], REALM["otpPolicyPeriod"]) == (
+        "totp", 6, 30)
+    assert REALM["otpPolicyCodeReusable"] is False
+
+
+def test_every_flow_and_config_the_flows_name_exists() -> None:
+    for flow in FLOWS.values():
+        for step in flow["authenticationExecutions"]:
+            if step["authenticatorFlow"]:
+                assert step["flowAlias"] in FLOWS and not FLOWS[step["flowAlias"]]["topLevel"]
+            if "authenticatorConfig" in step:
+                assert step["authenticatorConfig"] in CONFIGS
+    roles = {r["name"] for r in REALM["roles"]["realm"]}
+    assert {c["condUserRole"] for c in CONFIGS.values() if "condUserRole" in c} <= roles
+
+
+@pytest.mark.parametrize(("environ", "wanted"), [
+    ({}, False), ({COMMANDER_OTP_ENV: ""}, False), ({COMMANDER_OTP_ENV: "0"}, False),
+    ({COMMANDER_OTP_ENV: "no"}, False), ({COMMANDER_OTP_ENV: "1"}, True),
+    ({COMMANDER_OTP_ENV: "true"}, True), ({COMMANDER_OTP_ENV: " Yes "}, True),
+    ({COMMANDER_OTP_ENV: "on"}, True),
+])
+def test_the_local_switch(environ: dict[str, str], wanted: bool) -> None:
+    assert commander_otp_wanted(environ) is wanted
+
+
+def test_compose_runs_keycloak_with_this_realm_and_the_services_trust_it() -> None:
+    """docker-compose.yml: the pinned official image imports this very file at start; the
+    issuer the services trust is the one Keycloak names (its --hostname), its keys are fetched
+    inside the network."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))[
+        "services"]
+    keycloak = services["keycloak"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{keycloak_version()}"
+    assert "--import-realm" in keycloak["command"]
+    assert ("./deploy/keycloak/realm-homeward.json:/opt/keycloak/data/import/"
+            "realm-homeward.json:ro") in keycloak["volumes"]
+    options = dict(a.removeprefix("--").split("=", 1) for a in keycloak["command"] if "=" in a)
+    for name in ("alert", "dispatch", "notify"):
+        env = services[name]["environment"]
+        assert env["HOMEWARD_OIDC_ISSUER"] == f"{options['hostname']}/realms/{REALM['realm']}"
+        jwks = urllib.parse.urlsplit(env["HOMEWARD_OIDC_JWKS_URL"])
+        assert (jwks.hostname, str(jwks.port)) == ("keycloak", options["http-port"])
+        assert services[name]["depends_on"]["keycloak"] == {"condition": "service_healthy"}
+
+
+def test_the_consoles_know_every_role_by_name_in_both_languages() -> None:
+    """shared/ui/signin.js reads the role from the provider's `roles` by HW.ROLES and shows it
+    in Chinese and English: the same roles as the realm and shared.auth.Role."""
+    script = (ROOT / "shared" / "ui" / "signin.js").read_text(encoding="utf-8")
+    listed = re.search(r"HW\.ROLES = \[([^\]]*)\]", script)
+    assert listed is not None
+    assert set(re.findall(r'"([a-z_]+)"', listed[1])) == {r.value for r in Role}
+    for role in Role:
+        assert len(re.findall(rf"\brole_{role.value}: \"[^\"]+\"", script)) == 2, role
