@@ -67,7 +67,7 @@ def plan_triage(case: Case, tip: dict[str, Any], verdict: TipVerdict, reason: st
     changes: list[Change] = []
     check_id = None
     if check_region:
-        if within(case.region_code, check_region):
+        if within(case.region_code, check_region) or within(check_region, case.region_code):
             raise Refused(409, "check_in_own_region", f"{check_region} is inside the case's "
                           f"own region {case.region_code}: its own group checks there",
                           "check_region")

@@ -2,8 +2,6 @@
 checking county's list, its report, its head joining the case group — and who may read a case
 because of a check."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 

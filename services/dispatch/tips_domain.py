@@ -141,9 +141,12 @@ def summary(assessment: TipAssessment) -> str:
         parts.append(f"{when} {_duration(minutes)}")
     inside = "" if a.inside_radius is None else ("（半径内）" if a.inside_radius else "（半径外）")
     parts.append(f"当前推送半径 {a.radius_km:g} 公里{inside}")
-    mark = {"near": "", "ground": "", "air": "；仅乘飞机可能到达",
-            "implausible": f"；时间距离不合理（隐含速度 {a.speed_kmh:g} km/h），请核实"}
-    return "，".join(parts) + mark[a.plausibility]
+    mark = ""
+    if a.plausibility == "air":
+        mark = "；仅乘飞机可能到达"
+    elif a.plausibility == "implausible":
+        mark = f"；时间距离不合理（隐含速度 {a.speed_kmh or 0:g} km/h），请核实"
+    return "，".join(parts) + mark
 
 
 def _duration(minutes: float) -> str:
