@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.notify import domain
 from services.notify.domain import Subscriber
+from shared import topics
 from shared.casekeys import open_event
 from shared.display import people_time
 from shared.events import (
@@ -92,3 +93,19 @@ async def push(notify: Notify, event: CloudEvent) -> None:
                 notify.settings.display_timezone)
     await notify.subscribers.add_many(members)  # a retry finds its recipient
     await notify._deliver_all([(m, body) for m in members])
+
+
+async def purge_bodies(notify: Notify, case_id: str) -> list[str]:
+    """At the case's purge (issue 13): the tip and check push bodies of the case leave Redis and
+    get tombstones on homeward.alerts.v1 (their sealed `text` is unreadable already, the case key
+    being gone). Returns the body keys dropped; idempotent."""
+    keys = sorted({r["body_key"] for r in await notify.ledger.of_case(case_id)
+                   if r.get("body_key", "").startswith(("T-", "K-"))})
+    for key in keys:
+        if notify.keys is not None:
+            await notify.keys.tombstone(topics.ALERTS, f"body:{key}")
+        else:
+            await notify.publisher.broker.publish(b"", topics.ALERTS, key=f"body:{key}".encode())
+    if keys:
+        await notify.ledger.redis.delete(*(f"notify:body:{key}" for key in keys))
+    return keys
