@@ -321,6 +321,9 @@ CASE_TIP_TRIAGED = "homeward.case.tip_triaged.v1"
 CASE_CHECK_ASSIGNED = "homeward.case.check_assigned.v1"
 # That county's answer (details: check_id, result, note); the check is closed.
 CASE_CHECK_REPORTED = "homeward.case.check_reported.v1"
+# A check past its deadline, unreported (details: check_id, count, check_region; `notify`: the
+# case leader and the checking county's head); repeated like an overdue task.
+CASE_CHECK_OVERDUE = "homeward.case.check_overdue.v1"
 # The push of a tip to the case group (notify's body `type`; receipts carry SCOPE_GROUP).
 TIP_PUSHED = "homeward.tip.pushed.v1"
 SCOPE_GROUP = "group"  # DeliveryReceipt.scope of a push to a case-group member

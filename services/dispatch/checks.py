@@ -47,7 +47,8 @@ def plan_check(case: Case, tip_id: str, county: str, roster: Roster, deadline: t
     head = leader_of(organ, roster)
     check = LocalCheck(check_id=f"K{event_id[-10:]}", tip_id=tip_id, region_code=county,
                        organ_code=organ.code, organ_name=organ.name,
-                       assignee=f"{head.title} {head.name}", due_at=now + deadline,
+                       assignee=f"{head.title} {head.name}", phone=head.phone,
+                       due_at=now + deadline,
                        assigned_at=now, assigned_by=actor)
     told = Member(duty="local_check", name=head.name, title=head.title, phone=head.phone,
                   organ_code=organ.code, organ_name=organ.name)
@@ -107,6 +108,39 @@ def plan_report(case: Case, check_id: str, result: CheckResult, note: str, actor
                        result=result, note=note, check_region=check.region_code)]
 
 
+CHECK_TIMER = "check:"  # + check id: the timer member's task part (adapters' timers)
+
+
+def plan_check_overdue(case: Case, check_id: str, now: datetime) -> list[Change]:
+    """An open check past its deadline (or its next repeat): an event on the case, the case
+    leader and the checking county's head told. Nothing for a closed check or case."""
+    check = next((c for c in case.checks if c.check_id == check_id), None)
+    if check is None or not check.is_open or not case.is_open:
+        return []
+    count = check.overdue_count + 1
+    told = [m for m in (_leader(case), _head_of(check)) if m is not None]
+    return [case_event(case.case_id, case.region_code, ev.CASE_CHECK_OVERDUE,
+                       f"{case.case_id}:check:{check_id}:overdue:{count}", now, "dispatch",
+                       "核查时限已过，未反馈，向专案组长报告", check_id=check_id, count=count,
+                       check_region=check.region_code,
+                       notify=[m.model_dump() for m in told])]
+
+
+def _leader(case: Case) -> Member | None:
+    lead = case.leader
+    if lead is None:
+        return None
+    return Member(duty="leader", name=lead.name, title=lead.title, phone=lead.phone,
+                  organ_code=lead.organ_code, organ_name=lead.organ_name)
+
+
+def _head_of(check: LocalCheck) -> Member | None:
+    title, _, name = check.assignee.rpartition(" ")
+    return None if not name else Member(duty="local_check", name=name, title=title,
+                                        phone=check.phone, organ_code=check.organ_code,
+                                        organ_name=check.organ_name)
+
+
 def plan_cooperate(case: Case, check_id: str, reason: str, actor: str, roster: Roster,
                    now: datetime, event_id: str) -> list[Change]:
     """The checking county's head joins the case group as a cooperating member (003 §三(二));
@@ -137,7 +171,8 @@ def may_read(case: Case, who: Principal) -> bool:
 def streamed_to(fields: dict[str, str], region: str) -> bool:
     """Whether a live-stream entry of another region's case is for a commander of `region`:
     the check events of a check in their county."""
-    if fields.get("type") not in (ev.CASE_CHECK_ASSIGNED, ev.CASE_CHECK_REPORTED):
+    if fields.get("type") not in (ev.CASE_CHECK_ASSIGNED, ev.CASE_CHECK_REPORTED,
+                                  ev.CASE_CHECK_OVERDUE):
         return False
     try:
         details = json.loads(fields.get("data") or "{}").get("details") or {}

@@ -24,7 +24,7 @@ from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
-from services.dispatch.tips_handlers import SightingRules, plan_attach
+from services.dispatch.tips_handlers import SightingRules, plan_attach, plan_due
 from shared import topics
 from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
@@ -349,7 +349,7 @@ class Dispatch:
                 continue
             async with self._lock(case_id):
                 case = await self.cases.get_own(case_id)
-                changes = domain.plan_overdue(case, task_id, self.clock()) if case else []
+                changes = plan_due(case, task_id, self.clock()) if case else []
                 if not changes:
                     await self.cases.drop_timer(case_id, task_id)
                     continue

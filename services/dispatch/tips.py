@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.dispatch.tips_domain import rank_score
+from services.dispatch.tips_domain import next_check_fire, rank_score
 from shared import events as ev
 from shared import pii
 from shared.events import TipReceived
@@ -76,6 +76,18 @@ class TipStore:
             pipe.hdel(PARKED, tip_id)
             pipe.zrem(PARKED_SINCE, tip_id)
             pipe.srem(PARKED_OF + str(tip.get("case_id") or case_id), tip_id)
+
+    @staticmethod
+    def stage_check_timers(pipe: Pipeline, case: Any, timers: str, repeat_s: float) -> None:
+        """Queue the overdue timers of the case's local checks (member `{case}|check:{id}`, as
+        a task's `{case}|{task}`): set while the check and the case are open, else removed."""
+        for check in case.checks:
+            member = f"{case.case_id}|check:{check.check_id}"
+            fire = next_check_fire(check, repeat_s) if case.is_open else None
+            if fire is None:
+                pipe.zrem(timers, member)
+            else:
+                pipe.zadd(timers, {member: fire.timestamp()})
 
     async def purge(self, case_id: str, named: list[str]) -> None:
         """The purge of `case_id` (issue 13): its attached tips keep their ids, times and

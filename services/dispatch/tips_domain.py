@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from shared.events import (
     CASE_CHECK_ASSIGNED,
+    CASE_CHECK_OVERDUE,
     CASE_CHECK_REPORTED,
     CASE_TIP_TRIAGED,
     CheckResult,
@@ -169,6 +170,8 @@ class LocalCheck(BaseModel):
     organ_code: str = ""
     organ_name: str = ""
     assignee: str = Field(default="", description="the county organ's head (or deputy)")
+    phone: str = Field(default="", description="the assignee's phone (told over the group "
+                       "channel)")
     due_at: datetime
     assigned_at: datetime
     assigned_by: str = "dispatch"
@@ -177,10 +180,22 @@ class LocalCheck(BaseModel):
     note: str = ""
     reported_by: str = ""
     reported_at: datetime | None = None
+    overdue_count: int = 0
+    last_overdue_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+
+def next_check_fire(check: LocalCheck, repeat_s: float) -> datetime | None:
+    """When an open check's overdue timer goes off next: at the deadline, then every repeat (as
+    an overdue task's)."""
+    if not check.is_open:
+        return None
+    if check.overdue_count == 0 or check.last_overdue_at is None:
+        return check.due_at
+    return check.last_overdue_at + timedelta(seconds=repeat_s)
 
 
 def open_check_for(checks: list[LocalCheck], region: str) -> LocalCheck | None:
@@ -188,7 +203,8 @@ def open_check_for(checks: list[LocalCheck], region: str) -> LocalCheck | None:
     return next((c for c in checks if c.is_open and within(region, c.region_code)), None)
 
 
-SIGHTING_TYPES = frozenset({CASE_TIP_TRIAGED, CASE_CHECK_ASSIGNED, CASE_CHECK_REPORTED})
+SIGHTING_TYPES = frozenset({CASE_TIP_TRIAGED, CASE_CHECK_ASSIGNED, CASE_CHECK_REPORTED,
+                            CASE_CHECK_OVERDUE})
 VERDICT_ZH = {"credible": "可信", "not_credible": "不可信", "duplicate": "重复"}
 RESULT_ZH = {"confirmed": "属实", "not_found": "未发现", "note": "情况说明"}
 
@@ -203,6 +219,13 @@ def apply_sighting(checks: list[LocalCheck], type_: str, details: dict[str, Any]
             checks.append(check)
         return (f"核查 {check.check_id} → {check.organ_name or check.region_code} "
                 f"{check.assignee}（线索 {check.tip_id}）")
+    if type_ == CASE_CHECK_OVERDUE:
+        late = next((c for c in checks if c.check_id == details.get("check_id")), None)
+        if late is None:
+            return f"核查 {details.get('check_id')} 超时"
+        late.overdue_count = int(details.get("count") or late.overdue_count + 1)
+        late.last_overdue_at = at
+        return f"核查 {late.check_id} {late.organ_name} 超时未反馈 ×{late.overdue_count}"
     if type_ == CASE_CHECK_REPORTED:
         done = next((c for c in checks if c.check_id == details.get("check_id")), None)
         result = str(details.get("result") or "note")

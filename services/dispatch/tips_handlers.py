@@ -60,6 +60,14 @@ def plan_attach(dispatch: Dispatch, case: Case, tip: TipReceived) -> list[Change
     return changes
 
 
+def plan_due(case: Case, timer: str, now: datetime) -> list[Change]:
+    """What a due timer of the case means: an overdue local check (`check:<id>`), else an
+    overdue task."""
+    if timer.startswith(checks.CHECK_TIMER):
+        return checks.plan_check_overdue(case, timer.removeprefix(checks.CHECK_TIMER), now)
+    return domain.plan_overdue(case, timer, now)
+
+
 async def triage(dispatch: Dispatch, case_id: str, tip_id: str, verdict: TipVerdict,
                  reason: str, actor: str, check_region: str | None,
                  linked_case_id: str | None) -> Case:

@@ -22,6 +22,7 @@ from shared.casekeys import open_event
 from shared.display import people_time
 from shared.events import (
     CASE_CHECK_ASSIGNED,
+    CASE_CHECK_OVERDUE,
     CASE_TIP_ATTACHED,
     TIP_PUSHED,
     CaseEvent,
@@ -32,7 +33,7 @@ from shared.events import (
 if TYPE_CHECKING:
     from services.notify.handlers import Notify
 
-TYPES = frozenset({CASE_TIP_ATTACHED, CASE_CHECK_ASSIGNED})
+TYPES = frozenset({CASE_TIP_ATTACHED, CASE_CHECK_ASSIGNED, CASE_CHECK_OVERDUE})
 
 
 def tip_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> dict[str, Any]:
@@ -60,14 +61,23 @@ def tip_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> di
 
 
 def check_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> dict[str, Any]:
-    """The push of a local check to the checking county's head."""
-    check = dict(details.get("check") or {})
-    due = people_time(str(check.get("due_at")), zone)
-    text = (f"【核查任务】{check.get('organ_name', '')}：案件 {case_id} 有线索指向贵辖区"
-            f"（线索 {check.get('tip_id', '')}），请于 {due}"
-            "前核查并在指挥台反馈（属实 / 未发现 / 情况说明）。核查期间可查阅案件详情。")
+    """The push of a local check to the checking county's head; of an overdue check (`count`)
+    to the case leader and that head."""
+    check = dict(details.get("check") or {"check_id": details.get("check_id")})
+    if details.get("count"):
+        count = details["count"]
+        text = (f"【核查超时】案件 {case_id} 的核查 {check.get('check_id')}（"
+                f"{details.get('check_region', '')}）已过时限未反馈（第 {count} 次提醒），"
+                "请在指挥台反馈或跟进。")
+        alert_id = f"K-{case_id}-{check.get('check_id')}-overdue-{details['count']}"
+    else:
+        due = people_time(str(check.get("due_at")), zone)
+        text = (f"【核查任务】{check.get('organ_name', '')}：案件 {case_id} 有线索指向贵辖区"
+                f"（线索 {check.get('tip_id', '')}），请于 {due}"
+                "前核查并在指挥台反馈（属实 / 未发现 / 情况说明）。核查期间可查阅案件详情。")
+        alert_id = f"K-{case_id}-{check.get('check_id')}"
     return {
-        "type": TIP_PUSHED, "alert_id": f"K-{case_id}-{check.get('check_id')}",
+        "type": TIP_PUSHED, "alert_id": alert_id,
         "case_id": case_id, "version": 1, "scope": "restricted", "kind": "check",
         "check_id": check.get("check_id"), "tip_id": check.get("tip_id"),
         "due_at": check.get("due_at"), "text": text[:limit],

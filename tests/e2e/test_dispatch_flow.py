@@ -38,7 +38,9 @@ def stack(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path,
     ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
     port = gateway.server.server_address[1]
     procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports, {
-        "HOMEWARD_NOTIFY_GROUP_APPRISE_URL": f"json://127.0.0.1:{port}/sms/{{phone}}"})
+        "HOMEWARD_NOTIFY_GROUP_APPRISE_URL": f"json://127.0.0.1:{port}/sms/{{phone}}",
+        # A local check is due 3 s after it is assigned: its overdue report is seen here.
+        "HOMEWARD_DISPATCH_CHECK_DEADLINE_S": "3"})
     yield procs
     for proc in procs.values():
         proc.stop()
@@ -239,6 +241,15 @@ async def test_a_sighting_in_another_county_is_checked_there(
         # ... but they cannot act on it as its own commanders do.
         assert (await http.post(f"{dispatch}/api/v1/cases/{case_id}/close", headers=there,
                                 json={"reason": "x"})).status_code == 404
+
+        # Unreported past its deadline: on the timeline, and the leader and the head are told.
+        async def overdue() -> bool:
+            got = (await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=own)).json()
+            return any(t["action"] == "check_overdue" for t in got["timeline"])
+
+        await eventually(overdue, timeout=30)
+        assert await eventually(lambda: sent_to(gateway, LEADER, f"{case_id} 的核查"))
+        assert await eventually(lambda: sent_to(gateway, XUANWU_HEAD, "核查超时"))
 
         joined = await http.post(
             f"{dispatch}/api/v1/cases/{case_id}/checks/{check['check_id']}/cooperate",

@@ -21,10 +21,12 @@ from services.dispatch.tips_domain import (
     assess,
     bearing_deg,
     compass,
+    next_check_fire,
     plausibility,
     radius_km,
     rank_score,
 )
+from services.dispatch.tips_handlers import plan_due
 from shared import events as ev
 from shared.auth import Principal, Role
 from shared.events import TipLocation, TipReceived
@@ -239,3 +241,28 @@ def test_the_check_is_due_after_the_deadline() -> None:
     case, _ = with_check()
     assert case.checks[0].due_at == NOW + timedelta(hours=2)
     assert case.checks[0].is_open and case.checks[0].assigned_by == "dispatch"
+
+
+def test_an_unreported_check_past_its_deadline_is_reported_to_the_leader_and_repeats() -> None:
+    case, _ = with_check()
+    check = case.checks[0]
+    assert next_check_fire(check, 900) == NOW + timedelta(hours=2)
+    late_at = NOW + timedelta(hours=2, seconds=1)
+    changes = plan_due(case, f"check:{check.check_id}", late_at)
+    [change] = changes
+    assert change.type == ev.CASE_CHECK_OVERDUE and change.data["details"]["count"] == 1
+    told = change.data["details"]["notify"]
+    assert [p["duty"] for p in told] == ["leader", "local_check"]
+    assert told[0]["name"] == "褚卫东" and told[1]["organ_code"] == "140404"
+    late = fold(changes, case)
+    assert late.checks[0].overdue_count == 1
+    assert next_check_fire(late.checks[0], 900) == late_at + timedelta(seconds=900)
+    assert late.timeline[-1].action == "check_overdue" and "×1" in late.timeline[-1].what
+    again = plan_due(late, f"check:{check.check_id}", late_at + timedelta(seconds=901))
+    assert again[0].event_id.endswith(":overdue:2")
+    done = fold(checks.plan_report(late, check.check_id, "confirmed", "", "c", "140404",
+                                   late_at, "e9"), late)
+    assert plan_due(done, f"check:{check.check_id}", late_at + timedelta(hours=1)) == []
+    assert next_check_fire(done.checks[0], 900) is None
+    # A task's timer still means the task.
+    assert plan_due(case, "no_such_task", late_at) == []

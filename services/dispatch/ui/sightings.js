@@ -93,7 +93,7 @@ const Sightings = (() => {
     const mine = myRegion();
     return `<div class="card" id="checks-card"><h3>${e(HW.t("checks"))}</h3>${c.checks.map(k => `
       <p data-check="${e(k.check_id)}">${e(HW.t("check_for", { id: k.check_id, organ: k.organ_name, due: HW.when(k.due_at) }))} · ${e(k.assignee)} ·
-        <b>${e(HW.t(k.status === "open" ? "check_open" : "check_reported"))}</b>${k.result ? ` · ${e(HW.t(k.result === "note" ? "note_only" : k.result))} ${e(k.note || "")}` : ""}
+        <b>${e(HW.t(k.status === "open" ? "check_open" : "check_reported"))}</b>${k.status === "open" && k.overdue_count ? ` <span class="red">${e(HW.t("overdue"))} ×${e(k.overdue_count)}</span>` : ""}${k.result ? ` · ${e(HW.t(k.result === "note" ? "note_only" : k.result))} ${e(k.note || "")}` : ""}
         ${k.status === "open" && within(mine, k.region_code) ? `<button type="button" class="secondary" data-report="${e(k.check_id)}">${e(HW.t("report"))}</button>` : ""}
         ${within(mine, c.region_code) && !(c.members || []).some(m => m.duty === "cooperation" && m.organ_code === k.organ_code) ? `<button type="button" class="secondary" data-cooperate="${e(k.check_id)}">${e(HW.t("cooperate"))}</button>` : ""}</p>`).join("")}</div>`;
   }
