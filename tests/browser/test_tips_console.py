@@ -100,6 +100,8 @@ def test_commander_is_told_of_a_tip_and_triages_it_in_the_console(
     expect(tips).to_have_count(1, timeout=20_000)
     expect(tips.first.locator("[data-plausibility='implausible']")).to_contain_text(
         "时间距离不合理")
+    expect(tips.first.locator("svg.tip-map")).to_be_visible()  # where, from the last-seen point
+    expect(tips.first).to_contain_text("正北")
     expect(tips.first).to_contain_text("13900001111")  # restricted: the case's commanders
     tips.first.locator("[data-triage]").click()
     dialog = commander.locator("#confirm")

@@ -27,6 +27,20 @@ const Sightings = (() => {
   const within = (area, code) => (code || "").startsWith(scope(area));
   const myRegion = () => (HW.claims() || {}).region || "";
 
+  // A small map: the last-seen point in the middle, the current radius, the sighting by its
+  // distance and bearing (north up).
+  function miniMap(a) {
+    if (a.distance_km == null || a.bearing_deg == null) return "";
+    const span = Math.max(a.radius_km || 1, a.distance_km, 1) * 1.1, k = 28 / span;
+    const rad = (a.bearing_deg * Math.PI) / 180;
+    const x = 30 + a.distance_km * Math.sin(rad) * k, y = 30 - a.distance_km * Math.cos(rad) * k;
+    const colour = a.plausibility === "implausible" ? "#b3261e" : "#0b5cad";
+    return `<svg class="tip-map" width="60" height="60" viewBox="0 0 60 60" role="img" aria-label="${e(HW.t("away", { dir: HW.t(a.compass || "N"), km: a.distance_km }))}">
+      <circle cx="30" cy="30" r="${(a.radius_km * k).toFixed(1)}" fill="#eef3fa" stroke="#9db4d3"/>
+      <circle cx="30" cy="30" r="2.5" fill="#1d2330"/><circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="${colour}"/>
+      <text x="30" y="8" font-size="7" text-anchor="middle" fill="#5b6475">N</text></svg>`;
+  }
+
   function tipRow(t) {
     const a = t.assessment || {};
     const badges = [
@@ -37,7 +51,7 @@ const Sightings = (() => {
       t.triage ? `<span class="verdict" data-verdict="${e(t.triage.verdict)}">${e(HW.t("verdict_by", { v: HW.t(t.triage.verdict), by: t.triage.by }))}</span>` : "",
       t.check_id ? `<span>${e(t.check_id)}</span>` : "",
     ].join("");
-    return `<p class="tip" data-tip="${e(t.tip_id)}">${e(t.seen_at ? HW.when(t.seen_at) : "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}
+    return `<p class="tip" data-tip="${e(t.tip_id)}">${miniMap(a)}${e(t.seen_at ? HW.when(t.seen_at) : "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}
       ${t.contact ? `<span class="muted">${e(HW.t("contact"))} ${e(t.contact)}</span>` : ""}
       <span class="badges">${badges}</span>
       <button type="button" class="secondary" data-triage="${e(t.tip_id)}">${e(HW.t("triage"))}</button></p>`;
