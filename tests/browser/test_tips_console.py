@@ -15,6 +15,7 @@ from shared.auth import Role, mint_token
 from shared.events import TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
 from shared.kafka import EventPublisher, make_broker
 from shared.settings import Settings
+from tests.browser.conftest import screenshot
 from tests.browser.test_consoles import COMMANDER, new_page, sign_in_console
 from tests.helpers import report_body, run_sync
 
@@ -115,6 +116,7 @@ def test_commander_is_told_of_a_tip_and_triages_it_in_the_console(
     expect(timeline).to_contain_text("tip_triaged")
     expect(timeline).to_contain_text("与车站监控不符")
     expect(timeline).to_contain_text("cmd-browser")
+    screenshot(commander, "commander-tip-triaged")
     page = httpx.get(f"{dispatch}/api/v1/cases/{case_id}/tips",
                      headers={"Authorization": f"Bearer {COMMANDER}"}).json()
     assert page["items"][0]["triage"]["verdict"] == "not_credible"
