@@ -85,8 +85,9 @@ def build_checks_router(auth: Authenticator, cases: CaseRepository,
                      who: Commander) -> Case:
         """Mark a tip credible / not credible / duplicate, with why; optionally assign a local
         check to `check_region` (409 check_in_own_region inside the case's region) and link
-        another case (which must be visible to the caller). A timeline event with who and why;
-        the tip's `triage` is the latest verdict. 404 for an unknown tip."""
+        another case (which must be visible to the caller; the tip is attached to it too, and
+        its group told). A timeline event with who and why; the tip's `triage` is the latest
+        verdict. 404 for an unknown tip."""
         case = await case_for(case_id, who, own=True)
         if body.linked_case_id:
             await case_for(body.linked_case_id, who, own=True)

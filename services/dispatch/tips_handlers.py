@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.dispatch import checks, domain
 from services.dispatch.domain import Case, Change, Refused
@@ -78,7 +78,14 @@ async def triage(dispatch: Dispatch, case_id: str, tip_id: str, verdict: TipVerd
         return checks.plan_triage(case, tip, verdict, reason, actor, dispatch.roster, deadline,
                                   now, eid, check_region, linked_case_id)
 
-    return await dispatch._command(case_id, plan)
+    case = await dispatch._command(case_id, plan)
+    if linked_case_id:  # the tip goes to that case too: its group is told, its console shows it
+        linked = await dispatch.cases.get(linked_case_id)
+        if linked is not None:
+            fields = set(TipReceived.model_fields)
+            await dispatch._attach(linked.case_id, TipReceived.model_validate(
+                {k: v for k, v in tip.items() if k in fields}))
+    return case
 
 
 async def report(dispatch: Dispatch, case_id: str, check_id: str, result: CheckResult,
@@ -93,7 +100,7 @@ async def cooperate(dispatch: Dispatch, case_id: str, check_id: str, reason: str
         c, check_id, reason, actor, dispatch.roster, now, eid))
 
 
-async def _tip(dispatch: Dispatch, case_id: str, tip_id: str) -> dict[str, object]:
+async def _tip(dispatch: Dispatch, case_id: str, tip_id: str) -> dict[str, Any]:
     case = await dispatch.cases.get(case_id)
     if case is None:
         raise Refused(404, "not_found", f"no case {case_id}", "case_id")

@@ -195,6 +195,20 @@ async def test_a_tip_reaches_the_leader_and_the_investigator_hub_sightings_first
         hub_texts = await eventually(lambda: sent_to(gateway, LEADER, "H-CZZ"))
         assert "枢纽 H-CZZ 工作人员目击" in hub_texts[0]["message"]
 
+        # Triaged as belonging to another case: on this case's timeline with who and why, and
+        # attached to that case too.
+        other = await open_case(http, alert, dispatch)
+        triaged = await http.post(
+            f"{dispatch}/api/v1/cases/{case_id}/tips/{tip.json()['tip_id']}/triage",
+            headers=commander, json={"verdict": "duplicate", "reason": "同一孩子另案在办",
+                                     "linked_case_id": other})
+        assert triaged.status_code == 200, triaged.text
+        entry = triaged.json()["timeline"][-1]
+        assert entry["action"] == "tip_triaged" and entry["why"] == "同一孩子另案在办"
+        assert entry["actor"].startswith("commander-") and other in entry["what"]
+        there = await http.get(f"{dispatch}/api/v1/cases/{other}/tips", headers=commander)
+        assert [t["tip_id"] for t in there.json()["items"]] == [tip.json()["tip_id"]]
+
         deliveries = await http.get(f"{stack['notify'].url}/api/v1/deliveries",
                                     params={"case_id": case_id}, headers=commander)
         group = [d for d in deliveries.json()["deliveries"] if d["alert_id"].startswith("T-")]
