@@ -311,3 +311,48 @@ DELIVERY_ERROR_CLASSES = (
 )
 # How a search ends (the `outcome` of CaseFound); named for the Cancel preview (issue 17 §4).
 Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
+
+
+# --- sightings: tips pushed, triaged, checked locally (issue 16 §1–3) ----------------------------
+# The commander's verdict on a tip (details: tip_id, verdict, linked_case_id?, check_id?).
+CASE_TIP_TRIAGED = "homeward.case.tip_triaged.v1"
+# A local check (核查) for the county where a tip places the child (details: `check`, a
+# LocalCheck as dispatch serves it; `notify`: the county organ's head). 003 §三(二).
+CASE_CHECK_ASSIGNED = "homeward.case.check_assigned.v1"
+# That county's answer (details: check_id, result, note); the check is closed.
+CASE_CHECK_REPORTED = "homeward.case.check_reported.v1"
+# A check past its deadline, unreported (details: check_id, count, check_region; `notify`: the
+# case leader and the checking county's head); repeated like an overdue task.
+CASE_CHECK_OVERDUE = "homeward.case.check_overdue.v1"
+# The push of a tip to the case group (notify's body `type`; receipts carry SCOPE_GROUP).
+TIP_PUSHED = "homeward.tip.pushed.v1"
+SCOPE_GROUP = "group"  # DeliveryReceipt.scope of a push to a case-group member
+
+TipVerdict = Literal["credible", "not_credible", "duplicate"]
+CheckResult = Literal["confirmed", "not_found", "note"]
+Plausibility = Literal["near", "ground", "air", "implausible"]
+
+
+class TipAssessment(BaseModel):
+    """Where and when a tip places the child relative to the last-seen point, as dispatch
+    computed it when the tip was attached (`details.assessment` of `homeward.case.tip_attached.v1`;
+    rules and their sources: services/dispatch/tips_domain.py)."""
+
+    distance_km: float | None = Field(description="great-circle distance from the last-seen "
+                                      "point, km; None when the case has no coordinates")
+    bearing_deg: float | None = Field(description="initial bearing from the last-seen point, "
+                                      "degrees clockwise from north")
+    compass: str = Field(default="", description="the bearing as one of 8 compass points "
+                         "(N, NE, ... NW)")
+    elapsed_min: float | None = Field(description="minutes from last seen to the sighting "
+                                      "(negative: seen before)")
+    speed_kmh: float | None = Field(description="straight-line speed the sighting implies")
+    plausibility: Plausibility = Field(description="near: within walking/GPS slack; ground: "
+                                       "reachable by road or rail; air: only by air; "
+                                       "implausible: too fast for any (marked, never dropped)")
+    radius_km: float = Field(description="the alert radius at the time of the push")
+    inside_radius: bool | None = None
+    county: str = Field(default="", description="county-level code where the tip lies, '' "
+                        "when outside every county")
+    rank: int = Field(default=1, description="0 for hub sightings (first), 1 otherwise")
+    summary: str = Field(default="", description="the above in one Chinese line, as pushed")

@@ -153,6 +153,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "content_changed": ("预览之后内容已变化，请重新预览后再发布",
                         "the content changed since the preview; preview again before releasing"),
     "preview_unavailable": ("暂时无法生成发布预览：{what}", "no release preview: {what}"),
+    # sightings: triage and local checks (issue 16)
+    "check_in_own_region": ("核查地区在本案管辖范围内，由本专案组自行核查：{what}",
+                            "the check region is the case's own; its group checks there: {what}"),
+    "same_case": ("线索不能关联到本案自身", "a tip cannot be linked to its own case"),
+    "not_check_region": ("该核查任务不属于您的辖区：{what}",
+                         "the check is not for your region: {what}"),
+    "check_closed": ("该核查任务已反馈，不能重复反馈", "the check was reported already"),
+    "already_member": ("该单位已作为协作成员加入专案组：{what}",
+                       "that organ already cooperates on the case: {what}"),
+    "no_organ": ("该地区没有对应的公安机关：{what}", "no public security organ there: {what}"),
 }
 
 

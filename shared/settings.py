@@ -259,6 +259,12 @@ class Settings(BaseSettings):
         "they were published (the idempotency answer lives as long)")
     # --- end personal data life cycle ----------------------------------------------------------
 
+    # --- sightings (issue 16) ------------------------------------------------------------------
+    dispatch_check_deadline_s: float = Field(
+        default=2 * 3600.0, gt=0, description="a local check (核查) of a sighting in another "
+        "county is due this long after it is assigned")
+    # --- end sightings -------------------------------------------------------------------------
+
     def _key_file(self, given: Path | None, local_name: str,
                   variable: str) -> tuple[str, str] | None:
         """A key read from its file: `given` (<variable>_FILE, which must exist) or, in

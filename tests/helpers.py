@@ -74,7 +74,7 @@ class WebhookSink:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 sink.requests.append({"path": self.path, "headers": dict(self.headers.items()),
-                                      "body": body})
+                                      "body": body, "at": time.time()})
                 self.send_response(sink.status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from services.alert.adapters import PHOTO_TYPES, LimiterUnavailable, PhotoStore
@@ -125,14 +125,24 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
                  responses={410: {"description": "the case is closed (case_closed)"},
                             429: {"description": "rate_limited, or tip_cap_reached"},
                             503: {"description": "the limiter cannot count: refused"}})
-    async def post_tip(tip: TipRequest, request: Request) -> TipAnswer:
+    async def post_tip(tip: TipRequest, request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                              Depends(HTTPBearer(auto_error=False))] = None,
+                       ) -> TipAnswer:
         """A member of the public's sighting; no account needed. Limited per client (IPv4
         address or IPv6 /64; X-Forwarded-For read only from `trusted_proxies`), per client on
-        the case, per case, and capped per case."""
+        the case, per case, and capped per case. Sent with a hub's token (the hub console), it
+        is a hub sighting: `source: hub` with the token's hub_id (issue 16 §1: ranked first);
+        a token that does not verify is 401, never taken as public."""
         client = client_key(request.client.host if request.client else "",
                             request.headers.get("x-forwarded-for"), trusted)
+        hub_id = None
+        if credentials is not None:
+            await auth.prefetch_keys(credentials)
+            who = auth.principal(credentials)
+            hub_id = who.hub_id if who.role == Role.hub else None
         try:
-            tip_id = await intake.file_tip(tip, client)
+            tip_id = await intake.file_tip(tip, client, hub_id)
         except IntakeRefused as exc:
             raise refused(exc) from exc
         except RateLimited as exc:

@@ -141,10 +141,11 @@ class Intake:
                 answer["progress"] = None  # the report's own status does not need Redis
         return answer
 
-    async def file_tip(self, tip: TipRequest, client: str) -> str:
+    async def file_tip(self, tip: TipRequest, client: str, hub_id: str | None = None) -> str:
         """Accept a public tip from `client` (domain.client_key): durable in the outbox when
-        this returns. Raises IntakeRefused 410 case_closed / 429 tip_cap_reached,
-        RateLimited, or LimiterUnavailable when Redis cannot tell (fails closed: 503)."""
+        this returns; `hub_id` marks a hub staff's sighting (source hub). Raises IntakeRefused
+        410 case_closed / 429 tip_cap_reached, RateLimited, or LimiterUnavailable when Redis
+        cannot tell (fails closed: 503)."""
         if self.progress is not None:
             try:
                 closed = await self.progress.is_closed(tip.case_id)
@@ -163,6 +164,7 @@ class Intake:
             tip_id=domain.new_tip_id(), case_id=tip.case_id, seen_at=tip.seen_at,
             location=TipLocation(**tip.location.model_dump()), description=tip.description,
             contact=tip.contact, received_at=now,
+            source="hub" if hub_id else "public", hub_id=hub_id,
         )
         event = CloudEvent.of(TIP_RECEIVED, self.source, tip.case_id, received,
                               event_id=received.tip_id)

@@ -120,6 +120,7 @@ class CaseRepository:
                 pipe.zrem(TIMERS, member)
             else:
                 pipe.zadd(TIMERS, {member: fire.timestamp()})
+        self.tips.stage_check_timers(pipe, case, TIMERS, self.repeat_s)  # issue 16
         # The purge timer (issue 13): set once when the case ends, gone when it reopens.
         purge_member = f"{case.case_id}|{purge.TIMER}"
         purge_at = purge.purge_at(case, self.purge_grace_s)

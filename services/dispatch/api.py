@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.dispatch import links
+from services.dispatch import checks, links
 from services.dispatch.adapters import STREAM, CaseRepository, decode
 from services.dispatch.domain import Case, Member, Outcome, Refused
 from services.dispatch.handlers import Dispatch
@@ -166,7 +166,13 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
 
     @router.get("/cases/{case_id}", response_model=CaseView)
     async def get_case(case_id: CaseId, who: Commander) -> Case:
-        return await visible_case(case_id, who)
+        """The case: commanders of its region, and those of a county with an open local check
+        (核查) on it while the check is open (issue 16 §2)."""
+        case = await cases.get(case_id)
+        if case is None or not checks.may_read(case, who):
+            raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
+                           what=f"case {case_id}")
+        return case
 
     async def preview_of(case_id: str, request: Request,
                          outcome: str | None = None) -> ReleasePreview:
@@ -291,7 +297,8 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         after = last_event_id if last_event_id and STREAM_ID.match(last_event_id) else None
 
         def render(stream_id: str, fields: dict[str, str]) -> ServerSentEvent | None:
-            if not who.can_see(fields.get("region_code", "")):
+            if not who.can_see(fields.get("region_code", "")) \
+                    and not checks.streamed_to(fields, who.region):
                 return None
             return ServerSentEvent(id=stream_id, event=fields.get("type", "message"),
                                    data=json.dumps(decode(fields), ensure_ascii=False))

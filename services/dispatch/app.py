@@ -13,11 +13,13 @@ from redis.asyncio import Redis
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
+from services.dispatch.checks_api import build_checks_router
 from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from services.dispatch.tips_api import build_tips_router
+from services.dispatch.tips_handlers import SightingRules
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
 from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
@@ -51,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         policy=load_rules(settings.dispatch_rules_file),
                         deadline_scale=settings.dispatch_deadline_scale,
                         duplicate_km=settings.dispatch_duplicate_km,
-                        identity_secret=settings.identity_secret, keys=keys)
+                        identity_secret=settings.identity_secret, keys=keys,
+                        sightings=SightingRules(settings.radius_tiers_km, settings.radius_max_km,
+                                                settings.notify_tier_unit_s,
+                                                settings.dispatch_check_deadline_s))
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
     previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
@@ -99,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               settings.purge_grace_s))
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
+    app.include_router(build_checks_router(Authenticator(settings), cases, dispatch))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app, settings)

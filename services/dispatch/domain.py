@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
+from services.dispatch.tips_domain import SIGHTING_TYPES, LocalCheck, apply_sighting
 from shared import events as ev
 from shared.display import people_time
 from shared.events import (
@@ -27,6 +28,7 @@ from shared.events import (
     ReleaseApproved,
     ReportLinked,
     ReportUnlinked,
+    TipAssessment,
     TipReceived,
 )
 from shared.identity import LinkEvidence, identity_of, normalise_name
@@ -92,6 +94,11 @@ class Tip(BaseModel):
     source: str = "public"
     hub_id: str | None = None
     notified: list[str] = Field(default_factory=list, description="leader, investigation member")
+    assessment: TipAssessment | None = Field(default=None, description="distance, bearing, "
+                                             "radius, plausibility, rank (tips_domain.py)")
+    triage: dict[str, Any] | None = Field(default=None, description="the latest verdict: "
+                                          "verdict, reason, by, at, linked_case_id, check_id")
+    check_id: str | None = Field(default=None, description="the local check it started")
 
 
 class TimelineEntry(BaseModel):
@@ -153,6 +160,8 @@ class Case(BaseModel):
     lon: float | None = None
     duplicate_keys: list[str] = Field(default_factory=list)
     place_conflict: PlaceConflict | None = None
+    checks: list[LocalCheck] = Field(default_factory=list, description="local checks (核查) "
+                                     "of sightings in other counties (issue 16 §2)")
     purged_at: datetime | None = Field(default=None, description="personal data purged "
                                        "(issue 13): ids, times, decisions and outcomes remain")
 
@@ -457,9 +466,11 @@ def plan_close(case: Case, reason: str, actor: str, now: datetime,
                    reason)]
 
 
-def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
+def plan_tip(case: Case, tip: TipReceived, now: datetime,
+             assessment: TipAssessment | None = None) -> list[Change]:
     """Attach a tip (kept beside the case, not in it: services/dispatch/tips.py); whether it
-    was attached before is the caller's question to that store."""
+    was attached before is the caller's question to that store. `assessment` (tips_domain.py)
+    travels with it: notify pushes it to the leader and the investigation member."""
     notified = [case.leader.name] if case.leader else []
     investigator = case.duties.get("investigation")
     if investigator is not None:
@@ -467,11 +478,13 @@ def plan_tip(case: Case, tip: TipReceived, now: datetime) -> list[Change]:
     attached = Tip(tip_id=tip.tip_id, case_id=tip.case_id, seen_at=tip.seen_at,
                    location=tip.location.model_dump(), description=tip.description,
                    contact=tip.contact, received_at=tip.received_at, source=tip.source,
-                   hub_id=tip.hub_id, notified=notified)
+                   hub_id=tip.hub_id, notified=notified, assessment=assessment)
+    extra: dict[str, Any] = {"assessment": assessment.model_dump(mode="json")} \
+        if assessment else {}
     return [case_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
                    f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
                    tip=attached.model_dump(mode="json"),
-                   notify=[m.model_dump() for m in _leader_and_investigator(case)])]
+                   notify=[m.model_dump() for m in _leader_and_investigator(case)], **extra)]
 
 
 def _leader_and_investigator(case: Case) -> list[Member]:
@@ -609,6 +622,8 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         if isinstance(d.get("accepted"), dict):
             case.held_reports[event.duplicate_case_id] = d["accepted"]
         what = f"report {event.report_id} ({event.evidence.rule})"
+    elif type_ in SIGHTING_TYPES:
+        what = apply_sighting(case.checks, type_, d, event.actor, event.at)
     elif type_ == ev.CASE_PURGED:
         case.purged_at = event.at
         scrub(case)

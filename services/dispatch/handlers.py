@@ -24,6 +24,7 @@ from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
+from services.dispatch.tips_handlers import SightingRules, plan_attach, plan_due
 from shared import topics
 from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
@@ -57,6 +58,7 @@ class Dispatch:
     identity_secret: str = "homeward-local-identity-secret-change-me"
     claim_wait_s: float = 10.0
     keys: CaseKeys | None = None  # the case-key store: personal fields sealed (issue 13)
+    sightings: SightingRules = field(default_factory=SightingRules)  # issue 16
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
@@ -162,7 +164,7 @@ class Dispatch:
             case = await self.cases.get_own(case_id)
             if case is None or await self.cases.tips.has(case.case_id, tip.tip_id):
                 return
-            await self._commit(case, domain.plan_tip(case, tip, self.clock()))
+            await self._commit(case, plan_attach(self, case, tip))
 
     async def _park(self, tip: TipReceived) -> None:
         """On the dispatch topic first (a rebuild restores it), then in the parked store."""
@@ -347,7 +349,7 @@ class Dispatch:
                 continue
             async with self._lock(case_id):
                 case = await self.cases.get_own(case_id)
-                changes = domain.plan_overdue(case, task_id, self.clock()) if case else []
+                changes = plan_due(case, task_id, self.clock()) if case else []
                 if not changes:
                     await self.cases.drop_timer(case_id, task_id)
                     continue

@@ -25,12 +25,14 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from services.dispatch.tips_domain import next_check_fire, rank_score
 from shared import events as ev
 from shared import pii
 from shared.events import TipReceived
 
 TIPS = "dispatch:tips:"  # + case id: sorted set, tip id -> received_at (epoch s)
 TIP = "dispatch:tip:"  # + case id: hash, tip id -> the attached tip (JSON)
+TRIAGE = "dispatch:tip:triage:"  # + case id: hash, tip id -> the latest verdict (JSON)
 PARKED = "dispatch:parked"  # hash, tip id -> {"tip": TipReceived, "parked_at": epoch s}
 PARKED_SINCE = "dispatch:parked:since"  # sorted set, tip id -> parked_at
 PARKED_CASES = "dispatch:parked:cases"  # sorted set, case id -> when to look for it next
@@ -53,6 +55,14 @@ class TipStore:
         """Queue on the case's transaction: the tips these changes attach, each also taken
         out of the parked tips."""
         for change in changes:
+            if change.type == ev.CASE_TIP_TRIAGED and change.case_id == case_id:
+                d = change.data.get("details") or {}
+                pipe.hset(TRIAGE + case_id, str(d.get("tip_id")), json.dumps({
+                    "verdict": d.get("verdict"), "reason": change.data.get("reason", ""),
+                    "by": change.data.get("actor", ""), "at": change.data.get("at"),
+                    "linked_case_id": d.get("linked_case_id"), "check_id": d.get("check_id"),
+                    "check_region": d.get("check_region")}, ensure_ascii=False))
+                continue
             if change.type != ev.CASE_TIP_ATTACHED or change.case_id != case_id:
                 continue
             tip = dict((change.data.get("details") or {}).get("tip") or {})
@@ -60,11 +70,24 @@ class TipStore:
                 continue
             tip_id = str(tip["tip_id"])
             received = str(tip.get("received_at") or change.data.get("at") or "")
-            pipe.zadd(TIPS + case_id, {tip_id: _epoch(received)})
+            # Hub sightings rank before public tips; newest first within each (tips_domain).
+            pipe.zadd(TIPS + case_id, {tip_id: rank_score(tip, _epoch(received))})
             pipe.hset(TIP + case_id, tip_id, json.dumps(tip, ensure_ascii=False))
             pipe.hdel(PARKED, tip_id)
             pipe.zrem(PARKED_SINCE, tip_id)
             pipe.srem(PARKED_OF + str(tip.get("case_id") or case_id), tip_id)
+
+    @staticmethod
+    def stage_check_timers(pipe: Pipeline, case: Any, timers: str, repeat_s: float) -> None:
+        """Queue the overdue timers of the case's local checks (member `{case}|check:{id}`, as
+        a task's `{case}|{task}`): set while the check and the case are open, else removed."""
+        for check in case.checks:
+            member = f"{case.case_id}|check:{check.check_id}"
+            fire = next_check_fire(check, repeat_s) if case.is_open else None
+            if fire is None:
+                pipe.zrem(timers, member)
+            else:
+                pipe.zadd(timers, {member: fire.timestamp()})
 
     async def purge(self, case_id: str, named: list[str]) -> None:
         """The purge of `case_id` (issue 13): its attached tips keep their ids, times and
@@ -102,8 +125,19 @@ class TipStore:
             total, ids = await pipe.execute()
         if not ids:
             return int(total), []
-        raws = await self.redis.hmget(TIP + case_id, ids)
-        return int(total), [json.loads(r) for r in raws if r]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(TIP + case_id, ids)
+            pipe.hmget(TRIAGE + case_id, ids)
+            raws, verdicts = await pipe.execute()
+        return int(total), [_with_triage(json.loads(r), v)
+                            for r, v in zip(raws, verdicts, strict=True) if r]
+
+    async def one(self, case_id: str, tip_id: str) -> dict[str, Any] | None:
+        """The attached tip with its latest verdict, or None."""
+        raw = await self.redis.hget(TIP + case_id, tip_id)
+        if not raw:
+            return None
+        return _with_triage(json.loads(raw), await self.redis.hget(TRIAGE + case_id, tip_id))
 
     # --- parked tips -----------------------------------------------------------------------
     async def park(self, tip: TipReceived, parked_at: float, look_at: float) -> None:
@@ -154,6 +188,13 @@ class TipStore:
             return int(total), []
         raws = await self.redis.hmget(PARKED, ids)
         return int(total), [json.loads(r) for r in raws if r]
+
+
+def _with_triage(tip: dict[str, Any], raw: str | None) -> dict[str, Any]:
+    if raw:
+        tip["triage"] = json.loads(raw)
+        tip["check_id"] = tip["triage"].get("check_id") or tip.get("check_id")
+    return tip
 
 
 def _epoch(iso: str) -> float:

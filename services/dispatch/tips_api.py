@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from services.dispatch.adapters import CaseRepository
+from services.dispatch.checks import may_read
 from services.dispatch.domain import Tip
 from shared.auth import Principal, Role
 from shared.regions import within
@@ -49,9 +50,10 @@ def build_tips_router(auth: Authenticator, cases: CaseRepository,
     @router.get("/cases/{case_id}/tips", response_model=TipPage)
     async def case_tips(case_id: Annotated[str, PathParam(pattern=CASE_ID)], who: Commander,
                         offset: Offset = 0, limit: Limit = 50) -> TipPage:
-        """The case's tips, newest first, `limit` from `offset` (kept beside the case)."""
+        """The case's tips, hub sightings first, then newest first, `limit` from `offset` (kept
+        beside the case); each with its assessment and latest triage."""
         case = await cases.get(case_id)
-        if case is None or not who.can_see(case.region_code):
+        if case is None or not may_read(case, who):  # a checking county while its check is open
             raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
                            what=f"case {case_id}")
         total, items = await cases.tips.page(case.case_id, offset, limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
+from services.notify import tip_push
 from services.notify.handlers import Notify
 from shared import topics
 from shared.casekeys import open_event
@@ -22,7 +23,7 @@ from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-notify"
 CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED,
-              CASE_REPORT_UNLINKED, CASE_PURGED}
+              CASE_REPORT_UNLINKED, CASE_PURGED, *tip_push.TYPES}
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notify import domain
+from services.notify import domain, tip_push
 from services.notify.adapters import (
     AlertLog,
     AlertRepository,
@@ -413,6 +413,8 @@ class Notify:
             await self.children.unlink(ReportUnlinked.model_validate(event.data))
         elif event.type == CASE_PURGED:
             await purge_alert(self, CasePurged.model_validate(event.data).case_id)
+        elif event.type in tip_push.TYPES:  # sightings to the case group (issue 16)
+            await tip_push.push(self, event)
 
     async def release(self, case_id: str) -> None:
         notes = await self.alerts.notes(case_id)

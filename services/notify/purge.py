@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from services.notify import domain
+from services.notify import domain, tip_push
 from shared import topics
 
 if TYPE_CHECKING:
@@ -46,4 +46,4 @@ async def purge_alert(notify: Notify, case_id: str) -> list[str]:
     await notify.ledger.redis.delete(*(f"notify:body:{key}" for key in body_keys))
     for hub_id in await notify.alerts.recipients(alert_id):
         await notify.feed.scrub(hub_id, alert_id)
-    return body_keys
+    return body_keys + await tip_push.purge_bodies(notify, case_id)  # sightings (issue 16)

@@ -562,6 +562,17 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
         held = await stack.tip(new_case_id(), "无此案件")
         await eventually(lambda: _total(stack, ids[1], 1), timeout=20)
         await eventually(lambda: redis.hexists("dispatch:parked", held.tip_id), timeout=20)
+        # Its triage, and a sighting in another county with its local check (issue 16).
+        attached = (await stack.tips(ids[1])).json()["items"][0]["tip_id"]
+        triaged = await stack.post(f"/cases/{ids[1]}/tips/{attached}/triage",
+                                   {"verdict": "credible", "reason": "与监控一致"})
+        assert triaged.status_code == 200, triaged.text
+        await stack.publisher.publish(topics.TIPS, CloudEvent.of(
+            TIP_RECEIVED, "/test/alert", ids[0], far := TipReceived(
+                tip_id=uuid.uuid4().hex, case_id=ids[0], seen_at=datetime.now(UTC),
+                location=TipLocation(lat=32.06, lon=118.79), description="南京",
+                received_at=datetime.now(UTC)), event_id=far.tip_id))
+        await eventually(lambda: _checks(stack, ids[0]), timeout=20)
         before = {c: (await stack.case(c)).json() for c in ids}
         tips_before = (await stack.tips(ids[1])).json()
 
@@ -586,6 +597,15 @@ async def test_replay_rebuilds_the_same_cases_after_redis_is_flushed(
     assert await timers() == timers_before
     assert after[ids[2]]["status"] == "closed"
     assert after[ids[0]]["leader"]["organ_name"] == "长治市公安局"
+    assert after[ids[0]]["checks"][0]["region_code"] == "320102"
+    assert any(m.endswith(f"|check:{after[ids[0]]['checks'][0]['check_id']}")
+               for m in timers_before)
+    assert tips_before["items"][0]["triage"]["verdict"] == "credible"
+
+
+async def _checks(stack: Stack, case_id: str) -> list[dict[str, Any]] | None:
+    checks: list[dict[str, Any]] = (await stack.case(case_id)).json()["checks"]
+    return checks or None
 
 
 async def _links(stack: Stack, case_id: str, count: int = 1) -> list[dict[str, Any]] | None:

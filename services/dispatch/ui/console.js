@@ -107,6 +107,7 @@ function renderCase() {
     <div class="card"><h3>${HW.t("tips")} <span class="muted" id="tips-total"></span></h3><div id="tips">—</div>
       <p><button type="button" class="secondary" data-tips="newer" hidden>${HW.t("tips_newer")}</button>
       <button type="button" class="secondary" data-tips="older" hidden>${HW.t("tips_older")}</button></p></div>
+    ${Sightings.checksCard(c)}
     <div class="card actions"><h3>${HW.t("actions")}</h3>
       <button type="button" data-action="release" ${c.release_approved || !isOpen(c) ? "disabled" : ""}>${HW.t("a_release")}</button>
       <button type="button" data-action="escalate" ${isOpen(c) ? "" : "disabled"}>${HW.t("a_escalate")}</button>
@@ -128,7 +129,7 @@ async function loadTips(caseId, offset) {
   const page = res.json;
   tipsOffset = offset;
   $("#tips-total").textContent = page.total ? `(${page.total})` : "";
-  $("#tips").innerHTML = page.items.map(t => `<p>${e(t.seen_at ? HW.when(t.seen_at) : "")} · ${e(t.description || "")} ${t.location ? e(t.location.address || "") : ""}</p>`).join("") || "—";
+  $("#tips").innerHTML = page.items.map(Sightings.tipRow).join("") || "—";
   document.querySelector("[data-tips=newer]").hidden = offset <= 0;
   document.querySelector("[data-tips=older]").hidden = offset + page.items.length >= page.total;
 }
@@ -270,7 +271,13 @@ async function start() {
   if (res.status === 401) { if (HW.session.enabled) { HW.session.ended(); return; } HW.token = ""; signedIn(); return; }
   for (const c of res.json || []) cases.set(c.case_id, c);
   renderList();
-  HW.stream("/api/v1/stream", (type, data) => { if (data && data.case_id) refresh(data.case_id); },
+  const showChecks = () => { $("#check-list").innerHTML = Sightings.checksList(); };
+  Sightings.loadChecks(showChecks);
+  HW.stream("/api/v1/stream", (type, data) => {
+    Sightings.onEvent(type, data);
+    if (type && type.startsWith("homeward.case.check_")) Sightings.loadChecks(showChecks);
+    if (data && data.case_id) refresh(data.case_id);
+  },
     (state) => { $("#live").textContent = HW.t(state); });
   setInterval(tick, 1000);
 }
@@ -286,9 +293,17 @@ document.addEventListener("DOMContentLoaded", async () => {
     const li = ev.target.closest("li[data-case]");
     if (li) { selected = li.dataset.case; tipsOffset = 0; renderList(); renderCase(); }
   });
+  $("#check-list").addEventListener("click", (ev) => {
+    const li = ev.target.closest("li[data-case]");
+    if (li) { selected = li.dataset.case; tipsOffset = 0; refresh(selected); }
+  });
   $("#case").addEventListener("click", (ev) => {
     const a = ev.target.closest("[data-action]"); if (a) act(a.dataset.action);
     const t = ev.target.closest("[data-complete]"); if (t) completeTask(t.dataset.complete);
+    const changed = (c) => { cases.set(c.case_id, c); renderList(); renderCase(); };
+    const tr = ev.target.closest("[data-triage]"); if (tr) Sightings.triage(selected, tr.dataset.triage, ask, changed, alertBox);
+    const rp = ev.target.closest("[data-report]"); if (rp) Sightings.report(selected, rp.dataset.report, ask, (c) => { changed(c); Sightings.loadChecks(() => { $("#check-list").innerHTML = Sightings.checksList(); }); }, alertBox);
+    const co = ev.target.closest("[data-cooperate]"); if (co) Sightings.cooperate(selected, co.dataset.cooperate, changed, alertBox);
     const p = ev.target.closest("[data-tips]");
     if (p && selected) loadTips(selected, Math.max(0, tipsOffset + (p.dataset.tips === "older" ? TIPS_PAGE : -TIPS_PAGE)));
   });
