@@ -153,6 +153,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "content_changed": ("预览之后内容已变化，请重新预览后再发布",
                         "the content changed since the preview; preview again before releasing"),
     "preview_unavailable": ("暂时无法生成发布预览：{what}", "no release preview: {what}"),
+
+    # unidentified children, candidates, DNA, placement (issue 16)
+    "organisation_required": ("请填写报告单位（接警员代为登记时必填）",
+                              "give the reporting organisation (required when an operator files)"),
+    "age_range_order": ("表面年龄上限不能小于下限", "the apparent age's max is below its min"),
+    "receiving_organisation_required": ("交由民政部门安置时须填写接收单位",
+                                        "placement with civil affairs needs the receiving "
+                                        "organisation"),
+    "not_a_candidate": ("{what} 不是本案的比对候选", "{what} is not a candidate of this case"),
+    "candidate_not_offered": ("{what}", "{what}"),
+    "dna_transition": ("样本状态不能从 {current} 变为 {target}（顺序：已采集 → 已入库 → 已比对 → "
+                       "比中/未比中）", "a sample cannot go from {current} to {target} (collected → "
+                       "entered → compared → match / no_match)"),
+    "dna_record_required": ("被找到儿童的样本比中时须注明其来历不明儿童登记编号",
+                            "a found child's sample reported as a match needs its record_id"),
 }
 
 

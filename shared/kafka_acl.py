@@ -70,12 +70,16 @@ ACLS: dict[str, frozenset[Grant]] = {
         *_read(topics.PROGRESS, topics.DELIVERIES, topics.CASE_KEYS),
         *_write(topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES), topics.CASE_KEYS),
         *_group("homeward-alert-progress"),
+        *_write(topics.UNIDENTIFIED),  # unidentified-child records from its outbox (issue 16)
     ]),
     "dispatch": frozenset([
         *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH, topics.CASE_KEYS),
         *_write(topics.DISPATCH, topics.PROGRESS, topics.CASE_KEYS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)),
         *_group("homeward-dispatch", "homeward-dispatch-tips"),
+        # unidentified-child records: matched against open cases (issue 16)
+        *_read(topics.UNIDENTIFIED), *_write(topics.dlq(topics.UNIDENTIFIED)),
+        *_group("homeward-dispatch-unidentified"),
     ]),
     "notify": frozenset([
         *_read(topics.REPORTS, topics.DISPATCH, topics.DELIVERIES, topics.SUBSCRIBERS,

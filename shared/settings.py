@@ -258,6 +258,16 @@ class Settings(BaseSettings):
         "they were published (the idempotency answer lives as long)")
     # --- end personal data life cycle ----------------------------------------------------------
 
+    # --- unidentified children and candidates (issue 16) --------------------------------------
+    match_min_score: float = Field(
+        default=0.5, ge=0, le=1, description="an unidentified-child record is offered as a "
+        "case's candidate at this score or above (services/dispatch/matching.py), unless a "
+        "factor excludes it")
+    match_record_window_days: float = Field(
+        default=365.0, gt=0, description="a new case is compared with unidentified-child "
+        "records found at most this many days ago (and not before it went missing)")
+    # --- end unidentified children -------------------------------------------------------------
+
     def _key_file(self, given: Path | None, local_name: str,
                   variable: str) -> tuple[str, str] | None:
         """A key read from its file: `given` (<variable>_FILE, which must exist) or, in

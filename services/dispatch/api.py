@@ -55,6 +55,9 @@ class FoundRequest(Body):
                           "is public; without it 409 confirm_required lists what is cancelled")
     child: str | None = Field(default=None, min_length=1, max_length=50,
                               description="the child found (name); must be this case's child")
+    receiving_organisation: Line = Field(
+        default="", max_length=100, description="placed_with_civil_affairs: the receiving "
+        "civil-affairs organisation (required then; 422 receiving_organisation_required)")
 
 
 class UnlinkRequest(Body):
@@ -244,7 +247,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         confirm_required, naming what will be cancelled)."""
         return await act(case_id, who, lambda cid: dispatch.found(
             cid, body.outcome, body.found_at, body.note, who.sub, who.region, body.confirm,
-            body.child))
+            body.child, body.receiving_organisation))
 
     @router.post("/cases/{case_id}/close", response_model=CaseView)
     async def close(case_id: CaseId, body: CloseRequest, who: Commander) -> Case:
