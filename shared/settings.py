@@ -260,7 +260,7 @@ class Settings(BaseSettings):
 
     # --- unidentified children and candidates (issue 16) --------------------------------------
     match_min_score: float = Field(
-        default=0.5, ge=0, le=1, description="an unidentified-child record is offered as a "
+        default=0.6, ge=0, le=1, description="an unidentified-child record is offered as a "
         "case's candidate at this score or above (services/dispatch/matching.py), unless a "
         "factor excludes it")
     match_record_window_days: float = Field(

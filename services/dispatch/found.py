@@ -79,7 +79,7 @@ class RecordStore:
 class FoundChildren:
     dispatch: Dispatch
     records: RecordStore
-    min_score: float = 0.5
+    min_score: float = 0.6
     window_days: float = 365.0  # a new case is compared with records found since this long
     clock: Callable[[], datetime] | None = None
 

@@ -67,7 +67,7 @@ class DnaRequest(Body):
     note: Text = Field(default="", max_length=1000)
 
     @model_validator(mode="after")
-    def _complete(self) -> DnaRequest:
+    def _complete(self) -> "DnaRequest":
         if self.sample_id is not None and self.status is not None:
             return self
         if self.sample_id is not None:
