@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.stack import ServiceProcess
+from deploy.local.stack import KafkaServer, ServiceProcess
+from shared import topics
 from shared.auth import Role, mint_token
+from shared.pii import PURGED
 from shared.settings import Settings
 from tests.e2e.test_flow import LAST_SEEN, stack, token  # noqa: F401  (same stack fixture)
-from tests.helpers import WebhookSink, eventually, report_body
+from tests.helpers import WebhookSink, eventually, read_topic, report_body, unsealed
 
 pytestmark = pytest.mark.e2e
 
@@ -156,3 +158,88 @@ async def test_a_hospital_300_km_away_finds_the_child_and_the_alert_is_cancelled
             await eventually(lambda: asyncio.sleep(0, mine()[-1]["type"] ==
                                                    "homeward.alert.cancelled.v1"), timeout=30)
             assert [b["msg_type"] for b in mine()] == ["Alert", "Cancel"]
+
+
+async def test_records_are_sealed_on_kafka(stack: dict[str, ServiceProcess],  # noqa: F811
+                                           kafka: KafkaServer, settings: Settings) -> None:
+    """Restricted, never public (issue 16 item 7): description, photos, circumstances and
+    address sealed with the record's own key; sex, age, height, place and time clear."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        posted = await http.post(f"{stack['alert'].url}/api/v1/unidentified-children",
+                                 headers=reporter(), json=record(datetime.now(UTC)))
+    record_id = posted.json()["record_id"]
+
+    async def on_topic() -> dict[str, Any] | None:
+        found = [m["value"] for m in await read_topic(kafka.bootstrap, topics.UNIDENTIFIED)
+                 if m["key"] == record_id]
+        return found[0] if found else None
+
+    data = await eventually(on_topic, timeout=30)
+    assert data["pii"]["case"] == record_id
+    assert data["description"] == PURGED and data["circumstances"] == PURGED
+    assert data["address"] == "" and data["photo_urls"] == []
+    assert (data["sex"], data["age_min"], data["height_cm"]) == ("male", 6, 117)
+    assert "哭着找妈妈" not in json.dumps(data, ensure_ascii=False)
+    opened = await unsealed(settings, data)
+    assert opened["description"] == record(datetime.now(UTC))["description"]
+
+
+async def test_dna_life_cycle_completes_the_duty_and_placement_keeps_the_group(
+    stack: dict[str, ServiceProcess],  # noqa: F811
+) -> None:
+    alert, dispatch = stack["alert"].url, stack["dispatch"].url
+    commander = token(Role.commander, CASE_SIDE)
+    async with httpx.AsyncClient(timeout=15) as http:
+        filed = await http.post(f"{alert}/api/v1/reports", headers=token(Role.operator, "140403"),
+                                json=report_body(child__name=f"童{uuid.uuid4().hex[:6]}"))
+        case_id = filed.json()["case_id"]
+
+        async def case() -> dict[str, Any] | None:
+            got = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=commander)
+            return got.json() if got.status_code == 200 else None
+
+        opened = await eventually(case, timeout=30)
+        duty = next(t for t in opened["tasks"] if t["task_id"] == "dna_samples")
+        assert duty["status"] == "open"
+        samples = f"{dispatch}/api/v1/cases/{case_id}/dna-samples"
+        new = await http.post(samples, headers=commander, json={
+            "subject": "family", "donor": "母亲", "taken_by": "潞州分局民警王强",
+            "taken_at": datetime.now(UTC).isoformat(), "place": "潞州区公安分局",
+            "lab_reference": "SX-DNA-2026-0042"})
+        assert new.status_code == 201, new.text
+        sample_id = new.json()["sample_id"]
+        assert new.json()["status"] == "collected"
+        skipped = await http.post(samples, headers=commander,
+                                  json={"sample_id": sample_id, "status": "compared"})
+        assert skipped.status_code == 409 and skipped.json()["error"]["code"] == "dna_transition"
+        for status in ("entered", "compared", "no_match"):
+            step = await http.post(samples, headers=commander,
+                                   json={"sample_id": sample_id, "status": status})
+            assert step.status_code == 200 and step.json()["status"] == status, step.text
+            if status == "entered":
+                after = await case()
+                assert after is not None
+                duty = next(t for t in after["tasks"] if t["task_id"] == "dna_samples")
+                assert duty["status"] == "done"
+        listed = (await http.get(samples, headers=commander)).json()
+        assert [s["status"] for s in listed[0]["history"]] == [
+            "collected", "entered", "compared", "no_match"]
+        assert set(listed[0]) >= {"taken_by", "taken_at", "place", "lab_reference"}
+
+        found = f"{dispatch}/api/v1/cases/{case_id}/found"
+        when = datetime.now(UTC).isoformat()
+        missing = await http.post(found, headers=commander, json={
+            "outcome": "placed_with_civil_affairs", "found_at": when})
+        assert missing.status_code == 422
+        assert missing.json()["error"]["field"] == "receiving_organisation"
+        placed = await http.post(found, headers=commander, json={
+            "outcome": "placed_with_civil_affairs", "found_at": when, "note": "监护人不宜监护",
+            "receiving_organisation": "长治市儿童福利院"})
+        assert placed.status_code == 200, placed.text
+        body = placed.json()
+        assert (body["status"], body["outcome"], body["receiving_organisation"]) == (
+            "found", "placed_with_civil_affairs", "长治市儿童福利院")
+        assert body["duties"]["investigation"] is not None  # the group stays until closed
+        closed = await http.post(f"{dispatch}/api/v1/cases/{case_id}/close", headers=commander,
+                                 json={"reason": "已交民政部门安置，结案"})
+        assert closed.status_code == 200 and closed.json()["status"] == "closed"
