@@ -12,7 +12,10 @@ Why each service needs what it has (the code that uses it):
   an operator the progress of a report and refuse tips on a closed case
   (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of what it
   reads. It cannot read the case log, subscribers, alerts (push bodies), reports or tips.
+* alert (issue 16) — also writes unidentified-child records (`homeward.unidentified-children.v1`)
+  from its outbox.
 * dispatch — reads reports and tips (groups `homeward-dispatch`, `homeward-dispatch-tips`),
+  unidentified-child records (group `homeward-dispatch-unidentified`),
   writes and replays the case log, copies `case.opened`/`case.closed` to the progress topic,
   dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
