@@ -31,16 +31,10 @@ let pending = null;  // {key, body}: what is being sent, kept until an answer co
 
 function field(name) { return form.elements.namedItem(name); }
 function value(name) { const el = field(name); return el ? (el.type === "checkbox" ? el.checked : el.value.trim()) : ""; }
-function pad(n) { return String(n).padStart(2, "0"); }
-function localNow() { const d = new Date(); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`; }
-function withZone(local) {
-  const d = new Date(local), off = -d.getTimezoneOffset(), sign = off >= 0 ? "+" : "-";
-  return `${local.length === 16 ? local + ":00" : local}${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
-}
 function number(name) { const v = value(name); return v === "" ? null : Number(v); }
 
 function collect() {
-  const found = { at: value("found.at") ? withZone(value("found.at")) : "", address: value("found.address") };
+  const found = { at: value("found.at") ? HW.withZone(value("found.at")) : "", address: value("found.address") };
   if (value("found.region_code")) found.region_code = value("found.region_code");
   if (number("found.lat") !== null) found.lat = number("found.lat");
   if (number("found.lon") !== null) found.lon = number("found.lon");
@@ -111,21 +105,7 @@ function answered(res) {
   showErrors(res.json?.error || { message: `HTTP ${res.status}` });
 }
 
-async function uploadPhoto() {
-  const file = $("#photo-file").files[0];
-  if (!file) return;
-  $("#net").textContent = HW.t("uploading"); $("#net").classList.remove("hidden");
-  try {
-    const res = await HW.api("/api/v1/photos", { method: "POST", raw: file, headers: { "Content-Type": file.type } });
-    if (!res.ok) throw new Error(res.json?.error?.message || res.status);
-    const urls = field("photo_urls");
-    urls.value = (urls.value.trim() + "\n" + res.json.url).trim();
-    $("#net").classList.add("hidden");
-  } catch (e) {
-    $("#net").textContent = HW.t("upload_failed", { msg: e.message });
-  }
-  $("#photo-file").value = "";
-}
+function uploadPhoto() { return HW.uploadPhoto($("#photo-file"), field("photo_urls"), $("#net")); }
 
 function showSignin(message) {
   $("#signin").classList.remove("hidden"); form.classList.add("hidden");
@@ -142,7 +122,7 @@ function signedIn() {
 }
 function reset() {
   form.reset(); pending = null;
-  field("found.at").value = localNow();
+  field("found.at").value = HW.localNow();
   $("#result").classList.add("hidden"); form.classList.remove("hidden");
   signedIn();
 }
@@ -156,6 +136,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#new-record").addEventListener("click", reset);
   $("#photo-file").addEventListener("change", uploadPhoto);
   form.addEventListener("submit", submit);
-  field("found.at").value = localNow();
+  field("found.at").value = HW.localNow();
   if (!(await HW.session.begin("intake")) || !signedIn()) return;
 });
