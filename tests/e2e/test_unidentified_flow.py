@@ -136,6 +136,22 @@ async def test_a_hospital_300_km_away_finds_the_child_and_the_alert_is_cancelled
                 assert 295 <= candidate["distance_km"] <= 305
                 assert 1.9 <= candidate["hours_since"] <= 2.1
                 assert candidate["record"]["organisation"] == "代县人民医院"
+            # Pushed to the found side's live stream too (its region is the record's).
+            async with http.stream("GET", f"{dispatch}/api/v1/stream",
+                                   headers={**found_side, "Last-Event-ID": "0-0"}) as stream:
+
+                async def proposal() -> dict[str, Any]:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("data:"):
+                            data: dict[str, Any] = json.loads(line.removeprefix("data:"))
+                            if data["case_id"] == case_id and data["type"] == \
+                                    "homeward.case.candidate_proposed.v1":
+                                return data
+                    raise AssertionError("the stream ended")
+
+                pushed = await asyncio.wait_for(proposal(), 30)
+            assert pushed["region_code"] == "140923"
+            assert pushed["data"]["details"]["candidate"]["record_id"] == record_id
             # The found side sees the case's candidate, not the case itself.
             hidden = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=found_side)
             assert hidden.status_code == 404
