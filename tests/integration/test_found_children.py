@@ -15,12 +15,14 @@ from redis.asyncio import Redis
 from services.dispatch.adapters import CaseRepository, load_roster
 from services.dispatch.found import FoundChildren, RecordStore
 from services.dispatch.handlers import Dispatch
+from shared import pii, topics
 from shared.casekeys import CaseKeys
 from shared.events import UNIDENTIFIED_CHILD_REPORTED, CloudEvent
 from shared.kafka import EventPublisher, make_broker
 from shared.pii import PURGED, MasterKeys
 from shared.settings import Settings
-from shared.unidentified import UnidentifiedChildReported
+from shared.unidentified import RECORD_FIELDS, UnidentifiedChildReported
+from tests.helpers import eventually
 from tests.integration.test_services import accepted_event
 
 SEEN = datetime.now(UTC) - timedelta(hours=2, minutes=5)
@@ -104,3 +106,27 @@ async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren) 
     assert kept is not None
     assert (kept.description, kept.circumstances, kept.address) == (PURGED, PURGED, "")
     assert (kept.sex, kept.age_min, kept.region_code) == ("male", 6, "140923")
+
+
+async def test_the_record_store_is_rebuilt_from_the_topic(found: FoundChildren,
+                                                          settings: Settings) -> None:
+    """Kafka is the record of record: Redis lost, the records come back (unsealed with their
+    keys), and a new case is matched against them again."""
+    record_id, event = record_event()
+    keys = found.dispatch.keys
+    assert keys is not None
+    key = await keys.get_or_create(record_id)
+    event.data = pii.seal(event.data, RECORD_FIELDS, record_id, key)
+    await found.dispatch.publisher.publish(topics.UNIDENTIFIED, event)
+    await found.records.redis.delete(f"dispatch:unidentified:{record_id}")
+    assert await found.records.get(record_id) is None
+
+    async def back() -> UnidentifiedChildReported | None:
+        await found.rebuild(settings.kafka_bootstrap)
+        return await found.records.get(record_id)
+
+    rebuilt = await eventually(back, timeout=20)
+    assert rebuilt.description == "蓝色羽绒服，黑色运动鞋"  # opened with the record's key
+    case_id = new_case_id()
+    await found.dispatch.on_report_accepted(report(case_id))
+    assert record_id in [c.record_id for c in await candidates_of(found, case_id)]
