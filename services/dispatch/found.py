@@ -31,7 +31,7 @@ from services.dispatch.matching import FOUND_BEFORE_TOLERANCE, score
 from services.dispatch.records import DnaSample, DnaStatus
 from shared import pii, topics
 from shared.casekeys import open_event
-from shared.events import UNIDENTIFIED_CHILD_REPORTED, CloudEvent
+from shared.events import CASE_PURGED, UNIDENTIFIED_CHILD_REPORTED, CasePurged, CloudEvent
 from shared.kafka import Bootstrap, EventPublisher, replay_topic, subscribe
 from shared.regions import within
 from shared.unidentified import RECORD_FIELDS, UnidentifiedChildReported
@@ -171,12 +171,22 @@ class FoundChildren:
 
     # --- purge and rebuild -------------------------------------------------------------------
     async def on_case_purged(self, case: Case) -> None:
-        """A purged case's confirmed records go with it: their keys and personal fields."""
+        """A purged case's confirmed records go with it: their keys and personal fields, and
+        what alert keeps under their ids (photos, outbox rows) — told by `case.purged` under
+        the record id on homeward.progress.v1, which alert follows (issue 13)."""
+        ended = case.found_at or case.closed_at or self._now()
         for offered in case.candidates:
             if offered.status == "confirmed":
                 if self.dispatch.keys is not None:
                     await self.dispatch.keys.purge(offered.record_id)
                 await self.records.purge(offered.record_id)
+                purged = CasePurged(case_id=offered.record_id, region_code=offered.region_code,
+                                    actor="dispatch", reason=f"随案件 {case.case_id} 清除",
+                                    at=self._now(), outcome=case.outcome or case.status,
+                                    ended_at=ended)
+                await self.dispatch.publisher.publish(topics.PROGRESS, CloudEvent.of(
+                    CASE_PURGED, self.dispatch.publisher.source, offered.record_id, purged,
+                    event_id=f"{offered.record_id}:purged"))
 
     async def rebuild(self, bootstrap: Bootstrap) -> int:
         """Refill the record store from homeward.unidentified-children.v1 (no matching)."""

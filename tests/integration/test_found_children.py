@@ -17,12 +17,12 @@ from services.dispatch.found import FoundChildren, RecordStore
 from services.dispatch.handlers import Dispatch
 from shared import pii, topics
 from shared.casekeys import CaseKeys
-from shared.events import UNIDENTIFIED_CHILD_REPORTED, CloudEvent
+from shared.events import CASE_PURGED, UNIDENTIFIED_CHILD_REPORTED, CloudEvent
 from shared.kafka import EventPublisher, make_broker
 from shared.pii import PURGED, MasterKeys
 from shared.settings import Settings
 from shared.unidentified import RECORD_FIELDS, UnidentifiedChildReported
-from tests.helpers import eventually
+from tests.helpers import eventually, read_topic
 from tests.integration.test_services import accepted_event
 
 SEEN = datetime.now(UTC) - timedelta(hours=2, minutes=5)
@@ -90,7 +90,8 @@ async def test_a_record_meets_open_cases_and_a_new_case_meets_records(
     assert {wrong_sex, too_tall}.isdisjoint(c.record_id for c in offered)
 
 
-async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren) -> None:
+async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren,
+                                                          settings: Settings) -> None:
     case_id = new_case_id()
     await found.dispatch.on_report_accepted(report(case_id))
     record_id, event = record_event()
@@ -106,6 +107,10 @@ async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren) 
     assert kept is not None
     assert (kept.description, kept.circumstances, kept.address) == (PURGED, PURGED, "")
     assert (kept.sex, kept.age_min, kept.region_code) == ("male", 6, "140923")
+    # Alert deletes the record's photos and outbox rows on this (it follows the progress topic).
+    told = [m for m in await read_topic(settings.kafka_bootstrap, topics.PROGRESS)
+            if m["key"] == record_id]
+    assert [m["headers"]["ce_type"] for m in told] == [CASE_PURGED]
 
 
 async def test_the_record_store_is_rebuilt_from_the_topic(found: FoundChildren,
