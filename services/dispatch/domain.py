@@ -662,6 +662,8 @@ def scrub(case: Case) -> None:
     case.duplicate_keys = []
     if case.child_profile is not None:
         case.child_profile.description = ""
+    for offered in case.candidates:  # their reasons quote both descriptions (sealed likewise)
+        offered.reasons = []
     case.held_reports = {}
     # (The tips live beside the case: TipStore.purge scrubs them.)
     for entry in case.timeline:

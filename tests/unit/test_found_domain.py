@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.dispatch import candidates, dna
+from services.dispatch import candidates, dna, purge
 from services.dispatch.domain import Case, Change, Refused, plan_found, plan_open
 from services.dispatch.domain import fold as fold_or_none
 from services.dispatch.matching import score
@@ -174,3 +174,14 @@ def test_a_found_childs_match_links_its_record_as_a_confirmed_candidate() -> Non
     assert linked.candidates[0].status == "confirmed"
     assert linked.candidates[0].confirmed_via == "dna"
     assert linked.is_open  # a match links; ending the search stays the commander's act
+
+
+def test_the_purge_drops_the_profile_description_and_the_reasons_quoting_it() -> None:
+    case = proposed(opened())
+    found = fold(candidates.plan_confirm(case, "U-130102-20261130-ABCDEF", "found_safe", None,
+                                         "", "c", NOW, "e1"), case)
+    purged = fold(purge.plan_purge(found, NOW + timedelta(days=31)), found)
+    assert purged.child_profile is not None and purged.child_profile.description == ""
+    assert purged.candidates[0].reasons == []
+    assert (purged.candidates[0].score, purged.candidates[0].status) == (
+        found.candidates[0].score, "confirmed")  # decisions and outcomes stay
