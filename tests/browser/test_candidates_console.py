@@ -1,5 +1,6 @@
 """The commander confirms an unidentified-child candidate in the console, in Chinese (issue 16):
-the candidate shows its score and reasons, confirming marks the child found."""
+the candidate shows its score and reasons, confirming marks the child found; the family's DNA
+sample is recorded and entered, completing the DNA duty."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def test_commander_confirms_a_candidate_in_the_console(
     expect(row).to_be_visible(timeout=20_000)
     row.click()
     expect(commander.locator("#candidates")).to_contain_text("暂无候选", timeout=20_000)
+
+    # The family's blood sample, recorded and entered into the database: the DNA duty is done.
+    commander.click("[data-dna-add]")
+    dialog = commander.locator("#confirm")
+    dialog.locator("[name=donor]").fill("母亲")
+    dialog.locator("[name=taken_by]").fill("潞州分局民警王强")
+    dialog.locator("[name=place]").fill("潞州区公安分局")
+    dialog.locator("[name=lab_reference]").fill("SX-DNA-2026-0099")
+    commander.click("#confirm-ok")
+    sample = commander.locator("#dna .sample")
+    expect(sample.locator(".status")).to_have_text("已采集", timeout=20_000)
+    sample.locator("[data-dna-step=entered]").click()
+    expect(commander.locator("#dna .sample .status")).to_have_text("已录入打拐DNA信息库",
+                                                                   timeout=20_000)
+    duty = commander.locator("#tasks tr", has_text="血样")
+    expect(duty).to_contain_text("已完成")
 
     nurse = mint_token(Settings(), Role.mandated_reporter, "140923", org="代县人民医院")
     filed = httpx.post(f"{alert}/api/v1/unidentified-children",
