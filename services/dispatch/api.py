@@ -121,6 +121,22 @@ def refused(exc: Refused) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message, exc.field, what=exc.message)
 
 
+async def commanded(command: Awaitable[Case]) -> Case:
+    """A command's answer: the case, or its refusal as an ApiError; 503 when Kafka or Redis
+    could not make the change durable."""
+    try:
+        return await command
+    except Refused as exc:
+        raise refused(exc) from exc
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The change could not be made durable (or not stored): look at the case, retry.
+        raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
+                       "may not be recorded, check the case and retry",
+                       headers={"Retry-After": "5"}) from exc
+
+
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                  fanout: StreamFanout, limits: StreamLimits,
                  previews: NotifyPreviews | None = None) -> APIRouter:
@@ -140,17 +156,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def act(case_id: str, who: Principal,
                   command: Callable[[str], Awaitable[Case]]) -> Case:
         case = await visible_case(case_id, who)
-        try:
-            return await command(case.case_id)
-        except Refused as exc:
-            raise refused(exc) from exc
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The change could not be made durable (or not stored): look at the case, retry.
-            raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
-                           "may not be recorded, check the case and retry",
-                           headers={"Retry-After": "5"}) from exc
+        return await commanded(command(case.case_id))
 
     @router.get("/cases", response_model=list[CaseView])
     async def list_cases(

@@ -10,12 +10,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from services.dispatch.api import CASE_ID, CaseView, refused
-from services.dispatch.domain import Case, Outcome, Refused
+from services.dispatch.api import CASE_ID, CaseView, commanded
+from services.dispatch.domain import Case, Outcome
 from services.dispatch.found import FoundChildren, new_sample_id
 from services.dispatch.records import Candidate, DnaSample, DnaStatus
 from shared.auth import Principal, Role
-from shared.faults import is_transient
 from shared.report import rule
 from shared.text import Line, Text
 from shared.unidentified import RECORD_ID, UnidentifiedChildReported
@@ -100,17 +99,6 @@ def build_found_router(auth: Authenticator, found: FoundChildren) -> APIRouter:
             return case
         raise not_found(case_id)  # outside the caller's region it does not exist for them
 
-    async def acting(command: Any) -> Any:
-        try:
-            return await command
-        except Refused as exc:
-            raise refused(exc) from exc
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; check the "
-                           "case and retry", headers={"Retry-After": "5"}) from exc
-
     @router.get("/cases/{case_id}/candidates", response_model=CandidatesAnswer)
     async def list_candidates(case_id: CaseId, who: Commander) -> CandidatesAnswer:
         """Unidentified-child records scored as this case's child, with the rule's reasons
@@ -136,10 +124,9 @@ def build_found_router(auth: Authenticator, found: FoundChildren) -> APIRouter:
         organ level or above (403 below_leader_level); 404 not_a_candidate; 409 as found."""
         body = body or ConfirmRequest()
         case = await case_of(case_id, who)
-        result: Case = await acting(found.confirm(
+        return await commanded(found.confirm(
             case.case_id, record_id, body.outcome, body.found_at, body.note, who.sub,
             who.region, body.confirm, body.receiving_organisation))
-        return result
 
     @router.get("/cases/{case_id}/dna-samples", response_model=list[DnaSample])
     async def list_samples(case_id: CaseId, who: Commander) -> list[DnaSample]:
@@ -155,13 +142,13 @@ def build_found_router(auth: Authenticator, found: FoundChildren) -> APIRouter:
         `record_id`) links that record as a confirmed candidate."""
         case = await case_of(case_id, who)
         if body.sample_id is not None and body.status is not None:
-            new = await acting(found.step_sample(case.case_id, body.sample_id, body.status,
+            new = await commanded(found.step_sample(case.case_id, body.sample_id, body.status,
                                                  body.note, who.sub, body.record_id))
             sample_id, status = body.sample_id, 200
         else:
             assert body.subject is not None and body.taken_at is not None
             sample_id, status = body.sample_id or new_sample_id(), 201
-            new = await acting(found.record_sample(case.case_id, DnaSample(
+            new = await commanded(found.record_sample(case.case_id, DnaSample(
                 sample_id=sample_id, subject=body.subject, donor=body.donor,
                 taken_by=body.taken_by, taken_at=body.taken_at, place=body.place,
                 lab_reference=body.lab_reference, record_id=body.record_id), who.sub))
