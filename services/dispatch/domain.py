@@ -630,6 +630,9 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         what = f"incident {event.incident_id}: {len(event.cases)} children"
     elif type_ == ev.CASE_REOPENED:
         what = f"{case.outcome} → reopened"
+        for offered in case.candidates:  # the record confirmed by that found was not the child
+            if offered.record_id == case.found_record and offered.confirmed_via == "commander":
+                offered.status, offered.confirmed_via = "proposed", ""
         case.status, case.outcome, case.found_at = "active", None, None
         case.receiving_organisation, case.found_record = "", None
     elif type_ == ev.CASE_REPORT_LINKED and isinstance(event, ReportLinked):

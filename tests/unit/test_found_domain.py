@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.dispatch import candidates, dna, purge
-from services.dispatch.domain import Case, Change, Refused, plan_found, plan_open
+from services.dispatch.domain import Case, Change, Refused, plan_found, plan_open, plan_reopen
 from services.dispatch.domain import fold as fold_or_none
 from services.dispatch.matching import score
 from services.dispatch.records import DnaSample
@@ -185,3 +185,12 @@ def test_the_purge_drops_the_profile_description_and_the_reasons_quoting_it() ->
     assert purged.candidates[0].reasons == []
     assert (purged.candidates[0].score, purged.candidates[0].status) == (
         found.candidates[0].score, "confirmed")  # decisions and outcomes stay
+
+
+def test_a_wrong_confirmation_undone_by_reopening_offers_the_record_again() -> None:
+    case = proposed(opened())
+    found = fold(candidates.plan_confirm(case, "U-130102-20261130-ABCDEF", "found_safe", None,
+                                         "", "c", NOW, "e1"), case)
+    reopened = fold(plan_reopen(found, "认错了孩子", "c", NOW, "r"), found)
+    assert reopened.is_open and reopened.found_record is None
+    assert reopened.candidates[0].status == "proposed"
