@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from services.dispatch import candidates, dna
 from services.dispatch.adapters import STREAM, CaseRepository, served
-from services.dispatch.domain import Case, Change, Outcome
+from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.matching import FOUND_BEFORE_TOLERANCE, score
 from services.dispatch.records import DnaSample, DnaStatus
@@ -114,7 +114,10 @@ class FoundChildren:
             proposed.extend(candidates.plan_propose(case, record, scored, now))
             return proposed
 
-        case = await self.dispatch.command(case_id, plan)
+        try:
+            case = await self.dispatch.command(case_id, plan)
+        except Refused:  # the case is gone (never, short of a Redis loss): nothing to propose
+            return None
         if proposed and not within(case.region_code, record.region_code):
             await self._stream_to(record.region_code, proposed)
         return case
