@@ -162,10 +162,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                         "placement with civil affairs needs the receiving "
                                         "organisation"),
     "not_a_candidate": ("{what} 不是本案的比对候选", "{what} is not a candidate of this case"),
-    "candidate_not_offered": ("{what}", "{what}"),
-    "dna_transition": ("样本状态不能从 {current} 变为 {target}（顺序：已采集 → 已入库 → 已比对 → "
-                       "比中/未比中）", "a sample cannot go from {current} to {target} (collected → "
-                       "entered → compared → match / no_match)"),
+    "dna_transition": ("样本状态只能按顺序推进，不能跳过或回退：已采集 → 已入库 → 已比对 → 比中/未比中",
+                       "a sample moves on in order, nothing skipped or undone: collected → "
+                       "entered → compared → match / no_match"),
     "dna_record_required": ("被找到儿童的样本比中时须注明其来历不明儿童登记编号",
                             "a found child's sample reported as a match needs its record_id"),
 }

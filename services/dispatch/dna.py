@@ -27,7 +27,7 @@ DUTY = "dna_samples"  # the task rules.yaml assigns to the investigation member
 def _require_not_closed(case: Case) -> None:
     # Samples go on after a found (the family's sample confirms it); not on a closed case.
     if case.status == "closed":
-        raise Refused(409, "case_closed", f"case {case.case_id} is closed", "status")
+        raise Refused(409, "case_not_open", f"case {case.case_id} is closed", "status")
 
 
 def plan_record(case: Case, sample: DnaSample, actor: str, now: datetime) -> list[Change]:
