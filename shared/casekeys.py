@@ -287,6 +287,8 @@ DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
     events.TIP_PARKED: pii.TIP_FIELDS,
     # The second report held for unlinking, sealed with the key of the case it joined.
     events.CASE_REPORT_LINKED: {"details.accepted": {}},
+    # A candidate's reasons quote words of the two children's descriptions (issue 16).
+    events.CASE_CANDIDATE_PROPOSED: {"details.candidate.reasons": []},
 }
 
 # notify's compacted homeward.alerts.v1: the alert's restricted content and its push bodies.

@@ -20,6 +20,10 @@ from shared.report import PlaceConflict
 REPORT_ACCEPTED = "homeward.report.accepted.v1"
 TIP_RECEIVED = "homeward.tip.received.v1"
 
+# alert → homeward.unidentified-children.v1 (issue 16): a child met or found without a guardian
+# (data: shared.unidentified.UnidentifiedChildReported, keyed by record id)
+UNIDENTIFIED_CHILD_REPORTED = "homeward.unidentified_child.reported.v1"
+
 # dispatch → homeward.dispatch.v1 (the only writer of case state)
 CASE_OPENED = "homeward.case.opened.v1"
 CASE_LEADER_ASSIGNED = "homeward.case.leader_assigned.v1"
@@ -47,6 +51,14 @@ CASE_INCIDENT_TIED = "homeward.case.incident_tied.v1"
 # Personal data of the case purged everywhere after its outcome and the grace period (issue 13):
 # the case's data key is gone, every service drops what it holds (details: CasePurged).
 CASE_PURGED = "homeward.case.purged.v1"
+# Issue 16: an unidentified-child record scored against the case (details: a candidate with
+# score and reasons, services/dispatch/candidates.py); a candidate confirmed as this case's child
+# (by the commander, or by a DNA match); a DNA sample recorded or moved on (references and
+# statuses only, services/dispatch/dna.py).
+CASE_CANDIDATE_PROPOSED = "homeward.case.candidate_proposed.v1"
+CASE_CANDIDATE_CONFIRMED = "homeward.case.candidate_confirmed.v1"
+CASE_DNA_SAMPLE_RECORDED = "homeward.case.dna_sample_recorded.v1"
+CASE_DNA_SAMPLE_UPDATED = "homeward.case.dna_sample_updated.v1"
 # The case events dispatch copies to homeward.progress.v1 (shared.topics.PROGRESS), same id: all
 # the intake side may learn of its reports' cases (issue 14, least privilege) — the leader
 # (alert shows it to the operator), the close (alert refuses tips on it, 410) ...
@@ -153,6 +165,16 @@ class Leader(BaseModel):
     post: str = Field(default="head", description="head, or deputy when the head is away")
 
 
+class ChildProfile(BaseModel):
+    """What an unidentified child is matched on (issue 16), from the report; `description` is
+    sealed with the case's key (shared.pii.CASE_OPENED_FIELDS)."""
+
+    sex: str
+    age: int = Field(description="completed years at the last sighting")
+    height_cm: int | None = None
+    description: str = ""
+
+
 class CaseOpened(BaseModel):
     """Data of `homeward.case.opened.v1`."""
 
@@ -186,6 +208,9 @@ class CaseOpened(BaseModel):
         default=None, description="a second report of the same child: the case id of the one "
         "case group it joined (no group of its own); found/closed/release of that case are "
         "mirrored under this case id")
+    child_profile: ChildProfile | None = Field(
+        default=None, description="sex, age, height and description for matching "
+        "unidentified-child records (issue 16)")
 
 
 class CaseEvent(BaseModel):
@@ -243,8 +268,15 @@ class ReleaseApproved(CaseEvent):
 class CaseFound(CaseEvent):
     """Data of `homeward.case.found.v1`: every recipient gets a cancellation."""
 
-    outcome: Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
+    outcome: Literal["found_safe", "found_harmed", "found_deceased", "false_report",
+                     "placed_with_civil_affairs"]
     found_at: datetime
+    receiving_organisation: str = Field(
+        default="", description="placed_with_civil_affairs: the civil-affairs organisation "
+        "that received the child (002 §三㈥4.: 交由民政部门予以妥善安置)")
+    record_id: str | None = Field(
+        default=None, description="the unidentified-child record the child was found as "
+        "(a confirmed candidate, issue 16)")
 
 
 class CasePurged(CaseEvent):
@@ -310,7 +342,8 @@ DELIVERY_ERROR_CLASSES = (
     "target_refused",     # a chat/SMS service (Apprise) reported failure
 )
 # How a search ends (the `outcome` of CaseFound); named for the Cancel preview (issue 17 §4).
-Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
+Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report",
+                  "placed_with_civil_affairs"]
 
 
 # --- sightings: tips pushed, triaged, checked locally (issue 16 §1–3) ----------------------------

@@ -163,6 +163,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "already_member": ("该单位已作为协作成员加入专案组：{what}",
                        "that organ already cooperates on the case: {what}"),
     "no_organ": ("该地区没有对应的公安机关：{what}", "no public security organ there: {what}"),
+
+    # unidentified children, candidates, DNA, placement (issue 16)
+    "organisation_required": ("请填写报告单位（接警员代为登记时必填）",
+                              "give the reporting organisation (required when an operator files)"),
+    "age_range_order": ("表面年龄上限不能小于下限", "the apparent age's max is below its min"),
+    "receiving_organisation_required": ("交由民政部门安置时须填写接收单位",
+                                        "placement with civil affairs needs the receiving "
+                                        "organisation"),
+    "not_a_candidate": ("{what} 不是本案的比对候选", "{what} is not a candidate of this case"),
+    "dna_transition": ("样本状态只能按顺序推进，不能跳过或回退：已采集 → 已入库 → 已比对 → 比中/未比中",
+                       "a sample moves on in order, nothing skipped or undone: collected → "
+                       "entered → compared → match / no_match"),
+    "dna_record_required": ("被找到儿童的样本比中时须注明其来历不明儿童登记编号",
+                            "a found child's sample reported as a match needs its record_id"),
 }
 
 

@@ -12,7 +12,10 @@ Why each service needs what it has (the code that uses it):
   an operator the progress of a report and refuse tips on a closed case
   (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of what it
   reads. It cannot read the case log, subscribers, alerts (push bodies), reports or tips.
+* alert (issue 16) — also writes unidentified-child records (`homeward.unidentified-children.v1`)
+  from its outbox.
 * dispatch — reads reports and tips (groups `homeward-dispatch`, `homeward-dispatch-tips`),
+  unidentified-child records (group `homeward-dispatch-unidentified`),
   writes and replays the case log, copies `case.opened`/`case.closed` to the progress topic,
   dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
@@ -70,12 +73,16 @@ ACLS: dict[str, frozenset[Grant]] = {
         *_read(topics.PROGRESS, topics.DELIVERIES, topics.CASE_KEYS),
         *_write(topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES), topics.CASE_KEYS),
         *_group("homeward-alert-progress"),
+        *_write(topics.UNIDENTIFIED),  # unidentified-child records from its outbox (issue 16)
     ]),
     "dispatch": frozenset([
         *_read(topics.REPORTS, topics.TIPS, topics.DISPATCH, topics.CASE_KEYS),
         *_write(topics.DISPATCH, topics.PROGRESS, topics.CASE_KEYS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)),
         *_group("homeward-dispatch", "homeward-dispatch-tips"),
+        # unidentified-child records: matched against open cases (issue 16)
+        *_read(topics.UNIDENTIFIED), *_write(topics.dlq(topics.UNIDENTIFIED)),
+        *_group("homeward-dispatch-unidentified"),
     ]),
     "notify": frozenset([
         *_read(topics.REPORTS, topics.DISPATCH, topics.DELIVERIES, topics.SUBSCRIBERS,

@@ -62,7 +62,8 @@ REPORT_FIELDS: Mapping[str, Any] = {
     "report.circumstances.notes": "",
 }
 TIP_FIELDS: Mapping[str, Any] = {"contact": "", "description": PURGED}
-CASE_OPENED_FIELDS: Mapping[str, Any] = {"child_name": PURGED}
+CASE_OPENED_FIELDS: Mapping[str, Any] = {"child_name": PURGED,
+                                         "child_profile.description": ""}  # issue 16
 
 
 class KeyUnavailable(Transient, LookupError):

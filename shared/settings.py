@@ -264,6 +264,15 @@ class Settings(BaseSettings):
         default=2 * 3600.0, gt=0, description="a local check (核查) of a sighting in another "
         "county is due this long after it is assigned")
     # --- end sightings -------------------------------------------------------------------------
+    # --- unidentified children and candidates (issue 16) --------------------------------------
+    match_min_score: float = Field(
+        default=0.6, ge=0, le=1, description="an unidentified-child record is offered as a "
+        "case's candidate at this score or above (services/dispatch/matching.py), unless a "
+        "factor excludes it")
+    match_record_window_days: float = Field(
+        default=365.0, gt=0, description="a new case is compared with unidentified-child "
+        "records found at most this many days ago (and not before it went missing)")
+    # --- end unidentified children -------------------------------------------------------------
 
     def _key_file(self, given: Path | None, local_name: str,
                   variable: str) -> tuple[str, str] | None:

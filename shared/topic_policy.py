@@ -95,6 +95,10 @@ TOPICS: tuple[TopicPolicy, ...] = (
                 "per-case data keys (wrapped) keyed by case id; a purge's tombstone makes every "
                 "copy of the case's personal data unreadable (crypto-shredding, issue 13)",
                 delete_retention_ms=FOREVER_MS),
+    TopicPolicy(topics.UNIDENTIFIED, "delete", UNBOUNDED,
+                "unidentified-child records (来历不明儿童), system of record of each record; "
+                "personal fields sealed with the record's data key"),
+    _dlq(topics.UNIDENTIFIED),
 )
 
 BY_NAME: dict[str, TopicPolicy] = {t.name: t for t in TOPICS}

@@ -41,3 +41,10 @@ CASE_KEYS = "homeward.case-keys.v1"
 
 # Keyed by record id and compacted (the latest record of each key is kept).
 COMPACTED_TOPICS = (SUBSCRIBERS, ALERTS, CASE_KEYS)
+
+# Children met or found without a guardian (来历不明儿童, issue 16): alert's intake of police and
+# mandated reporters' records, keyed by record id; dispatch matches them against open cases.
+# Kept like the intake log (a child may stay unidentified for years); personal fields sealed with
+# the record's own data key (shared/casekeys.py keyed by record id).
+UNIDENTIFIED = "homeward.unidentified-children.v1"
+ALL_TOPICS = (*ALL_TOPICS, UNIDENTIFIED, dlq(UNIDENTIFIED))

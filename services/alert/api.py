@@ -72,6 +72,9 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
     router = APIRouter(prefix="/api/v1")
     trusted = trusted_networks(trusted_proxies or [])
     Operator = Annotated[Principal, Depends(auth.require(Role.operator))]
+    # Photos are uploaded by operators and by mandated reporters (unidentified children).
+    Uploader = Annotated[Principal, Depends(auth.require(Role.operator,
+                                                         Role.mandated_reporter))]
 
     @router.get("/regions", response_model=list[RegionOption], tags=["regions"])
     async def list_regions(parent: str | None = None) -> list[RegionOption]:
@@ -85,7 +88,7 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         return [RegionOption(code=r.code, name=r.name, level=r.level) for r in found]
 
     @router.post("/photos", status_code=201, response_model=PhotoAnswer, tags=["reports"])
-    async def upload_photo(request: Request, operator: Operator) -> PhotoAnswer:
+    async def upload_photo(request: Request, operator: Uploader) -> PhotoAnswer:
         """Raw image body (image/jpeg, image/png or image/webp, at most 5 MiB)."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         if content_type not in PHOTO_TYPES:

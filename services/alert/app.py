@@ -17,6 +17,11 @@ from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimit
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.handlers import Intake, Progress, TipLimits
 from services.alert.retention import OutboxRetention, PhotoAccess
+from services.alert.unidentified import (
+    UnidentifiedIntake,
+    build_unidentified_page,
+    build_unidentified_router,
+)
 from shared.boundaries import boundary_index
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
@@ -112,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(auth, intake, region_index(), photos, settings.alert_url,
                                     access, settings.trusted_proxies))
     app.include_router(build_pages(photos, auth, access))
+    app.include_router(build_unidentified_router(auth, UnidentifiedIntake(intake)))
+    app.include_router(build_unidentified_page(UI))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app, settings)
     allow_consoles(app, settings.notify_url)  # the hub console files sightings as tips

@@ -182,6 +182,11 @@ class Intake:
         ))
         return received.tip_id
 
+    async def new_data_key(self, owner_id: str, region: str, operator: str) -> bytes:
+        """A fresh data key for a case or a record without a case (an unidentified child, issue
+        16: keyed by its record id), durable through the outbox as `_new_case_key`."""
+        return await self._new_case_key(owner_id, region, operator)
+
     async def _new_case_key(self, case_id: str, region: str, operator: str) -> bytes:
         """A data key for a case that has none: made durable through the outbox (published to
         homeward.case-keys.v1 before the event it seals, whether or not Kafka is up now) and

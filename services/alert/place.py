@@ -30,6 +30,7 @@ from services.alert.domain import IntakeRefused
 from shared.datum import Datum, to_wgs84
 from shared.regions import AddressMatch, RetiredCode, scope_prefix, within
 from shared.report import (
+    LastSeen,
     PlaceConflict,
     PlacePart,
     PlaceSource,
@@ -123,7 +124,30 @@ def resolve_place(report: Report, regions: RegionLookup,
     known) / `region_code_split` on last_seen.region_code; `place_unresolved` when nothing
     places it (asking for the county); `outside_mainland_jurisdiction` on the part that names
     香港/澳门/台湾."""
-    seen = report.last_seen
+    where = locate(report.last_seen, regions, boundaries)
+    data = report.model_dump()
+    data["last_seen"].update(region_code=where.code, lat=where.lat, lon=where.lon,
+                             datum=Datum.wgs84)
+    return PlaceResolution(ResolvedReport.model_validate(data), where.derived, where.conflict,
+                           where.replaced)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A place completed by `locate`: county code, WGS-84 coordinates, and how it was decided."""
+
+    code: str
+    lat: float
+    lon: float
+    derived: list[str]
+    conflict: PlaceConflict | None = None
+    replaced: RegionCodeReplaced | None = None
+
+
+def locate(seen: LastSeen, regions: RegionLookup, boundaries: BoundaryLookup | None) -> Located:
+    """Any place given as region code / address / coordinates (a report's last-seen place, an
+    unidentified child's found place), completed by the rules of the module docstring. Errors
+    as `resolve_place`, their field under `last_seen.`."""
     derived: list[str] = []
     lat, lon = seen.lat, seen.lon
     if lat is not None and lon is not None and seen.datum is not Datum.wgs84:
@@ -164,9 +188,7 @@ def resolve_place(report: Report, regions: RegionLookup,
     if lat is None or lon is None:
         lat, lon = region.lat, region.lon
         derived.append("lat_lon")
-    data = report.model_dump()
-    data["last_seen"].update(region_code=code, lat=lat, lon=lon, datum=Datum.wgs84)
-    return PlaceResolution(ResolvedReport.model_validate(data), derived, conflict, replaced)
+    return Located(code, lat, lon, derived, conflict, replaced)
 
 
 def _address_code(match: AddressMatch) -> str | None:

@@ -55,6 +55,9 @@ class FoundRequest(Body):
                           "is public; without it 409 confirm_required lists what is cancelled")
     child: str | None = Field(default=None, min_length=1, max_length=50,
                               description="the child found (name); must be this case's child")
+    receiving_organisation: Line = Field(
+        default="", max_length=100, description="placed_with_civil_affairs: the receiving "
+        "civil-affairs organisation (required then; 422 receiving_organisation_required)")
 
 
 class UnlinkRequest(Body):
@@ -118,6 +121,22 @@ def refused(exc: Refused) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message, exc.field, what=exc.message)
 
 
+async def commanded(command: Awaitable[Case]) -> Case:
+    """A command's answer: the case, or its refusal as an ApiError; 503 when Kafka or Redis
+    could not make the change durable."""
+    try:
+        return await command
+    except Refused as exc:
+        raise refused(exc) from exc
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The change could not be made durable (or not stored): look at the case, retry.
+        raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
+                       "may not be recorded, check the case and retry",
+                       headers={"Retry-After": "5"}) from exc
+
+
 def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                  fanout: StreamFanout, limits: StreamLimits,
                  previews: NotifyPreviews | None = None) -> APIRouter:
@@ -137,17 +156,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
     async def act(case_id: str, who: Principal,
                   command: Callable[[str], Awaitable[Case]]) -> Case:
         case = await visible_case(case_id, who)
-        try:
-            return await command(case.case_id)
-        except Refused as exc:
-            raise refused(exc) from exc
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The change could not be made durable (or not stored): look at the case, retry.
-            raise ApiError(503, "unavailable", "Kafka or Redis is not reachable; the change "
-                           "may not be recorded, check the case and retry",
-                           headers={"Retry-After": "5"}) from exc
+        return await commanded(command(case.case_id))
 
     @router.get("/cases", response_model=list[CaseView])
     async def list_cases(
@@ -250,7 +259,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         confirm_required, naming what will be cancelled)."""
         return await act(case_id, who, lambda cid: dispatch.found(
             cid, body.outcome, body.found_at, body.note, who.sub, who.region, body.confirm,
-            body.child))
+            body.child, body.receiving_organisation))
 
     @router.post("/cases/{case_id}/close", response_model=CaseView)
     async def close(case_id: CaseId, body: CloseRequest, who: Commander) -> Case:

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
-from services.dispatch import consumers
+from services.dispatch import consumers, found
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.checks_api import build_checks_router
+from services.dispatch.found_api import build_found_router
 from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
@@ -58,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                 settings.notify_tier_unit_s,
                                                 settings.dispatch_check_deadline_s))
     consumers.register(broker, dispatch, publisher, settings.dispatch_consumers)
+    found_children = found.FoundChildren(dispatch, found.RecordStore(redis),
+                                         settings.match_min_score,
+                                         settings.match_record_window_days)
+    found.register(broker, found_children, publisher)
     previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)
@@ -97,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router({
         "kafka": kafka_check(broker), "redis": redis_check(redis),
         # 503 while a consumer or the timers retry a transient fault (Redis OOM, READONLY...)
-        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, TIMERS_KEY)}))
+        "consuming": RETRYING_NOW.check(consumers.GROUP, consumers.TIPS_GROUP, found.GROUP,
+                                        TIMERS_KEY)}))
     app.include_router(build_router(Authenticator(settings), cases, dispatch, fanout,
                                     make_limits(settings), previews=previews))
     app.include_router(build_retention_router(Authenticator(settings), cases,
@@ -105,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
     app.include_router(build_checks_router(Authenticator(settings), cases, dispatch))
+    app.include_router(build_found_router(Authenticator(settings), found_children))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app, settings)

@@ -8,11 +8,13 @@ reason; `apply` folds one event into the case projection. Replaying the dispatch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.dispatch.records import Candidate, DnaSample
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
 from services.dispatch.tips_domain import SIGHTING_TYPES, LocalCheck, apply_sighting
@@ -23,6 +25,7 @@ from shared.events import (
     CaseFound,
     CaseOpened,
     CaseReopened,
+    ChildProfile,
     IncidentTied,
     Leader,
     ReleaseApproved,
@@ -38,7 +41,7 @@ from shared.report import ADULT_AGE, PlaceConflict, ReportAccepted, Subject
 
 Status = Literal["opened", "active", "found", "false_report", "closed"]
 OPEN: frozenset[str] = frozenset({"opened", "active"})
-Outcome = Literal["found_safe", "found_harmed", "found_deceased", "false_report"]
+Outcome = ev.Outcome
 
 
 class Refused(Exception):
@@ -164,6 +167,13 @@ class Case(BaseModel):
                                      "of sightings in other counties (issue 16 §2)")
     purged_at: datetime | None = Field(default=None, description="personal data purged "
                                        "(issue 13): ids, times, decisions and outcomes remain")
+    # Issue 16: the child as reported (matching), unidentified-child records scored against
+    # it, DNA sample records, and how the search ended when the child was placed or matched.
+    child_profile: ChildProfile | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    dna_samples: list[DnaSample] = Field(default_factory=list)
+    receiving_organisation: str = ""
+    found_record: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -253,6 +263,10 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
         operator_region=accepted.operator_region, leader_level=decision.leader_level,
         may_add_members=decision.may_add_members, rules=rules,
         duplicate_keys=keys or [], place_conflict=accepted.place_conflict,
+        child_profile=ChildProfile(sex=report.child.sex.value,
+                                   age=report.child.age_at(report.last_seen.at.date()),
+                                   height_cm=report.child.height_cm,
+                                   description=report.child.description),
     )
     changes = [Change(type=ev.CASE_OPENED, event_id=f"{case_id}:opened", case_id=case_id,
                       data=opened.model_dump(mode="json"))]
@@ -422,9 +436,16 @@ def cancels(case: Case) -> list[str]:
 
 def plan_found(case: Case, outcome: Outcome, found_at: datetime, note: str, actor: str,
                now: datetime, event_id: str, confirm: bool = False,
-               child: str | None = None) -> list[Change]:
+               child: str | None = None, receiving_organisation: str = "",
+               record_id: str | None = None) -> list[Change]:
     """Found (or a false report) for the one child of this case. `child`, when given, must be
-    that child's name (normalised); a public alert is cancelled only with `confirm`."""
+    that child's name (normalised); a public alert is cancelled only with `confirm`.
+    `placed_with_civil_affairs` (no guardian found, or the guardian unfit: 002 §三㈥4.) needs
+    the `receiving_organisation`; `record_id` names the unidentified-child record the child was
+    found as (issue 16)."""
+    if outcome == "placed_with_civil_affairs" and not receiving_organisation.strip():
+        raise Refused(422, "receiving_organisation_required", "placement with civil affairs "
+                      "needs the receiving organisation", "receiving_organisation")
     _require_open(case)
     if child is not None and normalise_name(child) != normalise_name(case.child_name):
         raise Refused(409, "child_mismatch", f"case {case.case_id} is the search for "
@@ -435,6 +456,7 @@ def plan_found(case: Case, outcome: Outcome, found_at: datetime, note: str, acto
                       "confirm: true to cancel: " + "; ".join(cancels(case)), "confirm")
     data = CaseFound(case_id=case.case_id, region_code=case.region_code, actor=actor,
                      reason=note, at=now, outcome=outcome, found_at=found_at,
+                     receiving_organisation=receiving_organisation, record_id=record_id,
                      details={"note": note, "exercise": case.exercise})
     return [Change(type=ev.CASE_FOUND, event_id=event_id, case_id=case.case_id,
                    data=data.model_dump(mode="json"))]
@@ -529,6 +551,10 @@ def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
 
 # --- the projection -----------------------------------------------------------------------------
 
+# Folds of event types kept in their own modules (candidates.py, dna.py register theirs): change
+# the case in place, return the timeline's `what`.
+APPLIERS: dict[str, Callable[[Case, CaseEvent], str]] = {}
+
 _ACTIVATING = {ev.CASE_TASK_COMPLETED, ev.CASE_RELEASE_APPROVED, ev.CASE_TIP_ATTACHED}
 
 
@@ -606,7 +632,10 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at
-        what = event.outcome
+        case.receiving_organisation, case.found_record = (event.receiving_organisation,
+                                                          event.record_id)
+        what = event.outcome + (f" → {event.receiving_organisation}"
+                                if event.receiving_organisation else "")
     elif type_ == ev.CASE_CLOSED:
         case.status, case.closed_at = "closed", event.at
     elif type_ == ev.CASE_INCIDENT_TIED and isinstance(event, IncidentTied):
@@ -614,7 +643,11 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         what = f"incident {event.incident_id}: {len(event.cases)} children"
     elif type_ == ev.CASE_REOPENED:
         what = f"{case.outcome} → reopened"
+        for offered in case.candidates:  # the record confirmed by that found was not the child
+            if offered.record_id == case.found_record and offered.confirmed_via == "commander":
+                offered.status, offered.confirmed_via = "proposed", ""
         case.status, case.outcome, case.found_at = "active", None, None
+        case.receiving_organisation, case.found_record = "", None
     elif type_ == ev.CASE_REPORT_LINKED and isinstance(event, ReportLinked):
         case.links.append(Link(report_id=event.report_id, case_id=event.duplicate_case_id,
                                evidence=event.evidence, at=event.at,
@@ -632,6 +665,8 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
         case.links = [x for x in case.links if x.report_id != event.report_id]
         case.held_reports.pop(event.duplicate_case_id, None)
         what = f"report {event.report_id} → {event.duplicate_case_id}"
+    elif type_ in APPLIERS:
+        what = APPLIERS[type_](case, event)
     if case.status == "opened" and (type_ in _ACTIVATING or event.actor != "dispatch"):
         case.status = "active"
     case.timeline.append(TimelineEntry(event_id=event_id, at=event.at, actor=event.actor,
@@ -643,6 +678,10 @@ def scrub(case: Case) -> None:
     """Drop the personal data from the projection, in place (the purge applied, issue 13)."""
     case.child_name = PURGED
     case.duplicate_keys = []
+    if case.child_profile is not None:
+        case.child_profile.description = ""
+    for offered in case.candidates:  # their reasons quote both descriptions (sealed likewise)
+        offered.reasons = []
     case.held_reports = {}
     # (The tips live beside the case: TipStore.purge scrubs them.)
     for entry in case.timeline:
@@ -685,6 +724,7 @@ def _opened(opened: CaseOpened, event_id: str) -> Case:
         exercise=opened.exercise, child_name=opened.child_name, kind=opened.kind,
         subject=opened.subject, lat=opened.lat, lon=opened.lon,
         duplicate_keys=opened.duplicate_keys, place_conflict=opened.place_conflict,
+        child_profile=opened.child_profile,
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -60,6 +60,12 @@ class Dispatch:
     keys: CaseKeys | None = None  # the case-key store: personal fields sealed (issue 13)
     sightings: SightingRules = field(default_factory=SightingRules)  # issue 16
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Use cases kept in their own modules (issue 16, services/dispatch/found.py): called with a
+    # case just opened (outside its lock), a case just purged (as before the purge), and after a
+    # rebuild of the case log.
+    after_open: list[Callable[[Case], Awaitable[None]]] = field(default_factory=list)
+    after_purge: list[Callable[[Case], Awaitable[None]]] = field(default_factory=list)
+    after_rebuild: list[Callable[[Bootstrap], Awaitable[object]]] = field(default_factory=list)
     _locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
 
@@ -107,33 +113,42 @@ class Dispatch:
         accepted = ReportAccepted.model_validate(event.data)
         async with self._lock(accepted.case_id):
             if await self.cases.known(accepted.case_id):
-                return  # redelivered: everything was done and stored
-            child = identity_of(accepted)
-            keyed = child.keyed(self.identity_secret)
-            keys = [k for _, k in keyed]
-            owner, at = await self.cases.claims.claim(keys, accepted.case_id)
-            now = self.clock()
-            if at is not None and owner != accepted.case_id:
-                existing = await self._claimed_case(owner)
-                evidence = None
-                if existing is None or not existing.is_open:
-                    # The claim's case is no longer a live search, or never came to be (its
-                    # report was dead-lettered): this report starts the child's search.
-                    await self.cases.claims.take_over(keys, accepted.case_id)
-                elif existing.lat is not None and existing.lon is not None:
-                    evidence = link_evidence(
-                        keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(
-                            at=existing.last_seen_at or existing.opened_at, lat=existing.lat,
-                            lon=existing.lon),
-                        child, sighting_of(accepted), self.duplicate_km,
-                        timedelta(seconds=self.cases.duplicate_window_s))
-                if existing is not None and evidence is not None:
-                    async with self._lock(existing.case_id):
-                        fresh = await self.cases.get_own(existing.case_id) or existing
-                        await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
-                    return
-            await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
-                                                      self.deadline_scale, keys))
+                # Redelivered: everything was done and stored (the hooks are idempotent).
+                new = await self.cases.get_own(accepted.case_id)
+            else:
+                new = await self._open_or_link(accepted)
+        if new is not None:
+            for hook in self.after_open:
+                await hook(new)
+
+    async def _open_or_link(self, accepted: ReportAccepted) -> Case | None:
+        """Under the report's lock: the case opened, or None when the report was linked."""
+        child = identity_of(accepted)
+        keyed = child.keyed(self.identity_secret)
+        keys = [k for _, k in keyed]
+        owner, at = await self.cases.claims.claim(keys, accepted.case_id)
+        now = self.clock()
+        if at is not None and owner != accepted.case_id:
+            existing = await self._claimed_case(owner)
+            evidence = None
+            if existing is None or not existing.is_open:
+                # The claim's case is no longer a live search, or never came to be (its
+                # report was dead-lettered): this report starts the child's search.
+                await self.cases.claims.take_over(keys, accepted.case_id)
+            elif existing.lat is not None and existing.lon is not None:
+                evidence = link_evidence(
+                    keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(
+                        at=existing.last_seen_at or existing.opened_at, lat=existing.lat,
+                        lon=existing.lon),
+                    child, sighting_of(accepted), self.duplicate_km,
+                    timedelta(seconds=self.cases.duplicate_window_s))
+            if existing is not None and evidence is not None:
+                async with self._lock(existing.case_id):
+                    fresh = await self.cases.get_own(existing.case_id) or existing
+                    await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
+                return None
+        return await self._commit(None, domain.plan_open(accepted, self.policy, self.roster,
+                                                         now, self.deadline_scale, keys))
 
     async def _claimed_case(self, owner: str) -> Case | None:
         """The case that claimed the child: another consumer may still be opening it, so wait
@@ -224,6 +239,12 @@ class Dispatch:
             changes = plan(case, self.clock(), uuid.uuid4().hex)
             return await self._commit(case, changes) or case
 
+    async def command(self, case_id: str,
+                      plan: Callable[[Case, datetime, str], list[Change]],
+                      authority: tuple[str, str] | None = None) -> Case:
+        """A command planned by a use case in its own module (found.py): as `_command`."""
+        return await self._command(case_id, plan, authority)
+
     async def escalate(self, case_id: str, level: Literal["city", "province"], reason: str,
                        actor: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_escalate(
@@ -244,9 +265,10 @@ class Dispatch:
 
     async def found(self, case_id: str, outcome: Outcome, found_at: datetime, note: str,
                     actor: str, region: str, confirm: bool = False,
-                    child: str | None = None) -> Case:
+                    child: str | None = None, receiving_organisation: str = "") -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_found(
-            c, outcome, found_at, note, actor, now, eid, confirm, child), (region, "found"))
+            c, outcome, found_at, note, actor, now, eid, confirm, child,
+            receiving_organisation), (region, "found"))
 
     async def close(self, case_id: str, reason: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_close(
@@ -373,6 +395,8 @@ class Dispatch:
                 # Its tips beside the case, and tips still held under its ids (issue 12 store).
                 await self.cases.tips.purge(case_id, [case_id, *(x.case_id for x in before.links)])
                 await self.cases.forget_personal(before)
+                for hook in self.after_purge:
+                    await hook(before)
             await self.cases.drop_timer(case_id, purge.TIMER)
 
     async def run_timers(self, tick_s: float, stop: asyncio.Event) -> None:
@@ -436,6 +460,8 @@ class Dispatch:
             if tip_id not in attached:  # still held for its case
                 at = float(data.get("parked_at") or time.time())
                 await self.cases.tips.park(TipReceived.model_validate(data), at, time.time())
+        for rebuilt in self.after_rebuild:
+            await rebuilt(bootstrap)
         await self.cases.mark_ready()
         log.info("rebuilt %d cases from %d events", len(cases), count)
         return len(cases)

@@ -91,6 +91,10 @@ def retention(case: Case, grace_s: float) -> Retention:
         Store(name="alert outbox (SQLite)", holds="the sealed events until published and past "
               "the outbox grace; idempotency keys expire with them", until=until),
         Store(name="alert photos", holds="the child's photos; deleted on purge", until=until),
+        Store(name=f"{topics.UNIDENTIFIED} + Redis dispatch:unidentified:<record id>",
+              holds="unidentified-child records confirmed on the case (issue 16): personal "
+              "fields sealed with each record's own key, deleted with the case's",
+              until=until),
     ]
     return Retention(case_id=case.case_id, status=case.status, stores=stores,
                      purged_at=case.purged_at)

@@ -16,9 +16,9 @@
 "use strict";
 HW.words(
   { signin_provider: "请通过统一身份认证登录", session_ended: "登录已失效，请重新登录", signing_in: "正在登录…",
-    role_operator: "接警员", role_commander: "指挥员", role_hub: "枢纽值班员", role_media: "媒体", role_volunteer: "志愿者", role_admin: "管理员" },
+    role_operator: "接警员", role_commander: "指挥员", role_hub: "枢纽值班员", role_media: "媒体", role_volunteer: "志愿者", role_admin: "管理员", role_mandated_reporter: "强制报告责任人" },
   { signin_provider: "Sign in with the identity provider", session_ended: "Your session has ended; please sign in again", signing_in: "Signing in…",
-    role_operator: "operator", role_commander: "commander", role_hub: "hub desk", role_media: "media", role_volunteer: "volunteer", role_admin: "administrator" },
+    role_operator: "operator", role_commander: "commander", role_hub: "hub desk", role_media: "media", role_volunteer: "volunteer", role_admin: "administrator", role_mandated_reporter: "mandated reporter" },
 );
 
 HW.session = {
@@ -117,7 +117,7 @@ HW.session = {
 };
 
 // What a console shows of who is signed in: name, role, region (and hub).
-HW.ROLES = ["operator", "commander", "hub", "media", "volunteer", "admin"];  // shared.auth.Role
+HW.ROLES = ["operator", "commander", "hub", "media", "volunteer", "admin", "mandated_reporter"];  // shared.auth.Role
 HW.who = function (c) {
   const name = c.name || c.preferred_username || c.sub;
   const role = c.role || (c.roles || []).find(r => HW.ROLES.includes(r)) || "";

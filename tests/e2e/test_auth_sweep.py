@@ -34,7 +34,8 @@ pytestmark = pytest.mark.e2e
 # What anyone may call without a token: health, the pages and their assets, public tips and
 # the public alert feeds. Everything else must refuse a request without a valid token.
 PUBLIC = {
-    "alert": {"GET /healthz", "GET /readyz", "GET /intake", "GET /auth/config.js",
+    "alert": {"GET /healthz", "GET /readyz", "GET /intake", "GET /intake/unidentified",
+              "GET /auth/config.js",
               "GET /api/v1/regions", "POST /api/v1/tips", "GET /photos/{name}"},
     "dispatch": {"GET /healthz", "GET /readyz", "GET /console", "GET /auth/config.js",
                  "GET /console/config.js"},
@@ -58,7 +59,9 @@ def tokens(request: pytest.FixtureRequest, settings_: Settings) -> tuple[str, To
     """(mode, token_for(role, region, hub_id=None), OIDC issuer the services trust or "")."""
     if request.param == "minted":
         def minted(role: Role | str, region: str, hub_id: str | None = None) -> str:
-            return mint_token(settings_, role, region, hub_id=hub_id)
+            # A mandated reporter's token names its organisation (issue 16).
+            org = "测试医院" if role == Role.mandated_reporter else None
+            return mint_token(settings_, role, region, hub_id=hub_id, org=org)
 
         return "minted", minted, ""
     keycloak = request.getfixturevalue("keycloak")  # started only for this half

@@ -24,7 +24,8 @@ from shared.settings import Settings
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 TOKENS = {role: mint_token(Settings(), role, "140400", hub_id="HUB1" if role == Role.hub else None,
-                           permissions=["release"] if role == Role.operator else None)
+                           permissions=["release"] if role == Role.operator else None,
+                           org="测试医院" if role == Role.mandated_reporter else None)
           for role in Role}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.alert import consumers as alert_consumers
 from services.dispatch import consumers as dispatch_consumers
+from services.dispatch import found as dispatch_found
 from services.notify import consumers as notify_consumers
 from shared import kafka_acl, topic_policy, topics
 
@@ -14,7 +15,8 @@ def groups(user: str) -> set[str]:
 
 def test_each_service_may_join_exactly_its_consumer_groups() -> None:
     assert groups("alert") == {alert_consumers.GROUP}
-    assert groups("dispatch") == {dispatch_consumers.GROUP, dispatch_consumers.TIPS_GROUP}
+    assert groups("dispatch") == {dispatch_consumers.GROUP, dispatch_consumers.TIPS_GROUP,
+                                  dispatch_found.GROUP}
     assert groups("notify") == {notify_consumers.GROUP}
     assert {g.operation for u in kafka_acl.SERVICES for g in kafka_acl.ACLS[u]
             if g.resource == "group"} == {"Read"}

@@ -54,8 +54,8 @@ def test_every_client_puts_the_claims_where_the_services_read_them(client_id: st
     principal_fields = set(Principal.model_fields)
     assert claims == {"realm roles": "roles", "attribute:region": "region",
                       "attribute:hub": "hub_id", "attribute:permissions": "permissions",
-                      "audience": Settings().jwt_audience}, client_id
-    assert {"region", "hub_id", "permissions"} <= principal_fields
+                      "attribute:org": "org", "audience": Settings().jwt_audience}, client_id
+    assert {"region", "hub_id", "permissions", "org"} <= principal_fields
 
 
 def test_console_clients_are_public_with_pkce_and_named_in_settings() -> None:
@@ -92,8 +92,10 @@ def test_sample_accounts_are_named_by_role_and_region(user: dict[str, Any]) -> N
     region = user["attributes"]["region"][0]
     assert user["username"] == f"{role}-{region}"
     assert (role == "hub") == ("hub" in user["attributes"])
+    assert (role == "mandated_reporter") == ("org" in user["attributes"])
     Principal(sub=user["username"], role=role, region=region,
               hub_id=user["attributes"].get("hub", [None])[0],
+              org=user["attributes"].get("org", [None])[0],
               permissions=user["attributes"].get("permissions", []))
 
 

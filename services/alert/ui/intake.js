@@ -39,13 +39,6 @@ const form = $("#report");
 let pending = null;      // {key, body}: what is being sent, kept until an answer comes
 let polling = null;
 
-function pad(n) { return String(n).padStart(2, "0"); }
-function localNow() { const d = new Date(); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`; }
-function withZone(local) {
-  const d = new Date(local), off = -d.getTimezoneOffset(), sign = off >= 0 ? "+" : "-";
-  return `${local.length === 16 ? local + ":00" : local}${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
-}
-
 function field(name) { return form.elements.namedItem(name); }
 function value(name) { const el = field(name); return el ? (el.type === "checkbox" ? el.checked : el.value.trim()) : ""; }
 function optional(obj, key, v, num) { if (v !== "" && v !== null) obj[key] = num ? Number(v) : v; }
@@ -59,7 +52,7 @@ function collect() {
   optional(child, "weight_kg", value("child.weight_kg"), true);
   child.description = value("child.description");
   child.photo_urls = value("child.photo_urls").split(/\s+/).filter(Boolean);
-  const seen = { at: value("last_seen.at") ? withZone(value("last_seen.at")) : "", address: value("last_seen.address") };
+  const seen = { at: value("last_seen.at") ? HW.withZone(value("last_seen.at")) : "", address: value("last_seen.address") };
   optional(seen, "region_code", value("last_seen.region_code"));
   optional(seen, "lat", value("last_seen.lat"), true);
   optional(seen, "lon", value("last_seen.lon"), true);
@@ -214,21 +207,7 @@ async function onProvince() {
 }
 async function onCity() { await options($("#county"), $("#city").value || null); setRegion(); }
 
-async function uploadPhoto() {
-  const file = $("#photo-file").files[0];
-  if (!file) return;
-  $("#net").textContent = HW.t("uploading"); $("#net").classList.remove("hidden");
-  try {
-    const res = await HW.api("/api/v1/photos", { method: "POST", raw: file, headers: { "Content-Type": file.type } });
-    if (!res.ok) throw new Error(res.json?.error?.message || res.status);
-    const urls = field("child.photo_urls");
-    urls.value = (urls.value.trim() + "\n" + res.json.url).trim();
-    $("#net").classList.add("hidden");
-  } catch (e) {
-    $("#net").textContent = HW.t("upload_failed", { msg: e.message });
-  }
-  $("#photo-file").value = "";
-}
+function uploadPhoto() { return HW.uploadPhoto($("#photo-file"), field("child.photo_urls"), $("#net")); }
 
 function showSignin(message) {
   $("#signin").classList.remove("hidden");
@@ -246,7 +225,7 @@ function signedIn() {
 
 function reset() {
   form.reset(); pending = null; clearInterval(polling);
-  field("last_seen.at").value = localNow();
+  field("last_seen.at").value = HW.localNow();
   $("#result").classList.add("hidden"); form.classList.remove("hidden");
   document.querySelectorAll(".steps li").forEach(li => li.classList.remove("done"));
   HW.apply($("#result")); $("#leader").textContent = "";
@@ -265,7 +244,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#county").addEventListener("change", setRegion);
   $("#photo-file").addEventListener("change", uploadPhoto);
   form.addEventListener("submit", submit);
-  field("last_seen.at").value = localNow();
+  field("last_seen.at").value = HW.localNow();
   await options($("#province"), "");
   await options($("#city"), null); await options($("#county"), null);
   if (!(await HW.session.begin("intake")) || !signedIn()) return;

@@ -118,6 +118,7 @@ function renderCase() {
   tick();
   loadDeliveries();
   loadTips(c.case_id, tipsOffset);
+  document.dispatchEvent(new CustomEvent("hw:case", { detail: c }));  // panels in their own files (candidates.js)
 }
 
 // Tips are kept beside the case (not in its document) and read a page at a time, newest first.
@@ -206,7 +207,8 @@ async function act(action, extra) {
     release: [HW.t("q_release"), ""],
     escalate: [HW.t("q_escalate"), `<select name="level"><option value="city">${HW.t("level_city")}</option><option value="province">${HW.t("level_province")}</option></select>
       <label>${HW.t("reason")}<input name="reason" required></label>`],
-    found: [HW.t("q_found"), `<select name="outcome">${["found_safe", "found_harmed", "found_deceased", "false_report"].map(o => `<option value="${o}">${HW.t(o)}</option>`).join("")}</select>
+    found: [HW.t("q_found"), `<select name="outcome">${["found_safe", "found_harmed", "found_deceased", "false_report", "placed_with_civil_affairs"].map(o => `<option value="${o}">${HW.t(o)}</option>`).join("")}</select>
+      <label>${HW.t("receiving_organisation")}<input name="receiving_organisation"></label>
       <label>${HW.t("note")}<input name="note"></label>${c.release_approved ? `
       <label><input type="checkbox" name="confirm" required> ${HW.t("q_confirm_public")}</label>` : ""}`],
     close: [HW.t("q_close"), `<label>${HW.t("reason")}<input name="reason" required></label>`],
@@ -233,7 +235,7 @@ async function act(action, extra) {
     const val = (n) => dialog.querySelector(`[name=${n}]`)?.value || "";
     const body = action === "escalate" ? { level: val("level"), reason: val("reason") }
       : action === "found" ? { outcome: val("outcome"), found_at: new Date().toISOString(), note: val("note"),
-                               confirm: !!dialog.querySelector("[name=confirm]")?.checked }
+                               confirm: !!dialog.querySelector("[name=confirm]")?.checked, receiving_organisation: val("receiving_organisation") }
       : action === "close" ? { reason: val("reason") }
       : action === "release" ? { content_hash: preview.content_hash } : undefined;
     const res = await HW.api(`/api/v1/cases/${encodeURIComponent(c.case_id)}/${action}`, { method: "POST", body });

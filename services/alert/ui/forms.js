@@ -1,0 +1,28 @@
+// Helpers of the alert service's forms (report intake, unidentified children): local times with
+// their zone, and photo upload into a field of photo URLs.
+"use strict";
+HW.pad = (n) => String(n).padStart(2, "0");
+HW.localNow = function () {
+  const d = new Date(), pad = HW.pad;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+};
+HW.withZone = function (local) {
+  const d = new Date(local), off = -d.getTimezoneOffset(), sign = off >= 0 ? "+" : "-", pad = HW.pad;
+  return `${local.length === 16 ? local + ":00" : local}${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+};
+// Upload the file chosen in `fileInput` (POST /api/v1/photos) and add its URL to `urlsField`;
+// progress and failure shown in `banner`.
+HW.uploadPhoto = async function (fileInput, urlsField, banner) {
+  const file = fileInput.files[0];
+  if (!file) return;
+  banner.textContent = HW.t("uploading"); banner.classList.remove("hidden");
+  try {
+    const res = await HW.api("/api/v1/photos", { method: "POST", raw: file, headers: { "Content-Type": file.type } });
+    if (!res.ok) throw new Error(res.json?.error?.message || res.status);
+    urlsField.value = (urlsField.value.trim() + "\n" + res.json.url).trim();
+    banner.classList.add("hidden");
+  } catch (e) {
+    banner.textContent = HW.t("upload_failed", { msg: e.message });
+  }
+  fileInput.value = "";
+};
