@@ -81,6 +81,7 @@ async def test_a_rotated_master_key_rewraps_on_read(settings: Settings, redis: R
         assert json.loads(await redis.get(PREFIX + case))["kid"] == new_kid
     finally:
         await second.stop()
+        await _rotate_back(settings, redis, rotated)
 
 
 async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
@@ -147,6 +148,23 @@ async def test_rotation_rewraps_every_stored_key_then_the_old_master_key_goes(
         assert {c: await after.get(c) for c in cases} == made
     finally:
         await after.stop()
+        await _rotate_back(settings, redis, MasterKeys.parse(f"{new},{old.active}:"
+                                                             f"{pii.b64e(old.keys[old.active])}"))
+
+
+async def _rotate_back(settings: Settings, redis: Redis, rotated: MasterKeys) -> None:
+    """The topic and Redis are the whole session's: every key this test rewrapped goes back
+    under the environment's master key, or every later service would meet a master key it is
+    not given (and refuse to start)."""
+    old = MasterKeys.parse(settings.pii_master_keys)
+    back = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(",".join(
+        [f"{old.active}:{pii.b64e(old.keys[old.active])}",
+         *(f"{kid}:{pii.b64e(k)}" for kid, k in rotated.keys.items() if kid != old.active)])))
+    try:
+        await back.rewrap_all()
+    finally:
+        await back.stop()
+    await redis.flushdb()
 
 
 async def test_a_master_key_missing_is_retried_never_read_as_purged(
