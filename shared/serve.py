@@ -14,6 +14,7 @@ from collections.abc import Generator
 
 import uvicorn
 
+from shared import telemetry
 from shared.settings import Settings
 from shared.web import ops_app
 
@@ -37,7 +38,9 @@ async def _run(api: uvicorn.Server, ops: uvicorn.Server) -> None:
 
 def serve(service: str) -> None:
     settings = Settings()
+    telemetry.setup(service)  # before the app: its clients are instrumented as they are made
     app = importlib.import_module(f"services.{service}.app").create_app(settings)
+    telemetry.instrument_app(app)
     api = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port_for(service), log_level="info",
         access_log=settings.access_log,
@@ -49,5 +52,8 @@ def serve(service: str) -> None:
         log_config=None, log_level=None, access_log=False,  # the API's logging
         lifespan="off", proxy_headers=False))
     # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run does.
-    with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
-        runner.run(_run(api, ops))
+    try:
+        with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
+            runner.run(_run(api, ops))
+    finally:
+        telemetry.shutdown()  # the last spans are exported before the process ends

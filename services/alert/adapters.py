@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import telemetry
 from shared.kafka import Bootstrap, client_options
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class Outbox:
         self._relay_db.shutdown(wait=True)
 
     async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
+        telemetry.inject(entry.headers)  # the row carries the request's trace to the relay
         done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(entry, idem, done))
         return await done
@@ -398,13 +400,19 @@ class Relay:
         rows = await self.outbox.unpublished(self.batch)
         if not rows:
             return 0
-        sends = []
+        sends, spans = [], []
+        tracing = telemetry.enabled()
         for _, entry in rows:
+            headers = dict(entry.headers)
+            if tracing:  # continues the trace of the request that filed the row
+                spans.append(telemetry.relay_span(entry.topic, entry.key, headers))
             sends.append(await producer.send(
                 entry.topic, entry.value, key=entry.key.encode(),
-                headers=[(k, v.encode()) for k, v in entry.headers.items()],
+                headers=[(k, v.encode()) for k, v in headers.items()],
             ))
         outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        for span, outcome in zip(spans, outcomes, strict=False):
+            telemetry.end_span(span, outcome if isinstance(outcome, BaseException) else None)
         done = [seq for (seq, _), outcome in zip(rows, outcomes, strict=True)
                 if not isinstance(outcome, BaseException)]
         if done:

@@ -17,6 +17,7 @@ from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_po
 from shared.auth import Role, mint_token
 from shared.settings import Settings
 from tests.helpers import WebhookSink, another_child, eventually, report_body
+from tests.otlp import OtlpReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +25,17 @@ LAST_SEEN = (36.19, 113.11)  # 长治市潞州区
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: KafkaServer, redis_server: RedisServer,
-          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path,
+          otlp: OtlpReceiver) -> Iterator[dict[str, ServiceProcess]]:
     ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
-    procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports)
+    # Traced (issue 15): the services export their spans to the in-process OTLP receiver.
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports, otlp.env())
     yield procs
     for proc in procs.values():
         proc.stop()
@@ -193,3 +201,70 @@ async def test_two_parents_one_alert_then_a_wrong_found_is_reopened_by_the_leade
             assert again["type"] == "homeward.alert.issued.v1"
             assert again["version"] > cancel["version"]
             assert again["child"]["name"] == name
+
+
+async def test_one_report_is_one_trace_from_the_post_to_the_hubs_webhook(
+    stack: dict[str, ServiceProcess], otlp: OtlpReceiver,
+) -> None:
+    """Issue 15: the operator's POST, the outbox relay's publish, dispatch's and notify's
+    consumption and the webhook request are spans of one trace, whose id the hub's sink gets in
+    the W3C `traceparent` header of the push."""
+    alert, notify = stack["alert"].url, stack["notify"].url
+    async with httpx.AsyncClient(timeout=10) as http:
+        with WebhookSink() as sink:
+            hub = await http.post(f"{notify}/api/v1/subscribers",
+                                  headers=token(Role.admin, "000000"), json={
+                "kind": "hub", "name": "长治西站", "location": {"lat": LAST_SEEN[0] - 0.1,
+                                                            "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": sink.url}})
+            assert hub.status_code == 201, hub.text
+            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(**another_child()),
+                                     headers=token(Role.operator, "140403"))
+            assert posted.status_code == 202, posted.text
+            case_id = posted.json()["case_id"]
+
+            def push() -> dict[str, Any] | None:
+                return next((r for r in sink.requests
+                             if json.loads(r["body"]).get("case_id") == case_id), None)
+
+            got = await eventually(lambda: asyncio.sleep(0, push()), timeout=30)
+    headers = {k.lower(): v for k, v in got["headers"].items()}
+    version, trace_id, parent_id, _flags = headers["traceparent"].split("-")
+    assert version == "00" and len(trace_id) == 32 and trace_id != "0" * 32
+
+    def complete() -> list[Any] | None:
+        spans = otlp.trace(trace_id)
+        names = {(s.service, s.name) for s in spans}
+        wanted = {("homeward-alert", "POST /api/v1/reports"),
+                  ("homeward-alert", "homeward.reports.v1 publish"),
+                  ("homeward-dispatch", "homeward.reports.v1 process"),
+                  ("homeward-notify", "homeward.reports.v1 process")}
+        ids = {s.span_id for s in spans}
+        # Every span's parent has arrived too (a parent ends, and is exported, after its child).
+        whole = all(s.parent_id in ids for s in spans if s.parent_id)
+        return spans if wanted <= names and parent_id in ids and whole else None
+
+    try:
+        spans = await eventually(lambda: asyncio.sleep(0, complete()), timeout=30)
+    except AssertionError:
+        seen = sorted({(s.service, s.name) for s in otlp.trace(trace_id)})
+        raise AssertionError(f"trace {trace_id} incomplete: {seen}") from None
+    by_id = {s.span_id: s for s in spans}
+    # The webhook's traceparent names notify's HTTP client span of that very request.
+    webhook = by_id[parent_id]
+    assert webhook.service == "homeward-notify" and webhook.kind == 3  # SPAN_KIND_CLIENT
+    assert webhook.attributes.get("url.full", webhook.attributes.get("http.url")) == sink.url
+    # One trace, rooted at the operator's request: every span's parent is in it.
+    roots = [s for s in spans if not s.parent_id]
+    assert [(r.service, r.name) for r in roots] == [("homeward-alert", "POST /api/v1/reports")]
+    assert all(s.parent_id in by_id for s in spans if s.parent_id)
+    # The chain: the request -> the relay's publish -> the consumers.
+    relay = next(s for s in spans if s.name == "homeward.reports.v1 publish")
+    assert by_id[relay.parent_id].service == "homeward-alert"
+    for service in ("homeward-dispatch", "homeward-notify"):
+        consumed = next(s for s in spans
+                        if s.service == service and s.name == "homeward.reports.v1 process")
+        assert consumed.parent_id == relay.span_id
+    # Dispatch's own publishes (the case log) and notify's consumption of them, same trace.
+    assert ("homeward-dispatch", "homeward.dispatch.v1 publish") in {
+        (s.service, s.name) for s in spans}
