@@ -24,7 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import Counter
 
-from shared import telemetry, topic_policy, topics
+from shared import metrics, telemetry, topic_policy, topics
 from shared.events import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 
@@ -167,6 +167,7 @@ class EventPublisher:
         await self.broker.publish(
             record.value or b"", topics.dlq(record.topic), key=record.key, headers=headers
         )
+        metrics.dead_lettered(topics.dlq(record.topic))
 
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]

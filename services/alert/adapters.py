@@ -344,8 +344,11 @@ class Relay:
     published, and retries forever with capped exponential backoff and jitter."""
 
     def __init__(self, outbox: Outbox, bootstrap: Bootstrap, batch: int = 500,
-                 max_backoff_s: float = 10.0) -> None:
+                 max_backoff_s: float = 10.0, idle_s: float = 1.0) -> None:
+        """`idle_s`: how often an idle relay looks for rows its own process did not signal
+        (other worker processes sharing the outbox commit them)."""
         self.outbox = outbox
+        self.idle_s = idle_s
         self.bootstrap = bootstrap
         self.batch = batch
         self.max_backoff_s = max_backoff_s
@@ -441,7 +444,7 @@ class Relay:
                     continue
                 self.outbox.new_rows.clear()
                 try:
-                    await asyncio.wait_for(self.outbox.new_rows.wait(), 1.0)
+                    await asyncio.wait_for(self.outbox.new_rows.wait(), self.idle_s)
                 except TimeoutError:
                     pass
             except asyncio.CancelledError:

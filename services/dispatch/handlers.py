@@ -24,7 +24,7 @@ from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
-from shared import topics
+from shared import metrics, topics
 from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
     CASE_TIP_ATTACHED,
@@ -132,6 +132,7 @@ class Dispatch:
                     return
             await self._commit(None, domain.plan_open(accepted, self.policy, self.roster, now,
                                                       self.deadline_scale, keys))
+            metrics.case_group_formed(accepted.accepted_at)
 
     async def _claimed_case(self, owner: str) -> Case | None:
         """The case that claimed the child: another consumer may still be opening it, so wait

@@ -71,13 +71,16 @@ async def _backlog_empty(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).json()["backlog"] == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigkill_between_commit_and_publish_loses_and_doubles_nothing(
-    kafka: KafkaServer, redis_server: RedisServer, tmp_path: Path
+    kafka: KafkaServer, redis_server: RedisServer, tmp_path: Path, workers: int
 ) -> None:
+    """With several intake workers (issue 15) the reports they committed are published by
+    the one elected relay after the restart, each exactly once."""
     port = free_port()
     env = {**service_env(kafka.bootstrap, redis_server.url, tmp_path,
                          {"alert": port, "dispatch": 0, "notify": 0}),
-           "HOMEWARD_PORT": str(port)}
+           "HOMEWARD_PORT": str(port), "HOMEWARD_ALERT_WORKERS": str(workers)}
     paused = ServiceProcess("alert", port, {**env, "HOMEWARD_ALERT_RELAY_ENABLED": "false"},
                             tmp_path / "alert-paused.log").start()
     paused.wait_ready()
