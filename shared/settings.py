@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         default=True, description="off only in tests that stop the process before publishing"
     )
     alert_workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1,
+        default_factory=lambda: len(os.sched_getaffinity(0)) or 1, ge=1,
         description="intake worker processes of `python -m services.alert`, sharing one "
         "outbox (default: the machine's cores); one of them, elected by a file lock, runs the "
         "relay, the progress consumer and the ops port (issue 15)")
