@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.alert.duties import WriteTurn
 from shared import telemetry
 from shared.kafka import Bootstrap, client_options
 
@@ -127,6 +128,8 @@ class Outbox:
         self.new_rows = asyncio.Event()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._conn: sqlite3.Connection | None = None
+        self._turn = WriteTurn(path.with_suffix(".lock"))  # the operators' commits
+        self._relay_turn = WriteTurn(path.with_suffix(".lock"))  # published marks, deletes
         # The relay's reads and "published" marks use their own connection and thread, so they
         # never queue in front of an operator's commit. Marks are not fsync'd (NORMAL): a process
         # crash keeps them; only a power cut can resend a row, which consumers drop by ce_id.
@@ -140,6 +143,13 @@ class Outbox:
 
     async def _run_relay(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._relay_db, fn, *args)
+
+    async def _run_relay_write(self, fn: Any) -> Any:
+        def in_turn() -> Any:
+            with self._relay_turn:
+                return fn()
+
+        return await self._run_relay(in_turn)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
@@ -171,6 +181,8 @@ class Outbox:
         if self._relay_conn is not None:
             await self._run_relay(self._relay_conn.close)
         self._db.shutdown(wait=True)
+        self._turn.close()
+        self._relay_turn.close()
         self._relay_db.shutdown(wait=True)
 
     async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
@@ -201,6 +213,10 @@ class Outbox:
             self.new_rows.set()
 
     def _commit(self, batch: Sequence[_Pending]) -> list[Appended | Exception]:
+        with self._turn:
+            return self._commit_turn(batch)
+
+    def _commit_turn(self, batch: Sequence[_Pending]) -> list[Appended | Exception]:
         assert self._conn is not None
         conn = self._conn
         now = datetime.now(UTC).isoformat()
@@ -268,7 +284,7 @@ class Outbox:
                              [(now, s) for s in seqs])
             conn.execute("COMMIT")
 
-        await self._run_relay(update)
+        await self._run_relay_write(update)
 
     async def prune(self, grace_s: float) -> int:
         """Delete rows published more than `grace_s` ago, and idempotency keys as old (issue
@@ -286,7 +302,7 @@ class Outbox:
             conn.execute("COMMIT")
             return int(gone)
 
-        result: int = await self._run_relay(delete)
+        result: int = await self._run_relay_write(delete)
         return result
 
     async def forget(self, case_id: str) -> int:
@@ -303,7 +319,7 @@ class Outbox:
             conn.execute("COMMIT")
             return int(gone)
 
-        result: int = await self._run_relay(delete)
+        result: int = await self._run_relay_write(delete)
         return result
 
     async def get(self, record_id: str) -> Stored | None:
