@@ -59,7 +59,11 @@ class OpsServer:
         while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn: a flag)
             await asyncio.sleep(0.01)
         if task.done():
-            task.result()  # raises why it could not listen
+            try:
+                task.result()
+            except SystemExit as exc:  # uvicorn exits when it cannot bind
+                raise OSError(f"ops port {settings.ops_port_for(service)} unavailable") from exc
+            raise OSError(f"ops port {settings.ops_port_for(service)}: server ended")
         return cls(server, task)
 
     async def stop(self) -> None:

@@ -76,20 +76,26 @@ class Duties:
         self.holding = False
 
     async def run(self) -> None:
+        """Until cancelled: wait for the lock, run the duties; if they cannot start (the ops
+        port still taken by a dying predecessor...), stop, let go and try again."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = None
-        while fd is None:
+        while True:
             fd = _try_lock(self.path)
             if fd is None:
                 await asyncio.sleep(self.retry_s)
-        try:
-            self.holding = True
-            log.info("alert worker %d holds the background duties", os.getpid())
-            await self.start()
-            await asyncio.Event().wait()  # until cancelled
-        finally:
+                continue
             try:
-                await self.stop()
+                self.holding = True
+                log.info("alert worker %d holds the background duties", os.getpid())
+                await self.start()
+                await asyncio.Event().wait()  # until cancelled
+            except Exception:
+                log.exception("alert worker %d could not start the duties; retrying",
+                              os.getpid())
             finally:
-                self.holding = False
-                os.close(fd)  # releases the lock: another worker takes over
+                try:
+                    await self.stop()
+                finally:
+                    self.holding = False
+                    os.close(fd)  # releases the lock: another worker takes over
+            await asyncio.sleep(self.retry_s)

@@ -39,3 +39,27 @@ async def test_one_holder_at_a_time_and_a_takeover_when_it_goes(tmp_path: Path) 
         task.cancel()
     await asyncio.gather(*tasks.values(), return_exceptions=True)
     assert running == [] and not held(lock)
+
+
+async def test_duties_that_cannot_start_are_tried_again(tmp_path: Path) -> None:
+    """The ops port still held by a dying predecessor: the start fails, the lock is let go
+    and the duties are tried again (never a worker holding the lock without a relay)."""
+    lock = tmp_path / "alert-duties.lock"
+    tries: list[int] = []
+
+    async def start() -> None:
+        tries.append(len(tries))
+        if len(tries) < 3:
+            raise OSError("ops port unavailable")
+
+    async def stop() -> None:
+        pass
+
+    duties = Duties(lock, start, stop, retry_s=0.01)
+    task = asyncio.create_task(duties.run())
+    await eventually(lambda: asyncio.sleep(0, len(tries) >= 3 and duties.holding), timeout=5)
+    await asyncio.sleep(0.1)
+    assert len(tries) == 3 and held(lock)  # started once it could, and stays
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not held(lock)
