@@ -19,7 +19,8 @@ FILES = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compos
 SECRETS = {f"HOMEWARD_KAFKA_{n}": "test-value" for n in (
     "CLUSTER_ID", "BROKER_PASSWORD", "ADMIN_PASSWORD", "ALERT_PASSWORD", "DISPATCH_PASSWORD",
     "NOTIFY_PASSWORD")}
-# What docker-compose.yml itself requires (issues 12, 13, 17, 19): given, so a refusal is the cluster's.
+# What docker-compose.yml itself requires (issues 12, 13, 17, 19): given, so a refusal is the
+# cluster's.
 BASE_SECRETS = {"HOMEWARD_JWT_SECRET": "test-jwt-secret",
                 "HOMEWARD_IDENTITY_SECRET": "test-identity-secret",
                 "HOMEWARD_NOTIFY_SUBSCRIBER_KEYS": '["k1:test"]',

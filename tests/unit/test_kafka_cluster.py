@@ -76,7 +76,8 @@ def test_compose_credentials_come_from_the_environment() -> None:
 def test_make_up_takes_the_cluster_flags(args: list[str], expected: str) -> None:
     root = Path(__file__).resolve().parents[2]
     # Under `make test` this make is nested: without MAKELEVEL/MAKEFLAGS from the outer one it
-    # prints no "Entering/Leaving directory" lines, and only the recipe that starts the stack counts.
+    # prints no "Entering/Leaving directory" lines, and only the recipe that starts the stack
+    # counts.
     env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     shown = subprocess.run(["make", "--no-print-directory", "-n", "up", *args], cwd=root,
                            env=env, capture_output=True, text=True, check=True).stdout.splitlines()
