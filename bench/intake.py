@@ -1,5 +1,6 @@
 """Durable intake (validate, fsync'd outbox row, 202) against a bare FastAPI endpoint that
-validates the same model, in the same run, same server settings, same load."""
+validates the same model, in the same run, same server settings, same load, and the same
+number of worker processes (HOMEWARD_ALERT_WORKERS, default the machine's cores: issue 15)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,17 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
     body = report_body()
     token = {"Authorization": f"Bearer {mint_token(Settings(), Role.operator, '140403')}"}
 
+    workers = Settings().alert_workers
     bare_port = free_port()
     bare = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port),
-         "--no-access-log", "--log-level", "warning"], cwd=ROOT,
+         "--no-access-log", "--log-level", "warning", "--workers", str(workers)], cwd=ROOT,
     )
     port = free_port()
     env = {**service_env(bootstrap, redis_url, data_dir, {"alert": port, "dispatch": 0,
                                                           "notify": 0}),
-           "HOMEWARD_PORT": str(port), "HOMEWARD_ACCESS_LOG": "false"}
+           "HOMEWARD_PORT": str(port), "HOMEWARD_ACCESS_LOG": "false",
+           "HOMEWARD_ALERT_WORKERS": str(workers)}
     alert = ServiceProcess("alert", port, env, data_dir / "bench-alert.log").start()
     bare_url = f"http://127.0.0.1:{bare_port}/api/v1/reports"
     durable_url = f"{alert.url}/api/v1/reports"
@@ -50,7 +53,8 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
         bare.terminate()
         bare.wait(10)
         alert.stop()
-    return summarise(median(durables), median(baselines))
+    return [*summarise(median(durables), median(baselines)),
+            Result("intake_workers", workers, "processes")]
 
 
 def median(runs: list[WrkRun]) -> WrkRun:

@@ -24,7 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import Counter
 
-from shared import topic_policy, topics
+from shared import metrics, telemetry, topic_policy, topics
 from shared.events import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 
@@ -98,6 +98,9 @@ def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = Non
         graceful_timeout=10.0,
         log_level=logging.WARNING,
         security=access.security() if access else None,
+        # Tracing (shared.telemetry): `traceparent` in the headers of what it publishes and
+        # consumes; none when tracing is off.
+        middlewares=telemetry.broker_middlewares(),
         **options,
     )
 
@@ -164,6 +167,7 @@ class EventPublisher:
         await self.broker.publish(
             record.value or b"", topics.dlq(record.topic), key=record.key, headers=headers
         )
+        metrics.dead_lettered(topics.dlq(record.topic))
 
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]

@@ -1,19 +1,31 @@
 """Serve one service with uvicorn: `python -m services.<name>` calls `serve(name)`.
 
-Two listeners in one process: the API on settings.host:port_for(name), and the internal ops
-port on settings.ops_host:ops_port_for(name) with /metrics, /docs and /openapi.json (issue 12:
-never public; publish only the API port).
+Two listeners: the API on settings.host:port_for(name), and the internal ops port on
+settings.ops_host:ops_port_for(name) with /metrics, /docs, /openapi.json and /asyncapi.json
+(issue 12: never public; publish only the API port).
+
+One process per service, except alert with `alert_workers` > 1 (issue 15 item 4): uvicorn's
+supervisor runs that many worker processes on the one API socket, sharing one outbox; the
+worker elected by services.alert.duties serves the ops port and runs the relay. Each worker
+dies with the supervisor (PR_SET_PDEATHSIG), so a killed service leaves no worker behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
+import os
+import signal
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
+from shared import telemetry
 from shared.settings import Settings
 from shared.web import ops_app
 
@@ -26,6 +38,39 @@ class _Follower(uvicorn.Server):
         yield
 
 
+def _ops_config(app: FastAPI, settings: Settings, service: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        ops_app(app), host=settings.ops_host, port=settings.ops_port_for(service),
+        log_config=None, log_level=None, access_log=False,  # the API's logging
+        lifespan="off", proxy_headers=False)
+
+
+class OpsServer:
+    """The ops port served from inside a running worker (the elected alert worker)."""
+
+    def __init__(self, server: _Follower, task: asyncio.Task[None]) -> None:
+        self.server = server
+        self.task = task
+
+    @classmethod
+    async def start(cls, app: FastAPI, settings: Settings, service: str) -> OpsServer:
+        server = _Follower(_ops_config(app, settings, service))
+        task = asyncio.create_task(server.serve(), name="ops-port")
+        while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn: a flag)
+            await asyncio.sleep(0.01)
+        if task.done():
+            try:
+                task.result()
+            except SystemExit as exc:  # uvicorn exits when it cannot bind
+                raise OSError(f"ops port {settings.ops_port_for(service)} unavailable") from exc
+            raise OSError(f"ops port {settings.ops_port_for(service)}: server ended")
+        return cls(server, task)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
 async def _run(api: uvicorn.Server, ops: uvicorn.Server) -> None:
     internal = asyncio.create_task(ops.serve(), name="ops-port")
     try:
@@ -35,19 +80,49 @@ async def _run(api: uvicorn.Server, ops: uvicorn.Server) -> None:
         await internal
 
 
-def serve(service: str) -> None:
-    settings = Settings()
-    app = importlib.import_module(f"services.{service}.app").create_app(settings)
-    api = uvicorn.Server(uvicorn.Config(
+def _build(service: str, settings: Settings) -> FastAPI:
+    telemetry.setup(service)  # before the app: its clients are instrumented as they are made
+    app: FastAPI = importlib.import_module(f"services.{service}.app").create_app(settings)
+    telemetry.instrument_app(app)
+    return app
+
+
+def _api_config(app: Any, settings: Settings, service: str, **extra: Any) -> uvicorn.Config:
+    return uvicorn.Config(
         app, host=settings.host, port=settings.port_for(service), log_level="info",
         access_log=settings.access_log,
         # The client address is read by the services themselves, from X-Forwarded-For only
         # when the peer is one of HOMEWARD_TRUSTED_PROXIES (issue 12).
-        proxy_headers=False))
-    ops = _Follower(uvicorn.Config(
-        ops_app(app), host=settings.ops_host, port=settings.ops_port_for(service),
-        log_config=None, log_level=None, access_log=False,  # the API's logging
-        lifespan="off", proxy_headers=False))
-    # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run does.
-    with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
-        runner.run(_run(api, ops))
+        proxy_headers=False, **extra)
+
+
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each alert worker process (the supervisor set the environment)."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux: die with the supervisor
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    return _build("alert", Settings())
+
+
+def serve(service: str) -> None:
+    settings = Settings()
+    if service == "alert" and settings.alert_workers > 1:
+        _serve_workers(settings)
+        return
+    app = _build(service, settings)
+    api = uvicorn.Server(_api_config(app, settings, service))
+    ops = _Follower(_ops_config(app, settings, service))
+    try:
+        # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run.
+        with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
+            runner.run(_run(api, ops))
+    finally:
+        telemetry.shutdown()  # the last spans are exported before the process ends
+
+
+def _serve_workers(settings: Settings) -> None:
+    """`alert_workers` processes on one API socket, one outbox, one elected relay."""
+    os.environ["HOMEWARD_ALERT_SHARED_OUTBOX"] = "true"  # inherited by the workers
+    config = _api_config("shared.serve:worker_app", settings, "alert", factory=True,
+                         workers=settings.alert_workers)
+    socket = config.bind_socket()
+    Multiprocess(config, sockets=[socket]).run()

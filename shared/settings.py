@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -92,12 +93,26 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="interface of the internal port serving /metrics, "
         "/docs and /openapi.json (never published)")
     ops_port: int = Field(default=0, description="0: the service's API port + 1000")
+    metrics_sample_s: float = Field(
+        default=10.0, gt=0, description="seconds between samples of the gauges only a query "
+        "tells (outbox backlog, consumer lag, DLQ depth, delivery timers; shared.metrics)")
 
     # Intake (alert).
     max_body_bytes: int = 64 * 1024  # every service (issue 12); alert's photos: 5 MiB
     alert_relay_enabled: bool = Field(
         default=True, description="off only in tests that stop the process before publishing"
     )
+    alert_workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)) or 1, ge=1,
+        description="intake worker processes of `python -m services.alert`, sharing one "
+        "outbox (default: the machine's cores); one of them, elected by a file lock, runs the "
+        "relay, the progress consumer and the ops port (issue 15)")
+    alert_shared_outbox: bool = Field(
+        default=False, description="set by the alert supervisor for its workers: background "
+        "duties only in the worker holding <data_dir>/alert-duties.lock")
+    alert_relay_poll_s: float = Field(
+        default=0.02, gt=0, description="how often the relay looks for rows other worker "
+        "processes committed (its own process wakes it at once)")
     tip_limit_per_client: int = 10
     tip_limit_per_case: int = 1000  # all clients together; see tip_limit_per_case_client
     tip_window_s: int = 60

@@ -307,7 +307,8 @@ API_DOCS_OFF: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_ur
 
 def ops_app(api: FastAPI) -> FastAPI:
     """The internal app of the ops port (settings.ops_host:ops_port, never published):
-    /metrics (Prometheus), /openapi.json and /docs of `api`, /healthz."""
+    /metrics (Prometheus), /openapi.json and /docs of `api`, /asyncapi.json (the Kafka
+    contract, `api.state.asyncapi()`: shared.asyncapi.document), /healthz."""
     app = FastAPI(title=api.title + " (internal)", **API_DOCS_OFF)
 
     @app.get("/healthz")
@@ -321,6 +322,13 @@ def ops_app(api: FastAPI) -> FastAPI:
     @app.get("/openapi.json")
     async def openapi() -> JSONResponse:
         return JSONResponse(api.openapi())
+
+    @app.get("/asyncapi.json")
+    async def asyncapi() -> JSONResponse:
+        describe = getattr(api.state, "asyncapi", None)
+        if describe is None:
+            raise StarletteHTTPException(404, "no AsyncAPI document")
+        return JSONResponse(describe())
 
     @app.get("/docs", response_class=HTMLResponse)
     async def docs() -> HTMLResponse:

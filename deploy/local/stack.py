@@ -249,25 +249,33 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
+        """Until /readyz answers 200 and the ops port answers (several alert workers: the one
+        elected for the background duties serves it, issue 15)."""
         deadline = time.monotonic() + timeout
         last = ""
+        pending = [f"{self.url}/readyz", f"{self.ops_url}/healthz"]
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as resp:
+                with urllib.request.urlopen(pending[0], timeout=2) as resp:
                     if resp.status == 200:
-                        return
+                        pending.pop(0)
+                        if not pending:
+                            return
+                        continue
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}); see {self.log_path}")
 
     def kill(self) -> None:
+        """SIGKILL the service: its process group (several alert workers included)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # start_new_session: pgid == pid
             self.proc.wait(10)
 
     def stop(self) -> None:

@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.alert.duties import WriteTurn
+from shared import telemetry
 from shared.kafka import Bootstrap, client_options
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,8 @@ class Outbox:
         self.new_rows = asyncio.Event()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._conn: sqlite3.Connection | None = None
+        self._turn = WriteTurn(path.with_suffix(".lock"))  # the operators' commits
+        self._relay_turn = WriteTurn(path.with_suffix(".lock"))  # published marks, deletes
         # The relay's reads and "published" marks use their own connection and thread, so they
         # never queue in front of an operator's commit. Marks are not fsync'd (NORMAL): a process
         # crash keeps them; only a power cut can resend a row, which consumers drop by ce_id.
@@ -139,6 +143,13 @@ class Outbox:
 
     async def _run_relay(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._relay_db, fn, *args)
+
+    async def _run_relay_write(self, fn: Any) -> Any:
+        def in_turn() -> Any:
+            with self._relay_turn:
+                return fn()
+
+        return await self._run_relay(in_turn)
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
@@ -170,9 +181,12 @@ class Outbox:
         if self._relay_conn is not None:
             await self._run_relay(self._relay_conn.close)
         self._db.shutdown(wait=True)
+        self._turn.close()
+        self._relay_turn.close()
         self._relay_db.shutdown(wait=True)
 
     async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
+        telemetry.inject(entry.headers)  # the row carries the request's trace to the relay
         done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(entry, idem, done))
         return await done
@@ -199,6 +213,10 @@ class Outbox:
             self.new_rows.set()
 
     def _commit(self, batch: Sequence[_Pending]) -> list[Appended | Exception]:
+        with self._turn:
+            return self._commit_turn(batch)
+
+    def _commit_turn(self, batch: Sequence[_Pending]) -> list[Appended | Exception]:
         assert self._conn is not None
         conn = self._conn
         now = datetime.now(UTC).isoformat()
@@ -266,7 +284,7 @@ class Outbox:
                              [(now, s) for s in seqs])
             conn.execute("COMMIT")
 
-        await self._run_relay(update)
+        await self._run_relay_write(update)
 
     async def prune(self, grace_s: float) -> int:
         """Delete rows published more than `grace_s` ago, and idempotency keys as old (issue
@@ -284,7 +302,7 @@ class Outbox:
             conn.execute("COMMIT")
             return int(gone)
 
-        result: int = await self._run_relay(delete)
+        result: int = await self._run_relay_write(delete)
         return result
 
     async def forget(self, case_id: str) -> int:
@@ -301,7 +319,7 @@ class Outbox:
             conn.execute("COMMIT")
             return int(gone)
 
-        result: int = await self._run_relay(delete)
+        result: int = await self._run_relay_write(delete)
         return result
 
     async def get(self, record_id: str) -> Stored | None:
@@ -342,8 +360,11 @@ class Relay:
     published, and retries forever with capped exponential backoff and jitter."""
 
     def __init__(self, outbox: Outbox, bootstrap: Bootstrap, batch: int = 500,
-                 max_backoff_s: float = 10.0) -> None:
+                 max_backoff_s: float = 10.0, idle_s: float = 1.0) -> None:
+        """`idle_s`: how often an idle relay looks for rows its own process did not signal
+        (other worker processes sharing the outbox commit them)."""
         self.outbox = outbox
+        self.idle_s = idle_s
         self.bootstrap = bootstrap
         self.batch = batch
         self.max_backoff_s = max_backoff_s
@@ -398,13 +419,19 @@ class Relay:
         rows = await self.outbox.unpublished(self.batch)
         if not rows:
             return 0
-        sends = []
+        sends, spans = [], []
+        tracing = telemetry.enabled()
         for _, entry in rows:
+            headers = dict(entry.headers)
+            if tracing:  # continues the trace of the request that filed the row
+                spans.append(telemetry.relay_span(entry.topic, entry.key, headers))
             sends.append(await producer.send(
                 entry.topic, entry.value, key=entry.key.encode(),
-                headers=[(k, v.encode()) for k, v in entry.headers.items()],
+                headers=[(k, v.encode()) for k, v in headers.items()],
             ))
         outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        for span, outcome in zip(spans, outcomes, strict=False):
+            telemetry.end_span(span, outcome if isinstance(outcome, BaseException) else None)
         done = [seq for (seq, _), outcome in zip(rows, outcomes, strict=True)
                 if not isinstance(outcome, BaseException)]
         if done:
@@ -433,7 +460,7 @@ class Relay:
                     continue
                 self.outbox.new_rows.clear()
                 try:
-                    await asyncio.wait_for(self.outbox.new_rows.wait(), 1.0)
+                    await asyncio.wait_for(self.outbox.new_rows.wait(), self.idle_s)
                 except TimeoutError:
                     pass
             except asyncio.CancelledError:

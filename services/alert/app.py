@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
+from services.alert.duties import Duties, held
 from services.alert.handlers import Intake, Progress, TipLimits
 from services.alert.retention import OutboxRetention, PhotoAccess
 from services.alert.unidentified import (
@@ -22,12 +22,14 @@ from services.alert.unidentified import (
     build_unidentified_page,
     build_unidentified_router,
 )
+from shared import asyncapi, metrics, topics
 from shared.boundaries import boundary_index
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, KafkaAccess, keep_starting, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, client_options, keep_starting, make_broker
 from shared.pii import MasterKeys
 from shared.regions import region_index
+from shared.serve import OpsServer
 from shared.settings import Settings
 from shared.web import (
     API_DOCS_OFF,
@@ -41,7 +43,6 @@ from shared.web import (
 )
 
 log = logging.getLogger(__name__)
-BACKLOG = Gauge("homeward_alert_outbox_backlog", "outbox rows not yet published to Kafka")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            socket_connect_timeout=2, socket_timeout=2)
     outbox = Outbox(settings.data_dir / "alert-outbox.sqlite3")
     kafka_access = KafkaAccess.from_settings(settings)
-    relay = Relay(outbox, kafka_access)
+    relay = Relay(outbox, kafka_access, idle_s=settings.alert_relay_poll_s
+                  if settings.alert_shared_outbox else 1.0)
     broker = make_broker(settings.kafka_bootstrap, "homeward-alert", kafka_access)
     progress = ProgressStore(redis)
     keys = CaseKeys(redis, kafka_access, MasterKeys.parse(settings.pii_master_keys))
@@ -59,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     retention = OutboxRetention(outbox, settings.outbox_published_grace_s)
     consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"),
                        [access.on_case_event, retention.on_case_event])
+    # What the outbox relay publishes, and the DLQs of what it consumes (issue 15: AsyncAPI).
+    asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
+        topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.dlq(topics.PROGRESS),
+        topics.dlq(topics.DELIVERIES))})
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),
         TipLimits(settings.tip_limit_per_client, settings.tip_limit_per_case,
@@ -71,44 +77,77 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public_url=settings.alert_url,
     )
 
+    background: list[asyncio.Task[None]] = []
+    ops_server: list[OpsServer] = []
+
+    async def start_duties() -> None:
+        """The relay, the progress consumer, pruning and sampling (in one worker only when
+        several share the outbox, with the ops port: services.alert.duties)."""
+        if settings.alert_shared_outbox:
+            ops_server.append(await OpsServer.start(app, settings, "alert"))
+        background.append(asyncio.create_task(keep_starting(broker), name="progress-consumer"))
+        background.append(asyncio.create_task(prune_outbox(retention), name="outbox-pruning"))
+        if settings.alert_relay_enabled:
+            background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        background.append(asyncio.create_task(metrics.sample_forever([
+            metrics.outbox_sample(outbox.backlog),
+            metrics.KafkaSampler(client_options(kafka_access),
+                                 {consumers.GROUP: [topics.PROGRESS, topics.DELIVERIES]},
+                                 [topics.dlq(topics.PROGRESS), topics.dlq(topics.DELIVERIES)]),
+        ], settings.metrics_sample_s), name="metrics-sampling"))
+
+    async def stop_duties() -> None:
+        if settings.alert_relay_enabled and background:
+            await relay.drain(timeout_s=5)  # a rolling restart leaves no backlog behind
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        background.clear()
+        await relay.stop()
+        await broker.stop()
+        for server in ops_server:
+            await server.stop()
+        ops_server.clear()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await outbox.start()
         await asyncio.to_thread(boundary_index)  # ~1.5 s once per process, not on a report
-        follow = asyncio.create_task(keep_starting(broker), name="progress-consumer")
-        pruning = asyncio.create_task(prune_outbox(retention), name="outbox-pruning")
-        relay_task = None
-        if settings.alert_relay_enabled:
-            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        elected = None
+        if settings.alert_shared_outbox:
+            elected = asyncio.create_task(duties.run(), name="alert-duties")
+        else:
+            await start_duties()
         try:
             yield
         finally:
-            if relay_task is not None:
-                await relay.drain(timeout_s=5)  # a rolling restart leaves no backlog behind
-                relay_task.cancel()
-                await asyncio.gather(relay_task, return_exceptions=True)
-            await relay.stop()
+            if elected is not None:
+                elected.cancel()
+                await asyncio.gather(elected, return_exceptions=True)
+            else:
+                await stop_duties()
             await keys.stop()
-            follow.cancel()
-            pruning.cancel()
-            await asyncio.gather(follow, pruning, return_exceptions=True)
-            await broker.stop()
             await outbox.stop()
             await redis.aclose()
 
+    duties = Duties(settings.data_dir / "alert-duties.lock", start_duties, stop_duties)
+
     async def outbox_ready() -> bool:
         """Ready while reports can be made durable; Kafka being away only grows the backlog."""
-        count, _ = await outbox.backlog()
-        BACKLOG.set(count)
+        await outbox.backlog()  # raises when the outbox cannot be read
         return True
 
     app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
+    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version)
     install_error_handlers(app)
     harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(
         {"outbox": outbox_ready},
         informational={"kafka": relay.kafka_ok, "redis": redis_check(redis),
+                       # several workers: one of them holds the relay (services.alert.duties)
+                       **({"relay": duties_held(duties)} if settings.alert_shared_outbox
+                          else {}),
                        # the progress consumer retrying a transient fault (shown, not failing)
                        "consuming": RETRYING_NOW.check(consumers.GROUP)},
         details=outbox_details(outbox),
@@ -133,6 +172,13 @@ async def prune_outbox(retention: OutboxRetention) -> None:
         except Exception:
             log.exception("outbox pruning failed; retrying")
         await asyncio.sleep(max(0.5, min(60.0, retention.grace_s / 2)))
+
+
+def duties_held(duties: Duties) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return duties.holding or held(duties.path)
+
+    return check
 
 
 def outbox_details(outbox: Outbox) -> Callable[[], Awaitable[dict[str, object]]]:

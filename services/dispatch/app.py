@@ -21,9 +21,10 @@ from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
 from services.dispatch.tips_api import build_tips_router
 from services.dispatch.tips_handlers import SightingRules
+from shared import asyncapi, metrics, topics
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, client_options, kafka_check, make_broker
 from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          settings.match_min_score,
                                          settings.match_record_window_days)
     found.register(broker, found_children, publisher)
+    asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
+        topics.DISPATCH, topics.PROGRESS, topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS))})
     previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)
@@ -82,9 +85,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timers = asyncio.create_task(
             dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
             name="dispatch-overdue-timers")
+        sampling = asyncio.create_task(metrics.sample_forever([metrics.KafkaSampler(
+            client_options(access),
+            {consumers.GROUP: [topics.REPORTS], consumers.TIPS_GROUP: [topics.TIPS]},
+            [topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS)])],
+            settings.metrics_sample_s), name="metrics-sampling")
         try:
             yield
         finally:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
             stop.set()
             done, _ = await asyncio.wait({timers}, timeout=10)
             if not done:
@@ -97,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Homeward dispatch service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
+    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version)
     install_error_handlers(app)
     harden(app, settings)
     app.include_router(ops_router({

@@ -25,7 +25,7 @@ from services.dispatch.roster import Organ, Post, Roster
 from services.dispatch.rules import Policy, load_rules
 from services.dispatch.tips import TIPS_PARKED, TIPS_UNPARKED
 from services.dispatch.tips_handlers import SightingRules, plan_attach, plan_due
-from shared import topics
+from shared import metrics, topics
 from shared.casekeys import CaseKeys, open_event, sealed_data
 from shared.events import (
     CASE_TIP_ATTACHED,
@@ -147,8 +147,10 @@ class Dispatch:
                     fresh = await self.cases.get_own(existing.case_id) or existing
                     await self._commit(fresh, links.plan_link(fresh, accepted, evidence, now))
                 return None
-        return await self._commit(None, domain.plan_open(accepted, self.policy, self.roster,
-                                                         now, self.deadline_scale, keys))
+        opened = await self._commit(None, domain.plan_open(accepted, self.policy, self.roster,
+                                                           now, self.deadline_scale, keys))
+        metrics.case_group_formed(accepted.accepted_at)
+        return opened
 
     async def _claimed_case(self, owner: str) -> Case | None:
         """The case that claimed the child: another consumer may still be opening it, so wait

@@ -330,6 +330,13 @@ class DeliveryLedger:
     async def schedule(self, timer: str, member: str, due: float) -> None:
         await self.redis.zadd(f"notify:timer:{timer}", {member: due})
 
+    async def count(self, timer: str, due_by: float | None = None) -> int:
+        """Members of `timer`; with `due_by` (epoch s), only those due by then (metrics)."""
+        key = f"notify:timer:{timer}"
+        if due_by is None:
+            return int(await self.redis.zcard(key))
+        return int(await self.redis.zcount(key, "-inf", due_by))
+
     async def unschedule(self, timer: str, *members: str) -> None:
         if members:
             await self.redis.zrem(f"notify:timer:{timer}", *members)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,16 +25,17 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
-from services.notify.handlers import TIMERS_KEY, Notify
+from services.notify.domain import AlertState, Subscriber
+from services.notify.handlers import ACKS, RETRIES, TIMERS_KEY, Notify
 from services.notify.keystore import load_keyring
 from services.notify.outbound import AppriseSender, OutboundPolicy
 from services.notify.public_api import build_public_router
 from services.notify.sealing import SubscriberSeal
 from services.notify.signing import Keyring
-from shared import topics
+from shared import asyncapi, metrics, topics
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, KafkaAccess, kafka_check, make_broker
+from shared.kafka import EventPublisher, KafkaAccess, client_options, kafka_check, make_broker
 from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -49,6 +51,9 @@ from shared.web import (
 )
 
 log = logging.getLogger(__name__)
+# notify's compacted logs, keyed by record id (AsyncAPI payloads; push bodies of ALERTS too).
+OWN_LOGS: dict[str, asyncapi.Payloads] = {topics.SUBSCRIBERS: (Subscriber,),
+                                          topics.ALERTS: (AlertState,)}
 
 
 def make_notify_broker(bootstrap: str, access: KafkaAccess | None = None) -> KafkaBroker:
@@ -94,6 +99,11 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     fanout = make_fanout(settings)
     if consume:
         consumers.register(broker, notify, publisher)
+    asyncapi.declare_publishers(broker, {
+        **{t: asyncapi.SHARED_PAYLOADS[t] for t in (
+            topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.dlq(topics.REPORTS),
+            topics.dlq(topics.DISPATCH))},
+        **OWN_LOGS})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,9 +120,20 @@ def create_app(settings: Settings | None = None, timers: bool = True,
         await broker.start()
         await fanout.start()
         worker = asyncio.create_task(notify.run_timers()) if timers else None
+        sampling = asyncio.create_task(metrics.sample_forever([
+            metrics.timers_sample(lambda: notify.ledger.count(RETRIES),
+                                  # an ack timer is due when its deadline has passed
+                                  lambda: notify.ledger.count(ACKS, time.time())),
+            metrics.KafkaSampler(client_options(access),
+                                 {consumers.GROUP: [topics.REPORTS, topics.DISPATCH]},
+                                 [topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH),
+                                  topics.DELIVERIES_DLQ]),
+        ], settings.metrics_sample_s), name="metrics-sampling")
         try:
             yield
         finally:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -127,6 +148,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
     app.state.notify = notify
+    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version, OWN_LOGS)
     install_error_handlers(app)
     harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)

@@ -30,7 +30,7 @@ from services.notify.domain import AlertState, Subscriber, SubscriberKind
 from services.notify.purge import purge_alert, pushed_report
 from services.notify.signing import Keyring
 from services.notify.subscribers import new_secret, region_of, registered
-from shared import topics
+from shared import metrics, topics
 from shared.casekeys import ALERT_FIELDS, BODY_FIELDS, CaseKeys, sealed_json
 from shared.events import (
     CASE_FOUND,
@@ -349,6 +349,7 @@ class Notify:
         if alert.cancelled:
             await self._cancel_fan_out(alert)
         else:
+            metrics.alert_opened(alert.alert_id, accepted.accepted_at)
             await self._fan_out(alert)
             await self._push_group(alert)
 
@@ -622,7 +623,7 @@ class Notify:
         at = done_at.isoformat()
         if result.ok:
             await self.ledger.mark(did, "sent", attempts=str(attempts), http_status=status,
-                                   error="", at=at)
+                                   error="", at=at, sent_at=at)
             if sub.kind == SubscriberKind.hub and body["type"] == domain.ALERT_ISSUED:
                 await self.ledger.schedule(ACKS, did,
                                            time.time() + self.settings.notify_ack_deadline_s)
@@ -661,6 +662,8 @@ class Notify:
             http_status=result.status, attempts=attempts, error=result.error, at=at,
             kind=sub.kind.value, name=sub.name,
         )
+        metrics.delivery_receipt(state, receipt.kind, receipt.channel, at, receipt.alert_id,
+                                 body.get("issued_at"))
         kind = {"sent": DELIVERY_SENT, "retrying": DELIVERY_RETRYING}.get(state, DELIVERY_FAILED)
         event_id = f"{did}:{state}" + (f":{attempts}" if state == "retrying" else "")
         await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
@@ -675,6 +678,7 @@ class Notify:
             http_status=result.status, attempts=attempts, error=result.error, at=at,
             kind=sub.kind.value, name=sub.name,
         )
+        metrics.dead_lettered(topics.DELIVERIES_DLQ)
         await self.publisher.publish(
             topics.DELIVERIES_DLQ,
             CloudEvent.of(DELIVERY_DEAD, self.publisher.source, receipt.case_id, receipt,
@@ -777,6 +781,7 @@ class Notify:
                   f"{self.settings.notify_ack_deadline_s:g}s", at=now,
             kind=record.get("kind", ""), name=record.get("name", ""),
         )
+        metrics.delivery_receipt("ack_overdue", receipt.kind, receipt.channel, now)
         await self.publisher.publish(
             topics.DELIVERIES,
             CloudEvent.of(DELIVERY_ACK_OVERDUE, self.publisher.source, alert.case_id, receipt,
@@ -805,6 +810,9 @@ class Notify:
             return record.get("acked_at", "")
         at = self.clock()
         await self.ledger.mark(did, "acknowledged", acked_at=at.isoformat(), at=at.isoformat())
+        metrics.hub_acknowledged(record, at)
+        metrics.delivery_receipt("acknowledged", record.get("kind", ""),
+                                 record.get("channel", ""), at)
         await self.ledger.unschedule(ACKS, did)
         receipt = DeliveryReceipt(
             delivery_id=did, alert_id=record.get("alert_id", ""),

@@ -11,12 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
+from shared import metrics, topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
 from tests.helpers import WebhookSink, another_child, eventually, report_body
+from tests.otlp import OtlpReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +28,19 @@ LAST_SEEN = (36.19, 113.11)  # 长治市潞州区
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: KafkaServer, redis_server: RedisServer,
-          data_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path,
+          otlp: OtlpReceiver) -> Iterator[dict[str, ServiceProcess]]:
     ports = {name: free_port() for name in ("alert", "dispatch", "notify")}
-    procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports)
+    # Traced (issue 15): the services export their spans to the in-process OTLP receiver.
+    # Gauges sampled every second (shared.metrics), so the scrape test need not wait long.
+    procs = start_services(kafka.bootstrap, redis_server.url, data_dir, ports,
+                           {**otlp.env(), "HOMEWARD_METRICS_SAMPLE_S": "1"})
     yield procs
     for proc in procs.values():
         proc.stop()
@@ -193,3 +206,186 @@ async def test_two_parents_one_alert_then_a_wrong_found_is_reopened_by_the_leade
             assert again["type"] == "homeward.alert.issued.v1"
             assert again["version"] > cancel["version"]
             assert again["child"]["name"] == name
+
+
+@pytest.fixture(scope="module")
+async def hub_push(stack: dict[str, ServiceProcess]) -> dict[str, Any]:
+    """One report pushed to one webhook hub, which acknowledges it: the request the sink got
+    (`push`), its `sink_url` and `case_id`."""
+    alert, notify = stack["alert"].url, stack["notify"].url
+    hub_id = f"E2E-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        with WebhookSink() as sink:
+            hub = await http.post(f"{notify}/api/v1/subscribers",
+                                  headers=token(Role.admin, "000000"), json={
+                "kind": "hub", "name": "长治西站", "hub_id": hub_id, "region_code": "140403",
+                "location": {"lat": LAST_SEEN[0] - 0.1, "lon": LAST_SEEN[1]},
+                "channel": {"type": "webhook", "url": sink.url}})
+            assert hub.status_code == 201, hub.text
+            posted = await http.post(f"{alert}/api/v1/reports", json=report_body(**another_child()),
+                                     headers=token(Role.operator, "140403"))
+            assert posted.status_code == 202, posted.text
+            case_id = posted.json()["case_id"]
+
+            def push() -> dict[str, Any] | None:
+                return next((r for r in sink.requests
+                             if json.loads(r["body"]).get("case_id") == case_id), None)
+
+            got = await eventually(lambda: asyncio.sleep(0, push()), timeout=30)
+        delivery_id = {k.lower(): v for k, v in got["headers"].items()}["webhook-id"]
+        acked = await http.post(f"{notify}/api/v1/deliveries/{delivery_id}/ack",
+                                headers={"Authorization": "Bearer " + mint_token(
+                                    Settings(), Role.hub, "140400", hub_id=hub_id)})
+        assert acked.status_code == 200, acked.text
+    return {"push": got, "sink_url": sink.url, "case_id": case_id}
+
+
+async def test_one_report_is_one_trace_from_the_post_to_the_hubs_webhook(
+    hub_push: dict[str, Any], otlp: OtlpReceiver,
+) -> None:
+    """Issue 15: the operator's POST, the outbox relay's publish, dispatch's and notify's
+    consumption and the webhook request are spans of one trace, whose id the hub's sink gets in
+    the W3C `traceparent` header of the push."""
+    got, sink_url = hub_push["push"], hub_push["sink_url"]
+    headers = {k.lower(): v for k, v in got["headers"].items()}
+    version, trace_id, parent_id, _flags = headers["traceparent"].split("-")
+    assert version == "00" and len(trace_id) == 32 and trace_id != "0" * 32
+
+    def complete() -> list[Any] | None:
+        spans = otlp.trace(trace_id)
+        names = {(s.service, s.name) for s in spans}
+        wanted = {("homeward-alert", "POST /api/v1/reports"),
+                  ("homeward-alert", "homeward.reports.v1 publish"),
+                  ("homeward-dispatch", "homeward.reports.v1 process"),
+                  ("homeward-notify", "homeward.reports.v1 process")}
+        ids = {s.span_id for s in spans}
+        # Every span's parent has arrived too (a parent ends, and is exported, after its child).
+        whole = all(s.parent_id in ids for s in spans if s.parent_id)
+        return spans if wanted <= names and parent_id in ids and whole else None
+
+    try:
+        spans = await eventually(lambda: asyncio.sleep(0, complete()), timeout=30)
+    except AssertionError:
+        seen = sorted({(s.service, s.name) for s in otlp.trace(trace_id)})
+        raise AssertionError(f"trace {trace_id} incomplete: {seen}") from None
+    by_id = {s.span_id: s for s in spans}
+    # The webhook's traceparent names notify's HTTP client span of that very request.
+    webhook = by_id[parent_id]
+    assert webhook.service == "homeward-notify" and webhook.kind == 3  # SPAN_KIND_CLIENT
+    assert webhook.attributes.get("url.full", webhook.attributes.get("http.url")) == sink_url
+    # One trace, rooted at the operator's request: every span's parent is in it.
+    roots = [s for s in spans if not s.parent_id]
+    assert [(r.service, r.name) for r in roots] == [("homeward-alert", "POST /api/v1/reports")]
+    assert all(s.parent_id in by_id for s in spans if s.parent_id)
+    # The chain: the request -> the relay's publish -> the consumers.
+    relay = next(s for s in spans if s.name == "homeward.reports.v1 publish")
+    assert by_id[relay.parent_id].service == "homeward-alert"
+    for service in ("homeward-dispatch", "homeward-notify"):
+        consumed = next(s for s in spans
+                        if s.service == service and s.name == "homeward.reports.v1 process")
+        assert consumed.parent_id == relay.span_id
+    # Dispatch's own publishes (the case log) and notify's consumption of them, same trace.
+    assert ("homeward-dispatch", "homeward.dispatch.v1 publish") in {
+        (s.service, s.name) for s in spans}
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """/metrics text -> {(sample name, labels): value}."""
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+          **labels: str) -> float | None:
+    """The sum of `name`'s samples whose labels include `labels`; None when there is none."""
+    found = [v for (n, have), v in samples.items()
+             if n == name and set(labels.items()) <= have]
+    return sum(found) if found else None
+
+
+async def test_metrics_after_a_flow_answer_the_on_call_questions(
+    stack: dict[str, ServiceProcess], hub_push: dict[str, Any], kafka: KafkaServer,
+) -> None:
+    """Issue 15: after a report was pushed to a hub that acknowledged it, and a poison tip was
+    dead-lettered, each service's /metrics (ops port) has every series with sensible values."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:  # no CloudEvents headers: dispatch's tips consumer dead-letters it
+        await producer.send_and_wait(topics.TIPS, b"{}",
+                                     key=f"poison-metrics-{uuid.uuid4().hex}".encode())
+    finally:
+        await producer.stop()
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        async def metrics_of(name: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+            got = await http.get(stack[name].ops_url + "/metrics")
+            assert got.status_code == 200
+            return scrape(got.text)
+
+        missing: list[str] = []
+
+        async def settled() -> dict[str, Any] | None:
+            m = {name: await metrics_of(name) for name in stack}
+            wanted = {
+                "dispatch dlq counted": value(m["dispatch"], "homeward_dlq_messages_total",
+                                              topic="homeward.tips.v1.dlq"),
+                "dispatch dlq depth": value(m["dispatch"], "homeward_dlq_depth_messages",
+                                            topic="homeward.tips.v1.dlq"),
+                "notify hub ack": value(m["notify"], "homeward_hub_ack_seconds_count"),
+                "alert lag sampled": value(m["alert"], "homeward_consumer_lag_messages",
+                                           group="homeward-alert-progress") is not None,
+                "notify timers sampled": value(m["notify"],
+                                               "homeward_delivery_retries_in_flight") is not None}
+            missing[:] = [what for what, ok in wanted.items() if not ok]
+            return None if missing else m
+
+        try:
+            m = await eventually(settled, timeout=30)
+        except AssertionError:
+            raise AssertionError(f"metrics missing after 30 s: {missing}") from None
+
+    def observed(service: str, histogram: str, within_s: float, **labels: str) -> None:
+        """At least one observation, all above zero, one of them (this test's report; the
+        topics hold earlier tests' reports too) within `within_s`."""
+        count = value(m[service], f"{histogram}_count", **labels) or 0
+        assert count >= 1, (service, histogram, labels)
+        assert (value(m[service], f"{histogram}_sum", **labels) or 0) > 0
+        bucket = value(m[service], f"{histogram}_bucket", le=f"{within_s:.1f}", **labels)
+        assert (bucket or 0) >= 1, (service, histogram, within_s)
+
+    # Times of a flow on this machine: above zero, within a minute (an ack: ten).
+    observed("dispatch", "homeward_report_to_case_group_seconds", 60)
+    observed("notify", "homeward_report_to_first_hub_push_seconds", 60)
+    observed("notify", "homeward_delivery_latency_seconds", 60, audience="hub")
+    count = value(m["notify"], "homeward_hub_ack_seconds_count") or 0
+    assert count >= 1 and (value(m["notify"], "homeward_hub_ack_seconds_bucket",
+                                 le="600.0") or 0) >= 1
+    notify = m["notify"]
+    for status in ("sent", "acknowledged"):
+        assert (value(notify, "homeward_delivery_outcomes_total", status=status,
+                      audience="hub") or 0) >= 1, status
+    assert (value(notify, "homeward_delivery_outcomes_total", status="sent", audience="hub",
+                  channel="webhook") or 0) >= 1
+    assert (value(notify, "homeward_delivery_retries_in_flight") or 0) >= 0
+    assert value(notify, "homeward_hub_acks_overdue") == 0  # acknowledged within the deadline
+    # The outbox is drained: nothing waits, nothing old.
+    assert value(m["alert"], "homeward_alert_outbox_backlog") == 0
+    assert value(m["alert"], "homeward_alert_outbox_oldest_age_seconds") == 0
+    # Consumer lag per group, each group of each service, never negative.
+    for service, group, topic in (("alert", "homeward-alert-progress", topics.PROGRESS),
+                                  ("alert", "homeward-alert-progress", topics.DELIVERIES),
+                                  ("dispatch", "homeward-dispatch", topics.REPORTS),
+                                  ("dispatch", "homeward-dispatch-tips", topics.TIPS),
+                                  ("notify", "homeward-notify", topics.REPORTS),
+                                  ("notify", "homeward-notify", topics.DISPATCH)):
+        lag = value(m[service], "homeward_consumer_lag_messages", group=group, topic=topic)
+        assert lag is not None and lag >= 0, (service, group, topic, lag)
+    # The poison tip: counted when dead-lettered, and the DLQ is not empty.
+    assert (value(m["dispatch"], "homeward_dlq_messages_total",
+                  topic="homeward.tips.v1.dlq") or 0) >= 1
+    assert (value(m["dispatch"], "homeward_dlq_depth_messages",
+                  topic="homeward.tips.v1.dlq") or 0) >= 1
+    # Every series the dashboard and the rules name is served by some service.
+    served = {n for samples in m.values() for n, _ in samples}
+    for name in metrics.SERIES:
+        assert {name, f"{name}_count"} & served, name
