@@ -32,6 +32,7 @@ from shared.events import (
     TipReceived,
 )
 from shared.report import ReportAccepted
+from shared.unidentified import UnidentifiedChildReported
 
 
 class WrappedCaseKey(BaseModel):
@@ -68,10 +69,12 @@ SHARED_PAYLOADS: dict[str, Payloads] = {
     topics.DELIVERIES: (DeliveryReceipt,),
     topics.DELIVERIES_DLQ: (DeliveryReceipt,),
     topics.CASE_KEYS: (WrappedCaseKey,),
+    topics.UNIDENTIFIED: (UnidentifiedChildReported,),
     **{topics.dlq(t): p for t, p in (
         (topics.REPORTS, (ReportAccepted,)), (topics.TIPS, (TipReceived,)),
         (topics.DISPATCH, CASE_LOG), (topics.PROGRESS, (CaseOpened, CaseEvent)),
-        (topics.DELIVERIES, (DeliveryReceipt,)))},
+        (topics.DELIVERIES, (DeliveryReceipt,)),
+        (topics.UNIDENTIFIED, (UnidentifiedChildReported,)))},
 }
 # Topics that carry CloudEvents (the compacted logs carry bare records keyed by id).
 CLOUDEVENTS_TOPICS = frozenset(topics.ALL_TOPICS)

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        [access.on_case_event, retention.on_case_event])
     # What the outbox relay publishes, and the DLQs of what it consumes (issue 15: AsyncAPI).
     asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
-        topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.dlq(topics.PROGRESS),
+        topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.UNIDENTIFIED,
+        topics.dlq(topics.PROGRESS),
         topics.dlq(topics.DELIVERIES))})
     intake = Intake(
         outbox, RateLimiter(redis, "alert:tips"),

@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          settings.match_record_window_days)
     found.register(broker, found_children, publisher)
     asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
-        topics.DISPATCH, topics.PROGRESS, topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS))})
+        topics.DISPATCH, topics.PROGRESS, topics.dlq(topics.REPORTS), topics.dlq(topics.TIPS),
+        topics.dlq(topics.UNIDENTIFIED))})
     previews = NotifyPreviews(settings.notify_url)
     # Live streams read Redis through their own reader, never the consumers' pool (issue 12).
     fanout = make_fanout(settings)

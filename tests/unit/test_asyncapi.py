@@ -17,7 +17,7 @@ from shared.web import ops_app
 SERVICES = ("alert", "dispatch", "notify")
 # What each service reads (its FastStream subscribers).
 CONSUMES = {"alert": {topics.PROGRESS, topics.DELIVERIES},
-            "dispatch": {topics.REPORTS, topics.TIPS},
+            "dispatch": {topics.REPORTS, topics.TIPS, topics.UNIDENTIFIED},
             "notify": {topics.REPORTS, topics.DISPATCH}}
 
 
