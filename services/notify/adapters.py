@@ -305,6 +305,16 @@ class DeliveryLedger:
     async def get(self, delivery_id: str) -> dict[str, str]:
         return self._flat(await self.redis.hgetall(f"notify:delivery:{delivery_id}"))
 
+    async def get_many(self, delivery_ids: list[str]) -> list[dict[str, str]]:
+        """The records of `delivery_ids`, in order ({} for an unknown one), one round trip."""
+        if not delivery_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in delivery_ids:
+                pipe.hgetall(f"notify:delivery:{did}")
+            rows = await pipe.execute()
+        return [self._flat(r) for r in rows]
+
     async def state(self, delivery_id: str) -> str | None:
         raw = await self.redis.hget(f"notify:delivery:{delivery_id}", "state")
         return str(raw) if raw is not None else None

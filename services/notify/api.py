@@ -65,13 +65,17 @@ class Delivery(BaseModel):
     alert_id: str
     version: int
     scope: str
-    state: str  # pending|retrying|sent|acknowledged|failed|dead|gone|dropped
+    state: str  # shared.events.DeliveryStatus (not ack_overdue: that is `overdue`)
     attempts: int
     http_status: int | None = None
     error: str = ""
     overdue: bool = False
     acked_at: str | None = None
     at: str = ""
+    # While `retrying`: since its first failure, and when the next try is due (ISO 8601 /
+    # epoch seconds); a hub's push of an active alert retries until it lands (issue 18 §4).
+    since: str | None = None
+    next_at: str | None = None
 
 
 class CaseDeliveries(BaseModel):
