@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                           KafkaLanes(publisher) if consume else None)
     # Hub consoles follow their feeds through one reader of their own (issue 12).
     fanout = make_fanout(settings)
-    workers = consumers.register(broker, notify, publisher, access) if consume else []
+    workers = (consumers.register(broker, notify, publisher, access, settings.notify_planner)
+               if consume else [])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
     app.state.notify = notify
+    app.state.lanes = workers  # the delivery workers' consumers, one per lane
     install_error_handlers(app)
     harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)

@@ -33,9 +33,9 @@ CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND,
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
-             bootstrap: Bootstrap) -> list[BatchConsumer]:
-    """The planner's subscribers on `broker`; returns the lanes' consumers (the caller starts
-    and stops them)."""
+             bootstrap: Bootstrap, plan: bool = True) -> list[BatchConsumer]:
+    """The planner's subscribers on `broker` (unless `plan` is off: a delivery-only worker);
+    returns the lanes' consumers (the caller starts and stops them)."""
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await notify.on_report_accepted(await open_event(event, notify.keys))
@@ -44,8 +44,9 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
         if event.type in CASE_TYPES:
             await notify.on_case_event(event)
 
-    subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
-    subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
+    if plan:
+        subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
+        subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
     return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic], jobs_handler(notify, publisher),
                           publisher) for topic in topics.JOB_TOPICS]
 
