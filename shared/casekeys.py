@@ -192,6 +192,8 @@ DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
     events.TIP_PARKED: pii.TIP_FIELDS,
     # The second report held for unlinking, sealed with the key of the case it joined.
     events.CASE_REPORT_LINKED: {"details.accepted": {}},
+    # The commander's amendment of the child's details (issue 18): the new values.
+    events.CASE_DETAILS_AMENDED: {"details.amended": {}},
 }
 
 # notify's compacted homeward.alerts.v1: the alert's restricted content and its push bodies.

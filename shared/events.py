@@ -368,11 +368,19 @@ class DeliveryJob(BaseModel):
 
 
 class DetailsAmended(CaseEvent):
-    """Data of `homeward.case.details_amended.v1`: the fields of the child's description the
-    commander changed (`amended`: field → new value; keys of AMENDABLE_DETAILS). Sealed with
-    the case key like the report (shared.casekeys)."""
+    """Data of `homeward.case.details_amended.v1` (dispatch `PATCH /api/v1/cases/{id}/details`):
+    `details.amended` the new values (field → value, keys of AMENDABLE_DETAILS; personal:
+    sealed with the case key, shared.casekeys.DISPATCH_FIELDS), `details.fields` their names
+    (clear: the timeline's "who amended what")."""
 
-    amended: dict[str, Any] = Field(default_factory=dict)
+    @property
+    def amended(self) -> dict[str, Any]:
+        value = self.details.get("amended")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def fields(self) -> list[str]:
+        return [str(f) for f in self.details.get("fields", [])]
 
 
 # What `PATCH /api/v1/cases/{case_id}/details` may change (issue 18 §5): paths into the report

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.dispatch import consumers
 from services.dispatch.adapters import CaseRepository
+from services.dispatch.amend import build_amend_router
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.handlers import TIMERS_KEY, Dispatch
 from services.dispatch.previews import NotifyPreviews
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               settings.purge_grace_s))
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
+    app.include_router(build_amend_router(Authenticator(settings), dispatch))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app, settings)

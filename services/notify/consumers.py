@@ -41,8 +41,8 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
             await notify.on_report_accepted(await open_event(event, notify.keys))
 
     async def on_dispatch(event: CloudEvent) -> None:
-        if event.type in CASE_TYPES:
-            await notify.on_case_event(event)
+        if event.type in CASE_TYPES:  # an amendment's new values are sealed (issue 13)
+            await notify.on_case_event(await open_event(event, notify.keys))
 
     if plan:
         subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)

@@ -240,8 +240,9 @@ async def test_an_amended_photo_reaches_every_hub_that_had_the_alert(
     case_id = await stack.report()
     assert all(len(s.requests) == 1 for s in had)
     photo = "https://photos.example.cn/p/new-photo.jpg"
-    event = case_event(CASE_DETAILS_AMENDED, case_id, amended={
-        "photo_urls": [photo], "description": "穿红色外套"})
+    event = case_event(CASE_DETAILS_AMENDED, case_id, details={
+        "amended": {"photo_urls": [photo], "description": "穿红色外套"},
+        "fields": ["description", "photo_urls"]})
     event.data["region_code"] = "140403"
     await stack.notify.on_case_event(event)
     await stack.notify.on_case_event(event)  # a redelivery: nothing new
