@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     notify_per_endpoint_limit: int = 8
     notify_fanout_parallel: int = 512
     notify_tick_s: float = 0.25
+    notify_feed_cancel_keep_s: float = Field(
+        default=72 * 3600.0, description="how long the Atom feed keeps the Cancel entry of a "
+        "public alert that ended (no personal data), so feed-only readers withdraw it")
     notify_planner: bool = Field(
         default=True, description="consume reports and dispatch's events and plan deliveries; "
         "off: a delivery-only worker process (it consumes the delivery-jobs lanes only)")

@@ -160,6 +160,12 @@ class AlertRepository:
                 pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
             else:
                 pipe.zrem("notify:public", alert.alert_id)
+            # A public alert that ended: its Cancel stays in the feed for a while (issue 18 §5).
+            if alert.cancelled and alert.released and not alert.exercise:
+                pipe.zadd("notify:public-ended",
+                          {alert.alert_id: alert.versions[-1].sent.timestamp()})
+            else:
+                pipe.zrem("notify:public-ended", alert.alert_id)
             await pipe.execute()
 
     async def by_code(self, code: str) -> AlertState | None:
@@ -174,6 +180,17 @@ class AlertRepository:
         raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
         return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
                 if a.public_listed]
+
+    async def public_ended(self, since: float) -> list[AlertState]:
+        """Public alerts cancelled at or after `since` (epoch seconds), latest first; older
+        ones leave the index."""
+        await self.redis.zremrangebyscore("notify:public-ended", "-inf", f"({since}")
+        ids = await self.redis.zrevrange("notify:public-ended", 0, 199)
+        if not ids:
+            return []
+        raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
+        return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
+                if a.cancelled]
 
     async def recipients(self, alert_id: str) -> dict[str, int]:
         """subscriber id -> the version it was first sent."""

@@ -336,7 +336,9 @@ async def test_found_cancels_to_every_recipient_and_drops_personal_data(
     assert "dropped" in {d["state"] for d in after["deliveries"]}
     # Feeds and cached copies lose the child's data at once.
     atom = await stack.http.get("/api/v1/alerts/active.atom")
-    assert alert_id not in atom.text and "张小明" not in atom.text
+    assert "张小明" not in atom.text and not any(s in atom.text for s in PII)
+    # The feed keeps the Cancel's entry a while (issue 18 §5): ids and outcome only.
+    assert f"urn:homeward:alert:{alert_id}" in atom.text and "协查已解除" in atom.text
     cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version=1")
     xmlschema.XMLSchema(CAP_XSD).validate(cap.text)
     assert "<msgType>Cancel</msgType>" in cap.text and "张小明" not in cap.text

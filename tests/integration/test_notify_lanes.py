@@ -21,6 +21,7 @@ from services.notify.app import create_app
 from services.notify.domain import Subscriber, SubscriberKind, alert_id_of
 from services.notify.handlers import Notify
 from shared import topics
+from shared.auth import Role
 from shared.events import (
     CASE_DETAILS_AMENDED,
     CASE_FOUND,
@@ -253,3 +254,12 @@ async def test_an_amended_photo_reaches_every_hub_that_had_the_alert(
         assert bodies[1]["child"]["description"] == "穿红色外套"
     alert = await stack.notify.alerts.get(alert_id_of(case_id))
     assert alert is not None and alert.versions[-1].note == "amended description,photo_urls"
+    # `?version=N` is version N as it went out, not the latest.
+    commander = stack.token(Role.commander, "140400")
+    first = await stack.http.get(f"/api/v1/alerts/{alert.alert_id}.xml?version=1",
+                                 headers=commander)
+    second = await stack.http.get(f"/api/v1/alerts/{alert.alert_id}.xml?version=2",
+                                  headers=commander)
+    assert "<msgType>Alert</msgType>" in first.text and "new-photo.jpg" not in first.text
+    assert "穿红色外套" not in first.text
+    assert "<msgType>Update</msgType>" in second.text and "new-photo.jpg" in second.text
