@@ -173,24 +173,22 @@ class AlertRepository:
         alert_id = await self.redis.get(f"notify:code:{code}")
         return await self.get(str(alert_id)) if alert_id else None
 
-    async def public(self) -> list[AlertState]:
-        ids = await self.redis.zrevrange("notify:public", 0, 199)
+    async def _indexed(self, index: str) -> list[AlertState]:
+        """The latest 200 alerts of a sorted-set index, latest first."""
+        ids = await self.redis.zrevrange(index, 0, 199)
         if not ids:
             return []
         raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
-        return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
-                if a.public_listed]
+        return [AlertState.model_validate_json(r) for r in raws if r]
+
+    async def public(self) -> list[AlertState]:
+        return [a for a in await self._indexed("notify:public") if a.public_listed]
 
     async def public_ended(self, since: float) -> list[AlertState]:
         """Public alerts cancelled at or after `since` (epoch seconds), latest first; older
         ones leave the index."""
         await self.redis.zremrangebyscore("notify:public-ended", "-inf", f"({since}")
-        ids = await self.redis.zrevrange("notify:public-ended", 0, 199)
-        if not ids:
-            return []
-        raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
-        return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
-                if a.cancelled]
+        return [a for a in await self._indexed("notify:public-ended") if a.cancelled]
 
     async def recipients(self, alert_id: str) -> dict[str, int]:
         """subscriber id -> the version it was first sent."""

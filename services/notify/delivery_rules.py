@@ -71,7 +71,8 @@ def backoff_s(attempts: int, policy: RetryPolicy, retry_after: float | None = No
     `cap_s`, with equal jitter (shared.faults.backoff_s: half fixed, half random, so the
     schedule still grows); a receiver's Retry-After is a floor, honoured up to
     `retry_after_cap_s`."""
-    delay = jittered(attempts, policy.base_s, policy.cap_s)
+    # (The exponent is bounded: a hub's push may retry for days, 2^n would overflow a float.)
+    delay = jittered(min(attempts, 64), policy.base_s, policy.cap_s)
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.retry_after_cap_s))
     return delay
