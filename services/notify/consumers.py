@@ -22,7 +22,6 @@ from shared.events import (
     CASE_REPORT_UNLINKED,
     REPORT_ACCEPTED,
     CloudEvent,
-    DeliveryJob,
 )
 from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
 from shared.kafka_acl import JOB_GROUPS
@@ -57,8 +56,8 @@ def jobs_handler(notify: Notify, publisher: EventPublisher) -> Any:
     async def handle(batch: list[tuple[Any, CloudEvent]]) -> None:
         records = {event.id: record for record, event in batch}
 
-        async def dead_letter(job: DeliveryJob, error: Exception) -> None:
-            await publisher.dead_letter_record(records[f"{job.delivery_id}:job"], error)
+        async def dead_letter(event_id: str, error: Exception) -> None:
+            await publisher.dead_letter_record(records[event_id], error)
 
         await notify.worker.handle([event for _, event in batch], dead_letter)
 

@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 
 RETRIES, ACKS = "retry", "ack"
 
-OnError = Callable[[DeliveryJob, Exception], Awaitable[None]]
+# A message that failed for good, by its event id (a job's is `<delivery id>:job`).
+OnError = Callable[[str, Exception], Awaitable[None]]
 
 
 def record_of(sub: Subscriber | None, job: DeliveryJob) -> dict[str, str]:
@@ -106,8 +107,14 @@ class DeliveryWorker:
     # --- jobs ----------------------------------------------------------------------------------
 
     async def handle(self, events: list[CloudEvent], on_error: OnError) -> None:
-        """A batch of `homeward.delivery.job.v1` from a lane (shared.kafka.BatchConsumer)."""
-        jobs = [DeliveryJob.model_validate(e.data) for e in events]
+        """A batch of `homeward.delivery.job.v1` from a lane (shared.kafka.BatchConsumer); a
+        message that is not a job goes to `on_error` alone (the rest are worked)."""
+        jobs: list[DeliveryJob] = []
+        for event in events:
+            try:
+                jobs.append(DeliveryJob.model_validate(event.data))
+            except ValueError as exc:
+                await on_error(event.id, exc)
         subs = {s.subscriber_id: s for s in await self.ctx.subscribers.get_many(
             dict.fromkeys(j.subscriber_id for j in jobs))}
         await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs], on_error)
@@ -137,7 +144,7 @@ class DeliveryWorker:
                 except Exception as exc:
                     if on_error is None or is_transient(exc):
                         raise
-                    await on_error(job, exc)
+                    await on_error(f"{job.delivery_id}:job", exc)
 
         await asyncio.gather(*(recipient(w) for w in by_recipient.values()))
 
@@ -240,8 +247,10 @@ class DeliveryWorker:
             await ctx.ledger.schedule(RETRIES, did, due)
         else:
             await ctx.ledger.mark(did, state, **fields)
+        # A hub acknowledges its first message of an alert (an Alert; a reopen is one again),
+        # not each Update after it.
         if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
-                and body["type"] == domain.ALERT_ISSUED:
+                and body["type"] == domain.ALERT_ISSUED and body.get("msg_type") == "Alert":
             await ctx.ledger.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
         if decision.disable:
             await self.disable(sub.subscriber_id)
@@ -293,7 +302,18 @@ class DeliveryWorker:
         if sub is None or not sub.active:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
             return
+        if alert is not None and await self._later(alert.alert_id, int(body["version"]),
+                                                   alert.version, sub.subscriber_id):
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=SUPERSEDED)
+            return
         await self.attempt(did, sub, body, active=active, since=record.get("since", ""))
+
+    async def _later(self, alert_id: str, version: int, latest: int, subscriber_id: str) -> bool:
+        """A later version of the alert was taken on for this recipient: it carries what this
+        one did (a retry of the earlier one would only repeat it)."""
+        ids = [domain.delivery_id(alert_id, v, subscriber_id) for v in range(version + 1,
+                                                                             latest + 1)]
+        return any(await self.ctx.ledger.get_many(ids))
 
 
 def _missing(job: DeliveryJob) -> Subscriber:

@@ -50,10 +50,10 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """Retry-After is honoured up to the ack deadline (issue 18 §4)."""
+        """Retry-After is honoured up to the ack deadline (issue 18 §4): a receiver cannot
+        put a push off past the moment its commander is told it was not acknowledged."""
         return cls(settings.notify_retry_base_s, settings.notify_retry_cap_s,
-                   settings.notify_retry_max_attempts,
-                   max(settings.notify_ack_deadline_s, settings.notify_retry_cap_s))
+                   settings.notify_retry_max_attempts, settings.notify_ack_deadline_s)
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,8 @@ class Rebuild:
 
     async def _timers(self, alerts: dict[str, AlertState],
                       records: dict[str, dict[str, str]]) -> None:
-        """Widening of every open alert; the ack deadline of every hub push neither
-        acknowledged nor past its last reminder, counted from its last send; the next try of
+        """Widening of every open alert; the ack deadline of every hub's first push of an alert
+        neither acknowledged nor past its last reminder, counted from its last send; the next try of
         every delivery left retrying, at once (the retry drops those of cancelled alerts)."""
         ctx = self.planner.ctx
         now = ctx.clock()
@@ -155,7 +155,16 @@ class Rebuild:
             if r.get("state") == "retrying":
                 await ctx.ledger.schedule(RETRIES, did, now.timestamp())
         deadline = ctx.settings.notify_ack_deadline_s
+        # A hub acknowledges its first message of an alert: its earliest version's delivery.
+        first: dict[tuple[str, str], int] = {}
+        for r in records.values():
+            if r.get("kind") == "hub" and r.get("scope") != "cancel":
+                key = (r.get("alert_id", ""), r.get("subscriber_id", ""))
+                first[key] = min(first.get(key, 10**9), int(r.get("version", "0") or 0))
         for did, r in records.items():
+            key = (r.get("alert_id", ""), r.get("subscriber_id", ""))
+            if first.get(key) != int(r.get("version", "0") or 0):
+                continue
             of = alerts.get(r.get("alert_id", ""))
             if (r.get("kind") != "hub" or r.get("state") != "sent" or r.get("scope") == "cancel"
                     or of is None or of.cancelled):

@@ -25,12 +25,13 @@ from shared.auth import Role
 from shared.events import (
     CASE_DETAILS_AMENDED,
     CASE_FOUND,
+    DELIVERY_JOB,
     REPORT_ACCEPTED,
     CloudEvent,
 )
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
-from tests.helpers import eventually, report_body
+from tests.helpers import eventually, read_topic, report_body
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
     Sink,
     make_settings,
@@ -119,6 +120,11 @@ async def test_two_instances_share_one_case_fan_out_of_2000(
         recipients = await add_recipients(a, sinks, SubscriberKind.volunteer, 2000, "v")
         await eventually(lambda: assigned(a_app, b_app), timeout=30)
         case_id, event = accepted_event(release__public=True)
+        # A job that is not one (a bug, a foreign writer): dead-lettered alone.
+        poison = CloudEvent.of(DELIVERY_JOB, "/test", case_id, {"delivery_id": "x"},
+                               event_id=f"poison-{case_id}")
+        await a.publisher.broker.publish(poison.value(), topics.DELIVERY_JOBS_PUBLIC,
+                                         key=b"Sv00000", headers=poison.headers())
         await a.on_report_accepted(event)  # A plans; both deliver
 
         async def all_sent() -> bool:
@@ -133,6 +139,10 @@ async def test_two_instances_share_one_case_fan_out_of_2000(
             ids = {r["headers"]["webhook-id"] for r in sink.requests}
             assert len(ids) == 1, sid
             assert ordered_types(sink, case_id) == [ISSUED]
+        dead = [m for m in await read_topic(settings.kafka_bootstrap,
+                                            topics.dlq(topics.DELIVERY_JOBS_PUBLIC))
+                if m["headers"].get("ce_id") == f"poison-{case_id}"]
+        assert len(dead) == 1 and "dlq_error" in dead[0]["headers"]
 
 
 async def test_one_webhook_id_per_version_and_recipient_through_a_rebalance(
