@@ -57,14 +57,29 @@ class KafkaLanes:
 
 
 class InlineLanes:
+    """Jobs worked by this process's worker in the order they were handed on (as one
+    partition would): each hand-off's deliveries start after the previous one's ended, so a
+    recipient never gets a later version before an earlier one."""
+
+    WAIT_S = 60.0  # a hand-off whose caller never delivered does not hold the others longer
+
     def __init__(self) -> None:
         self.worker: DeliveryWorker | None = None
+        self._tail: asyncio.Future[None] | None = None
 
     async def publish(self, jobs: list[Job]) -> Then | None:
         worker = self.worker
         assert worker is not None, "InlineLanes needs its worker"
+        previous, done = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = done
 
         async def deliver() -> None:
-            await worker.run(jobs)
+            try:
+                if previous is not None:
+                    await asyncio.wait([previous], timeout=self.WAIT_S)
+                await worker.run(jobs)
+            finally:
+                if not done.done():
+                    done.set_result(None)
 
         return deliver
