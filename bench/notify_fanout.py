@@ -126,7 +126,7 @@ async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str,
         one = alert.model_copy(update={"alert_id": f"A-{case_id}", "case_id": case_id})
         await notify.alerts.save(one)
         began = time.perf_counter()
-        await notify._fan_out(one)
+        await notify.planner.fan_out(one)
         rate = RECIPIENTS / (time.perf_counter() - began)
         states = [d["state"] for d in await notify.ledger.of_case(case_id)]
         assert states.count("sent") == RECIPIENTS, "not every delivery was sent"

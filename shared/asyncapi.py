@@ -25,6 +25,7 @@ from shared import topics
 from shared.events import (
     CaseEvent,
     CaseOpened,
+    DeliveryJob,
     DeliveryReceipt,
     IncidentTied,
     ReportLinked,
@@ -70,6 +71,8 @@ SHARED_PAYLOADS: dict[str, Payloads] = {
     topics.DELIVERIES_DLQ: (DeliveryReceipt,),
     topics.CASE_KEYS: (WrappedCaseKey,),
     topics.UNIDENTIFIED: (UnidentifiedChildReported,),
+    **{t: (DeliveryJob,) for t in (*topics.JOB_TOPICS,
+                                   *(topics.dlq(j) for j in topics.JOB_TOPICS))},
     **{topics.dlq(t): p for t, p in (
         (topics.REPORTS, (ReportAccepted,)), (topics.TIPS, (TipReceived,)),
         (topics.DISPATCH, CASE_LOG), (topics.PROGRESS, (CaseOpened, CaseEvent)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -70,10 +71,21 @@ PROGRESS_TYPES: frozenset[str] = frozenset({
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
-# notify → homeward.deliveries.v1
+# The commander amended the child's description, photos, height, clothing, suspect or vehicle
+# (issue 18 §5, dispatch `PATCH /api/v1/cases/{case_id}/details`; details: DetailsAmended):
+# notify sends an Update to every earlier recipient of the alert.
+CASE_DETAILS_AMENDED = "homeward.case.details_amended.v1"
+
+# notify → homeward.deliveries.v1 (receipts: DeliveryReceipt)
 DELIVERY_SENT = "homeward.delivery.sent.v1"
-DELIVERY_FAILED = "homeward.delivery.failed.v1"
+DELIVERY_FAILED = "homeward.delivery.failed.v1"  # status failed, dead or gone
 DELIVERY_ACKNOWLEDGED = "homeward.delivery.acknowledged.v1"
+DELIVERY_RETRYING = "homeward.delivery.retrying.v1"  # a try failed; the next is scheduled
+DELIVERY_ACK_OVERDUE = "homeward.delivery.ack_overdue.v1"  # a hub did not acknowledge in time
+# notify → homeward.deliveries.dlq: retries exhausted (never a hub's push of an active alert)
+DELIVERY_DEAD = "homeward.delivery.dead.v1"
+# notify's planner → its delivery workers, on shared.topics.JOB_TOPICS keyed by recipient
+DELIVERY_JOB = "homeward.delivery.job.v1"
 
 
 class PoisonMessage(ValueError):
@@ -309,23 +321,110 @@ class TipReceived(BaseModel):
     hub_id: str | None = None
 
 
+class DeliveryScope(StrEnum):
+    """Who a delivery's content was made for: `restricted` (hubs: the police bulletin),
+    `public` (media, volunteers), `group` (the case group over Apprise; not counted as a hub
+    push), `cancel` (a cancellation: ids and outcome only)."""
+
+    restricted = "restricted"
+    public = "public"
+    group = "group"
+    cancel = "cancel"
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's state (the ledger's and the receipts'): `pending` (claimed, not settled),
+    `retrying` (a try failed, the next is scheduled), `sent`, `acknowledged` (a hub confirmed),
+    `failed` (refused, not retried), `dead` (retries exhausted), `gone` (410: subscriber
+    disabled), `dropped` (superseded before its try: alert cancelled, subscriber disabled, body
+    purged), `ack_overdue` (a receipt only: the hub did not acknowledge within the deadline)."""
+
+    pending = "pending"
+    retrying = "retrying"
+    sent = "sent"
+    acknowledged = "acknowledged"
+    failed = "failed"
+    dead = "dead"
+    gone = "gone"
+    dropped = "dropped"
+    ack_overdue = "ack_overdue"
+
+
+class RecipientKind(StrEnum):
+    """The kind of a delivery's recipient (notify's subscriber kinds)."""
+
+    hub = "hub"
+    media = "media"
+    volunteer = "volunteer"
+    member = "member"  # of the case group
+
+
 class DeliveryReceipt(BaseModel):
-    """Data of `homeward.delivery.sent.v1` / `homeward.delivery.failed.v1`."""
+    """Data of every `homeward.delivery.*.v1` (and `homeward.delivery.dead.v1` on the DLQ).
+    The alert service reads `scope` and `status` (hubs pushed), so they are contracts."""
 
     delivery_id: str
     alert_id: str
     case_id: str
     version: int
     subscriber_id: str
-    scope: str
+    scope: DeliveryScope
     channel: str
-    status: str
+    status: DeliveryStatus
     http_status: int | None = None
     attempts: int = 1
     error: str = ""
     at: datetime
-    kind: str = ""  # the recipient's kind and name, so the ledger can be rebuilt from receipts
+    # the recipient's kind and name, so the ledger can be rebuilt from receipts ("" in old ones)
+    kind: RecipientKind | Literal[""] = ""
     name: str = ""
+    # when the delivery first failed (status retrying): the commander sees "retrying since"
+    since: datetime | None = None
+
+
+class DeliveryJob(BaseModel):
+    """Data of `homeward.delivery.job.v1`: one delivery of one alert version to one recipient,
+    published by notify's planner to a lane of shared.topics.JOB_TOPICS keyed by
+    `subscriber_id`. No personal data: the content is the logged push body `body_key`
+    (sealed on homeward.alerts.v1, deleted by a purge, after which the job is dropped)."""
+
+    delivery_id: str = Field(description="msg_<hash> of (alert, version, recipient): the "
+                             "Standard Webhooks webhook-id")
+    alert_id: str
+    case_id: str
+    version: int = Field(ge=1)
+    msg_type: Literal["Alert", "Update", "Cancel"]
+    subscriber_id: str
+    scope: DeliveryScope
+    body_key: str = Field(description="<alert id>:<version>:<body scope> of the push body")
+
+
+class DetailsAmended(CaseEvent):
+    """Data of `homeward.case.details_amended.v1` (dispatch `PATCH /api/v1/cases/{id}/details`):
+    `details.amended` the new values (field → value, keys of AMENDABLE_DETAILS; personal:
+    sealed with the case key, shared.casekeys.DISPATCH_FIELDS), `details.fields` their names
+    (clear: the timeline's "who amended what")."""
+
+    @property
+    def amended(self) -> dict[str, Any]:
+        value = self.details.get("amended")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def fields(self) -> list[str]:
+        return [str(f) for f in self.details.get("fields", [])]
+
+
+# What `PATCH /api/v1/cases/{case_id}/details` may change (issue 18 §5): paths into the report
+# (shared.report; clothing is part of the child's `description` there).
+AMENDABLE_DETAILS: dict[str, tuple[str, str]] = {
+    "description": ("child", "description"),
+    "photo_urls": ("child", "photo_urls"),
+    "height_cm": ("child", "height_cm"),
+    "weight_kg": ("child", "weight_kg"),
+    "suspect": ("circumstances", "suspect"),
+    "vehicle": ("circumstances", "vehicle"),
+}
 
 
 # The `error` of a failed delivery attempt as commanders see it (issue 12): a class, never the

@@ -152,7 +152,10 @@ class EventPublisher:
 
     async def dead_letter(self, message: KafkaMessage, error: BaseException) -> None:
         raw = message.raw_message
-        record = raw[0] if isinstance(raw, tuple) else raw
+        await self.dead_letter_record(raw[0] if isinstance(raw, tuple) else raw, error)
+
+    async def dead_letter_record(self, record: Any, error: BaseException) -> None:
+        """`record` (an aiokafka ConsumerRecord) to `<its topic>.dlq`, with the error."""
         headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
                    for k, v in (record.headers or ())}
         headers.update(
@@ -334,3 +337,87 @@ async def replay_topic(bootstrap: Bootstrap,
     finally:
         await consumer.stop()
     return handled
+
+
+BatchHandler = Callable[[list[tuple[Any, CloudEvent]]], Awaitable[None]]
+
+
+class BatchConsumer:
+    """Consumes `topic` in consumer group `group_id` in batches of up to `max_records`, for work
+    whose messages are many and small (notify's delivery jobs): `handle` gets the batch as
+    (record, event) pairs in partition order and the offsets are committed only after it
+    returns (at-least-once; the handler must be idempotent). A transient failure
+    (shared.faults.is_transient) works the same batch again after a backoff, marking
+    `group_id/topic` retrying (readiness 503); a message that is not a CloudEvent goes to
+    `<topic>.dlq`. The handler dead-letters the messages it cannot work itself
+    (`publisher.dead_letter_record`). A rebalance mid-batch hands the uncommitted messages to
+    their new owner, which works them again."""
+
+    def __init__(self, bootstrap: Bootstrap, topic: str, group_id: str, handle: BatchHandler,
+                 publisher: EventPublisher, max_records: int = 500,
+                 retrying: Retrying = RETRYING_NOW) -> None:
+        self.topic, self.group_id, self.handle = topic, group_id, handle
+        self.publisher, self.retrying = publisher, retrying
+        self.max_records = max_records
+        self.bootstrap = bootstrap
+        self.consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Join the group and consume in a task of its own (in the running loop)."""
+        self.consumer = AIOKafkaConsumer(
+            self.topic, **client_options(self.bootstrap), group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=self.max_records,
+            client_id=f"{self.group_id}-{uuid.uuid4().hex[:6]}")
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"consume {self.topic}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    async def _run(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        key = f"{self.group_id}/{self.topic}"
+        attempt = 0
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            if not batch:
+                continue
+            work: list[tuple[Any, CloudEvent]] = []
+            for records in batch.values():
+                for record in records:
+                    try:
+                        work.append((record, CloudEvent.from_kafka(dict(record.headers or ()),
+                                                                   record.value or b"")))
+                    except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
+                        await self.publisher.dead_letter_record(record, exc)
+            while True:
+                try:
+                    await self.handle(work)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not is_transient(exc):  # a bug or a violation: the batch is poison
+                        log.exception("dead-lettering a batch of %s", self.topic)
+                        for record, _ in work:
+                            await self.publisher.dead_letter_record(record, exc)
+                        break
+                    attempt = self.retrying.failed(key, exc)
+                    log.warning("transient failure on %s (attempt %d), working the batch "
+                                "again: %r", key, attempt, exc)
+                    MESSAGES_HANDLED.labels(self.topic, self.group_id, "retried").inc()
+                    await asyncio.sleep(backoff_s(attempt))
+                    continue
+                break
+            self.retrying.passed(key)
+            MESSAGES_HANDLED.labels(self.topic, self.group_id, "ok").inc(len(work))
+            try:
+                await consumer.commit()
+            except Exception as exc:  # revoked meanwhile: the new owner works them again
+                log.warning("commit of %s failed (%r); its messages are worked again", key, exc)

@@ -19,7 +19,8 @@ Why each service needs what it has (the code that uses it):
   writes and replays the case log, copies `case.opened`/`case.closed` to the progress topic,
   dead-letters poison of what it reads.
 * notify — reads reports and the case log (group `homeward-notify`), owns the compacted
-  subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ.
+  subscriber and alert logs, writes and replays delivery receipts, writes the deliveries DLQ;
+  its planner writes the delivery-jobs topics and its workers read them (one group per lane).
 * admin — creates topics, users and ACLs (`make up`, compose's `topics` job) as a super user;
   not in Kubernetes, where the Strimzi Topic and User Operators do it.
 * keda — Kubernetes only: KEDA's Kafka scaler reads consumer-group lag (Describe on the groups
@@ -67,6 +68,12 @@ def _group(*names: str) -> list[Grant]:
     return [Grant("group", n, "Read") for n in names]
 
 
+# The consumer group of each delivery-jobs lane (notify's workers, issue 18).
+JOB_GROUPS: dict[str, str] = {
+    topics.DELIVERY_JOBS_RESTRICTED: "homeward-notify-delivery-restricted",
+    topics.DELIVERY_JOBS_PUBLIC: "homeward-notify-delivery-public",
+}
+
 ACLS: dict[str, frozenset[Grant]] = {
     "alert": frozenset([
         *_write(topics.REPORTS, topics.TIPS),
@@ -89,7 +96,10 @@ ACLS: dict[str, frozenset[Grant]] = {
                topics.ALERTS, topics.CASE_KEYS),
         *_write(topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.SUBSCRIBERS, topics.ALERTS),
         *_write(topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH)),
-        *_group("homeward-notify"),
+        # Its planner writes delivery jobs; its workers read them, one group per lane.
+        *_read(*topics.JOB_TOPICS),
+        *_write(*topics.JOB_TOPICS, *(topics.dlq(t) for t in topics.JOB_TOPICS)),
+        *_group("homeward-notify", *JOB_GROUPS.values()),
     ]),
     # The admin is a super user of the local and compose clusters (it creates the users and
     # ACLs, which needs Alter on the cluster before any ACL exists); Kubernetes has none: the

@@ -158,12 +158,21 @@ class Settings(BaseSettings):
         default=True, description="rebuild notify's Redis state from the topics when it is empty")
     notify_ack_deadline_s: float = 600.0
     notify_ack_repush_max: int = 1
-    notify_retry_max_attempts: int = 6
+    # Retries (services/notify/delivery_rules.py): at once, then base·2^n with equal jitter up
+    # to the cap (seconds, minutes, then hours); a delivery that may die is `dead` after
+    # max_attempts tries (about 8 h with these); a hub's push of an active alert never is.
+    notify_retry_max_attempts: int = 16
     notify_retry_base_s: float = 2.0
-    notify_retry_cap_s: float = 600.0
+    notify_retry_cap_s: float = 3 * 3600.0
     notify_per_endpoint_limit: int = 8
     notify_fanout_parallel: int = 512
     notify_tick_s: float = 0.25
+    notify_feed_cancel_keep_s: float = Field(
+        default=72 * 3600.0, description="how long the Atom feed keeps the Cancel entry of a "
+        "public alert that ended (no personal data), so feed-only readers withdraw it")
+    notify_planner: bool = Field(
+        default=True, description="consume reports and dispatch's events and plan deliveries; "
+        "off: a delivery-only worker process (it consumes the delivery-jobs lanes only)")
     notify_push_max_chars: int = 1000
     notify_official_contact: str = "110（公安机关）"
     notify_sender: str = "homeward@mps.example.cn"

@@ -29,7 +29,9 @@ Retention by purpose:
   attachment is on the case log), so the raw tip topic needs only time to be consumed and
   inspected: 30 days.
   Delivery receipts feed the commander's view and notify's rebuild of recent deliveries: 30
-  days (the alerts snapshot keeps the alert state beyond that). Dead-letter topics are for an
+  days (the alerts snapshot keeps the alert state beyond that). Delivery jobs (planner →
+  delivery workers): 7 days, keyed by recipient with more partitions (shared.topics).
+  Dead-letter topics are for an
   operator to inspect and replay: 30 days, long enough to survive a holiday.
 """
 
@@ -87,6 +89,12 @@ TOPICS: tuple[TopicPolicy, ...] = (
     *(_dlq(t) for t in topics.INPUT_TOPICS),
     TopicPolicy(topics.DELIVERIES_DLQ, "delete", 30 * DAY_MS,
                 "deliveries that failed their last try, for an operator to replay"),
+    # Jobs live until a worker has taken them (retries are durable timers in Redis, restored
+    # from the receipts): a week covers a long outage of every worker.
+    *(TopicPolicy(t, "delete", 7 * DAY_MS,
+                  "delivery jobs keyed by recipient (planner → delivery workers, issue 18)",
+                  topics.JOB_PARTITIONS) for t in topics.JOB_TOPICS),
+    *(_dlq(t) for t in topics.JOB_TOPICS),
     TopicPolicy(topics.SUBSCRIBERS, "compact", UNBOUNDED,
                 "subscriber records keyed by id, rebuilds notify's Redis"),
     TopicPolicy(topics.ALERTS, "compact", UNBOUNDED,

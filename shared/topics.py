@@ -32,7 +32,19 @@ ALERTS = "homeward.alerts.v1"
 # Deliveries that failed their last try (notify): the commander sees them, an operator replays.
 DELIVERIES_DLQ = "homeward.deliveries.dlq"
 
-ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ)
+# Delivery jobs (notify's planner → notify's delivery workers, issue 18): one message per
+# (alert version, recipient), KEYED BY RECIPIENT (subscriber id), so one case's fan-out spreads
+# over every worker instance while each recipient's messages stay in order (an Alert, its
+# Updates, then its Cancel). Two lanes, each consumed by its own consumer group, so a hub push
+# never waits behind a bulk fan-out: restricted (hubs, the case group) and public (media,
+# volunteers). More partitions than the case topics: they bound how many workers share a lane.
+DELIVERY_JOBS_RESTRICTED = "homeward.delivery-jobs.restricted.v1"
+DELIVERY_JOBS_PUBLIC = "homeward.delivery-jobs.public.v1"
+JOB_TOPICS = (DELIVERY_JOBS_RESTRICTED, DELIVERY_JOBS_PUBLIC)
+JOB_PARTITIONS = 12
+
+ALL_TOPICS = (*INPUT_TOPICS, *(dlq(t) for t in INPUT_TOPICS), DELIVERIES_DLQ, *JOB_TOPICS,
+              *(dlq(t) for t in JOB_TOPICS))
 
 # Case data keys (issue 13 §2, shared/casekeys.py), compacted and keyed by case id: the value
 # is the case's data key wrapped by a master key; purging a case writes its tombstone, after

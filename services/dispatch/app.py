@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.dispatch import consumers, found
 from services.dispatch.adapters import CaseRepository
+from services.dispatch.amend import build_amend_router
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.checks_api import build_checks_router
 from services.dispatch.found_api import build_found_router
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          settings.dispatch_tip_park_s))
     app.include_router(build_checks_router(Authenticator(settings), cases, dispatch))
     app.include_router(build_found_router(Authenticator(settings), found_children))
+    app.include_router(build_amend_router(Authenticator(settings), dispatch))
     app.include_router(build_pages(settings))
     app.mount("/static/dispatch", StaticFiles(directory=UI), name="dispatch-static")
     mount_shared_ui(app, settings)

@@ -629,6 +629,8 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
             what = f"{late.title} ×{late.overdue_count}"
     elif type_ == ev.CASE_RELEASE_APPROVED:
         case.release_approved = True
+    elif type_ == ev.CASE_DETAILS_AMENDED:  # who amended what (the values stay in the event)
+        what = ", ".join(str(f) for f in d.get("fields", []))
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at

@@ -272,6 +272,13 @@ class Dispatch:
             c, outcome, found_at, note, actor, now, eid, confirm, child,
             receiving_organisation), (region, "found"))
 
+    async def amend_details(self, case_id: str,
+                            plan: Callable[[Case, datetime, str], list[Change]],
+                            region: str) -> Case:
+        """The child's details amended (services.dispatch.amend), by the case leader's organ
+        level or above."""
+        return await self._command(case_id, plan, (region, "amend"))
+
     async def close(self, case_id: str, reason: str, actor: str, region: str) -> Case:
         return await self._command(case_id, lambda c, now, eid: domain.plan_close(
             c, reason, actor, now, eid), (region, "close"))

@@ -160,6 +160,12 @@ class AlertRepository:
                 pipe.zadd("notify:public", {alert.alert_id: alert.issued_at.timestamp()})
             else:
                 pipe.zrem("notify:public", alert.alert_id)
+            # A public alert that ended: its Cancel stays in the feed for a while (issue 18 §5).
+            if alert.cancelled and alert.released and not alert.exercise:
+                pipe.zadd("notify:public-ended",
+                          {alert.alert_id: alert.versions[-1].sent.timestamp()})
+            else:
+                pipe.zrem("notify:public-ended", alert.alert_id)
             await pipe.execute()
 
     async def by_code(self, code: str) -> AlertState | None:
@@ -167,13 +173,22 @@ class AlertRepository:
         alert_id = await self.redis.get(f"notify:code:{code}")
         return await self.get(str(alert_id)) if alert_id else None
 
-    async def public(self) -> list[AlertState]:
-        ids = await self.redis.zrevrange("notify:public", 0, 199)
+    async def _indexed(self, index: str) -> list[AlertState]:
+        """The latest 200 alerts of a sorted-set index, latest first."""
+        ids = await self.redis.zrevrange(index, 0, 199)
         if not ids:
             return []
         raws = await self.redis.mget([f"notify:alert:{i}" for i in ids])
-        return [a for a in (AlertState.model_validate_json(r) for r in raws if r)
-                if a.public_listed]
+        return [AlertState.model_validate_json(r) for r in raws if r]
+
+    async def public(self) -> list[AlertState]:
+        return [a for a in await self._indexed("notify:public") if a.public_listed]
+
+    async def public_ended(self, since: float) -> list[AlertState]:
+        """Public alerts cancelled at or after `since` (epoch seconds), latest first; older
+        ones leave the index."""
+        await self.redis.zremrangebyscore("notify:public-ended", "-inf", f"({since}")
+        return [a for a in await self._indexed("notify:public-ended") if a.cancelled]
 
     async def recipients(self, alert_id: str) -> dict[str, int]:
         """subscriber id -> the version it was first sent."""
@@ -304,6 +319,16 @@ class DeliveryLedger:
 
     async def get(self, delivery_id: str) -> dict[str, str]:
         return self._flat(await self.redis.hgetall(f"notify:delivery:{delivery_id}"))
+
+    async def get_many(self, delivery_ids: list[str]) -> list[dict[str, str]]:
+        """The records of `delivery_ids`, in order ({} for an unknown one), one round trip."""
+        if not delivery_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in delivery_ids:
+                pipe.hgetall(f"notify:delivery:{did}")
+            rows = await pipe.execute()
+        return [self._flat(r) for r in rows]
 
     async def state(self, delivery_id: str) -> str | None:
         raw = await self.redis.hget(f"notify:delivery:{delivery_id}", "state")

@@ -65,13 +65,17 @@ class Delivery(BaseModel):
     alert_id: str
     version: int
     scope: str
-    state: str  # pending|retrying|sent|acknowledged|failed|dead|gone|dropped
+    state: str  # shared.events.DeliveryStatus (not ack_overdue: that is `overdue`)
     attempts: int
     http_status: int | None = None
     error: str = ""
     overdue: bool = False
     acked_at: str | None = None
     at: str = ""
+    # While `retrying`: since its first failure, and when the next try is due (ISO 8601 /
+    # epoch seconds); a hub's push of an active alert retries until it lands (issue 18 §4).
+    since: str | None = None
+    next_at: str | None = None
 
 
 class CaseDeliveries(BaseModel):
@@ -244,11 +248,13 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
                 responses={200: {"content": {ATOM: {}}}})
     async def active_atom() -> Response:
         alerts = await notify.alerts.public()
+        ended = await notify.alerts.public_ended(
+            notify.clock().timestamp() - settings.notify_feed_cancel_keep_s)
         xml = formats.atom_feed(alerts, settings.notify_url.rstrip("/"),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars,
                                 zone=settings.display_timezone,
-                                verify_base=notify.verify_base())
+                                verify_base=notify.verify_base(), ended=ended)
         return Response(xml, media_type=ATOM, headers={"cache-control": "max-age=30"})
 
     @router.get("/alerts/{alert_id}.xml", tags=["feeds"], response_class=Response,
@@ -272,10 +278,13 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         if wanted > alert.version:
             raise ApiError(404, "not_found", f"alert {alert_id} has no version {wanted}")
         public = not restricted or scope == "public"
+        # Version N as it was pushed (its content then), when that version reached its scope.
+        pushed = None if alert.cancelled else await notify.ledger.get_body(
+            f"{alert_id}:{wanted}:{'public' if public else 'restricted'}")
         xml = formats.cap_xml(alert, wanted, "Public" if public else "Restricted",
                               settings.notify_sender, notify.link(alert_id),
                               settings.notify_official_contact, settings.notify_push_max_chars,
-                              settings.display_timezone, notify.verify_base())
+                              settings.display_timezone, notify.verify_base(), pushed)
         if notify.keyring is not None:  # the issuer's enveloped XML-DSig (issue 17 §1)
             xml = notify.keyring.sign_cap(xml)
         return Response(xml, media_type=CAP, headers={"cache-control": "max-age=30"})

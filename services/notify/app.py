@@ -25,9 +25,11 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
+from services.notify.context import Context
 from services.notify.domain import AlertState, Subscriber
 from services.notify.handlers import ACKS, RETRIES, TIMERS_KEY, Notify
 from services.notify.keystore import load_keyring
+from services.notify.lanes import InlineLanes, KafkaLanes, Lanes
 from services.notify.outbound import AppriseSender, OutboundPolicy
 from services.notify.public_api import build_public_router
 from services.notify.sealing import SubscriberSeal
@@ -35,7 +37,14 @@ from services.notify.signing import Keyring
 from shared import asyncapi, metrics, topics
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
-from shared.kafka import EventPublisher, KafkaAccess, client_options, kafka_check, make_broker
+from shared.kafka import (
+    EventPublisher,
+    KafkaAccess,
+    client_options,
+    ensure_topics,
+    kafka_check,
+    make_broker,
+)
 from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -65,8 +74,9 @@ def make_notify_broker(bootstrap: str, access: KafkaAccess | None = None) -> Kaf
 
 
 def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
-                 keyring: Keyring | None = None) -> Notify:
-    """`keyring`: the issuer's signing keys (services.notify.keystore.load_keyring). Raises
+                 keyring: Keyring | None = None, lanes: Lanes | None = None) -> Notify:
+    """`keyring`: the issuer's signing keys (services.notify.keystore.load_keyring); `lanes`:
+    where the planner's jobs go (default: this process's worker, InlineLanes). Raises
     ValueError on an outbound policy, a case-group gateway URL or subscriber keys it cannot
     use."""
     policy = OutboundPolicy.from_settings(settings)
@@ -77,32 +87,37 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
     webhooks = WebhookSender(settings.webhook_timeout_s, settings.notify_per_endpoint_limit,
                              policy=policy,
                              signer=keyring.sign_body if keyring is not None else None)
-    return Notify(
+    ctx = Context(
         settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
-        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis),
-        webhooks, publisher, AppriseSender(webhooks), keyring=keyring,
+        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis), publisher,
         keys=CaseKeys(redis, KafkaAccess.from_settings(settings),
                       MasterKeys.parse(settings.pii_master_keys)),
     )
+    return Notify(ctx, webhooks, AppriseSender(webhooks), lanes or InlineLanes(),
+                  keyring=keyring)
 
 
 def create_app(settings: Settings | None = None, timers: bool = True,
                consume: bool = True) -> FastAPI:
-    """`timers` and `consume` off: tests drive the handlers themselves."""
+    """`timers` and `consume` off: tests drive the handlers themselves (the planner's jobs are
+    then worked in process, InlineLanes); on: the planner publishes them to the delivery-jobs
+    topics and this process's delivery workers consume both lanes."""
     settings = settings or Settings()
     access = KafkaAccess.from_settings(settings)
     broker = make_notify_broker(settings.kafka_bootstrap, access)
     redis = make_redis(settings.redis_url)
     publisher = EventPublisher(broker, source="/homeward/notify")
-    notify = build_notify(settings, redis, publisher, load_keyring(settings))
+    notify = build_notify(settings, redis, publisher, load_keyring(settings),
+                          KafkaLanes(publisher) if consume else None)
     # Hub consoles follow their feeds through one reader of their own (issue 12).
     fanout = make_fanout(settings)
-    if consume:
-        consumers.register(broker, notify, publisher)
+    workers = (consumers.register(broker, notify, publisher, access, settings.notify_planner)
+               if consume else [])
     asyncapi.declare_publishers(broker, {
         **{t: asyncapi.SHARED_PAYLOADS[t] for t in (
             topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.dlq(topics.REPORTS),
-            topics.dlq(topics.DISPATCH))},
+            topics.dlq(topics.DISPATCH), *topics.JOB_TOPICS,
+            *(topics.dlq(t) for t in topics.JOB_TOPICS))},
         **OWN_LOGS})
 
     @asynccontextmanager
@@ -110,6 +125,12 @@ def create_app(settings: Settings | None = None, timers: bool = True,
         for topic in (topics.SUBSCRIBERS, topics.ALERTS):
             await CompactedLog(access, topic).ensure_topic(
                 settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
+        if consume:  # the lanes, declared in shared.topic_policy (`make up` creates them too)
+            await ensure_topics(access, settings.kafka_replication_factor,
+                                settings.kafka_min_insync_replicas,
+                                names=[*topics.JOB_TOPICS,
+                                       *(topics.dlq(t) for t in topics.JOB_TOPICS)],
+                                reconfigure=False)
         if not await notify.alerts.is_ready():
             if settings.notify_rebuild_on_empty:
                 # Before consuming: a redelivered message must find what it did the first time.
@@ -118,6 +139,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
             else:
                 await notify.alerts.mark_ready()
         await broker.start()
+        for lane in workers:
+            await lane.start()
         await fanout.start()
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         sampling = asyncio.create_task(metrics.sample_forever([
@@ -138,6 +161,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            for lane in workers:
+                await lane.stop()
             await fanout.stop()
             await broker.stop()
             await notify.webhooks.close()
@@ -149,6 +174,7 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                   **API_DOCS_OFF)
     app.state.notify = notify
     app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version, OWN_LOGS)
+    app.state.lanes = workers  # the delivery workers' consumers, one per lane
     install_error_handlers(app)
     harden(app, settings)
     allow_consoles(app, settings.dispatch_url, settings.alert_url)

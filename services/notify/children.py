@@ -2,7 +2,7 @@
 a report of a child who already has a live alert becomes an Update of it (decided with the
 child-identity rule of shared/identity.py, by an atomic claim, without waiting for dispatch);
 an unlink gives the report its own alert; a reopen issues a cancelled alert again to everyone
-who got its Cancel. Held by `Notify` (handlers.py) as `notify.children`."""
+who got its Cancel. Held by the planner (planner.py) as `planner.children`."""
 
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ from shared.identity_claims import IdentityClaims
 from shared.report import ReportAccepted
 
 if TYPE_CHECKING:
-    from services.notify.handlers import Notify
+    from services.notify.planner import Planner
 
 
 class ChildAlerts:
     """Notify's use cases that know children; holds the child-identity claims."""
 
-    def __init__(self, notify: Notify, claim_wait_s: float = 10.0) -> None:
-        self.notify = notify
+    def __init__(self, planner: Planner, claim_wait_s: float = 10.0) -> None:
+        self.planner = planner
+        self.notify = notify = planner.ctx
         self.claim_wait_s = claim_wait_s
         # The same child-identity rule and window as dispatch (shared/identity.py, settings).
         self.window = timedelta(hours=notify.settings.dispatch_duplicate_window_h)
@@ -78,7 +79,7 @@ class ChildAlerts:
         """The second report's details reach everyone who had the alert, as an Update (one
         version per merged report: a redelivery resends the same version, same webhook-ids).
         False when the alert ended meanwhile (the report then needs an alert of its own)."""
-        async with self.notify._locked(alert_id):
+        async with self.notify.locked(alert_id):
             alert = await self.notify.alerts.get(alert_id)
             if alert is None or alert.cancelled:
                 return False
@@ -91,10 +92,10 @@ class ChildAlerts:
                                                    accepted.report.model_dump(mode="json"))
                 alert.released = alert.released or accepted.report.release.public
                 alert.bump("Update", self.notify.clock(), note=f"report {accepted.report_id}")
-                await self.notify._save(alert)
+                await self.notify.save(alert)
             await self.notify.alerts.set_merged(accepted.case_id, alert_id)
-        await self.notify._fan_out(alert, everyone=True)
-        await self.notify._push_group(alert, everyone=True)
+        await self.planner.fan_out(alert, everyone=True)
+        await self.planner.push_group(alert, everyone=True)
         return True
 
     async def reopen(self, case_id: str) -> None:
@@ -105,19 +106,19 @@ class ChildAlerts:
             notes.found, notes.outcome = False, ""
             await self.notify.alerts.save_notes(case_id, notes)
         now = self.notify.clock()
-        async with self.notify._locked(domain.alert_id_of(case_id)):
+        async with self.notify.locked(domain.alert_id_of(case_id)):
             alert = await self.notify.alerts.get(domain.alert_id_of(case_id))
             if alert is None or not alert.cancelled or alert.held_report is None:
                 return
             alert.cancelled, alert.outcome = False, ""
             alert.report, alert.held_report = alert.held_report, None
             alert.leader = notes.leader
-            alert.radius_km = self.notify._radius(alert.seen_at, now)
+            alert.radius_km = self.planner.radius(alert.seen_at, now)
             alert.bump("Alert", now, note="reopened")
-            await self.notify._save(alert)
-        await self.notify._fan_out(alert, everyone=True)
-        await self.notify._push_group(alert, everyone=True)
-        await self.notify._schedule_widening(alert, now)
+            await self.notify.save(alert)
+        await self.planner.fan_out(alert, everyone=True)
+        await self.planner.push_group(alert, everyone=True)
+        await self.planner.schedule_widening(alert, now)
 
     async def unlink(self, unlinked: ReportUnlinked) -> None:
         """The commander undid a link: the report's child gets an alert of its own again."""
@@ -125,13 +126,13 @@ class ChildAlerts:
         if alert_id is None:
             return  # never merged here (or already unlinked)
         held: dict[str, Any] | None = None
-        async with self.notify._locked(alert_id):
+        async with self.notify.locked(alert_id):
             alert = await self.notify.alerts.get(alert_id)
             if alert is not None:
                 held = next((m.accepted for m in alert.merged
                              if m.report_id == unlinked.report_id), None)
                 alert.merged = [m for m in alert.merged if m.report_id != unlinked.report_id]
-                await self.notify._save(alert)
+                await self.notify.save(alert)
         notes = await self.notify.alerts.notes(unlinked.duplicate_case_id)
         if notes.found:  # a found of the other child mirrored while linked
             notes.found, notes.outcome = False, ""
@@ -139,12 +140,12 @@ class ChildAlerts:
         await self.notify.alerts.set_merged(unlinked.duplicate_case_id, None)
         if held is not None:
             accepted = ReportAccepted.model_validate(held)
-            async with self.notify._locked(domain.alert_id_of(accepted.case_id)):
+            async with self.notify.locked(domain.alert_id_of(accepted.case_id)):
                 own = await self.notify.alerts.get(domain.alert_id_of(accepted.case_id)) \
-                    or await self.notify._open(accepted)
+                    or await self.planner.open(accepted)
             if own is not None and not own.cancelled:
-                await self.notify._fan_out(own)
-                await self.notify._push_group(own)
+                await self.planner.fan_out(own)
+                await self.planner.push_group(own)
 
     async def restore_identity(self, alert: AlertState) -> None:
         """The child's claim (a live alert within the window) and the reports merged into it."""

@@ -1,6 +1,10 @@
-"""Kafka entrypoints of notify: `on_<topic>` subscribers in the `homeward-notify` group."""
+"""Kafka entrypoints of notify: the planner's `on_<topic>` subscribers in the `homeward-notify`
+group, and the delivery workers' batch consumers, one group per lane
+(shared.kafka_acl.JOB_GROUPS)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 
@@ -9,6 +13,7 @@ from services.notify.handlers import Notify
 from shared import topics
 from shared.casekeys import open_event
 from shared.events import (
+    CASE_DETAILS_AMENDED,
     CASE_FOUND,
     CASE_MEMBER_ADDED,
     CASE_OPENED,
@@ -19,21 +24,42 @@ from shared.events import (
     REPORT_ACCEPTED,
     CloudEvent,
 )
-from shared.kafka import EventPublisher, subscribe
+from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
+from shared.kafka_acl import JOB_GROUPS
 
 GROUP = "homeward-notify"
 CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED,
-              CASE_REPORT_UNLINKED, CASE_PURGED, *tip_push.TYPES}
+              CASE_REPORT_UNLINKED, CASE_PURGED, CASE_DETAILS_AMENDED, *tip_push.TYPES}
 
 
-def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher) -> None:
+def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
+             bootstrap: Bootstrap, plan: bool = True) -> list[BatchConsumer]:
+    """The planner's subscribers on `broker` (unless `plan` is off: a delivery-only worker);
+    returns the lanes' consumers (the caller starts and stops them)."""
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await notify.on_report_accepted(await open_event(event, notify.keys))
 
     async def on_dispatch(event: CloudEvent) -> None:
-        if event.type in CASE_TYPES:
-            await notify.on_case_event(event)
+        if event.type in CASE_TYPES:  # an amendment's new values are sealed (issue 13)
+            await notify.on_case_event(await open_event(event, notify.keys))
 
-    subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
-    subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
+    if plan:
+        subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
+        subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
+    return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic], jobs_handler(notify, publisher),
+                          publisher) for topic in topics.JOB_TOPICS]
+
+
+def jobs_handler(notify: Notify, publisher: EventPublisher) -> Any:
+    """A lane's batch to the delivery worker; a job it cannot work goes to the lane's DLQ."""
+
+    async def handle(batch: list[tuple[Any, CloudEvent]]) -> None:
+        records = {event.id: record for record, event in batch}
+
+        async def dead_letter(event_id: str, error: Exception) -> None:
+            await publisher.dead_letter_record(records[event_id], error)
+
+        await notify.worker.handle([event for _, event in batch], dead_letter)
+
+    return handle

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import random
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -313,6 +312,20 @@ def merge_report(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def amend_report(report: dict[str, Any], amended: dict[str, Any],
+                 paths: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """The alert's restricted content after the commander's amendment (issue 18 §5,
+    homeward.case.details_amended.v1): each amended field (a key of `paths`, e.g.
+    shared.events.AMENDABLE_DETAILS) replaces the report's value at its path; others are
+    ignored. Returns a new dict; equal to `report` when nothing changed."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in report.items()}
+    for name, value in amended.items():
+        if name in paths:
+            part, key = paths[name]
+            out.setdefault(part, {})[key] = value
+    return out
+
+
 # --- content -----------------------------------------------------------------------------------
 
 
@@ -471,14 +484,16 @@ def fold_receipt(record: dict[str, str], receipt: DeliveryReceipt,
         out.update(state=receipt.status, attempts=str(receipt.attempts),
                    http_status=str(receipt.http_status or ""),
                    error="" if receipt.status == "sent" else receipt.error, at=at)
+        if receipt.since is not None:
+            out["since"] = receipt.since.isoformat()
     return out
 
 
 
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
-
-# Why a delivery was dropped before its retry (handlers.Notify._retry): notify's own words.
-DROPPED_REASONS = ("push body expired", "alert cancelled", "subscriber disabled")
+# Why a delivery was dropped before a try (services.notify.delivery): notify's own words.
+BODY_GONE, CANCELLED, DISABLED = "push body expired", "alert cancelled", "subscriber disabled"
+NOT_REACHED, SUPERSEDED = "alert never reached", "superseded by a later version"
+DROPPED_REASONS = (BODY_GONE, CANCELLED, DISABLED, NOT_REACHED, SUPERSEDED)
 
 
 def error_class(text: str) -> str:
@@ -494,16 +509,6 @@ def error_class(text: str) -> str:
     if text.startswith("apprise"):
         return "target_refused"
     return "timeout" if "Timeout" in text else "connect_failed"
-
-
-def backoff_s(attempt: int, base: float, cap: float, retry_after: float | None = None,
-              rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
-    rng = rng or random.Random()
-    delay = rng.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
-    return delay
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -43,9 +43,12 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 
 def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricted"],
             sender: str, link: str, contact: str, limit: int,
-            zone: str = DEFAULT_ZONE, verify_base: str = "") -> bytes:
+            zone: str = DEFAULT_ZONE, verify_base: str = "",
+            pushed: dict[str, Any] | None = None) -> bytes:
     """One CAP 1.2 message for `version` of the alert. A cancelled alert renders every version
-    as its Cancel, with no personal data. `zone`: where the description's times are shown."""
+    as its Cancel, with no personal data. `zone`: where the description's times are shown.
+    `pushed`: the push body of that version and scope as it went out (its content, not the
+    latest); without it the content is rendered from the alert's state."""
     info_v = next(v for v in alert.versions if v.version == version)
     if alert.cancelled:
         info_v = alert.versions[-1]
@@ -82,8 +85,8 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
         _sub(info, "web", link)
         _sub(info, "contact", contact)
     else:
-        body = push_body(alert, "restricted" if scope == "Restricted" else "public", link,
-                         contact, limit, info_v.sent, zone, verify_base)
+        body = pushed or push_body(alert, "restricted" if scope == "Restricted" else "public",
+                                   link, contact, limit, info_v.sent, zone, verify_base)
         child: dict[str, Any] = body["child"]
         _sub(info, "event", "儿童失踪协查")
         _sub(info, "responseType", "Monitor")
@@ -113,9 +116,11 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
 
 def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
               now: datetime | None = None, zone: str = DEFAULT_ZONE,
-              verify_base: str = "") -> bytes:
+              verify_base: str = "", ended: list[AlertState] | None = None) -> bytes:
     """Atom (RFC 4287) feed of active public alerts; each entry links its CAP message (signed
-    by the issuer, services.notify.signing) and its verification page."""
+    by the issuer, services.notify.signing) and its verification page. `ended`: public alerts
+    cancelled lately, each an entry of its Cancel without personal data (ids and outcome), so
+    feed-only readers withdraw the alert (issue 18 §5)."""
     now = now or datetime.now(UTC)
     ET.register_namespace("", ATOM_NS)
 
@@ -130,7 +135,8 @@ def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     sub(feed, "id", f"{base_url}/api/v1/alerts/active.atom")
     sub(feed, "title", "Homeward 儿童失踪协查（公开）")
-    updated = max([a.versions[-1].sent for a in alerts], default=now)
+    ended = [a for a in ended or [] if a.cancelled]
+    updated = max([a.versions[-1].sent for a in [*alerts, *ended]], default=now)
     sub(feed, "updated", cap_time(updated))
     sub(sub(feed, "author"), "name", "Homeward")
     sub(feed, "link", rel="self", href=f"{base_url}/api/v1/alerts/active.atom")
@@ -149,6 +155,16 @@ def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
             sub(entry, "link", rel="related", type="text/html",
                 href=verify_url(verify_base, alert.short_code))
         sub(entry, "summary", body["text"])
+    for alert in ended:
+        cap_url = f"{base_url}/api/v1/alerts/{alert.alert_id}.xml"
+        word = "撤销" if alert.outcome == "false_report" else "解除"
+        entry = sub(feed, "entry")
+        sub(entry, "id", f"urn:homeward:alert:{alert.alert_id}")
+        sub(entry, "title", f"协查已{word} {alert.case_id}")
+        sub(entry, "updated", cap_time(alert.versions[-1].sent))
+        sub(entry, "link", rel="alternate", type="application/cap+xml", href=cap_url)
+        sub(entry, "summary", f"该协查已{word}，请停止转发。核验码："
+                              f"{display_code(alert.short_code)}")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(feed, encoding="utf-8")
 
 

@@ -16,7 +16,7 @@ from services.notify import domain, tip_push
 from shared import topics
 
 if TYPE_CHECKING:
-    from services.notify.handlers import Notify
+    from services.notify.context import Context
 
 BODY_SCOPES = ("restricted", "public", "cancel")
 
@@ -26,16 +26,17 @@ def pushed_report(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "reporter"}
 
 
-async def purge_alert(notify: Notify, case_id: str) -> list[str]:
+async def purge_alert(notify: Context, case_id: str) -> list[str]:
     """Drop the alert's personal data everywhere notify holds it; idempotent. Returns the body
-    keys tombstoned."""
+    keys tombstoned. Delivery jobs still queued for the alert carry no personal data (only
+    their body's key): with the bodies gone, a worker drops them (`push body expired`)."""
     alert_id = domain.alert_id_of(case_id)
-    async with notify._locked(alert_id):
+    async with notify.locked(alert_id):
         alert = await notify.alerts.get(alert_id)
         if alert is None:
             return []
         alert.report = alert.held_report = None
-        await notify._save(alert)
+        await notify.save(alert)
     body_keys = [f"{alert_id}:{v.version}:{scope}" for v in alert.versions
                  for scope in BODY_SCOPES]
     for key in body_keys:

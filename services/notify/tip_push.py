@@ -2,7 +2,8 @@
 its investigation member, a local check (核查) to the head of the county bureau that checks —
 over the case group's channel (`notify_group_apprise_url`, the SMS/chat gateway with {phone}),
 with receipts of `scope: group` (shared.events.SCOPE_GROUP) on homeward.deliveries.v1, sent,
-retried and dead-lettered like every other delivery (`Notify._deliver_all`).
+retried and dead-lettered like every other delivery: one job per person on the restricted
+lane (`Planner.publish`, issue 18).
 
 The push carries the time and place of the sighting, where it lies from the last-seen point
 (distance, bearing), the radius now, and its plausibility, as dispatch assessed it
@@ -31,7 +32,8 @@ from shared.events import (
 )
 
 if TYPE_CHECKING:
-    from services.notify.handlers import Notify
+    from services.notify.context import Context
+    from services.notify.planner import Planner
 
 TYPES = frozenset({CASE_TIP_ATTACHED, CASE_CHECK_ASSIGNED, CASE_CHECK_OVERDUE})
 
@@ -84,14 +86,16 @@ def check_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> 
     }
 
 
-async def push(notify: Notify, event: CloudEvent) -> None:
+async def push(planner: Planner, event: CloudEvent) -> None:
     """Push a tip (or a check) to the people dispatch named in `details.notify`; nothing
-    without a gateway configured, for a drill, or for a case notify has no alert of."""
-    template = notify.settings.notify_group_apprise_url
+    without a gateway configured, for a drill, or for a case notify has no alert of. (`event`
+    as the consumer opened it: sealed fields readable while the case key exists.)"""
+    ctx = planner.ctx
+    template = ctx.settings.notify_group_apprise_url
     if not template or event.type not in TYPES:
         return
-    data = CaseEvent.model_validate((await open_event(event, notify.keys)).data)
-    alert = await notify.alerts.get(domain.alert_id_of(data.case_id))
+    data = CaseEvent.model_validate((await open_event(event, ctx.keys)).data)
+    alert = await ctx.alerts.get(domain.alert_id_of(data.case_id))
     if alert is None or alert.exercise or alert.cancelled:
         return
     people = [p for p in data.details.get("notify") or [] if isinstance(p, dict)]
@@ -99,13 +103,15 @@ async def push(notify: Notify, event: CloudEvent) -> None:
     if not members:
         return
     make = tip_body if event.type == CASE_TIP_ATTACHED else check_body
-    body = make(data.case_id, data.details, notify.settings.notify_push_max_chars,
-                notify.settings.display_timezone)
-    await notify.subscribers.add_many(members)  # a retry finds its recipient
-    await notify._deliver_all([(m, body) for m in members])
+    body = make(data.case_id, data.details, ctx.settings.notify_push_max_chars,
+                ctx.settings.display_timezone)
+    await ctx.subscribers.add_many(members)  # a retry finds its recipient
+    # Not a version of the alert: nobody is recorded as its recipient (a Cancel goes only to
+    # those the alert itself reached).
+    await planner.publish(str(body["alert_id"]), [(m, body) for m in members], None)
 
 
-async def purge_bodies(notify: Notify, case_id: str) -> list[str]:
+async def purge_bodies(notify: Context, case_id: str) -> list[str]:
     """At the case's purge (issue 13): the tip and check push bodies of the case leave Redis and
     get tombstones on homeward.alerts.v1 (their sealed `text` is unreadable already, the case key
     being gone). Returns the body keys dropped; idempotent."""

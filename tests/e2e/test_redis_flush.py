@@ -1,7 +1,8 @@
 """Redis flushed while idle (issue 7): the three services as processes are stopped, Redis is
 emptied (FLUSHALL) and they are started again. Dispatch replays homeward.dispatch.v1; notify
 rebuilds subscribers, alerts, push bodies, the delivery ledger, hub consoles and timers from
-its logs and the receipts. Every answer of the API is the same as before, no recipient gets a
+its logs and the receipts; its delivery-jobs lanes (issue 18) need nothing rebuilt and no job
+is worked again. Every answer of the API is the same as before, no recipient gets a
 second distinct delivery, and a widening that was pending before the flush still happens.
 
 The alert service's report progress is kept in Redis and not rebuilt: it is left out here."""
@@ -23,10 +24,11 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import KafkaServer, RedisServer, ServiceProcess, free_port, start_services
 from services.notify.signing import verify_cap
+from shared import topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
 from shared.verification import JWKS_PATH
-from tests.helpers import WebhookSink, eventually, report_body
+from tests.helpers import WebhookSink, eventually, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -135,19 +137,39 @@ async def test_redis_flushed_while_idle_is_rebuilt_from_the_topics(
     try:
         await scenario(procs, lambda: start_services(kafka.bootstrap, redis_server.url, where,
                                                      ports, extra_env=ENV),
-                       redis_server.url)
+                       redis_server.url, kafka.bootstrap)
     finally:
         stop(procs)
 
 
-async def scenario(procs: dict[str, ServiceProcess], restart: Any, redis_url: str) -> None:
+async def scenario(procs: dict[str, ServiceProcess], restart: Any, redis_url: str,
+                   bootstrap: str) -> None:
     async with httpx.AsyncClient(timeout=20) as http:
         with WebhookSink() as near_sink, WebhookSink() as far_sink:
-            await flow(http, procs, restart, redis_url, near_sink, far_sink)
+            await flow(http, procs, restart, redis_url, near_sink, far_sink, bootstrap)
+
+
+async def jobs_of(bootstrap: str, cases: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The delivery jobs of `cases` on each lane (issue 18), as {key, value} dicts."""
+    return {lane: [m for m in await read_topic(bootstrap, lane)
+                   if (m["value"] or {}).get("case_id") in cases]
+            for lane in topics.JOB_TOPICS}
+
+
+def check_jobs(jobs: dict[str, list[dict[str, Any]]], hubs: set[str]) -> set[str]:
+    """Keyed by recipient, hubs on the restricted lane; the distinct jobs (delivery ids: one per
+    version and recipient; publishing is at least once, the worker's claim makes it once)."""
+    assert all(m["value"]["subscriber_id"] not in hubs
+               for m in jobs[topics.DELIVERY_JOBS_PUBLIC])
+    restricted = [m for m in jobs[topics.DELIVERY_JOBS_RESTRICTED]
+                  if m["value"]["subscriber_id"] in hubs]
+    assert all(m["key"] == m["value"]["subscriber_id"] for m in restricted)
+    return {m["value"]["delivery_id"] for m in restricted}
 
 
 async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restart: Any,
-               redis_url: str, near_sink: WebhookSink, far_sink: WebhookSink) -> None:
+               redis_url: str, near_sink: WebhookSink, far_sink: WebhookSink,
+               bootstrap: str) -> None:
     urls = {name: p.url for name, p in procs.items()}
     alert, dispatch, notify = urls["alert"], urls["dispatch"], urls["notify"]
     tag = uuid.uuid4().hex[:8]
@@ -230,6 +252,10 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
     assert all(b["case_id"] != cases["fresh"] for b in seen_far.values()), \
         f"the fresh case widened before the flush: raise UNIT_S ({UNIT_S:g}s)"
     assert [r["state"] for r in before["deliveries:open"]].count("acknowledged") == 1
+    # Every push went through the delivery-jobs lanes (issue 18); none is needed to rebuild:
+    # a worker commits a job only after its receipt, so the flush leaves nothing to redo.
+    jobs_before = check_jobs(await jobs_of(bootstrap, ids), set(hubs))
+    assert jobs_before == set(seen_near) | set(seen_far)  # the webhook-ids are the job ids
 
     stop(procs)
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -249,6 +275,7 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
     await asyncio.sleep(3)
     assert pushes(near_sink, ids).keys() == seen_near.keys()
     assert pushes(far_sink, ids).keys() == seen_far.keys()
+    assert check_jobs(await jobs_of(bootstrap, ids), set(hubs)) == jobs_before  # none new
 
     # The fresh case's widening timer came back: at 200 km the far hub is told, once.
     async def widened() -> list[dict[str, Any]]:

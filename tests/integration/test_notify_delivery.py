@@ -336,7 +336,9 @@ async def test_found_cancels_to_every_recipient_and_drops_personal_data(
     assert "dropped" in {d["state"] for d in after["deliveries"]}
     # Feeds and cached copies lose the child's data at once.
     atom = await stack.http.get("/api/v1/alerts/active.atom")
-    assert alert_id not in atom.text and "张小明" not in atom.text
+    assert "张小明" not in atom.text and not any(s in atom.text for s in PII)
+    # The feed keeps the Cancel's entry a while (issue 18 §5): ids and outcome only.
+    assert f"urn:homeward:alert:{alert_id}" in atom.text and "协查已解除" in atom.text
     cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version=1")
     xmlschema.XMLSchema(CAP_XSD).validate(cap.text)
     assert "<msgType>Cancel</msgType>" in cap.text and "张小明" not in cap.text
@@ -352,16 +354,22 @@ async def test_found_cancels_to_every_recipient_and_drops_personal_data(
 
 async def test_retry_after_410_and_dead_letter(stack_factory: Any, sinks: Any,
                                                settings: Settings) -> None:
+    """Retry-After honoured; 410 disables; a public delivery dies after its tries; a hub's push
+    of an active alert never dies (issue 18 §4): it keeps retrying, `retrying` since its first
+    failure."""
     stack = await stack_factory(notify_retry_max_attempts=3)
     slow = sinks("r-429", script=[(429, {"Retry-After": "1"})])
     gone = sinks("r-410", status=410)
     broken = sinks("r-500", status=500)
+    broken_media = sinks("r-500-media", status=500)
     s_slow = await stack.subscribe("限流站", SubscriberKind.hub, *north(10), url=slow.url)
     s_gone = await stack.subscribe("撤销站", SubscriberKind.hub, *north(20), url=gone.url)
     await stack.subscribe("坏站", SubscriberKind.hub, *north(30), url=broken.url)
-    case_id = await stack.report()
+    await stack.subscribe("坏媒体", SubscriberKind.media, *north(30), url=broken_media.url)
+    case_id = await stack.report(release__public=True)
     await run_timers_until(stack.notify, lambda: len(slow.requests) == 2 and
-                           len(broken.requests) == 3, timeout=10)
+                           len(broken_media.requests) == 3 and len(broken.requests) >= 5,
+                           timeout=10)
     first, second = slow.requests
     assert second["at"] - first["at"] >= 0.95  # Retry-After honoured
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
@@ -369,18 +377,27 @@ async def test_retry_after_410_and_dead_letter(stack_factory: Any, sinks: Any,
     assert len(gone.requests) == 1
     sub = await stack.notify.subscribers.get(s_gone["subscriber_id"])
     assert sub is not None and not sub.active
+    assert len({r["headers"]["webhook-id"] for r in broken.requests}) == 1
     states = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert states["限流站"]["state"] == "sent" and states["限流站"]["attempts"] == 2
     assert states["撤销站"]["state"] == "gone"
-    assert states["坏站"]["state"] == "dead" and states["坏站"]["attempts"] == 3
+    assert states["坏媒体"]["state"] == "dead" and states["坏媒体"]["attempts"] == 3
+    hub = states["坏站"]
+    assert hub["state"] == "retrying" and hub["attempts"] >= 5 > 3  # past max: never dead
+    assert hub["since"] is not None and hub["since"] <= hub["at"]
     dead = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES_DLQ)
             if m["key"] == case_id]
-    assert [m["value"]["status"] for m in dead] == ["dead"]
-    receipts = [m for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES)
+    assert [(m["value"]["status"], m["value"]["name"]) for m in dead] == [("dead", "坏媒体")]
+    receipts = [m["value"] for m in await read_topic(settings.kafka_bootstrap, topics.DELIVERIES)
                 if m["key"] == case_id]
     # Every failed try that is retried is recorded too (a rebuilt ledger retries it).
-    assert sorted(m["value"]["status"] for m in receipts) == [
-        "dead", "gone", "retrying", "retrying", "retrying", "sent"]
+    by_name: dict[str, list[str]] = {}
+    for r in receipts:
+        by_name.setdefault(r["name"], []).append(r["status"])
+    assert by_name["坏媒体"] == ["retrying", "retrying", "dead"]
+    assert by_name["限流站"] == ["retrying", "sent"] and by_name["撤销站"] == ["gone"]
+    assert set(by_name["坏站"]) == {"retrying"} and len(by_name["坏站"]) >= 5
+    assert len({r["since"] for r in receipts if r["name"] == "坏站"}) == 1
 
 
 async def test_restart_mid_fan_out_sends_no_distinct_duplicate(
@@ -525,7 +542,8 @@ async def test_apprise_channels_record_a_result_per_target(stack_factory: Any,
     assert "张小明" in json.loads(good.requests[0]["body"])["message"]
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["钉钉群"]["state"] == "sent" and rows["钉钉群"]["channel"] == "apprise"
-    assert rows["企业微信群"]["state"] == "dead" and rows["企业微信群"]["error"] == "http_5xx"
+    # A hub's push of an active alert is never dead (issue 18 §4): past its 2 tries it retries.
+    assert rows["企业微信群"]["state"] == "retrying" and rows["企业微信群"]["error"] == "http_5xx"
 
 
 async def test_widening_timer_survives_a_restart(stack_factory: Any, sinks: Any) -> None:

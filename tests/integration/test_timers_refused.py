@@ -23,7 +23,7 @@ from services.dispatch.roster import load_roster
 from services.notify import domain as notify_domain
 from services.notify.adapters import DeliveryLedger
 from services.notify.app import build_notify
-from services.notify.handlers import RETRIES
+from services.notify.handlers import ACKS, RETRIES, WIDEN
 from services.notify.handlers import TIMERS_KEY as NOTIFY_TIMERS
 from shared import topics
 from shared.events import CASE_TASK_OVERDUE, REPORT_ACCEPTED, CloudEvent
@@ -70,9 +70,9 @@ async def test_notify_tick_settles_only_what_was_done(
         if did == "again":
             await notify.ledger.schedule(RETRIES, did, time.time() + 600)  # its next try
 
-    monkeypatch.setattr(notify, "_retry", retry)
-    monkeypatch.setattr(notify, "widen", _nothing)
-    monkeypatch.setattr(notify, "_ack_overdue", _nothing)
+    monkeypatch.setitem(notify.timers.work, RETRIES, retry)
+    monkeypatch.setitem(notify.timers.work, WIDEN, _nothing)
+    monkeypatch.setitem(notify.timers.work, ACKS, _nothing)
     for did in ("refused", "done", "again"):
         await notify.ledger.schedule(RETRIES, did, time.time() - 1)
     assert await notify.tick() == 3 and sorted(ran) == ["again", "done", "refused"]

@@ -85,7 +85,10 @@ async def test_the_subscriber_log_and_redis_hold_no_secret_and_no_channel_url_in
         UTC).isoformat(), priority="high", mechanisms=["rapid_search"], leader={
             "organ_code": "140403", "organ_name": "长治市公安局潞州分局", "name": "褚卫东",
             "title": "局长", "phone": "0355-1000001"})
-    assert len(hook.requests) == len(chat.requests) == len(leader_sink.requests) == 1
+    # The hubs: the Alert, then the Update carrying the leader (issue 18 §5); the leader: one.
+    assert len(hook.requests) == len(chat.requests) == 2 and len(leader_sink.requests) == 1
+    assert [json.loads(r["body"])["msg_type"] for r in hook.requests] == ["Alert", "Update"]
+    assert "褚卫东" in json.loads(hook.requests[1]["body"])["text"]
     # Apprise's JSON target as Apprise would post it: its credentials and headers opened.
     assert chat.requests[0]["headers"]["Authorization"] == encode_basic_auth("bot", token)
     assert chat.requests[0]["headers"]["X-Token"] == token

@@ -17,7 +17,10 @@ def test_each_service_may_join_exactly_its_consumer_groups() -> None:
     assert groups("alert") == {alert_consumers.GROUP}
     assert groups("dispatch") == {dispatch_consumers.GROUP, dispatch_consumers.TIPS_GROUP,
                                   dispatch_found.GROUP}
-    assert groups("notify") == {notify_consumers.GROUP}
+    # The planner's group, and one group per delivery-jobs lane (issue 18).
+    assert groups("notify") == {notify_consumers.GROUP, *kafka_acl.JOB_GROUPS.values()}
+    assert set(kafka_acl.JOB_GROUPS) == set(topics.JOB_TOPICS)
+    assert set(topics.JOB_TOPICS) <= kafka_acl.readable_topics("notify")
     assert {g.operation for u in kafka_acl.SERVICES for g in kafka_acl.ACLS[u]
             if g.resource == "group"} == {"Read"}
 

@@ -1,4 +1,3 @@
-import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -6,6 +5,7 @@ import pytest
 import xmlschema
 
 from services.notify import domain, formats, hubs
+from services.notify.delivery_rules import RetryPolicy, backoff_s
 from services.notify.domain import delivery_id, is_public_address, radius_km
 from shared.events import CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, DeliveryReceipt
 from tests.helpers import report_body
@@ -54,11 +54,12 @@ def test_next_boundary_walks_the_tiers_then_stops() -> None:
 
 
 def test_backoff_is_jittered_exponential_capped_and_honours_retry_after() -> None:
-    rng = random.Random(1)
-    delays = [domain.backoff_s(a, 1.0, 30.0, rng=rng) for a in range(1, 10)]
-    assert all(0 <= d <= min(30.0, 2 ** (a - 1)) for a, d in enumerate(delays, start=1))
-    assert domain.backoff_s(1, 1.0, 30.0, retry_after=7, rng=rng) >= 7
-    assert domain.backoff_s(1, 1.0, 30.0, retry_after=3600, rng=rng) == 30.0
+    policy = RetryPolicy(base_s=1.0, cap_s=30.0, max_attempts=6, retry_after_cap_s=30.0)
+    delays = [backoff_s(a, policy) for a in range(1, 10)]
+    assert all(min(30.0, 2 ** (a - 1)) / 2 <= d <= min(30.0, 2 ** (a - 1))
+               for a, d in enumerate(delays, start=1))
+    assert backoff_s(1, policy, retry_after=7) >= 7
+    assert backoff_s(1, policy, retry_after=3600) == 30.0
     assert domain.parse_retry_after("12") == 12.0
     assert domain.parse_retry_after("Sun, 22 Nov 2026 02:00:30 GMT", NOW) == 30.0
     assert domain.parse_retry_after("soon") is None

@@ -1,0 +1,84 @@
+"""The commander amends the child's details (issue 18 §5): `PATCH /api/v1/cases/{case_id}/details`
+→ `homeward.case.details_amended.v1` on the case log (the new values sealed with the case key,
+their names in the clear for the timeline), which notify turns into an Update to every earlier
+recipient of the alert. Operators who took the report amend through alert before the case group
+is formed; after that, the case is the place."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.dispatch.domain import Case, Change, Refused, case_event
+from services.dispatch.handlers import Dispatch
+from shared import events as ev
+from shared.auth import Principal, Role
+from shared.report import PhotoUrl
+from shared.text import Line, Text
+from shared.web import ApiError, Authenticator
+
+
+class DetailsAmendment(BaseModel):
+    """The fields to change (absent: unchanged); at least one. Keys: shared.events.
+    AMENDABLE_DETAILS; limits as in the report (shared.report)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    description: Text | None = Field(default=None, max_length=1000,
+                                     description="the child's description, clothing included")
+    photo_urls: list[PhotoUrl] | None = Field(default=None, max_length=10)
+    height_cm: int | None = Field(default=None, ge=30, le=220)
+    weight_kg: float | None = Field(default=None, ge=1, le=200)
+    suspect: Text | None = Field(default=None, max_length=500)
+    vehicle: Line | None = Field(default=None, max_length=100)
+    reason: Text = Field(default="", max_length=500, description="why: for the timeline")
+
+    def amended(self) -> dict[str, Any]:
+        values = self.model_dump(mode="json", exclude={"reason"}, exclude_none=True)
+        return {k: v for k, v in values.items() if k in ev.AMENDABLE_DETAILS}
+
+
+def plan_amend(case: Case, amended: dict[str, Any], reason: str, actor: str, now: datetime,
+               event_id: str) -> list[Change]:
+    """The amendment as an event of the case; 422 `nothing_amended` (field body) without a
+    field, 409 `case_ended` once the case is found, a false report or closed."""
+    if not amended:
+        raise Refused(422, "nothing_amended", "name at least one field to amend: "
+                      + ", ".join(ev.AMENDABLE_DETAILS), "body")
+    if not case.is_open:
+        raise Refused(409, "case_ended", f"case {case.case_id} has ended ({case.status})",
+                      "status")
+    return [case_event(case.case_id, case.region_code, ev.CASE_DETAILS_AMENDED, event_id, now,
+                       actor, reason, amended=amended, fields=sorted(amended))]
+
+
+def build_amend_router(auth: Authenticator, dispatch: Dispatch) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["cases"])
+    Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
+    CaseId = Annotated[str, PathParam(pattern=r"^[0-9A-Za-z-]{1,40}$")]
+
+    @router.patch("/cases/{case_id}/details")
+    async def amend_details(case_id: CaseId, body: DetailsAmendment,
+                            who: Commander) -> dict[str, Any]:
+        """Amend the child's description, photos, height, weight, suspect or vehicle: the case
+        leader's organ level or above (403 below_leader_level, as for found and close; 404
+        outside the caller's region). Answers the case's id, the fields amended and the
+        timeline entry's event id."""
+        case = await dispatch.cases.get(case_id)
+        if case is None or not who.can_see(case.region_code):
+            raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
+                           what=f"case {case_id}")
+        amended = body.amended()
+        try:
+            updated = await dispatch.amend_details(case_id, lambda c, now, eid: plan_amend(
+                c, amended, body.reason, who.sub, now, eid), who.region)
+        except Refused as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field,
+                           what=exc.message) from exc
+        entry = updated.timeline[-1] if updated.timeline else None
+        return {"case_id": updated.case_id, "amended": sorted(amended),
+                "event_id": entry.event_id if entry else None}
+
+    return router

@@ -1,0 +1,96 @@
+"""Hub acknowledgements: a hub confirms a push (`POST /api/v1/deliveries/{id}/ack`); a push
+not acknowledged within `notify_ack_deadline_s` is reported to the case's commander
+(`homeward.delivery.ack_overdue.v1`, naming the region) and pushed again, up to
+`notify_ack_repush_max` times."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from services.notify.context import Context
+from services.notify.delivery import ACKS, DeliveryWorker
+from services.notify.errors import Forbidden, NotFound
+from shared import metrics, topics
+from shared.events import (
+    DELIVERY_ACK_OVERDUE,
+    DELIVERY_ACKNOWLEDGED,
+    CloudEvent,
+    DeliveryReceipt,
+    DeliveryStatus,
+)
+
+
+def receipt_of(did: str, record: dict[str, str], **fields: object) -> DeliveryReceipt:
+    """A receipt of a delivery from its ledger record, with `fields` (status, at...)."""
+    return DeliveryReceipt.model_validate({
+        "delivery_id": did, "alert_id": record.get("alert_id", ""),
+        "case_id": record.get("case_id", ""), "version": int(record.get("version", "1")),
+        "subscriber_id": record.get("subscriber_id", ""),
+        "scope": record.get("scope", "restricted"), "channel": record.get("channel", ""),
+        "attempts": int(record.get("attempts", "1") or 1), "kind": record.get("kind", ""),
+        "name": record.get("name", ""), **fields})
+
+
+@dataclass
+class Acks:
+    ctx: Context
+    worker: DeliveryWorker
+
+    async def acknowledge(self, did: str, hub_id: str | None, admin: bool = False) -> str:
+        """The hub `hub_id` (or an admin) confirms delivery `did`: when, ISO 8601. NotFound,
+        Forbidden (another hub's delivery)."""
+        ctx = self.ctx
+        record = await ctx.ledger.get(did)
+        if not record:
+            raise NotFound(did)
+        if not admin and record.get("subscriber_id") != hub_id:
+            raise Forbidden(did)
+        if record.get("state") == DeliveryStatus.acknowledged:
+            return record.get("acked_at", "")
+        at = ctx.clock()
+        await ctx.ledger.mark(did, DeliveryStatus.acknowledged, acked_at=at.isoformat(),
+                              at=at.isoformat())
+        metrics.hub_acknowledged(record, at)
+        metrics.delivery_receipt("acknowledged", record.get("kind", ""),
+                                 record.get("channel", ""), at)
+        await ctx.ledger.unschedule(ACKS, did)
+        receipt = receipt_of(did, record, status=DeliveryStatus.acknowledged, at=at)
+        await ctx.publisher.publish(topics.DELIVERIES, CloudEvent.of(
+            DELIVERY_ACKNOWLEDGED, ctx.publisher.source, receipt.case_id, receipt,
+            event_id=f"{did}:acknowledged"))
+        return at.isoformat()
+
+    async def overdue(self, did: str) -> None:
+        """The ack deadline of hub push `did` passed (the timer)."""
+        ctx = self.ctx
+        record = await ctx.ledger.get(did)
+        if record.get("state") != DeliveryStatus.sent:
+            return  # acknowledged, or no longer pending
+        alert = await ctx.alerts.get(record.get("alert_id", ""))
+        if alert is None or alert.cancelled:
+            return
+        reminders = int(record.get("reminders", "0") or 0)
+        sub = await ctx.subscribers.get(record["subscriber_id"])
+        now = ctx.clock()
+        await ctx.ledger.mark(did, DeliveryStatus.sent, overdue="1",
+                              reminders=str(reminders + 1), at=now.isoformat())
+        receipt = receipt_of(
+            did, record, status=DeliveryStatus.ack_overdue, at=now,
+            error=f"region {alert.region_code}: not acknowledged within "
+                  f"{ctx.settings.notify_ack_deadline_s:g}s")
+        metrics.delivery_receipt("ack_overdue", receipt.kind, receipt.channel, now)
+        await ctx.publisher.publish(topics.DELIVERIES, CloudEvent.of(
+            DELIVERY_ACK_OVERDUE, ctx.publisher.source, alert.case_id, receipt,
+            event_id=f"{did}:overdue:{reminders + 1}"))
+        if sub is None or not sub.active or reminders >= ctx.settings.notify_ack_repush_max:
+            return
+        body = {**(await ctx.ledger.get_body(record.get("body_key", "")) or {}),
+                "reminder": reminders + 1}
+        if "alert_id" not in body:
+            return
+        await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+        result = await self.worker.send(f"{did}_r{reminders + 1}", sub, body)
+        if result.ok:
+            await ctx.ledger.schedule(ACKS, did,
+                                      time.time() + ctx.settings.notify_ack_deadline_s)

@@ -1,0 +1,328 @@
+"""Delivery workers (issue 18 §2): take the planner's jobs, send, retry, record receipts.
+
+A batch of jobs is worked recipient by recipient: the jobs of one recipient one after the
+other, in the order the planner published them (they share a partition: jobs are keyed by
+recipient), different recipients at once (at most `notify_fanout_parallel` requests in flight,
+`notify_per_endpoint_limit` per host). For each job:
+
+* the ledger record is claimed before the first request (one webhook-id per version and
+  recipient: a job seen again — a redelivery after a crash or a rebalance — skips a settled
+  delivery and resends a `pending` one with the same webhook-id);
+* a job of an alert that is cancelled, of a disabled subscriber, or whose body was purged is
+  `dropped` (a purge leaves nothing to resurrect: jobs carry no personal data);
+* a Cancel goes only to a recipient an earlier version reached (delivery_rules.cancel_reaches)
+  and supersedes that recipient's retries of earlier versions; a later version supersedes
+  earlier ones still retrying; an Update to someone who received no earlier version goes out
+  as an Alert (delivery_rules.first_message);
+* the try's outcome is decided by delivery_rules.decide_attempt: a hub's push of an active
+  alert keeps retrying (never `dead`), others die after `notify_retry_max_attempts` tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.notify import domain
+from services.notify.adapters import AppriseSender, GroupCommit, SendResult, WebhookSender
+from services.notify.context import Context
+from services.notify.delivery_rules import (
+    RetryPolicy,
+    cancel_reaches,
+    decide_attempt,
+    first_message,
+    superseded,
+)
+from services.notify.domain import (
+    BODY_GONE,
+    CANCELLED,
+    DISABLED,
+    NOT_REACHED,
+    SUPERSEDED,
+    Subscriber,
+    SubscriberKind,
+)
+from services.notify.lanes import Job
+from services.notify.signing import Keyring
+from shared import metrics, topics
+from shared.events import (
+    DELIVERY_DEAD,
+    DELIVERY_FAILED,
+    DELIVERY_RETRYING,
+    DELIVERY_SENT,
+    CloudEvent,
+    DeliveryJob,
+    DeliveryReceipt,
+    DeliveryStatus,
+)
+from shared.faults import is_transient
+
+log = logging.getLogger(__name__)
+
+RETRIES, ACKS = "retry", "ack"
+
+# A message that failed for good, by its event id (a job's is `<delivery id>:job`).
+OnError = Callable[[str, Exception], Awaitable[None]]
+
+
+def record_of(sub: Subscriber | None, job: DeliveryJob) -> dict[str, str]:
+    """What the ledger record of a delivery says of it, set when it is claimed."""
+    return {
+        "subscriber_id": job.subscriber_id, "kind": sub.kind.value if sub else "",
+        "channel": sub.channel.type if sub else "", "alert_id": job.alert_id,
+        "case_id": job.case_id, "version": str(job.version), "scope": job.scope.value,
+        "name": sub.name if sub else "", "body_key": job.body_key,
+    }
+
+
+@dataclass
+class DeliveryWorker:
+    ctx: Context
+    webhooks: WebhookSender
+    apprise: AppriseSender
+    disable: Callable[[str], Awaitable[None]]
+    keyring: Keyring | None = None
+    sent: int = 0  # requests this process made (a fair share of a fan-out, in the tests)
+    receipts: GroupCommit[tuple[str, CloudEvent]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = RetryPolicy.from_settings(self.ctx.settings)
+        self.receipts = GroupCommit(self._publish_many)
+
+    async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
+        """Receipts of many deliveries: handed to the producer together, then confirmed
+        together (acks=all), so the producer batches them."""
+        broker = self.ctx.publisher.broker
+        futures = [await broker.publish(e.value(), topic, key=e.subject.encode(),
+                                        headers=e.headers(), no_confirm=True)
+                   for topic, e in events]
+        await asyncio.gather(*futures)
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    async def handle(self, events: list[CloudEvent], on_error: OnError) -> None:
+        """A batch of `homeward.delivery.job.v1` from a lane (shared.kafka.BatchConsumer); a
+        message that is not a job goes to `on_error` alone (the rest are worked)."""
+        jobs: list[DeliveryJob] = []
+        for event in events:
+            try:
+                jobs.append(DeliveryJob.model_validate(event.data))
+            except ValueError as exc:
+                await on_error(event.id, exc)
+        subs = {s.subscriber_id: s for s in await self.ctx.subscribers.get_many(
+            dict.fromkeys(j.subscriber_id for j in jobs))}
+        await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs], on_error)
+
+    async def run(self, jobs: list[Job], on_error: OnError | None = None) -> None:
+        """Work `jobs`: claim every ledger record in one round trip, then each recipient's
+        jobs in order, recipients at once. `on_error` takes a job that failed for good (a
+        transient fault is raised: the batch is worked again, idempotently)."""
+        if not jobs:
+            return
+        claimed = await self.ctx.ledger.claim_many(
+            {job.delivery_id: record_of(sub, job) for sub, job in jobs})
+        by_recipient: dict[str, list[Job]] = {}
+        for sub, job in jobs:
+            by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
+        limit = asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel)
+        bodies: dict[str, Any] = {}
+        payloads: dict[int, str] = {}
+
+        async def recipient(work: list[Job]) -> None:
+            for sub, job in work:
+                state, made = claimed[job.delivery_id]
+                if state is not None and state != DeliveryStatus.pending:
+                    continue  # settled, or waiting for its retry
+                try:
+                    await self.deliver(job, sub, made, bodies, payloads, limit)
+                except Exception as exc:
+                    if on_error is None or is_transient(exc):
+                        raise
+                    await on_error(f"{job.delivery_id}:job", exc)
+
+        await asyncio.gather(*(recipient(w) for w in by_recipient.values()))
+
+    async def _body(self, key: str, cache: dict[str, Any]) -> dict[str, Any] | None:
+        if key not in cache:
+            cache[key] = await self.ctx.ledger.get_body(key)
+        return cache[key]
+
+    async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int,
+                      bodies: dict[str, Any], payloads: dict[int, str],
+                      limit: asyncio.Semaphore | None) -> None:
+        ctx = self.ctx
+        did = job.delivery_id
+        if not sub.active:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
+            return
+        body = await self._body(job.body_key, bodies)
+        if body is None:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=BODY_GONE)
+            return
+        alert = await ctx.alerts.get(job.alert_id)
+        cancel = job.msg_type == "Cancel"
+        if not cancel and alert is not None and alert.cancelled:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
+            return
+        earlier = await self._earlier(job)
+        if cancel and not cancel_reaches(r for _, r in earlier):
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=NOT_REACHED)
+            return
+        for old in superseded(earlier):
+            await ctx.ledger.mark(old, DeliveryStatus.dropped,
+                                  error=CANCELLED if cancel else SUPERSEDED)
+            await ctx.ledger.unschedule(RETRIES, old)
+        if not cancel:
+            body = first_message(body, (r for _, r in earlier))
+        payload = payloads.get(id(body))
+        if payload is None:
+            payload = payloads[id(body)] = json.dumps(body, ensure_ascii=False,
+                                                      separators=(",", ":"))
+        active = alert is None or not alert.cancelled
+        await self.attempt(did, sub, body, made, payload, limit, active=active)
+
+    async def _earlier(self, job: DeliveryJob) -> list[tuple[str, dict[str, str]]]:
+        """The ledger records of this recipient's deliveries of the alert's earlier versions."""
+        ids = [domain.delivery_id(job.alert_id, v, job.subscriber_id)
+               for v in range(1, job.version)]
+        records = await self.ctx.ledger.get_many(ids)
+        return [(did, r) for did, r in zip(ids, records, strict=True) if r]
+
+    # --- one try -------------------------------------------------------------------------------
+
+    async def send(self, did: str, sub: Subscriber, body: dict[str, Any],
+                   payload: str | None = None) -> SendResult:
+        channel = sub.channel
+        if isinstance(channel, domain.WebhookChannel):
+            self.sent += 1
+            return await self.webhooks.send(str(channel.url),
+                                            sub.signing_secrets(self.ctx.clock()), did, body,
+                                            payload)
+        if isinstance(channel, domain.AppriseChannel):
+            self.sent += 1
+            return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
+        return SendResult(True, None)  # console: the hub feed below is the delivery
+
+    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
+                      made: int | None = None, payload: str | None = None,
+                      limit: asyncio.Semaphore | None = None, active: bool = True,
+                      since: str = "") -> None:
+        """One try of a delivery (`made` tries before it, read from the ledger if not given).
+        `limit` bounds the requests in flight; the records written after the request do not
+        hold a slot. `active`: the alert is not cancelled (a hub's push then never dies);
+        `since`: when the delivery first failed."""
+        ctx = self.ctx
+        if made is None:
+            made = int((await ctx.ledger.get(did)).get("attempts", "0") or 0)
+        attempts = made + 1
+        if sub.kind == SubscriberKind.hub and attempts == 1:
+            if body["type"] == domain.ALERT_CANCELLED:
+                await ctx.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
+            await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+        if limit is None:
+            result = await self.send(did, sub, body, payload)
+        else:
+            async with limit:
+                result = await self.send(did, sub, body, payload)
+        persistent = (sub.kind == SubscriberKind.hub and active
+                      and body["type"] == domain.ALERT_ISSUED)
+        decision = decide_attempt(result, attempts, self.policy, persistent)
+        status = str(result.status or "")
+        done_at = ctx.clock()  # the ledger's time and the receipt's, the same instant
+        at = done_at.isoformat()
+        state = decision.state
+        fields = {"attempts": str(attempts), "http_status": status,
+                  "error": "" if state == DeliveryStatus.sent else result.error, "at": at}
+        if state == DeliveryStatus.retrying:
+            assert decision.delay_s is not None
+            since = since or at
+            due = time.time() + decision.delay_s
+            await ctx.ledger.mark(did, state, next_at=str(due), since=since, **fields)
+            await ctx.ledger.schedule(RETRIES, did, due)
+        elif state == DeliveryStatus.sent:
+            await ctx.ledger.mark(did, state, sent_at=at, **fields)  # hub ack time (metrics)
+        else:
+            await ctx.ledger.mark(did, state, **fields)
+        # A hub acknowledges its first message of an alert (an Alert; a reopen is one again),
+        # not each Update after it.
+        if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
+                and body["type"] == domain.ALERT_ISSUED and body.get("msg_type") == "Alert":
+            await ctx.ledger.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
+        if decision.disable:
+            await self.disable(sub.subscriber_id)
+        receipt = self._receipt(did, sub, body, state, result, attempts, done_at,
+                                since if state == DeliveryStatus.retrying else "")
+        kind = {DeliveryStatus.sent: DELIVERY_SENT,
+                DeliveryStatus.retrying: DELIVERY_RETRYING}.get(state, DELIVERY_FAILED)
+        # Retrying is recorded too, so that a rebuilt ledger retries it (alert ignores it).
+        event_id = f"{did}:{state}" + (f":{attempts}" if state == DeliveryStatus.retrying
+                                       else "")
+        await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
+            kind, ctx.publisher.source, receipt.case_id, receipt, event_id=event_id)))
+        metrics.delivery_receipt(state, receipt.kind, receipt.channel, done_at, receipt.alert_id,
+                                 body.get("issued_at"))
+        if state == DeliveryStatus.dead:
+            metrics.dead_lettered(topics.DELIVERIES_DLQ)
+            await ctx.publisher.publish(topics.DELIVERIES_DLQ, CloudEvent.of(
+                DELIVERY_DEAD, ctx.publisher.source, receipt.case_id, receipt,
+                event_id=f"{did}:dead"))
+
+    def _receipt(self, did: str, sub: Subscriber, body: dict[str, Any], state: str,
+                 result: SendResult, attempts: int, at: datetime,
+                 since: str) -> DeliveryReceipt:
+        scope = "group" if sub.kind == SubscriberKind.member else body.get("scope", "cancel")
+        return DeliveryReceipt.model_validate({
+            "delivery_id": did, "alert_id": str(body["alert_id"]),
+            "case_id": str(body["case_id"]), "version": int(body["version"]),
+            "subscriber_id": sub.subscriber_id, "scope": scope, "channel": sub.channel.type,
+            "status": state, "http_status": result.status, "attempts": attempts,
+            "error": result.error, "at": at, "kind": sub.kind.value, "name": sub.name,
+            "since": since or None})
+
+    # --- the retry timer -----------------------------------------------------------------------
+
+    async def retry(self, did: str) -> None:
+        """The next try of a delivery left `retrying`; dropped when the alert was cancelled
+        (unless it is the Cancel), the subscriber disabled or the body purged."""
+        ctx = self.ctx
+        record = await ctx.ledger.get(did)
+        if record.get("state") != DeliveryStatus.retrying:
+            return
+        body = await ctx.ledger.get_body(record.get("body_key", ""))
+        if body is None:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=BODY_GONE)
+            return
+        alert = await ctx.alerts.get(str(body["alert_id"]))
+        active = alert is not None and not alert.cancelled
+        if body["type"] == domain.ALERT_ISSUED and not active:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
+            return
+        sub = await ctx.subscribers.get(record["subscriber_id"])
+        if sub is None or not sub.active:
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
+            return
+        if alert is not None and await self._later(alert.alert_id, int(body["version"]),
+                                                   alert.version, sub.subscriber_id):
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=SUPERSEDED)
+            return
+        await self.attempt(did, sub, body, active=active, since=record.get("since", ""))
+
+    async def _later(self, alert_id: str, version: int, latest: int, subscriber_id: str) -> bool:
+        """A later version of the alert was taken on for this recipient: it carries what this
+        one did (a retry of the earlier one would only repeat it)."""
+        ids = [domain.delivery_id(alert_id, v, subscriber_id) for v in range(version + 1,
+                                                                             latest + 1)]
+        return any(await self.ctx.ledger.get_many(ids))
+
+
+def _missing(job: DeliveryJob) -> Subscriber:
+    """A stand-in for a subscriber no longer known: inactive, so its job is dropped."""
+    return Subscriber.model_validate({
+        "subscriber_id": job.subscriber_id, "kind": "media", "name": "?", "secret": "",
+        "active": False, "location": {"lat": 0, "lon": 0}, "channel": {"type": "console"}})

@@ -1,0 +1,96 @@
+"""Subscribers' use cases: register, rotate a secret, disable; rebuild and reseal from the
+compacted subscriber log (homeward.subscribers.v1, written before Redis, sealed)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.notify import domain
+from services.notify.adapters import SubscriberLog, WebhookSender
+from services.notify.context import Context
+from services.notify.domain import Subscriber, SubscriberKind
+from services.notify.errors import Conflict, Forbidden, NotFound
+from services.notify.subscribers import new_secret, region_of, registered
+from shared import topics
+from shared.regions import within
+
+
+@dataclass
+class Registry:
+    ctx: Context
+    webhooks: WebhookSender
+
+    async def register(self, request: domain.SubscriberRequest,
+                       within_region: str = "000000") -> Subscriber:
+        """A new subscriber with a new signing secret (returned once, by the caller). Raises
+        UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
+        region is outside `within_region`, the registering admin's), Conflict (a hub with that
+        hub_id exists: registering never returns an existing secret nor repoints a channel)."""
+        subscriber = registered(request)
+        if not within(within_region, subscriber.region_code or ""):
+            raise Forbidden(subscriber.region_code)
+        channel = request.channel
+        if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
+            await self.webhooks.policy.check(str(channel.url),
+                                             apprise=isinstance(channel, domain.AppriseChannel))
+        if request.kind == SubscriberKind.hub and request.hub_id:
+            # A hub's id is the one in its staff's tokens.
+            subscriber.subscriber_id = request.hub_id
+            if await self.ctx.subscribers.get(request.hub_id) is not None:
+                raise Conflict(request.hub_id)
+        else:
+            subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
+        await self.log(subscriber)
+        await self.ctx.subscribers.add(subscriber)
+        return subscriber
+
+    async def rotate_secret(self, subscriber_id: str, within_region: str) -> str:
+        """A new signing secret for the subscriber (returned once); the old one keeps signing
+        for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
+        ctx = self.ctx
+        sub = await ctx.subscribers.get(subscriber_id)
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(subscriber_id)
+        secret = new_secret()
+        rotated = sub.rotated(secret, ctx.clock(),
+                              timedelta(seconds=ctx.settings.notify_secret_overlap_s))
+        await self.log(rotated)
+        await ctx.subscribers.add(rotated)
+        return secret
+
+    async def log(self, subscriber: Subscriber) -> None:
+        """The system of record first: the compacted subscriber log, keyed by id (sealed)."""
+        subs = self.ctx.subscribers
+        await self.ctx.publisher.broker.publish(subs.seal.dumps(subscriber).encode(),
+                                                topics.SUBSCRIBERS,
+                                                key=subscriber.subscriber_id.encode())
+
+    async def disable(self, subscriber_id: str) -> None:
+        subscriber = await self.ctx.subscribers.get(subscriber_id)
+        if subscriber is not None and subscriber.active:
+            subscriber.active = False
+            await self.log(subscriber)
+            await self.ctx.subscribers.add(subscriber)
+
+    async def rebuild(self, log: SubscriberLog) -> int:
+        """Redis lost its subscribers: put back the latest record of each from the log."""
+        subscribers = await log.read_all(self.ctx.subscribers.seal)
+        for start in range(0, len(subscribers), 5000):
+            await self.ctx.subscribers.add_many(subscribers[start:start + 5000])
+        return len(subscribers)
+
+    async def reseal(self, log: SubscriberLog) -> int:
+        """Every subscriber written again, sealed with the first key: after a new key was put
+        first (key rotation), or for records from before sealing (which also get the region
+        of their location when they had none)."""
+        subscribers = await log.read_all(self.ctx.subscribers.seal)
+        for subscriber in subscribers:
+            if subscriber.region_code is None:
+                subscriber.region_code = region_of(subscriber.location.lat,
+                                                   subscriber.location.lon)
+            await self.log(subscriber)
+        await self.rebuild(log)
+        return len(subscribers)

@@ -1,0 +1,89 @@
+"""Notify's durable timers (Redis sorted sets, services.notify.adapters.DeliveryLedger): retries,
+widenings and ack deadlines, each with a loop of its own (issue 18 §3: a big widening does not
+delay retries), and the due members of one timer worked at once (at most `PARALLEL`).
+
+A member is claimed by moving it a lease ahead and settled only after its work is done, so a
+failure (even Redis refusing writes) leaves it due again when the lease ends: never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from services.notify.adapters import DeliveryLedger
+from shared.faults import RETRYING_NOW, is_transient
+
+log = logging.getLogger(__name__)
+
+TIMERS_KEY = "homeward-notify-timers"  # readiness: 503 while the timers meet transient faults
+PARALLEL = 64
+
+Work = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Timers:
+    ledger: DeliveryLedger
+    work: dict[str, Work]  # timer name -> what to do with a due member
+    tick_s: float = 0.25
+    faults: int = field(default=0, init=False)  # transient faults met (readiness)
+
+    async def tick(self, only: str | None = None) -> int:
+        """Run what is due now (of every timer, or of `only`). Returns how many ran."""
+        done = 0
+        for timer, run in self.work.items():
+            if only is None or only == timer:
+                done += await self._due(timer, run)
+        return done
+
+    async def _due(self, timer: str, run: Work) -> int:
+        lease, members = await self.ledger.due(timer)
+        limit = asyncio.Semaphore(PARALLEL)
+
+        async def one(member: str) -> None:
+            async with limit:
+                await self._guard(timer, member, lease, run(member))
+
+        await asyncio.gather(*(one(m) for m in members))
+        return len(members)
+
+    async def _guard(self, timer: str, member: str, lease: float,
+                     work: Awaitable[None]) -> None:
+        """Run one member's work; settle it only when the work is done."""
+        try:
+            await work
+        except Exception as exc:
+            if is_transient(exc):
+                RETRYING_NOW.failed(TIMERS_KEY, exc)
+                self.faults += 1
+            log.exception("timer %s for %s failed; due again after its lease", timer, member)
+            return
+        await self.ledger.settle(timer, member, lease)
+
+    async def loop(self, timer: str) -> None:
+        while True:
+            try:
+                faults = self.faults
+                await self.tick(timer)
+                if self.faults == faults:
+                    RETRYING_NOW.passed(TIMERS_KEY)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    RETRYING_NOW.failed(TIMERS_KEY, exc)
+                log.exception("notify timer %s", timer)
+            await asyncio.sleep(self.tick_s)
+
+    async def run(self) -> None:
+        """One loop per timer until cancelled."""
+        loops = [asyncio.create_task(self.loop(t)) for t in self.work]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
