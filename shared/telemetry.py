@@ -21,7 +21,8 @@ continues the HTTP request's trace (`relay_span`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -161,3 +162,21 @@ def end_span(span: Span, error: BaseException | None = None) -> None:
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
     span.end()
+
+
+@contextmanager
+def consumer_span(topic: str, headers: Mapping[str, Any] | None) -> Iterator[None]:
+    """A CONSUMER span `<topic> process`, current while the block runs, continuing the trace
+    whose W3C `traceparent` the producer put in the Kafka `headers` (str or bytes values) — for
+    consumers outside FastStream (notify's delivery lanes, shared.kafka.BatchConsumer). Nothing
+    when tracing is off or the headers carry no trace."""
+    if not enabled() or not headers or traceparent(headers) is None:
+        yield
+        return
+    carrier = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+               for k, v in headers.items() if k in ("traceparent", "tracestate")}
+    with _TRACER.start_as_current_span(
+            f"{topic} process", context=_PROPAGATOR.extract(carrier), kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                        "messaging.operation": "process"}):
+        yield

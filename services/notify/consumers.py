@@ -47,12 +47,14 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
     if plan:
         subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
         subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
-    return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic], jobs_handler(notify, publisher),
-                          publisher) for topic in topics.JOB_TOPICS]
+    return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic],
+                          jobs_handler(notify, publisher, topic), publisher)
+            for topic in topics.JOB_TOPICS]
 
 
-def jobs_handler(notify: Notify, publisher: EventPublisher) -> Any:
-    """A lane's batch to the delivery worker; a job it cannot work goes to the lane's DLQ."""
+def jobs_handler(notify: Notify, publisher: EventPublisher, topic: str) -> Any:
+    """A lane's batch to the delivery worker; a job it cannot work goes to the lane's DLQ.
+    Each job is worked in the trace its planner's publish started (its Kafka headers)."""
 
     async def handle(batch: list[tuple[Any, CloudEvent]]) -> None:
         records = {event.id: record for record, event in batch}
@@ -60,6 +62,7 @@ def jobs_handler(notify: Notify, publisher: EventPublisher) -> Any:
         async def dead_letter(event_id: str, error: Exception) -> None:
             await publisher.dead_letter_record(records[event_id], error)
 
-        await notify.worker.handle([event for _, event in batch], dead_letter)
+        traces = {event.id: dict(record.headers or ()) for record, event in batch}
+        await notify.worker.handle([event for _, event in batch], dead_letter, traces, topic)
 
     return handle

@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,7 +50,7 @@ from services.notify.domain import (
 )
 from services.notify.lanes import Job
 from services.notify.signing import Keyring
-from shared import metrics, topics
+from shared import metrics, telemetry, topics
 from shared.events import (
     DELIVERY_DEAD,
     DELIVERY_FAILED,
@@ -106,20 +106,31 @@ class DeliveryWorker:
 
     # --- jobs ----------------------------------------------------------------------------------
 
-    async def handle(self, events: list[CloudEvent], on_error: OnError) -> None:
-        """A batch of `homeward.delivery.job.v1` from a lane (shared.kafka.BatchConsumer); a
-        message that is not a job goes to `on_error` alone (the rest are worked)."""
+    async def handle(self, events: list[CloudEvent], on_error: OnError,
+                     traces: Mapping[str, Mapping[str, Any]] | None = None,
+                     topic: str = "") -> None:
+        """A batch of `homeward.delivery.job.v1` from the lane `topic`
+        (shared.kafka.BatchConsumer); a message that is not a job goes to `on_error` alone (the
+        rest are worked). `traces`: each event's Kafka headers by event id (its trace)."""
         jobs: list[DeliveryJob] = []
+        traced: dict[str, Mapping[str, Any]] = {}
         for event in events:
             try:
-                jobs.append(DeliveryJob.model_validate(event.data))
+                job = DeliveryJob.model_validate(event.data)
             except ValueError as exc:
                 await on_error(event.id, exc)
+                continue
+            jobs.append(job)
+            if traces and event.id in traces:
+                traced[job.delivery_id] = traces[event.id]
         subs = {s.subscriber_id: s for s in await self.ctx.subscribers.get_many(
             dict.fromkeys(j.subscriber_id for j in jobs))}
-        await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs], on_error)
+        await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs], on_error,
+                       traced, topic)
 
-    async def run(self, jobs: list[Job], on_error: OnError | None = None) -> None:
+    async def run(self, jobs: list[Job], on_error: OnError | None = None,
+                  traces: Mapping[str, Mapping[str, Any]] | None = None,
+                  topic: str = "") -> None:
         """Work `jobs`: claim every ledger record in one round trip, then each recipient's
         jobs in order, recipients at once. `on_error` takes a job that failed for good (a
         transient fault is raised: the batch is worked again, idempotently)."""
@@ -140,7 +151,8 @@ class DeliveryWorker:
                 if state is not None and state != DeliveryStatus.pending:
                     continue  # settled, or waiting for its retry
                 try:
-                    await self.deliver(job, sub, made, bodies, payloads, limit)
+                    with telemetry.consumer_span(topic, (traces or {}).get(job.delivery_id)):
+                        await self.deliver(job, sub, made, bodies, payloads, limit)
                 except Exception as exc:
                     if on_error is None or is_transient(exc):
                         raise

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.notify.delivery_rules import lane_of
 from services.notify.domain import Subscriber
+from shared import telemetry
 from shared.events import DELIVERY_JOB, CloudEvent, DeliveryJob
 from shared.kafka import EventPublisher
 
@@ -49,9 +50,11 @@ class KafkaLanes:
         futures = []
         for sub, job in jobs:
             event = job_event(job, self.publisher.source)
+            headers = event.headers()
+            telemetry.inject(headers)  # the worker continues the planner's trace
             futures.append(await broker.publish(
                 event.value(), lane_of(sub.kind), key=job.subscriber_id.encode(),
-                headers=event.headers(), no_confirm=True))
+                headers=headers, no_confirm=True))
         await asyncio.gather(*futures)
         return None
 
