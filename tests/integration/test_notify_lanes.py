@@ -1,5 +1,7 @@
-"""Issue 18's must-show behaviours of the planner and the delivery workers, against the session's
-real Kafka and Redis and one local sink server with a path per recipient: one case's fan-out
+"""Issue 18's must-show behaviours of the planner and the delivery workers, against a real Kafka
+of this module's own (thousands of deliveries, which later modules' consumers would otherwise
+first have to read through on the session's broker), the session's real Redis and one local sink
+server with a path per recipient: one case's fan-out
 shared by two notify instances; one webhook-id per (version, recipient) through a rebalance; a
 Cancel issued mid-fan-out never overtakes an Alert; a hub answering 503 for a while gets the
 alert in the end while the commander's view shows `retrying`; an amendment reaches every hub
@@ -10,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from deploy.local.stack import KafkaServer, RedisServer, free_port
 from services.notify.app import create_app
 from services.notify.domain import Subscriber, SubscriberKind, alert_id_of
 from services.notify.handlers import Notify
@@ -29,9 +34,10 @@ from shared.events import (
     REPORT_ACCEPTED,
     CloudEvent,
 )
+from shared.kafka import ensure_topics
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from tests.helpers import eventually, read_topic, report_body, run_sync
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
     Sink,
     make_settings,
@@ -39,6 +45,20 @@ from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
     sinks,
     stack_factory,
 )
+
+
+@pytest.fixture(scope="module")
+def settings(redis_server: RedisServer, data_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The session's settings with a broker of this module's own."""
+    kafka = KafkaServer(tmp_path_factory.mktemp("lanes-kafka"), port=free_port()).start()
+    try:
+        run_sync(ensure_topics(kafka.bootstrap))
+        yield Settings(kafka_bootstrap=kafka.bootstrap, redis_url=redis_server.url,
+                       data_dir=data_dir, webhook_allow_networks=["127.0.0.1/32", "::1/128"])
+    finally:
+        kafka.stop()
+
 
 ISSUED, CANCELLED = "homeward.alert.issued.v1", "homeward.alert.cancelled.v1"
 # Far from the other tests' subscribers (Redis is flushed per test; this is belt and braces).
