@@ -10,6 +10,12 @@ HW.withZone = function (local) {
   const d = new Date(local), off = -d.getTimezoneOffset(), sign = off >= 0 ? "+" : "-", pad = HW.pad;
   return `${local.length === 16 ? local + ":00" : local}${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
 };
+// Clear a form's field errors and its error banner (#form-error) before a new submit.
+HW.clearErrors = function (form) {
+  form.querySelectorAll(".error").forEach(e => { e.textContent = ""; });
+  form.querySelectorAll(".invalid").forEach(e => e.classList.remove("invalid"));
+  document.querySelector("#form-error").classList.add("hidden");
+};
 // Upload the file chosen in `fileInput` (POST /api/v1/photos) and add its URL to `urlsField`;
 // progress and failure shown in `banner`.
 HW.uploadPhoto = async function (fileInput, urlsField, banner) {

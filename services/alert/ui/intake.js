@@ -87,11 +87,6 @@ function errorSlot(path) {
   if (!slot && path.startsWith("last_seen")) slot = document.querySelector('[data-error-for="last_seen"]');
   return { slot, el };
 }
-function clearErrors() {
-  form.querySelectorAll(".error").forEach(e => { e.textContent = ""; });
-  form.querySelectorAll(".invalid").forEach(e => e.classList.remove("invalid"));
-  $("#form-error").classList.add("hidden");
-}
 function showErrors(error) {
   const details = error.details || [{ field: error.field || "body", message: error.message }];
   let first = null, placed = false;
@@ -111,7 +106,7 @@ function showErrors(error) {
 // ---- submit with the same Idempotency-Key until an answer comes ----
 async function submit(ev) {
   ev?.preventDefault();
-  clearErrors();
+  HW.clearErrors(form);
   const body = collect();
   if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) pending = { key: HW.uuid(), body };
   sessionStorage.setItem("hw.pending", JSON.stringify(pending));

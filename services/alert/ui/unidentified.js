@@ -48,11 +48,6 @@ function collect() {
   return body;
 }
 
-function clearErrors() {
-  form.querySelectorAll(".error").forEach(e => { e.textContent = ""; });
-  form.querySelectorAll(".invalid").forEach(e => e.classList.remove("invalid"));
-  $("#form-error").classList.add("hidden");
-}
 function showErrors(error) {
   const details = error.details || [{ field: error.field || "body", message: error.message }];
   let first = null, placed = false;
@@ -72,7 +67,7 @@ function showErrors(error) {
 
 async function submit(ev) {
   ev?.preventDefault();
-  clearErrors();
+  HW.clearErrors(form);
   const body = collect();
   if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) pending = { key: HW.uuid(), body };
   $("#submit").disabled = true; $("#submit").textContent = HW.t("sending");
