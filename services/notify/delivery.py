@@ -139,11 +139,14 @@ class DeliveryWorker:
         claimed = await self.ctx.ledger.claim_many(
             {job.delivery_id: record_of(sub, job) for sub, job in jobs})
         by_recipient: dict[str, list[Job]] = {}
-        for sub, job in jobs:
-            by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
+        seen: set[str] = set()
+        for sub, job in jobs:  # a job published twice (a planner's redelivery) is worked once
+            if job.delivery_id not in seen:
+                seen.add(job.delivery_id)
+                by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
         limit = asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel)
         bodies: dict[str, Any] = {}
-        payloads: dict[int, str] = {}
+        payloads: dict[tuple[str, str], str] = {}
 
         async def recipient(work: list[Job]) -> None:
             for sub, job in work:
@@ -166,7 +169,7 @@ class DeliveryWorker:
         return cache[key]
 
     async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int,
-                      bodies: dict[str, Any], payloads: dict[int, str],
+                      bodies: dict[str, Any], payloads: dict[tuple[str, str], str],
                       limit: asyncio.Semaphore | None) -> None:
         ctx = self.ctx
         did = job.delivery_id
@@ -192,9 +195,13 @@ class DeliveryWorker:
             await ctx.ledger.unschedule(RETRIES, old)
         if not cancel:
             body = first_message(body, (r for _, r in earlier))
-        payload = payloads.get(id(body))
+        # One serialisation per (body, message type) in a batch. Keyed by value, never by
+        # id(): the Alert made of an Update for a first-time recipient is a new dict, and the
+        # id of a freed one is reused by the next (another case's payload under this webhook-id).
+        shared_as = (job.body_key, str(body.get("msg_type", "")))
+        payload = payloads.get(shared_as)
         if payload is None:
-            payload = payloads[id(body)] = json.dumps(body, ensure_ascii=False,
+            payload = payloads[shared_as] = json.dumps(body, ensure_ascii=False,
                                                       separators=(",", ":"))
         active = alert is None or not alert.cancelled
         await self.attempt(did, sub, body, made, payload, limit, active=active)

@@ -708,3 +708,40 @@ async def test_poster_pdf_has_the_name_as_text_and_a_qr_code_to_the_verification
     assert gone.status_code == 410 and gone.headers["content-type"] == "application/pdf"
     notice = pdf_text(gone.content, tmp_path)
     assert "孩子已找到" in notice and "请停止转发" in notice and "张小明" not in notice
+
+
+async def test_a_batch_of_many_cases_first_messages_sends_each_its_own_body(
+    stack_factory: Any, sinks: Any
+) -> None:
+    """One delivery batch holding later versions of many alerts to recipients who had none of
+    their earlier versions (each such Update goes out as an Alert, a body made per job): every
+    request carries its own case's body under its own webhook-id. (A payload cache keyed by
+    id() of those short-lived bodies once sent one case's bulletin under another's id.)"""
+    from services.notify.domain import delivery_id
+    from services.notify.planner import job_of
+
+    stack = await stack_factory()
+    far = [sinks(f"first-{i}") for i in range(3)]
+    subs = []
+    for i, sink in enumerate(far):  # out of every case's radius: nobody had version 1
+        made = await stack.subscribe(f"远站{i}", SubscriberKind.hub, *north(400 + 10 * i),
+                                     url=sink.url)
+        subs.append(await stack.notify.subscribers.get(made["subscriber_id"]))
+    jobs = []
+    for _ in range(12):
+        case_id = await stack.report()
+        alert = await stack.notify.alerts.get(alert_id_of(case_id))
+        assert alert is not None
+        body = {**stack.notify.planner.body(alert, "restricted"), "version": 2,
+                "msg_type": "Update"}
+        await stack.notify.ctx.put_body(f"{alert.alert_id}:2:restricted", body)
+        jobs += [(sub, job_of(sub, body)) for sub in subs if sub is not None]
+    jobs.reverse()  # the cases interleaved in no particular order within the batch
+    await stack.notify.worker.run(jobs)
+    for sub, sink in zip(subs, far, strict=True):
+        assert sub is not None and len(sink.requests) == 12
+        for request in sink.requests:
+            body = json.loads(request["body"])
+            assert body["msg_type"] == "Alert"  # the recipient's first message
+            assert request["headers"]["webhook-id"] == delivery_id(
+                body["alert_id"], body["version"], sub.subscriber_id)
