@@ -44,13 +44,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from shared import events, pii, topics
 from shared.events import CloudEvent, PoisonMessage
 from shared.faults import Transient
-from shared.kafka import Bootstrap, client_options
+from shared.kafka import Bootstrap, client_options, read_to_end
 from shared.pii import MasterKeys, new_data_key
 
 log = logging.getLogger(__name__)
@@ -254,26 +254,9 @@ class CaseKeys:
     async def _read_topic(self) -> dict[str, bytes | None]:
         """The latest record of every case on the topic, read to its end (None: tombstone)."""
         latest: dict[str, bytes | None] = {}
-        parts = await (await self._producer_started()).partitions_for(topics.CASE_KEYS)
-        consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            assigned = [TopicPartition(topics.CASE_KEYS, p) for p in sorted(parts)]
-            consumer.assign(assigned)
-            ends = await consumer.end_offsets(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            pending = {tp for tp in assigned if ends[tp] > 0}
-            while pending:
-                batch = await consumer.getmany(*pending, timeout_ms=1000)
-                for tp, records in batch.items():
-                    for record in records:
-                        if record.key is not None:
-                            latest[record.key.decode()] = record.value
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-        finally:
-            await consumer.stop()
+        async for record in read_to_end(self.bootstrap, topics.CASE_KEYS, client="casekeys"):
+            if record.key is not None:
+                latest[record.key.decode()] = record.value
         return latest
 
 

@@ -1,6 +1,7 @@
 """Kafka plumbing every service uses: the broker factory (idempotent producer, acks=all), topic
-creation, CloudEvents publishing, and the consume guard that gives at-least-once processing with
-a dead-letter topic for poison messages.
+creation (compacted ones included, shared.topic_policy), CloudEvents publishing (one or many),
+read-to-end of a log, the batch consumer, and the consume guard that gives at-least-once
+processing with a dead-letter topic for poison messages.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +140,10 @@ async def ensure_topics(bootstrap: Bootstrap, replication_factor: int = 1,
         await admin.close()
 
 
+# (topic, event) keyed by the event's subject, or (topic, event, key).
+Outgoing = tuple[str, CloudEvent] | tuple[str, CloudEvent, str]
+
+
 class EventPublisher:
     """Publishes CloudEvents in binary mode, keyed by case id, and dead-letters poison."""
 
@@ -149,6 +155,26 @@ class EventPublisher:
         await self.broker.publish(
             event.value(), topic, key=event.subject.encode(), headers=event.headers()
         )
+
+    async def publish_many(self, items: Iterable[Outgoing]) -> None:
+        """Publish many events in the order given and return once the broker confirmed all of
+        them (acks=all): each is handed to the producer without waiting, so the producer
+        batches them, then every confirmation is awaited. `items`: (topic, event) pairs, keyed
+        by the event's subject, or (topic, event, key) to key by something else (a delivery
+        job by its recipient). The first failure is raised after all were awaited; a caller
+        that retries publishes the same event ids again (consumers are idempotent)."""
+        pending = []
+        for item in items:
+            topic, event = item[0], item[1]
+            key = item[2] if len(item) > 2 else event.subject
+            headers = event.headers()
+            telemetry.inject(headers)  # the consumer continues this trace
+            pending.append(await self.broker.publish(
+                event.value(), topic, key=key.encode(), headers=headers, no_confirm=True))
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def dead_letter(self, message: KafkaMessage, error: BaseException) -> None:
         raw = message.raw_message
@@ -292,50 +318,66 @@ if __name__ == "__main__":
     print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))
 
 
+async def partitions_of(bootstrap: Bootstrap, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic`, from the cluster's metadata."""
+    probe = AIOKafkaProducer(**client_options(bootstrap))
+    await probe.start()
+    try:
+        return [TopicPartition(topic, p) for p in sorted(await probe.partitions_for(topic))]
+    finally:
+        await probe.stop()
+
+
+async def read_to_end(bootstrap: Bootstrap, topic: str, timeout_s: float | None = None,
+                      client: str = "homeward") -> AsyncIterator[Any]:
+    """Every record of `topic` (aiokafka ConsumerRecords, partition by partition in offset
+    order, partitions interleaved) from its beginning up to its end at call time, without a
+    consumer group: the one read-to-end behind every rebuild from a log (compacted state
+    topics, the case-key log, dispatch's replay). Raises TimeoutError when `timeout_s` (seconds)
+    passes before the end is reached."""
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest",
+                                client_id=f"{client}-read-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while remaining:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end in {timeout_s:g}s")
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    yield record
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
 async def replay_topic(bootstrap: Bootstrap,
                        handle: Callable[[CloudEvent], Awaitable[None]],
                        topic: str = topics.DISPATCH,
                        client: str = "dispatch") -> int:
     """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
     in partition order; malformed messages are skipped. Returns how many were handled."""
-    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest",
-                                client_id=f"{client}-replay-{uuid.uuid4().hex[:6]}")
-    await consumer.start()
     handled = 0
-    try:
-        probe = AIOKafkaProducer(**client_options(bootstrap))
-        await probe.start()
+    async for record in read_to_end(bootstrap, topic, client=client):
         try:
-            numbers = sorted(await probe.partitions_for(topic))
-            partitions = [TopicPartition(topic, p) for p in numbers]
-        finally:
-            await probe.stop()
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        remaining.discard(tp)
-                        break
-                    try:
-                        event = CloudEvent.from_kafka(dict(record.headers or ()),
-                                                      record.value or b"")
-                        await handle(event)
-                        handled += 1
-                    except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
-                        log.info("replay skips %s@%s: %r", tp, record.offset, exc)
-                    if record.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+            event = CloudEvent.from_kafka(dict(record.headers or ()), record.value or b"")
+            await handle(event)
+            handled += 1
+        except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
+            log.info("replay skips %s@%s: %r", record.partition, record.offset, exc)
     return handled
 
 

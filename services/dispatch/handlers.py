@@ -72,21 +72,16 @@ class Dispatch:
     # --- plumbing ------------------------------------------------------------------------------
     async def _publish(self, changes: list[Change]) -> None:
         """Send in order (one partition per case keeps it), then wait for every ack."""
-        broker = self.publisher.broker
-        pending = []
+        out: list[tuple[str, CloudEvent]] = []
         for change in changes:
             event = CloudEvent(id=change.event_id, type=change.type,
                                source=self.publisher.source, subject=change.case_id,
                                data=await sealed_data(self.keys, change.type, change.case_id,
                                                       change.data))
-            pending.append(await broker.publish(
-                event.value(), topics.DISPATCH, key=change.case_id.encode(),
-                headers=event.headers(), no_confirm=True))
+            out.append((topics.DISPATCH, event))
             if change.type in PROGRESS_TYPES:  # the intake side's copy (topics.PROGRESS)
-                pending.append(await broker.publish(
-                    event.value(), topics.PROGRESS, key=change.case_id.encode(),
-                    headers=event.headers(), no_confirm=True))
-        await asyncio.gather(*pending)
+                out.append((topics.PROGRESS, event))
+        await self.publisher.publish_many(out)
 
     async def _commit(self, case: Case | None, changes: list[Change]) -> Case | None:
         if not changes:

@@ -26,7 +26,7 @@ from services.notify.outbound import UnsafeUrl as UnsafeUrl
 from services.notify.outbound import WebhookSender as WebhookSender
 from services.notify.sealing import SubscriberSeal
 from shared.casekeys import CaseKeys, opened_data
-from shared.kafka import Bootstrap, client_options
+from shared.kafka import Bootstrap
 
 
 def make_redis(url: str, max_connections: int = 64) -> Redis:
@@ -457,49 +457,18 @@ class CompactedLog:
         await ensure_topics(self.bootstrap, replication_factor, min_insync_replicas,
                             names=[self.topic], reconfigure=False)
 
-    async def _partitions(self) -> set[int]:
-        from aiokafka import AIOKafkaProducer
-
-        probe = AIOKafkaProducer(**client_options(self.bootstrap))
-        await probe.start()
-        try:
-            return set(await probe.partitions_for(self.topic))
-        finally:
-            await probe.stop()
-
     async def read_latest(self, timeout_s: float = 30.0) -> dict[str, bytes]:
         """The latest value of every key, from the beginning of the log (tombstones and empty
-        values remove the key)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        values remove the key). TimeoutError when the end is not reached in `timeout_s`."""
+        from shared.kafka import read_to_end
 
-        consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
         latest: dict[str, bytes] = {}
-        try:
-            parts = [TopicPartition(self.topic, p) for p in await self._partitions()]
-            if not parts:
-                return {}
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
-                if not behind:
-                    break
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for r in records:
-                        key = r.key.decode() if r.key else ""
-                        if not r.value:
-                            latest.pop(key, None)
-                        else:
-                            latest[key] = r.value
+        async for r in read_to_end(self.bootstrap, self.topic, timeout_s, client="notify"):
+            key = r.key.decode() if r.key else ""
+            if not r.value:
+                latest.pop(key, None)
             else:
-                raise TimeoutError(f"{self.topic} not read to its end in {timeout_s:g}s")
-        finally:
-            await consumer.stop()
+                latest[key] = r.value
         return latest
 
 

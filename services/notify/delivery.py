@@ -98,11 +98,7 @@ class DeliveryWorker:
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
         together (acks=all), so the producer batches them."""
-        broker = self.ctx.publisher.broker
-        futures = [await broker.publish(e.value(), topic, key=e.subject.encode(),
-                                        headers=e.headers(), no_confirm=True)
-                   for topic, e in events]
-        await asyncio.gather(*futures)
+        await self.ctx.publisher.publish_many(events)
 
     # --- jobs ----------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.notify.delivery_rules import lane_of
 from services.notify.domain import Subscriber
-from shared import telemetry
 from shared.events import DELIVERY_JOB, CloudEvent, DeliveryJob
 from shared.kafka import EventPublisher
 
@@ -46,16 +45,10 @@ class KafkaLanes:
     async def publish(self, jobs: list[Job]) -> Then | None:
         """Every job handed to the producer, then confirmed together (acks=all): the planner
         returns only when all of them are on their topics."""
-        broker = self.publisher.broker
-        futures = []
-        for sub, job in jobs:
-            event = job_event(job, self.publisher.source)
-            headers = event.headers()
-            telemetry.inject(headers)  # the worker continues the planner's trace
-            futures.append(await broker.publish(
-                event.value(), lane_of(sub.kind), key=job.subscriber_id.encode(),
-                headers=headers, no_confirm=True))
-        await asyncio.gather(*futures)
+        # (shared.kafka.EventPublisher.publish_many puts the planner's trace on each job.)
+        await self.publisher.publish_many(
+            (lane_of(sub.kind), job_event(job, self.publisher.source), job.subscriber_id)
+            for sub, job in jobs)
         return None
 
 

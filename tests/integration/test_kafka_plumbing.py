@@ -93,3 +93,44 @@ async def test_offsets_are_committed_only_after_processing(settings: Settings) -
         await eventually(lambda: asyncio.sleep(0, len(resumed) >= 3), timeout=30)
     assert seen == [1, 2]
     assert resumed == [3, 4, 5]
+
+
+async def test_publish_many_keeps_order_per_key_and_read_to_end_stops_at_the_end(
+    settings: Settings,
+) -> None:
+    """The one publish-many and read-to-end every service uses (shared/kafka.py): events keyed
+    by subject or by an explicit key land in the order given per key; a read-to-end returns what
+    was on the topic when it began, and nothing published after."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from shared.kafka import client_options, read_to_end
+
+    run = uuid.uuid4().hex[:8]
+    topic = f"test.many.{run}"
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka_bootstrap))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    broker = make_broker(settings.kafka_bootstrap, "test")
+    publisher = EventPublisher(broker, "/test")
+    async with broker:
+        await broker.start()
+        items: list[tuple[str, CloudEvent] | tuple[str, CloudEvent, str]] = []
+        for n in range(60):
+            event = CloudEvent(type="test.v1", source="/test", subject=f"s{n % 4}",
+                               data={"n": n})
+            items.append((topic, event) if n % 2 else (topic, event, f"k{n % 3}"))
+        await publisher.publish_many(items)
+        seen = [r async for r in read_to_end(settings.kafka_bootstrap, topic, timeout_s=30)]
+        await publisher.publish(topic, CloudEvent(type="test.v1", source="/test",
+                                                  subject="s0", data={"n": 99}))
+        again = [r async for r in read_to_end(settings.kafka_bootstrap, topic, timeout_s=30)]
+    assert len(seen) == 60 and len(again) == 61
+    per_key: dict[bytes, list[int]] = {}
+    for record in seen:
+        per_key.setdefault(record.key, []).append(
+            CloudEvent.from_kafka(dict(record.headers), record.value).data["n"])
+    assert all(ns == sorted(ns) for ns in per_key.values())
+    assert set(per_key) == {b"s1", b"s3", b"k0", b"k1", b"k2"}
