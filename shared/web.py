@@ -27,26 +27,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import i18n
 from shared.auth import InvalidToken, Principal, Role, verify_token_with_expiry
+from shared.errors import HomewardError
 from shared.oidc import consoles_config_js, from_provider, provider_keys
 from shared.report import RULE_FIELDS
 from shared.settings import Settings
 
 
-class ApiError(Exception):
-    """An error answered as `{"error": {"code", "message", "field"?}}` with a 4xx status.
+class ApiError(HomewardError):
+    """An error raised by an api module itself, answered like every other HomewardError:
+    `{"error": {"code", "message", "field"?}}` with its 4xx status (shared/errors.py).
 
     The message is taken from shared.i18n by `code` in the caller's language (with `context`
     filled in); `message` is the fallback for codes without a translation."""
 
     def __init__(self, status: int, code: str, message: str = "", field: str | None = None,
                  headers: dict[str, str] | None = None, **context: Any) -> None:
-        super().__init__(message or code)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.headers = headers
-        self.context = context
+        super().__init__(status, code, message, field, headers, **context)
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -133,8 +129,9 @@ def document_errors(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
 
-    @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(HomewardError)
+    async def on_error(request: Request, exc: HomewardError) -> JSONResponse:
+        """The whole hierarchy of shared/errors.py, mapped to HTTP here and nowhere else."""
         headers = dict(exc.headers or {})
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"

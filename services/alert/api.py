@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from services.alert.adapters import PHOTO_TYPES, LimiterUnavailable, PhotoStore
-from services.alert.domain import IntakeRefused, client_key, trusted_networks
+from services.alert.domain import client_key, trusted_networks
 from services.alert.handlers import Intake, RateLimited
 from services.alert.retention import PhotoAccess
 from shared.auth import Principal, Role
@@ -46,10 +46,6 @@ class ReportAnswer(BaseModel):
 
 class TipAnswer(BaseModel):
     tip_id: str
-
-
-def refused(exc: IntakeRefused) -> ApiError:
-    return ApiError(exc.status, exc.code, field=exc.field, **exc.context)
 
 
 class RegionOption(BaseModel):
@@ -109,10 +105,7 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
         """File a report. The answer comes after the report is on disk; Kafka may follow."""
-        try:
-            appended = await intake.file_report(report, operator, idempotency_key)
-        except IntakeRefused as exc:
-            raise refused(exc) from exc
+        appended = await intake.file_report(report, operator, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if appended.replayed else None
         # Answered as-is: the handler built it from ReportAnswer's fields, no second validation.
         return JSONResponse(appended.answer, status_code=202, headers=headers)
@@ -146,8 +139,6 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
             hub_id = who.hub_id if who.role == Role.hub else None
         try:
             tip_id = await intake.file_tip(tip, client, hub_id)
-        except IntakeRefused as exc:
-            raise refused(exc) from exc
         except RateLimited as exc:
             raise ApiError(429, "rate_limited", headers={"Retry-After": str(exc.retry_after)},
                            retry_after=exc.retry_after) from exc

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from shared import errors
 from shared.auth import Principal
 from shared.report import Report
 
@@ -17,16 +18,13 @@ _CASE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I/O/0/1: read aloud wi
 RELEASE_PERMISSION = "release"
 
 
-class IntakeRefused(Exception):
-    """A report or tip that is well-formed but may not be accepted."""
+class IntakeRefused(errors.Refused):
+    """A report or tip that is well-formed but may not be accepted: IntakeRefused(status, code,
+    field, **context) (shared/errors.py maps it to HTTP)."""
 
     def __init__(self, status: int, code: str, field: str | None = None,
                  **context: Any) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.field = field
-        self.context = context
+        super().__init__(status, code, "", field, **context)
 
 
 def new_report_id() -> str:

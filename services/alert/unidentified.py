@@ -35,7 +35,7 @@ from shared.unidentified import (
     UnidentifiedChildRequest,
     new_record_id,
 )
-from shared.web import ApiError, Authenticator
+from shared.web import Authenticator
 
 UI_PAGE = "unidentified.html"
 
@@ -119,10 +119,7 @@ def build_unidentified_router(auth: Authenticator, intake: UnidentifiedIntake) -
         schools, shelters, transport staff: role mandated_reporter, whose token names the
         organisation). 202 once durable; dispatch matches it against open cases. 422 names the
         field (`organisation_required` on `organisation` for an operator without one)."""
-        try:
-            answer, replayed = await intake.file(body, who, idempotency_key)
-        except IntakeRefused as exc:
-            raise ApiError(exc.status, exc.code, field=exc.field, **exc.context) from exc
+        answer, replayed = await intake.file(body, who, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return JSONResponse(answer, status_code=202, headers=headers)
 

@@ -71,12 +71,8 @@ def build_amend_router(auth: Authenticator, dispatch: Dispatch) -> APIRouter:
             raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
                            what=f"case {case_id}")
         amended = body.amended()
-        try:
-            updated = await dispatch.amend_details(case_id, lambda c, now, eid: plan_amend(
-                c, amended, body.reason, who.sub, now, eid), who.region)
-        except Refused as exc:
-            raise ApiError(exc.status, exc.code, exc.message, exc.field,
-                           what=exc.message) from exc
+        updated = await dispatch.amend_details(case_id, lambda c, now, eid: plan_amend(
+            c, amended, body.reason, who.sub, now, eid), who.region)
         entry = updated.timeline[-1] if updated.timeline else None
         return {"case_id": updated.case_id, "amended": sorted(amended),
                 "event_id": entry.event_id if entry else None}

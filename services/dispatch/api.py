@@ -117,17 +117,13 @@ class AvailabilityAnswer(BaseModel):
     handed_over: list[str] = Field(description="open cases whose leader changed")
 
 
-def refused(exc: Refused) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message, exc.field, what=exc.message)
-
-
 async def commanded(command: Awaitable[Case]) -> Case:
-    """A command's answer: the case, or its refusal as an ApiError; 503 when Kafka or Redis
-    could not make the change durable."""
+    """A command's answer: the case (its refusal, a HomewardError, answers for itself); 503 when
+    Kafka or Redis could not make the change durable."""
     try:
         return await command
-    except Refused as exc:
-        raise refused(exc) from exc
+    except Refused:
+        raise
     except Exception as exc:
         if not is_transient(exc):
             raise
@@ -219,10 +215,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         leader's organ level (issue 19 §4); 409 `content_changed` (field content_hash) when the
         content is no longer what the preview showed (issue 17 §4)."""
         case = await visible_case(case_id, who)
-        try:
-            links.require_authority(case, who.region, "release")
-        except Refused as exc:
-            raise refused(exc) from exc
+        links.require_authority(case, who.region, "release")
         current = await preview_of(case_id, request)
         if current.content_hash != body.content_hash:
             raise ApiError(409, CONTENT_CHANGED, "the content changed since the preview; "

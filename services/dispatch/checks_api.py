@@ -71,9 +71,8 @@ def build_checks_router(auth: Authenticator, cases: CaseRepository,
     async def run(command: Callable[[], Awaitable[Case]]) -> Case:
         try:
             return await command()
-        except Refused as exc:
-            raise ApiError(exc.status, exc.code, exc.message, exc.field,
-                           what=exc.message) from exc
+        except Refused:
+            raise  # answers for itself (shared/errors.py)
         except Exception as exc:
             if not is_transient(exc):
                 raise

@@ -18,6 +18,7 @@ from services.dispatch.records import Candidate, DnaSample
 from services.dispatch.roster import DUTIES, Organ, Roster
 from services.dispatch.rules import LEVELS, Decision, Facts, Level, Policy, decide
 from services.dispatch.tips_domain import SIGHTING_TYPES, LocalCheck, apply_sighting
+from shared import errors
 from shared import events as ev
 from shared.display import people_time
 from shared.events import (
@@ -44,12 +45,13 @@ OPEN: frozenset[str] = frozenset({"opened", "active"})
 Outcome = ev.Outcome
 
 
-class Refused(Exception):
-    """A command the case's state does not allow (409) or a thing that is not there (404)."""
+class Refused(errors.Refused):
+    """A command the case's state does not allow (409) or a thing that is not there (404):
+    Refused(status, code, message, field) (shared/errors.py maps it to HTTP; the translated
+    message names `what` was refused)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(status, code, message, field, what=message)
 
 
 class Member(BaseModel):

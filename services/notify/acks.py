@@ -43,9 +43,9 @@ class Acks:
         ctx = self.ctx
         record = await ctx.ledger.get(did)
         if not record:
-            raise NotFound(did)
+            raise NotFound(message=did)
         if not admin and record.get("subscriber_id") != hub_id:
-            raise Forbidden(did)
+            raise Forbidden(message=did)
         if record.get("state") == DeliveryStatus.acknowledged:
             return record.get("acked_at", "")
         at = ctx.clock()

@@ -1,15 +1,8 @@
-"""Notify's use-case errors, mapped to HTTP by its api."""
+"""Notify's use-case errors: the project's kinds (shared/errors.py), which shared.web maps to
+HTTP; notify's api names a more specific code where it has one."""
 
 from __future__ import annotations
 
+from shared.errors import Conflict, Forbidden, NotFound
 
-class NotFound(LookupError):
-    pass
-
-
-class Forbidden(PermissionError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
+__all__ = ["Conflict", "Forbidden", "NotFound"]

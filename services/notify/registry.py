@@ -30,7 +30,7 @@ class Registry:
         hub_id exists: registering never returns an existing secret nor repoints a channel)."""
         subscriber = registered(request)
         if not within(within_region, subscriber.region_code or ""):
-            raise Forbidden(subscriber.region_code)
+            raise Forbidden(message=subscriber.region_code or "")
         channel = request.channel
         if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
             await self.webhooks.policy.check(str(channel.url),
@@ -39,7 +39,7 @@ class Registry:
             # A hub's id is the one in its staff's tokens.
             subscriber.subscriber_id = request.hub_id
             if await self.ctx.subscribers.get(request.hub_id) is not None:
-                raise Conflict(request.hub_id)
+                raise Conflict(message=request.hub_id)
         else:
             subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
         await self.log(subscriber)
@@ -53,7 +53,7 @@ class Registry:
         sub = await ctx.subscribers.get(subscriber_id)
         if (sub is None or sub.kind == SubscriberKind.member
                 or not within(within_region, sub.region_code or "")):
-            raise NotFound(subscriber_id)
+            raise NotFound(message=subscriber_id)
         secret = new_secret()
         rotated = sub.rotated(secret, ctx.clock(),
                               timedelta(seconds=ctx.settings.notify_secret_overlap_s))

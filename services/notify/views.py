@@ -47,7 +47,7 @@ class Views:
         ctx = self.ctx
         alert = await ctx.alerts.get(domain.alert_id_of(case_id))
         if alert is None:
-            raise NotFound(case_id)
+            raise NotFound(message=case_id)
         s = ctx.settings
         tiers = [km for _, km in s.radius_tiers_km] + [s.radius_max_km]
         rows = await ctx.subscribers.hubs_with_coords(alert.lat, alert.lon, max(tiers))
