@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -274,9 +274,15 @@ def subscribe(
         )(on_message)
 
 
-async def keep_starting(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
-    """Start `broker`, retrying while Kafka is away: for a service that must come up and serve
-    without Kafka (the alert service takes reports into its outbox meanwhile)."""
+class Startable(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def keep_starting(broker: Startable, max_backoff_s: float = 10.0) -> None:
+    """Start `broker` (a FastStream broker or a BatchConsumer), retrying while Kafka is away:
+    for a service that must come up and serve without Kafka (the alert service takes reports
+    into its outbox meanwhile)."""
     backoff = 0.5
     while True:
         try:

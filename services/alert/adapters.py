@@ -498,8 +498,14 @@ class ProgressStore:
         """Whether dispatch closed the case (raises RedisError: the caller fails closed)."""
         return bool(await self.redis.hexists(f"alert:progress:{case_id}", "closed"))
 
-    async def add_hub(self, case_id: str, subscriber_id: str) -> None:
-        await self.redis.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
+    async def add_hubs(self, pushed: list[tuple[str, str]]) -> None:
+        """(case id, hub subscriber id) pairs, in one round trip."""
+        if not pushed:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for case_id, subscriber_id in pushed:
+                pipe.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
+            await pipe.execute()
 
     async def get(self, case_id: str) -> dict[str, Any]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -59,8 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     photos = PhotoStore(settings.data_dir / "photos")
     access = PhotoAccess(redis, photos)
     retention = OutboxRetention(outbox, settings.outbox_published_grace_s)
-    consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"),
-                       [access.on_case_event, retention.on_case_event])
+    receipts = consumers.register(broker, Progress(progress),
+                                  EventPublisher(broker, "/homeward/alert"), kafka_access,
+                                  [access.on_case_event, retention.on_case_event])
     # What the outbox relay publishes, and the DLQs of what it consumes (issue 15: AsyncAPI).
     asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
         topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.UNIDENTIFIED,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.alert_shared_outbox:
             ops_server.append(await OpsServer.start(app, settings, "alert"))
         background.append(asyncio.create_task(keep_starting(broker), name="progress-consumer"))
+        background.append(asyncio.create_task(keep_starting(receipts), name="receipts-consumer"))
         background.append(asyncio.create_task(prune_outbox(retention), name="outbox-pruning"))
         if settings.alert_relay_enabled:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(*background, return_exceptions=True)
         background.clear()
         await relay.stop()
+        await receipts.stop()
         await broker.stop()
         for server in ops_server:
             await server.stop()

@@ -38,6 +38,7 @@ from shared.events import (
     CaseOpened,
     CloudEvent,
     DeliveryReceipt,
+    DeliveryScope,
     TipLocation,
     TipReceived,
 )
@@ -220,11 +221,16 @@ class Progress:
             # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)
 
-    async def on_delivery(self, event: CloudEvent) -> None:
-        if event.type == DELIVERY_SENT:
-            receipt = DeliveryReceipt.model_validate(event.data)
-            if receipt.scope == "restricted":
-                await self.store.add_hub(receipt.case_id, receipt.subscriber_id)
+    async def on_deliveries(self, events: list[CloudEvent]) -> None:
+        """Receipts of notify's deliveries (a batch): each hub that got a restricted push
+        counts once per case, in one Redis round trip per batch."""
+        hubs: list[tuple[str, str]] = []
+        for event in events:
+            if event.type == DELIVERY_SENT:
+                receipt = DeliveryReceipt.model_validate(event.data)
+                if receipt.scope == DeliveryScope.restricted:
+                    hubs.append((receipt.case_id, receipt.subscriber_id))
+        await self.store.add_hubs(hubs)
 
 
 class RateLimited(Exception):

@@ -198,3 +198,46 @@ async def test_phones_and_id_numbers_as_typed_are_published_in_their_normal_form
         reporter = reports[case_id]["reporter"]
         assert (reporter["phone"], reporter["phone_display"]) == typed[phone]
         assert reports[case_id]["child"]["id_number"] == "11010120190501019X"
+
+
+async def test_hubs_pushed_counts_each_hub_once_from_batches_of_receipts(
+    settings: Settings, tmp_path: Path, redis: Redis
+) -> None:
+    """The operator's "hubs pushed" comes from notify's receipts, read in batches: restricted
+    `sent` receipts count once per hub; public, retrying and repeated receipts do not add."""
+    from datetime import UTC, datetime
+
+    from services.alert.adapters import ProgressStore
+    from shared.events import DELIVERY_RETRYING, DELIVERY_SENT, CloudEvent
+    from shared.kafka import EventPublisher, make_broker
+
+    settings = settings.model_copy(update={"data_dir": tmp_path})
+    case_id = f"140403-20261130-{uuid.uuid4().hex[:6].upper()}"
+
+    def receipt(kind: str, sub: str, scope: str, status: str, n: int) -> CloudEvent:
+        return CloudEvent(
+            id=f"{case_id}:{sub}:{status}:{n}",
+            type=DELIVERY_SENT if status == "sent" else DELIVERY_RETRYING,
+            source="/test", subject=case_id,
+            data={"delivery_id": f"msg_{sub}_{n}", "alert_id": f"A-{case_id}",
+                  "case_id": case_id, "version": 1, "subscriber_id": sub, "scope": scope,
+                  "channel": "webhook", "status": status, "http_status": 204, "attempts": 1,
+                  "error": "", "at": datetime.now(UTC).isoformat(), "kind": kind, "name": sub})
+
+    sent = [receipt("hub", "HA", "restricted", "sent", 1),
+            receipt("hub", "HB", "restricted", "sent", 1),
+            receipt("hub", "HA", "restricted", "sent", 2),   # its Update: still one hub
+            receipt("volunteer", "V1", "public", "sent", 1),
+            receipt("hub", "HC", "restricted", "retrying", 1)]
+    broker = make_broker(settings.kafka_bootstrap, "test")
+    async with broker:
+        await broker.start()
+        await EventPublisher(broker, "/test").publish_many(
+            [(topics.DELIVERIES, e) for e in sent])
+    store = ProgressStore(redis)
+    async with alert_client(settings):
+        async def counted() -> int | None:
+            hubs = (await store.get(case_id))["hubs_pushed"]
+            return hubs if hubs >= 2 else None
+
+        assert await eventually(counted, timeout=60) == 2
