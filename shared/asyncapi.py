@@ -151,13 +151,38 @@ def topics_description(topic: str) -> str:
         return topic
 
 
+def _batch_receivers(receives: Mapping[str, str], title: str,
+                     version: str) -> dict[str, Any]:
+    """The receive operations of topics read by shared.kafka.BatchConsumer (not FastStream
+    subscribers): described by subscribers of a broker that is never started."""
+    docs = KafkaBroker()
+    for topic, group in receives.items():
+        async def receive() -> None:  # documentation only (its payload: SHARED_PAYLOADS)
+            return None
+
+        receive.__name__ = f"on_{topic.replace('.', '_')}"
+        docs.subscriber(topic, group_id=group, title=f"{topic}:BatchSubscriber",
+                        description=topics_description(topic))(receive)
+    spec: dict[str, Any] = AsyncAPI(docs, title=title, version=version,
+                                    schema_version="3.0.0").to_specification().to_jsonable()
+    return spec
+
+
 def document(broker: KafkaBroker, title: str, version: str,
-             payloads: Mapping[str, Payloads] | None = None) -> dict[str, Any]:
+             payloads: Mapping[str, Payloads] | None = None,
+             receives: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of `broker`: FastStream's, each message given the payload
-    schema of its topic (`payloads` over SHARED_PAYLOADS) and its headers schema."""
+    schema of its topic (`payloads` over SHARED_PAYLOADS) and its headers schema. `receives`:
+    topic → consumer group of what the service reads with batch consumers (outside FastStream)."""
     known = {**SHARED_PAYLOADS, **(payloads or {})}
     spec: dict[str, Any] = AsyncAPI(broker, title=title, version=version,
                                     schema_version="3.0.0").to_specification().to_jsonable()
+    if receives:
+        extra = _batch_receivers(receives, title, version)
+        for part in ("channels", "operations"):
+            spec.setdefault(part, {}).update(extra.get(part, {}))
+        for part, values in extra.get("components", {}).items():
+            spec.setdefault("components", {}).setdefault(part, {}).update(values)
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     messages = components.setdefault("messages", {})

@@ -143,7 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
-    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version)
+    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version,
+                                                   receives={receipts.topic: receipts.group_id})
     install_error_handlers(app)
     harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(

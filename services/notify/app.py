@@ -45,6 +45,7 @@ from shared.kafka import (
     kafka_check,
     make_broker,
 )
+from shared.kafka_acl import JOB_GROUPS
 from shared.pii import MasterKeys
 from shared.settings import Settings
 from shared.streams import make_fanout, make_limits
@@ -173,7 +174,9 @@ def create_app(settings: Settings | None = None, timers: bool = True,
     app = FastAPI(title="Homeward notify service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
     app.state.notify = notify
-    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version, OWN_LOGS)
+    app.state.asyncapi = lambda: asyncapi.document(  # the lanes are read by batch consumers
+        broker, app.title, app.version, OWN_LOGS,
+        receives={t: JOB_GROUPS[t] for t in topics.JOB_TOPICS})
     app.state.lanes = workers  # the delivery workers' consumers, one per lane
     install_error_handlers(app)
     harden(app, settings)
