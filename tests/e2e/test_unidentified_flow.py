@@ -20,7 +20,7 @@ from shared import topics
 from shared.auth import Role, mint_token
 from shared.pii import PURGED
 from shared.settings import Settings
-from tests.e2e.test_flow import LAST_SEEN, stack, token  # noqa: F401  (same stack fixture)
+from tests.e2e.test_flow import LAST_SEEN, otlp, stack, token  # noqa: F401  (its stack fixture)
 from tests.helpers import WebhookSink, eventually, read_topic, report_body, unsealed
 
 pytestmark = pytest.mark.e2e
