@@ -113,7 +113,7 @@ class Stored:
 
 @dataclass
 class _Pending:
-    entry: OutboxEntry
+    entries: tuple[OutboxEntry, ...]  # committed together, in this order; the last answers
     idem: IdempotencyKey | None
     done: asyncio.Future[Appended]
 
@@ -185,10 +185,15 @@ class Outbox:
         self._relay_turn.close()
         self._relay_db.shutdown(wait=True)
 
-    async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
+    async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None,
+                     before: Sequence[OutboxEntry] = ()) -> Appended:
+        """Commit `entry` (and first `before`, in the same transaction: a report and the new
+        case key that seals it take one fsync, and the key's row is published first) and
+        return its answer; with `idem` already used for the same body, nothing is added and
+        the first answer comes back (`replayed`). Raises IdempotencyConflict."""
         telemetry.inject(entry.headers)  # the row carries the request's trace to the relay
         done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(entry, idem, done))
+        await self._queue.put(_Pending((*before, entry), idem, done))
         return await done
 
     async def _write_loop(self) -> None:
@@ -225,8 +230,9 @@ class Outbox:
         try:
             plain = [item for item in batch if item.idem is None]
             if len(plain) == len(batch):  # the common case: one C call for the whole batch
-                conn.executemany(_INSERT, [_row(item.entry, now) for item in batch])
-                results = [Appended(item.entry.answer) for item in batch]
+                conn.executemany(_INSERT, [_row(entry, now) for item in batch
+                                           for entry in item.entries])
+                results = [Appended(item.entries[-1].answer) for item in batch]
             else:
                 for item in batch:
                     results.append(self._insert(conn, item, now))
@@ -238,7 +244,7 @@ class Outbox:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, item: _Pending, now: str) -> Appended | Exception:
-        idem, entry = item.idem, item.entry
+        idem, entry = item.idem, item.entries[-1]
         if idem is not None:
             row = conn.execute(
                 "SELECT i.body_hash, o.answer FROM idempotency i JOIN outbox o "
@@ -249,7 +255,7 @@ class Outbox:
                 if row[0] != idem.body_hash:
                     return IdempotencyConflict(idem.key)
                 return Appended(json.loads(row[1]), replayed=True)
-        conn.execute(_INSERT, _row(entry, now))
+        conn.executemany(_INSERT, [_row(e, now) for e in item.entries])
         if idem is not None:
             conn.execute(
                 "INSERT INTO idempotency (scope, key, body_hash, record_id, created_at) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -100,11 +101,18 @@ class Intake:
         )
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
+        key_row: list[OutboxEntry] = []
+        remembered = None
         if self.keys is not None:
             data = accepted.model_dump(mode="json")
             # The age stays clear when the birth date is sealed (the rules need it).
             data["report"]["child"]["age"] = resolved.child.age_at(resolved.last_seen.at.date())
-            key = await self._new_case_key(case_id, region_code, operator.sub)
+            # The case is new (its id was just made): its key is committed with the report, in
+            # one transaction and one fsync, the key's row first (published before the event
+            # it seals); Redis caches it meanwhile (readers without it read the topic).
+            key, record = self.keys.fresh(case_id)
+            key_row.append(self._key_entry(case_id, region_code, operator.sub, record))
+            remembered = asyncio.create_task(self._remember(case_id, record))
             value = _json(pii.seal(data, pii.REPORT_FIELDS, case_id, key))
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
@@ -120,9 +128,12 @@ class Intake:
         if idempotency_key:
             idem = IdempotencyKey(operator.sub, idempotency_key, domain.body_hash(report))
         try:
-            return await self.outbox.append(entry, idem)
+            return await self.outbox.append(entry, idem, before=key_row)
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+        finally:
+            if remembered is not None:
+                await remembered
 
     async def report_status(self, report_id: str, who: Principal) -> dict[str, Any] | None:
         """accepted (durable, waiting for Kafka) or published. Visible to the operator who
@@ -193,14 +204,24 @@ class Intake:
         cached in Redis when Redis answers (readers refill from the topic)."""
         assert self.keys is not None
         key, record = self.keys.fresh(case_id)
-        await self.outbox.append(OutboxEntry(
+        await self.outbox.append(self._key_entry(case_id, region, operator, record))
+        return await self._remember(case_id, record) or key
+
+    @staticmethod
+    def _key_entry(case_id: str, region: str, operator: str, record: bytes) -> OutboxEntry:
+        """The outbox row publishing a case's new key record to homeward.case-keys.v1."""
+        return OutboxEntry(
             record_id=f"case-key:{case_id}:{uuid.uuid4().hex[:8]}", kind="case-key",
             topic=topics.CASE_KEYS, key=case_id, headers={}, value=record, answer={},
-            region=region, operator=operator))
+            region=region, operator=operator)
+
+    async def _remember(self, case_id: str, record: bytes) -> bytes | None:
+        """Cache the key record in Redis: the key the case holds, None when Redis is away."""
+        assert self.keys is not None
         try:
-            return await self.keys.remember(case_id, record) or key
+            return await self.keys.remember(case_id, record)
         except (RedisError, OSError):
-            return key
+            return None
 
 
 def _json(data: dict[str, Any]) -> bytes:
