@@ -504,8 +504,12 @@ class ProgressStore:
         """Whether dispatch closed the case (raises RedisError: the caller fails closed)."""
         return bool(await self.redis.hexists(f"alert:progress:{case_id}", "closed"))
 
-    async def add_hub(self, case_id: str, subscriber_id: str) -> None:
-        await self.redis.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
+    async def add_hubs(self, hubs: dict[str, set[str]]) -> None:
+        """case id -> subscriber ids of hubs reached, in one round trip (idempotent)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for case_id, ids in hubs.items():
+                pipe.sadd(f"alert:progress:{case_id}:hubs", *ids)
+            await pipe.execute()
 
     async def get(self, case_id: str) -> dict[str, Any]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from services.alert.handlers import Progress
 from shared import topics
 from shared.events import CloudEvent
-from shared.kafka import EventPublisher, subscribe
+from shared.kafka import EventPublisher, subscribe, subscribe_batch
 
 GROUP = "homeward-alert-progress"
 
@@ -27,4 +27,6 @@ def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher,
             await follower(event)
 
     subscribe(broker, topics.PROGRESS, GROUP, on_case_event, publisher)
-    subscribe(broker, topics.DELIVERIES, GROUP, progress.on_delivery, publisher)
+    # Receipts are many (one per recipient) and alert keeps only the hubs reached of each
+    # case: read in batches, one Redis round trip per batch (issue 15).
+    subscribe_batch(broker, topics.DELIVERIES, GROUP, progress.on_deliveries, publisher)

@@ -241,11 +241,18 @@ class Progress:
             # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)
 
-    async def on_delivery(self, event: CloudEvent) -> None:
-        if event.type == DELIVERY_SENT:
-            receipt = DeliveryReceipt.model_validate(event.data)
-            if receipt.scope == "restricted":
-                await self.store.add_hub(receipt.case_id, receipt.subscriber_id)
+    async def on_deliveries(self, events: list[CloudEvent]) -> None:
+        """The hubs reached (a `sent` receipt of a restricted alert) of a batch of delivery
+        events, added per case in one round trip. Raises pydantic's ValidationError for a
+        malformed receipt (the consumer then finds it alone: dead-lettered)."""
+        hubs: dict[str, set[str]] = {}
+        for event in events:
+            if event.type == DELIVERY_SENT:
+                receipt = DeliveryReceipt.model_validate(event.data)
+                if receipt.scope == "restricted":
+                    hubs.setdefault(receipt.case_id, set()).add(receipt.subscriber_id)
+        if hubs:
+            await self.store.add_hubs(hubs)
 
 
 class RateLimited(Exception):
