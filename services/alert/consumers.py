@@ -12,7 +12,8 @@ from faststream.kafka import KafkaBroker
 from services.alert.handlers import Progress
 from shared import topics
 from shared.events import CloudEvent
-from shared.kafka import EventPublisher, subscribe, subscribe_batch
+from shared.kafka import EventPublisher, subscribe
+from shared.kafka_batch import subscribe_batch
 
 GROUP = "homeward-alert-progress"
 

@@ -16,7 +16,8 @@ from services.alert.handlers import Progress
 from shared import topics
 from shared.events import CloudEvent, DeliveryReceipt
 from shared.faults import Retrying
-from shared.kafka import EventPublisher, subscribe_batch
+from shared.kafka import EventPublisher
+from shared.kafka_batch import subscribe_batch
 
 TOPIC = topics.DELIVERIES
 GROUP = "test-batch"
