@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import flow, intake, notify_fanout
 from bench.common import Result
-from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version
+from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version, stack_env
 from shared.kafka import ensure_topics
 
 RESULTS = Path(__file__).with_name("results")
@@ -31,6 +31,9 @@ def main() -> int:
     redis = RedisServer(data_dir / "redis", port=free_port())
     results: list[Result] = []
     began = time.monotonic()
+    # The keys no repository holds (JWT, identity, PII master, signing), made in the bench's
+    # data dir unless the environment names its own: the services and this process's tokens.
+    os.environ.update(stack_env(data_dir))
     try:
         redis.start()
         kafka.start()

@@ -47,6 +47,12 @@ class BoundaryIndex:
         self._codes = [c for c, _ in rows]
         self._geoms = [g for _, g in rows]
         self._by_code = dict(rows)
+        # The codes under each province (PP) and prefecture (PPCC) prefix, and each code under
+        # itself: `distance_to_area_km` looks at an area's own polygons, not at all ~2,900.
+        self._by_prefix: dict[str, list[str]] = {}
+        for code in self._codes:
+            for length in sorted({2, 4, len(code)}):
+                self._by_prefix.setdefault(code[:length], []).append(code)
         shapely.prepare(self._geoms)
         self._tree = STRtree(self._geoms)
 
@@ -104,8 +110,15 @@ class BoundaryIndex:
     def distance_to_area_km(self, prefix: str, lat: float, lon: float) -> float:
         """km from the point to the nearest polygon whose code starts with `prefix` (a county
         code, or a prefecture's PPCC / a province's PP); inf when none has a polygon."""
-        return min((self.distance_km(c, lat, lon) for c in self._codes if c.startswith(prefix)),
-                   default=math.inf)
+        codes = self._by_prefix.get(prefix)
+        if codes is None:  # another length: every code looked at
+            codes = [c for c in self._codes if c.startswith(prefix)]
+        best = math.inf
+        for code in codes:
+            best = min(best, self.distance_km(code, lat, lon))
+            if best == 0.0:  # inside the area: no polygon is nearer
+                break
+        return best
 
 
 @cache

@@ -79,6 +79,7 @@ RETRYING = Gauge(
     "homeward_retrying",
     "1 while a consumer or timer loop is retrying a transient fault (readiness is 503)",
     ["where"],
+    multiprocess_mode="mostrecent",  # alert's workers: the one running the consumer sets it
 )
 
 

@@ -20,20 +20,38 @@ Series (units in the name; times are seconds):
 * `homeward_alert_outbox_backlog`, `homeward_alert_outbox_oldest_age_seconds` (alert, sampled).
 * `homeward_consumer_lag_messages{group,topic}` (every service, sampled): end offset minus the
   group's committed offset, summed over partitions.
+
+Several processes of one service (alert's intake workers, issue 15 item 4) share one
+`/metrics`: their supervisor sets PROMETHEUS_MULTIPROC_DIR (`multiprocess_dir`) before the
+workers start, prometheus-client keeps each process's values in files there, and `exposition`
+sums counters and histograms over every process (dead ones included: totals never go back);
+a sampled gauge shows the most recent value any process set (only the worker holding the
+duties samples them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +59,11 @@ log = logging.getLogger(__name__)
 FLOW_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Seconds for a person at a hub console to acknowledge: up to hours.
 ACK_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+
+# A sampled gauge across processes: the value the most recent sample set (prometheus-client's
+# multiprocess mode; one process alone: its own value).
+SAMPLED: Final = "mostrecent"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REPORT_TO_CASE_GROUP = Histogram(
     "homeward_report_to_case_group_seconds",
@@ -63,25 +86,30 @@ HUB_ACK = Histogram(
     "homeward_hub_ack_seconds", "Hub push sent to acknowledged at the hub console",
     buckets=ACK_BUCKETS)
 RETRIES_IN_FLIGHT = Gauge(
-    "homeward_delivery_retries_in_flight", "Deliveries waiting for their next try")
+    "homeward_delivery_retries_in_flight", "Deliveries waiting for their next try",
+    multiprocess_mode=SAMPLED)
 ACKS_OVERDUE = Gauge(
     "homeward_hub_acks_overdue",
-    "Hub pushes past their acknowledgement deadline and not acknowledged")
+    "Hub pushes past their acknowledgement deadline and not acknowledged",
+    multiprocess_mode=SAMPLED)
 DLQ_MESSAGES = Counter(
     "homeward_dlq_messages_total", "Messages this process put on a dead-letter topic",
     ["topic"])
 DLQ_DEPTH = Gauge(
     "homeward_dlq_depth_messages",
-    "Messages on a dead-letter topic (end minus earliest offset)", ["topic"])
+    "Messages on a dead-letter topic (end minus earliest offset)", ["topic"],
+    multiprocess_mode=SAMPLED)
 OUTBOX_BACKLOG = Gauge(
-    "homeward_alert_outbox_backlog", "Outbox rows (reports, tips) not yet published to Kafka")
+    "homeward_alert_outbox_backlog", "Outbox rows (reports, tips) not yet published to Kafka",
+    multiprocess_mode=SAMPLED)
 OUTBOX_AGE = Gauge(
     "homeward_alert_outbox_oldest_age_seconds",
-    "Age of the oldest outbox row not yet published (0 when none waits)")
+    "Age of the oldest outbox row not yet published (0 when none waits)",
+    multiprocess_mode=SAMPLED)
 CONSUMER_LAG = Gauge(
     "homeward_consumer_lag_messages",
     "Messages a consumer group has not committed yet, summed over the topic's partitions",
-    ["group", "topic"])
+    ["group", "topic"], multiprocess_mode=SAMPLED)
 
 # What a dashboard or rule may name: tests check the deploy/ queries against this list.
 SERIES = ("homeward_report_to_case_group_seconds", "homeward_report_to_first_hub_push_seconds",
@@ -91,6 +119,29 @@ SERIES = ("homeward_report_to_case_group_seconds", "homeward_report_to_first_hub
           "homeward_dlq_depth_messages", "homeward_alert_outbox_backlog",
           "homeward_alert_outbox_oldest_age_seconds", "homeward_consumer_lag_messages",
           "homeward_messages_handled_total")
+
+
+def multiprocess_dir(path: os.PathLike[str] | str) -> None:
+    """Make the processes this one starts afterwards keep their metric values in files under
+    `path` (its `*.db` files deleted: values of an earlier run must not be summed in). Call in
+    the supervisor before it starts the workers (uvicorn spawns them: they import
+    prometheus-client afresh, in multiprocess mode)."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    os.environ[MULTIPROC_ENV] = os.fspath(directory)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of this process's metrics, or, in multiprocess mode (MULTIPROC_ENV
+    set), of every process writing to that directory; and its content type."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def _seconds(start: datetime, end: datetime | None = None) -> float:

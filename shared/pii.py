@@ -149,10 +149,12 @@ def _holder(data: dict[str, Any], parents: list[str]) -> dict[str, Any] | None:
 
 
 def seal(data: dict[str, Any], fields: Mapping[str, Any], case_id: str,
-         data_key: bytes) -> dict[str, Any]:
+         data_key: bytes, copy: bool = True) -> dict[str, Any]:
     """A copy of `data` with `fields` moved into the envelope under `data["pii"]` and their
-    markers in place. Fields absent from `data` are left absent."""
-    out = deepcopy(data)
+    markers in place. Fields absent from `data` are left absent. `copy=False`: `data` itself
+    is changed and returned (a caller's own fresh dict, e.g. a model just dumped: a deep copy
+    of a report is most of the cost of sealing it)."""
+    out = deepcopy(data) if copy else data
     secret: dict[str, Any] = {}
     for path, marker in fields.items():
         parents, leaf = _split(path)

@@ -150,6 +150,9 @@ class RegionIndex:
                 for key in zone_keys(z.name, provinces):
                     self._zones.setdefault(key, z)
         self._max_zone = max((len(k) for k in self._zones), default=0)
+        # Every beginning of a zone key (3 characters on): a scan stops extending a piece of
+        # text as soon as no key begins with it (issue 15: the intake profile).
+        self._zone_prefixes = {k[:n] for k in self._zones for n in range(3, len(k) + 1)}
         self._children: dict[str, list[Region]] = {}
         for r in self._by_code.values():
             if r.parent is not None:
@@ -163,6 +166,7 @@ class RegionIndex:
             if code in self._by_code:
                 self._add_name(former, code, _ALIAS)
         self._max_name = max(len(n) for n in self._names)
+        self._name_prefixes = {n[:k] for n in self._names for k in range(2, len(n) + 1)}
         # level -> all points, and level -> 1°x1° cell -> points, for nearest()
         self._points: dict[str, list[_Point]] = {}
         self._grid: dict[str, dict[tuple[int, int], list[_Point]]] = {}
@@ -318,8 +322,11 @@ class RegionIndex:
         found: list[tuple[str, float, int, int]] = []
         for i in range(len(text)):
             for j in range(i + 2, min(len(text), i + self._max_name) + 1):
+                piece = text[i:j]
+                if piece not in self._name_prefixes:
+                    break  # no name begins so: none is longer either
                 found.extend((code, bonus, i, j)
-                             for code, bonus in self._names.get(text[i:j], ()))
+                             for code, bonus in self._names.get(piece, ()))
         # A zone's own name: a county's short or former name right before a kind word (江北 in
         # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
         # 清水河/九龙坡, 清新区 in 武清新区).
@@ -352,7 +359,10 @@ class RegionIndex:
         found: list[Zone] = []
         for i in range(len(text)):
             for j in range(i + 3, min(len(text), i + self._max_zone) + 1):
-                z = self._zones.get(text[i:j])
+                piece = text[i:j]
+                if piece not in self._zone_prefixes:
+                    break
+                z = self._zones.get(piece)
                 if z is not None and z not in found:
                     found.append(z)
         return found

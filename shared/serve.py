@@ -6,7 +6,8 @@ settings.ops_host:ops_port_for(name) with /metrics, /docs, /openapi.json and /as
 
 One process per service, except alert with `alert_workers` > 1 (issue 15 item 4): uvicorn's
 supervisor runs that many worker processes on the one API socket, sharing one outbox; the
-worker elected by services.alert.duties serves the ops port and runs the relay. Each worker
+worker elected by services.alert.duties serves the ops port and runs the relay; its /metrics
+sums every worker's series (prometheus-client's multiprocess mode, shared.metrics). Each worker
 dies with the supervisor (PR_SET_PDEATHSIG), so a killed service leaves no worker behind.
 """
 
@@ -25,7 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from shared import telemetry
+from shared import metrics, telemetry
 from shared.settings import Settings
 from shared.web import ops_app
 
@@ -122,6 +123,10 @@ def serve(service: str) -> None:
 def _serve_workers(settings: Settings) -> None:
     """`alert_workers` processes on one API socket, one outbox, one elected relay."""
     os.environ["HOMEWARD_ALERT_SHARED_OUTBOX"] = "true"  # inherited by the workers
+    # One /metrics for all of them: each worker's values in files summed at a scrape (the
+    # elected worker serves the ops port). Emptied now: a past run's values are not summed in.
+    metrics.multiprocess_dir(os.environ.get(metrics.MULTIPROC_ENV)
+                             or settings.data_dir / "alert-metrics")
     config = _api_config("shared.serve:worker_app", settings, "alert", factory=True,
                          workers=settings.alert_workers)
     socket = config.bind_socket()

@@ -18,14 +18,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import i18n
+from shared import i18n, metrics
 from shared.auth import InvalidToken, Principal, Role, verify_token_with_expiry
 from shared.errors import HomewardError
 from shared.oidc import consoles_config_js, from_provider, provider_keys
@@ -313,8 +312,10 @@ def ops_app(api: FastAPI) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def scrape() -> Response:
+        """Every worker's series summed when several share the service (shared.metrics)."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/openapi.json")
     async def openapi() -> JSONResponse:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,21 @@ _INSERT = (
     "INSERT INTO outbox (record_id, kind, topic, key, headers, value, answer, region, "
     "operator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_COLUMNS = 10
+# Rows per statement: a multi-row INSERT, under SQLite's 32,766 bound parameters.
+_ROWS_PER_INSERT = 500
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    """INSERT `rows` in as few statements as fit. The commit thread takes the GIL back after
+    every SQLite step; one statement for many rows is one step where executemany is one per
+    row, each waiting up to the interpreter's switch interval (5 ms) while the event loop is
+    busy with requests (issue 15: the intake profile)."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        values = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * len(chunk))
+        conn.execute(_INSERT.split(" VALUES ")[0] + " VALUES " + values,
+                     [v for row in chunk for v in row])
 
 
 def _row(entry: OutboxEntry, now: str) -> tuple[object, ...]:
@@ -113,9 +128,10 @@ class Stored:
 
 @dataclass
 class _Pending:
-    entry: OutboxEntry
+    entries: tuple[OutboxEntry, ...]  # committed together, in this order; the last answers
     idem: IdempotencyKey | None
     done: asyncio.Future[Appended]
+    rows: list[tuple[object, ...]] = field(default_factory=list)  # made on the event loop
 
 
 class Outbox:
@@ -185,10 +201,15 @@ class Outbox:
         self._relay_turn.close()
         self._relay_db.shutdown(wait=True)
 
-    async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None) -> Appended:
+    async def append(self, entry: OutboxEntry, idem: IdempotencyKey | None = None,
+                     before: Sequence[OutboxEntry] = ()) -> Appended:
+        """Commit `entry` (and first `before`, in the same transaction: a report and the new
+        case key that seals it take one fsync, and the key's row is published first) and
+        return its answer; with `idem` already used for the same body, nothing is added and
+        the first answer comes back (`replayed`). Raises IdempotencyConflict."""
         telemetry.inject(entry.headers)  # the row carries the request's trace to the relay
         done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(entry, idem, done))
+        await self._queue.put(_Pending((*before, entry), idem, done))
         return await done
 
     async def _write_loop(self) -> None:
@@ -196,6 +217,9 @@ class Outbox:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            now = datetime.now(UTC).isoformat()
+            for item in batch:  # the JSON here: the commit thread only talks to SQLite
+                item.rows = [_row(entry, now) for entry in item.entries]
             try:
                 results = await self._run(self._commit, batch)
             except Exception as exc:
@@ -224,9 +248,11 @@ class Outbox:
         conn.execute("BEGIN IMMEDIATE")
         try:
             plain = [item for item in batch if item.idem is None]
-            if len(plain) == len(batch):  # the common case: one C call for the whole batch
-                conn.executemany(_INSERT, [_row(item.entry, now) for item in batch])
-                results = [Appended(item.entry.answer) for item in batch]
+            if len(plain) == len(batch):  # the common case: one statement for the batch
+                _insert_rows(conn, [row for item in batch
+                                    for row in (item.rows or [_row(e, now)
+                                                              for e in item.entries])])
+                results = [Appended(item.entries[-1].answer) for item in batch]
             else:
                 for item in batch:
                     results.append(self._insert(conn, item, now))
@@ -238,7 +264,7 @@ class Outbox:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, item: _Pending, now: str) -> Appended | Exception:
-        idem, entry = item.idem, item.entry
+        idem, entry = item.idem, item.entries[-1]
         if idem is not None:
             row = conn.execute(
                 "SELECT i.body_hash, o.answer FROM idempotency i JOIN outbox o "
@@ -249,7 +275,7 @@ class Outbox:
                 if row[0] != idem.body_hash:
                     return IdempotencyConflict(idem.key)
                 return Appended(json.loads(row[1]), replayed=True)
-        conn.execute(_INSERT, _row(entry, now))
+        _insert_rows(conn, item.rows or [_row(e, now) for e in item.entries])
         if idem is not None:
             conn.execute(
                 "INSERT INTO idempotency (scope, key, body_hash, record_id, created_at) "
@@ -259,15 +285,20 @@ class Outbox:
         return Appended(entry.answer)
 
     async def unpublished(self, limit: int) -> list[tuple[int, OutboxEntry]]:
+        """Up to `limit` rows not published yet, oldest first. Read as one aggregated row:
+        one SQLite step, where reading row by row costs the relay's thread a wait for the
+        GIL per row while the event loop is busy (see `_insert_rows`)."""
         def query() -> list[tuple[int, OutboxEntry]]:
             assert self._relay_conn is not None
-            rows = self._relay_conn.execute(
-                "SELECT seq, record_id, kind, topic, key, headers, value, answer, region, "
-                "operator FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (limit,)
-            ).fetchall()
+            (packed,) = self._relay_conn.execute(
+                "SELECT json_group_array(json_array(seq, record_id, kind, topic, key, headers, "
+                "hex(value), answer, region, operator)) FROM (SELECT * FROM outbox WHERE "
+                "published_at IS NULL ORDER BY seq LIMIT ?)", (limit,)
+            ).fetchone()
+            rows = sorted(json.loads(packed) if packed else [], key=lambda r: r[0])
             return [
-                (r[0], OutboxEntry(r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]),
-                                   json.loads(r[7]), r[8], r[9]))
+                (r[0], OutboxEntry(r[1], r[2], r[3], r[4], json.loads(r[5]),
+                                   bytes.fromhex(r[6]), json.loads(r[7]), r[8], r[9]))
                 for r in rows
             ]
 
@@ -280,8 +311,10 @@ class Outbox:
             assert conn is not None
             now = datetime.now(UTC).isoformat()
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
-                             [(now, s) for s in seqs])
+            for start in range(0, len(seqs), _ROWS_PER_INSERT):  # one step per statement
+                chunk = list(seqs[start:start + _ROWS_PER_INSERT])
+                conn.execute(f"UPDATE outbox SET published_at = ? WHERE seq IN "
+                             f"({', '.join('?' * len(chunk))})", [now, *chunk])
             conn.execute("COMMIT")
 
         await self._run_relay_write(update)
@@ -498,13 +531,11 @@ class ProgressStore:
         """Whether dispatch closed the case (raises RedisError: the caller fails closed)."""
         return bool(await self.redis.hexists(f"alert:progress:{case_id}", "closed"))
 
-    async def add_hubs(self, pushed: list[tuple[str, str]]) -> None:
-        """(case id, hub subscriber id) pairs, in one round trip."""
-        if not pushed:
-            return
+    async def add_hubs(self, hubs: dict[str, set[str]]) -> None:
+        """case id -> subscriber ids of hubs reached, in one round trip (idempotent)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for case_id, subscriber_id in pushed:
-                pipe.sadd(f"alert:progress:{case_id}:hubs", subscriber_id)
+            for case_id, ids in hubs.items():
+                pipe.sadd(f"alert:progress:{case_id}:hubs", *ids)
             await pipe.execute()
 
     async def get(self, case_id: str) -> dict[str, Any]:

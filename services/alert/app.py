@@ -59,9 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     photos = PhotoStore(settings.data_dir / "photos")
     access = PhotoAccess(redis, photos)
     retention = OutboxRetention(outbox, settings.outbox_published_grace_s)
-    receipts = consumers.register(broker, Progress(progress),
-                                  EventPublisher(broker, "/homeward/alert"), kafka_access,
-                                  [access.on_case_event, retention.on_case_event])
+    consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"),
+                       [access.on_case_event, retention.on_case_event])
     # What the outbox relay publishes, and the DLQs of what it consumes (issue 15: AsyncAPI).
     asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
         topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.UNIDENTIFIED,
@@ -88,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.alert_shared_outbox:
             ops_server.append(await OpsServer.start(app, settings, "alert"))
         background.append(asyncio.create_task(keep_starting(broker), name="progress-consumer"))
-        background.append(asyncio.create_task(keep_starting(receipts), name="receipts-consumer"))
         background.append(asyncio.create_task(prune_outbox(retention), name="outbox-pruning"))
         if settings.alert_relay_enabled:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
@@ -107,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(*background, return_exceptions=True)
         background.clear()
         await relay.stop()
-        await receipts.stop()
         await broker.stop()
         for server in ops_server:
             await server.stop()
@@ -143,8 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Homeward alert service", version="0.2.0", lifespan=lifespan,
                   **API_DOCS_OFF)
-    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version,
-                                                   receives={receipts.topic: receipts.group_id})
+    app.state.asyncapi = lambda: asyncapi.document(broker, app.title, app.version)
     install_error_handlers(app)
     harden(app, settings, {"/api/v1/photos": MAX_PHOTO_BYTES})
     app.include_router(ops_router(

@@ -6,24 +6,21 @@ case log) and delivery events only to show the operator what happened to the rep
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from faststream.kafka import KafkaBroker
 
 from services.alert.handlers import Progress
 from shared import topics
 from shared.events import CloudEvent
-from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
+from shared.kafka import EventPublisher, subscribe
+from shared.kafka_batch import subscribe_batch
 
 GROUP = "homeward-alert-progress"
 
 
 def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher,
-             bootstrap: Bootstrap,
-             followers: Sequence[Callable[[CloudEvent], Awaitable[None]]] = ()) -> BatchConsumer:
-    """`followers` also see every case event (photo access and retention, issue 13). Returns
-    the consumer of delivery receipts, read in batches (each hub push and every public one
-    has a receipt: thousands per case), for the caller to start and stop."""
+             followers: Sequence[Callable[[CloudEvent], Awaitable[None]]] = ()) -> None:
+    """`followers` also see every case event (photo access and retention, issue 13)."""
 
     async def on_case_event(event: CloudEvent) -> None:
         await progress.on_case_event(event)
@@ -31,8 +28,6 @@ def register(broker: KafkaBroker, progress: Progress, publisher: EventPublisher,
             await follower(event)
 
     subscribe(broker, topics.PROGRESS, GROUP, on_case_event, publisher)
-
-    async def on_receipts(batch: list[tuple[Any, CloudEvent]]) -> None:
-        await progress.on_deliveries([event for _, event in batch])
-
-    return BatchConsumer(bootstrap, topics.DELIVERIES, GROUP, on_receipts, publisher)
+    # Receipts are many (one per recipient) and alert keeps only the hubs reached of each
+    # case: read in batches, one Redis round trip per batch (issue 15).
+    subscribe_batch(broker, topics.DELIVERIES, GROUP, progress.on_deliveries, publisher)

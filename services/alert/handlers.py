@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from redis.exceptions import RedisError
 
 from services.alert import domain, place
@@ -38,7 +39,6 @@ from shared.events import (
     CaseOpened,
     CloudEvent,
     DeliveryReceipt,
-    DeliveryScope,
     TipLocation,
     TipReceived,
 )
@@ -101,12 +101,19 @@ class Intake:
         )
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
+        key_row: list[OutboxEntry] = []
+        remembered = None
         if self.keys is not None:
             data = accepted.model_dump(mode="json")
             # The age stays clear when the birth date is sealed (the rules need it).
             data["report"]["child"]["age"] = resolved.child.age_at(resolved.last_seen.at.date())
-            key = await self._new_case_key(case_id, region_code, operator.sub)
-            value = _json(pii.seal(data, pii.REPORT_FIELDS, case_id, key))
+            # The case is new (its id was just made): its key is committed with the report, in
+            # one transaction and one fsync, the key's row first (published before the event
+            # it seals); Redis caches it meanwhile (readers without it read the topic).
+            key, record = self.keys.fresh(case_id)
+            key_row.append(self._key_entry(case_id, region_code, operator.sub, record))
+            remembered = asyncio.create_task(self._remember(case_id, record))
+            value = _json(pii.seal(data, pii.REPORT_FIELDS, case_id, key, copy=False))
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
             headers=headers, value=value,
@@ -121,9 +128,12 @@ class Intake:
         if idempotency_key:
             idem = IdempotencyKey(operator.sub, idempotency_key, domain.body_hash(report))
         try:
-            return await self.outbox.append(entry, idem)
+            return await self.outbox.append(entry, idem, before=key_row)
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+        finally:
+            if remembered is not None:
+                await remembered
 
     async def report_status(self, report_id: str, who: Principal) -> dict[str, Any] | None:
         """accepted (durable, waiting for Kafka) or published. Visible to the operator who
@@ -194,18 +204,29 @@ class Intake:
         cached in Redis when Redis answers (readers refill from the topic)."""
         assert self.keys is not None
         key, record = self.keys.fresh(case_id)
-        await self.outbox.append(OutboxEntry(
+        await self.outbox.append(self._key_entry(case_id, region, operator, record))
+        return await self._remember(case_id, record) or key
+
+    @staticmethod
+    def _key_entry(case_id: str, region: str, operator: str, record: bytes) -> OutboxEntry:
+        """The outbox row publishing a case's new key record to homeward.case-keys.v1."""
+        return OutboxEntry(
             record_id=f"case-key:{case_id}:{uuid.uuid4().hex[:8]}", kind="case-key",
             topic=topics.CASE_KEYS, key=case_id, headers={}, value=record, answer={},
-            region=region, operator=operator))
+            region=region, operator=operator)
+
+    async def _remember(self, case_id: str, record: bytes) -> bytes | None:
+        """Cache the key record in Redis: the key the case holds, None when Redis is away."""
+        assert self.keys is not None
         try:
-            return await self.keys.remember(case_id, record) or key
+            return await self.keys.remember(case_id, record)
         except (RedisError, OSError):
-            return key
+            return None
 
 
 def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (pydantic-core's serializer: the intake hot path, issue 15)."""
+    return pydantic_core.to_json(data)
 
 
 @dataclass
@@ -222,15 +243,17 @@ class Progress:
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)
 
     async def on_deliveries(self, events: list[CloudEvent]) -> None:
-        """Receipts of notify's deliveries (a batch): each hub that got a restricted push
-        counts once per case, in one Redis round trip per batch."""
-        hubs: list[tuple[str, str]] = []
+        """The hubs reached (a `sent` receipt of a restricted alert) of a batch of delivery
+        events, added per case in one round trip. Raises pydantic's ValidationError for a
+        malformed receipt (the consumer then finds it alone: dead-lettered)."""
+        hubs: dict[str, set[str]] = {}
         for event in events:
             if event.type == DELIVERY_SENT:
                 receipt = DeliveryReceipt.model_validate(event.data)
-                if receipt.scope == DeliveryScope.restricted:
-                    hubs.append((receipt.case_id, receipt.subscriber_id))
-        await self.store.add_hubs(hubs)
+                if receipt.scope == "restricted":
+                    hubs.setdefault(receipt.case_id, set()).add(receipt.subscriber_id)
+        if hubs:
+            await self.store.add_hubs(hubs)
 
 
 class RateLimited(Exception):

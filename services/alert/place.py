@@ -36,6 +36,7 @@ from shared.report import (
     PlaceSource,
     RegionCodeReplaced,
     Report,
+    ResolvedLastSeen,
     ResolvedReport,
 )
 
@@ -125,11 +126,15 @@ def resolve_place(report: Report, regions: RegionLookup,
     places it (asking for the county); `outside_mainland_jurisdiction` on the part that names
     香港/澳门/台湾."""
     where = locate(report.last_seen, regions, boundaries)
-    data = report.model_dump()
-    data["last_seen"].update(region_code=where.code, lat=where.lat, lon=where.lon,
-                             datum=Datum.wgs84)
-    return PlaceResolution(ResolvedReport.model_validate(data), where.derived, where.conflict,
-                           where.replaced)
+    seen = ResolvedLastSeen.model_validate({
+        **report.last_seen.model_dump(), "region_code": where.code, "lat": where.lat,
+        "lon": where.lon, "datum": Datum.wgs84})
+    # Only the place changed: the rest of `report` was validated a moment ago (the request
+    # body) and is taken as it is, not validated a second time (issue 15: the intake profile).
+    resolved = ResolvedReport.model_construct(
+        _fields_set=set(Report.model_fields),
+        **{**{name: getattr(report, name) for name in Report.model_fields}, "last_seen": seen})
+    return PlaceResolution(resolved, where.derived, where.conflict, where.replaced)
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,19 @@ def test_redacted_data_holds_markers_and_nothing_to_open() -> None:
     assert "张小明" not in json.dumps(redacted, ensure_ascii=False)
     assert redacted == pii.unseal(pii.seal(report_data(), pii.REPORT_FIELDS, CASE,
                                            pii.new_data_key()), None)
+
+
+def test_sealing_a_fresh_dict_in_place_seals_the_same() -> None:
+    """`copy=False` (alert's intake: a dict just dumped from the model) changes and returns
+    `data` itself; what it holds is what a sealed copy holds, and it opens the same."""
+    key = pii.new_data_key()
+    copied = pii.seal(report_data(), pii.REPORT_FIELDS, CASE, key)
+    fresh = report_data()
+    in_place = pii.seal(fresh, pii.REPORT_FIELDS, CASE, key, copy=False)
+    assert in_place is fresh
+    assert {k: v for k, v in in_place.items() if k != "pii"} == \
+        {k: v for k, v in copied.items() if k != "pii"}
+    assert pii.unseal(in_place, key) == pii.unseal(copied, key) == report_data()
+    original = report_data()
+    pii.seal(original, pii.REPORT_FIELDS, CASE, key)  # the default leaves it as it was
+    assert original == report_data()

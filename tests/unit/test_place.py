@@ -15,7 +15,7 @@ from services.alert.place import CONFLICT_KM, PlaceResolution, resolve_place
 from shared.boundaries import BoundaryIndex, boundary_index
 from shared.datum import Datum, from_wgs84
 from shared.regions import RegionIndex, region_index, short_name, within
-from shared.report import Report
+from shared.report import Report, ResolvedReport
 from tests.helpers import report_body
 
 _AIRPORTS = airportsdata.load("IATA")
@@ -175,6 +175,27 @@ def test_place_table(ix: RegionIndex, bx: BoundaryIndex, case: Case) -> None:
     if case.code is not None and not case.code.startswith("1302"):
         assert not within("130200", seen.region_code)  # never the stale 唐山 alias
     assert seen.datum == Datum.wgs84
+    # Only the place is validated anew (issue 15: the rest of the body was, a moment before):
+    # the same report as validating all of it again.
+    again = ResolvedReport.model_validate(got.report.model_dump())
+    assert again == got.report
+    assert again.model_fields_set == got.report.model_fields_set
+    assert again.model_dump_json() == got.report.model_dump_json()
+
+
+POINTS = [c for c in CASES if c.refused is None and "lat" in c.last_seen and c.code]
+
+
+@pytest.mark.parametrize("case", POINTS, ids=[c.why for c in POINTS])
+def test_distance_to_an_area_is_to_its_nearest_polygon(bx: BoundaryIndex, case: Case) -> None:
+    """The prefix index gives what looking at every polygon gives, for the county, its
+    prefecture and province, and a neighbouring province."""
+    lat, lon = case.last_seen["lat"], case.last_seen["lon"]
+    assert case.code is not None
+    for prefix in (case.code, case.code[:4], case.code[:2], "15", "1404"):
+        every = min((bx.distance_km(c, lat, lon) for c in bx.codes() if c.startswith(prefix)),
+                    default=float("inf"))
+        assert bx.distance_to_area_km(prefix, lat, lon) == every, prefix
 
 
 def test_a_conflict_carries_both_parts(ix: RegionIndex, bx: BoundaryIndex) -> None:
