@@ -28,6 +28,7 @@ from shared.events import (
     DeliveryJob,
     DeliveryReceipt,
     IncidentTied,
+    ReportAmended,
     ReportLinked,
     ReportUnlinked,
     TipReceived,
@@ -63,7 +64,7 @@ CASE_LOG: Payloads = (CaseOpened, CaseEvent, ReportLinked, ReportUnlinked, Incid
 # Payloads of the topics whose messages are shared contracts. The compacted logs of one service
 # (notify's subscribers and alerts) are documented by that service with its own models.
 SHARED_PAYLOADS: dict[str, Payloads] = {
-    topics.REPORTS: (ReportAccepted,),
+    topics.REPORTS: (ReportAccepted, ReportAmended),
     topics.TIPS: (TipReceived,),
     topics.DISPATCH: CASE_LOG,
     topics.PROGRESS: (CaseOpened, CaseEvent),
@@ -74,7 +75,7 @@ SHARED_PAYLOADS: dict[str, Payloads] = {
     **{t: (DeliveryJob,) for t in (*topics.JOB_TOPICS,
                                    *(topics.dlq(j) for j in topics.JOB_TOPICS))},
     **{topics.dlq(t): p for t, p in (
-        (topics.REPORTS, (ReportAccepted,)), (topics.TIPS, (TipReceived,)),
+        (topics.REPORTS, (ReportAccepted, ReportAmended)), (topics.TIPS, (TipReceived,)),
         (topics.DISPATCH, CASE_LOG), (topics.PROGRESS, (CaseOpened, CaseEvent)),
         (topics.DELIVERIES, (DeliveryReceipt,)),
         (topics.UNIDENTIFIED, (UnidentifiedChildReported,)))},

@@ -491,6 +491,15 @@ class ProgressStore:
         await self.redis.hset(f"alert:progress:{case_id}", "leader",
                               json.dumps(leader, ensure_ascii=False))
 
+    async def set_opened(self, case_id: str) -> None:
+        """Dispatch opened the case: its case group is formed (issue 18: the report can no
+        longer be amended through alert)."""
+        await self.redis.hset(f"alert:progress:{case_id}", "opened", "1")
+
+    async def is_opened(self, case_id: str) -> bool:
+        """Whether dispatch opened the case (raises RedisError: the caller fails closed)."""
+        return bool(await self.redis.hexists(f"alert:progress:{case_id}", "opened"))
+
     async def set_closed(self, case_id: str) -> None:
         await self.redis.hset(f"alert:progress:{case_id}", "closed", "1")
 

@@ -182,6 +182,19 @@ class Intake:
         ))
         return received.tip_id
 
+    async def commit(self, entry: OutboxEntry, idempotency_key: str | None = None,
+                     digest: str = "") -> Appended:
+        """`entry` durable in the outbox when this returns (the relay publishes it). With an
+        Idempotency-Key (of `entry.operator`), a retry whose body has the same `digest` gets
+        the first answer; another body under that key is IntakeRefused 409
+        `idempotency_conflict`."""
+        idem = IdempotencyKey(entry.operator, idempotency_key, digest) if idempotency_key \
+            else None
+        try:
+            return await self.outbox.append(entry, idem)
+        except IdempotencyConflict as exc:
+            raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+
     async def new_data_key(self, owner_id: str, region: str, operator: str) -> bytes:
         """A fresh data key for a case or a record without a case (an unidentified child, issue
         16: keyed by its record id), durable through the outbox as `_new_case_key`."""
@@ -214,6 +227,7 @@ class Progress:
     async def on_case_event(self, event: CloudEvent) -> None:
         if event.type == CASE_OPENED:
             opened = CaseOpened.model_validate(event.data)
+            await self.store.set_opened(opened.case_id)
             if opened.leader is not None:
                 await self.store.set_leader(opened.case_id, opened.leader.model_dump())
         elif event.type == CASE_CLOSED:

@@ -9,35 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.dispatch.domain import Case, Change, Refused, case_event
 from services.dispatch.handlers import Dispatch
 from shared import events as ev
+from shared.amendment import DetailsAmendment
 from shared.auth import Principal, Role
-from shared.report import PhotoUrl
-from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
-
-
-class DetailsAmendment(BaseModel):
-    """The fields to change (absent: unchanged); at least one. Keys: shared.events.
-    AMENDABLE_DETAILS; limits as in the report (shared.report)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    description: Text | None = Field(default=None, max_length=1000,
-                                     description="the child's description, clothing included")
-    photo_urls: list[PhotoUrl] | None = Field(default=None, max_length=10)
-    height_cm: int | None = Field(default=None, ge=30, le=220)
-    weight_kg: float | None = Field(default=None, ge=1, le=200)
-    suspect: Text | None = Field(default=None, max_length=500)
-    vehicle: Line | None = Field(default=None, max_length=100)
-    reason: Text = Field(default="", max_length=500, description="why: for the timeline")
-
-    def amended(self) -> dict[str, Any]:
-        values = self.model_dump(mode="json", exclude={"reason"}, exclude_none=True)
-        return {k: v for k, v in values.items() if k in ev.AMENDABLE_DETAILS}
 
 
 def plan_amend(case: Case, amended: dict[str, Any], reason: str, actor: str, now: datetime,

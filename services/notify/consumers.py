@@ -22,7 +22,9 @@ from shared.events import (
     CASE_REOPENED,
     CASE_REPORT_UNLINKED,
     REPORT_ACCEPTED,
+    REPORT_AMENDED,
     CloudEvent,
+    ReportAmended,
 )
 from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
 from shared.kafka_acl import JOB_GROUPS
@@ -39,6 +41,9 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
             await notify.on_report_accepted(await open_event(event, notify.keys))
+        elif event.type == REPORT_AMENDED:  # its new values are sealed (issue 13)
+            opened = await open_event(event, notify.keys)
+            await notify.planner.amend(ReportAmended.model_validate(opened.data))
 
     async def on_dispatch(event: CloudEvent) -> None:
         if event.type in CASE_TYPES:  # an amendment's new values are sealed (issue 13)
