@@ -497,8 +497,11 @@ class ProgressStore:
         await self.redis.hset(f"alert:progress:{case_id}", "opened", "1")
 
     async def is_opened(self, case_id: str) -> bool:
-        """Whether dispatch opened the case (raises RedisError: the caller fails closed)."""
-        return bool(await self.redis.hexists(f"alert:progress:{case_id}", "opened"))
+        """Whether dispatch opened the case (raises RedisError: the caller fails closed). A
+        leader or a close recorded before `opened` was kept also means it was opened."""
+        marks = await self.redis.hmget(f"alert:progress:{case_id}", ["opened", "leader",
+                                                                      "closed"])
+        return any(marks)
 
     async def set_closed(self, case_id: str) -> None:
         await self.redis.hset(f"alert:progress:{case_id}", "closed", "1")

@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
+from services.alert.adapters import ProgressStore
 from services.notify.consumers import reports_handler
 from services.notify.domain import SubscriberKind, alert_id_of
 from services.notify.formats import cap_identifier, cap_time
@@ -36,7 +39,8 @@ async def events_of(settings: Settings, case_id: str, ce_type: str) -> list[dict
 
 
 async def test_amended_before_the_case_group_then_refused_with_the_case_named(
-    settings: Settings, tmp_path: Path, stack_factory: Any, sinks: Any,  # noqa: F811
+    settings: Settings, redis: Redis, tmp_path: Path, stack_factory: Any,  # noqa: F811
+    sinks: Any,  # noqa: F811
 ) -> None:
     stack = await stack_factory()
     first_hub, later_hub = sinks("ra-first"), sinks("ra-later")
@@ -102,12 +106,16 @@ async def test_amended_before_the_case_group_then_refused_with_the_case_named(
         await stack.notify.publisher.publish(topics.PROGRESS, CloudEvent.of(
             CASE_OPENED, "/test/dispatch", case_id, opened, event_id=f"opened-{case_id}"))
 
-        async def closed_to_amendments() -> dict[str, Any] | None:
-            got = await alert.patch(path, json={"vehicle": "晋D·99999"},
-                                    headers={**filer, "Accept-Language": "en"})
-            return got.json()["error"] if got.status_code == 409 else None
+        progress = ProgressStore(redis)
 
-        error = await eventually(closed_to_amendments, timeout=30)
+        async def seen_opened() -> bool | None:
+            return await progress.is_opened(case_id) or None
+
+        await eventually(seen_opened, timeout=30)
+        late = await alert.patch(path, json={"vehicle": "晋D·99999"},
+                                 headers={**filer, "Accept-Language": "en"})
+        assert late.status_code == 409, late.text
+        error = late.json()["error"]
         assert error["code"] == "case_group_formed" and error["field"] == "report_id"
         assert case_id in error["message"]
         assert f"/api/v1/cases/{case_id}/details" in error["message"]
