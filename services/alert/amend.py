@@ -10,8 +10,12 @@ family adds. Anyone else gets 404, as for the status (no report ids are confirme
 When: until dispatch opens the case (its `homeward.case.opened.v1`, copied to homeward.progress.v1
 and followed by alert's progress consumer). From then on the case group owns the details: 409
 `case_group_formed` naming the case and dispatch's `PATCH /api/v1/cases/{case_id}/details`.
-An amendment accepted in the instant the case opens still reaches every recipient (notify applies
-both kinds of amendment to the alert); dispatch's case record keeps the report as filed.
+In practice the window is the time dispatch needs to open the case — short while Kafka and dispatch
+are up, as long as they are not (the report waits in the outbox, and so do its amendments, in
+order). An amendment accepted in the instant the case opens is not lost: dispatch reads it after
+its report on the same partition and records it on the case as `details_amended` with the
+operator as actor (services/dispatch/amend.py: the timeline shows who amended what), and notify
+applies it to the alert (both events carry the same values; the second changes nothing).
 
 The amendment is `homeward.report.amended.v1` (shared.events.ReportAmended, the shape of
 dispatch's `homeward.case.details_amended.v1`) on homeward.reports.v1 keyed by the case id, so it
