@@ -211,3 +211,31 @@ def test_the_409_names_the_case_and_dispatchs_command_in_both_languages(
                             amend_at="/api/v1/cases/140403-20261130-ABCDEF/details")
         assert "140403-20261130-ABCDEF" in text
         assert "/api/v1/cases/140403-20261130-ABCDEF/details" in text
+
+
+async def test_unidentified_records_keep_their_idempotency_through_the_shared_commit(
+    amendments: ReportAmendments, outbox: Outbox,
+) -> None:
+    """Intake.commit is the one outbox append with an Idempotency-Key (reports' amendments and
+    unidentified children's records, issue 16)."""
+    from datetime import UTC, datetime
+
+    from services.alert.unidentified import UnidentifiedIntake
+    from shared.unidentified import UnidentifiedChildRequest
+
+    records = UnidentifiedIntake(amendments.intake)
+    body = UnidentifiedChildRequest.model_validate({
+        "sex": "male", "apparent_age": {"min": 6, "max": 8}, "height_cm": 117,
+        "description": "蓝色羽绒服", "organisation": "代县人民医院",
+        "found": {"at": datetime.now(UTC).isoformat(), "lat": 38.888, "lon": 113.11,
+                  "address": "代县人民医院急诊科"},
+        "circumstances": "一名男子将孩子留在急诊科后离开"})
+    first, replayed = await records.file(body, who("op-1", "140923"), "u-1")
+    assert not replayed
+    again, replayed = await records.file(body, who("op-1", "140923"), "u-1")
+    assert replayed and again == first
+    other = body.model_copy(update={"height_cm": 120})
+    with pytest.raises(IntakeRefused) as refused:
+        await records.file(other, who("op-1", "140923"), "u-1")
+    assert (refused.value.status, refused.value.field) == (409, "Idempotency-Key")
+    assert sum(e.kind == "unidentified" for _, e in await outbox.unpublished(10)) == 1
