@@ -13,7 +13,9 @@ recipient), different recipients at once (at most `notify_fanout_parallel` reque
 * a Cancel goes only to a recipient an earlier version reached (delivery_rules.cancel_reaches)
   and supersedes that recipient's retries of earlier versions; a later version supersedes
   earlier ones still retrying; an Update to someone who received no earlier version goes out
-  as an Alert (delivery_rules.first_message);
+  as an Alert, and each Update and Cancel references the versions that reached that recipient
+  (delivery_rules.for_recipient: `references`, `cap_references` in CAP 1.2 form), on the
+  first try and on every retry;
 * the try's outcome is decided by delivery_rules.decide_attempt: a hub's push of an active
   alert keeps retrying (never `dead`), others die after `notify_retry_max_attempts` tries.
 """
