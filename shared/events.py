@@ -72,7 +72,10 @@ PROGRESS_TYPES: frozenset[str] = frozenset({
     CASE_OPENED, CASE_CLOSED,
     # ... and what alert's photo access and outbox retention follow (issue 13): a photo is
     # public while the alert is released and not ended; a purge deletes photos and outbox rows.
-    CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED, CASE_PURGED})
+    CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED, CASE_PURGED,
+    # ... and a report linked to another child's case (or unlinked again): its case group is
+    # formed, so the operators' amendment through alert is refused (issue 18, Contract).
+    CASE_REPORT_LINKED, CASE_REPORT_UNLINKED})
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 

@@ -8,8 +8,10 @@ call centre that took the call works in shifts, and the next operator on duty co
 family adds. Anyone else gets 404, as for the status (no report ids are confirmed to them).
 
 When: until dispatch opens the case (its `homeward.case.opened.v1`, copied to homeward.progress.v1
-and followed by alert's progress consumer). From then on the case group owns the details: 409
-`case_group_formed` naming the case and dispatch's `PATCH /api/v1/cases/{case_id}/details`.
+and followed by alert's progress consumer) or links the report to another child's case
+(`homeward.case.report_linked.v1`, copied too: the 409 then names that case). From then on the
+case group owns the details: 409 `case_group_formed` naming the case and dispatch's
+`PATCH /api/v1/cases/{case_id}/details`.
 In practice the window is the time dispatch needs to open the case — short while Kafka and dispatch
 are up, as long as they are not (the report waits in the outbox, and so do its amendments, in
 order). An amendment accepted in the instant the case opens is not lost: dispatch reads it after
@@ -67,12 +69,13 @@ def may_amend(stored: Stored | None, who: Principal) -> bool:
             and (stored.operator == who.sub or who.can_see(stored.region)))
 
 
-def refuse_after_case_group(case_id: str, opened: bool) -> None:
-    """409 `case_group_formed` (field report_id) once dispatch opened the case: the case is
-    the place, dispatch's PATCH /api/v1/cases/{case_id}/details (issue 18, Contract)."""
-    if opened:
-        raise IntakeRefused(409, "case_group_formed", "report_id", case_id=case_id,
-                            amend_at=CASE_DETAILS_PATH.format(case_id=case_id))
+def refuse_after_case_group(group: str | None) -> None:
+    """409 `case_group_formed` (field report_id) once dispatch formed the report's case group
+    (`group`: the case, the report's own or the one it was linked to as the same child): the
+    case is the place, dispatch's PATCH /api/v1/cases/{case_id}/details (issue 18, Contract)."""
+    if group is not None:
+        raise IntakeRefused(409, "case_group_formed", "report_id", case_id=group,
+                            amend_at=CASE_DETAILS_PATH.format(case_id=group))
 
 
 @dataclass
@@ -100,10 +103,10 @@ class ReportAmendments:
         case_id = str(stored.answer["case_id"])
         if intake.progress is not None:
             try:
-                opened = await intake.progress.is_opened(case_id)
+                group = await intake.progress.case_group(case_id)
             except (RedisError, OSError) as exc:
                 raise IntakeRefused(503, "progress_unavailable") from exc
-            refuse_after_case_group(case_id, opened)
+            refuse_after_case_group(group)
         now = self.clock()
         amendment_id = f"A{uuid.uuid4().hex}"
         event = ReportAmended(

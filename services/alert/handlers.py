@@ -31,6 +31,8 @@ from shared.casekeys import CaseKeys, CasePurged
 from shared.events import (
     CASE_CLOSED,
     CASE_OPENED,
+    CASE_REPORT_LINKED,
+    CASE_REPORT_UNLINKED,
     DELIVERY_SENT,
     REPORT_ACCEPTED,
     TIP_RECEIVED,
@@ -38,6 +40,8 @@ from shared.events import (
     CaseOpened,
     CloudEvent,
     DeliveryReceipt,
+    ReportLinked,
+    ReportUnlinked,
     TipLocation,
     TipReceived,
 )
@@ -230,6 +234,12 @@ class Progress:
             await self.store.set_opened(opened.case_id)
             if opened.leader is not None:
                 await self.store.set_leader(opened.case_id, opened.leader.model_dump())
+        elif event.type == CASE_REPORT_LINKED:  # the report joined another child's case
+            linked = ReportLinked.model_validate(event.data)
+            await self.store.set_opened(linked.duplicate_case_id, linked.case_id)
+        elif event.type == CASE_REPORT_UNLINKED:  # its own case group is opened under its id
+            await self.store.set_opened(ReportUnlinked.model_validate(event.data)
+                                        .duplicate_case_id)
         elif event.type == CASE_CLOSED:
             # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)

@@ -20,7 +20,19 @@ from services.notify.domain import SubscriberKind, alert_id_of
 from services.notify.formats import cap_identifier, cap_time
 from shared import topics
 from shared.auth import Role
-from shared.events import CASE_FOUND, CASE_OPENED, REPORT_AMENDED, CaseOpened, CloudEvent
+from shared.events import (
+    CASE_FOUND,
+    CASE_OPENED,
+    CASE_REPORT_LINKED,
+    CASE_REPORT_UNLINKED,
+    REPORT_AMENDED,
+    CaseOpened,
+    CloudEvent,
+    ReportLinked,
+    ReportUnlinked,
+)
+from shared.identity import LinkEvidence
+from shared.kafka import EventPublisher, make_broker
 from shared.settings import Settings
 from tests.helpers import eventually, read_topic, report_body
 from tests.integration.test_alert_intake import alert_client, auth, status_of
@@ -109,7 +121,7 @@ async def test_amended_before_the_case_group_then_refused_with_the_case_named(
         progress = ProgressStore(redis)
 
         async def seen_opened() -> bool | None:
-            return await progress.is_opened(case_id) or None
+            return await progress.case_group(case_id) == case_id or None
 
         await eventually(seen_opened, timeout=30)
         late = await alert.patch(path, json={"vehicle": "晋D·99999"},
@@ -135,3 +147,53 @@ async def test_amended_before_the_case_group_then_refused_with_the_case_named(
     commander = stack.token(Role.commander, "140400")
     cap = await stack.http.get(f"/api/v1/alerts/{alert_id}.xml?version=2", headers=commander)
     assert "<msgType>Cancel</msgType>" in cap.text
+
+
+async def test_a_report_linked_to_another_childs_case_is_refused_naming_that_case(
+    settings: Settings, redis: Redis, tmp_path: Path,
+) -> None:
+    """Dispatch took the report for a child who already has a case (report_linked, copied to
+    homeward.progress.v1): the group is formed, the 409 names the case it joined; an unlink
+    gives the report a case group of its own under its id."""
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as alert:
+        filer = auth(sub="op-filer")
+        filed = await alert.post("/api/v1/reports", json=report_body(), headers=filer)
+        assert filed.status_code == 202, filed.text
+        report_id, case_id = filed.json()["report_id"], filed.json()["case_id"]
+        owner = f"140403-20261130-{case_id[-6:][::-1]}"
+        at = datetime.now(UTC)
+        evidence = LinkEvidence(rule="name_birth_date", distance_km=2.0, hours_apart=0.2,
+                                names=["张小明", "张小明"])
+        linked = ReportLinked(case_id=owner, region_code="140403", at=at, actor="dispatch",
+                              report_id=report_id,
+                              duplicate_case_id=case_id, evidence=evidence)
+        producer = EventPublisher(make_broker(settings.kafka_bootstrap, "test-dispatch"),
+                                  "/test/dispatch")
+        await producer.broker.start()
+        try:
+            await producer.publish(topics.PROGRESS, CloudEvent.of(
+                CASE_REPORT_LINKED, "/test/dispatch", owner, linked, event_id=f"l-{case_id}"))
+            progress = ProgressStore(redis)
+
+            async def group_is(expected: str) -> bool | None:
+                return await progress.case_group(case_id) == expected or None
+
+            await eventually(lambda: group_is(owner), timeout=30)
+            late = await alert.patch(f"/api/v1/reports/{report_id}", json={"height_cm": 121},
+                                     headers=filer)
+            assert late.status_code == 409, late.text
+            assert late.json()["error"]["code"] == "case_group_formed"
+            assert owner in late.json()["error"]["message"]
+            assert case_id not in late.json()["error"]["message"]
+
+            unlinked = ReportUnlinked(case_id=owner, region_code="140403", at=at, actor="c-1",
+                                      report_id=report_id, duplicate_case_id=case_id)
+            await producer.publish(topics.PROGRESS, CloudEvent.of(
+                CASE_REPORT_UNLINKED, "/test/dispatch", owner, unlinked,
+                event_id=f"u-{case_id}"))
+            await eventually(lambda: group_is(case_id), timeout=30)
+            own = await alert.patch(f"/api/v1/reports/{report_id}", json={"height_cm": 121},
+                                    headers=filer)
+            assert own.status_code == 409 and case_id in own.json()["error"]["message"]
+        finally:
+            await producer.broker.stop()

@@ -52,13 +52,14 @@ def test_who_may_amend(row: Stored | None, caller: Principal, allowed: bool) -> 
 
 
 class Opened:
-    """Dispatch's progress as alert's consumer recorded it (the ProgressStore's question)."""
+    """Dispatch's progress as alert's consumer recorded it (the ProgressStore's question):
+    report's case id → the case whose group owns it."""
 
     def __init__(self) -> None:
-        self.cases: set[str] = set()
+        self.groups: dict[str, str] = {}
 
-    async def is_opened(self, case_id: str) -> bool:
-        return case_id in self.cases
+    async def case_group(self, case_id: str) -> str | None:
+        return self.groups.get(case_id)
 
 
 @pytest.fixture
@@ -116,13 +117,15 @@ async def test_after_the_case_group_is_formed_the_case_is_the_place(
     amendments: ReportAmendments, opened: Opened, outbox: Outbox,
 ) -> None:
     report_id, case_id = await filed(amendments)
-    opened.cases.add(case_id)
-    with pytest.raises(IntakeRefused) as refused:
-        await amendments.amend(report_id, DetailsAmendment(height_cm=120), who("op-1"))
-    assert (refused.value.status, refused.value.code, refused.value.field) == (
-        409, "case_group_formed", "report_id")
-    assert refused.value.context == {"case_id": case_id,
-                                     "amend_at": f"/api/v1/cases/{case_id}/details"}
+    # Its own case opened, or the report linked to another child's case (the same child).
+    for group in (case_id, "140400-20261130-OWNERX"):
+        opened.groups[case_id] = group
+        with pytest.raises(IntakeRefused) as refused:
+            await amendments.amend(report_id, DetailsAmendment(height_cm=120), who("op-1"))
+        assert (refused.value.status, refused.value.code, refused.value.field) == (
+            409, "case_group_formed", "report_id")
+        assert refused.value.context == {"case_id": group,
+                                         "amend_at": f"/api/v1/cases/{group}/details"}
     assert [e.kind for _, e in await outbox.unpublished(10)] == ["report"]  # nothing stored
 
 
