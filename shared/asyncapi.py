@@ -28,6 +28,7 @@ from shared.events import (
     DeliveryJob,
     DeliveryReceipt,
     IncidentTied,
+    ReportAmended,
     ReportLinked,
     ReportUnlinked,
     TipReceived,
@@ -60,13 +61,15 @@ Payloads = Sequence[type[BaseModel]]
 
 CASE_LOG: Payloads = (CaseOpened, CaseEvent, ReportLinked, ReportUnlinked, IncidentTied,
                       TipReceived, OrganAvailability)
+# What dispatch copies to homeward.progress.v1 (shared.events.PROGRESS_TYPES).
+PROGRESS_COPIES: Payloads = (CaseOpened, CaseEvent, ReportLinked, ReportUnlinked)
 # Payloads of the topics whose messages are shared contracts. The compacted logs of one service
 # (notify's subscribers and alerts) are documented by that service with its own models.
 SHARED_PAYLOADS: dict[str, Payloads] = {
-    topics.REPORTS: (ReportAccepted,),
+    topics.REPORTS: (ReportAccepted, ReportAmended),
     topics.TIPS: (TipReceived,),
     topics.DISPATCH: CASE_LOG,
-    topics.PROGRESS: (CaseOpened, CaseEvent),
+    topics.PROGRESS: PROGRESS_COPIES,
     topics.DELIVERIES: (DeliveryReceipt,),
     topics.DELIVERIES_DLQ: (DeliveryReceipt,),
     topics.CASE_KEYS: (WrappedCaseKey,),
@@ -74,8 +77,8 @@ SHARED_PAYLOADS: dict[str, Payloads] = {
     **{t: (DeliveryJob,) for t in (*topics.JOB_TOPICS,
                                    *(topics.dlq(j) for j in topics.JOB_TOPICS))},
     **{topics.dlq(t): p for t, p in (
-        (topics.REPORTS, (ReportAccepted,)), (topics.TIPS, (TipReceived,)),
-        (topics.DISPATCH, CASE_LOG), (topics.PROGRESS, (CaseOpened, CaseEvent)),
+        (topics.REPORTS, (ReportAccepted, ReportAmended)), (topics.TIPS, (TipReceived,)),
+        (topics.DISPATCH, CASE_LOG), (topics.PROGRESS, PROGRESS_COPIES),
         (topics.DELIVERIES, (DeliveryReceipt,)),
         (topics.UNIDENTIFIED, (UnidentifiedChildReported,)))},
 }

@@ -273,7 +273,7 @@ DISPATCH_FIELDS: dict[str, Mapping[str, Any]] = {
     # A candidate's reasons quote words of the two children's descriptions (issue 16).
     events.CASE_CANDIDATE_PROPOSED: {"details.candidate.reasons": []},
     # The commander's amendment of the child's details (issue 18): the new values.
-    events.CASE_DETAILS_AMENDED: {"details.amended": {}},
+    events.CASE_DETAILS_AMENDED: pii.AMENDED_FIELDS,
 }
 
 # notify's compacted homeward.alerts.v1: the alert's restricted content and its push bodies.

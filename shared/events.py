@@ -19,6 +19,11 @@ from shared.report import PlaceConflict
 
 # alert → homeward.reports.v1 / homeward.tips.v1
 REPORT_ACCEPTED = "homeward.report.accepted.v1"
+# alert → homeward.reports.v1 (key: case id; data: ReportAmended): the operators who took a
+# report amended the child's details before the case group was formed (issue 18, Contract:
+# alert `PATCH /api/v1/reports/{report_id}`); notify turns it into an Update as it does
+# CASE_DETAILS_AMENDED. After the case group is formed the case is the place (dispatch).
+REPORT_AMENDED = "homeward.report.amended.v1"
 TIP_RECEIVED = "homeward.tip.received.v1"
 
 # alert → homeward.unidentified-children.v1 (issue 16): a child met or found without a guardian
@@ -67,7 +72,10 @@ PROGRESS_TYPES: frozenset[str] = frozenset({
     CASE_OPENED, CASE_CLOSED,
     # ... and what alert's photo access and outbox retention follow (issue 13): a photo is
     # public while the alert is released and not ended; a purge deletes photos and outbox rows.
-    CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED, CASE_PURGED})
+    CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED, CASE_PURGED,
+    # ... and a report linked to another child's case (or unlinked again): its case group is
+    # formed, so the operators' amendment through alert is refused (issue 18, Contract).
+    CASE_REPORT_LINKED, CASE_REPORT_UNLINKED})
 # Roster changes (keyed by organ code): availability of a head or deputy; replayed with cases.
 ORGAN_AVAILABILITY_CHANGED = "homeward.organ.availability_changed.v1"
 
@@ -413,6 +421,14 @@ class DetailsAmended(CaseEvent):
     @property
     def fields(self) -> list[str]:
         return [str(f) for f in self.details.get("fields", [])]
+
+
+class ReportAmended(DetailsAmended):
+    """Data of `homeward.report.amended.v1` (alert `PATCH /api/v1/reports/{report_id}`): the
+    same shape as DetailsAmended (`details.amended` sealed with the case key under the same
+    path, `details.fields` clear), plus the report it amends; `actor` the operator's `sub`."""
+
+    report_id: str
 
 
 # What `PATCH /api/v1/cases/{case_id}/details` may change (issue 18 §5): paths into the report

@@ -95,6 +95,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "too many tips; try again in {retry_after} s"),
     # public tips (issue 12)
     "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    # alert `PATCH /api/v1/reports/{report_id}` (issue 18): before the case group only
+    "case_group_formed": ("案件 {case_id} 的专案组已成立，请通过 {amend_at} 修改儿童信息",
+                          "the case group of {case_id} is formed: amend the child's details "
+                          "at {amend_at}"),
+    "nothing_amended": ("请至少填写一个要修改的字段：{fields}",
+                        "name at least one field to amend: {fields}"),
+    "progress_unavailable": ("暂时无法确认专案组是否已成立，请稍后重试",
+                             "cannot tell yet whether the case group is formed; try again"),
     "tip_cap_reached": ("该案件的线索已达上限，请直接拨打 110",
                         "this case has reached its limit of tips; call 110 directly"),
     # place (issue 11; services/alert/place.py)

@@ -62,6 +62,9 @@ REPORT_FIELDS: Mapping[str, Any] = {
     "report.circumstances.notes": "",
 }
 TIP_FIELDS: Mapping[str, Any] = {"contact": "", "description": PURGED}
+# An amendment of the child's details (issue 18): dispatch's homeward.case.details_amended.v1
+# and alert's homeward.report.amended.v1 — the new values; the fields' names stay clear.
+AMENDED_FIELDS: Mapping[str, Any] = {"details.amended": {}}
 CASE_OPENED_FIELDS: Mapping[str, Any] = {"child_name": PURGED,
                                          "child_profile.description": ""}  # issue 16
 

@@ -524,6 +524,22 @@ class ProgressStore:
         await self.redis.hset(f"alert:progress:{case_id}", "leader",
                               json.dumps(leader, ensure_ascii=False))
 
+    async def set_opened(self, case_id: str, group: str | None = None) -> None:
+        """Dispatch opened the case (`group` None), or linked its report to the case `group`
+        (the same child): a case group is formed for it (issue 18: the report can no longer
+        be amended through alert)."""
+        await self.redis.hset(f"alert:progress:{case_id}", "opened", group or case_id)
+
+    async def case_group(self, case_id: str) -> str | None:
+        """The case whose group owns the report filed under `case_id` (itself, or the case it
+        was linked to), or None before dispatch formed one (raises RedisError: the caller
+        fails closed). A leader or a close recorded before `opened` was kept also counts."""
+        opened, leader, closed = await self.redis.hmget(f"alert:progress:{case_id}",
+                                                        ["opened", "leader", "closed"])
+        if opened and opened != "1":
+            return str(opened)
+        return case_id if (opened or leader or closed) else None
+
     async def set_closed(self, case_id: str) -> None:
         await self.redis.hset(f"alert:progress:{case_id}", "closed", "1")
 

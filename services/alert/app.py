@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from services.alert import consumers
 from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
+from services.alert.amend import ReportAmendments, build_amend_router
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.duties import Duties, held
 from services.alert.handlers import Intake, Progress, TipLimits
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     access, settings.trusted_proxies))
     app.include_router(build_pages(photos, auth, access))
     app.include_router(build_unidentified_router(auth, UnidentifiedIntake(intake)))
+    app.include_router(build_amend_router(auth, ReportAmendments(intake)))
     app.include_router(build_unidentified_page(UI))
     app.mount("/static/alert", StaticFiles(directory=UI), name="alert-static")
     mount_shared_ui(app, settings)

@@ -32,6 +32,8 @@ from shared.casekeys import CaseKeys, CasePurged
 from shared.events import (
     CASE_CLOSED,
     CASE_OPENED,
+    CASE_REPORT_LINKED,
+    CASE_REPORT_UNLINKED,
     DELIVERY_SENT,
     REPORT_ACCEPTED,
     TIP_RECEIVED,
@@ -39,6 +41,8 @@ from shared.events import (
     CaseOpened,
     CloudEvent,
     DeliveryReceipt,
+    ReportLinked,
+    ReportUnlinked,
     TipLocation,
     TipReceived,
 )
@@ -193,6 +197,19 @@ class Intake:
         ))
         return received.tip_id
 
+    async def commit(self, entry: OutboxEntry, idempotency_key: str | None = None,
+                     digest: str = "") -> Appended:
+        """`entry` durable in the outbox when this returns (the relay publishes it). With an
+        Idempotency-Key (of `entry.operator`), a retry whose body has the same `digest` gets
+        the first answer; another body under that key is IntakeRefused 409
+        `idempotency_conflict`."""
+        idem = IdempotencyKey(entry.operator, idempotency_key, digest) if idempotency_key \
+            else None
+        try:
+            return await self.outbox.append(entry, idem)
+        except IdempotencyConflict as exc:
+            raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+
     async def new_data_key(self, owner_id: str, region: str, operator: str) -> bytes:
         """A fresh data key for a case or a record without a case (an unidentified child, issue
         16: keyed by its record id), durable through the outbox as `_new_case_key`."""
@@ -236,8 +253,15 @@ class Progress:
     async def on_case_event(self, event: CloudEvent) -> None:
         if event.type == CASE_OPENED:
             opened = CaseOpened.model_validate(event.data)
+            await self.store.set_opened(opened.case_id)
             if opened.leader is not None:
                 await self.store.set_leader(opened.case_id, opened.leader.model_dump())
+        elif event.type == CASE_REPORT_LINKED:  # the report joined another child's case
+            linked = ReportLinked.model_validate(event.data)
+            await self.store.set_opened(linked.duplicate_case_id, linked.case_id)
+        elif event.type == CASE_REPORT_UNLINKED:  # its own case group is opened under its id
+            await self.store.set_opened(ReportUnlinked.model_validate(event.data)
+                                        .duplicate_case_id)
         elif event.type == CASE_CLOSED:
             # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)

@@ -61,6 +61,16 @@ class PhotoAccess:
         if names:
             await self.redis.sadd(CASE_PHOTOS + case_id, *names)
 
+    async def released(self, case_id: str) -> bool:
+        """Whether the case's photos are public now (released, not ended): a photo added by an
+        amendment (issue 18) joins them in the same state."""
+        for name in await self.redis.smembers(CASE_PHOTOS + case_id):
+            raw = await self.redis.get(PHOTO + str(name))
+            if raw is not None:
+                state = json.loads(raw)
+                return bool(state["released"]) and not state["ended"]
+        return False
+
     async def visible(self, name: str, who: Principal | None) -> bool:
         raw = await self.redis.get(PHOTO + name)
         if raw is None:

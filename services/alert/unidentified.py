@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import FileResponse, JSONResponse
 
 from services.alert import place
-from services.alert.adapters import IdempotencyConflict, IdempotencyKey, OutboxEntry
+from services.alert.adapters import OutboxEntry
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake
 from services.alert.retention import photo_names
@@ -90,17 +90,11 @@ class UnidentifiedIntake:
                 record.photo_urls, intake.public_url), False)
         answer = RecordAnswer(record_id=record_id, region_code=where.code,
                               organisation=organisation).model_dump()
-        idem = None
-        if idempotency_key:
-            digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-            idem = IdempotencyKey(who.sub, idempotency_key, digest)
-        try:
-            appended = await intake.outbox.append(OutboxEntry(
-                record_id=record_id, kind="unidentified", topic=topics.UNIDENTIFIED,
-                key=record_id, headers=headers, value=value, answer=answer,
-                region=where.code, operator=who.sub), idem)
-        except IdempotencyConflict as exc:
-            raise IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
+        appended = await intake.commit(OutboxEntry(
+            record_id=record_id, kind="unidentified", topic=topics.UNIDENTIFIED,
+            key=record_id, headers=headers, value=value, answer=answer,
+            region=where.code, operator=who.sub), idempotency_key,
+            hashlib.sha256(body.model_dump_json().encode()).hexdigest())
         return appended.answer, appended.replayed
 
 

@@ -4,40 +4,21 @@ their names in the clear for the timeline), which notify turns into an Update to
 recipient of the alert. Operators who took the report amend through alert before the case group
 is formed; after that, the case is the place."""
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.dispatch.domain import Case, Change, Refused, case_event
 from services.dispatch.handlers import Dispatch
 from shared import events as ev
+from shared.amendment import DetailsAmendment
 from shared.auth import Principal, Role
-from shared.report import PhotoUrl
-from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
-
-class DetailsAmendment(BaseModel):
-    """The fields to change (absent: unchanged); at least one. Keys: shared.events.
-    AMENDABLE_DETAILS; limits as in the report (shared.report)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    description: Text | None = Field(default=None, max_length=1000,
-                                     description="the child's description, clothing included")
-    photo_urls: list[PhotoUrl] | None = Field(default=None, max_length=10)
-    height_cm: int | None = Field(default=None, ge=30, le=220)
-    weight_kg: float | None = Field(default=None, ge=1, le=200)
-    suspect: Text | None = Field(default=None, max_length=500)
-    vehicle: Line | None = Field(default=None, max_length=100)
-    reason: Text = Field(default="", max_length=500, description="why: for the timeline")
-
-    def amended(self) -> dict[str, Any]:
-        values = self.model_dump(mode="json", exclude={"reason"}, exclude_none=True)
-        return {k: v for k, v in values.items() if k in ev.AMENDABLE_DETAILS}
+log = logging.getLogger(__name__)
 
 
 def plan_amend(case: Case, amended: dict[str, Any], reason: str, actor: str, now: datetime,
@@ -52,6 +33,30 @@ def plan_amend(case: Case, amended: dict[str, Any], reason: str, actor: str, now
                       "status")
     return [case_event(case.case_id, case.region_code, ev.CASE_DETAILS_AMENDED, event_id, now,
                        actor, reason, amended=amended, fields=sorted(amended))]
+
+
+async def record_report_amendment(dispatch: Dispatch, amended: ev.ReportAmended,
+                                  event_id: str) -> None:
+    """alert's `homeward.report.amended.v1` (the operators amended the report before the case
+    group was formed, or while its case.opened was on its way) recorded on the case as its
+    `details_amended` — the operator as actor, so the timeline shows who amended what and the
+    case log carries the amended values. Once per amendment (`event_id`, its id: a redelivery
+    adds nothing); nothing for a case unknown here (a report linked to another case) or
+    ended (the amendment then stays the
+    report's own). notify applies both events; the second changes nothing it pushes."""
+    case_event_id = f"{event_id}:case"
+
+    def plan(case: Case, now: datetime, _eid: str) -> list[Change]:
+        if any(entry.event_id == case_event_id for entry in case.timeline):
+            return []
+        return plan_amend(case, amended.amended, amended.reason, amended.actor, now,
+                          case_event_id)
+
+    try:
+        await dispatch.command(amended.case_id, plan)
+    except Refused as exc:
+        log.info("report amendment %s not recorded on case %s: %s", event_id,
+                 amended.case_id, exc.code)
 
 
 def build_amend_router(auth: Authenticator, dispatch: Dispatch) -> APIRouter:

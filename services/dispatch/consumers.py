@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
+from services.dispatch.amend import record_report_amendment
 from services.dispatch.handlers import Dispatch
 from shared import topics
 from shared.casekeys import open_event
-from shared.events import REPORT_ACCEPTED, CloudEvent
+from shared.events import REPORT_ACCEPTED, REPORT_AMENDED, CloudEvent, ReportAmended
 from shared.kafka import EventPublisher, subscribe
 
 GROUP = "homeward-dispatch"
@@ -22,6 +23,10 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
         if event.type == REPORT_ACCEPTED:
             await dispatch.on_report_accepted(await open_event(event, dispatch.keys))
             await dispatch.attach_parked(event.subject)  # tips that came before the report
+        elif event.type == REPORT_AMENDED:  # after its report on the same partition
+            opened = await open_event(event, dispatch.keys)
+            await record_report_amendment(dispatch, ReportAmended.model_validate(opened.data),
+                                          event.id)
 
     async def on_tips(event: CloudEvent) -> None:
         await dispatch.on_tip(await open_event(event, dispatch.keys))

@@ -4,6 +4,7 @@ group, and the delivery workers' batch consumers, one group per lane
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -22,7 +23,9 @@ from shared.events import (
     CASE_REOPENED,
     CASE_REPORT_UNLINKED,
     REPORT_ACCEPTED,
+    REPORT_AMENDED,
     CloudEvent,
+    ReportAmended,
 )
 from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
 from shared.kafka_acl import JOB_GROUPS
@@ -36,9 +39,7 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
              bootstrap: Bootstrap, plan: bool = True) -> list[BatchConsumer]:
     """The planner's subscribers on `broker` (unless `plan` is off: a delivery-only worker);
     returns the lanes' consumers (the caller starts and stops them)."""
-    async def on_reports(event: CloudEvent) -> None:
-        if event.type == REPORT_ACCEPTED:
-            await notify.on_report_accepted(await open_event(event, notify.keys))
+    on_reports = reports_handler(notify)
 
     async def on_dispatch(event: CloudEvent) -> None:
         if event.type in CASE_TYPES:  # an amendment's new values are sealed (issue 13)
@@ -50,6 +51,20 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
     return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic],
                           jobs_handler(notify, publisher, topic), publisher)
             for topic in topics.JOB_TOPICS]
+
+
+def reports_handler(notify: Notify) -> Callable[[CloudEvent], Awaitable[None]]:
+    """homeward.reports.v1 to the planner: a report accepted opens (or updates) its alert; an
+    operators' amendment of it (alert `PATCH /api/v1/reports/{id}`, issue 18) is an Update."""
+
+    async def on_reports(event: CloudEvent) -> None:
+        if event.type == REPORT_ACCEPTED:
+            await notify.on_report_accepted(await open_event(event, notify.keys))
+        elif event.type == REPORT_AMENDED:  # its new values are sealed (issue 13)
+            opened = await open_event(event, notify.keys)
+            await notify.planner.amend(ReportAmended.model_validate(opened.data))
+
+    return on_reports
 
 
 def jobs_handler(notify: Notify, publisher: EventPublisher, topic: str) -> Any:

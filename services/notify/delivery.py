@@ -13,7 +13,9 @@ recipient), different recipients at once (at most `notify_fanout_parallel` reque
 * a Cancel goes only to a recipient an earlier version reached (delivery_rules.cancel_reaches)
   and supersedes that recipient's retries of earlier versions; a later version supersedes
   earlier ones still retrying; an Update to someone who received no earlier version goes out
-  as an Alert (delivery_rules.first_message);
+  as an Alert, and each Update and Cancel references the versions that reached that recipient
+  (delivery_rules.for_recipient: `references`, `cap_references` in CAP 1.2 form), on the
+  first try and on every retry;
 * the try's outcome is decided by delivery_rules.decide_attempt: a hub's push of an active
   alert keeps retrying (never `dead`), others die after `notify_retry_max_attempts` tries.
 """
@@ -36,7 +38,7 @@ from services.notify.delivery_rules import (
     RetryPolicy,
     cancel_reaches,
     decide_attempt,
-    first_message,
+    for_recipient,
     superseded,
 )
 from services.notify.domain import (
@@ -45,6 +47,7 @@ from services.notify.domain import (
     DISABLED,
     NOT_REACHED,
     SUPERSEDED,
+    AlertState,
     Subscriber,
     SubscriberKind,
 )
@@ -142,7 +145,7 @@ class DeliveryWorker:
                 by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
         limit = asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel)
         bodies: dict[str, Any] = {}
-        payloads: dict[tuple[str, str], str] = {}
+        payloads: dict[tuple[str, str, str], str] = {}
 
         async def recipient(work: list[Job]) -> None:
             for sub, job in work:
@@ -165,7 +168,7 @@ class DeliveryWorker:
         return cache[key]
 
     async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int,
-                      bodies: dict[str, Any], payloads: dict[tuple[str, str], str],
+                      bodies: dict[str, Any], payloads: dict[tuple[str, str, str], str],
                       limit: asyncio.Semaphore | None) -> None:
         ctx = self.ctx
         did = job.delivery_id
@@ -189,12 +192,13 @@ class DeliveryWorker:
             await ctx.ledger.mark(old, DeliveryStatus.dropped,
                                   error=CANCELLED if cancel else SUPERSEDED)
             await ctx.ledger.unschedule(RETRIES, old)
-        if not cancel:
-            body = first_message(body, (r for _, r in earlier))
-        # One serialisation per (body, message type) in a batch. Keyed by value, never by
-        # id(): the Alert made of an Update for a first-time recipient is a new dict, and the
-        # id of a freed one is reused by the next (another case's payload under this webhook-id).
-        shared_as = (job.body_key, str(body.get("msg_type", "")))
+        body = self._for_recipient(body, [r for _, r in earlier], alert)
+        # One serialisation per (body, message type, references) in a batch. Keyed by value,
+        # never by id(): the Alert made of an Update for a first-time recipient is a new dict,
+        # and the id of a freed one is reused by the next (another case's payload under this
+        # webhook-id); recipients with the same history share one.
+        shared_as = (job.body_key, str(body.get("msg_type", "")),
+                     str(body.get("cap_references", "")))
         payload = payloads.get(shared_as)
         if payload is None:
             payload = payloads[shared_as] = json.dumps(body, ensure_ascii=False,
@@ -204,10 +208,19 @@ class DeliveryWorker:
 
     async def _earlier(self, job: DeliveryJob) -> list[tuple[str, dict[str, str]]]:
         """The ledger records of this recipient's deliveries of the alert's earlier versions."""
-        ids = [domain.delivery_id(job.alert_id, v, job.subscriber_id)
-               for v in range(1, job.version)]
+        return await self._earlier_of(job.alert_id, job.version, job.subscriber_id)
+
+    async def _earlier_of(self, alert_id: str, version: int,
+                          subscriber_id: str) -> list[tuple[str, dict[str, str]]]:
+        ids = [domain.delivery_id(alert_id, v, subscriber_id) for v in range(1, version)]
         records = await self.ctx.ledger.get_many(ids)
         return [(did, r) for did, r in zip(ids, records, strict=True) if r]
+
+    def _for_recipient(self, body: dict[str, Any], earlier: list[dict[str, str]],
+                       alert: AlertState | None) -> dict[str, Any]:
+        """delivery_rules.for_recipient with the alert's versions' times and our sender."""
+        sent = {v.version: v.sent for v in alert.versions} if alert is not None else {}
+        return for_recipient(body, earlier, sent, self.ctx.settings.notify_sender)
 
     # --- one try -------------------------------------------------------------------------------
 
@@ -326,6 +339,9 @@ class DeliveryWorker:
                                                    alert.version, sub.subscriber_id):
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=SUPERSEDED)
             return
+        earlier = await self._earlier_of(str(body["alert_id"]), int(body["version"]),
+                                         sub.subscriber_id)
+        body = self._for_recipient(body, [r for _, r in earlier], alert)
         await self.attempt(did, sub, body, active=active, since=record.get("since", ""))
 
     async def _later(self, alert_id: str, version: int, latest: int, subscriber_id: str) -> bool:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from services.notify.domain import SubscriberKind
+from services.notify.formats import cap_references
 from shared import topics
 from shared.events import DeliveryStatus
 from shared.faults import backoff_s as jittered
@@ -131,6 +133,25 @@ def first_message(body: dict[str, Any], earlier: Iterable[Mapping[str, str]]) ->
     if body.get("msg_type") != "Update" or any(received(r) for r in earlier):
         return body
     return {**body, "msg_type": "Alert"}
+
+
+def for_recipient(body: dict[str, Any], earlier: Iterable[Mapping[str, str]],
+                  sent: Mapping[int, datetime], sender: str) -> dict[str, Any]:
+    """The version's push body as this recipient gets it (issue 18 §5): an Update to someone
+    who received no earlier version is an `Alert` (first_message); an Update or Cancel
+    references the earlier versions that reached THIS recipient (`reached`: received, or tried
+    without a refusal), never versions it was not sent — `references` their numbers and
+    `cap_references` the CAP 1.2 form (space-separated `sender,identifier,sent`, OASIS CAP
+    1.2 §3.2.1). `earlier`: the recipient's ledger records of the alert's earlier versions;
+    `sent`: version → its `sent` time (AlertState.versions)."""
+    earlier = list(earlier)
+    if body.get("msg_type") != "Cancel":
+        body = first_message(body, earlier)
+    if body.get("msg_type") not in ("Update", "Cancel"):
+        return body
+    versions = sorted({int(r["version"]) for r in earlier if reached(r) and r.get("version")})
+    return {**body, "references": versions, "cap_references": cap_references(
+        sender, str(body["alert_id"]), [(v, sent[v]) for v in versions if v in sent])}
 
 
 def superseded(earlier: Iterable[tuple[str, Mapping[str, str]]]) -> list[str]:

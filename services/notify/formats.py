@@ -34,6 +34,14 @@ def cap_identifier(alert_id: str, version: int) -> str:
     return f"{alert_id}.v{version}"
 
 
+def cap_references(sender: str, alert_id: str, versions: list[tuple[int, datetime]]) -> str:
+    """CAP 1.2 `references`: the earlier messages as space-separated `sender,identifier,sent`
+    triples (OASIS CAP 1.2 §3.2.1, "references"), in version order. `versions`: (version, its
+    `sent`) of the messages referenced — per recipient, those it received."""
+    return " ".join(f"{sender},{cap_identifier(alert_id, v)},{cap_time(sent)}"
+                    for v, sent in sorted(versions, key=lambda vs: vs[0]))
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
@@ -64,9 +72,9 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
     if scope == "Restricted":
         _sub(root, "restriction", "仅限公安机关、专案组及交通枢纽值守人员")
     if info_v.msg_type != "Alert":
-        refs = [f"{sender},{cap_identifier(alert.alert_id, v.version)},{cap_time(v.sent)}"
-                for v in alert.versions if v.version < info_v.version]
-        _sub(root, "references", " ".join(refs))
+        _sub(root, "references", cap_references(
+            sender, alert.alert_id, [(v.version, v.sent) for v in alert.versions
+                                     if v.version < info_v.version]))
     _sub(root, "incidents", alert.case_id)
     info = _sub(root, "info")
     _sub(info, "language", "zh-CN")

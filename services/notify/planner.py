@@ -226,10 +226,15 @@ class Planner:
     async def amend(self, amended: DetailsAmended) -> None:
         """The commander amended the child's details (issue 18 §5): a new version whose Update
         goes to every earlier recipient (hubs, the case group and, when released, the public)
-        and to anyone newly in range. Fields outside AMENDABLE_DETAILS are ignored."""
+        and to anyone newly in range. Fields outside AMENDABLE_DETAILS are ignored. Also the
+        operators' amendment of a report before its case group (ReportAmended, alert `PATCH
+        /api/v1/reports/{report_id}`): a report merged into another child's alert amends that
+        alert."""
         ctx = self.ctx
-        async with ctx.locked(domain.alert_id_of(amended.case_id)):
-            alert = await ctx.alerts.get(domain.alert_id_of(amended.case_id))
+        alert_id = (await ctx.alerts.merged_into(amended.case_id)
+                    or domain.alert_id_of(amended.case_id))
+        async with ctx.locked(alert_id):
+            alert = await ctx.alerts.get(alert_id)
             if alert is None or alert.cancelled or alert.report is None:
                 return
             report = domain.amend_report(alert.report, amended.amended, AMENDABLE_DETAILS)

@@ -4,14 +4,15 @@ Update with them to every hub that had the alert; the timeline shows who amended
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from services.notify.domain import SubscriberKind, SubscriberRequest
 from shared import topics
 from shared.auth import Role
 from shared.casekeys import open_event
-from shared.events import CASE_DETAILS_AMENDED, CloudEvent
-from tests.helpers import read_topic
+from shared.events import CASE_DETAILS_AMENDED, REPORT_AMENDED, CloudEvent, ReportAmended
+from tests.helpers import eventually, read_topic
 from tests.integration.test_dispatch import (  # noqa: F401  (fixtures)
     COMMANDER,
     ELSEWHERE,
@@ -82,3 +83,40 @@ async def test_amendment_is_authorised_logged_sealed_and_reaches_every_hub_that_
             assert [b["msg_type"] for b in bodies] == ["Alert", "Update"]
             assert bodies[1]["child"]["photo_urls"] == [PHOTO]
             assert bodies[1]["child"]["description"] == "穿红色外套，蓝色书包"
+
+
+async def test_an_operators_report_amendment_is_recorded_on_the_case_once(
+    stack: Stack,  # noqa: F811
+) -> None:
+    """alert's homeward.report.amended.v1 (the operators amended the report while its case
+    was being opened) reaches dispatch after its report: the case's timeline shows the operator
+    and the fields, its log carries the values sealed; a redelivery adds nothing."""
+    async with stack.serving():
+        case_id = new_case_id()
+        accepted = await stack.report(case_id)
+        await stack.opened(case_id)
+        amended = ReportAmended(
+            case_id=case_id, region_code="140403", actor="op-city", reason="家属补充",
+            at=datetime.now(UTC), report_id=accepted.report_id,
+            details={"amended": {"vehicle": "晋D·77777"}, "fields": ["vehicle"]})
+        event = CloudEvent.of(REPORT_AMENDED, "/test/alert", case_id, amended,
+                              event_id=f"A-{case_id}")
+        await stack.publisher.publish(topics.REPORTS, event)
+        await stack.publisher.publish(topics.REPORTS, event)  # a redelivery
+        later = amended.model_copy(update={"actor": "op-filer", "reason": "身高",
+                                           "details": {"amended": {"height_cm": 121},
+                                                       "fields": ["height_cm"]}})
+        await stack.publisher.publish(topics.REPORTS, CloudEvent.of(
+            REPORT_AMENDED, "/test/alert", case_id, later, event_id=f"B-{case_id}"))
+
+        async def recorded() -> list[dict[str, Any]] | None:
+            timeline = (await stack.case(case_id)).json()["timeline"]
+            found = [e for e in timeline if e["action"] == "details_amended"]
+            return found if found and found[-1]["actor"] == "op-filer" else None
+
+        entries = await eventually(recorded, timeout=30)  # the partition is read in order
+        assert [(e["actor"], e["what"], e["why"]) for e in entries] == [
+            ("op-city", "vehicle", "家属补充"), ("op-filer", "height_cm", "身高")]
+        logged = [m for m in await read_topic(stack.settings.kafka_bootstrap, topics.DISPATCH)
+                  if m["key"] == case_id and m["headers"]["ce_type"] == CASE_DETAILS_AMENDED]
+        assert len(logged) == 2 and "77777" not in logged[0]["raw"].decode()  # sealed

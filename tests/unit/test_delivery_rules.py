@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -14,10 +15,14 @@ from services.notify.delivery_rules import (
     cancel_reaches,
     decide_attempt,
     first_message,
+    for_recipient,
     lane_of,
+    reached,
+    received,
     superseded,
 )
 from services.notify.domain import SubscriberKind
+from services.notify.formats import cap_identifier, cap_time
 from shared import topics
 from shared.events import DeliveryStatus
 from shared.settings import Settings
@@ -124,3 +129,67 @@ def test_a_later_version_supersedes_retries_of_earlier_ones() -> None:
 ])
 def test_lanes(kind: SubscriberKind, lane: str) -> None:
     assert lane_of(kind) == lane
+
+
+# --- CAP references per recipient (issue 18 §5) ----------------------------------------------
+
+SENDER = "homeward@mps.example.cn"
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SENT = {v: T0 + timedelta(minutes=10 * v) for v in range(1, 9)}
+
+
+def _v(version: int, state: str, attempts: int = 1) -> dict[str, str]:
+    return {"version": str(version), "state": state, "attempts": str(attempts)}
+
+
+def _triples(refs: str) -> list[tuple[str, str, str]]:
+    return [tuple(t.split(",")) for t in refs.split()]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("msg_type", "earlier", "as_type", "refs"), [
+    # a hub that had v1 and v2 gets v4's Update referencing both (v3 never went to it)
+    ("Update", [_v(1, "sent"), _v(2, "acknowledged")], "Update", [1, 2]),
+    # a volunteer first reached by v2 of a widening: its Update of v3 references v2 only
+    ("Update", [_v(2, "sent")], "Update", [2]),
+    # a version that was refused or dropped is not referenced
+    ("Update", [_v(1, "failed"), _v(2, "sent"), _v(3, "dropped", 0)], "Update", [2]),
+    # nothing received yet: the first message is an Alert, with no references
+    ("Update", [], "Alert", None),
+    ("Update", [_v(1, "retrying", 2)], "Alert", None),
+    ("Alert", [], "Alert", None),
+    # a Cancel references what reached the recipient (a try that may have arrived counts)
+    ("Cancel", [_v(1, "sent"), _v(3, "retrying", 2)], "Cancel", [1, 3]),
+    ("Cancel", [_v(2, "dead", 6)], "Cancel", [2]),
+    ("Cancel", [_v(1, "gone"), _v(2, "sent")], "Cancel", [2]),
+])
+def test_updates_and_cancels_reference_what_this_recipient_received(
+    msg_type: str, earlier: list[dict[str, str]], as_type: str, refs: list[int] | None,
+) -> None:
+    body = {"alert_id": "ALa", "version": 5, "msg_type": msg_type, "references": [1, 2, 3, 4]}
+    out = for_recipient(body, earlier, SENT, SENDER)
+    assert out["msg_type"] == as_type
+    if refs is None:
+        assert "cap_references" not in out
+        return
+    assert out["references"] == refs
+    assert _triples(out["cap_references"]) == [
+        (SENDER, cap_identifier("ALa", v), cap_time(SENT[v])) for v in refs]
+    assert body["references"] == [1, 2, 3, 4]  # the shared version body is not changed
+
+
+@given(st.dictionaries(st.integers(1, 7), st.sampled_from(list(DeliveryStatus)), max_size=7),
+       st.sampled_from(["Update", "Cancel"]))
+def test_references_are_exactly_the_versions_that_reached_the_recipient(
+    states: dict[int, DeliveryStatus], msg_type: str,
+) -> None:
+    earlier = [_v(v, s.value) for v, s in states.items()]
+    out = for_recipient({"alert_id": "ALb", "version": 8, "msg_type": msg_type}, earlier,
+                        SENT, SENDER)
+    got = {v for v, s in states.items() if reached(_v(v, s.value))}
+    if out["msg_type"] == "Alert":  # an Update to someone who received nothing yet
+        assert msg_type == "Update" and not any(received(r) for r in earlier)
+        assert "references" not in out
+        return
+    assert out["references"] == sorted(got)
+    identifiers = [t[1] for t in _triples(out["cap_references"])]
+    assert identifiers == [cap_identifier("ALb", v) for v in sorted(got)]
