@@ -11,15 +11,16 @@ order of its versions (an Alert before its Updates, the Cancel last).
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.notify import domain, tip_push
+from services.notify import domain, selection, tip_push
 from services.notify.children import ChildAlerts
 from services.notify.context import Context
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
-from services.notify.lanes import Job, Lanes
+from services.notify.lanes import Job, Lanes, Then
 from services.notify.purge import purge_alert, pushed_report
 from shared import metrics
 from shared.events import (
@@ -280,7 +281,10 @@ class Planner:
 
     async def widen(self, alert_id: str) -> None:
         """A tier boundary passed: a new version with the wider radius, to the recipients it
-        newly covers only."""
+        newly covers only (the annulus and anyone in range not told yet, in pages:
+        services.notify.selection). The durable timer is settled only after the fan-out, so a
+        planner dying between pages gets this called again: the version is then the latest
+        and already saved, and its fan-out runs again to finish the remaining pages."""
         ctx = self.ctx
         async with ctx.locked(alert_id):
             alert = await ctx.alerts.get(alert_id)
@@ -289,41 +293,86 @@ class Planner:
             now = ctx.clock()
             radius = self.radius(alert.seen_at, now)
             widened = radius > alert.radius_km
+            note = f"radius {radius:g} km"
+            # A redelivery after a planner died mid-fan-out: finish this widening's pages.
+            unfinished = not widened and alert.versions[-1].note == note
             if widened:
                 alert.radius_km = radius
-                alert.bump("Update", now, note=f"radius {radius:g} km")
+                alert.bump("Update", now, note=note)
                 await ctx.save(alert)
-        if widened:
+        if widened or unfinished:
             await self.fan_out(alert)
         await self.schedule_widening(alert, now)
 
     # --- recipients and jobs -------------------------------------------------------------------
 
-    async def recipients(self, alert: AlertState, everyone: bool = False,
-                         kinds: tuple[SubscriberKind, ...] | None = None) -> list[Subscriber]:
-        """Who this version goes to: recipients first covered by it (in range, of an audience
-        the alert has); with `everyone`, also every earlier recipient (new content). `kinds`
-        limits both to those kinds of subscriber."""
-        ctx = self.ctx
+    async def pages(self, alert: AlertState, everyone: bool = False,
+                    kinds: tuple[SubscriberKind, ...] | None = None,
+                    ) -> AsyncIterator[list[Subscriber]]:
+        """Who this version goes to, in pages as they are found (services.notify.selection
+        gives the rule: hubs first, the annulus before the old circle, the first page at
+        once): recipients first covered by it (in range, of an audience the alert has, not
+        told by an earlier version); with `everyone`, also every earlier recipient (new
+        content). `kinds` limits both to those kinds of subscriber. No id is in two pages."""
+        ctx, s = self.ctx, self.ctx.settings
         audience = [SubscriberKind.hub]
         if alert.released:
             audience += list(domain.PUBLIC_KINDS)
         if kinds is not None:
             audience = [k for k in audience if k in kinds]
-        ids: list[str] = []
+        seen: set[str] = set()
+        pending: list[str] = []
+        first = True
         for kind in audience:
-            ids += await ctx.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
-        already = await ctx.alerts.recipients(alert.alert_id)
+            async for ids in self._in_range(kind, alert):
+                if everyone:
+                    new = [i for i in ids if i not in seen]
+                    seen.update(new)
+                else:
+                    told = await ctx.alerts.told(alert.alert_id, ids)
+                    new = selection.fresh(ids, told, alert.version)
+                pending += new
+                size = s.notify_select_page
+                if pending and size > 0 and (first or len(pending) >= size):
+                    yield await self._subscribers(alert, pending, kinds)
+                    pending, first = [], False
         if everyone:  # the case group is told by push_group
-            fresh = list(dict.fromkeys([*ids, *already]))
-        else:
-            fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
-        subs = [s for s in await ctx.subscribers.get_many(fresh)
+            pending += [i for i in await ctx.alerts.recipients(alert.alert_id)
+                        if i not in seen and i not in pending]
+        if pending:
+            yield await self._subscribers(alert, pending, kinds)
+
+    async def _in_range(self, kind: SubscriberKind,
+                        alert: AlertState) -> AsyncIterator[list[str]]:
+        """Ids of `kind` within the alert's radius: one query for a small kind, cell by cell
+        (annulus first) for a large one; each id once."""
+        ctx, s = self.ctx, self.ctx.settings
+        subs = ctx.subscribers
+        if await subs.count(kind) <= s.notify_select_cells_above:
+            yield await subs.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
+            return
+        earlier = [v.radius_km for v in alert.versions[:-1]]
+        inner = max(earlier) if earlier else 0.0
+        for cell in selection.cells(alert.lat, alert.lon, min(inner, alert.radius_km),
+                                    alert.radius_km, s.notify_select_cell_km):
+            rows = await subs.in_box(kind, *cell.centre, *cell.box_km())
+            ids = selection.keep(rows, cell, alert.lat, alert.lon, alert.radius_km)
+            if ids:
+                yield ids
+
+    async def _subscribers(self, alert: AlertState, ids: list[str],
+                           kinds: tuple[SubscriberKind, ...] | None) -> list[Subscriber]:
+        subs = [s for s in await self.ctx.subscribers.get_many(ids)
                 if s.active and s.kind != SubscriberKind.member
                 and (kinds is None or s.kind in kinds)]
         if alert.exercise:
             subs = [s for s in subs if s.drills]
         return subs
+
+    async def recipients(self, alert: AlertState, everyone: bool = False,
+                         kinds: tuple[SubscriberKind, ...] | None = None) -> list[Subscriber]:
+        """All of `pages` at once."""
+        return [sub async for page in self.pages(alert, everyone, kinds) for sub in page]
 
     def body(self, alert: AlertState, scope: Any) -> dict[str, Any]:
         s = self.ctx.settings
@@ -333,11 +382,22 @@ class Planner:
 
     async def fan_out(self, alert: AlertState, everyone: bool = False,
                       kinds: tuple[SubscriberKind, ...] | None = None) -> None:
-        subs = await self.recipients(alert, everyone, kinds)
+        """This version's jobs, page by page as `pages` finds them, all under the alert's lock
+        (as one publish was): a later version or the Cancel waits for the last page, so no
+        recipient gets them before this version. A planner dying between pages leaves the
+        work to the redelivery of what triggered it (selection.py, rule 6)."""
+        ctx = self.ctx
         bodies = {scope: self.body(alert, scope) for scope in ("restricted", "public")}
-        await self.publish(alert.alert_id, [
-            (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
-            for s in subs], alert.version)
+        thens: list[Then] = []
+        async with ctx.locked(alert.alert_id):
+            async for subs in self.pages(alert, everyone, kinds):
+                then = await self._hand_on(alert.alert_id, [
+                    (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
+                    for s in subs], alert.version)
+                if then is not None:
+                    thens.append(then)
+        for then in thens:  # in-process lanes deliver here, outside the lock
+            await then()
 
     async def push_group(self, alert: AlertState, everyone: bool = False) -> None:
         """The case group's leader and members get the restricted bulletin over Apprise (an
@@ -369,24 +429,32 @@ class Planner:
 
     async def publish(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
                       version: int | None) -> None:
-        """Log each distinct body, record who hears of the alert from `version` (None: a
-        cancellation, nobody new), then hand one job per recipient to its lane — under the
-        alert's lock, so that a later version's jobs never overtake this one's."""
+        """`_hand_on` under the alert's lock, so that a later version's jobs never overtake
+        this one's."""
         if not work:
             return
-        ctx = self.ctx
-        async with ctx.locked(alert_id):
-            stored: set[str] = set()
-            jobs: list[Job] = []
-            for sub, body in work:
-                key = body_key(body)
-                if key not in stored:
-                    stored.add(key)
-                    await ctx.put_body(key, body)
-                jobs.append((sub, job_of(sub, body)))
-            if version is not None:
-                await ctx.alerts.add_recipients(alert_id, [s.subscriber_id for s, _ in work],
-                                                version)
-            then = await self.lanes.publish(jobs)
+        async with self.ctx.locked(alert_id):
+            then = await self._hand_on(alert_id, work, version)
         if then is not None:  # in-process lanes deliver here, outside the lock
             await then()
+
+    async def _hand_on(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
+                       version: int | None) -> Then | None:
+        """Log each distinct body, record who hears of the alert from `version` (None: a
+        cancellation, nobody new), then hand one job per recipient to its lane (the caller
+        holds the alert's lock)."""
+        if not work:
+            return None
+        ctx = self.ctx
+        stored: set[str] = set()
+        jobs: list[Job] = []
+        for sub, body in work:
+            key = body_key(body)
+            if key not in stored:
+                stored.add(key)
+                await ctx.put_body(key, body)
+            jobs.append((sub, job_of(sub, body)))
+        if version is not None:
+            await ctx.alerts.add_recipients(alert_id, [s.subscriber_id for s, _ in work],
+                                            version)
+        return await self.lanes.publish(jobs)
