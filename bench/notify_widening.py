@@ -80,6 +80,8 @@ async def _load(redis: Any, seal: Any, rng: random.Random) -> None:
             for i in range(start, min(start + 20_000, VOLUNTEERS)):
                 batch += [lons[i], lats[i], f"V{i:07d}"]
             pipe.geoadd(key, batch)
+            if start % 100_000 == 80_000:
+                await pipe.execute()  # 100,000 a round trip
         await pipe.execute()
     records = 0
     async with redis.pipeline(transaction=False) as pipe:

@@ -382,6 +382,12 @@ class DeliveryLedger:
             return int(await self.redis.zcard(key))
         return int(await self.redis.zcount(key, "-inf", due_by))
 
+    async def next_due(self, timer: str) -> float | None:
+        """When the earliest member of `timer` is due (epoch s; a claimed one: when its lease
+        ends), None when it has none."""
+        first = await self.redis.zrange(f"notify:timer:{timer}", 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     async def unschedule(self, timer: str, *members: str) -> None:
         if members:
             await self.redis.zrem(f"notify:timer:{timer}", *members)

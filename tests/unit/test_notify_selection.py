@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.notify import selection
 from services.notify.selection import Cell, cells, distance_km, fresh, keep, owns
+from services.notify.timers import MIN_WAIT_S, wait_s
 
 CENTRES = [(36.19, 113.11), (22.5, 114.05), (45.75, 126.6), (39.9, 116.4), (0.0, 0.0)]
 
@@ -97,3 +98,14 @@ def test_fresh(told: list[int | None], version: int, expected: list[str]) -> Non
 def test_cell_owns_half_open() -> None:
     cell = Cell(10.0, 11.0, 20.0, 21.0)
     assert owns(cell, 10.0, 20.0) and not owns(cell, 11.0, 20.5) and not owns(cell, 10.5, 21.0)
+
+
+@pytest.mark.parametrize(("next_due", "now", "expected"), [
+    (None, 100.0, 0.25),        # nothing scheduled: the usual tick
+    (100.1, 100.0, 0.1),        # a boundary in 100 ms: wake then, not a tick later
+    (105.0, 100.0, 0.25),       # far off: the usual tick
+    (99.0, 100.0, MIN_WAIT_S),  # already due (a backlog): at once, never a busy loop
+])
+def test_timer_loop_wakes_when_the_next_member_is_due(next_due: float | None, now: float,
+                                                      expected: float) -> None:
+    assert wait_s(0.25, next_due, now) == pytest.approx(expected)
