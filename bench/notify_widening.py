@@ -34,8 +34,8 @@ GOAL_MS = 100.0
 
 
 def _watch_main(bootstrap: str, topic: str, conn: Any) -> None:
-    """Reads the lane from its end; for each (alert id, version) it is asked about, answers
-    the wall-clock time the first job of that version arrived."""
+    """For each (alert id, version) it is asked about: reads the lane from its end at that
+    moment ("armed"), answers the wall-clock time the first job of that version arrived."""
     from aiokafka import AIOKafkaConsumer
 
     async def watch() -> None:
@@ -50,6 +50,11 @@ def _watch_main(bootstrap: str, topic: str, conn: Any) -> None:
             if wanted is None:
                 break
             alert_id, version = wanted
+            # From the lane's end now (not behind the previous widening's jobs): armed.
+            parts = list(consumer.assignment())
+            for tp, end in (await consumer.end_offsets(parts)).items():
+                consumer.seek(tp, end)
+            conn.send("armed")
             needle = f'"alert_id":"{alert_id}"'.encode()
             tag = f'"version":{version},'.encode()
             seen = None
@@ -155,6 +160,8 @@ async def _widenings(bootstrap: str, redis_url: str) -> dict[str, list[float]]:
                 for version, hours in enumerate(BOUNDARIES, start=2):
                     now[0] = seen + unit * hours + timedelta(seconds=1)
                     parent.send((alert.alert_id, version))
+                    if not parent.poll(60) or parent.recv() != "armed":
+                        raise RuntimeError("lane watcher did not arm")
                     due = time.time()
                     began = time.perf_counter()
                     await planner.widen(alert.alert_id)

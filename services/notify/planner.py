@@ -323,8 +323,9 @@ class Planner:
         ctx = self.ctx
         bodies = {scope: self.body(alert, scope) for scope in ("restricted", "public")}
         thens: list[Then] = []
-        async with ctx.locked(alert.alert_id):
+        async with ctx.locked(alert.alert_id) as lock:
             async for subs in self.selection.pages(alert, everyone, kinds):
+                await lock.reacquire()  # a long fan-out keeps its lock while it progresses
                 then = await self._hand_on(alert.alert_id, [
                     (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
                     for s in subs], alert.version)

@@ -48,7 +48,7 @@ class Selection:
                     pending, first = [], False
         if everyone:  # the case group is told by push_group
             pending += [i for i in await ctx.alerts.recipients(alert.alert_id)
-                        if i not in seen and i not in pending]
+                        if i not in seen]  # `seen` holds the pending ones too
         if pending:
             yield await self._subscribers(alert, pending, kinds)
 

@@ -16,13 +16,15 @@ The rule, in order:
    no recipient is selected twice in one run.
 4. The first page is handed on as soon as it holds anyone; later pages once they hold `page`
    recipients (or at the end).
-5. Each page is recorded (who heard of the alert from this version) and published under the
-   alert's lock, and only while this version is still the alert's latest: a newer version's
-   fan-out selects whoever this one had not reached yet, a Cancel goes to whoever it had.
-6. If the planner dies between pages, the redelivered widening (its durable timer) selects
-   again: pages recorded at this version are published again with the same webhook-ids
-   (domain.delivery_id is stable per (alert, version, recipient)), which the delivery workers
-   claim once, so nobody is lost and nobody gets a second distinct delivery.
+5. Each page is recorded (who heard of the alert from this version) and then published; the
+   whole run holds the alert's lock (renewed page by page), as one publish of every job did
+   before, so a later version or the Cancel is decided and published only after the last
+   page: on each recipient's partition the versions stay in order.
+6. If the planner dies between pages, the redelivered trigger (a widening's durable timer, a
+   report or a release consumed again) selects again: pages recorded at this version are
+   published again with the same webhook-ids (domain.delivery_id is stable per (alert,
+   version, recipient)), which the delivery workers claim once, so nobody is lost and nobody
+   gets a second distinct delivery.
 
 Distances are Redis's own (haversine on a sphere of radius `EARTH_KM`, the constant of Redis's
 geohash_helper.c), so a cell search keeps exactly whom one GEOSEARCH of the circle would.
