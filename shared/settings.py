@@ -168,10 +168,10 @@ class Settings(BaseSettings):
     notify_fanout_parallel: int = 512
     # Radius selection in pages (issue 18 §6, services/notify/selection.py).
     notify_select_page: int = Field(
-        default=1000, ge=0, description="recipients per page handed to the delivery lanes "
+        default=5000, ge=0, description="recipients per page handed to the delivery lanes "
         "after the first (which leaves as soon as it holds anyone); 0: everyone at once")
     notify_select_cell_km: float = Field(
-        default=50.0, gt=0, description="side of the grid cells a large kind is searched by")
+        default=100.0, gt=0, description="side of the grid cells a large kind is searched by")
     notify_select_cells_above: int = Field(
         default=20_000, ge=0, description="a kind with more subscribers than this is searched "
         "cell by cell; with fewer, in one query of the whole circle")
