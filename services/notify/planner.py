@@ -323,12 +323,13 @@ class Planner:
         ctx = self.ctx
         bodies = {scope: self.body(alert, scope) for scope in ("restricted", "public")}
         thens: list[Then] = []
+        logged: set[str] = set()  # each body logged once per run, not once per page
         async with ctx.locked(alert.alert_id) as lock:
             async for subs in self.selection.pages(alert, everyone, kinds):
                 await lock.reacquire()  # a long fan-out keeps its lock while it progresses
                 then = await self._hand_on(alert.alert_id, [
                     (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
-                    for s in subs], alert.version)
+                    for s in subs], alert.version, logged)
                 if then is not None:
                     thens.append(then)
         for then in thens:  # in-process lanes deliver here, outside the lock
@@ -374,14 +375,14 @@ class Planner:
             await then()
 
     async def _hand_on(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
-                       version: int | None) -> Then | None:
-        """Log each distinct body, record who hears of the alert from `version` (None: a
-        cancellation, nobody new), then hand one job per recipient to its lane (the caller
-        holds the alert's lock)."""
+                       version: int | None, stored: set[str] | None = None) -> Then | None:
+        """Log each distinct body (not those whose keys are in `stored`, which it adds to),
+        record who hears of the alert from `version` (None: a cancellation, nobody new), then
+        hand one job per recipient to its lane (the caller holds the alert's lock)."""
         if not work:
             return None
         ctx = self.ctx
-        stored: set[str] = set()
+        stored = set() if stored is None else stored
         jobs: list[Job] = []
         for sub, body in work:
             key = body_key(body)

@@ -66,11 +66,11 @@ async def test_planner_dying_between_pages_loses_nobody_and_sends_nobody_twice(
     planner = stack.notify.planner
     hand_on, handed = planner._hand_on, []
 
-    async def dies_after_the_first_page(*args: Any) -> Any:
+    async def dies_after_the_first_page(*args: Any, **kwargs: Any) -> Any:
         if handed:
             raise ConnectionError("the planner dies between pages")
         handed.append(args[1])
-        then = await hand_on(*args)
+        then = await hand_on(*args, **kwargs)
         if then is not None:  # the first page is delivered (as from the Kafka lanes)
             await then()
         return None
