@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     notify_retry_cap_s: float = 3 * 3600.0
     notify_per_endpoint_limit: int = 8
     notify_fanout_parallel: int = 512
+    # Radius selection in pages (issue 18 §6, services/notify/selection.py).
+    notify_select_page: int = Field(
+        default=5000, ge=0, description="recipients per page handed to the delivery lanes "
+        "after the first (which leaves as soon as it holds anyone); 0: everyone at once")
+    notify_select_cell_km: float = Field(
+        default=100.0, gt=0, description="side of the grid cells a large kind is searched by")
+    notify_select_cells_above: int = Field(
+        default=20_000, ge=0, description="a kind with more subscribers than this is searched "
+        "cell by cell; with fewer, in one query of the whole circle")
     notify_tick_s: float = 0.25
     notify_feed_cancel_keep_s: float = Field(
         default=72 * 3600.0, description="how long the Atom feed keeps the Cancel entry of a "

@@ -128,6 +128,19 @@ class SubscriberRepository:
                                          radius=radius_km, unit="km")
         return [str(i) for i in ids]
 
+    async def count(self, kind: SubscriberKind) -> int:
+        """How many subscribers of `kind` the geo index holds."""
+        return int(await self.redis.zcard(f"notify:geo:{kind.value}"))
+
+    async def in_box(self, kind: SubscriberKind, lat: float, lon: float, width_km: float,
+                     height_km: float) -> list[tuple[str, float, float]]:
+        """(id, lat, lon) of the subscribers of `kind` in the box centred on (lat, lon) (one
+        GEOSEARCH BYBOX; services.notify.selection.keep narrows it to a cell and a circle)."""
+        rows = await self.redis.geosearch(f"notify:geo:{kind.value}", longitude=lon,
+                                          latitude=lat, width=width_km, height=height_km,
+                                          unit="km", withcoord=True)
+        return [(str(r[0]), float(r[1][1]), float(r[1][0])) for r in rows]
+
     async def within(self, kind: SubscriberKind, lat: float, lon: float,
                      radius_km: float) -> list[Subscriber]:
         subs = await self.get_many(await self.ids_within(kind, lat, lon, radius_km))
@@ -201,6 +214,13 @@ class AlertRepository:
                 for i in ids:
                     pipe.hsetnx(f"notify:recipients:{alert_id}", i, version)
                 await pipe.execute()
+
+    async def told(self, alert_id: str, ids: list[str]) -> list[int | None]:
+        """For each id, the version it first heard of the alert from (None: not yet)."""
+        if not ids:
+            return []
+        raw = await self.redis.hmget(f"notify:recipients:{alert_id}", ids)
+        return [None if v is None else int(v) for v in raw]
 
     async def merged_into(self, case_id: str) -> str | None:
         """The alert a report (by its case id) was merged into as the same child, if any."""
@@ -361,6 +381,12 @@ class DeliveryLedger:
         if due_by is None:
             return int(await self.redis.zcard(key))
         return int(await self.redis.zcount(key, "-inf", due_by))
+
+    async def next_due(self, timer: str) -> float | None:
+        """When the earliest member of `timer` is due (epoch s; a claimed one: when its lease
+        ends), None when it has none."""
+        first = await self.redis.zrange(f"notify:timer:{timer}", 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
 
     async def unschedule(self, timer: str, *members: str) -> None:
         if members:

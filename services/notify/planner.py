@@ -19,8 +19,9 @@ from services.notify import domain, tip_push
 from services.notify.children import ChildAlerts
 from services.notify.context import Context
 from services.notify.domain import AlertState, Subscriber, SubscriberKind
-from services.notify.lanes import Job, Lanes
+from services.notify.lanes import Job, Lanes, Then
 from services.notify.purge import purge_alert, pushed_report
+from services.notify.recipients import Selection
 from shared import metrics
 from shared.events import (
     AMENDABLE_DETAILS,
@@ -79,9 +80,11 @@ class Planner:
     ctx: Context
     lanes: Lanes
     children: ChildAlerts = field(init=False)
+    selection: Selection = field(init=False)
 
     def __post_init__(self) -> None:
         self.children = ChildAlerts(self)
+        self.selection = Selection(self.ctx)
 
     # --- time and radius -----------------------------------------------------------------------
 
@@ -285,7 +288,10 @@ class Planner:
 
     async def widen(self, alert_id: str) -> None:
         """A tier boundary passed: a new version with the wider radius, to the recipients it
-        newly covers only."""
+        newly covers only (the annulus and anyone in range not told yet, in pages:
+        services.notify.selection). The durable timer is settled only after the fan-out, so a
+        planner dying between pages gets this called again: the version is then the latest
+        and already saved, and its fan-out runs again to finish the remaining pages."""
         ctx = self.ctx
         async with ctx.locked(alert_id):
             alert = await ctx.alerts.get(alert_id)
@@ -294,41 +300,18 @@ class Planner:
             now = ctx.clock()
             radius = self.radius(alert.seen_at, now)
             widened = radius > alert.radius_km
+            note = f"radius {radius:g} km"
+            # A redelivery after a planner died mid-fan-out: finish this widening's pages.
+            unfinished = not widened and alert.versions[-1].note == note
             if widened:
                 alert.radius_km = radius
-                alert.bump("Update", now, note=f"radius {radius:g} km")
+                alert.bump("Update", now, note=note)
                 await ctx.save(alert)
-        if widened:
+        if widened or unfinished:
             await self.fan_out(alert)
         await self.schedule_widening(alert, now)
 
     # --- recipients and jobs -------------------------------------------------------------------
-
-    async def recipients(self, alert: AlertState, everyone: bool = False,
-                         kinds: tuple[SubscriberKind, ...] | None = None) -> list[Subscriber]:
-        """Who this version goes to: recipients first covered by it (in range, of an audience
-        the alert has); with `everyone`, also every earlier recipient (new content). `kinds`
-        limits both to those kinds of subscriber."""
-        ctx = self.ctx
-        audience = [SubscriberKind.hub]
-        if alert.released:
-            audience += list(domain.PUBLIC_KINDS)
-        if kinds is not None:
-            audience = [k for k in audience if k in kinds]
-        ids: list[str] = []
-        for kind in audience:
-            ids += await ctx.subscribers.ids_within(kind, alert.lat, alert.lon, alert.radius_km)
-        already = await ctx.alerts.recipients(alert.alert_id)
-        if everyone:  # the case group is told by push_group
-            fresh = list(dict.fromkeys([*ids, *already]))
-        else:
-            fresh = [i for i in ids if already.get(i, alert.version) >= alert.version]
-        subs = [s for s in await ctx.subscribers.get_many(fresh)
-                if s.active and s.kind != SubscriberKind.member
-                and (kinds is None or s.kind in kinds)]
-        if alert.exercise:
-            subs = [s for s in subs if s.drills]
-        return subs
 
     def body(self, alert: AlertState, scope: Any) -> dict[str, Any]:
         s = self.ctx.settings
@@ -338,11 +321,24 @@ class Planner:
 
     async def fan_out(self, alert: AlertState, everyone: bool = False,
                       kinds: tuple[SubscriberKind, ...] | None = None) -> None:
-        subs = await self.recipients(alert, everyone, kinds)
+        """This version's jobs, page by page as `pages` finds them, all under the alert's lock
+        (as one publish was): a later version or the Cancel waits for the last page, so no
+        recipient gets them before this version. A planner dying between pages leaves the
+        work to the redelivery of what triggered it (selection.py, rule 6)."""
+        ctx = self.ctx
         bodies = {scope: self.body(alert, scope) for scope in ("restricted", "public")}
-        await self.publish(alert.alert_id, [
-            (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
-            for s in subs], alert.version)
+        thens: list[Then] = []
+        logged: set[str] = set()  # each body logged once per run, not once per page
+        async with ctx.locked(alert.alert_id) as lock:
+            async for subs in self.selection.pages(alert, everyone, kinds):
+                await lock.reacquire()  # a long fan-out keeps its lock while it progresses
+                then = await self._hand_on(alert.alert_id, [
+                    (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
+                    for s in subs], alert.version, logged)
+                if then is not None:
+                    thens.append(then)
+        for then in thens:  # in-process lanes deliver here, outside the lock
+            await then()
 
     async def push_group(self, alert: AlertState, everyone: bool = False) -> None:
         """The case group's leader and members get the restricted bulletin over Apprise (an
@@ -374,24 +370,32 @@ class Planner:
 
     async def publish(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
                       version: int | None) -> None:
-        """Log each distinct body, record who hears of the alert from `version` (None: a
-        cancellation, nobody new), then hand one job per recipient to its lane — under the
-        alert's lock, so that a later version's jobs never overtake this one's."""
+        """`_hand_on` under the alert's lock, so that a later version's jobs never overtake
+        this one's."""
         if not work:
             return
-        ctx = self.ctx
-        async with ctx.locked(alert_id):
-            stored: set[str] = set()
-            jobs: list[Job] = []
-            for sub, body in work:
-                key = body_key(body)
-                if key not in stored:
-                    stored.add(key)
-                    await ctx.put_body(key, body)
-                jobs.append((sub, job_of(sub, body)))
-            if version is not None:
-                await ctx.alerts.add_recipients(alert_id, [s.subscriber_id for s, _ in work],
-                                                version)
-            then = await self.lanes.publish(jobs)
+        async with self.ctx.locked(alert_id):
+            then = await self._hand_on(alert_id, work, version)
         if then is not None:  # in-process lanes deliver here, outside the lock
             await then()
+
+    async def _hand_on(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
+                       version: int | None, stored: set[str] | None = None) -> Then | None:
+        """Log each distinct body (not those whose keys are in `stored`, which it adds to),
+        record who hears of the alert from `version` (None: a cancellation, nobody new), then
+        hand one job per recipient to its lane (the caller holds the alert's lock)."""
+        if not work:
+            return None
+        ctx = self.ctx
+        stored = set() if stored is None else stored
+        jobs: list[Job] = []
+        for sub, body in work:
+            key = body_key(body)
+            if key not in stored:
+                stored.add(key)
+                await ctx.put_body(key, body)
+            jobs.append((sub, job_of(sub, body)))
+        if version is not None:
+            await ctx.alerts.add_recipients(alert_id, [s.subscriber_id for s, _ in work],
+                                            version)
+        return await self.lanes.publish(jobs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -21,7 +22,18 @@ log = logging.getLogger(__name__)
 TIMERS_KEY = "homeward-notify-timers"  # readiness: 503 while the timers meet transient faults
 PARALLEL = 64
 
+MIN_WAIT_S = 0.002  # between ticks while members stay due (a backlog): never a busy loop
+
 Work = Callable[[str], Awaitable[None]]
+
+
+def wait_s(tick_s: float, next_due: float | None, now: float) -> float:
+    """How long a timer's loop sleeps before its next tick: until its earliest member is due
+    (so a widening starts when its tier boundary passes, not up to a tick later: issue 18 §6,
+    `widening_first_delivery_ms`), at most `tick_s`, at least MIN_WAIT_S. Seconds."""
+    if next_due is None:
+        return tick_s
+    return min(tick_s, max(next_due - now, MIN_WAIT_S))
 
 
 @dataclass
@@ -76,7 +88,13 @@ class Timers:
                 if is_transient(exc):
                     RETRYING_NOW.failed(TIMERS_KEY, exc)
                 log.exception("notify timer %s", timer)
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(await self._wait(timer))
+
+    async def _wait(self, timer: str) -> float:
+        try:
+            return wait_s(self.tick_s, await self.ledger.next_due(timer), time.time())
+        except Exception:  # Redis unavailable: the next tick meets (and reports) it
+            return self.tick_s
 
     async def run(self) -> None:
         """One loop per timer until cancelled."""
