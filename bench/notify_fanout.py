@@ -40,6 +40,7 @@ from bench.notify_stack import (
     planner_notify,
     public_alert,
     settings_of,
+    standalone,
     subscribers,
     use_local_keys,
 )
@@ -208,20 +209,4 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
 
 
 if __name__ == "__main__":
-    import tempfile
-
-    from deploy.local.stack import KafkaServer, RedisServer, free_port
-    from shared.kafka import ensure_topics
-
-    tmp = Path(tempfile.mkdtemp(prefix="homeward-bench-notify-"))
-    kafka = KafkaServer(tmp / "kafka", port=free_port())
-    redis = RedisServer(tmp / "redis", port=free_port())
-    try:
-        redis.start()
-        kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
-        for r in run(kafka.bootstrap, redis.url, tmp):
-            print(r.as_dict())
-    finally:
-        kafka.stop()
-        redis.stop()
+    standalone(run)

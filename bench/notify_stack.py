@@ -22,6 +22,7 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,27 @@ class Sink:
         self.proc.join(5)
 
 
+def standalone(run: Callable[[str, str, Path], list[Any]]) -> None:
+    """`python -m bench.notify_<part>`: one benchmark on a Kafka and a Redis of its own."""
+    import tempfile
+
+    from deploy.local.stack import KafkaServer, RedisServer, free_port
+    from shared.kafka import ensure_topics
+
+    tmp = Path(tempfile.mkdtemp(prefix="homeward-bench-notify-"))
+    kafka = KafkaServer(tmp / "kafka", port=free_port())
+    redis = RedisServer(tmp / "redis", port=free_port())
+    try:
+        redis.start()
+        kafka.start()
+        asyncio.run(ensure_topics(kafka.bootstrap))
+        for r in run(kafka.bootstrap, redis.url, tmp):
+            print(r.as_dict())
+    finally:
+        kafka.stop()
+        redis.stop()
+
+
 def use_local_keys(data_dir: Path) -> None:
     """The keys no repository holds (deploy.local.stack.stack_env, generated into `data_dir`
     once) in this process's environment, which the spawned workers inherit."""
@@ -124,6 +146,8 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
         from shared.settings import Settings
 
         app = create_app(Settings(**settings), timers=False, consume=True)
+        if os.environ.get("HOMEWARD_BENCH_TRACE"):
+            _trace_restricted(app.state.notify.worker)
         async with app.router.lifespan_context(app):
             conn.send("ready")
             while True:
@@ -144,6 +168,28 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
     asyncio.run(serve())
 
 
+def _trace_restricted(worker: Any) -> None:
+    """Diagnostics (HOMEWARD_BENCH_TRACE set): for each restricted batch, how long after the
+    planner made its first job the worker took it, and how long working it took."""
+    import sys
+    from datetime import UTC, datetime
+
+    from shared import topics
+
+    handle = worker.handle
+
+    async def traced(events: list[Any], *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("topic", args[2] if len(args) > 2 else "") != topics.DELIVERY_JOBS_RESTRICTED:
+            return await handle(events, *args, **kwargs)
+        lag = (datetime.now(UTC) - min(e.time for e in events)).total_seconds() * 1000
+        began = time.perf_counter()
+        await handle(events, *args, **kwargs)
+        print(f"restricted batch of {len(events)}: taken {lag:.0f} ms after it was made, "
+              f"worked in {(time.perf_counter() - began) * 1000:.0f} ms", file=sys.stderr)
+
+    worker.handle = traced
+
+
 class Workers:
     """Delivery-worker processes (each consumes both lanes in the lanes' consumer groups)."""
 
@@ -151,10 +197,12 @@ class Workers:
         self.settings = settings
         self.procs: list[tuple[Any, Any]] = []
 
-    def add(self) -> None:
+    def add(self, **overrides: Any) -> None:
+        """One more worker process; `overrides`: settings of its own (e.g. notify_lanes)."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(self.settings, child, PROFILE_DIR),
+        proc = ctx.Process(target=_worker_main,
+                           args=({**self.settings, **overrides}, child, PROFILE_DIR),
                            daemon=True)
         proc.start()
         if not parent.poll(60) or parent.recv() != "ready":
@@ -163,7 +211,8 @@ class Workers:
         self.procs.append((proc, parent))
 
     async def settled(self, timeout_s: float = 60.0) -> None:
-        """Until every worker holds some partitions of each lane and together all of them."""
+        """Until every lane's partitions are shared by the workers that consume it, each of
+        them holding some."""
         from shared import topics
 
         deadline = time.monotonic() + timeout_s
@@ -172,8 +221,9 @@ class Workers:
             for _, conn in self.procs:
                 conn.send("assigned")
                 owned.append(await asyncio.to_thread(conn.recv))
-            if all(all(o.get(t) for t in topics.JOB_TOPICS) for o in owned) and all(
-                    sum(o[t] for o in owned) == topics.JOB_PARTITIONS for t in topics.JOB_TOPICS):
+            if all(all(o.values()) for o in owned) and all(
+                    sum(o.get(t, 0) for o in owned) == topics.JOB_PARTITIONS
+                    for t in topics.JOB_TOPICS):
                 return
             await asyncio.sleep(0.5)
         raise RuntimeError("the workers did not share the lanes' partitions in time")
@@ -279,6 +329,8 @@ async def planner_notify(settings: dict[str, Any]) -> Any:
 async def close_planner(notify: Any) -> None:
     await notify.publisher.broker.stop()
     await notify.webhooks.close()
+    if notify.keys is not None:
+        await notify.keys.stop()
     await notify.alerts.redis.flushdb()
     await notify.alerts.redis.aclose()
 
