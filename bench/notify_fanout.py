@@ -82,13 +82,25 @@ async def _fanout(bootstrap: str, redis_url: str, sink: Sink) -> dict[str, float
                                                   "m"))
     payload = payload_of(notify, public_alert("140403-20261122-BENCH0", CENTRE, 100.0))
 
+    cpu: dict[str, list[float]] = {"raw": [], "worker": [], "planner": []}
+
     async def fan_out(name: str, count: int = RECIPIENTS) -> float:
         """Deliveries/s of one alert's fan-out, planner's call to the last receipt."""
         alert = public_alert(f"140403-20261122-{name}", CENTRE, 100.0)
         await notify.alerts.save(alert)
+        worker_cpu, own_cpu = workers.cpu(), time.process_time()
         began = time.perf_counter()
         await notify.planner.fan_out(alert)
-        return count / (await receipts.wait(alert.case_id, count) - began)
+        cpu["planner"].append((time.process_time() - own_cpu) / count * 1e6)
+        rate = count / (await receipts.wait(alert.case_id, count) - began)
+        cpu["worker"].append((workers.cpu() - worker_cpu) / count * 1e6)
+        return rate
+
+    async def raw() -> float:
+        own_cpu = time.process_time()
+        rate = await raw_rate(urls, payload)
+        cpu["raw"].append((time.process_time() - own_cpu) / len(urls) * 1e6)
+        return rate
 
     out: dict[str, float] = {}
     raws, ones, twos, ratios = [], [], [], []
@@ -100,7 +112,7 @@ async def _fanout(bootstrap: str, redis_url: str, sink: Sink) -> dict[str, float
         workers.profile()
         # Interleaved rounds, so both clients see the same load of a shared machine.
         for round_ in range(ROUNDS):
-            raws.append(await raw_rate(urls, payload))
+            raws.append(await raw())
             ones.append(await fan_out(f"ONE{round_}"))
             ratios.append(ones[-1] / raws[-1])
         workers.add()
@@ -120,6 +132,10 @@ async def _fanout(bootstrap: str, redis_url: str, sink: Sink) -> dict[str, float
     out["notify"] = statistics.median(ones)
     out["ratio"] = statistics.median(ratios)
     out["two"] = statistics.median(twos)
+    print("CPU per delivery, µs (median of the rounds): raw aiohttp client "
+          f"{statistics.median(cpu['raw']):.0f}, notify's planner "
+          f"{statistics.median(cpu['planner']):.0f}, its delivery workers "
+          f"{statistics.median(cpu['worker']):.0f}")
 
     # Apprise: json:// targets on the same sink (fewer, it is much slower), rate per second.
     import apprise

@@ -147,7 +147,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
 
         app = create_app(Settings(**settings), timers=False, consume=True)
         if os.environ.get("HOMEWARD_BENCH_TRACE"):
-            _trace_restricted(app.state.notify.worker)
+            _trace(app.state.notify.worker)
         async with app.router.lifespan_context(app):
             conn.send("ready")
             while True:
@@ -155,6 +155,8 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
                 if command == "assigned":
                     conn.send({lane.topic: len(lane.consumer.assignment())
                                for lane in app.state.lanes if lane.consumer is not None})
+                elif command == "cpu":
+                    conn.send(time.process_time())
                 elif command == "profile" and profiler is not None:
                     profiler.enable()
                     conn.send("ok")
@@ -168,9 +170,10 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
     asyncio.run(serve())
 
 
-def _trace_restricted(worker: Any) -> None:
-    """Diagnostics (HOMEWARD_BENCH_TRACE set): for each restricted batch, how long after the
-    planner made its first job the worker took it, and how long working it took."""
+def _trace(worker: Any) -> None:
+    """Diagnostics (HOMEWARD_BENCH_TRACE set), on stderr: for each restricted batch, how long
+    after the planner made its first job the worker took it and how long working it took; for
+    each public one, its size and how long it took."""
     import sys
     from datetime import UTC, datetime
 
@@ -179,13 +182,14 @@ def _trace_restricted(worker: Any) -> None:
     handle = worker.handle
 
     async def traced(events: list[Any], *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("topic", args[2] if len(args) > 2 else "") != topics.DELIVERY_JOBS_RESTRICTED:
-            return await handle(events, *args, **kwargs)
+        topic = kwargs.get("topic", args[2] if len(args) > 2 else "")
         lag = (datetime.now(UTC) - min(e.time for e in events)).total_seconds() * 1000
         began = time.perf_counter()
         await handle(events, *args, **kwargs)
-        print(f"restricted batch of {len(events)}: taken {lag:.0f} ms after it was made, "
-              f"worked in {(time.perf_counter() - began) * 1000:.0f} ms", file=sys.stderr)
+        took = (time.perf_counter() - began) * 1000
+        lane = "restricted" if topic == topics.DELIVERY_JOBS_RESTRICTED else "public"
+        print(f"{lane} batch of {len(events)}: taken {lag:.0f} ms after its first job was made, "
+              f"worked in {took:.0f} ms", file=sys.stderr)
 
     worker.handle = traced
 
@@ -227,6 +231,14 @@ class Workers:
                 return
             await asyncio.sleep(0.5)
         raise RuntimeError("the workers did not share the lanes' partitions in time")
+
+    def cpu(self) -> float:
+        """CPU seconds the worker processes have used so far, together."""
+        total = 0.0
+        for _, conn in self.procs:
+            conn.send("cpu")
+            total += float(conn.recv())
+        return total
 
     def profile(self) -> None:
         """Start profiling (HOMEWARD_BENCH_PROFILE set): what follows is the measured part."""
