@@ -21,14 +21,13 @@ recipient), different recipients at once (at most `notify_fanout_parallel` reque
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from services.notify import domain
 from services.notify.adapters import AppriseSender, GroupCommit, SendResult, WebhookSender
@@ -70,81 +69,6 @@ RETRIES, ACKS = "retry", "ack"
 
 # A message that failed for good, by its event id (a job's is `<delivery id>:job`).
 OnError = Callable[[str, Exception], Awaitable[None]]
-T = TypeVar("T")
-
-
-class SingleFlight(Generic[T]):
-    """Concurrent reads of one key share one request: a read asked for while the same key's
-    read is in flight gets that read's answer; one asked for after it ended makes its own (so
-    nothing is kept longer than a read takes). With hundreds of deliveries of one alert
-    working at once, the alert's state is fetched and parsed a few times, not once each."""
-
-    def __init__(self, read: Callable[[str], Awaitable[T]]) -> None:
-        self._read = read
-        self._flying: dict[str, asyncio.Future[T]] = {}
-
-    async def get(self, key: str) -> T:
-        flying = self._flying.get(key)
-        if flying is None:
-            flying = self._flying[key] = asyncio.ensure_future(self._read(key))
-            flying.add_done_callback(lambda _: self._flying.pop(key, None))
-        return await asyncio.shield(flying)
-
-
-class Priority:
-    """Restricted work first within one process (issue 18 §3): while a batch of the restricted
-    lane is worked, the public lane's deliveries wait before their next job and before their
-    next request, so a hub's push does not queue behind a bulk fan-out for the event loop (the
-    lanes' topics already keep it from queueing behind it in Kafka). They wait `hold_s` at
-    most from the moment restricted work began: a hub that is slow to answer holds the public
-    lane back no longer than that."""
-
-    def __init__(self, hold_s: float = 0.25) -> None:
-        self.hold_s = hold_s
-        self.urgent = 0
-        self.since = 0.0
-        self.clear = asyncio.Event()
-        self.clear.set()
-
-    @contextlib.contextmanager
-    def first(self) -> Iterator[None]:
-        if not self.urgent:
-            self.since = time.monotonic()
-            self.clear.clear()
-        self.urgent += 1
-        try:
-            yield
-        finally:
-            self.urgent -= 1
-            if not self.urgent:
-                self.clear.set()
-
-    async def turn(self) -> None:
-        """Until no restricted work is on, or it has had `hold_s` (at once when none is on)."""
-        if self.clear.is_set():
-            return
-        left = self.since + self.hold_s - time.monotonic()
-        if left > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.clear.wait(), left)
-
-
-@dataclass
-class Batch:
-    """What the deliveries of one batch share: each push body read once (a version's body
-    never changes), the alerts' states read once at a time (SingleFlight), one serialisation
-    per (body, message type), the bound on requests in flight, and whether the batch yields
-    to restricted work (`gate`)."""
-
-    limit: asyncio.Semaphore | None
-    bodies: SingleFlight[dict[str, Any] | None]
-    alerts: SingleFlight[domain.AlertState | None]
-    payloads: dict[tuple[str, str], str] = field(default_factory=dict)
-    gate: Priority | None = None
-
-    async def turn(self) -> None:
-        if self.gate is not None:
-            await self.gate.turn()
 
 
 def record_of(sub: Subscriber | None, job: DeliveryJob) -> dict[str, str]:
@@ -170,7 +94,6 @@ class DeliveryWorker:
     def __post_init__(self) -> None:
         self.policy = RetryPolicy.from_settings(self.ctx.settings)
         self.receipts = GroupCommit(self._publish_many)
-        self.priority = Priority()
 
     async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
         """Receipts of many deliveries: handed to the producer together, then confirmed
@@ -200,20 +123,17 @@ class DeliveryWorker:
             jobs.append(job)
             if traces and event.id in traces:
                 traced[job.delivery_id] = traces[event.id]
-        urgent = topic == topics.DELIVERY_JOBS_RESTRICTED
-        with self.priority.first() if urgent else contextlib.nullcontext():
-            subs = {s.subscriber_id: s for s in await self.ctx.subscribers.get_many(
-                dict.fromkeys(j.subscriber_id for j in jobs))}
-            await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs],
-                           on_error, traced, topic)
+        subs = {s.subscriber_id: s for s in await self.ctx.subscribers.get_many(
+            dict.fromkeys(j.subscriber_id for j in jobs))}
+        await self.run([(subs.get(j.subscriber_id) or _missing(j), j) for j in jobs], on_error,
+                       traced, topic)
 
     async def run(self, jobs: list[Job], on_error: OnError | None = None,
                   traces: Mapping[str, Mapping[str, Any]] | None = None,
                   topic: str = "") -> None:
         """Work `jobs`: claim every ledger record in one round trip, then each recipient's
         jobs in order, recipients at once. `on_error` takes a job that failed for good (a
-        transient fault is raised: the batch is worked again, idempotently). A batch of the
-        public lane gives way to restricted work (Priority)."""
+        transient fault is raised: the batch is worked again, idempotently)."""
         if not jobs:
             return
         claimed = await self.ctx.ledger.claim_many(
@@ -224,26 +144,18 @@ class DeliveryWorker:
             if job.delivery_id not in seen:
                 seen.add(job.delivery_id)
                 by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
-        bodies: dict[str, dict[str, Any] | None] = {}
-
-        async def body(key: str) -> dict[str, Any] | None:
-            if key not in bodies:
-                bodies[key] = await self.ctx.ledger.get_body(key)
-            return bodies[key]
-
-        batch = Batch(asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel),
-                      SingleFlight(body), SingleFlight(self.ctx.alerts.get),
-                      gate=self.priority if topic == topics.DELIVERY_JOBS_PUBLIC else None)
+        limit = asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel)
+        bodies: dict[str, Any] = {}
+        payloads: dict[tuple[str, str], str] = {}
 
         async def recipient(work: list[Job]) -> None:
             for sub, job in work:
                 state, made = claimed[job.delivery_id]
                 if state is not None and state != DeliveryStatus.pending:
                     continue  # settled, or waiting for its retry
-                await batch.turn()
                 try:
                     with telemetry.consumer_span(topic, (traces or {}).get(job.delivery_id)):
-                        await self.deliver(job, sub, made, batch)
+                        await self.deliver(job, sub, made, bodies, payloads, limit)
                 except Exception as exc:
                     if on_error is None or is_transient(exc):
                         raise
@@ -251,17 +163,24 @@ class DeliveryWorker:
 
         await asyncio.gather(*(recipient(w) for w in by_recipient.values()))
 
-    async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int, batch: Batch) -> None:
+    async def _body(self, key: str, cache: dict[str, Any]) -> dict[str, Any] | None:
+        if key not in cache:
+            cache[key] = await self.ctx.ledger.get_body(key)
+        return cache[key]
+
+    async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int,
+                      bodies: dict[str, Any], payloads: dict[tuple[str, str], str],
+                      limit: asyncio.Semaphore | None) -> None:
         ctx = self.ctx
         did = job.delivery_id
         if not sub.active:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
             return
-        body = await batch.bodies.get(job.body_key)
+        body = await self._body(job.body_key, bodies)
         if body is None:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=BODY_GONE)
             return
-        alert = await batch.alerts.get(job.alert_id)
+        alert = await ctx.alerts.get(job.alert_id)
         cancel = job.msg_type == "Cancel"
         if not cancel and alert is not None and alert.cancelled:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
@@ -280,13 +199,12 @@ class DeliveryWorker:
         # id(): the Alert made of an Update for a first-time recipient is a new dict, and the
         # id of a freed one is reused by the next (another case's payload under this webhook-id).
         shared_as = (job.body_key, str(body.get("msg_type", "")))
-        payload = batch.payloads.get(shared_as)
+        payload = payloads.get(shared_as)
         if payload is None:
-            payload = batch.payloads[shared_as] = json.dumps(body, ensure_ascii=False,
-                                                            separators=(",", ":"))
+            payload = payloads[shared_as] = json.dumps(body, ensure_ascii=False,
+                                                      separators=(",", ":"))
         active = alert is None or not alert.cancelled
-        await batch.turn()
-        await self.attempt(did, sub, body, made, payload, batch.limit, active=active)
+        await self.attempt(did, sub, body, made, payload, limit, active=active)
 
     async def _earlier(self, job: DeliveryJob) -> list[tuple[str, dict[str, str]]]:
         """The ledger records of this recipient's deliveries of the alert's earlier versions."""
