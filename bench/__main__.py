@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import flow, intake, notify_fanout, notify_widening
+from bench import flow, intake, notify_fanout, notify_priority, notify_widening
 from bench.common import Result
 from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version, stack_env
 from shared.kafka import ensure_topics
@@ -43,6 +43,7 @@ def main() -> int:
             results += flow.run(kafka.bootstrap, redis.url, data_dir)
         if "notify" in wanted:
             results += notify_fanout.run(kafka.bootstrap, redis.url, data_dir)
+            results += notify_priority.run(kafka.bootstrap, redis.url, data_dir)
         if "notify" in wanted or "widening" in wanted:
             results += notify_widening.run(kafka.bootstrap, redis.url, data_dir)
         # Last: the intake benchmark leaves tens of thousands of reports on the topic, which

@@ -1,10 +1,16 @@
-"""Notify's fan-out and radius selection:
+"""Notify's fan-out through issue 18's lanes, and radius selection:
 
-- fan-out: one alert to N (10,000) webhook recipients on a local sink (a separate process
-  listening on several ports, one "endpoint" each), through Notify's real path (Redis ledger
-  before/after each send, Standard Webhooks signing, a receipt per delivery on Kafka); compared
-  in the same run with a raw aiohttp client posting the same bodies to the same URLs with the
-  same connection limits, and with Apprise (json:// targets on the same sink);
+- fan-out: one alert to N (10,000) webhook recipients on a local sink (bench.notify_stack.Sink,
+  a separate process listening on several ports, one "endpoint" each), through the real path:
+  the planner publishes one job per recipient to the public lane (keyed by recipient), a
+  delivery-worker process (the notify service, bench.notify_stack.Workers) claims each ledger
+  record, signs (Standard Webhooks), posts, marks it `sent` and publishes a receipt; the time
+  runs from the planner's call to the last receipt read back from the receipts topic. Compared
+  in the same run, rounds interleaved, with a raw aiohttp client posting the same bodies to the
+  same URLs with the same connection limits (`fanout_ratio_vs_raw_aiohttp`), and with Apprise
+  (json:// targets on the same sink);
+- scaling: the same fan-out with two worker processes, deliveries/s ÷ those of one
+  (`fanout_scaling_2_instances`, printed beside both rates);
 - radius selection: GEOSEARCH among 1,000,000 volunteers spread uniformly over China's
   bounding box, at every tier radius in turn: p99 over all queries (the goal), and per tier
   (a 500 km circle holds ~50,000 of them).
@@ -14,151 +20,131 @@ Everything is on 127.0.0.1 and bounded in count."""
 from __future__ import annotations
 
 import asyncio
-import json
-import multiprocessing
 import os
 import random
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.common import Result
+from bench.notify_stack import (
+    ENDPOINTS,
+    PER_ENDPOINT,
+    Receipts,
+    Sink,
+    Workers,
+    around,
+    close_planner,
+    payload_of,
+    planner_notify,
+    public_alert,
+    settings_of,
+    standalone,
+    subscribers,
+    use_local_keys,
+)
 
 RECIPIENTS = int(os.environ.get("HOMEWARD_BENCH_FANOUT_RECIPIENTS", "10000"))
 APPRISE_RECIPIENTS = int(os.environ.get("HOMEWARD_BENCH_APPRISE_RECIPIENTS", "2000"))
 VOLUNTEERS = int(os.environ.get("HOMEWARD_BENCH_VOLUNTEERS", "1000000"))
 QUERIES = int(os.environ.get("HOMEWARD_BENCH_RADIUS_QUERIES", "400"))
 ROUNDS = int(os.environ.get("HOMEWARD_BENCH_FANOUT_ROUNDS", "3"))
-ENDPOINTS = 32       # sink ports: recipients are spread over them round-robin
-PER_ENDPOINT = 16    # notify_per_endpoint_limit, and the raw client's limit_per_host
 CENTRE = (36.19, 113.11)
 
 
-def _sink_main(endpoints: int, conn: Any) -> None:
-    from aiohttp import web
-
-    async def hook(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=204)
-
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        ports = []
-        for _ in range(endpoints):
-            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-            await site.start()
-            ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        conn.send(ports)
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
-
-
-def start_sink() -> tuple[Any, list[int]]:
-    """The sink in a process of its own, each endpoint on a port the kernel picked."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_sink_main, args=(ENDPOINTS, child), daemon=True)
-    proc.start()
-    if not parent.poll(30):
-        proc.kill()
-        raise RuntimeError("sink did not start")
-    return proc, list(parent.recv())
-
-
-async def _fanout(bootstrap: str, redis_url: str, ports: list[int]) -> dict[str, float]:
-    from services.notify.adapters import make_redis
-    from services.notify.app import build_notify, make_notify_broker
-    from services.notify.domain import AlertState, Subscriber, VersionInfo, push_body
-    from shared.kafka import EventPublisher
-    from shared.settings import Settings
-    from tests.helpers import report_body
-
-    settings = Settings(kafka_bootstrap=bootstrap, redis_url=redis_url,
-                        webhook_allow_networks=["127.0.0.1/32"],
-                        notify_per_endpoint_limit=PER_ENDPOINT,
-                        notify_fanout_parallel=ENDPOINTS * PER_ENDPOINT)
-    redis = make_redis(redis_url)
-    await redis.flushdb()
-    broker = make_notify_broker(bootstrap)
-    notify = build_notify(settings, redis, EventPublisher(broker, "/homeward/notify"))
-    urls = [f"http://127.0.0.1:{ports[i % len(ports)]}/hook/{i}" for i in range(RECIPIENTS)]
-    subs = [Subscriber.model_validate({
-        "kind": "media", "name": f"m{i}", "subscriber_id": f"S{i:06d}", "secret":
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "channel": {"type": "webhook", "url": u},
-        "location": {"lat": CENTRE[0] + random.uniform(-0.3, 0.3),
-                     "lon": CENTRE[1] + random.uniform(-0.3, 0.3)}})
-        for i, u in enumerate(urls)]
-    await notify.subscribers.add_many(subs)
-    now = datetime.now(UTC)
-    alert = AlertState(
-        alert_id="A-140403-20261122-BENCH1", case_id="140403-20261122-BENCH1",
-        region_code="140403", exercise=False, released=True, seen_at=now, lat=CENTRE[0],
-        lon=CENTRE[1], radius_km=100.0, issued_at=now,
-        versions=[VersionInfo(version=1, msg_type="Alert", sent=now, radius_km=100.0)],
-        report=report_body())
-    body = push_body(alert, "public", notify.link(alert.alert_id), "110", 1000, now)
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+async def raw_rate(urls: list[str], payload: bytes) -> float:
+    """Posts/s of a raw aiohttp client: the same bodies to the same URLs with the same
+    connection limits as notify's (per host, and in flight)."""
     import aiohttp
 
-    async def raw() -> float:
-        """The same bodies to the same URLs with the same connection limits."""
-        connector = aiohttp.TCPConnector(limit=1024, limit_per_host=PER_ENDPOINT)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            limit = asyncio.Semaphore(ENDPOINTS * PER_ENDPOINT)
+    connector = aiohttp.TCPConnector(limit=1024, limit_per_host=PER_ENDPOINT)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        limit = asyncio.Semaphore(ENDPOINTS * PER_ENDPOINT)
 
-            async def post(url: str) -> None:
-                async with limit, session.post(url, data=payload, headers={
-                        "content-type": "application/json"}) as response:
-                    await response.read()
+        async def post(url: str) -> None:
+            async with limit, session.post(url, data=payload, headers={
+                    "content-type": "application/json"}) as response:
+                await response.read()
 
-            began = time.perf_counter()
-            await asyncio.gather(*(post(u) for u in urls))
-            return RECIPIENTS / (time.perf_counter() - began)
-
-    async def fan_out(round_: int) -> float:
-        case_id = f"140403-20261122-BENCH{round_}"
-        one = alert.model_copy(update={"alert_id": f"A-{case_id}", "case_id": case_id})
-        await notify.alerts.save(one)
         began = time.perf_counter()
-        await notify.planner.fan_out(one)
-        rate = RECIPIENTS / (time.perf_counter() - began)
-        states = [d["state"] for d in await notify.ledger.of_case(case_id)]
-        assert states.count("sent") == RECIPIENTS, "not every delivery was sent"
+        await asyncio.gather(*(post(u) for u in urls))
+        return len(urls) / (time.perf_counter() - began)
+
+
+async def _fanout(bootstrap: str, redis_url: str, sink: Sink) -> dict[str, float]:
+    settings = settings_of(bootstrap, redis_url)
+    notify = await planner_notify(settings)
+    receipts = Receipts(bootstrap)
+    workers = Workers(settings)
+    urls = [sink.url(i, f"hook/{i}") for i in range(RECIPIENTS)]
+    await notify.subscribers.add_many(subscribers("media", urls, around(CENTRE, 0.3, RECIPIENTS),
+                                                  "m"))
+    payload = payload_of(notify, public_alert("140403-20261122-BENCH0", CENTRE, 100.0))
+
+    cpu: dict[str, list[float]] = {"raw": [], "worker": [], "planner": []}
+
+    async def fan_out(name: str, count: int = RECIPIENTS) -> float:
+        """Deliveries/s of one alert's fan-out, planner's call to the last receipt."""
+        alert = public_alert(f"140403-20261122-{name}", CENTRE, 100.0)
+        await notify.alerts.save(alert)
+        worker_cpu, own_cpu = workers.cpu(), time.process_time()
+        began = time.perf_counter()
+        await notify.planner.fan_out(alert)
+        cpu["planner"].append((time.process_time() - own_cpu) / count * 1e6)
+        rate = count / (await receipts.wait(alert.case_id, count) - began)
+        cpu["worker"].append((workers.cpu() - worker_cpu) / count * 1e6)
+        return rate
+
+    async def raw() -> float:
+        own_cpu = time.process_time()
+        rate = await raw_rate(urls, payload)
+        cpu["raw"].append((time.process_time() - own_cpu) / len(urls) * 1e6)
         return rate
 
     out: dict[str, float] = {}
-    raws, notifies, ratios = [], [], []
-    await broker.start()
+    raws, ones, twos, ratios = [], [], [], []
+    await receipts.start()
     try:
+        workers.add()
+        await workers.settled()
+        await fan_out("WARM1")  # connections, caches and the consumers' first fetches
+        workers.profile()
         # Interleaved rounds, so both clients see the same load of a shared machine.
         for round_ in range(ROUNDS):
             raws.append(await raw())
-            notifies.append(await fan_out(round_))
-            ratios.append(notifies[-1] / raws[-1])
+            ones.append(await fan_out(f"ONE{round_}"))
+            ratios.append(ones[-1] / raws[-1])
+        workers.add()
+        await workers.settled()
+        await fan_out("WARM2")
+        for round_ in range(ROUNDS):
+            twos.append(await fan_out(f"TWO{round_}"))
+        states = [d["state"] for d in await notify.ledger.of_case("140403-20261122-TWO0")]
+        assert states.count("sent") == RECIPIENTS, "not every delivery was sent"
+        shares = workers.stop()
+        print(f"fan-out: requests made by each worker process over the run: {shares}")
     finally:
-        await broker.stop()
-        await notify.webhooks.close()
-        await redis.flushdb()
-        await redis.aclose()
+        workers.stop()
+        await receipts.stop()
+        await close_planner(notify)
     out["raw"] = statistics.median(raws)
-    out["notify"] = statistics.median(notifies)
+    out["notify"] = statistics.median(ones)
     out["ratio"] = statistics.median(ratios)
-    out["sent"] = RECIPIENTS
+    out["two"] = statistics.median(twos)
+    print("CPU per delivery, µs (median of the rounds): raw aiohttp client "
+          f"{statistics.median(cpu['raw']):.0f}, notify's planner "
+          f"{statistics.median(cpu['planner']):.0f}, its delivery workers "
+          f"{statistics.median(cpu['worker']):.0f}")
 
     # Apprise: json:// targets on the same sink (fewer, it is much slower), rate per second.
     import apprise
 
     notifier = apprise.Apprise()
     for i in range(APPRISE_RECIPIENTS):
-        notifier.add(f"json://127.0.0.1:{ports[i % len(ports)]}/hook/a{i}")
+        notifier.add(f"json://127.0.0.1:{sink.ports[i % len(sink.ports)]}/hook/a{i}")
     began = time.perf_counter()
-    ok = await notifier.async_notify(body=body["text"], title="儿童失踪协查")
+    ok = await notifier.async_notify(body="儿童失踪协查", title="儿童失踪协查")
     out["apprise"] = APPRISE_RECIPIENTS / (time.perf_counter() - began)
     out["apprise_ok"] = float(bool(ok))
     return out
@@ -207,14 +193,18 @@ def p99(values: list[float]) -> float:
 
 def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
     bench_redis = redis_url.rsplit("/", 1)[0] + "/3"
-    sink, ports = start_sink()
+    use_local_keys(data_dir)
+    sink = Sink()
     try:
-        rates = asyncio.run(_fanout(bootstrap, bench_redis, ports))
+        rates = asyncio.run(_fanout(bootstrap, bench_redis, sink))
     finally:
-        sink.kill()
-    print(f"fan-out to {RECIPIENTS} (median of {ROUNDS} interleaved rounds): notify "
-          f"{rates['notify']:.0f}/s, raw aiohttp {rates['raw']:.0f}/s, "
-          f"apprise {rates['apprise']:.0f}/s (ok={bool(rates['apprise_ok'])})")
+        sink.stop()
+    scaling = rates["two"] / rates["notify"]
+    print(f"fan-out to {RECIPIENTS} (median of {ROUNDS} interleaved rounds): notify through "
+          f"the lanes, 1 worker process {rates['notify']:.0f}/s, raw aiohttp "
+          f"{rates['raw']:.0f}/s (ratio {rates['ratio']:.3f}); 2 worker processes "
+          f"{rates['two']:.0f}/s (x{scaling:.2f}); apprise {rates['apprise']:.0f}/s "
+          f"(ok={bool(rates['apprise_ok'])})")
     times = asyncio.run(_radius(bench_redis))
     ratio_raw = round(rates["ratio"], 3)
     ratio_apprise = round(rates["notify"] / rates["apprise"], 2)
@@ -223,9 +213,11 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
                 for km, ts in times.items()]
     return [
         Result("notify_fanout_deliveries_per_s", round(rates["notify"]), "1/s"),
+        Result("notify_fanout_2_workers_per_s", round(rates["two"]), "1/s"),
         Result("raw_aiohttp_posts_per_s", round(rates["raw"]), "1/s"),
         Result("apprise_posts_per_s", round(rates["apprise"]), "1/s"),
         Result("fanout_ratio_vs_raw_aiohttp", ratio_raw, "ratio", ">=0.8", ratio_raw >= 0.8),
+        Result("fanout_scaling_2_instances", round(scaling, 2), "ratio"),
         Result("fanout_ratio_vs_apprise", ratio_apprise, "ratio", ">=1", ratio_apprise >= 1),
         Result("radius_select_p99_ms", radius_p99, "ms", "<=50", radius_p99 <= 50),
         *per_tier,
@@ -233,20 +225,4 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
 
 
 if __name__ == "__main__":
-    import tempfile
-
-    from deploy.local.stack import KafkaServer, RedisServer, free_port
-    from shared.kafka import ensure_topics
-
-    tmp = Path(tempfile.mkdtemp(prefix="homeward-bench-notify-"))
-    kafka = KafkaServer(tmp / "kafka", port=free_port())
-    redis = RedisServer(tmp / "redis", port=free_port())
-    try:
-        redis.start()
-        kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
-        for r in run(kafka.bootstrap, redis.url, tmp):
-            print(r.as_dict())
-    finally:
-        kafka.stop()
-        redis.stop()
+    standalone(run)

@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     notify_planner: bool = Field(
         default=True, description="consume reports and dispatch's events and plan deliveries; "
         "off: a delivery-only worker process (it consumes the delivery-jobs lanes only)")
+    notify_lanes: list[Literal["restricted", "public"]] = Field(
+        default=["restricted", "public"], min_length=1, description="the delivery-jobs lanes "
+        "(homeward.delivery-jobs.<lane>.v1) this process's delivery workers consume; a process "
+        "of its own for `restricted` keeps hub pushes off the CPU a bulk public fan-out is "
+        "using (issue 18 §3)")
     notify_push_max_chars: int = 1000
     notify_official_contact: str = "110（公安机关）"
     notify_sender: str = "homeward@mps.example.cn"

@@ -112,8 +112,8 @@ def create_app(settings: Settings | None = None, timers: bool = True,
                           KafkaLanes(publisher) if consume else None)
     # Hub consoles follow their feeds through one reader of their own (issue 12).
     fanout = make_fanout(settings)
-    workers = (consumers.register(broker, notify, publisher, access, settings.notify_planner)
-               if consume else [])
+    workers = (consumers.register(broker, notify, publisher, access, settings.notify_planner,
+                                  settings.notify_lanes) if consume else [])
     asyncapi.declare_publishers(broker, {
         **{t: asyncapi.SHARED_PAYLOADS[t] for t in (
             topics.DELIVERIES, topics.DELIVERIES_DLQ, topics.dlq(topics.REPORTS),

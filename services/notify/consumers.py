@@ -4,7 +4,7 @@ group, and the delivery workers' batch consumers, one group per lane
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -31,14 +31,17 @@ from shared.kafka import BatchConsumer, Bootstrap, EventPublisher, subscribe
 from shared.kafka_acl import JOB_GROUPS
 
 GROUP = "homeward-notify"
+# The delivery-jobs lanes by the name settings.notify_lanes gives them.
+LANES = {"restricted": topics.DELIVERY_JOBS_RESTRICTED, "public": topics.DELIVERY_JOBS_PUBLIC}
 CASE_TYPES = {CASE_OPENED, CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, CASE_FOUND, CASE_REOPENED,
               CASE_REPORT_UNLINKED, CASE_PURGED, CASE_DETAILS_AMENDED, *tip_push.TYPES}
 
 
 def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
-             bootstrap: Bootstrap, plan: bool = True) -> list[BatchConsumer]:
+             bootstrap: Bootstrap, plan: bool = True,
+             lanes: Iterable[str] = tuple(LANES)) -> list[BatchConsumer]:
     """The planner's subscribers on `broker` (unless `plan` is off: a delivery-only worker);
-    returns the lanes' consumers (the caller starts and stops them)."""
+    returns the consumers of the `lanes` named (LANES; the caller starts and stops them)."""
     on_reports = reports_handler(notify)
 
     async def on_dispatch(event: CloudEvent) -> None:
@@ -48,9 +51,9 @@ def register(broker: KafkaBroker, notify: Notify, publisher: EventPublisher,
     if plan:
         subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher)
         subscribe(broker, topics.DISPATCH, GROUP, on_dispatch, publisher)
-    return [BatchConsumer(bootstrap, topic, JOB_GROUPS[topic],
-                          jobs_handler(notify, publisher, topic), publisher)
-            for topic in topics.JOB_TOPICS]
+    return [BatchConsumer(bootstrap, LANES[lane], JOB_GROUPS[LANES[lane]],
+                          jobs_handler(notify, publisher, LANES[lane]), publisher)
+            for lane in dict.fromkeys(lanes)]
 
 
 def reports_handler(notify: Notify) -> Callable[[CloudEvent], Awaitable[None]]:

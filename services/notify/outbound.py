@@ -243,6 +243,7 @@ class WebhookSender:
         self.policy = policy or OutboundPolicy()
         self.signer = signer  # the issuer's detached JWS of a body (issue 17), if any
         self._session: aiohttp.ClientSession | None = None
+        self._literals: dict[str, bool] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -257,23 +258,31 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
-    def _literal_allowed(self, url: str) -> bool:
-        """An IP literal in the URL is not resolved, so the policy is applied here."""
-        host = URL(url).host or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return True  # a name: the resolver applies the policy
-        return self.policy.address_allowed(host)
+    def _literal_allowed(self, host: str) -> bool:
+        """An IP literal in the URL is not resolved, so the policy is applied here (each host's
+        answer kept: the policy never changes)."""
+        allowed = self._literals.get(host)
+        if allowed is None:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                allowed = True  # a name: the resolver applies the policy
+            else:
+                allowed = self.policy.address_allowed(host)
+            if len(self._literals) >= 4096:
+                self._literals.clear()
+            self._literals[host] = allowed
+        return allowed
 
     async def request(self, method: str, url: str, data: bytes, headers: dict[str, str],
                       params: dict[str, str] | None = None, ssl: bool = True) -> SendResult:
         """One request through the guard; the answer as a SendResult (never raises for the
         network's sake)."""
         try:
-            if not self._literal_allowed(url):
+            parsed = URL(url)  # once: the session takes it as it is
+            if not self._literal_allowed(parsed.host or ""):
                 return SendResult(False, None, REFUSED, retryable=False)
-            async with self.session().request(method, url, data=data, headers=headers,
+            async with self.session().request(method, parsed, data=data, headers=headers,
                                               params=params, ssl=ssl,
                                               allow_redirects=False) as response:
                 await response.read()
