@@ -241,12 +241,17 @@ class Planner:
             if alert is None or alert.cancelled or alert.report is None:
                 return
             report = domain.amend_report(alert.report, amended.amended, AMENDABLE_DETAILS)
+            note = "amended " + ",".join(sorted(amended.amended))
             if report == alert.report:
-                return  # a redelivery, or nothing that notify pushes changed
-            alert.report = report
-            alert.bump("Update", ctx.clock(),
-                       note="amended " + ",".join(sorted(amended.amended)))
-            await ctx.save(alert)
+                # A redelivery. When this amendment is the latest version, the planner may
+                # have died between saving it and handing its jobs on: hand them on again
+                # (same delivery ids: nobody gets it twice). Otherwise nothing pushed changed.
+                if alert.versions[-1].note != note:
+                    return
+            else:
+                alert.report = report
+                alert.bump("Update", ctx.clock(), note=note)
+                await ctx.save(alert)
         await self.fan_out(alert, everyone=True)
         await self.push_group(alert, everyone=True)
 

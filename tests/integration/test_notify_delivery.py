@@ -745,3 +745,37 @@ async def test_a_batch_of_many_cases_first_messages_sends_each_its_own_body(
             assert body["msg_type"] == "Alert"  # the recipient's first message
             assert request["headers"]["webhook-id"] == delivery_id(
                 body["alert_id"], body["version"], sub.subscriber_id)
+
+
+async def test_an_amendment_whose_planner_died_before_the_fan_out_is_finished_by_the_redelivery(
+    stack_factory: Any, sinks: Any
+) -> None:
+    """The planner saves the amended version, then dies before handing its jobs on: the
+    redelivered amendment (same values, nothing new to save) hands them on, and each hub gets
+    the Update once."""
+    from shared.events import CASE_DETAILS_AMENDED
+
+    stack = await stack_factory()
+    had = [sinks(f"amend-died-{i}") for i in range(2)]
+    for i, sink in enumerate(had):
+        await stack.subscribe(f"补发站{i}", SubscriberKind.hub, *north(5 + 5 * i), url=sink.url)
+    case_id = await stack.report()
+    details = {"amended": {"description": "穿蓝色外套"}, "fields": ["description"]}
+    planner = stack.notify.planner
+    real = planner.fan_out
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the planner died before handing the jobs on")
+
+    planner.fan_out = dies  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)
+    planner.fan_out = real  # type: ignore[method-assign]
+    assert all(len(s.requests) == 1 for s in had)  # the Alert only so far
+    await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)  # the redelivery
+    await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)  # and another
+    for sink in had:
+        bodies = sink.bodies()
+        assert [b["msg_type"] for b in bodies] == ["Alert", "Update"]
+        assert bodies[1]["child"]["description"] == "穿蓝色外套"
+        assert len({r["headers"]["webhook-id"] for r in sink.requests}) == 2
