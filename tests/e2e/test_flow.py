@@ -299,6 +299,17 @@ async def test_one_report_is_one_trace_from_the_post_to_the_hubs_webhook(
     # Dispatch's own publishes (the case log) and notify's consumption of them, same trace.
     assert ("homeward-dispatch", "homeward.dispatch.v1 publish") in {
         (s.service, s.name) for s in spans}
+    # The trace as a tree of (service: span), shown with `pytest -s` (issue 15's note).
+    children: dict[str, list[Any]] = {}
+    for span in spans:
+        children.setdefault(span.parent_id, []).append(span)
+
+    def show(span: Any, depth: int = 0) -> None:
+        print("  " * depth + f"{span.service}: {span.name}")
+        for child in children.get(span.span_id, []):
+            show(child, depth + 1)
+
+    show(roots[0])
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
