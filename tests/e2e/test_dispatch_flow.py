@@ -63,7 +63,8 @@ async def test_report_tip_and_commander_actions_across_the_stack(
             got = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=commander)
             return got.json() if got.status_code == 200 else None
 
-        opened = await eventually(case, timeout=30)
+        # (The stack first catches up what earlier modules left on the session broker.)
+        opened = await eventually(case, timeout=90)
         assert opened["leader"]["organ_name"] == "长治市公安局"  # type: ignore[index]
         assert opened["supervision"] == "province"
 
@@ -139,7 +140,8 @@ async def open_case(http: httpx.AsyncClient, alert: str, dispatch: str) -> str:
                              headers=token(Role.commander, "140403"))
         return got.status_code == 200
 
-    await eventually(case, timeout=30)
+    # (The stack first catches up what earlier modules left on the session broker.)
+    await eventually(case, timeout=90)
     return case_id
 
 
@@ -163,7 +165,8 @@ async def test_a_tip_reaches_the_leader_and_the_investigator_hub_sightings_first
             got = {p: texts_to(gateway, p, marker) for p in (LEADER, INVESTIGATOR)}
             return got if all(got.values()) else None
 
-        pushed = await eventually(both, timeout=30, interval=0.05)
+        # (The stack first catches up what earlier modules left on the session broker.)
+        pushed = await eventually(both, timeout=90, interval=0.05)
         latency = max(m[0]["at"] for m in pushed.values()) - sent
         print(f"tip → leader and investigator channels: {latency:.3f} s")
         for messages in pushed.values():

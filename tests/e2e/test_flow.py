@@ -86,7 +86,8 @@ async def test_report_reaches_case_group_and_near_hub_only(
                 return [r for r in sink.requests
                         if json.loads(r["body"]).get("case_id") == case_id]
 
-            await eventually(lambda: asyncio.sleep(0, pushes(near_sink)), timeout=30)
+            # (The stack first catches up what earlier modules left on the session broker.)
+            await eventually(lambda: asyncio.sleep(0, pushes(near_sink)), timeout=90)
             await asyncio.sleep(3)  # time for any duplicate or stray push to arrive
             # The Alert, and an Update carrying the leader when dispatch named the leader
             # after the first push (issue 18 §5): one webhook-id each, nothing twice.
