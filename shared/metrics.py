@@ -49,6 +49,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -141,6 +143,10 @@ def exposition() -> tuple[bytes, str]:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=path)
+    # The serving process's own process_* and python_* series (CPU, memory, open files): the
+    # multiprocess collector has none, and the ops dashboards expect them.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
