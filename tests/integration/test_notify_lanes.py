@@ -172,7 +172,7 @@ async def test_one_webhook_id_per_version_and_recipient_through_a_rebalance(
     async with running(a_app) as a:
         recipients = await add_recipients(a, sinks, SubscriberKind.volunteer, 1500, "r")
         for sink in recipients.values():
-            sink.delay_s = 0.25  # slow enough for the rebalance to fall inside the fan-out
+            sink.delay_s = 1.0  # slow enough for the rebalance to fall inside the fan-out (~25 s)
         await eventually(lambda: assigned(a_app), timeout=30)
         case_id, event = accepted_event(release__public=True)
         await a.on_report_accepted(event)
