@@ -3,14 +3,14 @@ the case log — proposed (by the matching rule, services/dispatch/matching.py) 
 the commander, which marks the child found and cancels the alert as any found does, or by a DNA
 match, dna.py, which links without ending the search: ending it stays a deliberate act).
 
-Pure: plans return `Change`s, `apply_*` fold them into the case (registered in domain.APPLIERS).
+Pure: plans return `Change`s, `apply_*` fold them into the case (registered in projection.APPLIERS).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from services.dispatch import domain
+from services.dispatch import domain, projection
 from services.dispatch.domain import Case, Change, Outcome, Refused, case_event
 from services.dispatch.matching import FoundChild, MissingChild, Score
 from services.dispatch.records import Candidate
@@ -113,5 +113,5 @@ def apply_confirmed(case: Case, event: CaseEvent) -> str:
     return f"{record_id} ({via})"
 
 
-domain.APPLIERS[ev.CASE_CANDIDATE_PROPOSED] = apply_proposed
-domain.APPLIERS[ev.CASE_CANDIDATE_CONFIRMED] = apply_confirmed
+projection.APPLIERS[ev.CASE_CANDIDATE_PROPOSED] = apply_proposed
+projection.APPLIERS[ev.CASE_CANDIDATE_CONFIRMED] = apply_confirmed

@@ -8,14 +8,14 @@ Sources: 001 §二（三） and 004 (2)(5): "采集失踪儿童父母和来历�
 entered; 002 §三㈢: found children's samples "全部入库比对". A match reported on a found child's
 sample links its unidentified-child record as a confirmed candidate (candidates.py).
 
-Pure: plans return `Change`s; `apply_*` fold them (registered in domain.APPLIERS).
+Pure: plans return `Change`s; `apply_*` fold them (registered in projection.APPLIERS).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from services.dispatch import domain
+from services.dispatch import projection
 from services.dispatch.domain import Case, Change, Refused, case_event
 from services.dispatch.records import NEXT_STATUS, DnaSample, DnaStatus, DnaStep
 from shared import events as ev
@@ -95,5 +95,5 @@ def apply_updated(case: Case, event: CaseEvent) -> str:
     return f"{sample_id}: {status}"
 
 
-domain.APPLIERS[ev.CASE_DNA_SAMPLE_RECORDED] = apply_recorded
-domain.APPLIERS[ev.CASE_DNA_SAMPLE_UPDATED] = apply_updated
+projection.APPLIERS[ev.CASE_DNA_SAMPLE_RECORDED] = apply_recorded
+projection.APPLIERS[ev.CASE_DNA_SAMPLE_UPDATED] = apply_updated

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from services.dispatch import domain, links, purge
+from services.dispatch import domain, links, projection, purge
 from services.dispatch.adapters import CaseRepository, replay_topic
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.roster import Organ, Post, Roster
@@ -89,7 +89,7 @@ class Dispatch:
         if case is not None:
             changes = links.mirror(case, changes)
         await self._publish(changes)
-        new = domain.fold(changes, case)
+        new = projection.fold(changes, case)
         if new is not None:
             await self.cases.save(new, changes)
         return new
@@ -298,10 +298,10 @@ class Dispatch:
                        for c in domain.plan_open(accepted, self.policy, self.roster, now,
                                                  self.deadline_scale)]
             await self._publish(changes + opening)
-            new = domain.fold(changes, case)
+            new = projection.fold(changes, case)
             assert new is not None
             await self.cases.save(new, changes)
-            own = domain.fold(opening)
+            own = projection.fold(opening)
             if own is not None:
                 await self.cases.save(own, opening)
             await self.cases.unalias(accepted.case_id)
@@ -329,7 +329,7 @@ class Dispatch:
         for change in changes:
             async with self._lock(change.case_id):
                 fresh = await self.cases.get_own(change.case_id)
-                new = domain.fold([change], fresh) if fresh is not None else None
+                new = projection.fold([change], fresh) if fresh is not None else None
                 if new is not None:
                     await self.cases.save(new, [change])
                     if new.case_id == lead.case_id:
@@ -451,7 +451,7 @@ class Dispatch:
                 return
             change = Change(type=event.type, event_id=event.id, case_id=event.subject,
                             data=event.data)
-            case = domain.apply_in_place(cases.get(event.subject), event.type, event.id,
+            case = projection.apply_in_place(cases.get(event.subject), event.type, event.id,
                                          event.data)
             if case is not None:
                 cases[case.case_id] = case

@@ -11,7 +11,6 @@ from services.dispatch.domain import (
     Case,
     Change,
     Refused,
-    apply,
     plan_close,
     plan_complete,
     plan_escalate,
@@ -23,9 +22,6 @@ from services.dispatch.domain import (
     plan_reopen,
     plan_tip,
 )
-from services.dispatch.domain import (
-    fold as fold_or_none,
-)
 from services.dispatch.links import (
     mirror,
     plan_incident,
@@ -33,6 +29,8 @@ from services.dispatch.links import (
     plan_unlink,
     require_authority,
 )
+from services.dispatch.projection import apply
+from services.dispatch.projection import fold as fold_or_none
 from services.dispatch.roster import Roster, load_roster
 from services.dispatch.rules import load_rules
 from shared import events as ev

@@ -9,8 +9,8 @@ import pytest
 
 from services.dispatch import candidates, dna, purge
 from services.dispatch.domain import Case, Change, Refused, plan_found, plan_open, plan_reopen
-from services.dispatch.domain import fold as fold_or_none
 from services.dispatch.matching import score
+from services.dispatch.projection import fold as fold_or_none
 from services.dispatch.records import DnaSample
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
