@@ -388,6 +388,11 @@ class DeliveryReceipt(BaseModel):
     name: str = ""
     # when the delivery first failed (status retrying): the commander sees "retrying since"
     since: datetime | None = None
+    # What this try's push said to this recipient (issue 18 §5): its CAP msgType (an Update to
+    # someone who had no earlier version goes out as an Alert) and the earlier versions it
+    # references, so a rebuilt hub console shows the push as it was sent (None/[] in old ones).
+    msg_type: Literal["Alert", "Update", "Cancel"] | None = None
+    references: list[int] = Field(default_factory=list)
 
 
 class DeliveryJob(BaseModel):

@@ -85,8 +85,10 @@ class Acks:
             event_id=f"{did}:overdue:{reminders + 1}"))
         if sub is None or not sub.active or reminders >= ctx.settings.notify_ack_repush_max:
             return
+        # Acks are awaited only for a push that went out as an Alert (the hub's first message
+        # of the alert, even when its version was an Update): the reminder repeats it as one.
         body = {**(await ctx.ledger.get_body(record.get("body_key", "")) or {}),
-                "reminder": reminders + 1}
+                "msg_type": "Alert", "reminder": reminders + 1}
         if "alert_id" not in body:
             return
         await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})

@@ -311,7 +311,8 @@ class DeliveryWorker:
             "subscriber_id": sub.subscriber_id, "scope": scope, "channel": sub.channel.type,
             "status": state, "http_status": result.status, "attempts": attempts,
             "error": result.error, "at": at, "kind": sub.kind.value, "name": sub.name,
-            "since": since or None})
+            "since": since or None, "msg_type": body.get("msg_type"),
+            "references": body.get("references", [])})
 
     # --- the retry timer -----------------------------------------------------------------------
 

@@ -147,9 +147,21 @@ def for_recipient(body: dict[str, Any], earlier: Iterable[Mapping[str, str]],
     earlier = list(earlier)
     if body.get("msg_type") != "Cancel":
         body = first_message(body, earlier)
+    versions = sorted({int(r["version"]) for r in earlier if reached(r) and r.get("version")})
+    return as_pushed(body, str(body.get("msg_type", "")), versions, sent, sender)
+
+
+def as_pushed(body: dict[str, Any], msg_type: str, references: Iterable[int],
+              sent: Mapping[int, datetime], sender: str) -> dict[str, Any]:
+    """The version's push body with the CAP msgType and references one recipient got (the
+    live path's for_recipient; a rebuild's hub console from the receipt's `msg_type` and
+    `references`). An Alert carries no references; an Update or Cancel `references` (version
+    numbers) and `cap_references` (CAP 1.2 form, OASIS CAP 1.2 §3.2.1)."""
+    if msg_type and msg_type != body.get("msg_type"):
+        body = {**body, "msg_type": msg_type}
     if body.get("msg_type") not in ("Update", "Cancel"):
         return body
-    versions = sorted({int(r["version"]) for r in earlier if reached(r) and r.get("version")})
+    versions = sorted(set(references))
     return {**body, "references": versions, "cap_references": cap_references(
         sender, str(body["alert_id"]), [(v, sent[v]) for v in versions if v in sent])}
 

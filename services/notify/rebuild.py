@@ -19,6 +19,7 @@ from typing import Any
 from services.notify import domain
 from services.notify.adapters import AlertLog, SubscriberLog
 from services.notify.delivery import ACKS, RETRIES
+from services.notify.delivery_rules import as_pushed
 from services.notify.domain import AlertState
 from services.notify.planner import Planner
 from services.notify.registry import Registry
@@ -63,6 +64,7 @@ class Rebuild:
 
         records: dict[str, dict[str, str]] = {}
         first_at: dict[str, datetime] = {}
+        pushed_as: dict[str, DeliveryReceipt] = {}  # the first try's receipt: what it said
 
         async def on_delivery(event: CloudEvent) -> None:
             if event.type not in RECEIPT_TYPES:
@@ -71,6 +73,8 @@ class Rebuild:
             did = receipt.delivery_id
             records[did] = domain.fold_receipt(records.get(did, {}), receipt, event.id)
             first_at.setdefault(did, receipt.at)
+            if receipt.msg_type is not None and receipt.status != "acknowledged":
+                pushed_as.setdefault(did, receipt)
 
         await replay_topic(bootstrap, on_dispatch, topics.DISPATCH, client="notify")
         await replay_topic(bootstrap, on_delivery, topics.DELIVERIES, client="notify")
@@ -95,7 +99,7 @@ class Rebuild:
                 await ctx.alerts.add_recipients(
                     alert_id, [i for i, v in seen.items() if v == version], version)
         await self._group_members(alerts, notes)
-        await self._hub_feeds(records, first_at, bodies)
+        await self._hub_feeds(records, first_at, bodies, pushed_as, by_id)
         await self._timers(by_id, records)
         await ctx.alerts.mark_ready()
         counts.update(alerts=len(alerts), deliveries=len(records), cases=len(notes))
@@ -119,24 +123,33 @@ class Rebuild:
 
     async def _hub_feeds(self, records: dict[str, dict[str, str]],
                          first_at: dict[str, datetime],
-                         bodies: dict[str, dict[str, Any]]) -> None:
-        """Each hub's console as the pushes left it: in the order they were first made, a
+                         bodies: dict[str, dict[str, Any]],
+                         pushed_as: dict[str, DeliveryReceipt],
+                         alerts: dict[str, AlertState]) -> None:
+        """Each hub's console as the pushes left it: in the order they were first made, each
+        push as its first try said it (msgType and references from the receipt), a
         cancellation scrubbing the earlier pushes of its alert, then the ack reminders."""
         ctx = self.planner.ctx
+        sender = ctx.settings.notify_sender
         feeds: dict[str, list[dict[str, Any]]] = {}
         for did in sorted((d for d, r in records.items() if r.get("kind") == "hub"),
                           key=lambda d: first_at[d]):
             r = records[did]
-            body = bodies.get(r.get("body_key", ""))
-            if body is None:
+            raw = bodies.get(r.get("body_key", ""))
+            if raw is None:
                 continue
+            body, said = raw, pushed_as.get(did)
+            if said is not None:
+                alert = alerts.get(said.alert_id)
+                times = {v.version: v.sent for v in alert.versions} if alert else {}
+                body = as_pushed(raw, str(said.msg_type), said.references, times, sender)
             feed = feeds.setdefault(r["subscriber_id"], [])
             if body["type"] == domain.ALERT_CANCELLED:
                 feed[:] = [e for e in feed if e["alert_id"] != body["alert_id"]]
             feed.append({**body, "delivery_id": did})
-            sent = int(r.get("reminders", "0") or 0)
-            for n in range(1, min(sent, ctx.settings.notify_ack_repush_max) + 1):
-                feed.append({**body, "reminder": n, "delivery_id": did})
+            reminders = int(r.get("reminders", "0") or 0)
+            for n in range(1, min(reminders, ctx.settings.notify_ack_repush_max) + 1):
+                feed.append({**raw, "msg_type": "Alert", "reminder": n, "delivery_id": did})
         for hub_id, entries in feeds.items():
             for entry in entries:
                 await ctx.feed.add(hub_id, entry)

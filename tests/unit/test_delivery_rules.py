@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.notify.delivery_rules import (
     RetryPolicy,
+    as_pushed,
     backoff_s,
     cancel_reaches,
     decide_attempt,
@@ -193,3 +194,17 @@ def test_references_are_exactly_the_versions_that_reached_the_recipient(
     assert out["references"] == sorted(got)
     identifiers = [t[1] for t in _triples(out["cap_references"])]
     assert identifiers == [cap_identifier("ALb", v) for v in sorted(got)]
+
+
+@given(st.dictionaries(st.integers(1, 7), st.sampled_from(list(DeliveryStatus)), max_size=7),
+       st.sampled_from(["Alert", "Update", "Cancel"]))
+def test_a_push_is_remade_exactly_from_its_receipt(
+    states: dict[int, DeliveryStatus], msg_type: str,
+) -> None:
+    """A rebuilt hub console (services/notify/rebuild.py) remakes each push from the version's
+    body and what its receipt recorded (msg_type, references): the same push as was sent."""
+    body = {"alert_id": "ALc", "version": 8, "msg_type": msg_type,
+            **({"references": [1, 2, 3, 4, 5, 6, 7]} if msg_type == "Cancel" else {})}
+    pushed = for_recipient(body, [_v(v, s.value) for v, s in states.items()], SENT, SENDER)
+    receipt = {"msg_type": pushed["msg_type"], "references": pushed.get("references", [])}
+    assert as_pushed(body, receipt["msg_type"], receipt["references"], SENT, SENDER) == pushed
