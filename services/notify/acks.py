@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
+from services.notify import domain
 from services.notify.context import Context
 from services.notify.delivery import ACKS, DeliveryWorker
 from services.notify.errors import Forbidden, NotFound
@@ -39,7 +41,12 @@ class Acks:
 
     async def acknowledge(self, did: str, hub_id: str | None, admin: bool = False) -> str:
         """The hub `hub_id` (or an admin) confirms delivery `did`: when, ISO 8601. NotFound,
-        Forbidden (another hub's delivery)."""
+        Forbidden (another hub's delivery).
+
+        A desk acknowledges the alert as it stands: its console shows the latest version (the
+        leader's Update often follows the Alert within seconds), so acknowledging that one
+        also acknowledges this hub's earlier deliveries of the alert still waiting for it —
+        above all the Alert whose ack deadline escalates (issue 18 §4-5)."""
         ctx = self.ctx
         record = await ctx.ledger.get(did)
         if not record:
@@ -49,6 +56,18 @@ class Acks:
         if record.get("state") == DeliveryStatus.acknowledged:
             return record.get("acked_at", "")
         at = ctx.clock()
+        alert_id, sub_id = record.get("alert_id", ""), record.get("subscriber_id", "")
+        earlier = [domain.delivery_id(alert_id, v, sub_id)
+                   for v in range(1, int(record.get("version", "1") or 1))]
+        waiting = [(d, r) for d, r in zip(earlier, await ctx.ledger.get_many(earlier),
+                                          strict=True)
+                   if r and r.get("state") == DeliveryStatus.sent]
+        for earlier_did, earlier_record in [*waiting, (did, record)]:
+            await self._acknowledged(earlier_did, earlier_record, at)
+        return at.isoformat()
+
+    async def _acknowledged(self, did: str, record: dict[str, str], at: datetime) -> None:
+        ctx = self.ctx
         await ctx.ledger.mark(did, DeliveryStatus.acknowledged, acked_at=at.isoformat(),
                               at=at.isoformat())
         metrics.hub_acknowledged(record, at)
@@ -59,7 +78,6 @@ class Acks:
         await ctx.publisher.publish(topics.DELIVERIES, CloudEvent.of(
             DELIVERY_ACKNOWLEDGED, ctx.publisher.source, receipt.case_id, receipt,
             event_id=f"{did}:acknowledged"))
-        return at.isoformat()
 
     async def overdue(self, did: str) -> None:
         """The ack deadline of hub push `did` passed (the timer)."""

@@ -470,6 +470,34 @@ async def test_ack_and_ack_deadline(stack_factory: Any, settings: Settings) -> N
     assert elsewhere.status_code == 404
 
 
+async def test_acknowledging_the_latest_version_acknowledges_the_alert_it_follows(
+    stack_factory: Any,
+) -> None:
+    """A desk's console shows the latest version of an alert: when the leader's Update came
+    before the officer pressed 确认收到, that acknowledges the Alert too, whose deadline would
+    otherwise escalate and re-push (issue 18 §5)."""
+    stack = await stack_factory(notify_ack_deadline_s=0.5)
+    hub = await stack.subscribe("甲站", SubscriberKind.hub, *north(10), hub_id="HUBL")
+    case_id = await stack.report()
+    await stack.dispatch(CASE_OPENED, case_id, report_id="R", opened_at=datetime.now(
+        UTC).isoformat(), priority="high", mechanisms=["rapid_search"], leader={
+            "organ_code": "140403", "organ_name": "长治市公安局潞州分局", "name": "褚卫东",
+            "title": "局长", "phone": "0355-1000001"})
+    desk = stack.token(Role.hub, hub_id="HUBL")
+    shown = (await stack.http.get("/api/v1/hubs/HUBL/alerts", headers=desk)).json()["alerts"]
+    assert [(a["version"], a["msg_type"]) for a in shown] == [(2, "Update")]
+    ok = await stack.http.post(f"/api/v1/deliveries/{shown[0]['delivery_id']}/ack",
+                               headers=desk)
+    assert ok.status_code == 200, ok.text
+    await asyncio.sleep(0.7)
+    await stack.notify.tick()
+    rows = {r["version"]: r for r in (await stack.deliveries(case_id))["deliveries"]
+            if r["subscriber_id"] == hub["subscriber_id"]}
+    assert {v: r["state"] for v, r in rows.items()} == {1: "acknowledged", 2: "acknowledged"}
+    assert not rows[1]["overdue"]  # nothing escalated, nothing pushed again
+    assert all("reminder" not in a for a in await stack.notify.feed.current("HUBL"))
+
+
 async def test_ssrf_guard_refuses_private_addresses_unless_allow_listed(
     stack_factory: Any, sinks: Any
 ) -> None:
