@@ -23,6 +23,7 @@ from deploy.local.stack import KafkaServer, RedisServer, free_port
 from services.notify.delivery import ACKS, RETRIES
 from services.notify.planner import WIDEN
 from shared.kafka import ensure_topics
+from shared.settings import Settings
 from tests.helpers import run_sync
 
 
@@ -40,6 +41,14 @@ def redis_server(data_dir: Path) -> Iterator[RedisServer]:
     server = RedisServer(data_dir / "e2e-redis", port=free_port()).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(kafka: KafkaServer, redis_server: RedisServer, data_dir: Path) -> Settings:
+    """The session's settings, pointed at the end-to-end broker and Redis (a test that opens
+    sealed records finds their case keys there)."""
+    return Settings(kafka_bootstrap=kafka.bootstrap, redis_url=redis_server.url,
+                    data_dir=data_dir, webhook_allow_networks=["127.0.0.1/32", "::1/128"])
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,7 +7,7 @@ HW.words({
   status_opened: "已立案", status_active: "侦办中", status_found: "已找到", status_false_report: "虚假报案", status_closed: "已结案",
   leader: "专案组长（一长三包）", duties: "三包责任", investigation: "侦查破案", rescue: "解救", family_liaison: "安抚家属", cooperation: "协作",
   tasks: "工作清单", due: "时限", done: "已完成", overdue: "已超时", complete: "完成", escalations: "升级与督办", tips: "群众线索",
-  timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认", d_failed: "失败", spread: "推送范围与枢纽",
+  timeline: "全程记录（只增不改）", deliveries: "推送情况", d_total: "推送总数", d_sent: "已送达", d_ack: "已确认枢纽", d_failed: "失败", spread: "推送范围与枢纽",
   d_pending: "发送中", actions: "处置", a_release: "批准向社会发布", a_escalate: "升级", a_found: "标记已找到", a_close: "结案",
   q_release: "确认批准向媒体和志愿者公开发布以下内容？", audience: "将送达", kind_hub: "枢纽", kind_media: "媒体", kind_volunteer: "志愿者", kind_member: "专案组成员",
   radius_now: "当前范围 {km} 公里", q_escalate: "升级到：", q_found: "找到情况：", q_close: "结案原因：", q_confirm_public: "该协查已公开发布：确认向所有接收方发送解除", incident: "同一事件的儿童",
@@ -23,7 +23,7 @@ HW.words({
   status_opened: "opened", status_active: "active", status_found: "found", status_false_report: "false report", status_closed: "closed",
   leader: "Case-group leader (一长三包)", duties: "The three duties", investigation: "Investigation", rescue: "Rescue", family_liaison: "Family liaison", cooperation: "Cooperation",
   tasks: "Tasks", due: "Due", done: "done", overdue: "OVERDUE", complete: "Complete", escalations: "Escalations and supervision", tips: "Tips",
-  timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
+  timeline: "Timeline (append-only)", deliveries: "Deliveries", d_total: "pushes", d_sent: "delivered", d_ack: "hubs acknowledged", d_failed: "failed", spread: "Alert radius and hubs",
   d_pending: "in flight", actions: "Actions", a_release: "Approve public release", a_escalate: "Escalate", a_found: "Mark found", a_close: "Close case",
   q_release: "Approve releasing this content to media and volunteers?", audience: "Will reach", kind_hub: "hubs", kind_media: "media", kind_volunteer: "volunteers", kind_member: "case group members",
   radius_now: "current radius {km} km", q_escalate: "Escalate to:", q_found: "Outcome:", q_close: "Reason for closing:", q_confirm_public: "The alert is public: confirm sending its cancellation to every recipient", incident: "Children of one incident",
@@ -170,8 +170,11 @@ async function loadDeliveries() {
     if (res.ok && caseId === selected && $("#figures")) {
       const rows = res.json.deliveries || [];
       const count = (state) => rows.filter(r => r.state === state).length;
+      // Acknowledged: hubs, not deliveries. A desk acknowledges the alert as it stands, which
+      // acknowledges its Alert and the Updates it has had (notify's acks.py).
+      const acked = new Set(rows.filter(r => r.state === "acknowledged").map(r => r.subscriber_id)).size;
       const figures = [["d_total", rows.length], ["d_sent", count("sent") + count("acknowledged")],
-        ["d_ack", count("acknowledged")], ["d_pending", count("pending") + count("retrying")],
+        ["d_ack", acked], ["d_pending", count("pending") + count("retrying")],
         ["d_failed", count("failed") + count("dead")]];
       $("#figures").innerHTML = figures.map(([k, n]) => `<div data-figure="${k}"><b>${n}</b>${HW.t(k)}</div>`).join("");
     }
