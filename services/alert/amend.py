@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from services.alert.adapters import OutboxEntry, Stored
+from services.alert.adapters.outbox_rows import OutboxEntry, Stored
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake, _json
 from services.alert.retention import photo_names

@@ -8,7 +8,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from services.alert.adapters import PHOTO_TYPES, LimiterUnavailable, PhotoStore
+from services.alert.adapters.limiter import LimiterUnavailable
+from services.alert.adapters.photos import PHOTO_TYPES, PhotoStore
 from services.alert.domain import client_key, trusted_networks
 from services.alert.handlers import Intake, RateLimited
 from services.alert.retention import PhotoAccess

@@ -12,7 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from services.alert import consumers
-from services.alert.adapters import Outbox, PhotoStore, ProgressStore, RateLimiter, Relay
+from services.alert.adapters.limiter import RateLimiter
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.photos import PhotoStore
+from services.alert.adapters.progress import ProgressStore
+from services.alert.adapters.relay import Relay
 from services.alert.amend import ReportAmendments, build_amend_router
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.duties import Duties, held

@@ -13,17 +13,15 @@ import pydantic_core
 from redis.exceptions import RedisError
 
 from services.alert import domain, place
-from services.alert.adapters import (
+from services.alert.adapters.limiter import Bucket, LimiterUnavailable, RateLimiter
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.outbox_rows import (
     Appended,
-    Bucket,
     IdempotencyConflict,
     IdempotencyKey,
-    LimiterUnavailable,
-    Outbox,
     OutboxEntry,
-    ProgressStore,
-    RateLimiter,
 )
+from services.alert.adapters.progress import ProgressStore
 from services.alert.retention import PhotoAccess, photo_names
 from shared import pii, topics
 from shared.auth import Principal

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
-from services.alert.adapters import Outbox, PhotoStore
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.photos import PhotoStore
 from shared.auth import Principal
 from shared.events import (
     CASE_CLOSED,

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import FileResponse, JSONResponse
 
 from services.alert import place
-from services.alert.adapters import OutboxEntry
+from services.alert.adapters.outbox_rows import OutboxEntry
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake
 from services.alert.retention import photo_names

@@ -207,7 +207,7 @@ async def test_hubs_pushed_counts_each_hub_once_from_batches_of_receipts(
     `sent` receipts count once per hub; public, retrying and repeated receipts do not add."""
     from datetime import UTC, datetime
 
-    from services.alert.adapters import ProgressStore
+    from services.alert.adapters.progress import ProgressStore
     from shared.events import DELIVERY_RETRYING, DELIVERY_SENT, CloudEvent
     from shared.kafka import EventPublisher, make_broker
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.alert.adapters import IdempotencyKey, Outbox, OutboxEntry
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.outbox_rows import IdempotencyKey, OutboxEntry
 from services.alert.retention import OutboxRetention
 from shared.events import CASE_PURGED, CloudEvent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.alert.adapters import PhotoStore
+from services.alert.adapters.photos import PhotoStore
 from services.alert.retention import PhotoAccess, photo_names
 from shared.auth import Principal, Role
 from shared.events import (

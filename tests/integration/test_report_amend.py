@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.alert.adapters import ProgressStore
+from services.alert.adapters.progress import ProgressStore
 from services.notify.consumers import reports_handler
 from services.notify.domain import SubscriberKind, alert_id_of
 from services.notify.formats import cap_identifier, cap_time

@@ -16,7 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.local.stack import free_port
-from services.alert.adapters import Bucket, LimiterUnavailable, ProgressStore, RateLimiter
+from services.alert.adapters.limiter import Bucket, LimiterUnavailable, RateLimiter
+from services.alert.adapters.progress import ProgressStore
 from services.alert.app import create_app
 from services.alert.domain import client_key, trusted_networks
 from services.alert.handlers import Progress

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.alert.adapters import IdempotencyKey, Outbox, OutboxEntry
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.outbox_rows import IdempotencyKey, OutboxEntry
 
 
 def entry(n: int, kind: str = "report") -> OutboxEntry:

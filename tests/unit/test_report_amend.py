@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from services.alert.adapters import Outbox, ProgressStore, Stored
+from services.alert.adapters.outbox import Outbox
+from services.alert.adapters.outbox_rows import Stored
+from services.alert.adapters.progress import ProgressStore
 from services.alert.amend import ReportAmendments, may_amend
 from services.alert.app import create_app
 from services.alert.domain import IntakeRefused
