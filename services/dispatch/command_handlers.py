@@ -37,24 +37,29 @@ class Commands:
 
     async def escalate(self, case_id: str, level: Literal["city", "province"], reason: str,
                        actor: str) -> Case:
+        """commands.plan_escalate."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_escalate(
             c, level, reason, actor, self.roster, now, eid))
 
     async def add_member(self, case_id: str, member: Member, reason: str, actor: str) -> Case:
+        """commands.plan_add_member."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_add_member(
             c, member, reason, actor, now, eid))
 
     async def release(self, case_id: str, actor: str, region: str) -> Case:
+        """commands.plan_release, by the case leader's organ level or above."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_release(
             c, actor, now, eid), (region, "release"))
 
     async def complete_task(self, case_id: str, task_id: str, note: str, actor: str) -> Case:
+        """commands.plan_complete."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_complete(
             c, task_id, note, actor, now, eid))
 
     async def found(self, case_id: str, outcome: Outcome, found_at: datetime, note: str,
                     actor: str, region: str, confirm: bool = False,
                     child: str | None = None, receiving_organisation: str = "") -> Case:
+        """ending.plan_found, by the case leader's organ level or above."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_found(
             c, outcome, found_at, note, actor, now, eid, confirm, child,
             receiving_organisation), (region, "found"))
@@ -65,10 +70,12 @@ class Commands:
         return await self.caselog.command(case_id, plan, (region, "amend"))
 
     async def close(self, case_id: str, reason: str, actor: str, region: str) -> Case:
+        """ending.plan_close, by the case leader's organ level or above."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_close(
             c, reason, actor, now, eid), (region, "close"))
 
     async def reopen(self, case_id: str, reason: str, actor: str, region: str) -> Case:
+        """ending.plan_reopen, by the case leader's organ level or above."""
         return await self.caselog.command(case_id, lambda c, now, eid: plan_reopen(
             c, reason, actor, now, eid), (region, "reopen"))
 

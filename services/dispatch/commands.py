@@ -20,6 +20,9 @@ __all__ = ["plan_add_member", "plan_complete", "plan_escalate", "plan_release"]
 
 def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, actor: str,
                   roster: Roster, now: datetime, event_id: str) -> list[Change]:
+    """To the city: led by the prefecture organ's leader, the former leader's organ staying as
+    a member (409 already_escalated at prefecture level or above, no_organ). To the province:
+    provincial supervision (挂牌督办), its deputy a member (409 already_escalated)."""
     require_open(case)
     cid, region = case.case_id, case.region_code
     if level == "city":
@@ -31,29 +34,29 @@ def plan_escalate(case: Case, level: Literal["city", "province"], reason: str, a
             raise Refused(409, "no_organ", f"no prefecture organ over {region}", "level")
         leader = leader_of(organ, roster)
         changes = [case_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
-                          reason, level="city", supervision=case.supervision)]
+                              reason, level="city", supervision=case.supervision)]
         changes.append(case_event(cid, region, ev.CASE_LEADER_ASSIGNED, f"{event_id}:leader", now,
-                              actor, reason, leader=leader.model_dump(), level="prefecture",
-                              previous=case.leader.model_dump() if case.leader else None))
+                                  actor, reason, leader=leader.model_dump(), level="prefecture",
+                                  previous=case.leader.model_dump() if case.leader else None))
         if case.leader is not None:
             former = Member(duty="local_bureau", name=case.leader.name,
                             title=case.leader.title, phone=case.leader.phone,
                             organ_code=case.leader.organ_code,
                             organ_name=case.leader.organ_name)
             changes.append(case_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
-                                  actor, "原专案组长所在公安机关继续参加专案组",
-                                  member=former.model_dump()))
+                                      actor, "原专案组长所在公安机关继续参加专案组",
+                                      member=former.model_dump()))
         return changes
     if case.supervision == "province":
         raise Refused(409, "already_escalated", "the case is already under provincial "
                       "supervision (挂牌督办)", "level")
     organ = roster.organ_at(region, "province")
     changes = [case_event(cid, region, ev.CASE_ESCALATED, f"{event_id}:escalated", now, actor,
-                      reason, level="province", supervision="province")]
+                          reason, level="province", supervision="province")]
     if organ is not None:
         changes.append(case_event(cid, region, ev.CASE_MEMBER_ADDED, f"{event_id}:member", now,
-                              actor, "省级公安机关挂牌督办",
-                              member=member_of(organ, "supervision", "deputy").model_dump()))
+                                  actor, "省级公安机关挂牌督办",
+                                  member=member_of(organ, "supervision", "deputy").model_dump()))
     return changes
 
 
@@ -73,10 +76,12 @@ def plan_add_member(case: Case, member: Member, reason: str, actor: str, now: da
         raise Refused(409, "member_not_allowed", f"the rules of this case do not let a "
                       f"{member.duty} member join (allowed: {allowed})", "duty")
     return [case_event(case.case_id, case.region_code, ev.CASE_MEMBER_ADDED, event_id, now, actor,
-                   reason, member=member.model_dump())]
+                       reason, member=member.model_dump())]
 
 
 def plan_release(case: Case, actor: str, now: datetime, event_id: str) -> list[Change]:
+    """Public release approved (409 already_released), completing the release_decision task
+    when it is open."""
     require_open(case)
     if case.release_approved:
         raise Refused(409, "already_released", "public release is already approved")
@@ -88,13 +93,14 @@ def plan_release(case: Case, actor: str, now: datetime, event_id: str) -> list[C
     task = case.task("release_decision")
     if task is not None and task.status == "open":
         changes.append(case_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED,
-                              f"{event_id}:task", now, actor, "release approved",
-                              task_id=task.task_id, note="批准公开发布"))
+                                  f"{event_id}:task", now, actor, "release approved",
+                                  task_id=task.task_id, note="批准公开发布"))
     return changes
 
 
 def plan_complete(case: Case, task_id: str, note: str, actor: str, now: datetime,
                   event_id: str) -> list[Change]:
+    """A task done, with a note (404 not_found for an unknown task, 409 task_done)."""
     task = case.task(task_id)
     if task is None:
         raise Refused(404, "not_found", f"no task {task_id} in case {case.case_id}", "task_id")
@@ -102,5 +108,5 @@ def plan_complete(case: Case, task_id: str, note: str, actor: str, now: datetime
     if task.status == "done":
         raise Refused(409, "task_done", f"task {task_id} is already done", "task_id")
     return [case_event(case.case_id, case.region_code, ev.CASE_TASK_COMPLETED, event_id, now,
-                   actor, note, task_id=task_id, note=note)]
+                       actor, note, task_id=task_id, note=note)]
 

@@ -68,6 +68,8 @@ def plan_reopen(case: Case, reason: str, actor: str, now: datetime,
 
 def plan_close(case: Case, reason: str, actor: str, now: datetime,
                event_id: str) -> list[Change]:
+    """The case group stood down: only once found or a false report (409 case_unsolved while
+    the search goes on, case_closed when already closed)."""
     if case.status == "closed":
         raise Refused(409, "case_closed", f"case {case.case_id} is already closed", "status")
     if case.is_open:
@@ -75,5 +77,5 @@ def plan_close(case: Case, reason: str, actor: str, now: datetime,
                       "案件不破，专案组不撤: the case is neither found nor solved; mark it found "
                       "(or a false report) first", "status")
     return [case_event(case.case_id, case.region_code, ev.CASE_CLOSED, event_id, now, actor,
-                   reason)]
+                       reason)]
 

@@ -21,6 +21,8 @@ __all__ = ["facts_of", "identity_keys", "leader_of", "member_of", "plan_open"]
 
 
 def facts_of(accepted: ReportAccepted) -> Facts:
+    """The facts the rules decide on (rules.py): region, subject, kind, minor at the last-seen
+    date, especially serious, and whether the operator is outside the last-seen region."""
     report = accepted.report
     seen = report.last_seen.at.date()
     minor = report.subject is Subject.child or report.child.age_at(seen) < ADULT_AGE
@@ -49,6 +51,7 @@ def leader_of(organ: Organ, roster: Roster) -> Leader:
 
 
 def member_of(organ: Organ, duty: str, post: str | None = None) -> Member:
+    """The organ's member for `duty` (or the person at `post`: head, deputy) as a case member."""
     person = getattr(organ, post) if post else organ.members[duty]
     return Member(duty=duty, name=person.name, title=person.title, phone=person.phone,
                   organ_code=organ.code, organ_name=organ.name)
@@ -90,9 +93,9 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
         for duty in decision.duties:
             members[duty] = member_of(organ, duty)
             changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
-                                  f"{case_id}:member:{duty}", now,
-                                  reason=_why(decision, "one_head_three_duties"),
-                                  member=members[duty].model_dump()))
+                                      f"{case_id}:member:{duty}", now,
+                                      reason=_why(decision, "one_head_three_duties"),
+                                      member=members[duty].model_dump()))
     if decision.cooperation:
         reporting = roster.organ_at(accepted.operator_region, "county")
         if reporting is not None and (organ is None or reporting.code != organ.code):
@@ -101,9 +104,9 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
                             phone=chief.phone, organ_code=reporting.code,
                             organ_name=reporting.name)
             changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
-                                  f"{case_id}:member:cooperation", now,
-                                  reason=_why(decision, "cross_region"),
-                                  member=member.model_dump()))
+                                      f"{case_id}:member:cooperation", now,
+                                      reason=_why(decision, "cross_region"),
+                                      member=member.model_dump()))
     if organ is not None and organ.level != "county":
         local = roster.organ_at(region, "county")
         if local is not None and local.code != organ.code:
@@ -111,9 +114,9 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
             member = Member(duty="local_bureau", name=chief.name, title=chief.title,
                             phone=chief.phone, organ_code=local.code, organ_name=local.name)
             changes.append(case_event(case_id, region, ev.CASE_MEMBER_ADDED,
-                                  f"{case_id}:member:local_bureau", now,
-                                  reason="失踪地县级公安机关参加专案组",
-                                  member=member.model_dump()))
+                                      f"{case_id}:member:local_bureau", now,
+                                      reason="失踪地县级公安机关参加专案组",
+                                      member=member.model_dump()))
     if decision.supervision:
         changes.append(case_event(
             case_id, region, ev.CASE_ESCALATED, f"{case_id}:escalated:rules", now,
@@ -130,9 +133,9 @@ def plan_open(accepted: ReportAccepted, policy: Policy, roster: Roster, now: dat
                     due_at=now + timedelta(minutes=spec.due_minutes * deadline_scale),
                     sources=[c.model_dump() for c in spec.sources])
         changes.append(case_event(case_id, region, ev.CASE_TASK_ASSIGNED,
-                              f"{case_id}:task:{name}:assigned", now,
-                              reason=f"{spec.sources[0].doc} {spec.sources[0].passage}",
-                              task=task.model_dump(mode="json")))
+                                  f"{case_id}:task:{name}:assigned", now,
+                                  reason=f"{spec.sources[0].doc} {spec.sources[0].passage}",
+                                  task=task.model_dump(mode="json")))
     return changes
 
 

@@ -35,9 +35,9 @@ def plan_tip(case: Case, tip: TipReceived, now: datetime,
     extra: dict[str, Any] = {"assessment": assessment.model_dump(mode="json")} \
         if assessment else {}
     return [case_event(case.case_id, case.region_code, ev.CASE_TIP_ATTACHED,
-                   f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
-                   tip=attached.model_dump(mode="json"),
-                   notify=[m.model_dump() for m in _leader_and_investigator(case)], **extra)]
+                       f"{case.case_id}:tip:{tip.tip_id}", now, f"tip:{tip.source}",
+                       tip=attached.model_dump(mode="json"),
+                       notify=[m.model_dump() for m in _leader_and_investigator(case)], **extra)]
 
 
 def _leader_and_investigator(case: Case) -> list[Member]:
@@ -53,15 +53,17 @@ def _leader_and_investigator(case: Case) -> list[Member]:
 
 
 def plan_overdue(case: Case, task_id: str, now: datetime) -> list[Change]:
+    """An open task past its deadline reported to the leader, counted (each repeat its own
+    event id); nothing when the task is done or the case is no longer open."""
     task = case.task(task_id)
     if task is None or task.status != "open" or not case.is_open:
         return []
     count = task.overdue_count + 1
     return [case_event(case.case_id, case.region_code, ev.CASE_TASK_OVERDUE,
-                   f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
-                   f"时限已过（{people_time(task.due_at)}），向专案组长报告",
-                   task_id=task_id, count=count, assignee=task.assignee,
-                   notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
+                       f"{case.case_id}:task:{task_id}:overdue:{count}", now, "dispatch",
+                       f"时限已过（{people_time(task.due_at)}），向专案组长报告",
+                       task_id=task_id, count=count, assignee=task.assignee,
+                       notify=[m.model_dump() for m in _leader_and_investigator(case)[:1]])]
 
 
 def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
@@ -75,6 +77,6 @@ def plan_handover(case: Case, organ: Organ, post: str, reason: str, actor: str,
     if successor.name == leader.name and successor.organ_code == leader.organ_code:
         return []
     return [case_event(case.case_id, case.region_code, ev.CASE_LEADER_ASSIGNED,
-                   f"{event_id}:{case.case_id}", now, actor, reason, handover=True,
-                   leader=successor.model_dump(), level=case.leader_level,
-                   previous=leader.model_dump())]
+                       f"{event_id}:{case.case_id}", now, actor, reason, handover=True,
+                       leader=successor.model_dump(), level=case.leader_level,
+                       previous=leader.model_dump())]
