@@ -109,7 +109,7 @@ class CaseRepository:
         for link in case.links:
             pipe.set(ALIAS + link.case_id, case.case_id)
         # The child's claims, where nobody holds them (after a rebuild): the live claim is
-        # made atomically before the case is opened (handlers.on_report_accepted).
+        # made atomically before the case is opened (reports.Reports.on_report_accepted).
         if case.is_open and time.time() - case.opened_at.timestamp() < self.duplicate_window_s:
             for key in case.duplicate_keys:
                 pipe.set(CLAIM + key, case.case_id, nx=True, ex=self.duplicate_window_s)

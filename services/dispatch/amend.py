@@ -53,7 +53,7 @@ async def record_report_amendment(dispatch: Dispatch, amended: ev.ReportAmended,
                           case_event_id)
 
     try:
-        await dispatch.command(amended.case_id, plan)
+        await dispatch.caselog.command(amended.case_id, plan)
     except Refused as exc:
         log.info("report amendment %s not recorded on case %s: %s", event_id,
                  amended.case_id, exc.code)
@@ -76,7 +76,7 @@ def build_amend_router(auth: Authenticator, dispatch: Dispatch) -> APIRouter:
             raise ApiError(404, "not_found", f"no case {case_id}", "case_id",
                            what=f"case {case_id}")
         amended = body.amended()
-        updated = await dispatch.amend_details(case_id, lambda c, now, eid: plan_amend(
+        updated = await dispatch.commands.amend_details(case_id, lambda c, now, eid: plan_amend(
             c, amended, body.reason, who.sub, now, eid), who.region)
         entry = updated.timeline[-1] if updated.timeline else None
         return {"case_id": updated.case_id, "amended": sorted(amended),

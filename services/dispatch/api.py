@@ -137,6 +137,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                  fanout: StreamFanout, limits: StreamLimits,
                  previews: NotifyPreviews | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
+    commands = dispatch.commands
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     Admin = Annotated[Principal, Depends(auth.require(Role.admin))]
     CaseId = Annotated[str, PathParam(pattern=CASE_ID)]
@@ -220,12 +221,13 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         if current.content_hash != body.content_hash:
             raise ApiError(409, CONTENT_CHANGED, "the content changed since the preview; "
                            "preview again", "content_hash")
-        return await act(case_id, who, lambda cid: dispatch.release(cid, who.sub, who.region))
+        return await act(case_id, who,
+                         lambda cid: commands.release(cid, who.sub, who.region))
 
     @router.post("/cases/{case_id}/escalate", response_model=CaseView)
     async def escalate(case_id: CaseId, body: EscalateRequest, who: Commander) -> Case:
         return await act(case_id, who,
-                         lambda cid: dispatch.escalate(cid, body.level, body.reason, who.sub))
+                         lambda cid: commands.escalate(cid, body.level, body.reason, who.sub))
 
     @router.post("/cases/{case_id}/members", response_model=CaseView)
     async def add_member(case_id: CaseId, body: MemberRequest, who: Commander) -> Case:
@@ -234,7 +236,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         member = Member(duty=body.duty, name=body.name, title=body.title, phone=body.phone,
                         organ_code=body.organ_code or case_id[:6], organ_name=body.organ_name)
         return await act(case_id, who,
-                         lambda cid: dispatch.add_member(cid, member, body.reason, who.sub))
+                         lambda cid: commands.add_member(cid, member, body.reason, who.sub))
 
     @router.post("/cases/{case_id}/tasks/{task_id}/complete", response_model=CaseView)
     async def complete_task(case_id: CaseId,
@@ -242,7 +244,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
                             who: Commander, body: CompleteRequest | None = None) -> Case:
         note = body.note if body else ""
         return await act(case_id, who,
-                         lambda cid: dispatch.complete_task(cid, task_id, note, who.sub))
+                         lambda cid: commands.complete_task(cid, task_id, note, who.sub))
 
     @router.post("/cases/{case_id}/found", response_model=CaseView)
     async def found(case_id: CaseId, body: FoundRequest, who: Commander) -> Case:
@@ -250,7 +252,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         cancelled, and only this child's. The leader's organ level or above (else 403
         below_leader_level); a public alert needs `confirm: true` (else 409
         confirm_required, naming what will be cancelled)."""
-        return await act(case_id, who, lambda cid: dispatch.found(
+        return await act(case_id, who, lambda cid: commands.found(
             cid, body.outcome, body.found_at, body.note, who.sub, who.region, body.confirm,
             body.child, body.receiving_organisation))
 
@@ -259,14 +261,14 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         """Refused with 409 while the case is neither found nor solved (案件不破，专案组不撤);
         403 below the case leader's organ level."""
         return await act(case_id, who,
-                         lambda cid: dispatch.close(cid, body.reason, who.sub, who.region))
+                         lambda cid: commands.close(cid, body.reason, who.sub, who.region))
 
     @router.post("/cases/{case_id}/reopen", response_model=CaseView)
     async def reopen(case_id: CaseId, body: ReopenRequest, who: Commander) -> Case:
         """A wrong found undone by the leader's organ level or above: the search goes on and
         everyone who got the cancellation gets the alert again (409 unless found)."""
         return await act(case_id, who,
-                         lambda cid: dispatch.reopen(cid, body.reason, who.sub, who.region))
+                         lambda cid: commands.reopen(cid, body.reason, who.sub, who.region))
 
     @router.post("/cases/{case_id}/incident", response_model=CaseView)
     async def incident(case_id: CaseId, body: IncidentRequest, who: Commander) -> Case:
@@ -276,7 +278,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         visible to the caller (404 otherwise)."""
         for other in body.case_ids:
             await visible_case(other, who)
-        return await act(case_id, who, lambda cid: dispatch.incident(
+        return await act(case_id, who, lambda cid: dispatch.links.incident(
             cid, body.case_ids, body.reason, who.sub, who.region))
 
     @router.post("/cases/{case_id}/unlink", response_model=CaseView)
@@ -284,7 +286,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         """Undo the link of a report (not the same child after all): the report gets its own
         case group and its child its own alert. 404 not_linked when the report is not linked
         to this case."""
-        return await act(case_id, who, lambda cid: dispatch.unlink(
+        return await act(case_id, who, lambda cid: dispatch.links.unlink(
             cid, body.report_id, body.reason, who.sub, who.region))
 
     @router.get("/stream", response_class=EventSourceResponse,
@@ -327,8 +329,8 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
         """Mark the head or the deputy (un)available; open cases they lead are handed over,
         each handover an event with who and why."""
         organ = visible_organ(code, who)
-        handed = await dispatch.set_availability(organ, body.post, body.available, body.reason,
-                                                 who.sub)
+        handed = await dispatch.availability.set_availability(
+            organ, body.post, body.available, body.reason, who.sub)
         return AvailabilityAnswer(organ=dispatch.roster.organ(code) or organ, handed_over=handed)
 
     router.include_router(organs)

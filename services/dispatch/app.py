@@ -16,10 +16,11 @@ from services.dispatch.amend import build_amend_router
 from services.dispatch.api import UI, build_pages, build_retention_router, build_router
 from services.dispatch.checks_api import build_checks_router
 from services.dispatch.found_api import build_found_router
-from services.dispatch.handlers import TIMERS_KEY, Dispatch
+from services.dispatch.handlers import Dispatch
 from services.dispatch.previews import NotifyPreviews
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules
+from services.dispatch.timers import TIMERS_KEY
 from services.dispatch.tips_api import build_tips_router
 from services.dispatch.tips_handlers import SightingRules
 from shared import asyncapi, metrics, topics
@@ -78,14 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await cases.is_empty():
             if settings.dispatch_replay_on_empty:
                 # Before consuming: a redelivered report must find the case it opened.
-                await dispatch.rebuild(access)
+                await dispatch.rebuilder.rebuild(access)
             else:
                 await cases.mark_ready()
         await broker.start()
         await fanout.start()
         stop = asyncio.Event()
         timers = asyncio.create_task(
-            dispatch.run_timers(settings.dispatch_timer_tick_s, stop),
+            dispatch.timers.run(settings.dispatch_timer_tick_s, stop),
             name="dispatch-overdue-timers")
         sampling = asyncio.create_task(metrics.sample_forever([metrics.KafkaSampler(
             client_options(access),
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               settings.purge_grace_s))
     app.include_router(build_tips_router(Authenticator(settings), cases,
                                          settings.dispatch_tip_park_s))
-    app.include_router(build_checks_router(Authenticator(settings), cases, dispatch))
+    app.include_router(build_checks_router(Authenticator(settings), cases, dispatch.tips))
     app.include_router(build_found_router(Authenticator(settings), found_children))
     app.include_router(build_amend_router(Authenticator(settings), dispatch))
     app.include_router(build_pages(settings))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.dispatch import domain, projection
+from services.dispatch import projection
 from services.dispatch.domain import Case, Change, Outcome, Refused, case_event
+from services.dispatch.ending import plan_found
 from services.dispatch.matching import FoundChild, MissingChild, Score
 from services.dispatch.records import Candidate
 from shared import events as ev
@@ -71,9 +72,8 @@ def plan_confirm(case: Case, record_id: str, outcome: Outcome, found_at: datetim
     offered = next((c for c in case.candidates if c.record_id == record_id), None)
     if offered is None:
         raise Refused(404, "not_a_candidate", f"record {record_id}", "record_id")
-    found = domain.plan_found(case, outcome, found_at or offered.found_at, note, actor, now,
-                              f"{event_id}:found", confirm, None, receiving_organisation,
-                              record_id)
+    found = plan_found(case, outcome, found_at or offered.found_at, note, actor, now,
+                       f"{event_id}:found", confirm, None, receiving_organisation, record_id)
     confirmed = case_event(case.case_id, case.region_code, ev.CASE_CANDIDATE_CONFIRMED,
                            f"{event_id}:confirmed", now, actor, note, record_id=record_id,
                            via="commander")

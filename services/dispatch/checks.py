@@ -13,7 +13,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.dispatch.domain import Case, Change, Member, Refused, case_event, leader_of
+from services.dispatch.domain import Case, Change, Member, Refused, case_event
+from services.dispatch.opening import leader_of
 from services.dispatch.roster import Organ, Roster
 from services.dispatch.tips_domain import LocalCheck, open_check_for
 from shared import events as ev

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.dispatch import tips_handlers
 from services.dispatch.adapters import CaseRepository
 from services.dispatch.api import CaseView
 from services.dispatch.checks import may_read
 from services.dispatch.domain import Case, Refused
-from services.dispatch.handlers import Dispatch
 from services.dispatch.tips_domain import LocalCheck
+from services.dispatch.tips_handlers import Tips
 from shared.auth import Principal, Role
 from shared.events import CheckResult, TipVerdict
 from shared.faults import is_transient
@@ -53,8 +52,7 @@ class CheckTask(BaseModel):
     check: LocalCheck
 
 
-def build_checks_router(auth: Authenticator, cases: CaseRepository,
-                        dispatch: Dispatch) -> APIRouter:
+def build_checks_router(auth: Authenticator, cases: CaseRepository, tips: Tips) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["tips"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
     CaseId = Annotated[str, PathParam(pattern=CASE_ID)]
@@ -90,8 +88,8 @@ def build_checks_router(auth: Authenticator, cases: CaseRepository,
         case = await case_for(case_id, who, own=True)
         if body.linked_case_id:
             await case_for(body.linked_case_id, who, own=True)
-        return await run(lambda: tips_handlers.triage(
-            dispatch, case.case_id, tip_id, body.verdict, body.reason, who.sub,
+        return await run(lambda: tips.triage(
+            case.case_id, tip_id, body.verdict, body.reason, who.sub,
             body.check_region, body.linked_case_id))
 
     @router.get("/checks", response_model=list[CheckTask])
@@ -112,8 +110,8 @@ def build_checks_router(auth: Authenticator, cases: CaseRepository,
         """The checking county reports: confirmed / not_found / note, with a note. Its
         commanders only (403 not_check_region); once (409 check_closed)."""
         case = await case_for(case_id, who, own=False)
-        return await run(lambda: tips_handlers.report(
-            dispatch, case.case_id, check_id, body.result, body.note, who.sub, who.region))
+        return await run(lambda: tips.report(
+            case.case_id, check_id, body.result, body.note, who.sub, who.region))
 
     @router.post("/cases/{case_id}/checks/{check_id}/cooperate", response_model=CaseView)
     async def cooperate(case_id: CaseId, check_id: CheckId, who: Commander,
@@ -122,7 +120,6 @@ def build_checks_router(auth: Authenticator, cases: CaseRepository,
         cooperating member (003 §三(二)); 409 already_member."""
         case = await case_for(case_id, who, own=True)
         reason = body.reason if body else ""
-        return await run(lambda: tips_handlers.cooperate(dispatch, case.case_id, check_id,
-                                                          reason, who.sub))
+        return await run(lambda: tips.cooperate(case.case_id, check_id, reason, who.sub))
 
     return router

@@ -21,15 +21,15 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
              workers: int = 1) -> None:
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
-            await dispatch.on_report_accepted(await open_event(event, dispatch.keys))
-            await dispatch.attach_parked(event.subject)  # tips that came before the report
+            await dispatch.reports.on_report_accepted(await open_event(event, dispatch.keys))
+            await dispatch.tips.attach_parked(event.subject)  # tips that came before the report
         elif event.type == REPORT_AMENDED:  # after its report on the same partition
             opened = await open_event(event, dispatch.keys)
             await record_report_amendment(dispatch, ReportAmended.model_validate(opened.data),
                                           event.id)
 
     async def on_tips(event: CloudEvent) -> None:
-        await dispatch.on_tip(await open_event(event, dispatch.keys))
+        await dispatch.tips.on_tip(await open_event(event, dispatch.keys))
 
     subscribe(broker, topics.REPORTS, GROUP, on_reports, publisher, max_workers=workers)
     subscribe(broker, topics.TIPS, TIPS_GROUP, on_tips, publisher)

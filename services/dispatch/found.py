@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from services.dispatch import candidates, dna
 from services.dispatch.adapters import STREAM, CaseRepository, served
+from services.dispatch.caselog import CaseLog
 from services.dispatch.domain import Case, Change, Outcome, Refused
 from services.dispatch.handlers import Dispatch
 from services.dispatch.matching import FOUND_BEFORE_TOLERANCE, score
@@ -87,6 +88,10 @@ class FoundChildren:
     def cases(self) -> CaseRepository:
         return self.dispatch.cases
 
+    @property
+    def caselog(self) -> CaseLog:
+        return self.dispatch.caselog
+
     def _now(self) -> datetime:
         return (self.clock or self.dispatch.clock)()
 
@@ -115,7 +120,7 @@ class FoundChildren:
             return proposed
 
         try:
-            case = await self.dispatch.command(case_id, plan)
+            case = await self.caselog.command(case_id, plan)
         except Refused:  # the case is gone (never, short of a Redis loss): nothing to propose
             return None
         if proposed and not within(case.region_code, record.region_code):
@@ -144,12 +149,12 @@ class FoundChildren:
                       confirm: bool, receiving_organisation: str) -> Case:
         """The record is the case's child: found with the record, the usual Cancel. The case
         leader's organ level or above (as found)."""
-        return await self.dispatch.command(case_id, lambda c, now, eid: candidates.plan_confirm(
+        return await self.caselog.command(case_id, lambda c, now, eid: candidates.plan_confirm(
             c, record_id, outcome, found_at, note, actor, now, eid, confirm,
             receiving_organisation), (region, "found"))
 
     async def record_sample(self, case_id: str, sample: DnaSample, actor: str) -> Case:
-        return await self.dispatch.command(case_id, lambda c, now, eid: dna.plan_record(
+        return await self.caselog.command(case_id, lambda c, now, eid: dna.plan_record(
             c, sample, actor, now))
 
     async def step_sample(self, case_id: str, sample_id: str, status: DnaStatus, note: str,
@@ -170,7 +175,7 @@ class FoundChildren:
                                                     now, eid)
             return changes
 
-        return await self.dispatch.command(case_id, plan)
+        return await self.caselog.command(case_id, plan)
 
     # --- purge and rebuild -------------------------------------------------------------------
     async def on_case_purged(self, case: Case) -> None:

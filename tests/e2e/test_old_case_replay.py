@@ -96,7 +96,7 @@ async def open_case_back_then(bootstrap: str, redis_url: str, then: datetime) ->
                               last_seen__at=(then - timedelta(minutes=30)).isoformat())})
     await broker.start()
     try:
-        await dispatch.on_report_accepted(CloudEvent.of(
+        await dispatch.reports.on_report_accepted(CloudEvent.of(
             REPORT_ACCEPTED, "/homeward/alert", case_id, accepted))
     finally:
         await broker.stop()

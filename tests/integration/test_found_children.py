@@ -73,7 +73,7 @@ async def candidates_of(found: FoundChildren, case_id: str) -> list[Any]:
 async def test_a_record_meets_open_cases_and_a_new_case_meets_records(
         found: FoundChildren) -> None:
     first = new_case_id()
-    await found.dispatch.on_report_accepted(report(first))
+    await found.dispatch.reports.on_report_accepted(report(first))
     wrong_sex, wrong = record_event(sex="female")
     too_tall, tall = record_event(height_cm=157)
     record_id, matching = record_event()
@@ -83,7 +83,7 @@ async def test_a_record_meets_open_cases_and_a_new_case_meets_records(
     assert [c.record_id for c in await candidates_of(found, first)] == [record_id]
 
     second = new_case_id()  # the other way round: a report after the records
-    await found.dispatch.on_report_accepted(report(second))
+    await found.dispatch.reports.on_report_accepted(report(second))
     offered = await candidates_of(found, second)
     assert [c.record_id for c in offered] == [record_id]
     assert offered[0].score >= 0.8 and offered[0].region_code == "140923"
@@ -93,7 +93,7 @@ async def test_a_record_meets_open_cases_and_a_new_case_meets_records(
 async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren,
                                                           settings: Settings) -> None:
     case_id = new_case_id()
-    await found.dispatch.on_report_accepted(report(case_id))
+    await found.dispatch.reports.on_report_accepted(report(case_id))
     record_id, event = record_event()
     assert found.dispatch.keys is not None
     await found.dispatch.keys.get_or_create(record_id)  # alert makes it with the record
@@ -101,7 +101,7 @@ async def test_a_confirmed_record_is_purged_with_its_case(found: FoundChildren,
     case = await found.confirm(case_id, record_id, "found_safe", None, "辨认", "cmd", "140400",
                                False, "")
     assert case.status == "found" and case.found_record == record_id
-    await found.dispatch.purge(case_id)  # the grace is 0 here
+    await found.dispatch.purger.purge(case_id)  # the grace is 0 here
     assert await found.dispatch.keys.purged(record_id)
     kept = await found.records.get(record_id)
     assert kept is not None
@@ -133,5 +133,5 @@ async def test_the_record_store_is_rebuilt_from_the_topic(found: FoundChildren,
     rebuilt = await eventually(back, timeout=20)
     assert rebuilt.description == "蓝色羽绒服，黑色运动鞋"  # opened with the record's key
     case_id = new_case_id()
-    await found.dispatch.on_report_accepted(report(case_id))
+    await found.dispatch.reports.on_report_accepted(report(case_id))
     assert record_id in [c.record_id for c in await candidates_of(found, case_id)]

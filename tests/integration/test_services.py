@@ -37,9 +37,9 @@ async def test_dispatch_opens_one_case_per_report_even_when_redelivered(
     event = accepted_event(case_id)
     async with broker:
         await broker.start()
-        await dispatch.on_report_accepted(event)
+        await dispatch.reports.on_report_accepted(event)
         first = await CaseRepository(redis).get(case_id)
-        await dispatch.on_report_accepted(event)  # redelivery
+        await dispatch.reports.on_report_accepted(event)  # redelivery
     again = await CaseRepository(redis).get(case_id)
     assert first is not None and first == again
     assert first.leader is not None and first.leader.organ_code == "140403"

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
 from services.dispatch.adapters import TIMERS, CaseRepository
-from services.dispatch.handlers import TIMERS_KEY as DISPATCH_TIMERS
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import load_roster
+from services.dispatch.timers import TIMERS_KEY as DISPATCH_TIMERS
 from services.notify import domain as notify_domain
 from services.notify.adapters import DeliveryLedger
 from services.notify.app import build_notify
@@ -102,7 +102,7 @@ async def test_a_dispatch_overdue_timer_refused_stays_due_and_fires_once_redis_i
             child__name=f"童{uuid.uuid4().hex[:6]}", reporter__phone="13912345678")))
     await broker.start()
     try:
-        await dispatch.on_report_accepted(CloudEvent.of(
+        await dispatch.reports.on_report_accepted(CloudEvent.of(
             REPORT_ACCEPTED, "/test/alert", case_id, accepted, event_id=accepted.report_id))
         await asyncio.sleep(0.05)
         due: list[Any] = await redis.zrangebyscore(TIMERS, "-inf", time.time(), withscores=True)
@@ -110,16 +110,16 @@ async def test_a_dispatch_overdue_timer_refused_stays_due_and_fires_once_redis_i
         stop = asyncio.Event()
         async with redis_refusing_writes(settings.redis_url):
             with pytest.raises(OutOfMemoryError):
-                await dispatch.fire_due_timers()
-            loop = asyncio.create_task(dispatch.run_timers(0.05, stop))
+                await dispatch.timers.fire_due()
+            loop = asyncio.create_task(dispatch.timers.run(0.05, stop))
             await eventually(lambda: asyncio.sleep(0, RETRYING_NOW.retrying([DISPATCH_TIMERS])))
             stop.set()
             await loop
             # Not rescheduled, not dropped: every timer still due at the same time.
             assert await redis.zrangebyscore(TIMERS, "-inf", "+inf", withscores=True) == due
-        assert await dispatch.fire_due_timers() == len(due)
+        assert await dispatch.timers.fire_due() == len(due)
         stop.clear()
-        loop = asyncio.create_task(dispatch.run_timers(0.05, stop))
+        loop = asyncio.create_task(dispatch.timers.run(0.05, stop))
         await eventually(lambda: asyncio.sleep(0, not RETRYING_NOW.retrying([DISPATCH_TIMERS])))
         stop.set()
         await loop

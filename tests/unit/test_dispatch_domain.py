@@ -7,21 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.dispatch.domain import (
-    Case,
-    Change,
-    Refused,
-    plan_close,
-    plan_complete,
-    plan_escalate,
-    plan_found,
-    plan_handover,
-    plan_open,
-    plan_overdue,
-    plan_release,
-    plan_reopen,
-    plan_tip,
-)
+from services.dispatch.commands import plan_complete, plan_escalate, plan_release
+from services.dispatch.domain import Case, Change, Refused
+from services.dispatch.ending import plan_close, plan_found, plan_reopen
 from services.dispatch.links import (
     mirror,
     plan_incident,
@@ -29,8 +17,10 @@ from services.dispatch.links import (
     plan_unlink,
     require_authority,
 )
+from services.dispatch.opening import plan_open
 from services.dispatch.projection import apply
 from services.dispatch.projection import fold as fold_or_none
+from services.dispatch.reactions import plan_handover, plan_overdue, plan_tip
 from services.dispatch.roster import Roster, load_roster
 from services.dispatch.rules import load_rules
 from shared import events as ev
@@ -221,7 +211,8 @@ def test_projection_ignores_an_event_applied_twice() -> None:
 
 
 def test_procuratorate_may_join_only_where_the_rules_allow() -> None:
-    from services.dispatch.domain import Member, plan_add_member
+    from services.dispatch.commands import plan_add_member
+    from services.dispatch.domain import Member
 
     member = Member(duty="procuratorate", name="马检察", title="检察官", organ_code="652700",
                     organ_name="博尔塔拉蒙古自治州人民检察院")

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.dispatch import purge
-from services.dispatch.domain import Case, plan_close, plan_found, plan_reopen, plan_tip
+from services.dispatch.domain import Case
+from services.dispatch.ending import plan_close, plan_found, plan_reopen
+from services.dispatch.reactions import plan_tip
 from shared import events as ev
 from shared.events import TipLocation, TipReceived
 from shared.pii import PURGED

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.dispatch import candidates, dna, purge
-from services.dispatch.domain import Case, Change, Refused, plan_found, plan_open, plan_reopen
+from services.dispatch.domain import Case, Change, Refused
+from services.dispatch.ending import plan_found, plan_reopen
 from services.dispatch.matching import score
+from services.dispatch.opening import plan_open
 from services.dispatch.projection import fold as fold_or_none
 from services.dispatch.records import DnaSample
 from services.dispatch.roster import load_roster

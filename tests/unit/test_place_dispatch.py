@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.dispatch.domain import plan_open
+from services.dispatch.opening import plan_open
 from services.dispatch.projection import fold
 from services.dispatch.roster import load_roster
 from services.dispatch.rules import load_rules

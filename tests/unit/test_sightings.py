@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.dispatch import checks
-from services.dispatch.domain import Case, Change, Refused, plan_tip
+from services.dispatch.domain import Case, Change, Refused
+from services.dispatch.reactions import plan_tip
 from services.dispatch.roster import load_roster
 from services.dispatch.tips_domain import (
     AIR_KMH,
