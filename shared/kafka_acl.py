@@ -7,7 +7,7 @@ resource exactly (no prefixes, no wildcards).
 
 Why each service needs what it has (the code that uses it):
 
-* alert — writes reports and tips from its outbox (services/alert/adapters.py `Relay`), follows
+* alert — writes reports and tips from its outbox (services/alert/adapters/relay.py `Relay`), follows
   the `case.opened`/`case.closed` copies on `homeward.progress.v1` and delivery receipts to show
   an operator the progress of a report and refuse tips on a closed case
   (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of what it
