@@ -48,7 +48,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from shared import events, pii, topics
-from shared.events import CloudEvent, PoisonMessage
+from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import Transient
 from shared.kafka import Bootstrap, client_options, read_to_end
 from shared.pii import MasterKeys, new_data_key

@@ -27,7 +27,7 @@ from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import Counter
 
 from shared import metrics, telemetry, topic_policy, topics
-from shared.events import CloudEvent, PoisonMessage
+from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 
 if TYPE_CHECKING:
