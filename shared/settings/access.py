@@ -15,7 +15,7 @@ from shared.settings.process import ProcessSettings
 
 __all__ = ["AccessSettings"]
 
-log = logging.getLogger("shared.settings")
+log = logging.getLogger(__name__)
 
 
 class AccessSettings(ProcessSettings):

@@ -103,7 +103,8 @@ async def test_publish_many_keeps_order_per_key_and_read_to_end_stops_at_the_end
     was on the topic when it began, and nothing published after."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from shared.kafka import client_options, read_to_end
+    from shared.kafka_access import client_options
+    from shared.kafka_log import read_to_end
 
     run = uuid.uuid4().hex[:8]
     topic = f"test.many.{run}"
