@@ -11,7 +11,7 @@ from services.alert.domain import IntakeRefused
 from services.dispatch.domain import Refused
 from services.notify.errors import Conflict, Forbidden, NotFound
 from shared import errors
-from shared.web import ApiError, install_error_handlers
+from shared.web_errors import ApiError, install_error_handlers
 
 CASES = [
     (NotFound(message="x"), 404, "not_found", None),
