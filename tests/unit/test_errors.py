@@ -1,5 +1,6 @@
-"""The one exception hierarchy (shared/errors.py) and its one mapping to HTTP (shared/web.py):
-each kind answers with its status, code and field, whichever service raised it."""
+"""The one exception hierarchy (shared/errors.py) and its one mapping to HTTP
+(shared/web_errors.py): each kind answers with its status, code and field, whichever service
+raised it."""
 
 from __future__ import annotations
 
