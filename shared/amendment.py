@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import AMENDABLE_DETAILS
+from shared.case_events import AMENDABLE_DETAILS
 from shared.report import PhotoUrl
 from shared.text import Line, Text
 

@@ -22,18 +22,17 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field, TypeAdapter
 
 from shared import topics
-from shared.events import (
+from shared.case_events import (
     CaseEvent,
     CaseOpened,
-    DeliveryJob,
-    DeliveryReceipt,
     IncidentTied,
     ReportAmended,
     ReportLinked,
     ReportUnlinked,
-    TipReceived,
 )
+from shared.delivery_events import DeliveryJob, DeliveryReceipt
 from shared.report import ReportAccepted
+from shared.tip_events import TipReceived
 from shared.unidentified import UnidentifiedChildReported
 
 

@@ -48,9 +48,10 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from shared import events, pii, topics
-from shared.events import CloudEvent, PoisonMessage
+from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import Transient
-from shared.kafka import Bootstrap, client_options, read_to_end
+from shared.kafka_access import Bootstrap, client_options
+from shared.kafka_log import read_to_end
 from shared.pii import MasterKeys, new_data_key
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ async def open_event(event: CloudEvent, keys: CaseKeys | None) -> CloudEvent:
 
 
 async def _rewrap_main() -> tuple[int, set[str]]:
-    from shared.kafka import KafkaAccess
+    from shared.kafka_access import KafkaAccess
     from shared.settings import Settings
 
     settings = Settings()

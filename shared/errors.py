@@ -1,10 +1,10 @@
 """The project's one exception hierarchy (as httpx keeps one exceptions module).
 
 Every error Homeward raises on purpose derives from `HomewardError`, which carries what an HTTP
-answer needs; shared.web.install_error_handlers maps the whole hierarchy to HTTP in one place:
-`{"error": {"code", "message", "field"?}}` with `status`, the message taken from shared.i18n by
-`code` in the caller's language. A use case raises the error of its kind; an api module only
-catches one when it must say something more specific than the use case can.
+answer needs; shared.web_errors.install_error_handlers maps the whole hierarchy to HTTP in one
+place: `{"error": {"code", "message", "field"?}}` with `status`, the message taken from
+shared.i18n by `code` in the caller's language. A use case raises the error of its kind; an api
+module only catches one when it must say something more specific than the use case can.
 
     HomewardError                  500 internal_error
     ├── Refused                    a request or command the rules refuse (4xx, from the caller)

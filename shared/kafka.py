@@ -1,21 +1,21 @@
 """Kafka plumbing every service uses: the broker factory (idempotent producer, acks=all), topic
 creation (compacted ones included, shared.topic_policy), CloudEvents publishing (one or many),
-read-to-end of a log, the batch consumer, and the consume guard that gives at-least-once
-processing with a dead-letter topic for poison messages.
+the batch consumer, and the consume guard that gives at-least-once processing with a
+dead-letter topic for poison messages. `python -m shared.kafka ensure-topics` creates the topics.
+
+Re-exported from their modules: how a process reaches Kafka (shared.kafka_access) and the
+read-to-end of a log (shared.kafka_log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
@@ -23,67 +23,20 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import Counter
 
 from shared import metrics, telemetry, topic_policy, topics
-from shared.events import CloudEvent, PoisonMessage
+from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
+from shared.kafka_access import Bootstrap, KafkaAccess, client_options
+from shared.kafka_log import partitions_of, read_to_end, replay_topic
 
-if TYPE_CHECKING:
-    from shared.settings import Settings
+__all__ = ["MESSAGES_HANDLED", "BatchConsumer", "BatchHandler", "Bootstrap", "EventHandler",
+           "EventPublisher", "KafkaAccess", "Outgoing", "Startable", "client_options",
+           "ensure_topics", "kafka_check", "keep_starting", "make_broker", "partitions_of",
+           "read_to_end", "replay_topic", "subscribe"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class KafkaAccess:
-    """How a process reaches Kafka: the bootstrap servers and, on a SASL listener, its own
-    principal (SCRAM-SHA-512; one user per service, shared.kafka_acl). Built from settings by
-    `from_settings`; `PLAINTEXT` (the default) needs no credentials."""
-
-    bootstrap: str
-    protocol: str = "PLAINTEXT"
-    mechanism: str = "SCRAM-SHA-512"
-    username: str = ""
-    password: str = field(default="", repr=False)
-    cafile: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KafkaAccess:
-        return cls(settings.kafka_bootstrap, settings.kafka_security_protocol,
-                   settings.kafka_sasl_mechanism, settings.kafka_username,
-                   settings.kafka_password.get_secret_value(),
-                   str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka's producer, consumer and admin client."""
-        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap,
-                                   "security_protocol": self.protocol}
-        if self.protocol.startswith("SASL"):
-            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=self.password)
-        if self.protocol.endswith("SSL"):
-            options["ssl_context"] = ssl.create_default_context(cafile=self.cafile)
-        return options
-
-    def security(self) -> BaseSecurity | None:
-        """FastStream's security object for `KafkaBroker(security=...)`."""
-        if not self.protocol.startswith("SASL"):
-            return None
-        if self.protocol == "SASL_SSL":
-            return SASLScram512(self.username, self.password,
-                                ssl_context=ssl.create_default_context(cafile=self.cafile))
-        return SASLScram512(self.username, self.password, use_ssl=False)
-
-
-# Where a Kafka client connects: a bootstrap string (PLAINTEXT) or a KafkaAccess (a principal).
-Bootstrap = str | KafkaAccess
-
-
-def client_options(target: Bootstrap) -> dict[str, Any]:
-    """aiokafka keyword arguments (bootstrap_servers and security) for `target`."""
-    return (KafkaAccess(target) if isinstance(target, str) else target).client_options()
 
 
 def make_broker(bootstrap: str, client_id: str, access: KafkaAccess | None = None,
@@ -313,83 +266,6 @@ def kafka_check(broker: KafkaBroker, timeout: float = 2.0) -> Callable[[], Await
     return check
 
 
-if __name__ == "__main__":
-    import sys
-
-    from shared.settings import Settings
-
-    if sys.argv[1:] != ["ensure-topics"]:
-        raise SystemExit("usage: python -m shared.kafka ensure-topics")
-    settings = Settings()
-    asyncio.run(ensure_topics(KafkaAccess.from_settings(settings),
-                              settings.kafka_replication_factor,
-                              settings.kafka_min_insync_replicas))
-    print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))
-
-
-async def partitions_of(bootstrap: Bootstrap, topic: str) -> list[TopicPartition]:
-    """The partitions of `topic`, from the cluster's metadata."""
-    probe = AIOKafkaProducer(**client_options(bootstrap))
-    await probe.start()
-    try:
-        return [TopicPartition(topic, p) for p in sorted(await probe.partitions_for(topic))]
-    finally:
-        await probe.stop()
-
-
-async def read_to_end(bootstrap: Bootstrap, topic: str, timeout_s: float | None = None,
-                      client: str = "homeward") -> AsyncIterator[Any]:
-    """Every record of `topic` (aiokafka ConsumerRecords, partition by partition in offset
-    order, partitions interleaved) from its beginning up to its end at call time, without a
-    consumer group: the one read-to-end behind every rebuild from a log (compacted state
-    topics, the case-key log, dispatch's replay). Raises TimeoutError when `timeout_s` (seconds)
-    passes before the end is reached."""
-    partitions = await partitions_of(bootstrap, topic)
-    if not partitions:
-        return
-    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest",
-                                client_id=f"{client}-read-{uuid.uuid4().hex[:6]}")
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while remaining:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{topic} not read to its end in {timeout_s:g}s")
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break
-                    yield record
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-
-
-async def replay_topic(bootstrap: Bootstrap,
-                       handle: Callable[[CloudEvent], Awaitable[None]],
-                       topic: str = topics.DISPATCH,
-                       client: str = "dispatch") -> int:
-    """Feed every event on `topic`, from the beginning up to its end at call time, to `handle`
-    in partition order; malformed messages are skipped. Returns how many were handled."""
-    handled = 0
-    async for record in read_to_end(bootstrap, topic, client=client):
-        try:
-            event = CloudEvent.from_kafka(dict(record.headers or ()), record.value or b"")
-            await handle(event)
-            handled += 1
-        except (PoisonMessage, ValueError, KeyError, TypeError) as exc:
-            log.info("replay skips %s@%s: %r", record.partition, record.offset, exc)
-    return handled
-
-
 BatchHandler = Callable[[list[tuple[Any, CloudEvent]]], Awaitable[None]]
 
 
@@ -472,3 +348,17 @@ class BatchConsumer:
                 await consumer.commit()
             except Exception as exc:  # revoked meanwhile: the new owner works them again
                 log.warning("commit of %s failed (%r); its messages are worked again", key, exc)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from shared.settings import Settings
+
+    if sys.argv[1:] != ["ensure-topics"]:
+        raise SystemExit("usage: python -m shared.kafka ensure-topics")
+    settings = Settings()
+    asyncio.run(ensure_topics(KafkaAccess.from_settings(settings),
+                              settings.kafka_replication_factor,
+                              settings.kafka_min_insync_replicas))
+    print("topics ready:", ", ".join(t.name for t in topic_policy.TOPICS))

@@ -27,7 +27,7 @@ from confluent_kafka.admin import (
 )
 
 from shared import kafka_acl
-from shared.kafka import KafkaAccess
+from shared.kafka_access import KafkaAccess
 
 SCRAM_ITERATIONS = 8192
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}

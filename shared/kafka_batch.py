@@ -14,7 +14,7 @@ from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.events import CloudEvent, PoisonMessage
+from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import RETRYING_NOW, Retrying, backoff_s, is_transient
 from shared.kafka import MESSAGES_HANDLED, EventPublisher
 

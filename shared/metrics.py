@@ -1,5 +1,5 @@
 """The Prometheus series an on-call engineer reads (issue 15 item 2), served on each service's
-internal ops port (`/metrics`, shared.web.ops_app). The services call the small hooks below
+internal ops port (`/metrics`, shared.web_ops.ops_app). The services call the small hooks below
 where the thing happens; the samplers read what only a query can tell (outbox backlog, consumer
 lag, DLQ depth, timers in Redis) every `interval_s`.
 

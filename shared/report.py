@@ -49,7 +49,7 @@ def stored(info: ValidationInfo) -> bool:
 def rule(code: str, message: str, **context: object) -> PydanticCustomError:
     """A validation failure with a stable code; the API translates it by code. A `field`
     in the context names the field the operator must correct, relative to the model that
-    raised it (shared.web.field_path)."""
+    raised it (shared.web_errors.field_path)."""
     return PydanticCustomError(code, message, dict(context) or None)
 
 

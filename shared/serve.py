@@ -28,7 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from shared import metrics, telemetry
 from shared.settings import Settings
-from shared.web import ops_app
+from shared.web_ops import ops_app
 
 
 class _Follower(uvicorn.Server):

@@ -29,7 +29,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import Principal
 from shared.settings import Settings
-from shared.web import ApiError
+from shared.web_errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.kafka import KafkaAccess
+from shared.kafka_access import KafkaAccess
 
 T = TypeVar("T")
 

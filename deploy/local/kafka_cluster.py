@@ -43,7 +43,7 @@ from deploy.local.stack import (
     wait_for_port,
 )
 from shared import kafka_acl
-from shared.kafka import KafkaAccess
+from shared.kafka_access import KafkaAccess
 
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 

@@ -98,12 +98,13 @@ async def test_offsets_are_committed_only_after_processing(settings: Settings) -
 async def test_publish_many_keeps_order_per_key_and_read_to_end_stops_at_the_end(
     settings: Settings,
 ) -> None:
-    """The one publish-many and read-to-end every service uses (shared/kafka.py): events keyed
-    by subject or by an explicit key land in the order given per key; a read-to-end returns what
-    was on the topic when it began, and nothing published after."""
+    """The one publish-many (shared/kafka.py) and read-to-end (shared/kafka_log.py) every
+    service uses: events keyed by subject or by an explicit key land in the order given per key;
+    a read-to-end returns what was on the topic when it began, and nothing published after."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from shared.kafka import client_options, read_to_end
+    from shared.kafka_access import client_options
+    from shared.kafka_log import read_to_end
 
     run = uuid.uuid4().hex[:8]
     topic = f"test.many.{run}"

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
-from shared.web import BodySizeLimit
+from shared.web_hardening import BodySizeLimit
 
 LIMIT = 1000
 

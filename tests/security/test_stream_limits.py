@@ -5,7 +5,7 @@ import pytest
 
 from shared.auth import Principal, Role
 from shared.streams import StreamLimits
-from shared.web import ApiError
+from shared.web_errors import ApiError
 
 
 def test_stream_limits_per_principal_and_per_process() -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from shared import topic_policy, topics
 from shared.settings import Settings
-from shared.web import ops_app
+from shared.web_ops import ops_app
 
 SERVICES = ("alert", "dispatch", "notify")
 # What each service reads (its FastStream subscribers).

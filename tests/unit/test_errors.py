@@ -1,5 +1,6 @@
-"""The one exception hierarchy (shared/errors.py) and its one mapping to HTTP (shared/web.py):
-each kind answers with its status, code and field, whichever service raised it."""
+"""The one exception hierarchy (shared/errors.py) and its one mapping to HTTP
+(shared/web_errors.py): each kind answers with its status, code and field, whichever service
+raised it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from services.alert.domain import IntakeRefused
 from services.dispatch.domain import Refused
 from services.notify.errors import Conflict, Forbidden, NotFound
 from shared import errors
-from shared.web import ApiError, install_error_handlers
+from shared.web_errors import ApiError, install_error_handlers
 
 CASES = [
     (NotFound(message="x"), 404, "not_found", None),

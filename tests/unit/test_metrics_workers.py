@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared import metrics
-from shared.web import ops_app
+from shared.web_ops import ops_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,8 @@ from deploy.local.stack import free_port
 from shared.auth import InvalidToken, Role, verify_token_with_expiry
 from shared.oidc import provider_keys
 from shared.settings import Settings
-from shared.web import content_security_policy, mount_shared_ui
+from shared.web import mount_shared_ui
+from shared.web_hardening import content_security_policy
 
 
 class Provider:

@@ -14,7 +14,8 @@ from services.alert.domain import IntakeRefused
 from services.alert.place import CONFLICT_KM, PlaceResolution, resolve_place
 from shared.boundaries import BoundaryIndex, boundary_index
 from shared.datum import Datum, from_wgs84
-from shared.regions import RegionIndex, region_index, short_name, within
+from shared.names import short_name
+from shared.regions import RegionIndex, region_index, within
 from shared.report import Report, ResolvedReport
 from tests.helpers import report_body
 

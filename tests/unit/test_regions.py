@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.regions import Region, RegionIndex, region_index, short_name
+from shared.names import short_name
+from shared.regions import Region, RegionIndex, region_index
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,215 @@
+"""What a free-text address names: the official, short and former names of regions found in it
+and scored against each other, and the development zones or new areas it names (no divisions,
+see shared.zones). Used by shared.regions.RegionIndex.parse_address."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.names import short_name
+from shared.region_codes import within
+from shared.zones import Span, Zone, fold, kind_spans, zone_keys
+
+if TYPE_CHECKING:
+    from shared.regions import Region
+
+__all__ = ["AddressMatch", "AddressParser"]
+
+# How a name variant found in an address counts: full official name > former name > short name.
+_FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
+# Former names this short ending in 区 are generic words (新区, 城区, 郊区, 矿区): they name a
+# place only together with its prefecture or province (丰润区 was 唐山's 新区; 成都高新区 is not
+# in Hebei).
+_GENERIC_ALIAS_LEN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AddressMatch:
+    """What an address names. `region` is the deepest region it pins down (None when it
+    names none, or names several unrelated ones: `candidates` then lists them); `zone` is a
+    development zone or new area named in it, which is no division (see shared.zones)."""
+
+    region: Region | None
+    zone: str | None = None
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    start: int
+    end: int
+    weight: float
+    generic: bool = False
+    full: bool = False
+
+
+class AddressParser:
+    """The names of `regions` (by code) and their former names (`aliases`: (former name,
+    code)), and the `zones` whose hosts are all known, indexed for scanning addresses;
+    `chain(code)` is the region then its ancestors (RegionIndex.chain)."""
+
+    def __init__(self, regions: Mapping[str, Region], aliases: Iterable[tuple[str, str]],
+                 zones: Iterable[Zone], chain: Callable[[str], list[Region]]) -> None:
+        self._by_code = regions
+        self._chain = chain
+        provinces = [n for r in regions.values() if r.level == "province"
+                     for n in (r.name, short_name(r.name)) if n]
+        self._zones: dict[str, Zone] = {}
+        for z in zones:
+            if all(h in regions for h in z.hosts):
+                for key in zone_keys(z.name, provinces):
+                    self._zones.setdefault(key, z)
+        self._max_zone = max((len(k) for k in self._zones), default=0)
+        # Every beginning of a zone key (3 characters on): a scan stops extending a piece of
+        # text as soon as no key begins with it (issue 15: the intake profile).
+        self._zone_prefixes = {k[:n] for k in self._zones for n in range(3, len(k) + 1)}
+        self._names: dict[str, list[tuple[str, float]]] = {}
+        for r in regions.values():
+            self._add_name(r.name, r.code, _FULL)
+            if (short := short_name(r.name)) is not None:
+                self._add_name(short, r.code, _SHORT)
+        for former, code in aliases:
+            if code in regions:
+                self._add_name(former, code, _ALIAS)
+        self._max_name = max(len(n) for n in self._names)
+        self._name_prefixes = {n[:k] for n in self._names for k in range(2, len(n) + 1)}
+
+    def _add_name(self, name: str, code: str, weight: float) -> None:
+        entries = self._names.setdefault(name, [])
+        if (code, weight) not in entries:
+            entries.append((code, weight))
+
+    def zone(self, name: str) -> Zone | None:
+        """A development zone or new area known from data, by any of its spellings."""
+        return self._zones.get(fold(name))
+
+    def parse(self, text: str) -> AddressMatch:
+        """What an address names; the rules are those of RegionIndex.parse_address."""
+        folded = fold(text)
+        kinds = kind_spans(folded)
+        hits = self._name_hits(folded, kinds)
+        zone_hits = self._zone_hits(folded)
+        region, candidates = self._best(hits)
+        zone = None
+        if zone_hits:
+            zone = max(zone_hits, key=lambda z: len(z.name)).name
+            region, candidates = self._within_zone(region, zone_hits)
+        kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
+                 if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
+                            for h in hs)]
+        if not zone_hits and kinds:
+            k = kinds[0]
+            stem = folded[max(0, k.start - 4):k.start]
+            cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
+            zone = stem[cut + 1:] + folded[k.start:k.end]
+        return AddressMatch(region, zone, candidates)
+
+    def _name_hits(self, text: str, kinds: list[Span]) -> dict[str, list[_Hit]]:
+        found: list[tuple[str, float, int, int]] = []
+        for i in range(len(text)):
+            for j in range(i + 2, min(len(text), i + self._max_name) + 1):
+                piece = text[i:j]
+                if piece not in self._name_prefixes:
+                    break  # no name begins so: none is longer either
+                found.extend((code, bonus, i, j)
+                             for code, bonus in self._names.get(piece, ()))
+        # A zone's own name: a county's short or former name right before a kind word (江北 in
+        # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
+        # 清水河/九龙坡, 清新区 in 武清新区).
+        own = [Span(i, j) for code, bonus, i, j in found
+               if bonus != _FULL and self._by_code[code].level == "county"
+               and any(j == k.start for k in kinds)]
+        hits: dict[str, list[_Hit]] = {}
+        for code, bonus, i, j in found:
+            if not self._kept(code, bonus, i, j, kinds, own):
+                continue
+            generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
+            hits.setdefault(code, []).append(
+                _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
+        return hits
+
+    def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
+              own: list[Span]) -> bool:
+        if bonus == _FULL:  # a full official name stands, unless it cuts into a kind word
+            return not any(k.overlaps(i, j) and not k.within(i, j) for k in kinds) \
+                and not any(sp.start < i < sp.end for sp in own)
+        if any(k.overlaps(i, j) for k in kinds):
+            return False  # 新区 inside 高新区
+        if not any(sp.overlaps(i, j) for sp in own):
+            return True
+        # the city that names the zone stays (西安 in 西安高新区), nothing else in its name
+        return (bonus == _SHORT and self._by_code[code].level != "county"
+                and any(j == k.start for k in kinds))
+
+    def _zone_hits(self, text: str) -> list[Zone]:
+        found: list[Zone] = []
+        for i in range(len(text)):
+            for j in range(i + 3, min(len(text), i + self._max_zone) + 1):
+                piece = text[i:j]
+                if piece not in self._zone_prefixes:
+                    break
+                z = self._zones.get(piece)
+                if z is not None and z not in found:
+                    found.append(z)
+        return found
+
+    def _best(self, hits: dict[str, list[_Hit]]) -> tuple[Region | None, tuple[str, ...]]:
+        scored: list[tuple[float, Region]] = []
+        for code, own in hits.items():
+            chain = self._chain(code)
+            best = -math.inf
+            for own_hit in own:
+                ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
+                if own_hit.generic and ancestors == 0:
+                    continue
+                best = max(best, own_hit.weight + ancestors)
+            if best > -math.inf:
+                scored.append((best, chain[0]))
+        if not scored:
+            return None, ()
+        top = max(s for s, _ in scored)
+        best_regions = [r for s, r in scored if s == top]
+        if len(best_regions) == 1:
+            return best_regions[0], ()
+        common = self._common_ancestor(best_regions)
+        return common, () if common else tuple(sorted(r.code for r in best_regions))
+
+    def _within_zone(self, region: Region | None,
+                     zones: list[Zone]) -> tuple[Region | None, tuple[str, ...]]:
+        """A zone's host(s) against what the rest of the address names: the address region
+        when it lies inside a host, the one host the address region contains, else the host
+        when there is only one; else None with the hosts as candidates."""
+        hosts = sorted({h for z in zones for h in z.hosts})
+        if region is not None:
+            inside = [h for h in hosts if within(h, region.code)]
+            if inside:
+                return region, ()
+            below = [h for h in hosts if within(region.code, h)]
+            if len(below) == 1:
+                return self._by_code[below[0]], ()
+        if len(hosts) == 1:
+            return self._by_code[hosts[0]], ()
+        return None, tuple(hosts)
+
+    def _ancestors_score(self, ancestors: list[Region], hits: dict[str, list[_Hit]],
+                         used: list[_Hit]) -> float:
+        """Best total weight of ancestor matches that do not overlap `used` or each other."""
+        if not ancestors:
+            return 0.0
+        first, rest = ancestors[0], ancestors[1:]
+        best = self._ancestors_score(rest, hits, used)  # this ancestor not named
+        for h in hits.get(first.code, ()):
+            if all(h.end <= u.start or u.end <= h.start for u in used):
+                best = max(best, h.weight + self._ancestors_score(rest, hits, [*used, h]))
+        return best
+
+    def _common_ancestor(self, regions: list[Region]) -> Region | None:
+        chains = [[r.code for r in self._chain(x.code)] for x in regions]
+        shared = set(chains[0]).intersection(*chains[1:])
+        for code in chains[0]:  # deepest first
+            if code in shared:
+                return self._by_code[code]
+        return None
