@@ -7,9 +7,9 @@ resource exactly (no prefixes, no wildcards).
 
 Why each service needs what it has (the code that uses it):
 
-* alert — writes reports and tips from its outbox (services/alert/adapters/relay.py `Relay`), follows
-  the `case.opened`/`case.closed` copies on `homeward.progress.v1` and delivery receipts to show
-  an operator the progress of a report and refuse tips on a closed case
+* alert — writes reports and tips from its outbox (services/alert/adapters/relay.py
+  `Relay`), follows the `case.opened`/`case.closed` copies on `homeward.progress.v1` and
+  delivery receipts to show an operator the progress of a report and refuse tips on a closed case
   (services/alert/consumers.py, group `homeward-alert-progress`), dead-letters poison of what it
   reads. It cannot read the case log, subscribers, alerts (push bodies), reports or tips.
 * alert (issue 16) — also writes unidentified-child records (`homeward.unidentified-children.v1`)
