@@ -154,7 +154,7 @@ async def _radius(redis_url: str) -> dict[float, list[float]]:
     from redis.asyncio import Redis
 
     from services.notify.adapters import SubscriberRepository
-    from services.notify.domain import SubscriberKind
+    from services.notify.audience import SubscriberKind
     from services.notify.sealing import SubscriberSeal
     from shared.settings import Settings
 

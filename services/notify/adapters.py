@@ -13,13 +13,9 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from services.notify.domain import (
-    LEDGER_META,
-    AlertState,
-    CaseNotes,
-    Subscriber,
-    SubscriberKind,
-)
+from services.notify.audience import Subscriber, SubscriberKind
+from services.notify.domain import AlertState, CaseNotes
+from services.notify.ledger_rules import LEDGER_META
 from services.notify.outbound import AppriseSender as AppriseSender
 from services.notify.outbound import SendResult as SendResult
 from services.notify.outbound import UnsafeUrl as UnsafeUrl

@@ -25,8 +25,9 @@ from services.notify.adapters import (
     make_redis,
 )
 from services.notify.api import UI, build_router, build_ui_router
+from services.notify.audience import Subscriber
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber
+from services.notify.domain import AlertState
 from services.notify.handlers import ACKS, RETRIES, TIMERS_KEY, Notify
 from services.notify.keystore import load_keyring
 from services.notify.lanes import InlineLanes, KafkaLanes, Lanes

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.notify import domain
+from services.notify import audience, content, domain
 from services.notify.adapters import AppriseSender, GroupCommit, SendResult, WebhookSender
+from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.context import Context
 from services.notify.delivery_rules import (
     RetryPolicy,
@@ -41,17 +42,9 @@ from services.notify.delivery_rules import (
     for_recipient,
     superseded,
 )
-from services.notify.domain import (
-    BODY_GONE,
-    CANCELLED,
-    DISABLED,
-    NOT_REACHED,
-    SUPERSEDED,
-    AlertState,
-    Subscriber,
-    SubscriberKind,
-)
+from services.notify.domain import AlertState
 from services.notify.lanes import Job
+from services.notify.ledger_rules import BODY_GONE, CANCELLED, DISABLED, NOT_REACHED, SUPERSEDED
 from services.notify.signing import Keyring
 from shared import metrics, telemetry, topics
 from shared.events import (
@@ -227,12 +220,12 @@ class DeliveryWorker:
     async def send(self, did: str, sub: Subscriber, body: dict[str, Any],
                    payload: str | None = None) -> SendResult:
         channel = sub.channel
-        if isinstance(channel, domain.WebhookChannel):
+        if isinstance(channel, audience.WebhookChannel):
             self.sent += 1
             return await self.webhooks.send(str(channel.url),
                                             sub.signing_secrets(self.ctx.clock()), did, body,
                                             payload)
-        if isinstance(channel, domain.AppriseChannel):
+        if isinstance(channel, audience.AppriseChannel):
             self.sent += 1
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
@@ -250,7 +243,7 @@ class DeliveryWorker:
             made = int((await ctx.ledger.get(did)).get("attempts", "0") or 0)
         attempts = made + 1
         if sub.kind == SubscriberKind.hub and attempts == 1:
-            if body["type"] == domain.ALERT_CANCELLED:
+            if body["type"] == content.ALERT_CANCELLED:
                 await ctx.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
             await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
         if limit is None:
@@ -259,7 +252,7 @@ class DeliveryWorker:
             async with limit:
                 result = await self.send(did, sub, body, payload)
         persistent = (sub.kind == SubscriberKind.hub and active
-                      and body["type"] == domain.ALERT_ISSUED)
+                      and body["type"] == content.ALERT_ISSUED)
         decision = decide_attempt(result, attempts, self.policy, persistent)
         status = str(result.status or "")
         done_at = ctx.clock()  # the ledger's time and the receipt's, the same instant
@@ -280,7 +273,7 @@ class DeliveryWorker:
         # A hub acknowledges its first message of an alert (an Alert; a reopen is one again),
         # not each Update after it.
         if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
-                and body["type"] == domain.ALERT_ISSUED and body.get("msg_type") == "Alert":
+                and body["type"] == content.ALERT_ISSUED and body.get("msg_type") == "Alert":
             await ctx.ledger.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
         if decision.disable:
             await self.disable(sub.subscriber_id)
@@ -329,7 +322,7 @@ class DeliveryWorker:
             return
         alert = await ctx.alerts.get(str(body["alert_id"]))
         active = alert is not None and not alert.cancelled
-        if body["type"] == domain.ALERT_ISSUED and not active:
+        if body["type"] == content.ALERT_ISSUED and not active:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
             return
         sub = await ctx.subscribers.get(record["subscriber_id"])

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.notify.domain import SubscriberKind, SubscriberRequest
+from services.notify.audience import SubscriberKind, SubscriberRequest
 from services.notify.subscribers import region_of
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}

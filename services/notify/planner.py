@@ -1,5 +1,6 @@
 """The alert planner (issue 18 §1): consumes reports and dispatch's events, decides versions
-(Alert, Update, Cancel), audiences and recipients with the rules of `domain`, logs the push
+(Alert, Update, Cancel), audiences and recipients with the rules of `domain`,
+`audience` and `content`, logs the push
 bodies and publishes one delivery job per (version, recipient) to the lane of the recipient
 (services.notify.lanes). It sends nothing itself: the delivery workers do.
 
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.notify import domain, tip_push
+from services.notify import audience, content, domain, tip_push
+from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.children import ChildAlerts
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.domain import AlertState
 from services.notify.lanes import Job, Lanes, Then
 from services.notify.purge import purge_alert, pushed_report
 from services.notify.recipients import Selection
@@ -320,7 +322,7 @@ class Planner:
 
     def body(self, alert: AlertState, scope: Any) -> dict[str, Any]:
         s = self.ctx.settings
-        return domain.push_body(alert, scope, self.ctx.link(alert.alert_id),
+        return content.push_body(alert, scope, self.ctx.link(alert.alert_id),
                                 s.notify_official_contact, s.notify_push_max_chars,
                                 self.ctx.clock(), s.display_timezone, self.ctx.verify_base())
 
@@ -355,7 +357,7 @@ class Planner:
         notes = await ctx.alerts.notes(alert.case_id)
         people = [p for p in [alert.leader or notes.leader, *notes.members]
                   if p and p.get("phone")]
-        members = domain.group_members(alert, people, template)
+        members = audience.group_members(alert, people, template)
         already = await ctx.alerts.recipients(alert.alert_id)
         members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
                    >= alert.version]
@@ -370,7 +372,7 @@ class Planner:
         those an earlier version reached)."""
         recipients = await self.ctx.alerts.recipients(alert.alert_id)
         subs = await self.ctx.subscribers.get_many(recipients)
-        body = domain.cancel_body(alert, self.ctx.clock())
+        body = content.cancel_body(alert, self.ctx.clock())
         await self.publish(alert.alert_id, [(s, body) for s in subs if s.active], None)
 
     async def publish(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],

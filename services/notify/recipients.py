@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from services.notify import domain, selection
+from services.notify import selection
+from services.notify.audience import PUBLIC_KINDS, Subscriber, SubscriberKind
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.domain import AlertState
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Selection:
         ctx, s = self.ctx, self.ctx.settings
         audience = [SubscriberKind.hub]
         if alert.released:
-            audience += list(domain.PUBLIC_KINDS)
+            audience += list(PUBLIC_KINDS)
         if kinds is not None:
             audience = [k for k in audience if k in kinds]
         seen: set[str] = set()

@@ -24,7 +24,8 @@ from standardwebhooks import Webhook
 
 from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
-from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
+from services.notify.audience import SubscriberKind, SubscriberRequest
+from services.notify.domain import alert_id_of
 from services.notify.handlers import Notify
 from services.notify.signing import SignatureInvalid, verify_cap
 from shared import topics

@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import KafkaServer, RedisServer, free_port
 from services.notify.app import create_app
-from services.notify.domain import Subscriber, SubscriberKind, alert_id_of
+from services.notify.audience import Subscriber, SubscriberKind
+from services.notify.domain import alert_id_of
 from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role

@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 
 from services.notify import selection
 from services.notify.adapters import SubscriberRepository
-from services.notify.domain import SubscriberKind, alert_id_of
+from services.notify.audience import SubscriberKind
+from services.notify.domain import alert_id_of
 from services.notify.sealing import SubscriberSeal
 from shared.settings import Settings
 from tests.integration.test_notify_delivery import north, sinks, stack_factory

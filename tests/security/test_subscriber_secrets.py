@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.notify.adapters import SubscriberLog
-from services.notify.domain import Subscriber
+from services.notify.audience import Subscriber
 from services.notify.sealing import SealError, SubscriberSeal, new_key
 from shared import topics
 from shared.auth import Role
