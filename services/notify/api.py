@@ -13,9 +13,10 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.notify import audience, domain, formats, ledger_rules
-from services.notify.adapters import HubFeed, UnsafeUrl
+from services.notify.adapters import HubFeed
 from services.notify.audience import SubscriberRequest
 from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
+from services.notify.outbound import UnsafeUrl
 from services.notify.preview import cancel_preview, release_preview
 from shared.auth import Principal, Role
 from shared.events import Outcome

@@ -32,7 +32,6 @@ from datetime import datetime
 from typing import Any
 
 from services.notify import audience, content, domain
-from services.notify.adapters import AppriseSender, GroupCommit, SendResult, WebhookSender
 from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.context import Context
 from services.notify.delivery_rules import (
@@ -43,8 +42,10 @@ from services.notify.delivery_rules import (
     superseded,
 )
 from services.notify.domain import AlertState
+from services.notify.group_commit import GroupCommit
 from services.notify.lanes import Job
 from services.notify.ledger_rules import BODY_GONE, CANCELLED, DISABLED, NOT_REACHED, SUPERSEDED
+from services.notify.outbound import AppriseSender, SendResult, WebhookSender
 from services.notify.signing import Keyring
 from shared import metrics, telemetry, topics
 from shared.events import (

@@ -17,12 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from services.notify.acks import Acks
-from services.notify.adapters import AppriseSender, WebhookSender
 from services.notify.audience import Subscriber
 from services.notify.context import Context
 from services.notify.delivery import ACKS, RETRIES, DeliveryWorker
 from services.notify.errors import Conflict, Forbidden, NotFound
 from services.notify.lanes import InlineLanes, Lanes
+from services.notify.outbound import AppriseSender, WebhookSender
 from services.notify.planner import WIDEN, Planner, body_key, job_of
 from services.notify.rebuild import Rebuild
 from services.notify.registry import Registry

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.notify import audience
-from services.notify.adapters import SubscriberLog, WebhookSender
 from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.context import Context
 from services.notify.errors import Conflict, Forbidden, NotFound
+from services.notify.logs import SubscriberLog
+from services.notify.outbound import WebhookSender
 from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.regions import within

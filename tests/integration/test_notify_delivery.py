@@ -22,11 +22,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
-from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
 from services.notify.audience import SubscriberKind, SubscriberRequest
 from services.notify.domain import alert_id_of
 from services.notify.handlers import Notify
+from services.notify.logs import SubscriberLog
 from services.notify.signing import SignatureInvalid, verify_cap
 from shared import topics
 from shared.auth import Role, mint_token

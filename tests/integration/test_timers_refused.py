@@ -23,10 +23,10 @@ from services.dispatch.roster import load_roster
 from services.notify import audience as notify_audience
 from services.notify import content as notify_content
 from services.notify import domain as notify_domain
-from services.notify.adapters import DeliveryLedger
 from services.notify.app import build_notify
 from services.notify.handlers import ACKS, RETRIES, WIDEN
 from services.notify.handlers import TIMERS_KEY as NOTIFY_TIMERS
+from services.notify.ledger import DeliveryLedger
 from shared import topics
 from shared.events import CASE_TASK_OVERDUE, REPORT_ACCEPTED, CloudEvent
 from shared.faults import RETRYING_NOW
