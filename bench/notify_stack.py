@@ -165,7 +165,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(str(Path(profile) / f"worker-{os.getpid()}.prof"))
-            conn.send(app.state.notify.worker.sent)
+            conn.send(app.state.notify.worker.sender.sent)
 
     asyncio.run(serve())
 

@@ -157,7 +157,7 @@ async def _widenings(bootstrap: str, redis_url: str) -> dict[str, list[float]]:
                     versions=[VersionInfo(version=1, msg_type="Alert", sent=now[0],
                                           radius_km=100.0)], report=report_body())
                 await planner.ctx.save(alert)
-                await planner.fan_out(alert)
+                await planner.fanout.fan_out(alert)
                 for version, hours in enumerate(BOUNDARIES, start=2):
                     now[0] = seen + unit * hours + timedelta(seconds=1)
                     parent.send((alert.alert_id, version))

@@ -17,12 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from services.notify import audience, content, domain, ledger_rules
-from services.notify.delivery import ACKS, RETRIES
 from services.notify.delivery_rules import as_pushed
 from services.notify.domain import AlertState
 from services.notify.logs import AlertLog, SubscriberLog
 from services.notify.planner import Planner
 from services.notify.registry import Registry
+from services.notify.sending import ACKS, RETRIES
 from shared import topics
 from shared.events import (
     CASE_FOUND,

@@ -1,6 +1,6 @@
 """Who a version goes to, found page by page (issue 18 §6; the rule is in
 services.notify.selection): the geo indexes and the alert's recipients in Redis, read by the
-planner (services.notify.planner.Planner.fan_out) one page at a time."""
+planner (services.notify.fanout.FanOut.fan_out) one page at a time."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ async def push(planner: Planner, event: CloudEvent) -> None:
     await ctx.subscribers.add_many(members)  # a retry finds its recipient
     # Not a version of the alert: nobody is recorded as its recipient (a Cancel goes only to
     # those the alert itself reached).
-    await planner.publish(str(body["alert_id"]), [(m, body) for m in members], None)
+    await planner.fanout.publish(str(body["alert_id"]), [(m, body) for m in members], None)
 
 
 async def purge_bodies(notify: Context, case_id: str) -> list[str]:
