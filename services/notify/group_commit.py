@@ -1,5 +1,5 @@
 """Batching of many concurrent writes into one round trip: the delivery ledger's marks
-(services.notify.ledger) and the delivery workers' receipts (services.notify.delivery)."""
+(services.notify.ledger) and the delivery receipts (services.notify.sending)."""
 
 from __future__ import annotations
 
