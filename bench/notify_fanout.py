@@ -90,7 +90,7 @@ async def _fanout(bootstrap: str, redis_url: str, sink: Sink) -> dict[str, float
         await notify.alerts.save(alert)
         worker_cpu, own_cpu = workers.cpu(), time.process_time()
         began = time.perf_counter()
-        await notify.planner.fan_out(alert)
+        await notify.planner.fanout.fan_out(alert)
         cpu["planner"].append((time.process_time() - own_cpu) / count * 1e6)
         rate = count / (await receipts.wait(alert.case_id, count) - began)
         cpu["worker"].append((workers.cpu() - worker_cpu) / count * 1e6)
@@ -154,7 +154,7 @@ async def _radius(redis_url: str) -> dict[float, list[float]]:
     from redis.asyncio import Redis
 
     from services.notify.adapters import SubscriberRepository
-    from services.notify.domain import SubscriberKind
+    from services.notify.audience import SubscriberKind
     from services.notify.sealing import SubscriberSeal
     from shared.settings import Settings
 

@@ -131,7 +131,7 @@ async def _measure(bootstrap: str, redis_url: str, sink: Sink, label: str,
             bulk = public_alert(f"140403-20261130-BULK{label.upper()}", BULK_CENTRE, 100.0)
             await notify.alerts.save(bulk)
             began = time.perf_counter()
-            await notify.planner.fan_out(bulk)
+            await notify.planner.fanout.fan_out(bulk)
             out["planned_s"] = time.perf_counter() - began
             busy, left, busy_plan = await hub_pushes(notify, sink, http, label, REPORTS,
                                                      REPORTS, receipts, bulk.case_id)

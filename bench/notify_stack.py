@@ -165,7 +165,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(str(Path(profile) / f"worker-{os.getpid()}.prof"))
-            conn.send(app.state.notify.worker.sent)
+            conn.send(app.state.notify.worker.sender.sent)
 
     asyncio.run(serve())
 
@@ -357,7 +357,7 @@ def around(centre: tuple[float, float], spread: float, n: int) -> list[tuple[flo
 def subscribers(kind: str, urls: list[str], places: list[tuple[float, float]],
                 prefix: str) -> list[Any]:
     """Webhook subscribers of `kind`, one per URL, at `places`."""
-    from services.notify.domain import Subscriber
+    from services.notify.audience import Subscriber
 
     return [Subscriber.model_validate({
         "kind": kind, "name": f"{prefix}{i}", "subscriber_id": f"S{prefix}{i:06d}",
@@ -386,7 +386,7 @@ def payload_of(notify: Any, alert: Any) -> bytes:
     """The public bulletin of `alert` as the raw client posts it."""
     from datetime import UTC, datetime
 
-    from services.notify.domain import push_body
+    from services.notify.content import push_body
 
     body = push_body(alert, "public", notify.link(alert.alert_id), "110", 1000,
                      datetime.now(UTC))

@@ -71,7 +71,7 @@ def _watch_main(bootstrap: str, topic: str, conn: Any) -> None:
 
 
 async def _load(redis: Any, seal: Any, rng: random.Random) -> None:
-    from services.notify.domain import Subscriber
+    from services.notify.audience import Subscriber
     from services.notify.selection import distance_km
 
     began = time.perf_counter()
@@ -110,8 +110,9 @@ async def _load(redis: Any, seal: Any, rng: random.Random) -> None:
 async def _widenings(bootstrap: str, redis_url: str) -> dict[str, list[float]]:
     from services.notify.adapters import make_redis
     from services.notify.app import build_notify, make_notify_broker
+    from services.notify.audience import SubscriberKind
     from services.notify.delivery_rules import lane_of
-    from services.notify.domain import AlertState, SubscriberKind, VersionInfo
+    from services.notify.domain import AlertState, VersionInfo
     from services.notify.lanes import KafkaLanes
     from services.notify.sealing import SubscriberSeal
     from shared.kafka import EventPublisher
@@ -156,7 +157,7 @@ async def _widenings(bootstrap: str, redis_url: str) -> dict[str, list[float]]:
                     versions=[VersionInfo(version=1, msg_type="Alert", sent=now[0],
                                           radius_km=100.0)], report=report_body())
                 await planner.ctx.save(alert)
-                await planner.fan_out(alert)
+                await planner.fanout.fan_out(alert)
                 for version, hours in enumerate(BOUNDARIES, start=2):
                     now[0] = seen + unit * hours + timedelta(seconds=1)
                     parent.send((alert.alert_id, version))

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from services.notify import domain
 from services.notify.context import Context
-from services.notify.delivery import ACKS, DeliveryWorker
 from services.notify.errors import Forbidden, NotFound
+from services.notify.sending import ACKS, Sender
 from shared import metrics, topics
 from shared.events import (
     DELIVERY_ACK_OVERDUE,
@@ -37,7 +37,7 @@ def receipt_of(did: str, record: dict[str, str], **fields: object) -> DeliveryRe
 @dataclass
 class Acks:
     ctx: Context
-    worker: DeliveryWorker
+    sender: Sender
 
     async def acknowledge(self, did: str, hub_id: str | None, admin: bool = False) -> str:
         """The hub `hub_id` (or an admin) confirms delivery `did`: when, ISO 8601. NotFound,
@@ -110,7 +110,7 @@ class Acks:
         if "alert_id" not in body:
             return
         await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
-        result = await self.worker.send(f"{did}_r{reminders + 1}", sub, body)
+        result = await self.sender.send(f"{did}_r{reminders + 1}", sub, body)
         if result.ok:
             await ctx.ledger.schedule(ACKS, did,
                                       time.time() + ctx.settings.notify_ack_deadline_s)

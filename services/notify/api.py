@@ -12,10 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.notify import domain, formats
-from services.notify.adapters import HubFeed, UnsafeUrl
-from services.notify.domain import SubscriberRequest
+from services.notify import audience, domain, formats, ledger_rules
+from services.notify.adapters import HubFeed
+from services.notify.audience import SubscriberRequest
 from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
+from services.notify.outbound import UnsafeUrl
 from services.notify.preview import cancel_preview, release_preview
 from shared.auth import Principal, Role
 from shared.events import Outcome
@@ -26,7 +27,7 @@ from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
 CaseId = Annotated[str, PathParam(pattern=domain.CASE_ID)]
-HubId = Annotated[str, PathParam(pattern=domain.HUB_ID)]
+HubId = Annotated[str, PathParam(pattern=audience.HUB_ID)]
 
 
 class SubscriberCreated(BaseModel):
@@ -41,7 +42,7 @@ class SecretRotated(BaseModel):
 class HubInfo(BaseModel):
     hub_id: str
     name: str
-    location: domain.Location
+    location: audience.Location
     region_code: str | None = None
 
 
@@ -105,12 +106,12 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
 
     Maybe = Annotated[Principal | None, Depends(maybe_principal)]
 
-    async def own_hub(principal: Principal, hub_id: str) -> domain.Subscriber:
+    async def own_hub(principal: Principal, hub_id: str) -> audience.Subscriber:
         if principal.role == Role.hub and principal.hub_id != hub_id:
             raise ApiError(403, "forbidden", "not your hub", role=principal.role.value,
                            needs="hub " + hub_id)
         sub = await notify.subscribers.get(hub_id)
-        if sub is None or sub.kind != domain.SubscriberKind.hub:
+        if sub is None or sub.kind != audience.SubscriberKind.hub:
             raise ApiError(404, "not_found", f"hub {hub_id} not found")
         # Scoped with no exception (admins too, issue 12): a hub without a region (registered
         # before every hub had one) is seen by national scope only.
@@ -139,7 +140,7 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
 
     @router.post("/subscribers/{subscriber_id}/rotate-secret", response_model=SecretRotated,
                  tags=["subscribers"])
-    async def rotate_secret(subscriber_id: Annotated[str, PathParam(pattern=domain.HUB_ID)],
+    async def rotate_secret(subscriber_id: Annotated[str, PathParam(pattern=audience.HUB_ID)],
                             admin: Admin) -> SecretRotated:
         """A new signing secret, shown once. For `notify_secret_overlap_s` every push carries
         a `v1,` signature per live secret in `webhook-signature`. 404 outside the admin's
@@ -204,7 +205,7 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         alert = await notify.alerts.get(domain.alert_id_of(case_id))
         if alert is None or not principal.can_see(alert.region_code):
             raise ApiError(404, "not_found", f"case {case_id} not found")
-        rows = [Delivery(**{**r, "error": domain.error_class(r["error"])})
+        rows = [Delivery(**{**r, "error": ledger_rules.error_class(r["error"])})
                 for r in await notify.deliveries(case_id)]
         counts: dict[str, int] = {}
         for r in rows:

@@ -15,22 +15,17 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from services.notify import consumers
-from services.notify.adapters import (
-    AlertRepository,
-    CompactedLog,
-    DeliveryLedger,
-    HubFeed,
-    SubscriberRepository,
-    WebhookSender,
-    make_redis,
-)
+from services.notify.adapters import AlertRepository, HubFeed, SubscriberRepository, make_redis
 from services.notify.api import UI, build_router, build_ui_router
+from services.notify.audience import Subscriber
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber
+from services.notify.domain import AlertState
 from services.notify.handlers import ACKS, RETRIES, TIMERS_KEY, Notify
 from services.notify.keystore import load_keyring
 from services.notify.lanes import InlineLanes, KafkaLanes, Lanes
-from services.notify.outbound import AppriseSender, OutboundPolicy
+from services.notify.ledger import DeliveryLedger
+from services.notify.logs import CompactedLog
+from services.notify.outbound import AppriseSender, OutboundPolicy, WebhookSender
 from services.notify.public_api import build_public_router
 from services.notify.sealing import SubscriberSeal
 from services.notify.signing import Keyring

@@ -94,8 +94,8 @@ class ChildAlerts:
                 alert.bump("Update", self.notify.clock(), note=f"report {accepted.report_id}")
                 await self.notify.save(alert)
             await self.notify.alerts.set_merged(accepted.case_id, alert_id)
-        await self.planner.fan_out(alert, everyone=True)
-        await self.planner.push_group(alert, everyone=True)
+        await self.planner.fanout.fan_out(alert, everyone=True)
+        await self.planner.fanout.push_group(alert, everyone=True)
         return True
 
     async def reopen(self, case_id: str) -> None:
@@ -116,8 +116,8 @@ class ChildAlerts:
             alert.radius_km = self.planner.radius(alert.seen_at, now)
             alert.bump("Alert", now, note="reopened")
             await self.notify.save(alert)
-        await self.planner.fan_out(alert, everyone=True)
-        await self.planner.push_group(alert, everyone=True)
+        await self.planner.fanout.fan_out(alert, everyone=True)
+        await self.planner.fanout.push_group(alert, everyone=True)
         await self.planner.schedule_widening(alert, now)
 
     async def unlink(self, unlinked: ReportUnlinked) -> None:
@@ -144,8 +144,8 @@ class ChildAlerts:
                 own = await self.notify.alerts.get(domain.alert_id_of(accepted.case_id)) \
                     or await self.planner.open(accepted)
             if own is not None and not own.cancelled:
-                await self.planner.fan_out(own)
-                await self.planner.push_group(own)
+                await self.planner.fanout.fan_out(own)
+                await self.planner.fanout.push_group(own)
 
     async def restore_identity(self, alert: AlertState) -> None:
         """The child's claim (a live alert within the window) and the reports merged into it."""

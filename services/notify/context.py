@@ -9,13 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.notify.adapters import (
-    AlertRepository,
-    DeliveryLedger,
-    HubFeed,
-    SubscriberRepository,
-)
+from services.notify.adapters import AlertRepository, HubFeed, SubscriberRepository
 from services.notify.domain import AlertState
+from services.notify.ledger import DeliveryLedger
 from shared import topics
 from shared.casekeys import ALERT_FIELDS, BODY_FIELDS, CaseKeys, sealed_json
 from shared.kafka import EventPublisher

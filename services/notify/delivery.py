@@ -16,8 +16,9 @@ recipient), different recipients at once (at most `notify_fanout_parallel` reque
   as an Alert, and each Update and Cancel references the versions that reached that recipient
   (delivery_rules.for_recipient: `references`, `cap_references` in CAP 1.2 form), on the
   first try and on every retry;
-* the try's outcome is decided by delivery_rules.decide_attempt: a hub's push of an active
-  alert keeps retrying (never `dead`), others die after `notify_retry_max_attempts` tries.
+* the try itself and all that follows it are the sender's (services.notify.sending.Sender): its
+  outcome is decided by delivery_rules.decide_attempt — a hub's push of an active alert keeps
+  retrying (never `dead`), others die after `notify_retry_max_attempts` tries.
 """
 
 from __future__ import annotations
@@ -25,50 +26,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from services.notify import domain
-from services.notify.adapters import AppriseSender, GroupCommit, SendResult, WebhookSender
+from services.notify import content, domain
+from services.notify.audience import Subscriber
 from services.notify.context import Context
-from services.notify.delivery_rules import (
-    RetryPolicy,
-    cancel_reaches,
-    decide_attempt,
-    for_recipient,
-    superseded,
-)
-from services.notify.domain import (
-    BODY_GONE,
-    CANCELLED,
-    DISABLED,
-    NOT_REACHED,
-    SUPERSEDED,
-    AlertState,
-    Subscriber,
-    SubscriberKind,
-)
+from services.notify.delivery_rules import cancel_reaches, for_recipient, superseded
+from services.notify.domain import AlertState
 from services.notify.lanes import Job
+from services.notify.ledger_rules import BODY_GONE, CANCELLED, DISABLED, NOT_REACHED, SUPERSEDED
+from services.notify.outbound import AppriseSender, WebhookSender
+from services.notify.sending import RETRIES, Sender
 from services.notify.signing import Keyring
-from shared import metrics, telemetry, topics
-from shared.events import (
-    DELIVERY_DEAD,
-    DELIVERY_FAILED,
-    DELIVERY_RETRYING,
-    DELIVERY_SENT,
-    CloudEvent,
-    DeliveryJob,
-    DeliveryReceipt,
-    DeliveryStatus,
-)
+from shared import telemetry
+from shared.events import CloudEvent, DeliveryJob, DeliveryStatus
 from shared.faults import is_transient
 
 log = logging.getLogger(__name__)
 
-RETRIES, ACKS = "retry", "ack"
 
 # A message that failed for good, by its event id (a job's is `<delivery id>:job`).
 OnError = Callable[[str, Exception], Awaitable[None]]
@@ -86,22 +63,19 @@ def record_of(sub: Subscriber | None, job: DeliveryJob) -> dict[str, str]:
 
 @dataclass
 class DeliveryWorker:
+    """Works the planner's jobs: claims each ledger record, drops or supersedes what must not
+    go out, makes each recipient's body, and hands the try to `sender`; the retry timer's next
+    try of a delivery left `retrying`."""
+
     ctx: Context
     webhooks: WebhookSender
     apprise: AppriseSender
     disable: Callable[[str], Awaitable[None]]
     keyring: Keyring | None = None
-    sent: int = 0  # requests this process made (a fair share of a fan-out, in the tests)
-    receipts: GroupCommit[tuple[str, CloudEvent]] = field(init=False)
+    sender: Sender = field(init=False)
 
     def __post_init__(self) -> None:
-        self.policy = RetryPolicy.from_settings(self.ctx.settings)
-        self.receipts = GroupCommit(self._publish_many)
-
-    async def _publish_many(self, events: list[tuple[str, CloudEvent]]) -> None:
-        """Receipts of many deliveries: handed to the producer together, then confirmed
-        together (acks=all), so the producer batches them."""
-        await self.ctx.publisher.publish_many(events)
+        self.sender = Sender(self.ctx, self.webhooks, self.apprise, self.disable)
 
     # --- jobs ----------------------------------------------------------------------------------
 
@@ -204,7 +178,7 @@ class DeliveryWorker:
             payload = payloads[shared_as] = json.dumps(body, ensure_ascii=False,
                                                       separators=(",", ":"))
         active = alert is None or not alert.cancelled
-        await self.attempt(did, sub, body, made, payload, limit, active=active)
+        await self.sender.attempt(did, sub, body, made, payload, limit, active=active)
 
     async def _earlier(self, job: DeliveryJob) -> list[tuple[str, dict[str, str]]]:
         """The ledger records of this recipient's deliveries of the alert's earlier versions."""
@@ -223,97 +197,6 @@ class DeliveryWorker:
         return for_recipient(body, earlier, sent, self.ctx.settings.notify_sender)
 
     # --- one try -------------------------------------------------------------------------------
-
-    async def send(self, did: str, sub: Subscriber, body: dict[str, Any],
-                   payload: str | None = None) -> SendResult:
-        channel = sub.channel
-        if isinstance(channel, domain.WebhookChannel):
-            self.sent += 1
-            return await self.webhooks.send(str(channel.url),
-                                            sub.signing_secrets(self.ctx.clock()), did, body,
-                                            payload)
-        if isinstance(channel, domain.AppriseChannel):
-            self.sent += 1
-            return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
-        return SendResult(True, None)  # console: the hub feed below is the delivery
-
-    async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
-                      made: int | None = None, payload: str | None = None,
-                      limit: asyncio.Semaphore | None = None, active: bool = True,
-                      since: str = "") -> None:
-        """One try of a delivery (`made` tries before it, read from the ledger if not given).
-        `limit` bounds the requests in flight; the records written after the request do not
-        hold a slot. `active`: the alert is not cancelled (a hub's push then never dies);
-        `since`: when the delivery first failed."""
-        ctx = self.ctx
-        if made is None:
-            made = int((await ctx.ledger.get(did)).get("attempts", "0") or 0)
-        attempts = made + 1
-        if sub.kind == SubscriberKind.hub and attempts == 1:
-            if body["type"] == domain.ALERT_CANCELLED:
-                await ctx.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
-            await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
-        if limit is None:
-            result = await self.send(did, sub, body, payload)
-        else:
-            async with limit:
-                result = await self.send(did, sub, body, payload)
-        persistent = (sub.kind == SubscriberKind.hub and active
-                      and body["type"] == domain.ALERT_ISSUED)
-        decision = decide_attempt(result, attempts, self.policy, persistent)
-        status = str(result.status or "")
-        done_at = ctx.clock()  # the ledger's time and the receipt's, the same instant
-        at = done_at.isoformat()
-        state = decision.state
-        fields = {"attempts": str(attempts), "http_status": status,
-                  "error": "" if state == DeliveryStatus.sent else result.error, "at": at}
-        if state == DeliveryStatus.retrying:
-            assert decision.delay_s is not None
-            since = since or at
-            due = time.time() + decision.delay_s
-            await ctx.ledger.mark(did, state, next_at=str(due), since=since, **fields)
-            await ctx.ledger.schedule(RETRIES, did, due)
-        elif state == DeliveryStatus.sent:
-            await ctx.ledger.mark(did, state, sent_at=at, **fields)  # hub ack time (metrics)
-        else:
-            await ctx.ledger.mark(did, state, **fields)
-        # A hub acknowledges its first message of an alert (an Alert; a reopen is one again),
-        # not each Update after it.
-        if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
-                and body["type"] == domain.ALERT_ISSUED and body.get("msg_type") == "Alert":
-            await ctx.ledger.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
-        if decision.disable:
-            await self.disable(sub.subscriber_id)
-        receipt = self._receipt(did, sub, body, state, result, attempts, done_at,
-                                since if state == DeliveryStatus.retrying else "")
-        kind = {DeliveryStatus.sent: DELIVERY_SENT,
-                DeliveryStatus.retrying: DELIVERY_RETRYING}.get(state, DELIVERY_FAILED)
-        # Retrying is recorded too, so that a rebuilt ledger retries it (alert ignores it).
-        event_id = f"{did}:{state}" + (f":{attempts}" if state == DeliveryStatus.retrying
-                                       else "")
-        await self.receipts.add((topics.DELIVERIES, CloudEvent.of(
-            kind, ctx.publisher.source, receipt.case_id, receipt, event_id=event_id)))
-        metrics.delivery_receipt(state, receipt.kind, receipt.channel, done_at, receipt.alert_id,
-                                 body.get("issued_at"))
-        if state == DeliveryStatus.dead:
-            metrics.dead_lettered(topics.DELIVERIES_DLQ)
-            await ctx.publisher.publish(topics.DELIVERIES_DLQ, CloudEvent.of(
-                DELIVERY_DEAD, ctx.publisher.source, receipt.case_id, receipt,
-                event_id=f"{did}:dead"))
-
-    def _receipt(self, did: str, sub: Subscriber, body: dict[str, Any], state: str,
-                 result: SendResult, attempts: int, at: datetime,
-                 since: str) -> DeliveryReceipt:
-        scope = "group" if sub.kind == SubscriberKind.member else body.get("scope", "cancel")
-        return DeliveryReceipt.model_validate({
-            "delivery_id": did, "alert_id": str(body["alert_id"]),
-            "case_id": str(body["case_id"]), "version": int(body["version"]),
-            "subscriber_id": sub.subscriber_id, "scope": scope, "channel": sub.channel.type,
-            "status": state, "http_status": result.status, "attempts": attempts,
-            "error": result.error, "at": at, "kind": sub.kind.value, "name": sub.name,
-            "since": since or None, "msg_type": body.get("msg_type"),
-            "references": body.get("references", [])})
-
     # --- the retry timer -----------------------------------------------------------------------
 
     async def retry(self, did: str) -> None:
@@ -329,7 +212,7 @@ class DeliveryWorker:
             return
         alert = await ctx.alerts.get(str(body["alert_id"]))
         active = alert is not None and not alert.cancelled
-        if body["type"] == domain.ALERT_ISSUED and not active:
+        if body["type"] == content.ALERT_ISSUED and not active:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
             return
         sub = await ctx.subscribers.get(record["subscriber_id"])
@@ -343,7 +226,7 @@ class DeliveryWorker:
         earlier = await self._earlier_of(str(body["alert_id"]), int(body["version"]),
                                          sub.subscriber_id)
         body = self._for_recipient(body, [r for _, r in earlier], alert)
-        await self.attempt(did, sub, body, active=active, since=record.get("since", ""))
+        await self.sender.attempt(did, sub, body, active=active, since=record.get("since", ""))
 
     async def _later(self, alert_id: str, version: int, latest: int, subscriber_id: str) -> bool:
         """A later version of the alert was taken on for this recipient: it carries what this

@@ -1,6 +1,7 @@
 """Delivery decisions of notify, free of I/O (the `domain` of the delivery workers, issue 18):
 what a try's outcome makes of a delivery, when the next try is, which lane a recipient's jobs
-travel on, whether a Cancel reaches a recipient and whether an Update is their first message.
+travel on, whether a Cancel reaches a recipient and whether an Update is their first message; the
+seconds a receiver's Retry-After asks for.
 
 The retry schedule follows Standard Webhooks' spirit (https://www.standardwebhooks.com/, "retry
 schedule": at once, then seconds, minutes, hours): the first try at once, then exponential
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from services.notify.domain import SubscriberKind
+from services.notify.audience import SubscriberKind
 from services.notify.formats import cap_references
 from shared import topics
 from shared.events import DeliveryStatus
@@ -172,3 +173,21 @@ def superseded(earlier: Iterable[tuple[str, Mapping[str, str]]]) -> list[str]:
     return [did for did, r in earlier
             if r.get("state") in (DeliveryStatus.retrying, DeliveryStatus.pending)
             and int(r.get("attempts", "0") or 0) >= 1]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
-from services.notify.domain import AlertState, push_body
+from services.notify.content import push_body
+from services.notify.domain import AlertState
 from shared.display import DEFAULT_ZONE
 from shared.text import xml_text
 from shared.verification import display_code, verify_url

@@ -2,8 +2,10 @@
 in; `Notify` only holds them together and names the entry points the api, consumers and
 tests call.
 
-* planner.Planner — alert life cycle: versions, audiences, recipients → delivery jobs;
-* delivery.DeliveryWorker — sends, retries, receipts (decisions in delivery_rules);
+* planner.Planner — alert life cycle: versions, audiences, recipients; its fanout.FanOut
+  hands them on as delivery jobs;
+* delivery.DeliveryWorker — works the jobs: claims, drops, supersedes, retries; its
+  sending.Sender makes each try and records it (decisions in delivery_rules);
 * registry.Registry — subscribers; rebuild.Rebuild — Redis from the topics;
 * acks.Acks — hub acknowledgements and ack deadlines; views.Views — commanders' views;
 * timers.Timers — durable timers, one loop per timer.
@@ -17,15 +19,17 @@ from datetime import datetime
 from typing import Any
 
 from services.notify.acks import Acks
-from services.notify.adapters import AppriseSender, WebhookSender
+from services.notify.audience import Subscriber
 from services.notify.context import Context
-from services.notify.delivery import ACKS, RETRIES, DeliveryWorker
-from services.notify.domain import Subscriber
+from services.notify.delivery import DeliveryWorker
 from services.notify.errors import Conflict, Forbidden, NotFound
+from services.notify.fanout import body_key, job_of
 from services.notify.lanes import InlineLanes, Lanes
-from services.notify.planner import WIDEN, Planner, body_key, job_of
+from services.notify.outbound import AppriseSender, WebhookSender
+from services.notify.planner import WIDEN, Planner
 from services.notify.rebuild import Rebuild
 from services.notify.registry import Registry
+from services.notify.sending import ACKS, RETRIES
 from services.notify.signing import Keyring
 from services.notify.timers import TIMERS_KEY, Timers
 from services.notify.views import Views
@@ -51,7 +55,7 @@ class Notify:
         if isinstance(self.lanes, InlineLanes):
             self.lanes.worker = self.worker
         self.planner = Planner(ctx, self.lanes)
-        self.acks = Acks(ctx, self.worker)
+        self.acks = Acks(ctx, self.worker.sender)
         self.views = Views(ctx)
         self.timers = Timers(ctx.ledger, {RETRIES: self.worker.retry, WIDEN: self.planner.widen,
                                           ACKS: self.acks.overdue},

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.notify.domain import SubscriberKind, SubscriberRequest
+from services.notify.audience import SubscriberKind, SubscriberRequest
 from services.notify.subscribers import region_of
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
@@ -90,8 +90,9 @@ def stations(lines: Iterable[str]) -> Iterator[SubscriberRequest]:
 
 @asynccontextmanager
 async def _notify() -> AsyncIterator[Any]:
-    from services.notify.adapters import SubscriberLog, make_redis
+    from services.notify.adapters import make_redis
     from services.notify.app import build_notify
+    from services.notify.logs import SubscriberLog
     from shared import topics
     from shared.kafka import EventPublisher, KafkaAccess, make_broker
     from shared.tokens import cli_settings

@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from services.notify.audience import Subscriber
 from services.notify.delivery_rules import lane_of
-from services.notify.domain import Subscriber
 from shared.events import DELIVERY_JOB, CloudEvent, DeliveryJob
 from shared.kafka import EventPublisher
 

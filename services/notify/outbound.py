@@ -8,7 +8,7 @@ at every send:
   services whose endpoint is fixed by the plugin (`FIXED_HOSTS`). Any other scheme is refused:
   one that names its own host (`gotify://`, `ntfy://`, `apprise://`, `mailto://`…) would be
   resolved and fetched by Apprise outside the guard;
-- host: resolved, and every address it resolves to must be public (`domain.is_public_address`:
+- host: resolved, and every address it resolves to must be public (`addresses.is_public_address`:
   `is_global` after unwrapping IPv4-mapped, 6to4, Teredo and NAT64 forms; 100.64.0.0/10 and
   fec0::/10 refused) or inside `webhook_allow_networks`;
 - sends: notify's aiohttp session connects only through `GuardedResolver`, so the address
@@ -38,7 +38,8 @@ from aiohttp.resolver import ThreadedResolver
 from standardwebhooks import Webhook
 from yarl import URL
 
-from services.notify.domain import address_allowed, parse_retry_after
+from services.notify.addresses import address_allowed
+from services.notify.delivery_rules import parse_retry_after
 from shared.settings import Settings
 from shared.verification import SIGNATURE_HEADER
 

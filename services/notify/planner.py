@@ -1,7 +1,9 @@
 """The alert planner (issue 18 §1): consumes reports and dispatch's events, decides versions
-(Alert, Update, Cancel), audiences and recipients with the rules of `domain`, logs the push
-bodies and publishes one delivery job per (version, recipient) to the lane of the recipient
-(services.notify.lanes). It sends nothing itself: the delivery workers do.
+(Alert, Update, Cancel), audiences and recipients with the rules of `domain`, and hands each
+version to its fan-out (services.notify.fanout: logs the push bodies, publishes one delivery
+job per (version, recipient) to the lane of the recipient). It sends nothing itself: the
+delivery workers do. The use cases that know children (one alert per child, unlink, reopen)
+are in services.notify.children.
 
 Per-recipient order: a version's jobs are published under the alert's lock, after the state
 that decided them was saved, so on each recipient's partition the jobs of an alert follow the
@@ -13,15 +15,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from services.notify import domain, tip_push
+from services.notify.audience import SubscriberKind
 from services.notify.children import ChildAlerts
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber, SubscriberKind
-from services.notify.lanes import Job, Lanes, Then
+from services.notify.domain import AlertState
+from services.notify.fanout import FanOut
+from services.notify.lanes import Lanes
 from services.notify.purge import purge_alert, pushed_report
-from services.notify.recipients import Selection
 from shared import metrics
 from shared.events import (
     AMENDABLE_DETAILS,
@@ -39,8 +41,6 @@ from shared.events import (
     CasePurged,
     CaseReopened,
     CloudEvent,
-    DeliveryJob,
-    DeliveryScope,
     DetailsAmended,
     ReleaseApproved,
     ReportUnlinked,
@@ -53,38 +53,19 @@ log = logging.getLogger(__name__)
 WIDEN = "widen"
 
 
-def body_key(body: dict[str, Any]) -> str:
-    """Where a version's push body is kept: `<alert id>:<version>:<scope>`."""
-    return f"{body['alert_id']}:{body['version']}:{body.get('scope', 'cancel')}"
-
-
-def job_scope(sub: Subscriber, body: dict[str, Any]) -> DeliveryScope:
-    """The receipt's audience: `group` for the case group (the alert service counts
-    `restricted` receipts as hubs pushed), `cancel` for cancellations."""
-    if sub.kind == SubscriberKind.member:
-        return DeliveryScope.group
-    return DeliveryScope(str(body.get("scope", "cancel")))
-
-
-def job_of(sub: Subscriber, body: dict[str, Any]) -> DeliveryJob:
-    return DeliveryJob(
-        delivery_id=domain.delivery_id(str(body["alert_id"]), int(body["version"]),
-                                       sub.subscriber_id),
-        alert_id=str(body["alert_id"]), case_id=str(body["case_id"]),
-        version=int(body["version"]), msg_type=body.get("msg_type", "Alert"),
-        subscriber_id=sub.subscriber_id, scope=job_scope(sub, body), body_key=body_key(body))
-
-
 @dataclass
 class Planner:
+    """Loads an alert, decides its next version with `domain`'s rules, saves it and hands it
+    to `fanout`, under the alert's lock."""
+
     ctx: Context
     lanes: Lanes
     children: ChildAlerts = field(init=False)
-    selection: Selection = field(init=False)
+    fanout: FanOut = field(init=False)
 
     def __post_init__(self) -> None:
         self.children = ChildAlerts(self)
-        self.selection = Selection(self.ctx)
+        self.fanout = FanOut(self.ctx, self.lanes)
 
     # --- time and radius -----------------------------------------------------------------------
 
@@ -132,11 +113,11 @@ class Planner:
                 return
         assert alert is not None
         if alert.cancelled:
-            await self.cancel_fan_out(alert)
+            await self.fanout.cancel_fan_out(alert)
         else:
             metrics.alert_opened(alert.alert_id, accepted.accepted_at)
-            await self.fan_out(alert)
-            await self.push_group(alert)
+            await self.fanout.fan_out(alert)
+            await self.fanout.push_group(alert)
 
     async def open(self, accepted: ReportAccepted) -> AlertState | None:
         """Version 1 of the alert of a report (the caller holds the alert's lock); None when
@@ -210,8 +191,8 @@ class Planner:
                     alert.bump("Update", ctx.clock(), note="leader")
                 await ctx.save(alert)
         if changed:
-            await self.fan_out(alert, everyone=True, kinds=(SubscriberKind.hub,))
-        await self.push_group(alert)
+            await self.fanout.fan_out(alert, everyone=True, kinds=(SubscriberKind.hub,))
+        await self.fanout.push_group(alert)
 
     async def member_added(self, added: CaseEvent) -> None:
         ctx = self.ctx
@@ -224,7 +205,7 @@ class Planner:
             await ctx.alerts.save_notes(added.case_id, notes)
         alert = await ctx.alerts.get(domain.alert_id_of(added.case_id))
         if alert is not None and not alert.cancelled:
-            await self.push_group(alert)
+            await self.fanout.push_group(alert)
 
     async def amend(self, amended: DetailsAmended) -> None:
         """The commander amended the child's details (issue 18 §5): a new version whose Update
@@ -252,8 +233,8 @@ class Planner:
                 alert.report = report
                 alert.bump("Update", ctx.clock(), note=note)
                 await ctx.save(alert)
-        await self.fan_out(alert, everyone=True)
-        await self.push_group(alert, everyone=True)
+        await self.fanout.fan_out(alert, everyone=True)
+        await self.fanout.push_group(alert, everyone=True)
 
     async def release(self, case_id: str) -> None:
         ctx = self.ctx
@@ -269,7 +250,7 @@ class Planner:
                 alert.released = True
                 alert.bump("Update", ctx.clock(), note="release_approved")
                 await ctx.save(alert)
-        await self.fan_out(alert)
+        await self.fanout.fan_out(alert)
 
     async def cancel(self, case_id: str, outcome: str) -> None:
         ctx = self.ctx
@@ -289,7 +270,7 @@ class Planner:
                 alert.bump("Cancel", ctx.clock(), note=outcome)
                 await ctx.save(alert)  # drops it from the public feed at once
                 await ctx.ledger.unschedule(WIDEN, alert.alert_id)
-        await self.cancel_fan_out(alert)
+        await self.fanout.cancel_fan_out(alert)
 
     async def widen(self, alert_id: str) -> None:
         """A tier boundary passed: a new version with the wider radius, to the recipients it
@@ -313,94 +294,5 @@ class Planner:
                 alert.bump("Update", now, note=note)
                 await ctx.save(alert)
         if widened or unfinished:
-            await self.fan_out(alert)
+            await self.fanout.fan_out(alert)
         await self.schedule_widening(alert, now)
-
-    # --- recipients and jobs -------------------------------------------------------------------
-
-    def body(self, alert: AlertState, scope: Any) -> dict[str, Any]:
-        s = self.ctx.settings
-        return domain.push_body(alert, scope, self.ctx.link(alert.alert_id),
-                                s.notify_official_contact, s.notify_push_max_chars,
-                                self.ctx.clock(), s.display_timezone, self.ctx.verify_base())
-
-    async def fan_out(self, alert: AlertState, everyone: bool = False,
-                      kinds: tuple[SubscriberKind, ...] | None = None) -> None:
-        """This version's jobs, page by page as `pages` finds them, all under the alert's lock
-        (as one publish was): a later version or the Cancel waits for the last page, so no
-        recipient gets them before this version. A planner dying between pages leaves the
-        work to the redelivery of what triggered it (selection.py, rule 6)."""
-        ctx = self.ctx
-        bodies = {scope: self.body(alert, scope) for scope in ("restricted", "public")}
-        thens: list[Then] = []
-        logged: set[str] = set()  # each body logged once per run, not once per page
-        async with ctx.locked(alert.alert_id) as lock:
-            async for subs in self.selection.pages(alert, everyone, kinds):
-                await lock.reacquire()  # a long fan-out keeps its lock while it progresses
-                then = await self._hand_on(alert.alert_id, [
-                    (s, bodies["restricted" if s.kind == SubscriberKind.hub else "public"])
-                    for s in subs], alert.version, logged)
-                if then is not None:
-                    thens.append(then)
-        for then in thens:  # in-process lanes deliver here, outside the lock
-            await then()
-
-    async def push_group(self, alert: AlertState, everyone: bool = False) -> None:
-        """The case group's leader and members get the restricted bulletin over Apprise (an
-        SMS gateway's URL with {phone}), when one is configured; never for drills."""
-        ctx = self.ctx
-        template = ctx.settings.notify_group_apprise_url
-        if not template or alert.exercise:
-            return
-        notes = await ctx.alerts.notes(alert.case_id)
-        people = [p for p in [alert.leader or notes.leader, *notes.members]
-                  if p and p.get("phone")]
-        members = domain.group_members(alert, people, template)
-        already = await ctx.alerts.recipients(alert.alert_id)
-        members = [m for m in members if everyone or already.get(m.subscriber_id, alert.version)
-                   >= alert.version]
-        if not members:
-            return
-        await ctx.subscribers.add_many(members)  # so the cancellation finds them
-        body = self.body(alert, "restricted")
-        await self.publish(alert.alert_id, [(m, body) for m in members], alert.version)
-
-    async def cancel_fan_out(self, alert: AlertState) -> None:
-        """Every recipient of an earlier version gets the Cancel (a worker sends it only to
-        those an earlier version reached)."""
-        recipients = await self.ctx.alerts.recipients(alert.alert_id)
-        subs = await self.ctx.subscribers.get_many(recipients)
-        body = domain.cancel_body(alert, self.ctx.clock())
-        await self.publish(alert.alert_id, [(s, body) for s in subs if s.active], None)
-
-    async def publish(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
-                      version: int | None) -> None:
-        """`_hand_on` under the alert's lock, so that a later version's jobs never overtake
-        this one's."""
-        if not work:
-            return
-        async with self.ctx.locked(alert_id):
-            then = await self._hand_on(alert_id, work, version)
-        if then is not None:  # in-process lanes deliver here, outside the lock
-            await then()
-
-    async def _hand_on(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
-                       version: int | None, stored: set[str] | None = None) -> Then | None:
-        """Log each distinct body (not those whose keys are in `stored`, which it adds to),
-        record who hears of the alert from `version` (None: a cancellation, nobody new), then
-        hand one job per recipient to its lane (the caller holds the alert's lock)."""
-        if not work:
-            return None
-        ctx = self.ctx
-        stored = set() if stored is None else stored
-        jobs: list[Job] = []
-        for sub, body in work:
-            key = body_key(body)
-            if key not in stored:
-                stored.add(key)
-                await ctx.put_body(key, body)
-            jobs.append((sub, job_of(sub, body)))
-        if version is not None:
-            await ctx.alerts.add_recipients(alert_id, [s.subscriber_id for s, _ in work],
-                                            version)
-        return await self.lanes.publish(jobs)

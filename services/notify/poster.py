@@ -3,7 +3,7 @@ once the search has ended — PDF written with fpdf2, the QR code with segno, th
 Sans CJK SC from Debian's fonts-noto-cjk (embedded as a subset, so the PDF's text can be read
 and searched: pdftotext shows the child's name).
 
-Content is the public push's (services.notify.domain.push_body "public"): no family, reporter,
+Content is the public push's (services.notify.content.push_body "public"): no family, reporter,
 ID number or suspect; the official contact; the last-seen time in the deployment's zone
 (shared.display.people_time); the short code and a QR code of the verification URL; the issuer
 and the time of the version printed."""
@@ -21,7 +21,7 @@ from fontTools.ttLib import TTCollection
 from fpdf import FPDF
 from PIL import Image
 
-from services.notify.domain import child_age
+from services.notify.content import child_age
 from shared.display import people_time
 from shared.verification import display_code
 

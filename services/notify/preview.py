@@ -4,8 +4,9 @@ radius by kind — and the hash (shared.release.content_hash) dispatch checks at
 
 from __future__ import annotations
 
-from services.notify import domain
-from services.notify.domain import AlertState, SubscriberKind
+from services.notify import content
+from services.notify.audience import PUBLIC_KINDS, SubscriberKind
+from services.notify.domain import AlertState
 from services.notify.handlers import Notify
 from services.notify.verify import poster_path
 from shared.release import ReleasePreview, content_hash
@@ -17,7 +18,7 @@ async def cancel_preview(notify: Notify, alert: AlertState, outcome: str) -> Rel
     ended = alert.model_copy(deep=True)
     ended.cancelled, ended.outcome, ended.report, ended.leader = True, outcome, None, None
     ended.bump("Cancel", notify.clock(), note=outcome)
-    body = domain.cancel_body(ended, notify.clock())
+    body = content.cancel_body(ended, notify.clock())
     recipients = await notify.alerts.recipients(alert.alert_id)
     counts: dict[str, int] = {}
     for sub in await notify.subscribers.get_many(list(recipients)):
@@ -35,7 +36,7 @@ async def audience(notify: Notify, alert: AlertState) -> dict[str, int]:
     """Active subscribers within the alert's current radius by kind (drills: those taking
     drills only), as the fan-out after release would reach them."""
     counts = {}
-    for kind in (SubscriberKind.hub, *domain.PUBLIC_KINDS):
+    for kind in (SubscriberKind.hub, *PUBLIC_KINDS):
         subs = await notify.subscribers.within(kind, alert.lat, alert.lon, alert.radius_km)
         counts[kind.value] = sum(1 for s in subs if s.drills or not alert.exercise)
     return counts
@@ -43,7 +44,7 @@ async def audience(notify: Notify, alert: AlertState) -> dict[str, int]:
 
 async def release_preview(notify: Notify, alert: AlertState) -> ReleasePreview:
     settings = notify.settings
-    body = domain.push_body(alert, "public", notify.link(alert.alert_id),
+    body = content.push_body(alert, "public", notify.link(alert.alert_id),
                             settings.notify_official_contact, settings.notify_push_max_chars,
                             notify.clock(), settings.display_timezone, notify.verify_base())
     base = settings.notify_url.rstrip("/")

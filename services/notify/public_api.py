@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from services.notify import domain, formats, poster, verify
+from services.notify import content, domain, formats, poster, verify
 from services.notify.api import UI
 from services.notify.handlers import Notify
 from services.notify.limits import LimiterUnavailable, WindowLimiter
@@ -99,7 +99,7 @@ def build_public_router(notify: Notify, settings: Settings) -> APIRouter:
         if key in printed:  # a crowd downloads the same poster: render each version once
             printed.move_to_end(key)
             return Response(printed[key], media_type=PDF, headers=headers)
-        body = domain.push_body(alert, "public", notify.link(alert_id),
+        body = content.push_body(alert, "public", notify.link(alert_id),
                                 settings.notify_official_contact,
                                 settings.notify_push_max_chars, sent,
                                 settings.display_timezone, notify.verify_base())

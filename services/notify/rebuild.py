@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.notify import domain
-from services.notify.adapters import AlertLog, SubscriberLog
-from services.notify.delivery import ACKS, RETRIES
+from services.notify import audience, content, domain, ledger_rules
 from services.notify.delivery_rules import as_pushed
 from services.notify.domain import AlertState
+from services.notify.logs import AlertLog, SubscriberLog
 from services.notify.planner import Planner
 from services.notify.registry import Registry
+from services.notify.sending import ACKS, RETRIES
 from shared import topics
 from shared.events import (
     CASE_FOUND,
@@ -71,7 +71,7 @@ class Rebuild:
                 return
             receipt = DeliveryReceipt.model_validate(event.data)
             did = receipt.delivery_id
-            records[did] = domain.fold_receipt(records.get(did, {}), receipt, event.id)
+            records[did] = ledger_rules.fold_receipt(records.get(did, {}), receipt, event.id)
             first_at.setdefault(did, receipt.at)
             if receipt.msg_type is not None and receipt.status != "acknowledged":
                 pushed_as.setdefault(did, receipt)
@@ -115,7 +115,7 @@ class Rebuild:
         members = []
         for alert in alerts:
             case_notes = notes.get(alert.case_id, domain.CaseNotes())
-            members += domain.group_members(
+            members += audience.group_members(
                 alert, [p for p in [alert.leader or case_notes.leader, *case_notes.members]
                         if p], template)
         if members:
@@ -144,7 +144,7 @@ class Rebuild:
                 times = {v.version: v.sent for v in alert.versions} if alert else {}
                 body = as_pushed(raw, str(said.msg_type), said.references, times, sender)
             feed = feeds.setdefault(r["subscriber_id"], [])
-            if body["type"] == domain.ALERT_CANCELLED:
+            if body["type"] == content.ALERT_CANCELLED:
                 feed[:] = [e for e in feed if e["alert_id"] != body["alert_id"]]
             feed.append({**body, "delivery_id": did})
             reminders = int(r.get("reminders", "0") or 0)

@@ -1,15 +1,16 @@
 """Who a version goes to, found page by page (issue 18 §6; the rule is in
 services.notify.selection): the geo indexes and the alert's recipients in Redis, read by the
-planner (services.notify.planner.Planner.fan_out) one page at a time."""
+planner (services.notify.fanout.FanOut.fan_out) one page at a time."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from services.notify import domain, selection
+from services.notify import selection
+from services.notify.audience import PUBLIC_KINDS, Subscriber, SubscriberKind
 from services.notify.context import Context
-from services.notify.domain import AlertState, Subscriber, SubscriberKind
+from services.notify.domain import AlertState
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Selection:
         ctx, s = self.ctx, self.ctx.settings
         audience = [SubscriberKind.hub]
         if alert.released:
-            audience += list(domain.PUBLIC_KINDS)
+            audience += list(PUBLIC_KINDS)
         if kinds is not None:
             audience = [k for k in audience if k in kinds]
         seen: set[str] = set()

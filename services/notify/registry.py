@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.notify import domain
-from services.notify.adapters import SubscriberLog, WebhookSender
+from services.notify import audience
+from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.context import Context
-from services.notify.domain import Subscriber, SubscriberKind
 from services.notify.errors import Conflict, Forbidden, NotFound
+from services.notify.logs import SubscriberLog
+from services.notify.outbound import WebhookSender
 from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.regions import within
@@ -22,7 +23,7 @@ class Registry:
     ctx: Context
     webhooks: WebhookSender
 
-    async def register(self, request: domain.SubscriberRequest,
+    async def register(self, request: audience.SubscriberRequest,
                        within_region: str = "000000") -> Subscriber:
         """A new subscriber with a new signing secret (returned once, by the caller). Raises
         UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
@@ -32,9 +33,9 @@ class Registry:
         if not within(within_region, subscriber.region_code or ""):
             raise Forbidden(message=subscriber.region_code or "")
         channel = request.channel
-        if isinstance(channel, domain.WebhookChannel | domain.AppriseChannel):
+        if isinstance(channel, audience.WebhookChannel | audience.AppriseChannel):
             await self.webhooks.policy.check(str(channel.url),
-                                             apprise=isinstance(channel, domain.AppriseChannel))
+                                             apprise=isinstance(channel, audience.AppriseChannel))
         if request.kind == SubscriberKind.hub and request.hub_id:
             # A hub's id is the one in its staff's tokens.
             subscriber.subscriber_id = request.hub_id

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from services.notify.domain import Subscriber
+from services.notify.audience import Subscriber
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

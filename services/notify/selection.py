@@ -1,6 +1,6 @@
 """Radius selection in pages (issue 18 §6: "stream recipients to the planner in pages as they are
 found — the first jobs leave before the last are selected"). Pure rules, no I/O; the planner
-(services.notify.planner.Planner.pages) runs them against Redis's geo indexes.
+(services.notify.recipients.Selection.pages) runs them against Redis's geo indexes.
 
 The rule, in order:
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-from services.notify.domain import Subscriber, SubscriberRequest
+from services.notify.audience import Subscriber, SubscriberRequest
 from shared.boundaries import boundary_index
 from shared.regions import region_index
 

@@ -1,4 +1,4 @@
-"""Notify's durable timers (Redis sorted sets, services.notify.adapters.DeliveryLedger): retries,
+"""Notify's durable timers (Redis sorted sets, services.notify.ledger.DeliveryLedger): retries,
 widenings and ack deadlines, each with a loop of its own (issue 18 §3: a big widening does not
 delay retries), and the due members of one timer worked at once (at most `PARALLEL`).
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.notify.adapters import DeliveryLedger
+from services.notify.ledger import DeliveryLedger
 from shared.faults import RETRYING_NOW, is_transient
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from services.notify import domain
-from services.notify.domain import Subscriber
+from services.notify import audience, domain
+from services.notify.audience import Subscriber
 from shared import topics
 from shared.casekeys import open_event
 from shared.display import people_time
@@ -99,7 +99,7 @@ async def push(planner: Planner, event: CloudEvent) -> None:
     if alert is None or alert.exercise or alert.cancelled:
         return
     people = [p for p in data.details.get("notify") or [] if isinstance(p, dict)]
-    members: list[Subscriber] = domain.group_members(alert, people, template)
+    members: list[Subscriber] = audience.group_members(alert, people, template)
     if not members:
         return
     make = tip_body if event.type == CASE_TIP_ATTACHED else check_body
@@ -108,7 +108,7 @@ async def push(planner: Planner, event: CloudEvent) -> None:
     await ctx.subscribers.add_many(members)  # a retry finds its recipient
     # Not a version of the alert: nobody is recorded as its recipient (a Cancel goes only to
     # those the alert itself reached).
-    await planner.publish(str(body["alert_id"]), [(m, body) for m in members], None)
+    await planner.fanout.publish(str(body["alert_id"]), [(m, body) for m in members], None)
 
 
 async def purge_bodies(notify: Context, case_id: str) -> list[str]:

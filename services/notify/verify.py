@@ -1,7 +1,7 @@
 """What the public verification page answers for a short code (issue 17 §2) — pure.
 
 - `active`: a genuine alert still searching. If it is released to the public (and not a
-  drill) the public details — those of the public push (services.notify.domain.push_body
+  drill) the public details — those of the public push (services.notify.content.push_body
   "public": no family, reporter, ID number or suspect) — and the official contact; otherwise
   only that it is genuine and restricted, with the official contact.
 - `ended`: genuine but found or withdrawn: "已找到，请停止转发" and nothing about the child.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notify.domain import AlertState, push_body
+from services.notify.content import push_body
+from services.notify.domain import AlertState
 from shared.display import people_time
 from shared.i18n import message
 from shared.verification import VerifyStatus, display_code

@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from deploy.local.stack import KafkaServer, RedisServer, free_port
-from services.notify.delivery import ACKS, RETRIES
 from services.notify.planner import WIDEN
+from services.notify.sending import ACKS, RETRIES
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from tests.helpers import run_sync

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.notify.domain import SubscriberKind, SubscriberRequest
+from services.notify.audience import SubscriberKind, SubscriberRequest
 from shared import topics
 from shared.auth import Role
 from shared.casekeys import open_event

@@ -22,10 +22,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
-from services.notify.adapters import SubscriberLog
 from services.notify.app import create_app
-from services.notify.domain import SubscriberKind, SubscriberRequest, alert_id_of
+from services.notify.audience import SubscriberKind, SubscriberRequest
+from services.notify.domain import alert_id_of
 from services.notify.handlers import Notify
+from services.notify.logs import SubscriberLog
 from services.notify.signing import SignatureInvalid, verify_cap
 from shared import topics
 from shared.auth import Role, mint_token
@@ -746,7 +747,7 @@ async def test_a_batch_of_many_cases_first_messages_sends_each_its_own_body(
     request carries its own case's body under its own webhook-id. (A payload cache keyed by
     id() of those short-lived bodies once sent one case's bulletin under another's id.)"""
     from services.notify.domain import delivery_id
-    from services.notify.planner import job_of
+    from services.notify.fanout import job_of
 
     stack = await stack_factory()
     far = [sinks(f"first-{i}") for i in range(3)]
@@ -760,7 +761,7 @@ async def test_a_batch_of_many_cases_first_messages_sends_each_its_own_body(
         case_id = await stack.report()
         alert = await stack.notify.alerts.get(alert_id_of(case_id))
         assert alert is not None
-        body = {**stack.notify.planner.body(alert, "restricted"), "version": 2,
+        body = {**stack.notify.planner.fanout.body(alert, "restricted"), "version": 2,
                 "msg_type": "Update"}
         await stack.notify.ctx.put_body(f"{alert.alert_id}:2:restricted", body)
         jobs += [(sub, job_of(sub, body)) for sub in subs if sub is not None]
@@ -789,16 +790,16 @@ async def test_an_amendment_whose_planner_died_before_the_fan_out_is_finished_by
         await stack.subscribe(f"补发站{i}", SubscriberKind.hub, *north(5 + 5 * i), url=sink.url)
     case_id = await stack.report()
     details = {"amended": {"description": "穿蓝色外套"}, "fields": ["description"]}
-    planner = stack.notify.planner
-    real = planner.fan_out
+    fanout = stack.notify.planner.fanout
+    real = fanout.fan_out
 
     async def dies(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the planner died before handing the jobs on")
 
-    planner.fan_out = dies  # type: ignore[method-assign]
+    fanout.fan_out = dies  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)
-    planner.fan_out = real  # type: ignore[method-assign]
+    fanout.fan_out = real  # type: ignore[method-assign]
     assert all(len(s.requests) == 1 for s in had)  # the Alert only so far
     await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)  # the redelivery
     await stack.dispatch(CASE_DETAILS_AMENDED, case_id, details=details)  # and another

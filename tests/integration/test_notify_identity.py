@@ -9,7 +9,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from services.notify.domain import ALERT_CANCELLED, ALERT_ISSUED, SubscriberKind, alert_id_of
+from services.notify.audience import SubscriberKind
+from services.notify.content import ALERT_CANCELLED, ALERT_ISSUED
+from services.notify.domain import alert_id_of
 from shared.events import CASE_FOUND, CASE_REOPENED, CASE_REPORT_UNLINKED
 from tests.integration import test_notify_delivery as delivery
 

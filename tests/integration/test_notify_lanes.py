@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 
 from deploy.local.stack import KafkaServer, RedisServer, free_port
 from services.notify.app import create_app
-from services.notify.domain import Subscriber, SubscriberKind, alert_id_of
+from services.notify.audience import Subscriber, SubscriberKind
+from services.notify.domain import alert_id_of
 from services.notify.handlers import Notify
 from shared import topics
 from shared.auth import Role
@@ -151,10 +152,10 @@ async def test_two_instances_share_one_case_fan_out_of_2000(
             return all(len(s.requests) >= 1 for s in recipients.values())
 
         await eventually(all_sent, timeout=60, interval=0.5)
-        total = a.worker.sent + b.worker.sent
+        total = a.worker.sender.sent + b.worker.sender.sent
         assert total >= 2000
-        assert a.worker.sent >= 0.3 * 2000 and b.worker.sent >= 0.3 * 2000, (a.worker.sent,
-                                                                           b.worker.sent)
+        assert a.worker.sender.sent >= 0.3 * 2000 and b.worker.sender.sent >= 0.3 * 2000, (
+            a.worker.sender.sent, b.worker.sender.sent)
         for sid, sink in recipients.items():
             ids = {r["headers"]["webhook-id"] for r in sink.requests}
             assert len(ids) == 1, sid
@@ -186,7 +187,7 @@ async def test_one_webhook_id_per_version_and_recipient_through_a_rebalance(
                 return all(s.requests for s in recipients.values())
 
             await eventually(all_sent, timeout=60, interval=0.5)
-        assert b.worker.sent > 0  # B took over some of the fan-out
+        assert b.worker.sender.sent > 0  # B took over some of the fan-out
         for sid, sink in recipients.items():
             ids = {r["headers"]["webhook-id"] for r in sink.requests}
             assert len(ids) == 1, (sid, ids)  # a resend after the rebalance keeps its id

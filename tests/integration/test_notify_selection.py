@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 
 from services.notify import selection
 from services.notify.adapters import SubscriberRepository
-from services.notify.domain import SubscriberKind, alert_id_of
+from services.notify.audience import SubscriberKind
+from services.notify.domain import alert_id_of
 from services.notify.sealing import SubscriberSeal
 from shared.settings import Settings
 from tests.integration.test_notify_delivery import north, sinks, stack_factory
@@ -63,8 +64,8 @@ async def test_planner_dying_between_pages_loses_nobody_and_sends_nobody_twice(
     # One tier "hour" is 4 s: past the first boundary the radius is 200 km for 4 s.
     await asyncio.sleep(0.5)
 
-    planner = stack.notify.planner
-    hand_on, handed = planner._hand_on, []
+    fanout = stack.notify.planner.fanout
+    hand_on, handed = fanout._hand_on, []
 
     async def dies_after_the_first_page(*args: Any, **kwargs: Any) -> Any:
         if handed:
@@ -75,12 +76,12 @@ async def test_planner_dying_between_pages_loses_nobody_and_sends_nobody_twice(
             await then()
         return None
 
-    planner._hand_on = dies_after_the_first_page  # type: ignore[method-assign]
+    fanout._hand_on = dies_after_the_first_page  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await stack.notify.widen(alert_id)
     assert len(handed) == 1 and len(handed[0]) == 1  # the first page leaves at once
     assert sum(len(s.requests) for s in ring.values()) == 1
-    planner._hand_on = hand_on  # type: ignore[method-assign]
+    fanout._hand_on = hand_on  # type: ignore[method-assign]
 
     await stack.notify.widen(alert_id)  # the timer's redelivery finishes the widening
     await stack.notify.widen(alert_id)  # and a second one changes nothing

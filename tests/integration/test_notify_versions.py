@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notify.domain import SubscriberKind, alert_id_of
+from services.notify.audience import SubscriberKind
+from services.notify.domain import alert_id_of
 from services.notify.formats import cap_identifier
 from shared.auth import Role
 from shared.events import CASE_FOUND, CASE_RELEASE_APPROVED

@@ -15,8 +15,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.alert.adapters.progress import ProgressStore
+from services.notify.audience import SubscriberKind
 from services.notify.consumers import reports_handler
-from services.notify.domain import SubscriberKind, alert_id_of
+from services.notify.domain import alert_id_of
 from services.notify.formats import cap_identifier, cap_time
 from shared import topics
 from shared.auth import Role

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from services.dispatch.adapters import CaseRepository, load_roster
 from services.dispatch.handlers import Dispatch
 from services.notify.app import build_notify
-from services.notify.domain import Location, SubscriberKind, SubscriberRequest, WebhookChannel
+from services.notify.audience import Location, SubscriberKind, SubscriberRequest, WebhookChannel
 from shared import topics
 from shared.events import REPORT_ACCEPTED, CloudEvent
 from shared.kafka import EventPublisher, make_broker

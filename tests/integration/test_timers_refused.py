@@ -20,11 +20,13 @@ from services.dispatch.adapters import TIMERS, CaseRepository
 from services.dispatch.handlers import Dispatch
 from services.dispatch.roster import load_roster
 from services.dispatch.timers import TIMERS_KEY as DISPATCH_TIMERS
+from services.notify import audience as notify_audience
+from services.notify import content as notify_content
 from services.notify import domain as notify_domain
-from services.notify.adapters import DeliveryLedger
 from services.notify.app import build_notify
 from services.notify.handlers import ACKS, RETRIES, WIDEN
 from services.notify.handlers import TIMERS_KEY as NOTIFY_TIMERS
+from services.notify.ledger import DeliveryLedger
 from shared import topics
 from shared.events import CASE_TASK_OVERDUE, REPORT_ACCEPTED, CloudEvent
 from shared.faults import RETRYING_NOW
@@ -142,7 +144,7 @@ async def test_a_send_whose_outcome_could_not_be_recorded_is_settled_when_redis_
     notify = build_notify(settings, redis, EventPublisher(broker, "/test/notify"))
     case_id = f"140403-20261123-{uuid.uuid4().hex[:6].upper()}"
     body = {"alert_id": f"A-{case_id}", "version": 1, "case_id": case_id,
-            "type": notify_domain.ALERT_ISSUED, "scope": "public", "text": "测试"}
+            "type": notify_content.ALERT_ISSUED, "scope": "public", "text": "测试"}
     real_send = notify.webhooks.send
     refusing = contextlib.AsyncExitStack()
     sends: list[int] = []
@@ -157,7 +159,7 @@ async def test_a_send_whose_outcome_could_not_be_recorded_is_settled_when_redis_
     with WebhookSink() as sink:
         await broker.start()
         try:
-            sub = await notify.register(notify_domain.SubscriberRequest.model_validate(
+            sub = await notify.register(notify_audience.SubscriberRequest.model_validate(
                 {"kind": "media", "name": "m", "location": {"lat": 36.2, "lon": 113.1},
                  "channel": {"type": "webhook", "url": sink.url}}))
             notify.webhooks.send = send_then_refuse  # type: ignore[method-assign]

@@ -17,14 +17,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notify.domain import (
-    AlertState,
-    Subscriber,
-    SubscriberKind,
-    embedded_ipv4,
-    group_member,
-    is_public_address,
-)
+from services.notify.addresses import embedded_ipv4, is_public_address
+from services.notify.audience import Subscriber, SubscriberKind, group_member
+from services.notify.domain import AlertState
 from services.notify.outbound import OutboundPolicy, UnsafeUrl, _apprise_plugin
 from shared.auth import Role
 from shared.events import DELIVERY_ERROR_CLASSES
@@ -323,7 +318,7 @@ async def test_a_chat_service_is_sent_to_only_while_its_fixed_endpoint_resolves_
 ])
 def test_errors_recorded_before_the_classes_are_shown_as_a_class(legacy: str,
                                                                   shown: str) -> None:
-    from services.notify.domain import error_class
+    from services.notify.ledger_rules import error_class
 
     assert error_class(legacy) == shown
 
@@ -344,7 +339,7 @@ def _alert() -> AlertState:
     "+86 138 0000 0000&callback=http://10.0.0.5", "12345", "", "not a number", "010-1234",
 ])
 def test_a_phone_that_is_not_a_number_is_never_put_into_the_gateway_url(phone: str) -> None:
-    from services.notify.domain import group_members
+    from services.notify.audience import group_members
     from shared.phones import PhoneError
 
     alert = _alert()
@@ -359,7 +354,7 @@ def test_a_phone_that_is_not_a_number_is_never_put_into_the_gateway_url(phone: s
 
 @given(st.text(max_size=30))
 def test_whatever_a_commander_types_the_gateway_url_keeps_its_host_and_path(text: str) -> None:
-    from services.notify.domain import group_members
+    from services.notify.audience import group_members
 
     alert = _alert()
     for member in group_members(alert, [{"phone": text}], "json://sms.example.cn/s/{phone}"):

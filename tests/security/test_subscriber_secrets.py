@@ -18,8 +18,8 @@ from aiohttp import encode_basic_auth
 from redis.asyncio import Redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notify.adapters import SubscriberLog
-from services.notify.domain import Subscriber
+from services.notify.audience import Subscriber
+from services.notify.logs import SubscriberLog
 from services.notify.sealing import SealError, SubscriberSeal, new_key
 from shared import topics
 from shared.auth import Role

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.notify.audience import SubscriberKind
 from services.notify.delivery_rules import (
     RetryPolicy,
     as_pushed,
@@ -22,7 +23,6 @@ from services.notify.delivery_rules import (
     received,
     superseded,
 )
-from services.notify.domain import SubscriberKind
 from services.notify.formats import cap_identifier, cap_time
 from shared import topics
 from shared.events import DeliveryStatus

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.alert.app import create_app
-from services.notify import domain
+from services.notify import content
 from shared.auth import Role, mint_token
 from shared.display import people_time
 from shared.phones import PhoneError, parse_phone
@@ -213,12 +213,12 @@ def test_times_people_read_are_in_beijing_time_whatever_the_offset(sent: str,
 def test_push_text_shows_beijing_time_and_derives_the_age() -> None:
     child = {"name": "张小明", "sex": "male", "birth_date": "2019-12-01", "height_cm": 115}
     seen = {"at": "2026-11-30T12:00:00Z", "address": "长治"}
-    text = domain.summary_text(child, seen, 100, "110", "https://n", 1000)
+    text = content.summary_text(child, seen, 100, "110", "https://n", 1000)
     assert "2026-11-30 20:00（北京时间）" in text and "T12:00" not in text
     assert "男6岁" in text  # seven on 1 December, six when last seen
-    assert "男7岁" in domain.summary_text({**child, "birth_date": "2019-11-30"}, seen, 100,
+    assert "男7岁" in content.summary_text({**child, "birth_date": "2019-11-30"}, seen, 100,
                                           "110", "https://n", 1000)
-    assert "男9岁" in domain.summary_text({**child, "age": 9}, seen, 100, "110", "https://n",
+    assert "男9岁" in content.summary_text({**child, "age": 9}, seen, 100, "110", "https://n",
                                           1000)
 
 

@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from services.notify import domain, formats, hubs
+from services.notify import content, delivery_rules, domain, formats, hubs, ledger_rules
+from services.notify.addresses import is_public_address
 from services.notify.delivery_rules import RetryPolicy, backoff_s
-from services.notify.domain import delivery_id, is_public_address, radius_km
+from services.notify.domain import delivery_id, radius_km
 from shared.events import CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, DeliveryReceipt
 from tests.helpers import report_body
 
@@ -60,9 +61,9 @@ def test_backoff_is_jittered_exponential_capped_and_honours_retry_after() -> Non
                for a, d in enumerate(delays, start=1))
     assert backoff_s(1, policy, retry_after=7) >= 7
     assert backoff_s(1, policy, retry_after=3600) == 30.0
-    assert domain.parse_retry_after("12") == 12.0
-    assert domain.parse_retry_after("Sun, 22 Nov 2026 02:00:30 GMT", NOW) == 30.0
-    assert domain.parse_retry_after("soon") is None
+    assert delivery_rules.parse_retry_after("12") == 12.0
+    assert delivery_rules.parse_retry_after("Sun, 22 Nov 2026 02:00:30 GMT", NOW) == 30.0
+    assert delivery_rules.parse_retry_after("soon") is None
 
 
 def _alert(**overrides: object) -> domain.AlertState:
@@ -82,13 +83,13 @@ def _alert(**overrides: object) -> domain.AlertState:
 def test_public_push_carries_no_personal_data_of_the_family_and_fits_the_limit() -> None:
     alert = _alert()
     alert.report["child"]["description"] = "很长的描述" * 400  # type: ignore[index]
-    public = domain.push_body(alert, "public", "https://n/x.xml", "110", 1000, NOW)
+    public = content.push_body(alert, "public", "https://n/x.xml", "110", 1000, NOW)
     text = str(public)
     for secret in ("李红", "13800000000", "110101201905010011", "中年男子", "晋D·12345",
                    "0355-1234567", "0355 123 4567"):
         assert secret not in text
     assert len(public["text"]) <= 1000 and public["text"].endswith("https://n/x.xml")
-    restricted = domain.push_body(alert, "restricted", "https://n/x.xml", "110", 1000, NOW)
+    restricted = content.push_body(alert, "restricted", "https://n/x.xml", "110", 1000, NOW)
     assert restricted["circumstances"]["vehicle"] == "晋D·12345"
     # The leader's number in the form people dial (shared.phones display form).
     assert "0355 123 4567" in restricted["contact"] and len(restricted["text"]) <= 1000
@@ -98,7 +99,7 @@ def test_cancel_body_has_no_personal_data() -> None:
     alert = _alert()
     alert.cancelled, alert.outcome, alert.report = True, "false_report", None
     alert.bump("Cancel", NOW)
-    body = domain.cancel_body(alert, NOW)
+    body = content.cancel_body(alert, NOW)
     assert body["msg_type"] == "Cancel" and body["references"] == [1]
     assert "张小明" not in str(body) and body["reason"] == "false_report"
 
@@ -173,7 +174,7 @@ def _receipt(status: str, at: datetime, **extra: object) -> DeliveryReceipt:
 
 def test_fold_receipt_gives_the_ledger_record_the_live_path_writes() -> None:
     t0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    record = domain.fold_receipt({}, _receipt("sent", t0))
+    record = ledger_rules.fold_receipt({}, _receipt("sent", t0))
     assert record == {
         "subscriber_id": "hub-1", "kind": "hub", "channel": "webhook",
         "alert_id": "A-140403-20261123-ABCDEF", "case_id": "140403-20261123-ABCDEF",
@@ -181,18 +182,18 @@ def test_fold_receipt_gives_the_ledger_record_the_live_path_writes() -> None:
         "body_key": "A-140403-20261123-ABCDEF:2:restricted", "state": "sent", "attempts": "1",
         "http_status": "204", "error": "", "at": t0.isoformat()}
     t1, t2 = t0 + timedelta(minutes=10), t0 + timedelta(minutes=12)
-    record = domain.fold_receipt(record, _receipt("ack_overdue", t1), "msg_1:overdue:1")
+    record = ledger_rules.fold_receipt(record, _receipt("ack_overdue", t1), "msg_1:overdue:1")
     assert (record["state"], record["overdue"], record["reminders"]) == ("sent", "1", "1")
-    record = domain.fold_receipt(record, _receipt("acknowledged", t2))
+    record = ledger_rules.fold_receipt(record, _receipt("acknowledged", t2))
     assert (record["state"], record["acked_at"], record["at"]) == (
         "acknowledged", t2.isoformat(), t2.isoformat())
     # A redelivered `sent` receipt does not undo the acknowledgement.
-    assert domain.fold_receipt(record, _receipt("sent", t0))["state"] == "acknowledged"
+    assert ledger_rules.fold_receipt(record, _receipt("sent", t0))["state"] == "acknowledged"
 
 
 def test_fold_receipt_of_a_group_member_keys_the_restricted_body() -> None:
     at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    record = domain.fold_receipt({}, _receipt("dead", at, scope="group", kind="member",
+    record = ledger_rules.fold_receipt({}, _receipt("dead", at, scope="group", kind="member",
                                               http_status=None, error="timeout"))
     assert record["body_key"].endswith(":2:restricted")
     assert (record["state"], record["http_status"], record["error"]) == ("dead", "", "timeout")

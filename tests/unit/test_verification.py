@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from signxml import SignatureConfiguration, XMLVerifier
 
-from services.notify import domain, formats, poster, verify
+from services.notify import content, domain, formats, poster, verify
 from services.notify.keystore import SigningKeysMissing, generate_key, load_keyring
 from services.notify.photos import PhotoSource
 from services.notify.signing import SignatureInvalid, verify_body, verify_cap
@@ -129,7 +129,7 @@ def test_cap_signed_by_a_key_not_in_the_jwks_fails(tmp_path: Path) -> None:
 
 def test_push_jws_verifies_with_pyjwt_against_the_jwks(tmp_path: Path) -> None:
     keyring = load_keyring(_settings(tmp_path))
-    body = domain.push_body(_alert(), "public", "https://n/a.xml", "110", 1000, NOW,
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110", 1000, NOW,
                             verify_base="https://v.example.cn")
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     token = keyring.sign_body(payload)
@@ -212,7 +212,7 @@ def test_every_public_text_carries_the_code_and_the_verification_link(tmp_path: 
     code = display_code(alert.short_code)
     url = f"https://v.example.cn/verify?code={code}"
     for scope in ("public", "restricted"):
-        body = domain.push_body(alert, scope, "https://n/a.xml", "110", 300, NOW,  # type: ignore[arg-type]
+        body = content.push_body(alert, scope, "https://n/a.xml", "110", 300, NOW,  # type: ignore[arg-type]
                                 verify_base="https://v.example.cn")
         assert body["short_code"] == alert.short_code and body["verify_url"] == url
         assert code in body["text"] and url in body["text"] and len(body["text"]) <= 300
@@ -225,7 +225,7 @@ def test_every_public_text_carries_the_code_and_the_verification_link(tmp_path: 
     ended.cancelled, ended.report = True, None
     ended.bump("Cancel", NOW)
     assert code in _cap(ended, 2).decode()
-    assert domain.cancel_body(ended, NOW)["short_code"] == alert.short_code
+    assert content.cancel_body(ended, NOW)["short_code"] == alert.short_code
 
 
 # --- verification answers --------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_verify_answers_active_ended_unknown() -> None:
 def test_poster_prints_the_photo_text_and_qr_code(tmp_path: Path) -> None:
     image = io.BytesIO()
     Image.new("RGB", (300, 400), (200, 120, 40)).save(image, format="JPEG")
-    body = domain.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
                             verify_base="https://v.example.cn")
     url = f"https://v.example.cn/verify?code={display_code(body['short_code'])}"
     pdf = poster.alert_poster(body, url, "Homeward", NOW, "Asia/Shanghai",

@@ -1,0 +1,195 @@
+"""The delivery ledger in Redis (issue 18 §2): one record per (alert version, recipient),
+claimed before the first request and settled after it, the per-case index, the logged push
+bodies the workers send, and the durable timers (retries, ack deadlines, widening) as sorted
+sets claimed by a lease."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.notify.group_commit import GroupCommit
+from services.notify.ledger_rules import LEDGER_META
+
+__all__ = ["TERMINAL", "DeliveryLedger"]
+
+
+TERMINAL = {"sent", "acknowledged", "failed", "dead", "gone", "dropped"}
+
+
+class DeliveryLedger:
+    """One delivery per (alert version, recipient): the record is created (`pending`) before the
+    first request and set to `sent` after it; a redelivered message skips what is settled and
+    resends what was left `pending` with the same webhook-id, so a receiver can drop the
+    duplicate. Retries and ack deadlines are Redis sorted sets (durable timers)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        self._marks: GroupCommit[tuple[str, dict[str, str]]] = GroupCommit(self._write_marks)
+
+    async def _write_marks(self, marks: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id, mapping in marks:
+                pipe.hset(f"notify:delivery:{delivery_id}", mapping=mapping)
+            await pipe.execute()
+
+    async def claim(self, delivery_id: str, fields: dict[str, str]) -> str | None:
+        """Create the record if absent; return the state it had (None when new)."""
+        return (await self.claim_many({delivery_id: fields}))[delivery_id][0]
+
+    # KEYS[1] the delivery, KEYS[2] the case's delivery set; ARGV: delivery id, then field,
+    # value pairs. Returns {state, attempts} of an existing record, or {} after creating it.
+    CLAIM = """
+    local had = redis.call('HMGET', KEYS[1], 'state', 'attempts')
+    if had[1] then return had end
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    redis.call('SADD', KEYS[2], ARGV[1])
+    return {}
+    """
+
+    async def claim_many(
+        self, records: dict[str, dict[str, str]]
+    ) -> dict[str, tuple[str | None, int]]:
+        """The `before` record of many deliveries in one round trip (a script per delivery, so
+        creating a record and finding an existing one are atomic): delivery id -> (the state
+        it had, None when new; attempts made so far)."""
+        if not hasattr(self, "_claim"):
+            self._claim = self.redis.register_script(self.CLAIM)
+        ids = list(records)
+        now = datetime.now(UTC).isoformat()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in ids:
+                meta = records[did]
+                # What never changes travels as one field: fewer arguments to pack per call.
+                args = [did, "state", "pending", "attempts", "0", "at", now,
+                        "meta", json.dumps(meta, ensure_ascii=False, separators=(",", ":"))]
+                await self._claim(keys=[f"notify:delivery:{did}",
+                                        f"notify:case-deliveries:{meta.get('case_id', '')}"],
+                                  args=args, client=pipe)
+            replies = await pipe.execute()
+        out: dict[str, tuple[str | None, int]] = {}
+        for did, reply in zip(ids, replies, strict=True):
+            out[did] = (str(reply[0]), int(reply[1] or 0)) if reply else (None, 0)
+        return out
+
+    async def restore(self, records: dict[str, dict[str, str]]) -> None:
+        """Records rebuilt from the receipts, in the flat form `get` returns."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did, record in records.items():
+                meta = {k: v for k, v in record.items() if k in LEDGER_META}
+                rest = {k: v for k, v in record.items() if k not in LEDGER_META}
+                rest["meta"] = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
+                pipe.hset(f"notify:delivery:{did}", mapping=rest)
+                pipe.sadd(f"notify:case-deliveries:{meta.get('case_id', '')}", did)
+            await pipe.execute()
+
+    async def put_body(self, key: str, body: dict[str, Any]) -> None:
+        """A push body, stored once per (alert version, scope) for the retries of all its
+        deliveries."""
+        await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False),
+                             ex=30 * 24 * 3600)
+
+    async def get_body(self, key: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(f"notify:body:{key}")
+        return json.loads(raw) if raw else None
+
+    @staticmethod
+    def _flat(raw: dict[Any, Any]) -> dict[str, str]:
+        out = {str(k): str(v) for k, v in raw.items() if k != "meta"}
+        if raw.get("meta"):
+            out = {**json.loads(raw["meta"]), **out}
+        return out
+
+    async def get(self, delivery_id: str) -> dict[str, str]:
+        return self._flat(await self.redis.hgetall(f"notify:delivery:{delivery_id}"))
+
+    async def get_many(self, delivery_ids: list[str]) -> list[dict[str, str]]:
+        """The records of `delivery_ids`, in order ({} for an unknown one), one round trip."""
+        if not delivery_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for did in delivery_ids:
+                pipe.hgetall(f"notify:delivery:{did}")
+            rows = await pipe.execute()
+        return [self._flat(r) for r in rows]
+
+    async def state(self, delivery_id: str) -> str | None:
+        raw = await self.redis.hget(f"notify:delivery:{delivery_id}", "state")
+        return str(raw) if raw is not None else None
+
+    async def mark(self, delivery_id: str, state: str, **fields: str) -> None:
+        mapping: dict[str, str] = {"state": state, "at": datetime.now(UTC).isoformat()}
+        mapping.update(fields)
+        await self._marks.add((delivery_id, mapping))
+
+    async def of_case(self, case_id: str) -> list[dict[str, str]]:
+        ids = sorted(await self.redis.smembers(f"notify:case-deliveries:{case_id}"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hgetall(f"notify:delivery:{i}")
+            rows = await pipe.execute()
+        return [{"delivery_id": str(i), **self._flat(r)}
+                for i, r in zip(ids, rows, strict=True) if r]
+
+    # Durable timers: a sorted set of member -> due epoch. `due` claims a member by moving it a
+    # lease ahead (one script: only one instance gets it); `settle` removes it after the work
+    # unless the work scheduled it again. Work that fails, or a claim or settle Redis refuses
+    # (OOM, READONLY), leaves the member due: a timer is never lost to a refused write.
+    async def schedule(self, timer: str, member: str, due: float) -> None:
+        await self.redis.zadd(f"notify:timer:{timer}", {member: due})
+
+    async def count(self, timer: str, due_by: float | None = None) -> int:
+        """Members of `timer`; with `due_by` (epoch s), only those due by then (metrics)."""
+        key = f"notify:timer:{timer}"
+        if due_by is None:
+            return int(await self.redis.zcard(key))
+        return int(await self.redis.zcount(key, "-inf", due_by))
+
+    async def next_due(self, timer: str) -> float | None:
+        """When the earliest member of `timer` is due (epoch s; a claimed one: when its lease
+        ends), None when it has none."""
+        first = await self.redis.zrange(f"notify:timer:{timer}", 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    async def unschedule(self, timer: str, *members: str) -> None:
+        if members:
+            await self.redis.zrem(f"notify:timer:{timer}", *members)
+
+    # KEYS[1] the timer set; ARGV: now, lease score, limit. Returns the members claimed.
+    LEASE = """
+    local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+    for _, member in ipairs(due) do
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+    end
+    return due
+    """
+    # KEYS[1] the timer set; ARGV: member, lease score. Removes the member if still leased.
+    SETTLE = """
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+    if score and tonumber(score) == tonumber(ARGV[2]) then
+        return redis.call('ZREM', KEYS[1], ARGV[1])
+    end
+    return 0
+    """
+
+    async def due(self, timer: str, now: float | None = None, limit: int = 500,
+                  lease_s: float = 15.0) -> tuple[float, list[str]]:
+        """Claim up to `limit` members due by `now`: (the lease score, the members). A
+        member not settled by the end of its lease is due again (long enough for a batch's
+        fan-outs to finish before another instance could claim the same member)."""
+        if not hasattr(self, "_lease"):
+            self._lease = self.redis.register_script(self.LEASE)
+            self._settle = self.redis.register_script(self.SETTLE)
+        at = now or time.time()
+        lease = float(f"{at + lease_s:.6f}")  # exact in Redis's reply and ours
+        members = await self._lease(keys=[f"notify:timer:{timer}"], args=[at, lease, limit])
+        return lease, [str(m) for m in members]
+
+    async def settle(self, timer: str, member: str, lease: float) -> None:
+        if not hasattr(self, "_settle"):
+            self._settle = self.redis.register_script(self.SETTLE)
+        await self._settle(keys=[f"notify:timer:{timer}"], args=[member, lease])
