@@ -44,6 +44,13 @@ def token(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
 COMMANDER = token(Role.commander, "140400")
 
 
+def log_lines(path: Path, words: set[str], keep: int = 40) -> str:
+    """The last `keep` lines of the log at `path` naming any of `words` (or its tail)."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    hits = [line for line in lines if any(w in line for w in words)] or lines
+    return "\n".join(hits[-keep:])
+
+
 def header(request: dict[str, Any], name: str) -> str:
     return next(str(v) for k, v in request["headers"].items() if k.lower() == name)
 
@@ -233,12 +240,22 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
         headers=COMMANDER, json={"note": "done"})
     assert got.status_code == 200, got.text
 
-    # near: every case; far: all but the fresh one (outside its first 100 km).
-    await eventually(lambda: asyncio.sleep(0, {
-        b["case_id"] for b in pushes(near_sink, ids).values()} == ids), timeout=60)
-    await eventually(lambda: asyncio.sleep(0, any(
-        b["type"].endswith("cancelled.v1") for b in pushes(far_sink, ids).values())),
-        timeout=60)
+    # near: every case; far: all but the fresh one (outside its first 100 km). A stack
+    # started late in the whole suite may wait on its consumer groups' first rebalance.
+    try:
+        await eventually(lambda: asyncio.sleep(0, {
+            b["case_id"] for b in pushes(near_sink, ids).values()} == ids), timeout=120)
+        await eventually(lambda: asyncio.sleep(0, any(
+            b["type"].endswith("cancelled.v1") for b in pushes(far_sink, ids).values())),
+            timeout=120)
+    except AssertionError as exc:
+        missing = {name: case_id for name, case_id in cases.items()
+                   if case_id not in {b["case_id"] for b in pushes(near_sink, ids).values()}}
+        raise AssertionError(f"{exc}; not pushed to the near hub: {missing}; far got "
+                             f"{sorted(b['type'] for b in pushes(far_sink, ids).values())}; "
+                             f"notify log: {procs['notify'].log_path}\n"
+                             f"{log_lines(procs['notify'].log_path, set(missing.values()))}"
+                             ) from exc
     # The near hub acknowledges the open case's push.
     did = next(i for i, b in pushes(near_sink, ids).items() if b["case_id"] == cases["open"])
     got = await http.post(f"{notify}/api/v1/deliveries/{did}/ack", headers=hubs[near_id])
