@@ -91,7 +91,7 @@ def _build(service: str, settings: Settings) -> FastAPI:
 def _api_config(app: Any, settings: Settings, service: str, **extra: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=settings.host, port=settings.port_for(service), log_level="info",
-        access_log=settings.access_log,
+        access_log=settings.access_log, timeout_keep_alive=settings.keep_alive_s,
         # The client address is read by the services themselves, from X-Forwarded-For only
         # when the peer is one of HOMEWARD_TRUSTED_PROXIES (issue 12).
         proxy_headers=False, **extra)

@@ -22,6 +22,12 @@ class ProcessSettings(SettingsGroup):
     host: str = "127.0.0.1"
     port: int = 0  # 0: the service's default port below
     access_log: bool = True
+    keep_alive_s: int = Field(
+        default=75, ge=1, description="seconds an idle HTTP/1.1 connection is kept open by "
+        "the API server. Longer than clients' and proxies' own idle expiry (httpx 5 s, "
+        "typical load balancers 60 s), so the client closes first: a request sent on a "
+        "connection the server is closing at that instant fails without being retried "
+        "(uvicorn's default, 5 s, equals httpx's)")
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     data_dir: Path = Path(".data")

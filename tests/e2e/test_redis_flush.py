@@ -218,6 +218,16 @@ async def flow(http: httpx.AsyncClient, procs: dict[str, ServiceProcess], restar
         return True
 
     await eventually(opened, timeout=60)
+
+    def has(sink: WebhookSink, case_id: str) -> bool:
+        return case_id in {b["case_id"] for b in pushes(sink, ids).values()}
+
+    # Both hubs have the found case's Alert before it is found: had the found event come
+    # first, they would rightly hear nothing of it (a Cancel goes only to whom the Alert
+    # reached; the planner drops the Alert of an ended alert), and this test would check
+    # nothing of the Cancel's rebuild.
+    await eventually(lambda: asyncio.sleep(0, has(near_sink, cases["found"])
+                                           and has(far_sink, cases["found"])), timeout=120)
     async def previewed() -> str | None:  # once notify has the alert (issue 17 §4)
         got = await http.get(f"{dispatch}/api/v1/cases/{cases['released']}/release-preview",
                              headers=COMMANDER)
