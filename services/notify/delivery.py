@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 # A message that failed for good, by its event id (a job's is `<delivery id>:job`).
 OnError = Callable[[str, Exception], Awaitable[None]]
+# A batch's push bodies by key, each read once (`DeliveryWorker._body`).
+Bodies = dict[str, "asyncio.Future[dict[str, Any] | None]"]
 
 
 def record_of(sub: Subscriber | None, job: DeliveryJob) -> dict[str, str]:
@@ -118,8 +121,9 @@ class DeliveryWorker:
                 seen.add(job.delivery_id)
                 by_recipient.setdefault(job.subscriber_id, []).append((sub, job))
         limit = asyncio.Semaphore(self.ctx.settings.notify_fanout_parallel)
-        bodies: dict[str, Any] = {}
+        bodies: Bodies = {}
         payloads: dict[tuple[str, str, str], str] = {}
+        alerts = BatchAlerts(self.ctx.alerts.get)
 
         async def recipient(work: list[Job]) -> None:
             for sub, job in work:
@@ -128,7 +132,7 @@ class DeliveryWorker:
                     continue  # settled, or waiting for its retry
                 try:
                     with telemetry.consumer_span(topic, (traces or {}).get(job.delivery_id)):
-                        await self.deliver(job, sub, made, bodies, payloads, limit)
+                        await self.deliver(job, sub, made, bodies, payloads, limit, alerts)
                 except Exception as exc:
                     if on_error is None or is_transient(exc):
                         raise
@@ -136,14 +140,18 @@ class DeliveryWorker:
 
         await asyncio.gather(*(recipient(w) for w in by_recipient.values()))
 
-    async def _body(self, key: str, cache: dict[str, Any]) -> dict[str, Any] | None:
+    async def _body(self, key: str, cache: Bodies) -> dict[str, Any] | None:
+        """The push body `key`, read once per batch: the recipients of a batch start at once,
+        and each would otherwise read (and parse) it before the first read had come back."""
         if key not in cache:
-            cache[key] = await self.ctx.ledger.get_body(key)
-        return cache[key]
+            cache[key] = asyncio.ensure_future(self.ctx.ledger.get_body(key))
+        return await cache[key]
 
     async def deliver(self, job: DeliveryJob, sub: Subscriber, made: int,
-                      bodies: dict[str, Any], payloads: dict[tuple[str, str, str], str],
-                      limit: asyncio.Semaphore | None) -> None:
+                      bodies: Bodies,
+                      payloads: dict[tuple[str, str, str], str],
+                      limit: asyncio.Semaphore | None, alerts: BatchAlerts) -> None:
+        """One job of a batch (`run`); `alerts` reads the alert's state for the batch."""
         ctx = self.ctx
         did = job.delivery_id
         if not sub.active:
@@ -153,7 +161,7 @@ class DeliveryWorker:
         if body is None:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=BODY_GONE)
             return
-        alert = await ctx.alerts.get(job.alert_id)
+        alert = await alerts.get(job.alert_id)
         cancel = job.msg_type == "Cancel"
         if not cancel and alert is not None and alert.cancelled:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
@@ -234,6 +242,29 @@ class DeliveryWorker:
         ids = [domain.delivery_id(alert_id, v, subscriber_id) for v in range(version + 1,
                                                                              latest + 1)]
         return any(await self.ctx.ledger.get_many(ids))
+
+
+class BatchAlerts:
+    """Alert states as a batch of jobs reads them: one read serves every job of the alert for
+    `max_age_s` (0.25 s), then the next job reads it again. A batch's jobs (up to 500) would
+    otherwise each read and parse the same state; bounding its age keeps a Cancel decided
+    meanwhile stopping the alert's remaining jobs within that time (they are `dropped`), as a
+    read per job did."""
+
+    def __init__(self, read: Callable[[str], Awaitable[AlertState | None]],
+                 max_age_s: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._got: dict[str, tuple[float, asyncio.Future[AlertState | None]]] = {}
+
+    async def get(self, alert_id: str) -> AlertState | None:
+        now = self._clock()
+        hit = self._got.get(alert_id)
+        if hit is None or now - hit[0] > self.max_age_s or (
+                hit[1].done() and hit[1].exception() is not None):
+            hit = self._got[alert_id] = (now, asyncio.ensure_future(self._read(alert_id)))
+        return await hit[1]
 
 
 def _missing(job: DeliveryJob) -> Subscriber:
