@@ -143,8 +143,10 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
 
     async def serve() -> None:
         from services.notify.app import create_app
+        from shared import telemetry
         from shared.settings import Settings
 
+        telemetry.setup("notify")  # as shared.serve does before the app (tracing as configured)
         app = create_app(Settings(**settings), timers=False, consume=True)
         if os.environ.get("HOMEWARD_BENCH_TRACE"):
             _trace(app.state.notify.worker)

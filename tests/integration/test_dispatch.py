@@ -143,7 +143,9 @@ class Stack:
 @asynccontextmanager
 async def _served(app: Any, port: int) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           # as served (shared.serve): the client closes first
+                                           timeout_keep_alive=Settings().keep_alive_s))
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: _started(server, task), timeout=60, interval=0.05)
