@@ -6,9 +6,16 @@ of one child handled at the same moment by different consumers can never both cl
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+
+__all__ = ["IdentityClaims", "claimant_record"]
+
+T = TypeVar("T")
 
 # KEYS: the identity keys; ARGV[1]: the claimant, ARGV[2]: time to live (s).
 # Returns {owner, index of the key it was found under (0: none, all claimed now)}. Keys not yet
@@ -62,3 +69,16 @@ class IdentityClaims:
                 for k in keys:
                     pipe.set(self.prefix + k, owner, nx=True, ex=self.ttl_s)
                 await pipe.execute()
+
+
+async def claimant_record(read: Callable[[], Awaitable[T | None]], within_s: float,
+                          every_s: float = 0.05) -> T | None:
+    """The record of the claimant a claim named (dispatch's case, notify's alert): the
+    consumer that claimed the child may still be storing it, so `read` is tried every
+    `every_s` seconds for up to `within_s`; None if it never appears."""
+    deadline = time.monotonic() + within_s
+    while True:
+        found = await read()
+        if found is not None or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(every_s)

@@ -8,9 +8,7 @@ consumers link rather than open two searches.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +22,7 @@ from services.dispatch.rules import Policy
 from shared import metrics
 from shared.events import CloudEvent
 from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
+from shared.identity_claims import claimant_record
 from shared.report import ReportAccepted
 
 __all__ = ["Reports"]
@@ -97,11 +96,7 @@ class Reports:
     async def _claimed_case(self, owner: str) -> Case | None:
         """The case that claimed the child: another consumer may still be opening it, so wait
         up to `claim_wait_s`; None if it never appears."""
-        deadline = time.monotonic() + self.claim_wait_s
-        while True:
-            case = await self.caselog.cases.get(owner)
-            if case is not None or time.monotonic() > deadline:
-                if case is None:
-                    log.warning("case %s claimed a child but was never stored", owner)
-                return case
-            await asyncio.sleep(0.05)
+        case = await claimant_record(lambda: self.caselog.cases.get(owner), self.claim_wait_s)
+        if case is None:
+            log.warning("case %s claimed a child but was never stored", owner)
+        return case

@@ -6,8 +6,6 @@ who got its Cancel. Held by the planner (planner.py) as `planner.children`."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +20,7 @@ from shared.identity import (
     link_evidence,
     sighting_of,
 )
-from shared.identity_claims import IdentityClaims
+from shared.identity_claims import IdentityClaims, claimant_record
 from shared.report import ReportAccepted
 
 if TYPE_CHECKING:
@@ -67,12 +65,8 @@ class ChildAlerts:
     async def claimed_alert(self, alert_id: str) -> AlertState | None:
         """The alert that claimed the child: another consumer may still be opening it, so wait
         up to `claim_wait_s`; None if it never appears."""
-        deadline = time.monotonic() + self.claim_wait_s
-        while True:
-            alert = await self.notify.alerts.get(alert_id)
-            if alert is not None or time.monotonic() > deadline:
-                return alert
-            await asyncio.sleep(0.05)
+        return await claimant_record(lambda: self.notify.alerts.get(alert_id),
+                                     self.claim_wait_s)
 
     async def merge(self, alert_id: str, accepted: ReportAccepted,
                     evidence: LinkEvidence | None) -> bool:
