@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from shared.serve import _api_config
+from shared.serve import _api_config, _settled
 from shared.settings import Settings
 
 
@@ -25,3 +31,29 @@ def test_the_keep_alive_is_a_setting() -> None:
     assert _api_config(object(), Settings(keep_alive_s=7), "alert").timeout_keep_alive == 7
     with pytest.raises(ValueError, match="keep_alive_s"):
         Settings(keep_alive_s=0)
+
+
+def test_the_heap_is_settled_after_the_apps_own_startup() -> None:
+    """What the app's lifespan made at startup is in the permanent generation, where no later
+    full collection walks it; the app's own startup and shutdown still run, in order."""
+    ran: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.cache = [{"made": "at startup"} for _ in range(1000)]
+        ran.append("startup")
+        yield
+        ran.append("shutdown")
+
+    app = _settled(FastAPI(lifespan=lifespan))
+    gc.unfreeze()
+    try:
+        with TestClient(app):
+            assert ran == ["startup"]
+            assert gc.get_freeze_count() >= 1000
+            cache = app.state.cache
+            assert not any(gc.is_tracked(c) and c in gc.get_objects(generation=2)
+                           for c in cache[:3])  # frozen: in no generation the collector walks
+        assert ran == ["startup", "shutdown"]
+    finally:
+        gc.unfreeze()  # this test process goes on as it was
