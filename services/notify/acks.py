@@ -73,7 +73,7 @@ class Acks:
         metrics.hub_acknowledged(record, at)
         metrics.delivery_receipt("acknowledged", record.get("kind", ""),
                                  record.get("channel", ""), at)
-        await ctx.ledger.unschedule(ACKS, did)
+        await ctx.timers.unschedule(ACKS, did)
         receipt = receipt_of(did, record, status=DeliveryStatus.acknowledged, at=at)
         await ctx.publisher.publish(topics.DELIVERIES, CloudEvent.of(
             DELIVERY_ACKNOWLEDGED, ctx.publisher.source, receipt.case_id, receipt,
@@ -112,5 +112,5 @@ class Acks:
         await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
         result = await self.sender.send(f"{did}_r{reminders + 1}", sub, body)
         if result.ok:
-            await ctx.ledger.schedule(ACKS, did,
+            await ctx.timers.schedule(ACKS, did,
                                       time.time() + ctx.settings.notify_ack_deadline_s)

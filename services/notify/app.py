@@ -29,6 +29,7 @@ from services.notify.outbound import AppriseSender, OutboundPolicy, WebhookSende
 from services.notify.public_api import build_public_router
 from services.notify.sealing import SubscriberSeal
 from services.notify.signing import Keyring
+from services.notify.timer_store import DurableTimers
 from shared import asyncapi, metrics, topics
 from shared.casekeys import CaseKeys
 from shared.faults import RETRYING_NOW
@@ -85,7 +86,8 @@ def build_notify(settings: Settings, redis: Redis, publisher: EventPublisher,
                              signer=keyring.sign_body if keyring is not None else None)
     ctx = Context(
         settings, SubscriberRepository(redis, SubscriberSeal.from_settings(settings)),
-        AlertRepository(redis), DeliveryLedger(redis), HubFeed(redis), publisher,
+        AlertRepository(redis), DeliveryLedger(redis), DurableTimers(redis), HubFeed(redis),
+        publisher,
         keys=CaseKeys(redis, KafkaAccess.from_settings(settings),
                       MasterKeys.parse(settings.pii_master_keys)),
     )
@@ -140,9 +142,9 @@ def create_app(settings: Settings | None = None, timers: bool = True,
         await fanout.start()
         worker = asyncio.create_task(notify.run_timers()) if timers else None
         sampling = asyncio.create_task(metrics.sample_forever([
-            metrics.timers_sample(lambda: notify.ledger.count(RETRIES),
+            metrics.timers_sample(lambda: notify.ctx.timers.count(RETRIES),
                                   # an ack timer is due when its deadline has passed
-                                  lambda: notify.ledger.count(ACKS, time.time())),
+                                  lambda: notify.ctx.timers.count(ACKS, time.time())),
             metrics.KafkaSampler(client_options(access),
                                  {consumers.GROUP: [topics.REPORTS, topics.DISPATCH]},
                                  [topics.dlq(topics.REPORTS), topics.dlq(topics.DISPATCH),

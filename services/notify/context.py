@@ -12,6 +12,7 @@ from typing import Any
 from services.notify.adapters import AlertRepository, HubFeed, SubscriberRepository
 from services.notify.domain import AlertState
 from services.notify.ledger import DeliveryLedger
+from services.notify.timer_store import DurableTimers
 from shared import topics
 from shared.casekeys import ALERT_FIELDS, BODY_FIELDS, CaseKeys, sealed_json
 from shared.kafka import EventPublisher
@@ -28,6 +29,7 @@ class Context:
     subscribers: SubscriberRepository
     alerts: AlertRepository
     ledger: DeliveryLedger
+    timers: DurableTimers
     feed: HubFeed
     publisher: EventPublisher
     clock: Callable[[], datetime] = field(default=_now)

@@ -173,7 +173,7 @@ class DeliveryWorker:
         for old in superseded(earlier):
             await ctx.ledger.mark(old, DeliveryStatus.dropped,
                                   error=CANCELLED if cancel else SUPERSEDED)
-            await ctx.ledger.unschedule(RETRIES, old)
+            await ctx.timers.unschedule(RETRIES, old)
         body = self._for_recipient(body, [r for _, r in earlier], alert)
         # One serialisation per (body, message type, references) in a batch. Keyed by value,
         # never by id(): the Alert made of an Update for a first-time recipient is a new dict,

@@ -57,7 +57,7 @@ class Notify:
         self.planner = Planner(ctx, self.lanes)
         self.acks = Acks(ctx, self.worker.sender)
         self.views = Views(ctx)
-        self.timers = Timers(ctx.ledger, {RETRIES: self.worker.retry, WIDEN: self.planner.widen,
+        self.timers = Timers(ctx.timers, {RETRIES: self.worker.retry, WIDEN: self.planner.widen,
                                           ACKS: self.acks.overdue},
                              ctx.settings.notify_tick_s)
         # What the api, consumers, app and tests use.

@@ -78,7 +78,7 @@ class Planner:
         s = self.ctx.settings
         nxt = domain.next_boundary(alert.seen_at, now, s.radius_tiers_km, s.notify_tier_unit_s)
         if nxt is not None and not alert.cancelled:
-            await self.ctx.ledger.schedule(WIDEN, alert.alert_id, nxt.timestamp())
+            await self.ctx.timers.schedule(WIDEN, alert.alert_id, nxt.timestamp())
 
     # --- reports -------------------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class Planner:
                 alert.report, alert.leader = None, None
                 alert.bump("Cancel", ctx.clock(), note=outcome)
                 await ctx.save(alert)  # drops it from the public feed at once
-                await ctx.ledger.unschedule(WIDEN, alert.alert_id)
+                await ctx.timers.unschedule(WIDEN, alert.alert_id)
         await self.fanout.cancel_fan_out(alert)
 
     async def widen(self, alert_id: str) -> None:

@@ -166,7 +166,7 @@ class Rebuild:
                 await self.planner.schedule_widening(alert, now)
         for did, r in records.items():
             if r.get("state") == "retrying":
-                await ctx.ledger.schedule(RETRIES, did, now.timestamp())
+                await ctx.timers.schedule(RETRIES, did, now.timestamp())
         deadline = ctx.settings.notify_ack_deadline_s
         # A hub acknowledges its first message of an alert: its earliest version's delivery.
         first: dict[tuple[str, str], int] = {}
@@ -185,4 +185,4 @@ class Rebuild:
             if int(r.get("reminders", "0") or 0) > ctx.settings.notify_ack_repush_max:
                 continue
             due = datetime.fromisoformat(r["at"]).timestamp() + deadline
-            await ctx.ledger.schedule(ACKS, did, due)
+            await ctx.timers.schedule(ACKS, did, due)

@@ -108,7 +108,7 @@ class Sender:
             since = since or at
             due = time.time() + decision.delay_s
             await ctx.ledger.mark(did, state, next_at=str(due), since=since, **fields)
-            await ctx.ledger.schedule(RETRIES, did, due)
+            await ctx.timers.schedule(RETRIES, did, due)
         elif state == DeliveryStatus.sent:
             await ctx.ledger.mark(did, state, sent_at=at, **fields)  # hub ack time (metrics)
         else:
@@ -117,7 +117,7 @@ class Sender:
         # not each Update after it.
         if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
                 and body["type"] == content.ALERT_ISSUED and body.get("msg_type") == "Alert":
-            await ctx.ledger.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
+            await ctx.timers.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
         if decision.disable:
             await self.disable(sub.subscriber_id)
         receipt = self._receipt(did, sub, body, state, result, attempts, done_at,

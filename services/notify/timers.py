@@ -1,4 +1,4 @@
-"""Notify's durable timers (Redis sorted sets, services.notify.ledger.DeliveryLedger): retries,
+"""Notify's durable timers (Redis sorted sets, services.notify.timer_store.DurableTimers): retries,
 widenings and ack deadlines, each with a loop of its own (issue 18 §3: a big widening does not
 delay retries), and the due members of one timer worked at once (at most `PARALLEL`).
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.notify.ledger import DeliveryLedger
+from services.notify.timer_store import DurableTimers
 from shared.faults import RETRYING_NOW, is_transient
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def wait_s(tick_s: float, next_due: float | None, now: float) -> float:
 
 @dataclass
 class Timers:
-    ledger: DeliveryLedger
+    store: DurableTimers
     work: dict[str, Work]  # timer name -> what to do with a due member
     tick_s: float = 0.25
     faults: int = field(default=0, init=False)  # transient faults met (readiness)
@@ -52,7 +52,7 @@ class Timers:
         return done
 
     async def _due(self, timer: str, run: Work) -> int:
-        lease, members = await self.ledger.due(timer)
+        lease, members = await self.store.due(timer)
         limit = asyncio.Semaphore(PARALLEL)
 
         async def one(member: str) -> None:
@@ -73,7 +73,7 @@ class Timers:
                 self.faults += 1
             log.exception("timer %s for %s failed; due again after its lease", timer, member)
             return
-        await self.ledger.settle(timer, member, lease)
+        await self.store.settle(timer, member, lease)
 
     async def loop(self, timer: str) -> None:
         while True:
@@ -92,7 +92,7 @@ class Timers:
 
     async def _wait(self, timer: str) -> float:
         try:
-            return wait_s(self.tick_s, await self.ledger.next_due(timer), time.time())
+            return wait_s(self.tick_s, await self.store.next_due(timer), time.time())
         except Exception:  # Redis unavailable: the next tick meets (and reports) it
             return self.tick_s
 

@@ -26,7 +26,7 @@ from services.notify import domain as notify_domain
 from services.notify.app import build_notify
 from services.notify.handlers import ACKS, RETRIES, WIDEN
 from services.notify.handlers import TIMERS_KEY as NOTIFY_TIMERS
-from services.notify.ledger import DeliveryLedger
+from services.notify.timer_store import DurableTimers
 from shared import topics
 from shared.events import CASE_TASK_OVERDUE, REPORT_ACCEPTED, CloudEvent
 from shared.faults import RETRYING_NOW
@@ -45,7 +45,7 @@ from tests.helpers import (
 async def test_a_notify_timer_refused_stays_due_and_is_settled_after(
     settings: Settings, redis: Redis,
 ) -> None:
-    ledger = DeliveryLedger(redis)
+    ledger = DurableTimers(redis)
     await ledger.schedule(RETRIES, "d-refused", time.time() - 1)
     async with redis_refusing_writes(settings.redis_url):
         with pytest.raises(OutOfMemoryError):
@@ -70,13 +70,13 @@ async def test_notify_tick_settles_only_what_was_done(
         if did == "refused":
             raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
         if did == "again":
-            await notify.ledger.schedule(RETRIES, did, time.time() + 600)  # its next try
+            await notify.timers.store.schedule(RETRIES, did, time.time() + 600)  # its next try
 
     monkeypatch.setitem(notify.timers.work, RETRIES, retry)
     monkeypatch.setitem(notify.timers.work, WIDEN, _nothing)
     monkeypatch.setitem(notify.timers.work, ACKS, _nothing)
     for did in ("refused", "done", "again"):
-        await notify.ledger.schedule(RETRIES, did, time.time() - 1)
+        await notify.timers.store.schedule(RETRIES, did, time.time() - 1)
     assert await notify.tick() == 3 and sorted(ran) == ["again", "done", "refused"]
     left = dict(await redis.zrange("notify:timer:retry", 0, -1, withscores=True))
     assert set(left) == {"refused", "again"}  # "done" settled; "again" kept its new time
