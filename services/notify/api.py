@@ -39,6 +39,11 @@ class SecretRotated(BaseModel):
     secret: str  # the new signing secret, shown once; the old one signs too for the overlap
 
 
+class SubscriberInService(BaseModel):
+    subscriber_id: str
+    active: bool  # false: out of service, selected for nothing, its retries dropped
+
+
 class HubInfo(BaseModel):
     hub_id: str
     name: str
@@ -150,6 +155,33 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         except NotFound as exc:
             raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
         return SecretRotated(secret=secret)
+
+    async def in_service(subscriber_id: str, active: bool, admin: Principal,
+                         ) -> SubscriberInService:
+        try:
+            sub = await notify.registry.set_active(subscriber_id, active, admin.region)
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
+        return SubscriberInService(subscriber_id=sub.subscriber_id, active=sub.active)
+
+    @router.post("/subscribers/{subscriber_id}/disable", response_model=SubscriberInService,
+                 tags=["subscribers"])
+    async def disable_subscriber(
+            subscriber_id: Annotated[str, PathParam(pattern=audience.HUB_ID)],
+            admin: Admin) -> SubscriberInService:
+        """Take a subscriber out of service (a station closed, a channel retired): no alert
+        selects it, and its deliveries still retrying are dropped when next due. Idempotent.
+        404 outside the admin's region."""
+        return await in_service(subscriber_id, False, admin)
+
+    @router.post("/subscribers/{subscriber_id}/enable", response_model=SubscriberInService,
+                 tags=["subscribers"])
+    async def enable_subscriber(
+            subscriber_id: Annotated[str, PathParam(pattern=audience.HUB_ID)],
+            admin: Admin) -> SubscriberInService:
+        """Put a subscriber back in service (also one a 410 disabled): selected again for
+        what is planned from now on. Idempotent. 404 outside the admin's region."""
+        return await in_service(subscriber_id, True, admin)
 
     @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:

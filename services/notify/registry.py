@@ -1,4 +1,5 @@
-"""Subscribers' use cases: register, rotate a secret, disable; rebuild and reseal from the
+"""Subscribers' use cases: register, rotate a secret, take out of service and back, disable
+(a 410); rebuild and reseal from the
 compacted subscriber log (homeward.subscribers.v1, written before Redis, sealed)."""
 
 from __future__ import annotations
@@ -61,6 +62,27 @@ class Registry:
         await self.log(rotated)
         await ctx.subscribers.add(rotated)
         return secret
+
+    async def set_active(self, subscriber_id: str, active: bool,
+                         within_region: str) -> Subscriber:
+        """An admin takes a subscriber out of service (a station closed, a channel retired:
+        `active` False) or puts it back. Out of service, it is selected for no alert and each
+        of its deliveries still retrying is dropped `subscriber disabled` when next due: a
+        hub's push of an active alert never goes dead (issue 18 §4), so without this a closed
+        station would be retried for as long as the child is missing. Back in service, it is
+        selected again for what is planned from then on. Idempotent; logged before Redis.
+        Raises NotFound when unknown, a case-group member (their membership is dispatch's) or
+        outside `within_region`."""
+        ctx = self.ctx
+        sub = await ctx.subscribers.get(subscriber_id)
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(message=subscriber_id)
+        if sub.active != active:
+            sub.active = active
+            await self.log(sub)
+            await ctx.subscribers.add(sub)
+        return sub
 
     async def log(self, subscriber: Subscriber) -> None:
         """The system of record first: the compacted subscriber log, keyed by id (sealed)."""
