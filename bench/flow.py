@@ -162,6 +162,7 @@ async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
         await _worked_through(sink, opened, {**pushed_accepted, **leader_accepted}, 30)
     finally:
         gc.enable()
+        gc.unfreeze()  # the benchmarks after this one in the same process run as before
     stop.set()
     await follower
     sink.server.shutdown()

@@ -92,10 +92,11 @@ def settle_heap() -> None:
     Why: CPython's full (generation 2) collection walks every tracked object. A started
     service holds several hundred thousand of them from imports alone (pydantic, FastAPI,
     FastStream, aiokafka, cryptography), and each full collection paused the event loop for
-    30-95 ms (measured with gc.callbacks in every process of the flow bench, 2026-12-01): the
-    whole p99 of a report's way to its case group. Objects made at startup live as long as the
-    process, so leaving them out of every later walk loses nothing; what the service makes
-    afterwards is collected as before."""
+    30-110 ms (measured with gc.callbacks in every process of the flow bench, 2026-12-01), a
+    few times a report's usual way to its case group (p50 about 23 ms). What startup made
+    nearly all lives as long as the process; the little of it that later becomes cyclic
+    garbage is never freed (a bounded, one-off amount; reference counting still frees the
+    rest). What the service makes afterwards is collected as before."""
     gc.collect()
     gc.freeze()
 

@@ -1,8 +1,8 @@
 """Notify's Redis stores: subscribers and their geo index per kind (sealed), each alert's
 state with who received it and dispatch's notes, and each hub's pushes as a stream. The
-delivery ledger and the durable timers are in services.notify.ledger, the compacted logs in
-services.notify.logs, the channels (signed webhooks, Apprise) and the outbound guard in
-services.notify.outbound."""
+delivery ledger is in services.notify.ledger, the durable timers in
+services.notify.timer_store, the compacted logs in services.notify.logs, the channels (signed
+webhooks, Apprise) and the outbound guard in services.notify.outbound."""
 
 from __future__ import annotations
 

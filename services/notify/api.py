@@ -49,6 +49,7 @@ class HubInfo(BaseModel):
     name: str
     location: audience.Location
     region_code: str | None = None
+    active: bool = True  # false: taken out of service by an admin (or its endpoint said 410)
 
 
 class HubAlerts(BaseModel):
@@ -159,7 +160,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
     async def in_service(subscriber_id: str, active: bool, admin: Principal,
                          ) -> SubscriberInService:
         try:
-            sub = await notify.registry.set_active(subscriber_id, active, admin.region)
+            sub = await notify.registry.set_active(subscriber_id, active, admin.region,
+                                                   actor=admin.sub)
         except NotFound as exc:
             raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
         return SubscriberInService(subscriber_id=sub.subscriber_id, active=sub.active)
@@ -187,7 +189,7 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:
         sub = await own_hub(principal, hub_id)
         return HubInfo(hub_id=sub.subscriber_id, name=sub.name, location=sub.location,
-                       region_code=sub.region_code)
+                       region_code=sub.region_code, active=sub.active)
 
     @router.get("/hubs/{hub_id}/alerts", response_model=HubAlerts, tags=["hub console"])
     async def get_hub_alerts(hub_id: HubId, principal: Hub) -> HubAlerts:

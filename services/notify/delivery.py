@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.notify import content, domain
-from services.notify.audience import Subscriber
+from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.context import Context
 from services.notify.delivery_rules import cancel_reaches, for_recipient, superseded
 from services.notify.domain import AlertState
@@ -155,6 +155,14 @@ class DeliveryWorker:
         ctx = self.ctx
         did = job.delivery_id
         if not sub.active:
+            if (sub.kind == SubscriberKind.hub and job.msg_type == "Cancel"
+                    and cancel_reaches(r for _, r in await self._earlier(job))):
+                # Nothing is sent, but the console of a station out of service must not go on
+                # showing the child's personal data (the sender's own first try does this).
+                await ctx.feed.scrub(sub.subscriber_id, job.alert_id)
+                ended = await self._body(job.body_key, bodies)
+                if ended is not None:
+                    await ctx.feed.add(sub.subscriber_id, {**ended, "delivery_id": did})
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
             return
         body = await self._body(job.body_key, bodies)

@@ -108,11 +108,13 @@ class FanOut:
 
     async def cancel_fan_out(self, alert: AlertState) -> None:
         """Every recipient of an earlier version gets the Cancel (a worker sends it only to
-        those an earlier version reached)."""
+        those an earlier version reached); a hub out of service too, whose console the worker
+        clears without sending anything."""
         recipients = await self.ctx.alerts.recipients(alert.alert_id)
         subs = await self.ctx.subscribers.get_many(recipients)
         body = content.cancel_body(alert, self.ctx.clock())
-        await self.publish(alert.alert_id, [(s, body) for s in subs if s.active], None)
+        await self.publish(alert.alert_id, [(s, body) for s in subs
+                                            if s.active or s.kind == SubscriberKind.hub], None)
 
     async def publish(self, alert_id: str, work: list[tuple[Subscriber, dict[str, Any]]],
                       version: int | None) -> None:

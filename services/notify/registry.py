@@ -4,6 +4,8 @@ compacted subscriber log (homeward.subscribers.v1, written before Redis, sealed)
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,9 +16,12 @@ from services.notify.context import Context
 from services.notify.errors import Conflict, Forbidden, NotFound
 from services.notify.logs import SubscriberLog
 from services.notify.outbound import WebhookSender
+from services.notify.sending import ACKS, RETRIES
 from services.notify.subscribers import new_secret, region_of, registered
 from shared import topics
 from shared.regions import within
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,16 +68,18 @@ class Registry:
         await ctx.subscribers.add(rotated)
         return secret
 
-    async def set_active(self, subscriber_id: str, active: bool,
-                         within_region: str) -> Subscriber:
-        """An admin takes a subscriber out of service (a station closed, a channel retired:
-        `active` False) or puts it back. Out of service, it is selected for no alert and each
-        of its deliveries still retrying is dropped `subscriber disabled` when next due: a
-        hub's push of an active alert never goes dead (issue 18 §4), so without this a closed
-        station would be retried for as long as the child is missing. Back in service, it is
-        selected again for what is planned from then on. Idempotent; logged before Redis.
-        Raises NotFound when unknown, a case-group member (their membership is dispatch's) or
-        outside `within_region`."""
+    async def set_active(self, subscriber_id: str, active: bool, within_region: str,
+                         actor: str = "") -> Subscriber:
+        """An admin (`actor`) takes a subscriber out of service (a station closed, a channel
+        retired: `active` False) or puts it back. Out of service, it is selected for no alert,
+        each of its deliveries still retrying is made due at once and so dropped
+        (`subscriber disabled`), and its ack deadlines are withdrawn: a hub's push of an
+        active alert never goes dead (issue 18 §4), so without this a closed station would be
+        retried for as long as the child is missing. A Cancel still clears its console (the
+        delivery worker). Back in service, it is selected again for what is planned from then
+        on (an alert already out reaches it with its next version to everyone). Idempotent;
+        logged before Redis. Raises NotFound when unknown, a case-group member (their
+        membership is dispatch's) or outside `within_region`."""
         ctx = self.ctx
         sub = await ctx.subscribers.get(subscriber_id)
         if (sub is None or sub.kind == SubscriberKind.member
@@ -82,7 +89,27 @@ class Registry:
             sub.active = active
             await self.log(sub)
             await ctx.subscribers.add(sub)
+            log.warning("subscriber %s (%s, %s) %s by %s", sub.subscriber_id, sub.kind.value,
+                        sub.name, "put back in service" if active else "taken out of service",
+                        actor or "?")
+        if not active:
+            await self._retire_pending(subscriber_id)
         return sub
+
+    async def _retire_pending(self, subscriber_id: str) -> None:
+        """The subscriber's retries due now (the worker drops them: it is out of service) and
+        its ack deadlines withdrawn (no one is there to acknowledge)."""
+        ctx = self.ctx
+        for timer in (RETRIES, ACKS):
+            members = await ctx.timers.members(timer)
+            records = await ctx.ledger.get_many(members)
+            mine = [m for m, r in zip(members, records, strict=True)
+                    if r.get("subscriber_id") == subscriber_id]
+            if timer == RETRIES:
+                for member in mine:
+                    await ctx.timers.schedule(RETRIES, member, time.time())
+            else:
+                await ctx.timers.unschedule(ACKS, *mine)
 
     async def log(self, subscriber: Subscriber) -> None:
         """The system of record first: the compacted subscriber log, keyed by id (sealed)."""

@@ -32,6 +32,11 @@ class DurableTimers:
             return int(await self.redis.zcard(key))
         return int(await self.redis.zcount(key, "-inf", due_by))
 
+    async def members(self, timer: str) -> list[str]:
+        """Every member of `timer`, due or not (an admin's rare sweep: a subscriber taken out
+        of service; bounded by the deliveries waiting, not by the subscribers)."""
+        return [str(m) for m in await self.redis.zrange(f"notify:timer:{timer}", 0, -1)]
+
     async def next_due(self, timer: str) -> float | None:
         """When the earliest member of `timer` is due (epoch s; a claimed one: when its lease
         ends), None when it has none."""

@@ -6,14 +6,16 @@ notify stack of test_notify_delivery)."""
 from __future__ import annotations
 
 import asyncio
-import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from services.notify.audience import SubscriberKind
-from services.notify.handlers import RETRIES
+from services.notify.handlers import ACKS, RETRIES
 from services.notify.ledger_rules import DISABLED
 from shared import topics
 from shared.auth import Role
+from shared.events import CASE_FOUND
 from shared.settings import Settings
 from tests.helpers import read_topic
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
@@ -45,11 +47,9 @@ async def test_a_closed_station_is_retried_until_taken_out_then_its_retries_are_
     again = await stack.http.post(url, headers=stack.token(Role.admin, "140400"))
     assert again.status_code == 200 and again.json()["active"] is False  # idempotent
 
-    # Its retry, when next due (made due now: the schedule has grown to seconds), is dropped:
-    # no more requests, and the commander sees why.
+    # Its retry is made due at once and dropped (its schedule had grown to seconds): no more
+    # requests, and the commander sees why.
     tried = len(closed.requests)
-    did = states["关闭站"]["delivery_id"]
-    await stack.notify.timers.store.schedule(RETRIES, did, time.time())
     for _ in range(100):
         await stack.notify.tick()
         rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
@@ -58,6 +58,7 @@ async def test_a_closed_station_is_retried_until_taken_out_then_its_retries_are_
         await asyncio.sleep(0.05)
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["关闭站"]["state"] == "dropped" and rows["关闭站"]["error"] == DISABLED
+    assert rows["关闭站"]["delivery_id"] not in await stack.notify.timers.store.members(RETRIES)
     assert rows["值守站"]["state"] == "sent"
     for _ in range(10):
         await stack.notify.tick()
@@ -105,3 +106,40 @@ async def test_only_an_admin_of_the_subscribers_region_takes_it_out_of_service(
     assert bad.status_code == 422
     sub = await stack.notify.subscribers.get(made["subscriber_id"])
     assert sub is not None and not sub.active
+
+
+async def test_a_station_out_of_service_keeps_no_personal_data_after_the_child_is_found(
+    stack_factory: Any  # noqa: F811
+) -> None:
+    """Its console had the alert; taken out of service, it is sent nothing more, but the
+    Cancel still replaces the alert on its console (no child's data left on a closed
+    station's screen) and its ack deadline is withdrawn."""
+    stack: Stack = await stack_factory()
+    console = await stack.subscribe("停用控制台站", SubscriberKind.hub, *north(5),
+                                    hub_id=f"HS{uuid.uuid4().hex[:6]}")
+    hub_id = console["subscriber_id"]
+    case_id = await stack.report(child__name="王小红")
+    view = await stack.http.get(f"/api/v1/hubs/{hub_id}/alerts",
+                                headers=stack.token(Role.hub, hub_id=hub_id))
+    assert "王小红" in view.text
+    acks = await stack.notify.timers.store.members(ACKS)
+    mine = [d["delivery_id"] for d in (await stack.deliveries(case_id))["deliveries"]
+            if d["name"] == "停用控制台站"]
+    assert mine and mine[0] in acks  # its ack deadline runs
+
+    got = await stack.http.post(f"/api/v1/subscribers/{hub_id}/disable",
+                                headers=stack.token(Role.admin, "140403"))
+    assert got.status_code == 200
+    assert mine[0] not in await stack.notify.timers.store.members(ACKS)
+    info = await stack.http.get(f"/api/v1/hubs/{hub_id}",
+                                headers=stack.token(Role.hub, hub_id=hub_id))
+    assert info.status_code == 200 and info.json()["active"] is False
+
+    await stack.dispatch(CASE_FOUND, case_id, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    view = await stack.http.get(f"/api/v1/hubs/{hub_id}/alerts",
+                                headers=stack.token(Role.hub, hub_id=hub_id))
+    assert view.status_code == 200 and "王小红" not in view.text
+    assert [a["type"] for a in view.json()["alerts"]] == ["homeward.alert.cancelled.v1"]
+    rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert rows["停用控制台站"]["state"] in {"sent", "dropped"}
