@@ -9,7 +9,8 @@ recipient), different recipients at once (at most `notify_fanout_parallel` reque
   recipient: a job seen again — a redelivery after a crash or a rebalance — skips a settled
   delivery and resends a `pending` one with the same webhook-id);
 * a job of an alert that is cancelled, of a disabled subscriber, or whose body was purged is
-  `dropped` (a purge leaves nothing to resurrect: jobs carry no personal data);
+  `dropped` (a purge leaves nothing to resurrect: jobs carry no personal data); a Cancel to a
+  hub out of service is shown on its console, sent nowhere, and `dropped` too;
 * a Cancel goes only to a recipient an earlier version reached (delivery_rules.cancel_reaches)
   and supersedes that recipient's retries of earlier versions; a later version supersedes
   earlier ones still retrying; an Update to someone who received no earlier version goes out
@@ -154,15 +155,9 @@ class DeliveryWorker:
         """One job of a batch (`run`); `alerts` reads the alert's state for the batch."""
         ctx = self.ctx
         did = job.delivery_id
-        if not sub.active:
-            if (sub.kind == SubscriberKind.hub and job.msg_type == "Cancel"
-                    and cancel_reaches(r for _, r in await self._earlier(job))):
-                # Nothing is sent, but the console of a station out of service must not go on
-                # showing the child's personal data (the sender's own first try does this).
-                await ctx.feed.scrub(sub.subscriber_id, job.alert_id)
-                ended = await self._body(job.body_key, bodies)
-                if ended is not None:
-                    await ctx.feed.add(sub.subscriber_id, {**ended, "delivery_id": did})
+        cancel = job.msg_type == "Cancel"
+        # A hub out of service still takes a Cancel on its console (below); nothing else.
+        if not sub.active and not (cancel and sub.kind == SubscriberKind.hub):
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
             return
         body = await self._body(job.body_key, bodies)
@@ -170,7 +165,6 @@ class DeliveryWorker:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=BODY_GONE)
             return
         alert = await alerts.get(job.alert_id)
-        cancel = job.msg_type == "Cancel"
         if not cancel and alert is not None and alert.cancelled:
             await ctx.ledger.mark(did, DeliveryStatus.dropped, error=CANCELLED)
             return
@@ -183,6 +177,10 @@ class DeliveryWorker:
                                   error=CANCELLED if cancel else SUPERSEDED)
             await ctx.timers.unschedule(RETRIES, old)
         body = self._for_recipient(body, [r for _, r in earlier], alert)
+        if not sub.active:  # nothing is sent; no child's data stays on a closed station's screen
+            await self.sender.show_on_console(did, sub, body)
+            await ctx.ledger.mark(did, DeliveryStatus.dropped, error=DISABLED)
+            return
         # One serialisation per (body, message type, references) in a batch. Keyed by value,
         # never by id(): the Alert made of an Update for a first-time recipient is a new dict,
         # and the id of a freed one is reused by the next (another case's payload under this

@@ -99,17 +99,16 @@ class Registry:
     async def _retire_pending(self, subscriber_id: str) -> None:
         """The subscriber's retries due now (the worker drops them: it is out of service) and
         its ack deadlines withdrawn (no one is there to acknowledge)."""
-        ctx = self.ctx
-        for timer in (RETRIES, ACKS):
-            members = await ctx.timers.members(timer)
-            records = await ctx.ledger.get_many(members)
-            mine = [m for m, r in zip(members, records, strict=True)
-                    if r.get("subscriber_id") == subscriber_id]
-            if timer == RETRIES:
-                for member in mine:
-                    await ctx.timers.schedule(RETRIES, member, time.time())
-            else:
-                await ctx.timers.unschedule(ACKS, *mine)
+        for did in await self._waiting(RETRIES, subscriber_id):
+            await self.ctx.timers.schedule(RETRIES, did, time.time())
+        await self.ctx.timers.unschedule(ACKS, *await self._waiting(ACKS, subscriber_id))
+
+    async def _waiting(self, timer: str, subscriber_id: str) -> list[str]:
+        """The deliveries to `subscriber_id` that `timer` holds."""
+        members = await self.ctx.timers.members(timer)
+        records = await self.ctx.ledger.get_many(members)
+        return [m for m, r in zip(members, records, strict=True)
+                if r.get("subscriber_id") == subscriber_id]
 
     async def log(self, subscriber: Subscriber) -> None:
         """The system of record first: the compacted subscriber log, keyed by id (sealed)."""

@@ -73,6 +73,13 @@ class Sender:
             return await self.apprise.send(channel.url, "儿童失踪协查", str(body.get("text", "")))
         return SendResult(True, None)  # console: the hub feed below is the delivery
 
+    async def show_on_console(self, did: str, sub: Subscriber, body: dict[str, Any]) -> None:
+        """Delivery `did` on hub `sub`'s console (its feed); a Cancel first removes the pushes
+        of its alert, which carry the child's personal data."""
+        if body["type"] == content.ALERT_CANCELLED:
+            await self.ctx.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
+        await self.ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+
     async def attempt(self, did: str, sub: Subscriber, body: dict[str, Any],
                       made: int | None = None, payload: str | None = None,
                       limit: asyncio.Semaphore | None = None, active: bool = True,
@@ -86,9 +93,7 @@ class Sender:
             made = int((await ctx.ledger.get(did)).get("attempts", "0") or 0)
         attempts = made + 1
         if sub.kind == SubscriberKind.hub and attempts == 1:
-            if body["type"] == content.ALERT_CANCELLED:
-                await ctx.feed.scrub(sub.subscriber_id, str(body["alert_id"]))
-            await ctx.feed.add(sub.subscriber_id, {**body, "delivery_id": did})
+            await self.show_on_console(did, sub, body)
         if limit is None:
             result = await self.send(did, sub, body, payload)
         else:
