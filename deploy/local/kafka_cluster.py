@@ -27,7 +27,9 @@ Replication: 3 replicas and min.insync.replicas 2 with three nodes, 1/1 with one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -46,6 +48,10 @@ from shared import kafka_acl
 from shared.kafka_access import KafkaAccess
 
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+class PortTaken(RuntimeError):
+    """A node exited because another process held one of its planned ports."""
 
 
 @dataclass
@@ -158,7 +164,26 @@ class KafkaCluster:
             self.nodes.append(KafkaNode(i + 1, self.data_dir / f"node{i + 1}", port,
                                         free_port(), free_port()))
 
-    def start(self, timeout: float = 120) -> KafkaCluster:
+    def start(self, timeout: float = 120, attempts: int = 3) -> KafkaCluster:
+        """Format and start every node; returns once each node's client port answers.
+
+        A node that finds one of its planned ports taken by another process exits with "Address
+        already in use" (PortTaken). With ports of its own choosing (`ports` not given) the
+        cluster then stops its nodes, wipes its data and starts again on new ports, up to
+        `attempts` times in all; a node that exits for any other reason raises RuntimeError
+        with the tail of its log."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if self.ports or attempt == attempts:
+                    raise
+                self.stop()
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self.nodes.clear()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> KafkaCluster:
         self._plan()
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         cluster_id = _cluster_id()
@@ -180,8 +205,20 @@ class KafkaCluster:
         for node in self.nodes:
             self.start_node(node.node_id, wait=False)
         for node in self.nodes:
-            wait_for_port(node.port, timeout, node.proc)
+            self._wait(node, timeout)
         return self
+
+    @staticmethod
+    def _wait(node: KafkaNode, timeout: float) -> None:
+        log = node.data_dir / "broker.log"
+        try:
+            wait_for_port(node.port, timeout, node.proc, log)
+        except RuntimeError as exc:
+            with contextlib.suppress(OSError):
+                if "Address already in use" in log.read_text(errors="replace"):
+                    raise PortTaken(f"node {node.node_id}: a planned port was taken "
+                                    f'("Address already in use" in {log}): {exc}') from exc
+            raise
 
     def node(self, node_id: int) -> KafkaNode:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -195,7 +232,7 @@ class KafkaCluster:
             preexec_fn=_die_with_parent,
         )
         if wait:
-            wait_for_port(node.port, timeout, node.proc)
+            self._wait(node, timeout)
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL: the node dies mid-write, as on a power loss."""

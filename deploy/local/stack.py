@@ -46,17 +46,71 @@ def _die_with_parent() -> None:
         pass
 
 
+# Ports free_port has handed out in this process: a child may not have bound one yet.
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's ephemeral range (net.ipv4.ip_local_port_range): where bind(0) and every
+    outgoing connection take their local port."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing is bound to, for a child process to bind a moment later.
+
+    Drawn below the kernel's ephemeral range, so no bind(0) and no outgoing connection of any
+    process can take it between this call and the child's bind. A port from bind(0) could be:
+    the nodes of a local cluster connect to each other while they start, and a node whose
+    listener port had just gone to a peer's connection exited with "Address already in use"
+    (CI, stop 15). Never the same port twice in one process. Falls back to bind(0) when the
+    range below the ephemeral one is too small or full."""
+    ephemeral = _ephemeral_ports()
+    candidates = range(_LOWEST_PORT, ephemeral.start)
+    for _ in range(200 if len(candidates) > 1000 else 0):
+        port = secrets.choice(candidates)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def _tail(log: Path | None, lines: int = 15) -> str:
+    if log is None:
+        return ""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f"; last lines of {log}:\n" + "\n".join(text)
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None,
+                  log: Path | None = None) -> None:
+    """Until something listens on 127.0.0.1:`port`. Raises RuntimeError (with the tail of
+    `log`) when `proc` exits first, TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} "
+                               f"opened{_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.1)
@@ -173,7 +227,7 @@ class KafkaServer:
             [*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
-        wait_for_port(self.port, timeout, self.proc)
+        wait_for_port(self.port, timeout, self.proc, self.data_dir / "broker.log")
         return self
 
     def pause(self) -> None:
@@ -211,7 +265,7 @@ class RedisServer:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        wait_for_port(self.port, timeout, self.proc)
+        wait_for_port(self.port, timeout, self.proc, self.data_dir / "redis.log")
         return self
 
     def stop(self) -> None:
