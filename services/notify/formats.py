@@ -179,8 +179,10 @@ def atom_feed(alerts: list[AlertState], base_url: str, contact: str, limit: int,
 
 # --- the picture of the spread -----------------------------------------------------------------
 
-COLOURS = {"acknowledged": "#2e7d32", "pushed": "#f9a825", "not_yet": "#9e9e9e"}
-LABELS = {"acknowledged": "已确认", "pushed": "已推送", "not_yet": "未推送"}
+COLOURS = {"acknowledged": "#2e7d32", "pushed": "#f9a825", "not_yet": "#9e9e9e",
+           "out_of_service": "#5d4037"}
+LABELS = {"acknowledged": "已确认", "pushed": "已推送", "not_yet": "未推送",
+          "out_of_service": "已停用"}
 
 
 def _esc(text: str) -> str:
@@ -193,7 +195,8 @@ def spread_svg(case_id: str, lat: float, lon: float, current_km: float,
                tiers_km: list[float], hubs: list[tuple[str, float, float, str]],
                size: int = 520) -> str:
     """Concentric rings at the tier radii around the last-seen point; every hub a dot coloured
-    by pushed / acknowledged / not yet. `hubs` are (name, lat, lon, state)."""
+    by acknowledged / pushed / not yet / out of service (services.notify.views.hub_mark), with
+    a legend counting each. `hubs` are (name, lat, lon, state), state a key of COLOURS."""
     max_km = max(tiers_km) if tiers_km else 500.0
     half = size / 2
     scale = (half - 30) / max_km  # px per km
@@ -227,7 +230,7 @@ def spread_svg(case_id: str, lat: float, lon: float, current_km: float,
     y0 = size + 20
     counts = {s: sum(1 for h in hubs if h[3] == s) for s in COLOURS}
     for i, (state, colour) in enumerate(COLOURS.items()):
-        x0 = 20 + i * 160
+        x0 = 20 + i * 125
         parts.append(f'<circle cx="{x0}" cy="{y0}" r="6" fill="{colour}"/>')
         parts.append(f'<text x="{x0 + 12}" y="{y0 + 4}">{LABELS[state]} {counts[state]}</text>')
     parts.append(f'<text x="20" y="{y0 + 30}" fill="#455a64">当前范围 {current_km:g} 公里 · '

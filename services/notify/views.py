@@ -36,6 +36,13 @@ def spread_mark(state: str) -> str:
             "pushed" if state == "sent" else "not_yet")
 
 
+def hub_mark(best: str, active: bool) -> str:
+    """A hub's mark on the spread map: what reached it (`best` of its deliveries, SPREAD_ORDER);
+    one taken out of service that nothing reached is `out_of_service`, not "not yet pushed": a
+    closed station is not waiting for a push, and the commander must not count on it."""
+    return "out_of_service" if best == "not_yet" and not active else best
+
+
 @dataclass
 class Views:
     ctx: Context
@@ -51,14 +58,14 @@ class Views:
         s = ctx.settings
         tiers = [km for _, km in s.radius_tiers_km] + [s.radius_max_km]
         rows = await ctx.subscribers.hubs_with_coords(alert.lat, alert.lon, max(tiers))
-        states: dict[str, str] = {}
+        states: dict[str, str] = {}  # hub id -> the best of its deliveries' marks
         for r in await ctx.ledger.of_case(case_id):
             if r.get("kind") != "hub":
                 continue
             hub = r.get("subscriber_id", "")
             states[hub] = max(states.get(hub, "not_yet"), spread_mark(r.get("state", "")),
                               key=SPREAD_ORDER.index)
-        subs = {s.subscriber_id: s.name
-                for s in await ctx.subscribers.get_many([r[0] for r in rows])}
-        return alert, [(subs.get(i, i), lat, lon, states.get(i, "not_yet"))
+        subs = {s.subscriber_id: s for s in await ctx.subscribers.get_many([r[0] for r in rows])}
+        return alert, [(subs[i].name if i in subs else i, lat, lon,
+                        hub_mark(states.get(i, "not_yet"), i not in subs or subs[i].active))
                        for i, lat, lon in rows]

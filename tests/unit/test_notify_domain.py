@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from services.notify import content, delivery_rules, domain, formats, hubs, ledger_rules
+from services.notify import content, delivery_rules, domain, formats, hubs, ledger_rules, views
 from services.notify.addresses import is_public_address
 from services.notify.delivery_rules import RetryPolicy, backoff_s
 from services.notify.domain import delivery_id, radius_km
@@ -134,9 +134,25 @@ def test_atom_lists_only_released_real_active_alerts() -> None:
 def test_spread_svg_rings_and_dots() -> None:
     svg = formats.spread_svg("c", 36.0, 113.0, 200.0, [100, 200, 300, 500],
                              [("甲<站>", 36.5, 113.0, "acknowledged"),
-                              ("乙", 37.0, 113.0, "pushed"), ("丙", 39.0, 113.0, "not_yet")])
-    assert svg.count("<circle") >= 4 + 1 + 3
+                              ("乙", 37.0, 113.0, "pushed"), ("丙", 39.0, 113.0, "not_yet"),
+                              ("丁", 38.0, 113.0, "out_of_service")])
+    assert svg.count("<circle") >= 4 + 1 + 4
     assert "甲&lt;站&gt;" in svg and "已确认 1" in svg and "未推送 1" in svg
+    assert "丁：已停用" in svg and "已停用 1" in svg
+
+
+@pytest.mark.parametrize(("best", "active", "mark"), [
+    ("not_yet", True, "not_yet"),
+    ("not_yet", False, "out_of_service"),  # closed, nothing reached it: not waiting for a push
+    ("pushed", False, "pushed"),  # what reached it before it closed stays shown
+    ("acknowledged", False, "acknowledged"),
+    ("pushed", True, "pushed"),
+    ("acknowledged", True, "acknowledged"),
+])
+def test_a_hub_out_of_service_is_marked_so_unless_something_reached_it(
+        best: str, active: bool, mark: str) -> None:
+    assert views.hub_mark(best, active) == mark
+    assert mark in formats.COLOURS and mark in formats.LABELS
 
 
 def test_every_chinese_airport_loads_as_a_hub() -> None:
