@@ -6,15 +6,18 @@ webhooks, Apprise) and the outbound guard in services.notify.outbound."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import LockError
 
 from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.domain import AlertState, CaseNotes
 from services.notify.sealing import SubscriberSeal
+from shared.errors import Unavailable
 
 __all__ = ["AlertRepository", "HubFeed", "SubscriberRepository", "make_redis"]
 
@@ -49,6 +52,28 @@ class SubscriberRepository:
                 pipe.geoadd(f"notify:geo:{s.kind.value}",
                             (s.location.lon, s.location.lat, s.subscriber_id))
             await pipe.execute()
+
+    @contextlib.asynccontextmanager
+    async def changing(self, subscriber_id: str,
+                       hold_s: float = 30.0, wait_s: float = 10.0) -> AsyncIterator[None]:
+        """Held while one change reads a subscriber, logs it and writes it back, across every
+        notify instance (redis-py's Lock: SET NX PX with a token of its own), so two changes at
+        once cannot lose one: a 410's disable during a secret rotation, an admin taking a hub
+        out of service meanwhile, two registrations of one hub_id. Expires `hold_s` seconds
+        after it was taken if its holder died. Raises Unavailable (503, retry; transient to a
+        consumer) when another change holds it past `wait_s` seconds."""
+        lock = self.redis.lock(f"notify:sub-lock:{subscriber_id}", timeout=hold_s,
+                               blocking_timeout=wait_s)
+        if not await lock.acquire():
+            # From a LockError: transient for a consumer (shared.faults), whose 410 disable
+            # is retried with its batch; 503 with Retry-After for an admin's request.
+            raise Unavailable(message=f"subscriber {subscriber_id} is being changed; retry") \
+                from LockError(f"not acquired within {wait_s} s")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile: nothing left to free
+                await lock.release()
 
     async def get(self, subscriber_id: str) -> Subscriber | None:
         raw = await self.redis.get(f"notify:sub:{subscriber_id}")

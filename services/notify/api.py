@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.notify import audience, domain, formats, ledger_rules
@@ -42,6 +42,16 @@ class SecretRotated(BaseModel):
 class SubscriberInService(BaseModel):
     subscriber_id: str
     active: bool  # false: out of service, selected for nothing, its retries dropped
+
+
+class ChannelChange(BaseModel):
+    channel: audience.Channel = Field(discriminator="type")
+
+
+class SubscriberChannel(BaseModel):
+    subscriber_id: str
+    active: bool
+    channel_type: str  # webhook, apprise or console; the URL is never shown again
 
 
 class HubInfo(BaseModel):
@@ -184,6 +194,25 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         """Put a subscriber back in service (also one a 410 disabled): selected again for
         what is planned from now on. Idempotent. 404 outside the admin's region."""
         return await in_service(subscriber_id, True, admin)
+
+    @router.put("/subscribers/{subscriber_id}/channel", response_model=SubscriberChannel,
+                tags=["subscribers"])
+    async def put_channel(subscriber_id: Annotated[str, PathParam(pattern=audience.HUB_ID)],
+                          change: ChannelChange, admin: Admin) -> SubscriberChannel:
+        """Repoint a subscriber's channel (a station's receiver moved, a chat group replaced).
+        The URL is checked as at registration (422 `unsafe_url`) and never shown again; the
+        deliveries still retrying are tried again at once at the new address. Being in or out
+        of service does not change: one a 410 took out is put back with `/enable`. 404
+        outside the admin's region."""
+        try:
+            sub = await notify.registry.set_channel(subscriber_id, change.channel, admin.region,
+                                                    actor=admin.sub)
+        except UnsafeUrl as exc:
+            raise ApiError(422, "unsafe_url", str(exc), "channel.url") from exc
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"subscriber {subscriber_id} not found") from exc
+        return SubscriberChannel(subscriber_id=sub.subscriber_id, active=sub.active,
+                                 channel_type=sub.channel.type)
 
     @router.get("/hubs/{hub_id}", response_model=HubInfo, tags=["hub console"])
     async def get_hub(hub_id: HubId, principal: Hub) -> HubInfo:

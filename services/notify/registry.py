@@ -38,34 +38,26 @@ class Registry:
         subscriber = registered(request)
         if not within(within_region, subscriber.region_code or ""):
             raise Forbidden(message=subscriber.region_code or "")
-        channel = request.channel
-        if isinstance(channel, audience.WebhookChannel | audience.AppriseChannel):
-            await self.webhooks.policy.check(str(channel.url),
-                                             apprise=isinstance(channel, audience.AppriseChannel))
-        if request.kind == SubscriberKind.hub and request.hub_id:
-            # A hub's id is the one in its staff's tokens.
-            subscriber.subscriber_id = request.hub_id
-            if await self.ctx.subscribers.get(request.hub_id) is not None:
-                raise Conflict(message=request.hub_id)
-        else:
-            subscriber.subscriber_id = f"S{uuid.uuid4().hex[:16]}"
-        await self.log(subscriber)
-        await self.ctx.subscribers.add(subscriber)
+        await self._check(request.channel)
+        # A hub's id is the one in its staff's tokens.
+        hub_id = request.hub_id if request.kind == SubscriberKind.hub else None
+        subscriber.subscriber_id = hub_id or f"S{uuid.uuid4().hex[:16]}"
+        async with self.ctx.subscribers.changing(subscriber.subscriber_id):
+            if hub_id and await self.ctx.subscribers.get(subscriber.subscriber_id) is not None:
+                raise Conflict(message=subscriber.subscriber_id)
+            await self._write(subscriber)
         return subscriber
 
     async def rotate_secret(self, subscriber_id: str, within_region: str) -> str:
         """A new signing secret for the subscriber (returned once); the old one keeps signing
         for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
         ctx = self.ctx
-        sub = await ctx.subscribers.get(subscriber_id)
-        if (sub is None or sub.kind == SubscriberKind.member
-                or not within(within_region, sub.region_code or "")):
-            raise NotFound(message=subscriber_id)
-        secret = new_secret()
-        rotated = sub.rotated(secret, ctx.clock(),
-                              timedelta(seconds=ctx.settings.notify_secret_overlap_s))
-        await self.log(rotated)
-        await ctx.subscribers.add(rotated)
+        async with ctx.subscribers.changing(subscriber_id):
+            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
+                                     within_region)
+            secret = new_secret()
+            await self._write(sub.rotated(secret, ctx.clock(),
+                                          timedelta(seconds=ctx.settings.notify_secret_overlap_s)))
         return secret
 
     async def set_active(self, subscriber_id: str, active: bool, within_region: str,
@@ -81,19 +73,60 @@ class Registry:
         logged before Redis. Raises NotFound when unknown, a case-group member (their
         membership is dispatch's) or outside `within_region`."""
         ctx = self.ctx
-        sub = await ctx.subscribers.get(subscriber_id)
-        if (sub is None or sub.kind == SubscriberKind.member
-                or not within(within_region, sub.region_code or "")):
-            raise NotFound(message=subscriber_id)
-        if sub.active != active:
-            sub.active = active
-            await self.log(sub)
-            await ctx.subscribers.add(sub)
+        async with ctx.subscribers.changing(subscriber_id):
+            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
+                                     within_region)
+            changed = sub.active != active
+            if changed:
+                sub.active = active
+                await self._write(sub)
+        if changed:
             log.warning("subscriber %s (%s, %s) %s by %s", sub.subscriber_id, sub.kind.value,
                         sub.name, "put back in service" if active else "taken out of service",
                         actor or "?")
         if not active:
             await self._retire_pending(subscriber_id)
+        return sub
+
+    async def set_channel(self, subscriber_id: str, channel: audience.Channel,
+                          within_region: str, actor: str = "") -> Subscriber:
+        """An admin (`actor`) repoints a subscriber's channel: a station's receiver moved, a
+        chat group replaced. The URL is checked as at registration; the change is logged
+        (sealed) before Redis and the admin named in the log (the URL is not: it may hold a
+        chat token). Its deliveries still retrying are made due at once, so a hub waiting
+        on an alert gets it at its new address now rather than at its next backoff. Whether
+        it is in service does not change (one a 410 took out stays out until enabled). Raises
+        UnsafeUrl (channel.url), NotFound as `set_active`."""
+        await self._check(channel)
+        ctx = self.ctx
+        async with ctx.subscribers.changing(subscriber_id):
+            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
+                                     within_region)
+            before = sub.channel.type
+            sub = sub.model_copy(update={"channel": channel})
+            await self._write(sub)
+        log.warning("subscriber %s (%s, %s) channel repointed (%s -> %s) by %s",
+                    sub.subscriber_id, sub.kind.value, sub.name, before, channel.type,
+                    actor or "?")
+        if sub.active:
+            for did in await self._waiting(RETRIES, subscriber_id):
+                await ctx.timers.schedule(RETRIES, did, time.time())
+        return sub
+
+    async def _check(self, channel: audience.Channel) -> None:
+        """UnsafeUrl unless the channel's URL may be reached (services.notify.outbound)."""
+        if isinstance(channel, audience.WebhookChannel | audience.AppriseChannel):
+            await self.webhooks.policy.check(str(channel.url),
+                                             apprise=isinstance(channel, audience.AppriseChannel))
+
+    @staticmethod
+    def _administered(sub: Subscriber | None, subscriber_id: str,
+                      within_region: str) -> Subscriber:
+        """`sub` if an admin of `within_region` may change it: NotFound when unknown, a
+        case-group member (their membership is dispatch's) or outside the region."""
+        if (sub is None or sub.kind == SubscriberKind.member
+                or not within(within_region, sub.region_code or "")):
+            raise NotFound(message=subscriber_id)
         return sub
 
     async def _retire_pending(self, subscriber_id: str) -> None:
@@ -117,12 +150,18 @@ class Registry:
                                                 topics.SUBSCRIBERS,
                                                 key=subscriber.subscriber_id.encode())
 
+    async def _write(self, subscriber: Subscriber) -> None:
+        """A change made under `subscribers.changing`: logged, then written to Redis."""
+        await self.log(subscriber)
+        await self.ctx.subscribers.add(subscriber)
+
     async def disable(self, subscriber_id: str) -> None:
-        subscriber = await self.ctx.subscribers.get(subscriber_id)
-        if subscriber is not None and subscriber.active:
-            subscriber.active = False
-            await self.log(subscriber)
-            await self.ctx.subscribers.add(subscriber)
+        """Out of service after its endpoint answered 410 Gone (services.notify.sending)."""
+        async with self.ctx.subscribers.changing(subscriber_id):
+            subscriber = await self.ctx.subscribers.get(subscriber_id)
+            if subscriber is not None and subscriber.active:
+                subscriber.active = False
+                await self._write(subscriber)
 
     async def rebuild(self, log: SubscriberLog) -> int:
         """Redis lost its subscribers: put back the latest record of each from the log."""
@@ -135,11 +174,14 @@ class Registry:
         """Every subscriber written again, sealed with the first key: after a new key was put
         first (key rotation), or for records from before sealing (which also get the region
         of their location when they had none)."""
-        subscribers = await log.read_all(self.ctx.subscribers.seal)
-        for subscriber in subscribers:
-            if subscriber.region_code is None:
-                subscriber.region_code = region_of(subscriber.location.lat,
-                                                   subscriber.location.lon)
-            await self.log(subscriber)
-        await self.rebuild(log)
-        return len(subscribers)
+        subs = self.ctx.subscribers
+        logged = await log.read_all(subs.seal)
+        for from_log in logged:
+            async with subs.changing(from_log.subscriber_id):
+                # Redis's copy when it has one: a change made since the log was read is kept.
+                subscriber = await subs.get(from_log.subscriber_id) or from_log
+                if subscriber.region_code is None:
+                    subscriber.region_code = region_of(subscriber.location.lat,
+                                                       subscriber.location.lon)
+                await self._write(subscriber)
+        return len(logged)

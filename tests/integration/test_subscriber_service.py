@@ -6,16 +6,23 @@ notify stack of test_notify_delivery)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from standardwebhooks import Webhook
+
 from services.notify.audience import SubscriberKind
 from services.notify.handlers import ACKS, RETRIES
 from services.notify.ledger_rules import DISABLED
+from services.notify.logs import SubscriberLog
 from shared import topics
 from shared.auth import Role
+from shared.errors import Unavailable
 from shared.events import CASE_FOUND
+from shared.faults import is_transient
 from shared.settings import Settings
 from tests.helpers import read_topic
 from tests.integration.test_notify_delivery import (  # noqa: F401  (fixtures)
@@ -60,6 +67,10 @@ async def test_a_closed_station_is_retried_until_taken_out_then_its_retries_are_
     assert rows["关闭站"]["state"] == "dropped" and rows["关闭站"]["error"] == DISABLED
     assert rows["关闭站"]["delivery_id"] not in await stack.notify.timers.store.members(RETRIES)
     assert rows["值守站"]["state"] == "sent"
+    spread = await stack.http.get(f"/api/v1/cases/{case_id}/spread.svg",
+                                  headers=stack.token(Role.commander, "140400"))
+    assert spread.status_code == 200
+    assert "关闭站：已停用" in spread.text and "值守站：已推送" in spread.text  # not "未推送"
     for _ in range(10):
         await stack.notify.tick()
     assert len(closed.requests) <= tried + 1  # at most the try already in flight
@@ -143,3 +154,92 @@ async def test_a_station_out_of_service_keeps_no_personal_data_after_the_child_i
     assert [a["type"] for a in view.json()["alerts"]] == ["homeward.alert.cancelled.v1"]
     rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
     assert rows["停用控制台站"]["state"] in {"sent", "dropped"}
+
+
+async def test_changes_to_one_subscriber_at_once_keep_every_one(
+    stack_factory: Any, sinks: Any  # noqa: F811
+) -> None:
+    """Two secret rotations and a 410's disable at the same moment: each reads the record,
+    logs its change and writes it back. Without a lock per subscriber the last write wins and
+    a rotated secret (the one just handed to the hub's admin) or the disable is lost. Under
+    `SubscriberRepository.changing` they take turns: both rotations' secrets still sign, the
+    hub is out of service, and the compacted log ends where Redis does."""
+    stack: Stack = await stack_factory()
+    made = await stack.subscribe("并发站", SubscriberKind.hub, *north(14),
+                                 url=sinks("svc-race").url)
+    sid = made["subscriber_id"]
+    registry = stack.notify.registry
+    log = SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS)
+    for _ in range(3):
+        first, second, _ = await asyncio.gather(
+            registry.rotate_secret(sid, "140000"), registry.rotate_secret(sid, "000000"),
+            registry.disable(sid))
+        sub = await stack.notify.subscribers.get(sid)
+        assert sub is not None and not sub.active
+        assert sub.secret in (first, second)
+        assert {first, second} - {sub.secret} <= {p.secret for p in sub.previous_secrets}
+        latest = (await log.read_latest())[sid]
+        assert stack.notify.subscribers.seal.loads(latest) == sub
+        back = await registry.set_active(sid, True, "140000", actor="admin-140000")
+        assert back.active and back.secret == sub.secret
+
+
+async def test_a_change_waits_its_turn_and_a_dead_holders_turn_expires(
+    stack_factory: Any  # noqa: F811
+) -> None:
+    stack: Stack = await stack_factory()
+    subs = stack.notify.subscribers
+    held = f"H-held-{uuid.uuid4().hex[:6]}"
+    async with subs.changing(held):
+        with pytest.raises(Unavailable, match=held) as refused:  # 503: the admin retries
+            async with subs.changing(held, wait_s=0.2):
+                pass
+        assert is_transient(refused.value)  # a consumer's 410 disable: its batch is retried
+        async with subs.changing(f"H-other-{uuid.uuid4().hex[:6]}", wait_s=0.2):
+            pass  # another subscriber is not held up
+    async with subs.changing(held, wait_s=0.2):
+        pass  # freed when the change ended
+    # A holder that died never frees its turn: it expires after its hold_s.
+    dead = f"H-dead-{uuid.uuid4().hex[:6]}"
+    await subs.redis.set(f"notify:sub-lock:{dead}", "a process gone mid-change", px=300)
+    began = time.monotonic()
+    async with subs.changing(dead, wait_s=5):
+        assert time.monotonic() - began >= 0.2
+
+
+async def test_a_station_whose_receiver_moved_gets_the_alert_at_its_new_address_at_once(
+    stack_factory: Any, sinks: Any  # noqa: F811
+) -> None:
+    """The duty officer's receiver moved: the old address answers 503 with Retry-After and the
+    hub's next try is minutes away. The admin repoints the channel; the retry is made due at
+    once and the alert arrives at the new address, signed with the same secret."""
+    stack: Stack = await stack_factory()
+    old, new = sinks("svc-old", status=503), sinks("svc-new")
+    old.script = [(503, {"Retry-After": "600"})] * 5
+    made = await stack.subscribe("迁址站", SubscriberKind.hub, *north(10), url=old.url)
+    sid = made["subscriber_id"]
+    case_id = await stack.report()
+    await run_timers_until(stack.notify, lambda: len(old.requests) >= 1, timeout=10)
+    row = (await stack.deliveries(case_id))["deliveries"][0]
+    assert row["state"] == "retrying"
+    assert float(row["next_at"]) - time.time() > 60  # without the repoint: nothing for minutes
+    url = f"/api/v1/subscribers/{sid}/channel"
+    body = {"channel": {"type": "webhook", "url": new.url}}
+    assert (await stack.http.put(url, json=body, headers=stack.token(Role.commander, "140400"))
+            ).status_code == 403
+    assert (await stack.http.put(url, json=body, headers=stack.token(Role.admin, "110000"))
+            ).status_code == 404  # another province's admin does not see it
+    bad = await stack.http.put(url, json={"channel": {"type": "webhook", "url": "ftp://x"}},
+                               headers=stack.token(Role.admin, "140400"))
+    assert bad.status_code == 422 and "channel" in bad.text
+    got = await stack.http.put(url, json=body, headers=stack.token(Role.admin, "140400"))
+    assert got.status_code == 200, got.text
+    assert got.json() == {"subscriber_id": sid, "active": True, "channel_type": "webhook"}
+    assert new.url not in got.text and new.url not in (
+        await stack.notify.subscribers.redis.get(f"notify:sub:{sid}"))  # sealed at rest
+    await run_timers_until(stack.notify, lambda: len(new.requests) >= 1, timeout=5)
+    rows = {d["name"]: d for d in (await stack.deliveries(case_id))["deliveries"]}
+    assert rows["迁址站"]["state"] == "sent"
+    assert new.requests[0]["headers"]["webhook-id"] == old.requests[0]["headers"]["webhook-id"]
+    pushed = Webhook(made["secret"]).verify(new.requests[0]["body"], new.requests[0]["headers"])
+    assert pushed["case_id"] == case_id

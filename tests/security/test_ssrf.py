@@ -150,6 +150,19 @@ async def test_every_ssrf_form_is_refused_at_registration(strict: Stack) -> None
         assert (error["code"], error["field"]) == ("unsafe_url", "channel.url"), url
 
 
+async def test_every_ssrf_form_is_refused_when_a_channel_is_repointed(strict: Stack) -> None:
+    made = await strict.subscribe("改址站", SubscriberKind.hub, *north(10))  # console
+    url = f"/api/v1/subscribers/{made['subscriber_id']}/channel"
+    for channel, target in SSRF_FORMS:
+        got = await strict.http.put(url, headers=strict.token(Role.admin),
+                                    json={"channel": {"type": channel, "url": target}})
+        assert got.status_code == 422, (target, got.text)
+        error = got.json()["error"]
+        assert (error["code"], error["field"]) == ("unsafe_url", "channel.url"), target
+    kept = await strict.notify.subscribers.get(made["subscriber_id"])
+    assert kept is not None and kept.channel.type == "console"
+
+
 # --- at send time ------------------------------------------------------------------------------
 
 
