@@ -32,6 +32,7 @@ import json
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,9 @@ from deploy.local.stack import (
     _die_with_parent,
     _stop,
     ensure_kafka_jars,
+    exited,
     free_port,
-    wait_for_port,
+    port_open,
 )
 from shared import kafka_acl
 from shared.kafka_access import KafkaAccess
@@ -204,21 +206,32 @@ class KafkaCluster:
                 )
         for node in self.nodes:
             self.start_node(node.node_id, wait=False)
-        for node in self.nodes:
-            self._wait(node, timeout)
+        self._wait(self.nodes, timeout)
         return self
 
     @staticmethod
-    def _wait(node: KafkaNode, timeout: float) -> None:
-        log = node.data_dir / "broker.log"
-        try:
-            wait_for_port(node.port, timeout, node.proc, log)
-        except RuntimeError as exc:
-            with contextlib.suppress(OSError):
-                if "Address already in use" in log.read_text(errors="replace"):
-                    raise PortTaken(f"node {node.node_id}: a planned port was taken "
-                                    f'("Address already in use" in {log}): {exc}') from exc
-            raise
+    def _wait(nodes: list[KafkaNode], timeout: float) -> None:
+        """Until every one of `nodes` answers on its client port. Any node exiting first
+        raises, whichever it is: the others of a three-node cluster cannot form a quorum
+        without it and would never open their port. PortTaken when its log says one of its
+        ports was taken; RuntimeError with its log's tail otherwise."""
+        deadline = time.monotonic() + timeout
+        waiting = list(nodes)
+        while waiting:
+            for node in nodes:
+                if node.proc is not None and node.proc.poll() is not None:
+                    log = node.data_dir / "broker.log"
+                    message = f"node {node.node_id}: {exited(node.proc, node.port, log)}"
+                    with contextlib.suppress(OSError):
+                        if "Address already in use" in log.read_text(errors="replace"):
+                            raise PortTaken(f"a planned port was taken; {message}")
+                    raise RuntimeError(message)
+            waiting = [n for n in waiting if not port_open(n.port)]
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"nodes {[n.node_id for n in waiting]} not listening "
+                                   f"after {timeout}s")
+            if waiting:
+                time.sleep(0.1)
 
     def node(self, node_id: int) -> KafkaNode:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -232,7 +245,7 @@ class KafkaCluster:
             preexec_fn=_die_with_parent,
         )
         if wait:
-            self._wait(node, timeout)
+            self._wait([node], timeout)
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL: the node dies mid-write, as on a power loss."""

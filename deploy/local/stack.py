@@ -102,6 +102,18 @@ def _tail(log: Path | None, lines: int = 15) -> str:
     return f"; last lines of {log}:\n" + "\n".join(text)
 
 
+def port_open(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def exited(proc: subprocess.Popen[bytes], port: int, log: Path | None) -> str:
+    """What to say of a child that exited before its port opened: its code and log's tail."""
+    return f"process exited with {proc.returncode} before port {port} opened{_tail(log)}"
+
+
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None,
                   log: Path | None = None) -> None:
     """Until something listens on 127.0.0.1:`port`. Raises RuntimeError (with the tail of
@@ -109,9 +121,8 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before port {port} "
-                               f"opened{_tail(log)}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            raise RuntimeError(exited(proc, port, log))
+        if port_open(port):
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")

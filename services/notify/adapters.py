@@ -6,8 +6,10 @@ webhooks, Apprise) and the outbound guard in services.notify.outbound."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -20,6 +22,8 @@ from services.notify.sealing import SubscriberSeal
 from shared.errors import Unavailable
 
 __all__ = ["AlertRepository", "HubFeed", "SubscriberRepository", "make_redis"]
+
+log = logging.getLogger(__name__)
 
 
 def make_redis(url: str, max_connections: int = 64) -> Redis:
@@ -55,25 +59,38 @@ class SubscriberRepository:
 
     @contextlib.asynccontextmanager
     async def changing(self, subscriber_id: str,
-                       hold_s: float = 30.0, wait_s: float = 10.0) -> AsyncIterator[None]:
+                       hold_s: float = 120.0, wait_s: float = 10.0) -> AsyncIterator[None]:
         """Held while one change reads a subscriber, logs it and writes it back, across every
         notify instance (redis-py's Lock: SET NX PX with a token of its own), so two changes at
         once cannot lose one: a 410's disable during a secret rotation, an admin taking a hub
-        out of service meanwhile, two registrations of one hub_id. Expires `hold_s` seconds
-        after it was taken if its holder died. Raises Unavailable (503, retry; transient to a
-        consumer) when another change holds it past `wait_s` seconds."""
+        out of service meanwhile, two registrations of one hub_id.
+
+        The lock expires `hold_s` seconds after it was taken, so a holder that died frees it;
+        a living holder's change is stopped at half that (Unavailable), long before, so no
+        second change can start while the first still writes (a log publish waits at most
+        the producer's 30 s request time-out). Raises Unavailable (503 with Retry-After; a
+        consumer's transient fault) when another change holds it past `wait_s` seconds."""
         lock = self.redis.lock(f"notify:sub-lock:{subscriber_id}", timeout=hold_s,
                                blocking_timeout=wait_s)
         if not await lock.acquire():
             # From a LockError: transient for a consumer (shared.faults), whose 410 disable
-            # is retried with its batch; 503 with Retry-After for an admin's request.
-            raise Unavailable(message=f"subscriber {subscriber_id} is being changed; retry") \
+            # is retried with its job; 503 with Retry-After for an admin's request.
+            raise Unavailable(message=f"subscriber {subscriber_id} is being changed; retry",
+                              headers={"Retry-After": "1"}) \
                 from LockError(f"not acquired within {wait_s} s")
         try:
-            yield
+            async with asyncio.timeout(hold_s / 2):
+                yield
+        except TimeoutError as exc:
+            raise Unavailable(message=f"change of subscriber {subscriber_id} took over "
+                                      f"{hold_s / 2:g} s; retry",
+                              headers={"Retry-After": "1"}) from exc
         finally:
-            with contextlib.suppress(LockError):  # expired meanwhile: nothing left to free
+            try:
                 await lock.release()
+            except LockError:  # cannot happen while the change is bounded: say so if it does
+                log.error("subscriber %s: its change lock expired before the change ended",
+                          subscriber_id)
 
     async def get(self, subscriber_id: str) -> Subscriber | None:
         raw = await self.redis.get(f"notify:sub:{subscriber_id}")

@@ -95,6 +95,8 @@ class Subscriber(SubscriberRequest):
     secret: str
     active: bool = True
     previous_secrets: list[PreviousSecret] = Field(default_factory=list)
+    # Changes written to it (services.notify.registry): of two copies, the higher is newer.
+    revision: int = Field(default=0, ge=0)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, then every replaced one still inside its overlap window."""

@@ -16,8 +16,9 @@ from services.notify.context import Context
 from services.notify.errors import Conflict, Forbidden, NotFound
 from services.notify.logs import SubscriberLog
 from services.notify.outbound import WebhookSender
+from services.notify.sealing import SealError
 from services.notify.sending import ACKS, RETRIES
-from services.notify.subscribers import new_secret, region_of, registered
+from services.notify.subscribers import new_secret, newest, region_of, registered
 from shared import topics
 from shared.regions import within
 
@@ -151,7 +152,9 @@ class Registry:
                                                 key=subscriber.subscriber_id.encode())
 
     async def _write(self, subscriber: Subscriber) -> None:
-        """A change made under `subscribers.changing`: logged, then written to Redis."""
+        """A change made under `subscribers.changing`: its revision raised, logged, then
+        written to Redis."""
+        subscriber.revision += 1
         await self.log(subscriber)
         await self.ctx.subscribers.add(subscriber)
 
@@ -178,8 +181,12 @@ class Registry:
         logged = await log.read_all(subs.seal)
         for from_log in logged:
             async with subs.changing(from_log.subscriber_id):
-                # Redis's copy when it has one: a change made since the log was read is kept.
-                subscriber = await subs.get(from_log.subscriber_id) or from_log
+                try:
+                    stored = await subs.get(from_log.subscriber_id)
+                except SealError:  # Redis's copy opens with no key: the log's is kept
+                    stored = None
+                # A change written since the log was read is kept; a stale Redis is not.
+                subscriber = newest(from_log, stored)
                 if subscriber.region_code is None:
                     subscriber.region_code = region_of(subscriber.location.lat,
                                                        subscriber.location.lon)

@@ -106,6 +106,10 @@ class Sender:
         done_at = ctx.clock()  # the ledger's time and the receipt's, the same instant
         at = done_at.isoformat()
         state = decision.state
+        if decision.disable:
+            # Before the ledger says `gone`: a disable that fails (its lock busy) leaves the job
+            # pending, so the job worked again disables it then.
+            await self.disable(sub.subscriber_id)
         fields = {"attempts": str(attempts), "http_status": status,
                   "error": "" if state == DeliveryStatus.sent else result.error, "at": at}
         if state == DeliveryStatus.retrying:
@@ -123,8 +127,6 @@ class Sender:
         if state == DeliveryStatus.sent and sub.kind == SubscriberKind.hub \
                 and body["type"] == content.ALERT_ISSUED and body.get("msg_type") == "Alert":
             await ctx.timers.schedule(ACKS, did, time.time() + ctx.settings.notify_ack_deadline_s)
-        if decision.disable:
-            await self.disable(sub.subscriber_id)
         receipt = self._receipt(did, sub, body, state, result, attempts, done_at,
                                 since if state == DeliveryStatus.retrying else "")
         kind = {DeliveryStatus.sent: DELIVERY_SENT,

@@ -1,5 +1,5 @@
 """What a new subscriber is made of: its region (every subscriber has one, so that every read
-of a hub can be scoped by region) and its signing secret."""
+of a hub can be scoped by region) and its signing secret; which of two copies is newer."""
 
 from __future__ import annotations
 
@@ -36,3 +36,11 @@ def registered(request: SubscriberRequest) -> Subscriber:
         raise ValueError("no region for this location; give region_code")
     return Subscriber(**{**request.model_dump(), "region_code": region}, subscriber_id="",
                       secret=new_secret())
+
+
+def newest(logged: Subscriber, stored: Subscriber | None) -> Subscriber:
+    """Of a subscriber's copy on the compacted log and its copy in Redis (None: absent or no
+    key opens it), the one to keep: Redis's only when its revision is higher (a change written
+    since the log was read); the log's otherwise, the system of record (Redis can lag it: a
+    crash between the two writes, a Redis restored from an older snapshot)."""
+    return stored if stored is not None and stored.revision > logged.revision else logged

@@ -19,6 +19,8 @@ from deploy.local.stack import _ephemeral_ports, free_port, wait_for_port
 
 def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() -> None:
     ephemeral = _ephemeral_ports()
+    if ephemeral.start < 12_000:
+        pytest.skip("this host's ephemeral range leaves too few ports below it: bind(0)")
     ports = [free_port() for _ in range(500)]
     assert len(set(ports)) == len(ports)
     assert not any(port in ephemeral for port in ports)
@@ -63,5 +65,5 @@ def test_a_node_whose_port_was_taken_starts_again_on_new_ports(
 def test_a_port_taken_on_every_attempt_is_reported_with_the_nodes_log(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with cluster_given(monkeypatch, tmp_path, times=2) as (cluster, _), \
-            pytest.raises(PortTaken, match="Address already in use"):
+            pytest.raises(PortTaken, match="a planned port was taken"):
         cluster.start(timeout=90, attempts=2)

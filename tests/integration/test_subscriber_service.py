@@ -199,12 +199,18 @@ async def test_a_change_waits_its_turn_and_a_dead_holders_turn_expires(
             pass  # another subscriber is not held up
     async with subs.changing(held, wait_s=0.2):
         pass  # freed when the change ended
-    # A holder that died never frees its turn: it expires after its hold_s.
-    dead = f"H-dead-{uuid.uuid4().hex[:6]}"
-    await subs.redis.set(f"notify:sub-lock:{dead}", "a process gone mid-change", px=300)
+    # A holder that died never frees its turn: the lock expires (hold_s), and a living
+    # holder's change is stopped well before that, so no second change overlaps it.
+    slow = f"H-slow-{uuid.uuid4().hex[:6]}"
     began = time.monotonic()
-    async with subs.changing(dead, wait_s=5):
-        assert time.monotonic() - began >= 0.2
+    with pytest.raises(Unavailable, match="took over") as stopped:
+        async with subs.changing(slow, hold_s=0.6):
+            ttl = await subs.redis.pttl(f"notify:sub-lock:{slow}")
+            assert 0 < ttl <= 600  # expires by itself
+            await asyncio.sleep(5)
+    assert time.monotonic() - began < 1 and is_transient(stopped.value)
+    async with subs.changing(slow, wait_s=0.1):
+        pass  # freed at once, not after its expiry
 
 
 async def test_a_station_whose_receiver_moved_gets_the_alert_at_its_new_address_at_once(

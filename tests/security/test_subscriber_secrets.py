@@ -18,7 +18,7 @@ from aiohttp import encode_basic_auth
 from redis.asyncio import Redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notify.audience import Subscriber
+from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.logs import SubscriberLog
 from services.notify.sealing import SealError, SubscriberSeal, new_key
 from shared import topics
@@ -314,3 +314,33 @@ async def test_reseal_turns_a_clear_record_from_before_sealing_into_a_sealed_one
     assert back is not None and back.secret == secret
     assert back.region_code is not None and back.region_code.startswith("1404")
     assert secret not in (await redis.get(f"notify:sub:{legacy_id}") or "")
+
+
+async def test_reseal_keeps_the_newer_of_the_logs_and_redis_copy(
+    stack_factory: Any, sinks: Any, redis: Redis  # noqa: F811
+) -> None:
+    """Redis can lag the log (the log is written first: a crash between the two writes) and,
+    during a re-seal, lead it (a change written after the re-seal read the log). The re-seal
+    keeps the newer of the two by revision, never writing a stale copy back over a new one."""
+    stack: Stack = await stack_factory()
+    subs = stack.notify.subscribers
+    lagging = await stack.subscribe("滞后站", SubscriberKind.hub, *north(10))
+    leading = await stack.subscribe("领先站", SubscriberKind.hub, *north(11))
+    # Logged, but the Redis write was lost: only the log has the rotated secret.
+    before = await subs.get(lagging["subscriber_id"])
+    assert before is not None and before.revision == 1
+    rotated = before.model_copy(update={"secret": "whsec_" + "N" * 43, "revision": 2})
+    await stack.notify.registry.log(rotated)
+    # Written to Redis after the log was read: only Redis has it.
+    newer = await subs.get(leading["subscriber_id"])
+    assert newer is not None
+    await subs.add(newer.model_copy(update={"active": False, "revision": 5}))
+
+    log = SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS)
+    assert await stack.notify.reseal_subscribers(log) >= 2
+    kept = await subs.get(lagging["subscriber_id"])
+    assert kept is not None and kept.secret == rotated.secret and kept.revision == 3
+    still_out = await subs.get(leading["subscriber_id"])
+    assert still_out is not None and not still_out.active and still_out.revision == 6
+    latest = await log.read_latest()
+    assert subs.seal.loads(latest[leading["subscriber_id"]]) == still_out  # the log caught up

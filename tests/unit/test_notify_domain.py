@@ -6,8 +6,10 @@ import xmlschema
 
 from services.notify import content, delivery_rules, domain, formats, hubs, ledger_rules, views
 from services.notify.addresses import is_public_address
+from services.notify.audience import Subscriber
 from services.notify.delivery_rules import RetryPolicy, backoff_s
 from services.notify.domain import delivery_id, radius_km
+from services.notify.subscribers import newest
 from shared.events import CASE_MEMBER_ADDED, CASE_RELEASE_APPROVED, DeliveryReceipt
 from tests.helpers import report_body
 
@@ -241,3 +243,23 @@ def test_a_second_report_adds_its_details_and_keeps_the_first_sighting() -> None
     assert merged["last_seen"] == first["last_seen"]  # the radius grows from the first
     assert first["child"]["description"] == "蓝色羽绒服，黑色运动鞋"  # the input is unchanged
     assert domain.merge_report(merged, second) == merged  # the same details twice: no change
+
+
+def _copy(revision: int, secret: str) -> Subscriber:
+    return Subscriber.model_validate({
+        "subscriber_id": "H-1", "kind": "hub", "name": "站", "secret": secret,
+        "location": {"lat": 36.2, "lon": 113.1}, "channel": {"type": "console"},
+        "revision": revision})
+
+
+@pytest.mark.parametrize(("logged", "stored", "kept"), [
+    ((2, "log"), (1, "redis"), "log"),     # Redis lags the log (a write lost after the publish)
+    ((1, "log"), (2, "redis"), "redis"),   # a change written since the log was read
+    ((3, "log"), (3, "redis"), "log"),     # the same change: the system of record
+    ((0, "log"), None, "log"),             # not in Redis, or no key opens Redis's copy
+    ((0, "log"), (0, "redis"), "log"),     # records from before revisions
+])
+def test_the_newer_copy_of_a_subscriber_is_kept(
+        logged: tuple[int, str], stored: tuple[int, str] | None, kept: str) -> None:
+    got = newest(_copy(*logged), _copy(*stored) if stored else None)
+    assert got.secret == kept
