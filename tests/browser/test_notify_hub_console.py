@@ -83,3 +83,39 @@ def test_hub_desk_sees_acknowledges_and_collapses_an_alert(
     expect(card).to_contain_text("已找到")
     expect(card).not_to_contain_text("张小明")
     screenshot(page, "hub-console-cancelled")
+
+
+def test_a_station_out_of_service_is_told_so_on_its_desk(
+    page: Page, stack: dict[str, ServiceProcess]
+) -> None:
+    """A duty officer whose station an admin took out of service (or whose receiver answered
+    410) gets no pushes; the desk says so instead of "waiting for alerts", and stops saying so
+    once the station is back in service."""
+    notify = stack["notify"].url
+    hub_id = f"BRW-{uuid.uuid4().hex[:6]}"
+    httpx.post(f"{notify}/api/v1/subscribers", headers=bearer(Role.admin, "000000"),
+               json={"kind": "hub", "name": "关闭站", "hub_id": hub_id, "region_code": "140403",
+                     "location": {"lat": 36.2, "lon": 113.1}, "channel": {"type": "console"}},
+               timeout=10).raise_for_status()
+    httpx.post(f"{notify}/api/v1/subscribers/{hub_id}/disable",
+               headers=bearer(Role.admin, "140400"), timeout=10).raise_for_status()
+
+    page.goto(f"{notify}/hub")
+    page.fill("#token", mint_token(Settings(), Role.hub, "140400", hub_id=hub_id))
+    page.click("#signin-btn")
+    banner = page.locator("#out-of-service")
+    expect(banner).to_be_visible(timeout=10_000)
+    expect(banner).to_contain_text("本站已停止接收协查推送")
+    expect(page.locator("#waiting")).to_be_hidden()  # nothing is on its way
+    screenshot(page, "hub-console-out-of-service")
+    page.click("[data-lang-switch]")
+    expect(banner).to_contain_text("no longer receives alerts")
+    page.click("[data-lang-switch]")
+
+    httpx.post(f"{notify}/api/v1/subscribers/{hub_id}/enable",
+               headers=bearer(Role.admin, "140400"), timeout=10).raise_for_status()
+    page.reload()
+    expect(page.locator("#desk")).to_be_visible(timeout=10_000)
+    expect(page.locator("#who")).to_contain_text("关闭站")  # the hub was read again
+    expect(banner).to_be_hidden()
+    expect(page.locator("#waiting")).to_be_visible()

@@ -8,6 +8,7 @@ HW.words({
   s_where: "地点", s_what: "看到的情况", s_contact: "联系电话", cancel: "取消", send: "发送", tip_sent: "线索已提交（编号 {id}）",
   cancelled_found: "已找到", cancelled_false: "已撤销", cancelled_note: "该协查已解除，个人信息已移除。", age: "{n}岁",
   male: "男", female: "女", unknown: "不详", ack_failed: "确认失败：{msg}",
+  out_of_service: "本站已停止接收协查推送（管理员停用，或接收地址失效）。请联系管理员恢复。",
 }, {
   title: "Transport hub duty desk", waiting: "Waiting for alerts…", live: "● live", reconnecting: "○ reconnecting…",
   flag: "ALERT", exercise: "DRILL", since: "missing {t}", last_seen: "Last seen", clothing: "Clothing and features", suspect: "Suspect",
@@ -15,6 +16,7 @@ HW.words({
   s_where: "Where", s_what: "What you saw", s_contact: "Your phone", cancel: "Cancel", send: "Send", tip_sent: "Tip filed ({id})",
   cancelled_found: "Found", cancelled_false: "Withdrawn", cancelled_note: "This alert was lifted; personal data removed.", age: "{n} years",
   male: "male", female: "female", unknown: "unknown", ack_failed: "Acknowledgement failed: {msg}",
+  out_of_service: "This station no longer receives alerts (taken out of service by an admin, or its receiver is gone). Ask an admin to restore it.",
 });
 
 const CONFIG = window.HW_CONFIG || { alert_url: "" };
@@ -60,7 +62,8 @@ function card(a) {
 
 function render() {
   const list = [...alerts.values()].sort((x, y) => (!!x.cancelled - !!y.cancelled) || (new Date(y.issued_at) - new Date(x.issued_at)));
-  $("#waiting").classList.toggle("hidden", list.length > 0);
+  // Out of service, nothing is on its way: the desk does not say it is waiting.
+  $("#waiting").classList.toggle("hidden", list.length > 0 || hub?.active === false);
   $("#alerts").innerHTML = list.map(card).join("");
   tick();
 }
@@ -117,10 +120,23 @@ function signedIn() {
   return true;
 }
 
+// Who this hub is, and whether it is in service: a station taken out (by an admin, or by a 410
+// from its receiver) gets no pushes, and its desk must say so rather than wait in silence.
+async function refreshHub() {
+  const c = HW.claims();
+  if (!c || !c.hub_id) return;
+  const me = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}`);
+  if (!me.ok) return;
+  hub = me.json;
+  $("#who").textContent = `${hub.name} · ${HW.who(c)}`;
+  $("#out-of-service").classList.toggle("hidden", hub.active !== false);
+  $("#waiting").classList.toggle("hidden", alerts.size > 0 || hub.active === false);
+}
+
 async function start() {
   const c = HW.claims();
-  const me = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}`);
-  if (me.ok) { hub = me.json; $("#who").textContent = `${hub.name} · ${HW.who(c)}`; }
+  await refreshHub();
+  setInterval(refreshHub, 60_000);
   const current = await HW.api(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/alerts`);
   if (current.ok) for (const body of current.json.alerts || []) onPush("alert", body);
   HW.stream(`/api/v1/hubs/${encodeURIComponent(c.hub_id)}/stream`, onPush, (s) => { $("#live").textContent = HW.t(s); });
