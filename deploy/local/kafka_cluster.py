@@ -32,19 +32,18 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.stack import (
     LOG4J_CONFIG,
+    ChildExited,
     _cluster_id,
     _die_with_parent,
     _stop,
     ensure_kafka_jars,
-    exited,
     free_port,
-    port_open,
+    wait_for_ports,
 )
 from shared import kafka_acl
 from shared.kafka_access import KafkaAccess
@@ -211,27 +210,16 @@ class KafkaCluster:
 
     @staticmethod
     def _wait(nodes: list[KafkaNode], timeout: float) -> None:
-        """Until every one of `nodes` answers on its client port. Any node exiting first
-        raises, whichever it is: the others of a three-node cluster cannot form a quorum
-        without it and would never open their port. PortTaken when its log says one of its
-        ports was taken; RuntimeError with its log's tail otherwise."""
-        deadline = time.monotonic() + timeout
-        waiting = list(nodes)
-        while waiting:
-            for node in nodes:
-                if node.proc is not None and node.proc.poll() is not None:
-                    log = node.data_dir / "broker.log"
-                    message = f"node {node.node_id}: {exited(node.proc, node.port, log)}"
-                    with contextlib.suppress(OSError):
-                        if "Address already in use" in log.read_text(errors="replace"):
-                            raise PortTaken(f"a planned port was taken; {message}")
-                    raise RuntimeError(message)
-            waiting = [n for n in waiting if not port_open(n.port)]
-            if waiting and time.monotonic() > deadline:
-                raise TimeoutError(f"nodes {[n.node_id for n in waiting]} not listening "
-                                   f"after {timeout}s")
-            if waiting:
-                time.sleep(0.1)
+        """Until every one of `nodes` answers on its client port (stack.wait_for_ports: any
+        node exiting first raises). PortTaken when its log says one of its ports was taken."""
+        try:
+            wait_for_ports([(n.port, n.proc, n.data_dir / "broker.log") for n in nodes],
+                           timeout)
+        except ChildExited as exc:
+            with contextlib.suppress(OSError):
+                if exc.log and "Address already in use" in exc.log.read_text(errors="replace"):
+                    raise PortTaken(f"a planned port was taken; {exc}") from exc
+            raise
 
     def node(self, node_id: int) -> KafkaNode:
         return next(n for n in self.nodes if n.node_id == node_id)

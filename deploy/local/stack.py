@@ -70,26 +70,20 @@ def free_port() -> int:
     listener port had just gone to a peer's connection exited with "Address already in use"
     (CI, stop 15). Never the same port twice in one process. Falls back to bind(0) when the
     range below the ephemeral one is too small or full."""
-    ephemeral = _ephemeral_ports()
-    candidates = range(_LOWEST_PORT, ephemeral.start)
-    for _ in range(200 if len(candidates) > 1000 else 0):
-        port = secrets.choice(candidates)
-        if port in _HANDED_OUT:
-            continue
+    candidates = range(_LOWEST_PORT, _ephemeral_ports().start)
+    roomy = len(candidates) > 1000
+    for _ in range(10_000):
+        port = secrets.choice(candidates) if roomy else 0
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _HANDED_OUT.add(port)
-        return port
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
+    raise RuntimeError("no free loopback port")
 
 
 def _tail(log: Path | None, lines: int = 15) -> str:
@@ -102,30 +96,49 @@ def _tail(log: Path | None, lines: int = 15) -> str:
     return f"; last lines of {log}:\n" + "\n".join(text)
 
 
-def port_open(port: int) -> bool:
+def _port_open(port: int) -> bool:
     """Whether something listens on 127.0.0.1:`port`."""
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         return True
     return False
 
 
-def exited(proc: subprocess.Popen[bytes], port: int, log: Path | None) -> str:
-    """What to say of a child that exited before its port opened: its code and log's tail."""
-    return f"process exited with {proc.returncode} before port {port} opened{_tail(log)}"
+class ChildExited(RuntimeError):
+    """A child exited before its port opened; the message ends with its log's tail."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path | None) -> None:
+        super().__init__(f"process exited with {proc.returncode} before port {port} "
+                         f"opened{_tail(log)}")
+        self.log = log
+
+
+# (port, the child that will listen on it or None, its log or None)
+Child = tuple[int, "subprocess.Popen[bytes] | None", "Path | None"]
+
+
+def wait_for_ports(children: list[Child], timeout: float) -> None:
+    """Until something listens on every child's port. Raises ChildExited when any child exits
+    first (whichever: the others may never open theirs without it, as the nodes of a
+    cluster cannot form a quorum), TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    waiting = list(children)
+    while True:
+        for port, proc, log in children:
+            if proc is not None and proc.poll() is not None:
+                raise ChildExited(proc, port, log)
+        waiting = [c for c in waiting if not _port_open(c[0])]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listening on 127.0.0.1:{[c[0] for c in waiting]} "
+                               f"after {timeout}s")
+        time.sleep(0.1)
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None,
                   log: Path | None = None) -> None:
-    """Until something listens on 127.0.0.1:`port`. Raises RuntimeError (with the tail of
-    `log`) when `proc` exits first, TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(exited(proc, port, log))
-        if port_open(port):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    """wait_for_ports of one child."""
+    wait_for_ports([(port, proc, log)], timeout)
 
 
 def kafka_version() -> str:

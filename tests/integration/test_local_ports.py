@@ -12,18 +12,29 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import kafka_cluster
+from deploy.local import kafka_cluster, stack
 from deploy.local.kafka_cluster import KafkaCluster, PortTaken
-from deploy.local.stack import _ephemeral_ports, free_port, wait_for_port
+from deploy.local.stack import free_port, wait_for_port
 
 
-def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() -> None:
-    ephemeral = _ephemeral_ports()
-    if ephemeral.start < 12_000:
-        pytest.skip("this host's ephemeral range leaves too few ports below it: bind(0)")
+@pytest.mark.parametrize("ephemeral", [
+    None,                    # this host's own range
+    range(32768, 61000),     # Linux's default
+    range(49152, 65536),     # IANA's dynamic ports (Windows, BSD)
+    range(1024, 65536),      # everything ephemeral: too little below it, so bind(0)
+])
+def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range(
+        monkeypatch: pytest.MonkeyPatch, ephemeral: range | None) -> None:
+    """The rule: below the ephemeral range when more than 1,000 ports lie between 10,000 and
+    its start, else whatever bind(0) gives; never the same port twice in one process."""
+    if ephemeral is not None:
+        monkeypatch.setattr(stack, "_ephemeral_ports", lambda: ephemeral)
+    ranged = stack._ephemeral_ports()
+    roomy = ranged.start - stack._LOWEST_PORT > 1000
     ports = [free_port() for _ in range(500)]
     assert len(set(ports)) == len(ports)
-    assert not any(port in ephemeral for port in ports)
+    if roomy:
+        assert all(stack._LOWEST_PORT <= port < ranged.start for port in ports)
     for port in ports[:50]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
