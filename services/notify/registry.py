@@ -4,9 +4,11 @@ compacted subscriber log (homeward.subscribers.v1, written before Redis, sealed)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -53,9 +55,7 @@ class Registry:
         """A new signing secret for the subscriber (returned once); the old one keeps signing
         for `notify_secret_overlap_s`. NotFound also when it lies outside `within_region`."""
         ctx = self.ctx
-        async with ctx.subscribers.changing(subscriber_id):
-            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
-                                     within_region)
+        async with self._administering(subscriber_id, within_region) as sub:
             secret = new_secret()
             await self._write(sub.rotated(secret, ctx.clock(),
                                           timedelta(seconds=ctx.settings.notify_secret_overlap_s)))
@@ -73,10 +73,7 @@ class Registry:
         on (an alert already out reaches it with its next version to everyone). Idempotent;
         logged before Redis. Raises NotFound when unknown, a case-group member (their
         membership is dispatch's) or outside `within_region`."""
-        ctx = self.ctx
-        async with ctx.subscribers.changing(subscriber_id):
-            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
-                                     within_region)
+        async with self._administering(subscriber_id, within_region) as sub:
             changed = sub.active != active
             if changed:
                 sub.active = active
@@ -99,10 +96,7 @@ class Registry:
         it is in service does not change (one a 410 took out stays out until enabled). Raises
         UnsafeUrl (channel.url), NotFound as `set_active`."""
         await self._check(channel)
-        ctx = self.ctx
-        async with ctx.subscribers.changing(subscriber_id):
-            sub = self._administered(await ctx.subscribers.get(subscriber_id), subscriber_id,
-                                     within_region)
+        async with self._administering(subscriber_id, within_region) as sub:
             before = sub.channel.type
             sub = sub.model_copy(update={"channel": channel})
             await self._write(sub)
@@ -110,8 +104,7 @@ class Registry:
                     sub.subscriber_id, sub.kind.value, sub.name, before, channel.type,
                     actor or "?")
         if sub.active:
-            for did in await self._waiting(RETRIES, subscriber_id):
-                await ctx.timers.schedule(RETRIES, did, time.time())
+            await self._retry_now(subscriber_id)
         return sub
 
     async def _check(self, channel: audience.Channel) -> None:
@@ -120,22 +113,31 @@ class Registry:
             await self.webhooks.policy.check(str(channel.url),
                                              apprise=isinstance(channel, audience.AppriseChannel))
 
-    @staticmethod
-    def _administered(sub: Subscriber | None, subscriber_id: str,
-                      within_region: str) -> Subscriber:
-        """`sub` if an admin of `within_region` may change it: NotFound when unknown, a
-        case-group member (their membership is dispatch's) or outside the region."""
-        if (sub is None or sub.kind == SubscriberKind.member
-                or not within(within_region, sub.region_code or "")):
-            raise NotFound(message=subscriber_id)
-        return sub
+    @contextlib.asynccontextmanager
+    async def _administering(self, subscriber_id: str,
+                             within_region: str) -> AsyncIterator[Subscriber]:
+        """Under the subscriber's lock (SubscriberRepository.changing), the subscriber an
+        admin of `within_region` may change. NotFound when unknown, a case-group member (their
+        membership is dispatch's) or outside the region."""
+        subs = self.ctx.subscribers
+        async with subs.changing(subscriber_id):
+            sub = await subs.get(subscriber_id)
+            if (sub is None or sub.kind == SubscriberKind.member
+                    or not within(within_region, sub.region_code or "")):
+                raise NotFound(message=subscriber_id)
+            yield sub
 
     async def _retire_pending(self, subscriber_id: str) -> None:
         """The subscriber's retries due now (the worker drops them: it is out of service) and
         its ack deadlines withdrawn (no one is there to acknowledge)."""
-        for did in await self._waiting(RETRIES, subscriber_id):
-            await self.ctx.timers.schedule(RETRIES, did, time.time())
+        await self._retry_now(subscriber_id)
         await self.ctx.timers.unschedule(ACKS, *await self._waiting(ACKS, subscriber_id))
+
+    async def _retry_now(self, subscriber_id: str) -> None:
+        """The subscriber's deliveries still retrying, made due at once."""
+        now = time.time()
+        for did in await self._waiting(RETRIES, subscriber_id):
+            await self.ctx.timers.schedule(RETRIES, did, now)
 
     async def _waiting(self, timer: str, subscriber_id: str) -> list[str]:
         """The deliveries to `subscriber_id` that `timer` holds."""

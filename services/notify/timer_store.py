@@ -17,6 +17,9 @@ class DurableTimers:
 
     def __init__(self, redis: Redis) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        # Registered here (no I/O: redis-py loads a script on its first call).
+        self._lease = self.redis.register_script(self.LEASE)
+        self._settle = self.redis.register_script(self.SETTLE)
 
     # A sorted set of member -> due epoch per timer. `due` claims a member by moving it a
     # lease ahead (one script: only one instance gets it); `settle` removes it after the work
@@ -69,15 +72,10 @@ class DurableTimers:
         """Claim up to `limit` members due by `now`: (the lease score, the members). A
         member not settled by the end of its lease is due again (long enough for a batch's
         fan-outs to finish before another instance could claim the same member)."""
-        if not hasattr(self, "_lease"):
-            self._lease = self.redis.register_script(self.LEASE)
-            self._settle = self.redis.register_script(self.SETTLE)
         at = now or time.time()
         lease = float(f"{at + lease_s:.6f}")  # exact in Redis's reply and ours
         members = await self._lease(keys=[f"notify:timer:{timer}"], args=[at, lease, limit])
         return lease, [str(m) for m in members]
 
     async def settle(self, timer: str, member: str, lease: float) -> None:
-        if not hasattr(self, "_settle"):
-            self._settle = self.redis.register_script(self.SETTLE)
         await self._settle(keys=[f"notify:timer:{timer}"], args=[member, lease])

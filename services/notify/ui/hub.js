@@ -62,8 +62,7 @@ function card(a) {
 
 function render() {
   const list = [...alerts.values()].sort((x, y) => (!!x.cancelled - !!y.cancelled) || (new Date(y.issued_at) - new Date(x.issued_at)));
-  // Out of service, nothing is on its way: the desk does not say it is waiting.
-  $("#waiting").classList.toggle("hidden", list.length > 0 || hub?.active === false);
+  showWaiting();
   $("#alerts").innerHTML = list.map(card).join("");
   tick();
 }
@@ -130,7 +129,13 @@ async function refreshHub() {
   hub = me.json;
   $("#who").textContent = `${hub.name} · ${HW.who(c)}`;
   $("#out-of-service").classList.toggle("hidden", hub.active !== false);
-  $("#waiting").classList.toggle("hidden", alerts.size > 0 || hub.active === false);
+  showWaiting();
+}
+
+// "Waiting for alerts" only while none is shown and the station is in service (out of service,
+// nothing is on its way).
+function showWaiting() {
+  $("#waiting").classList.toggle("hidden", alerts.size > 0 || hub?.active === false);
 }
 
 async function start() {
