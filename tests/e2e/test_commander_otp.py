@@ -44,30 +44,45 @@ OTP_PERIOD_S = 30
 
 
 class _Forms(HTMLParser):
-    """Every <form> of a page: id -> (action, {input name: value})."""
+    """Every <form> of a page: id -> (action, {input name: value}); and the messages the page
+    shows a person (a field's error, the feedback banner), so a refused step says why."""
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: dict[str, tuple[str, dict[str, str]]] = {}
+        self.messages: list[str] = []
         self._open: str | None = None
+        self._message_depth = 0  # > 0 inside a message element (its nesting depth)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attr = {k: v or "" for k, v in attrs}
+        if self._message_depth:
+            self._message_depth += 1
+        elif (attr.get("id", "").startswith("input-error")
+              or "kc-feedback-text" in attr.get("class", "")):
+            self._message_depth = 1
+            self.messages.append("")
         if tag == "form":
             self._open = attr.get("id") or f"form-{len(self.forms)}"
             self.forms[self._open] = (attr.get("action", ""), {})
         elif tag == "input" and self._open and attr.get("name"):
             self.forms[self._open][1][attr["name"]] = attr.get("value", "")
 
+    def handle_data(self, data: str) -> None:
+        if self._message_depth:
+            self.messages[-1] = " ".join(f"{self.messages[-1]} {data}".split())
+
     def handle_endtag(self, tag: str) -> None:
+        if self._message_depth:
+            self._message_depth -= 1
         if tag == "form":
             self._open = None
 
 
-def forms_of(page: str) -> dict[str, tuple[str, dict[str, str]]]:
+def forms_of(page: str) -> _Forms:
     parser = _Forms()
     parser.feed(page)
-    return parser.forms
+    return parser
 
 
 @dataclass
@@ -80,6 +95,7 @@ class Step:
     code: str = ""
     error: str = ""
     page: str = ""  # a page without a form: the provider's error page
+    message: str = ""  # what the form's page tells the person (e.g. why a code was refused)
 
 
 class BrowserSignIn:
@@ -109,10 +125,11 @@ class BrowserSignIn:
         self._unsecure_cookies()
         assert response.status_code in (200, 400), response.text[:500]
         found = forms_of(response.text)
-        if not found:
+        if not found.forms:
             return Step(page=response.text)
-        form, (action, inputs) = next(iter(found.items()))
-        return Step(form=form, action=action, inputs=inputs)
+        form, (action, inputs) = next(iter(found.forms.items()))
+        return Step(form=form, action=action, inputs=inputs,
+                    message=" | ".join(m for m in found.messages if m))
 
     def start(self) -> Step:
         challenge = base64.urlsafe_b64encode(
@@ -149,6 +166,19 @@ def one_time_code(secret: str, at: float) -> str:
         at).decode()
 
 
+def period_of(at: float) -> int:
+    """The RFC 6238 time step of `at` (Unix s)."""
+    return int(at // OTP_PERIOD_S)
+
+
+def unused_code(secret: str, used: int) -> str:
+    """The code the phone shows now; the next period's when now's period is `used` (a code is
+    good once; the realm accepts one period of drift). Taken when it is sent, so a slow
+    machine between two sign-ins cannot make it stale."""
+    period = max(period_of(time.time()), used + 1)
+    return one_time_code(secret, period * OTP_PERIOD_S)
+
+
 @pytest.fixture
 def commander_otp(keycloak: KeycloakServer) -> Iterator[KeycloakServer]:
     """The realm with the switch on for one test, then back (the session's other tests sign
@@ -172,6 +202,20 @@ def new_commander(keycloak: KeycloakServer) -> Iterator[str]:
 def user_id(keycloak: KeycloakServer, username: str) -> str:
     (user,) = keycloak.admin("GET", f"/homeward/users?exact=true&username={username}")
     return str(user["id"])
+
+
+def failures_recorded(keycloak: KeycloakServer, username: str, count: int,
+                      timeout_s: float = 20.0) -> None:
+    """Wait until the realm's brute-force detector has recorded `count` failed sign-ins of
+    `username`. Keycloak records a failure after the answer, in the background, and refuses
+    the person's next attempt while it is still being recorded (Keycloak 26: "concurrent login
+    requests are blocked by default when brute force is enabled", its upgrading guide): a
+    person takes that long to type the next code, a test does not."""
+    path = f"/{REALM}/attack-detection/brute-force/users/{user_id(keycloak, username)}"
+    deadline = time.monotonic() + timeout_s
+    while (seen := keycloak.admin("GET", path)).get("numFailures", 0) < count:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.05)
 
 
 def another_code(code: str) -> str:
@@ -201,19 +245,21 @@ def test_a_commander_sets_up_otp_then_is_asked_for_it_and_an_operator_is_not(
     now = time.time()
     done = first.submit(wrong, totp=one_time_code(secret, now), userLabel="test phone")
     assert signed_in_as(keycloak, first.token(done)) == ("commander", "140400")
+    used = period_of(now)
     (credential,) = [c for c in keycloak.admin(
         "GET", f"/homeward/users/{user_id(keycloak, new_commander)}/credentials")
         if c["type"] == "otp"]
     assert credential["userLabel"] == "test phone"
 
-    # Every later sign-in: password, then the one-time code (the next period's: a code is
-    # good once, and the realm accepts one period of drift).
+    # Every later sign-in: password, then the one-time code (not the one set-up used).
     later = BrowserSignIn(keycloak)
     ask = later.password(new_commander)
     assert not ask.code and ask.form == "kc-otp-login-form", ask
-    refused = later.submit(ask, otp=another_code(one_time_code(secret, now + OTP_PERIOD_S)))
+    refused = later.submit(ask, otp=another_code(unused_code(secret, used)))
     assert not refused.code and refused.form == "kc-otp-login-form", "a wrong code is refused"
-    done = later.submit(refused, otp=one_time_code(secret, now + OTP_PERIOD_S))
+    assert refused.message, refused  # and the page says so
+    failures_recorded(keycloak, new_commander, 1)
+    done = later.submit(refused, otp=unused_code(secret, used))
     assert signed_in_as(keycloak, later.token(done)) == ("commander", "140400")
 
     # An operator is not asked: the password brings the code.
