@@ -10,15 +10,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, WatchError
 
 from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.domain import AlertState, CaseNotes
-from services.notify.sealing import SubscriberSeal
+from services.notify.sealing import SealError, SubscriberSeal
 from shared.errors import Unavailable
 
 __all__ = ["AlertRepository", "HubFeed", "SubscriberRepository", "make_redis"]
@@ -56,6 +56,38 @@ class SubscriberRepository:
                 pipe.geoadd(f"notify:geo:{s.kind.value}",
                             (s.location.lon, s.location.lat, s.subscriber_id))
             await pipe.execute()
+
+    async def restore_many(self, logged: list[Subscriber],
+                           keep: Callable[[Subscriber, Subscriber | None], Subscriber]) -> int:
+        """Write back each of `logged` (the subscriber log's copies) unless `keep(logged,
+        stored)` keeps Redis's copy (None when absent or no key opens it): Redis being rebuilt
+        while changes are written on other instances. One optimistic transaction (WATCH) per
+        call, so a change that lands between the read and the write makes it read again
+        instead of being overwritten. Returns how many were written."""
+        keys = [f"notify:sub:{s.subscriber_id}" for s in logged]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*keys)
+                    raws = await pipe.mget(keys) if keys else []
+                    chosen = [s for s, raw in zip(logged, raws, strict=True)
+                              if keep(s, self._opened(raw)) is s]
+                    pipe.multi()
+                    for s in chosen:
+                        pipe.set(f"notify:sub:{s.subscriber_id}", self.seal.dumps(s))
+                        pipe.geoadd(f"notify:geo:{s.kind.value}",
+                                    (s.location.lon, s.location.lat, s.subscriber_id))
+                    await pipe.execute()
+                    return len(chosen)
+                except WatchError:
+                    continue
+
+    def _opened(self, raw: str | None) -> Subscriber | None:
+        """Redis's copy, or None when there is none or no key opens it."""
+        try:
+            return self.seal.loads(raw) if raw else None
+        except SealError:
+            return None
 
     @contextlib.asynccontextmanager
     async def changing(self, subscriber_id: str,

@@ -21,6 +21,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from services.notify.audience import Subscriber, SubscriberKind
 from services.notify.logs import SubscriberLog
 from services.notify.sealing import SealError, SubscriberSeal, new_key
+from services.notify.subscribers import newest
 from shared import topics
 from shared.auth import Role
 from shared.events import CASE_MEMBER_ADDED, CASE_OPENED
@@ -344,3 +345,75 @@ async def test_reseal_keeps_the_newer_of_the_logs_and_redis_copy(
     assert still_out is not None and not still_out.active and still_out.revision == 6
     latest = await log.read_latest()
     assert subs.seal.loads(latest[leading["subscriber_id"]]) == still_out  # the log caught up
+
+
+async def test_rebuild_keeps_a_change_written_since_the_log_was_read(
+    stack_factory: Any, redis: Redis  # noqa: F811
+) -> None:
+    """Redis rebuilt from the subscriber log (after a loss) while another instance changes
+    subscribers: a copy Redis holds with a higher revision stays; a lagging copy, a copy no
+    key opens and a lost one are put back from the log."""
+    stack: Stack = await stack_factory()
+    subs = stack.notify.subscribers
+    made = [await stack.subscribe(name, SubscriberKind.hub, *north(20 + n))
+            for n, name in enumerate(("领先站", "滞后站", "失钥站", "丢失站"))]
+    leading, lagging, unreadable, lost = [str(m["subscriber_id"]) for m in made]
+    # Taken out of service on another instance after the rebuild read the log.
+    current = await subs.get(leading)
+    assert current is not None
+    out = current.model_copy(update={"active": False, "revision": current.revision + 1})
+    await subs.add(out)
+    # Logged, but the Redis write was lost: only the log has the rotated secret.
+    current = await subs.get(lagging)
+    assert current is not None
+    rotated = current.model_copy(update={"secret": "whsec_" + "R" * 43,
+                                         "revision": current.revision + 1})
+    await stack.notify.registry.log(rotated)
+    # Sealed with a key this instance does not hold (its copy cannot be compared).
+    current = await subs.get(unreadable)
+    assert current is not None
+    await redis.set(f"notify:sub:{unreadable}",
+                    SubscriberSeal([new_key("elsewhere")]).dumps(current))
+    # Gone with the loss, geo index and all.
+    await redis.delete(f"notify:sub:{lost}")
+    await redis.zrem("notify:geo:hub", lost)
+
+    log = SubscriberLog(stack.settings.kafka_bootstrap, topics.SUBSCRIBERS)
+    assert await stack.notify.rebuild_subscribers(log) >= 4
+    assert await subs.get(leading) == out
+    assert await subs.get(lagging) == rotated
+    assert await subs.get(unreadable) == current
+    back = await subs.get(lost)
+    assert back is not None and back.active
+    lat, lon = north(23)
+    assert lost in await subs.ids_within(SubscriberKind.hub, lat, lon, 1)
+
+
+async def test_a_change_landing_during_the_rebuilds_read_is_read_again_not_overwritten(
+    stack_factory: Any,  # noqa: F811
+) -> None:
+    """The rebuild's optimistic transaction: a change written between its read of Redis and
+    its write (here from inside the comparison) makes it read again, and the change stays."""
+    import redis as redis_sync
+
+    stack: Stack = await stack_factory()
+    subs = stack.notify.subscribers
+    sid = str((await stack.subscribe("并发站", SubscriberKind.hub, *north(30)))["subscriber_id"])
+    logged = await subs.get(sid)
+    assert logged is not None
+    changed = logged.model_copy(update={"active": False, "revision": logged.revision + 1})
+    other_instance = redis_sync.Redis.from_url(stack.settings.redis_url)
+    seen: list[Subscriber | None] = []
+
+    def keep(from_log: Subscriber, stored: Subscriber | None) -> Subscriber:
+        seen.append(stored)
+        if len(seen) == 1:
+            other_instance.set(f"notify:sub:{sid}", subs.seal.dumps(changed))
+        return newest(from_log, stored)
+
+    try:
+        assert await subs.restore_many([logged], keep) == 0
+    finally:
+        other_instance.close()
+    assert seen == [logged, changed]
+    assert await subs.get(sid) == changed
