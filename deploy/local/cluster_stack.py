@@ -26,6 +26,7 @@ from deploy.local.stack import (
     serve,
     service_env,
     stack_env,
+    start_all,
     start_keycloak,
 )
 
@@ -37,13 +38,10 @@ def start_cluster_services(cluster: KafkaCluster, redis_url: str, data_dir: Path
     `extra_env` is the stack's (stack.stack_env: generated keys, Keycloak's issuer)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     common = service_env(cluster.bootstrap, redis_url, data_dir, ports) | (extra_env or {})
-    procs = {name: ServiceProcess(
+    return start_all([ServiceProcess(
         name, ports[name],
         {**common, **cluster.service_env(name), "HOMEWARD_PORT": str(ports[name])},
-        data_dir / f"{name}.log").start() for name in SERVICES}
-    for proc in procs.values():
-        proc.wait_ready()
-    return procs
+        data_dir / f"{name}.log") for name in SERVICES])
 
 
 @contextlib.contextmanager

@@ -334,9 +334,10 @@ class ServiceProcess:
         pending = [f"{self.url}/readyz", f"{self.ops_url}/healthz"]
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
-                )
+                # uvicorn's supervisor of several alert workers exits with 0 when a worker's
+                # startup failed: the log says why.
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before it "
+                                   f"was ready{_tail(self.log_path, 40)}")
             try:
                 with urllib.request.urlopen(pending[0], timeout=2) as resp:
                     if resp.status == 200:
@@ -347,7 +348,8 @@ class ServiceProcess:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}); see {self.log_path}")
+        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last})"
+                           f"{_tail(self.log_path, 40)}")
 
     def kill(self) -> None:
         """SIGKILL the service: its process group (several alert workers included)."""
@@ -483,14 +485,25 @@ def start_services(
     data_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(bootstrap, redis_url, data_dir, ports)
     env.update(extra_env or {})
-    procs = {}
-    for name in SERVICES:
-        procs[name] = ServiceProcess(
-            name, ports[name], {**env, "HOMEWARD_PORT": str(ports[name])},
-            data_dir / f"{name}.log",
-        ).start()
-    for proc in procs.values():
-        proc.wait_ready()
+    return start_all([ServiceProcess(name, ports[name], {**env, "HOMEWARD_PORT": str(ports[name])},
+                                     data_dir / f"{name}.log") for name in SERVICES])
+
+
+def start_all(services: list[ServiceProcess]) -> dict[str, ServiceProcess]:
+    """Start every service, then wait until each is ready; by name. When one fails to start,
+    every one already started is stopped before the error goes on: the caller never got them
+    to stop, and a service left behind would go on consuming (its consumer groups are the
+    next stack's)."""
+    procs: dict[str, ServiceProcess] = {}
+    try:
+        for service in services:
+            procs[service.name] = service.start()
+        for proc in procs.values():
+            proc.wait_ready()
+    except BaseException:
+        for proc in procs.values():
+            proc.stop()
+        raise
     return procs
 
 
