@@ -64,12 +64,14 @@ class SubscriberRepository:
         while changes are written on other instances. One optimistic transaction (WATCH) per
         call, so a change that lands between the read and the write makes it read again
         instead of being overwritten. Returns how many were written."""
+        if not logged:
+            return 0
         keys = [f"notify:sub:{s.subscriber_id}" for s in logged]
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(*keys)
-                    raws = await pipe.mget(keys) if keys else []
+                    raws = await pipe.mget(keys)
                     chosen = [s for s, raw in zip(logged, raws, strict=True)
                               if keep(s, self._opened(raw)) is s]
                     pipe.multi()
@@ -82,8 +84,12 @@ class SubscriberRepository:
                 except WatchError:
                     continue
 
+    async def readable(self, subscriber_id: str) -> Subscriber | None:
+        """Redis's copy, or None when there is none or no key opens it (a re-seal or a rebuild
+        then writes the log's)."""
+        return self._opened(await self.redis.get(f"notify:sub:{subscriber_id}"))
+
     def _opened(self, raw: str | None) -> Subscriber | None:
-        """Redis's copy, or None when there is none or no key opens it."""
         try:
             return self.seal.loads(raw) if raw else None
         except SealError:

@@ -18,7 +18,6 @@ from services.notify.context import Context
 from services.notify.errors import Conflict, Forbidden, NotFound
 from services.notify.logs import SubscriberLog
 from services.notify.outbound import WebhookSender
-from services.notify.sealing import SealError
 from services.notify.sending import ACKS, RETRIES
 from services.notify.subscribers import new_secret, newest, region_of, registered
 from shared import topics
@@ -186,12 +185,8 @@ class Registry:
         logged = await log.read_all(subs.seal)
         for from_log in logged:
             async with subs.changing(from_log.subscriber_id):
-                try:
-                    stored = await subs.get(from_log.subscriber_id)
-                except SealError:  # Redis's copy opens with no key: the log's is kept
-                    stored = None
                 # A change written since the log was read is kept; a stale Redis is not.
-                subscriber = newest(from_log, stored)
+                subscriber = newest(from_log, await subs.readable(from_log.subscriber_id))
                 if subscriber.region_code is None:
                     subscriber.region_code = region_of(subscriber.location.lat,
                                                        subscriber.location.lon)
