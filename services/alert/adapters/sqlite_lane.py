@@ -40,12 +40,16 @@ class SqliteLane:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten (issue 13)
+            # In the writers' turn: turning a new file to WAL needs it alone, and SQLite does
+            # not wait (busy timeout) for that: two alert workers starting together on a new
+            # outbox failed one with "database is locked" (full run, stop 17).
+            with self._turn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten (issue 13)
+                if schema:
+                    conn.executescript(schema)
             self._conn = conn
-            if schema:
-                conn.executescript(schema)
 
         await asyncio.get_running_loop().run_in_executor(self._thread, connect)
 
