@@ -114,8 +114,12 @@ class OutboundPolicy:
 
     def target(self, url: str, apprise: bool = False) -> tuple[str, int]:
         """The host and port a send to `url` connects to (for Apprise, as Apprise itself reads
-        the URL). UnsafeUrl for a scheme the policy does not allow or a URL without a host."""
-        scheme = urlsplit(url).scheme.lower()
+        the URL). UnsafeUrl for a scheme the policy does not allow, a URL without a host, or
+        one that does not parse (an unbalanced "[" of an IPv6 literal: urlsplit's ValueError)."""
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError as exc:
+            raise UnsafeUrl("invalid URL") from exc
         if apprise:
             if scheme not in self.apprise_schemes:
                 raise UnsafeUrl(f"Apprise scheme {scheme}:// is not allowed")

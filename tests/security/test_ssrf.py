@@ -399,3 +399,18 @@ def test_dispatch_refuses_a_member_phone_that_is_not_a_number(phone: str) -> Non
     ok = MemberRequest.model_validate({**member, "phone": "0909-123 4567"})
     assert ok.phone == "+869091234567"
     assert MemberRequest.model_validate(member).phone == ""
+
+
+@pytest.mark.parametrize("url", [
+    "xq82qo3kmzf9ky+.6n0mg://\x0fa7[\u00c6",  # the fuzzer's: PUT …/channel answered 500
+    "json://[::1/hook", "jsons://hooks.example.cn]/x", "json://user@[fe80::1%/x",
+    "https://[2001:db8::1/hook", "http://hooks.example.cn]:8080/",
+])
+@pytest.mark.parametrize("apprise", [True, False])
+async def test_a_url_that_does_not_parse_is_refused_naming_the_url_not_a_server_error(
+        url: str, apprise: bool) -> None:
+    policy = OutboundPolicy(apprise_schemes=frozenset({"json", "jsons"}), resolver=Dns())
+    with pytest.raises(UnsafeUrl):
+        policy.target(url, apprise=apprise)
+    with pytest.raises(UnsafeUrl):
+        await policy.check(url, apprise=apprise)
