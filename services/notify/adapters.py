@@ -43,19 +43,21 @@ class SubscriberRepository:
 
     async def add(self, subscriber: Subscriber) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"notify:sub:{subscriber.subscriber_id}", self.seal.dumps(subscriber))
-            pipe.geoadd(f"notify:geo:{subscriber.kind.value}",
-                        (subscriber.location.lon, subscriber.location.lat,
-                         subscriber.subscriber_id))
+            self._put(pipe, subscriber)
             await pipe.execute()
 
     async def add_many(self, subscribers: list[Subscriber]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for s in subscribers:
-                pipe.set(f"notify:sub:{s.subscriber_id}", self.seal.dumps(s))
-                pipe.geoadd(f"notify:geo:{s.kind.value}",
-                            (s.location.lon, s.location.lat, s.subscriber_id))
+                self._put(pipe, s)
             await pipe.execute()
+
+    def _put(self, pipe: Any, subscriber: Subscriber) -> None:
+        """Queue on `pipe` the subscriber's sealed record and its place in its kind's geo index
+        (every write of a subscriber: add, add_many, restore_many)."""
+        pipe.set(f"notify:sub:{subscriber.subscriber_id}", self.seal.dumps(subscriber))
+        pipe.geoadd(f"notify:geo:{subscriber.kind.value}",
+                    (subscriber.location.lon, subscriber.location.lat, subscriber.subscriber_id))
 
     async def restore_many(self, logged: list[Subscriber],
                            keep: Callable[[Subscriber, Subscriber | None], Subscriber]) -> int:
@@ -76,9 +78,7 @@ class SubscriberRepository:
                               if keep(s, self._opened(raw)) is s]
                     pipe.multi()
                     for s in chosen:
-                        pipe.set(f"notify:sub:{s.subscriber_id}", self.seal.dumps(s))
-                        pipe.geoadd(f"notify:geo:{s.kind.value}",
-                                    (s.location.lon, s.location.lat, s.subscriber_id))
+                        self._put(pipe, s)
                     await pipe.execute()
                     return len(chosen)
                 except WatchError:

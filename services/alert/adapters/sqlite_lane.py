@@ -43,13 +43,13 @@ class SqliteLane:
             # In the writers' turn: turning a new file to WAL needs it alone, and SQLite does
             # not wait (busy timeout) for that: two alert workers starting together on a new
             # outbox failed one with "database is locked" (full run, stop 17).
+            self._conn = conn  # closed by `close` even when what follows fails
             with self._turn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten (issue 13)
                 if schema:
                     conn.executescript(schema)
-            self._conn = conn
 
         await asyncio.get_running_loop().run_in_executor(self._thread, connect)
 
