@@ -23,7 +23,7 @@ lint: install
 	.venv/bin/mypy
 
 test: lint  ## the whole suite; starts and stops its own Kafka and Redis on free ports
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=20
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -3,13 +3,16 @@ whole run (only when a test asks for them) and stopped at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import gc
+import io
 import json
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return next((i for i, prefix in enumerate(ORDER) if prefix in item.nodeid), 0)
 
     items.sort(key=rank)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    """When pytest-timeout stops a test (`timeout` in pyproject.toml), its traceback shows only
+    the event loop's select(); add where every unfinished asyncio task was waiting, which is
+    where the test hung."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.failed and call.excinfo and "Timeout" in str(call.excinfo.value)):
+        return
+    stacks = io.StringIO()
+    for task in [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]:
+        task.print_stack(limit=12, file=stacks)
+    report.sections.append(("unfinished asyncio tasks at the timeout", stacks.getvalue()))
