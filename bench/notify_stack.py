@@ -144,6 +144,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
     async def serve() -> None:
         from services.notify.app import create_app
         from shared import telemetry
+        from shared.serve import settle_heap
         from shared.settings import Settings
 
         telemetry.setup("notify")  # as shared.serve does before the app (tracing as configured)
@@ -151,6 +152,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
         if os.environ.get("HOMEWARD_BENCH_TRACE"):
             _trace(app.state.notify.worker)
         async with app.router.lifespan_context(app):
+            settle_heap()  # as shared.serve does once a service's app has started
             conn.send("ready")
             while True:
                 command = await asyncio.to_thread(conn.recv)
@@ -328,6 +330,7 @@ async def planner_notify(settings: dict[str, Any]) -> Any:
     from services.notify.app import build_notify, make_notify_broker
     from services.notify.lanes import KafkaLanes
     from shared.kafka import EventPublisher
+    from shared.serve import settle_heap
     from shared.settings import Settings
 
     s = Settings(**settings)
@@ -337,6 +340,7 @@ async def planner_notify(settings: dict[str, Any]) -> Any:
     publisher = EventPublisher(broker, "/homeward/notify")
     notify = build_notify(s, redis, publisher, lanes=KafkaLanes(publisher))
     await broker.start()
+    settle_heap()  # this process stands in for notify's: its heap settled as shared.serve does
     return notify
 
 
