@@ -13,26 +13,25 @@ region, coordinates and time stay clear: what matching needs.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.case_ids import UNIDENTIFIED_ID, new_unidentified_id
 from shared.pii import PURGED
 from shared.report import CLOCK_SKEW, LastSeen, PhotoUrl, Sex, Strict, rule
 from shared.text import Line, Text
 
-RECORD_ID = r"^U-\d{6}-\d{8}-[A-Z0-9]{6}$"
+RECORD_ID = UNIDENTIFIED_ID
 MAX_CHILD_AGE = 17  # an apparent age range describes a minor (under 18)
 
 
 def new_record_id(region_code: str, now: datetime) -> str:
-    """U-<region>-<yyyymmdd>-<6 random>: readable over the phone, like a case id."""
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    tail = "".join(secrets.choice(alphabet) for _ in range(6))
-    return f"U-{region_code}-{now.astimezone(UTC):%Y%m%d}-{tail}"
+    """U-<region>-<yyyymmdd>-<8 random>: readable over the phone, like a case id
+    (shared.case_ids)."""
+    return new_unidentified_id(region_code, now)
 
 
 class ApparentAge(Strict):

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import secrets
 import uuid
 from datetime import datetime
 from typing import Any
 
-from shared import errors
+from shared import case_ids, errors
 from shared.auth import Principal
 from shared.report import Report
 
-_CASE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I/O/0/1: read aloud without doubt
 RELEASE_PERMISSION = "release"
 
 
@@ -36,10 +34,9 @@ def new_tip_id() -> str:
 
 
 def new_case_id(region_code: str, now: datetime) -> str:
-    """`<region>-<yyyymmdd>-<6 chars>`, e.g. `140403-20261122-K7Q2MX`."""
-    # 32 symbols divide 256, so `byte % 32` is unbiased; one urandom call, not six.
-    suffix = "".join(_CASE_ALPHABET[b % 32] for b in secrets.token_bytes(6))
-    return f"{region_code}-{now:%Y%m%d}-{suffix}"
+    """`<region>-<yyyymmdd>-<8 symbols>`, e.g. `140403-20261122-K7Q2MXHA` (shared.case_ids:
+    why 8)."""
+    return case_ids.new_case_id(region_code, now)
 
 
 def check_release(report: Report, operator: Principal) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from services.dispatch.domain import Case, Change, Outcome, Refused, case_event, require_open
 from shared import events as ev
+from shared.case_ids import alert_id
 from shared.events import CaseFound, CaseReopened
 from shared.identity import normalise_name
 
@@ -21,7 +22,7 @@ def cancels(case: Case) -> list[str]:
     audiences = "hubs, case group" + (", media, volunteers, public feed"
                                       if case.release_approved else "")
     ids = [case.case_id, *(link.case_id for link in case.links)]
-    return [f"A-{cid} ({audiences})" for cid in ids]
+    return [f"{alert_id(cid)} ({audiences})" for cid in ids]
 
 
 def plan_found(case: Case, outcome: Outcome, found_at: datetime, note: str, actor: str,

@@ -20,6 +20,7 @@ from services.dispatch.opening import plan_open
 from services.dispatch.roster import Roster
 from services.dispatch.rules import Policy
 from shared import metrics
+from shared.case_ids import CaseIdCollision
 from shared.events import CloudEvent
 from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
 from shared.identity_claims import claimant_record
@@ -53,12 +54,35 @@ class Reports:
         cases = self.caselog.cases
         async with self.caselog.lock(accepted.case_id):
             if await cases.known(accepted.case_id):
+                await self._check_same_report(accepted)
                 new = await cases.get_own(accepted.case_id)
             else:
                 new = await self._open_or_link(accepted)
         if new is not None:
             for hook in self.after_open:
                 await hook(new)
+
+    async def _check_same_report(self, accepted: ReportAccepted) -> None:
+        """A known case id is this report's own (a redelivery or a replay) unless the case, or
+        the link the id was given, holds another report id: then two reports drew one id
+        (shared.case_ids), and taking the second for a redelivery would drop a child's report
+        without a word. Raises CaseIdCollision (dead-lettered, never retried)."""
+        cases = self.caselog.cases
+        own = await cases.get_own(accepted.case_id)
+        if own is not None:
+            held_by = own.report_id
+        else:
+            target = await cases.linked_to(accepted.case_id)
+            case = await cases.get_own(target) if target else None
+            link = None if case is None else next(
+                (x for x in case.links if x.case_id == accepted.case_id), None)
+            if link is None:
+                return  # nothing to compare with: taken as before
+            held_by = link.report_id
+        if held_by != accepted.report_id:
+            log.error("case id %s drawn by two reports: %s holds it, %s is dead-lettered",
+                      accepted.case_id, held_by, accepted.report_id)
+            raise CaseIdCollision(accepted.case_id, held_by, accepted.report_id)
 
     async def _open_or_link(self, accepted: ReportAccepted) -> Case | None:
         """Under the report's lock: the case opened, or None when the report was linked."""

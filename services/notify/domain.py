@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared import case_ids
+from shared.case_ids import ALERT_ID, CASE_ID
 from shared.events import (
     CASE_FOUND,
     CASE_MEMBER_ADDED,
@@ -29,8 +31,6 @@ __all__ = ["ALERT_ID", "CASE_ID", "AlertState", "CaseNotes", "MergedReport", "Ve
            "alert_id_of", "amend_report", "delivery_id", "fold_notes", "merge_report",
            "next_boundary", "radius_km"]
 
-CASE_ID = r"^\d{6}-\d{8}-[A-Z0-9]{6}$"
-ALERT_ID = r"^A-\d{6}-\d{8}-[A-Z0-9]{6}$"
 
 
 # --- radius tiers ------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def next_boundary(seen_at: datetime, now: datetime, tiers: list[tuple[float, flo
 
 
 def alert_id_of(case_id: str) -> str:
-    return f"A-{case_id}"
+    return case_ids.alert_id(case_id)
 
 
 def delivery_id(alert_id: str, version: int, subscriber_id: str) -> str:

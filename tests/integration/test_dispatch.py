@@ -95,13 +95,14 @@ class Stack:
                                {"content_hash": preview.json()["content_hash"]})
 
     async def report(self, case_id: str, operator_region: str = "140403",
-                     **overrides: Any) -> ReportAccepted:
+                     report_id: str | None = None, **overrides: Any) -> ReportAccepted:
         # A child of its own unless the test says otherwise: the same child reported twice
         # within 24 h nearby is linked to the first case.
         overrides.setdefault("child__name", f"童{uuid.uuid4().hex[:6]}")
         overrides.setdefault("reporter__phone", f"139{uuid.uuid4().int % 10**8:08d}")
         accepted = ReportAccepted(
-            report_id=f"R-{case_id}", case_id=case_id, accepted_at=datetime.now(UTC),
+            report_id=report_id or f"R-{case_id}", case_id=case_id,
+            accepted_at=datetime.now(UTC),
             operator="op-1", operator_region=operator_region,
             report=ResolvedReport.model_validate(report_body(**overrides)))
         event = CloudEvent.of(REPORT_ACCEPTED, "/test/alert", case_id, accepted,
@@ -370,6 +371,52 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     opened_first = (await case_events(stack.settings.kafka_bootstrap, first))[0]["value"]
     keys = opened_first["duplicate_keys"]
     assert len(keys) == 1 and len(keys[0]) == 32 and tag not in keys[0]
+
+
+async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(
+    stack: Stack,
+) -> None:
+    """Two reports with one case id (shared/case_ids.py: the 6-symbol ids of before made that
+    likely at volume) are not one report redelivered: the second is dead-lettered with both
+    report ids, for a person to re-file, rather than dropped without a word. Redeliveries of
+    either the case's report or a linked report are still taken quietly."""
+    tag = uuid.uuid4().hex[:4]
+    name = f"陈{tag}"
+    async with stack.serving():
+        first = new_case_id()
+        opening = await stack.report(first, child__name=name)
+        await stack.opened(first)
+        linked = new_case_id()  # the same child reported again nearby: linked to `first`
+        second = await stack.report(linked, child__name=name, last_seen__lat=36.21)
+
+        async def is_linked() -> bool:
+            return bool((await stack.case(first)).json()["links"])
+
+        await eventually(is_linked, timeout=30)
+        # Redeliveries, then another child's reports that drew the same two ids.
+        for case_id, redelivered in ((first, opening), (linked, second)):
+            await stack.report(case_id, report_id=redelivered.report_id, child__name=name)
+            await stack.report(case_id, report_id=f"R-other-{case_id}",
+                               child__name=f"另一个孩子{tag}")
+
+        async def dead() -> list[dict[str, Any]] | None:
+            got = [m for m in await read_topic(stack.settings.kafka_bootstrap,
+                                               topics.dlq(topics.REPORTS))
+                   if m["key"] in (first, linked)]
+            return got if len(got) >= 2 else None
+
+        letters = await eventually(dead, timeout=30)
+        await asyncio.sleep(1)
+        letters = await dead() or []
+        assert sorted(m["key"] for m in letters) == sorted([first, linked])  # nothing else
+        for m in letters:
+            error = m["headers"]["dlq_error"]
+            assert error.startswith("CaseIdCollision"), error
+            held = opening.report_id if m["key"] == first else second.report_id
+            assert held in error and f"R-other-{m['key']}" in error
+        case = (await stack.case(first)).json()
+        assert case["report_id"] == opening.report_id
+        assert [x["report_id"] for x in case["links"]] == [second.report_id]
 
 
 async def test_siblings_from_one_phone_are_three_children_of_one_incident(

@@ -31,7 +31,7 @@ def post(client: TestClient, body: dict[str, Any], **headers: str) -> Any:
 
 def test_case_id_is_region_date_and_readable_suffix() -> None:
     case_id = new_case_id("140403", datetime(2026, 11, 22, tzinfo=UTC))
-    assert re.fullmatch(r"140403-20261122-[A-HJ-NP-Z2-9]{6}", case_id)
+    assert re.fullmatch(r"140403-20261122-[A-HJ-NP-Z2-9]{8}", case_id)
 
 
 def test_missing_token_is_401(client: TestClient) -> None:
