@@ -28,17 +28,20 @@ from datetime import UTC, datetime
 
 from shared.errors import HomewardError
 
-__all__ = ["ALERT_ID", "ALPHABET", "CASE_ID", "SUFFIX_LENGTH", "UNIDENTIFIED_ID",
+__all__ = ["ALERT_ID", "ALPHABET", "CASE_ID", "CASE_REF", "SUFFIX_LENGTH", "UNIDENTIFIED_ID",
            "CaseIdCollision", "alert_id", "new_case_id", "new_unidentified_id"]
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols: no I/O/0/1
 SUFFIX_LENGTH = 8
 _SUFFIX = r"[A-Z0-9]{6}(?:[A-Z0-9]{2})?"  # 8 symbols, or 6 in ids made before
-_REGION_DAY = r"\d{6}-\d{8}"
+_REGION_DAY = r"[0-9]{6}-[0-9]{8}"  # ASCII digits only (\d takes any script's)
 
 CASE_ID = rf"^{_REGION_DAY}-{_SUFFIX}$"
 ALERT_ID = rf"^A-{_REGION_DAY}-{_SUFFIX}$"
 UNIDENTIFIED_ID = rf"^U-{_REGION_DAY}-{_SUFFIX}$"
+# A case id as dispatch's paths take it: any id it may hold, tests' and imports' included; a
+# lookup of what does not exist answers 404.
+CASE_REF = r"^[0-9A-Za-z-]{1,40}$"
 
 
 def _suffix() -> str:

@@ -126,6 +126,12 @@ class CaseKeys:
         key = new_data_key()
         return key, json.dumps(self.master.wrap(case_id, key)).encode()
 
+    async def claim(self, case_id: str, record: bytes) -> bool:
+        """Cache a record made by `fresh` for a case id just drawn, unless the id is held:
+        False when another case holds it (two reports drew one id, shared.case_ids), so the
+        caller draws another. Raises RedisError/OSError when Redis does not answer."""
+        return bool(await self.redis.set(PREFIX + case_id, record.decode(), nx=True))
+
     async def remember(self, case_id: str, record: bytes) -> bytes | None:
         """Cache a record made by `fresh` (unless the case has one already); returns the data
         key the case holds (another writer's, if it was first), None if purged."""

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.case_ids import CASE_ID
 from shared.datum import DEFAULT_DATUM, Datum
 from shared.display import age_on
 from shared.idcard import IdNumberError, id_birth_date, normalise_id_number
@@ -337,7 +338,7 @@ class ReportAccepted(BaseModel):
 class TipRequest(Strict):
     """A member of the public's tip (`POST /api/v1/tips`)."""
 
-    case_id: str = Field(pattern=r"^\d{6}-\d{8}-[A-Z0-9]{6}$")
+    case_id: str = Field(pattern=CASE_ID)
     seen_at: AwareDatetime
     location: TipPlace
     description: Text = Field(min_length=1, max_length=2000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +46,9 @@ from shared.events import (
 )
 from shared.regions import region_index
 from shared.report import Report, ReportAccepted, TipRequest
+
+log = logging.getLogger(__name__)
+CASE_ID_DRAWS = 3  # draws of a case id before it is taken unclaimed (Intake._new_case)
 
 CAP_WINDOW_S = 365 * 24 * 3600  # the per-case cap counts a year of tips
 
@@ -95,7 +98,7 @@ class Intake:
         region_code = resolved.last_seen.region_code
         now = self.clock()
         report_id = domain.new_report_id()
-        case_id = domain.new_case_id(region_code, now)
+        case_id, fresh = await self._new_case(region_code, now)
         accepted = ReportAccepted(
             report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
             operator_region=operator.region, report=resolved, place_derived=where.derived,
@@ -104,17 +107,15 @@ class Intake:
         headers, value = CloudEvent.encode(REPORT_ACCEPTED, self.source, case_id, accepted,
                                            event_id=report_id)
         key_row: list[OutboxEntry] = []
-        remembered = None
-        if self.keys is not None:
+        if fresh is not None:
             data = accepted.model_dump(mode="json")
             # The age stays clear when the birth date is sealed (the rules need it).
             data["report"]["child"]["age"] = resolved.child.age_at(resolved.last_seen.at.date())
             # The case is new (its id was just made): its key is committed with the report, in
             # one transaction and one fsync, the key's row first (published before the event
-            # it seals); Redis caches it meanwhile (readers without it read the topic).
-            key, record = self.keys.fresh(case_id)
+            # it seals); Redis caches it (readers without it read the topic).
+            key, record = fresh
             key_row.append(self._key_entry(case_id, region_code, operator.sub, record))
-            remembered = asyncio.create_task(self._remember(case_id, record))
             value = _json(pii.seal(data, pii.REPORT_FIELDS, case_id, key, copy=False))
         entry = OutboxEntry(
             record_id=report_id, kind="report", topic=topics.REPORTS, key=case_id,
@@ -133,9 +134,30 @@ class Intake:
             return await self.outbox.append(entry, idem, before=key_row)
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
-        finally:
-            if remembered is not None:
-                await remembered
+
+    async def _new_case(self, region_code: str,
+                        now: datetime) -> tuple[str, tuple[bytes, bytes] | None]:
+        """A new case id and, when reports are sealed, its fresh data key and key record.
+
+        The id is claimed in Redis (every alert pod's cache of case keys) before the report is
+        committed: an id another case holds (two reports drew one suffix, shared.case_ids) is
+        drawn again, so neither the second child's report nor the first case's key is lost to
+        it. When Redis does not answer, the report is taken all the same (intake needs no
+        Redis) and the 8 random symbols alone keep ids apart; readers fill their cache from
+        the topic. So is it after `CASE_ID_DRAWS` held draws, which chance does not make (a
+        Redis answering wrongly does): the report is never refused for it."""
+        for draw in range(1, CASE_ID_DRAWS + 1):
+            case_id = domain.new_case_id(region_code, now)
+            if self.keys is None:
+                return case_id, None
+            fresh = self.keys.fresh(case_id)
+            try:
+                if await self.keys.claim(case_id, fresh[1]) or draw == CASE_ID_DRAWS:
+                    return case_id, fresh
+            except (RedisError, OSError):
+                return case_id, fresh
+            log.error("case id %s is held by another case: drawing another", case_id)
+        raise AssertionError("unreachable")
 
     async def report_status(self, report_id: str, who: Principal) -> dict[str, Any] | None:
         """accepted (durable, waiting for Kafka) or published. Visible to the operator who

@@ -16,6 +16,7 @@ from services.dispatch.handlers import Dispatch
 from shared import events as ev
 from shared.amendment import DetailsAmendment
 from shared.auth import Principal, Role
+from shared.case_ids import CASE_REF
 from shared.web import ApiError, Authenticator
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def record_report_amendment(dispatch: Dispatch, amended: ev.ReportAmended,
 def build_amend_router(auth: Authenticator, dispatch: Dispatch) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
     Commander = Annotated[Principal, Depends(auth.require(Role.commander))]
-    CaseId = Annotated[str, PathParam(pattern=r"^[0-9A-Za-z-]{1,40}$")]
+    CaseId = Annotated[str, PathParam(pattern=CASE_REF)]
 
     @router.patch("/cases/{case_id}/details")
     async def amend_details(case_id: CaseId, body: DetailsAmendment,

@@ -21,6 +21,7 @@ from services.dispatch.previews import NotifyPreviews, PreviewUnavailable
 from services.dispatch.purge import Retention, retention
 from services.dispatch.roster import Organ, Post
 from shared.auth import Principal, Role
+from shared.case_ids import CASE_REF
 from shared.faults import is_transient
 from shared.phones import PhoneError, normalise_phone
 from shared.release import CONTENT_CHANGED, ReleasePreview, ReleaseRequest
@@ -30,7 +31,7 @@ from shared.text import Line, Text
 from shared.web import ApiError, Authenticator
 
 UI = Path(__file__).with_name("ui")
-CASE_ID = r"^[0-9A-Za-z-]{1,40}$"
+CASE_ID = CASE_REF
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 

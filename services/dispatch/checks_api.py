@@ -16,12 +16,13 @@ from services.dispatch.domain import Case, Refused
 from services.dispatch.tips_domain import LocalCheck
 from services.dispatch.tips_handlers import Tips
 from shared.auth import Principal, Role
+from shared.case_ids import CASE_REF
 from shared.events import CheckResult, TipVerdict
 from shared.faults import is_transient
 from shared.text import Text
 from shared.web import ApiError, Authenticator
 
-CASE_ID = r"^[0-9A-Za-z-]{1,40}$"
+CASE_ID = CASE_REF
 COUNTY = r"^\d{6}$"
 
 

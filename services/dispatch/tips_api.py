@@ -13,10 +13,11 @@ from services.dispatch.adapters import CaseRepository
 from services.dispatch.checks import may_read
 from services.dispatch.domain import Tip
 from shared.auth import Principal, Role
+from shared.case_ids import CASE_REF
 from shared.regions import within
 from shared.web import ApiError, Authenticator
 
-CASE_ID = r"^[0-9A-Za-z-]{1,40}$"
+CASE_ID = CASE_REF
 
 
 class TipPage(BaseModel):

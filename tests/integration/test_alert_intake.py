@@ -5,15 +5,21 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
+from services.alert import domain as alert_domain
 from services.alert.app import create_app
 from shared import topics
 from shared.auth import Role, mint_token
+from shared.case_ids import new_case_id
+from shared.casekeys import PREFIX, CaseKeys
+from shared.pii import MasterKeys
 from shared.settings import Settings
 from tests.helpers import eventually, read_topic, report_body, unsealed
 
@@ -132,7 +138,7 @@ async def test_public_tips_are_published_and_rate_limited(
 ) -> None:
     local = settings.model_copy(update={"data_dir": tmp_path, "tip_limit_per_client": 3,
                                         "tip_limit_per_case": 100, "tip_window_s": 60})
-    case_id = f"140403-20261122-{uuid.uuid4().hex[:6].upper()}"
+    case_id = new_case_id("140403", datetime.now(UTC))  # as alert makes them (8 symbols)
     async with alert_client(local) as client:
         answers = [await client.post("/api/v1/tips", json=tip(case_id)) for _ in range(4)]
         assert [a.status_code for a in answers] == [202, 202, 202, 429]
@@ -146,6 +152,34 @@ async def test_public_tips_are_published_and_rate_limited(
             lambda: _at_least(on_topic(settings, topics.TIPS, case_id), 3))
     assert {m["headers"]["ce_type"] for m in published} == {"homeward.tip.received.v1"}
     assert {m["value"]["tip_id"] for m in published} == {a.json()["tip_id"] for a in answers[:3]}
+
+
+async def test_a_case_id_another_case_holds_is_drawn_again(
+    settings: Settings, tmp_path: Path, redis: Redis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two reports must not share a case id (shared/case_ids.py): dispatch would take the
+    second for a redelivery of the first, and the second key record would replace the first
+    case's on the compacted key topic. Alert claims each new id in Redis before it commits:
+    an id another case holds is drawn again, and the holder's key record is left as it was."""
+    now = datetime.now(UTC)
+    held, fresh = new_case_id("140403", now), new_case_id("140403", now)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
+    held_record = keys.fresh(held)[1].decode()
+    await redis.set(PREFIX + held, held_record)
+    draws = iter([held, fresh])
+    monkeypatch.setattr(alert_domain, "new_case_id", lambda region, at: next(draws))
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        response = await client.post("/api/v1/reports", json=report_body(), headers=auth())
+        assert response.status_code == 202, response.text
+        assert response.json()["case_id"] == fresh
+        await eventually(status_of(client, response.json()["report_id"], auth()))
+    assert await redis.get(PREFIX + held) == held_record
+    assert await redis.get(PREFIX + fresh) not in (None, held_record)
+    assert await on_topic(settings, topics.REPORTS, held) == []
+    [report] = await on_topic(settings, topics.REPORTS, fresh)
+    assert report["headers"]["ce_subject"] == fresh
+    key_records = await read_topic(settings.kafka_bootstrap, topics.CASE_KEYS)
+    assert [m["key"] for m in key_records if m["key"] in (held, fresh)] == [fresh]
 
 
 async def test_tips_per_case_limit(settings: Settings, tmp_path: Path, redis: Redis) -> None:

@@ -23,7 +23,7 @@ from deploy.local.stack import free_port
 from services.dispatch.app import create_app
 from services.notify.app import create_app as create_notify
 from services.notify.handlers import Notify
-from shared import topics
+from shared import case_ids, topics
 from shared.auth import Role, mint_token
 from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
 from shared.kafka import EventPublisher, make_broker
@@ -44,7 +44,7 @@ ADMIN = bearer(Role.admin, "000000")
 
 
 def new_case_id(region: str = "140403") -> str:
-    return f"{region}-20261123-{uuid.uuid4().hex[:6].upper()}"
+    return case_ids.new_case_id(region, datetime(2026, 11, 23, tzinfo=UTC))
 
 
 class Stack:

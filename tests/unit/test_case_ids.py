@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.alert.domain import new_case_id as alert_new_case_id
 from services.notify import domain as notify_domain
@@ -27,6 +28,7 @@ from shared.case_ids import (
     new_unidentified_id,
 )
 from shared.faults import is_transient
+from shared.report import TipRequest
 from shared.unidentified import RECORD_ID, new_record_id
 
 CASES = [
@@ -42,6 +44,8 @@ CASES = [
     ("140403-20261201-K7Q2MXHA\n", False),
     ("140403-20261201-K7Q2-MXHA", False),
     ("A-140403-20261201-K7Q2MXHA", False),  # an alert id is not a case id
+    ("١٤٠٤٠٣-20261201-K7Q2MXHA", False),  # digits of another script
+    ("140403-２０２６1201-K7Q2MXHA", False),  # full-width digits
     ("", False),
 ]
 
@@ -53,13 +57,28 @@ def test_case_id_format_table(case_id: str, valid: bool) -> None:
     assert bool(re.fullmatch(UNIDENTIFIED_ID, f"U-{case_id}")) is valid
 
 
+@pytest.mark.parametrize(("case_id", "valid"), CASES)
+def test_a_tip_names_its_case_by_the_same_format(case_id: str, valid: bool) -> None:
+    body = {"case_id": case_id, "seen_at": "2026-12-01T08:00:00+08:00",
+            "location": {"lat": 36.19, "lon": 113.11, "address": "长治站"},
+            "description": "在候车室看到"}
+    if case_id.strip() != case_id:  # a pasted id: the request's text is stripped first
+        valid = bool(re.fullmatch(CASE_ID, case_id.strip()))
+    if valid:
+        assert TipRequest.model_validate(body).case_id == case_id.strip()
+    else:
+        with pytest.raises(ValidationError) as refused:
+            TipRequest.model_validate(body)
+        assert [e["loc"] for e in refused.value.errors()] == [("case_id",)]
+
+
 def test_every_service_reads_the_one_format() -> None:
     assert notify_domain.CASE_ID == CASE_ID and notify_domain.ALERT_ID == ALERT_ID
     assert RECORD_ID == UNIDENTIFIED_ID
     assert notify_domain.alert_id_of("140403-20261201-K7Q2MXHA") == "A-140403-20261201-K7Q2MXHA"
 
 
-@given(region=st.from_regex(r"\d{6}", fullmatch=True),
+@given(region=st.from_regex(r"[0-9]{6}", fullmatch=True),
        at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31),
                        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))])))
 def test_new_ids_have_eight_readable_symbols_and_match_the_format(region: str,
