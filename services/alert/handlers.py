@@ -98,7 +98,7 @@ class Intake:
         region_code = resolved.last_seen.region_code
         now = self.clock()
         report_id = domain.new_report_id()
-        case_id, fresh = await self._new_case(region_code, now)
+        case_id, fresh = await self.new_owner(lambda: domain.new_case_id(region_code, now))
         accepted = ReportAccepted(
             report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
             operator_region=operator.region, report=resolved, place_derived=where.derived,
@@ -135,28 +135,28 @@ class Intake:
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
 
-    async def _new_case(self, region_code: str,
-                        now: datetime) -> tuple[str, tuple[bytes, bytes] | None]:
-        """A new case id and, when reports are sealed, its fresh data key and key record.
+    async def new_owner(self, draw: Callable[[], str]) -> tuple[str, tuple[bytes, bytes] | None]:
+        """A new id from `draw` (a case id, or an unidentified child's record id: the owners
+        of a data key) and, when personal data is sealed, its fresh data key and key record.
 
         The id is claimed in Redis (every alert pod's cache of case keys) before the report is
-        committed: an id another case holds (two reports drew one suffix, shared.case_ids) is
-        drawn again, so neither the second child's report nor the first case's key is lost to
-        it. When Redis does not answer, the report is taken all the same (intake needs no
-        Redis) and the 8 random symbols alone keep ids apart; readers fill their cache from
-        the topic. So is it after `CASE_ID_DRAWS` held draws, which chance does not make (a
-        Redis answering wrongly does): the report is never refused for it."""
-        for draw in range(1, CASE_ID_DRAWS + 1):
-            case_id = domain.new_case_id(region_code, now)
+        committed: an id another owner holds (two reports drew one suffix, shared.case_ids) is
+        drawn again, so neither the second report nor the first owner's key is lost to it.
+        When Redis does not answer, the report is taken all the same (intake needs no Redis)
+        and the 8 random symbols alone keep ids apart; readers fill their cache from the
+        topic. So is it after `CASE_ID_DRAWS` held draws, which chance does not make (a Redis
+        answering wrongly does): a report is never refused for it."""
+        for attempt in range(1, CASE_ID_DRAWS + 1):
+            case_id = draw()
             if self.keys is None:
                 return case_id, None
             fresh = self.keys.fresh(case_id)
             try:
-                if await self.keys.claim(case_id, fresh[1]) or draw == CASE_ID_DRAWS:
+                if await self.keys.claim(case_id, fresh[1]) or attempt == CASE_ID_DRAWS:
                     return case_id, fresh
             except (RedisError, OSError):
                 return case_id, fresh
-            log.error("case id %s is held by another case: drawing another", case_id)
+            log.error("id %s is held by another case or record: drawing another", case_id)
         raise AssertionError("unreachable")
 
     async def report_status(self, report_id: str, who: Principal) -> dict[str, Any] | None:
@@ -230,9 +230,16 @@ class Intake:
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
 
+    async def commit_key(self, owner_id: str, fresh: tuple[bytes, bytes], region: str,
+                         operator: str) -> bytes:
+        """The data key of `fresh` (from `new_owner`, already cached), its record made durable
+        through the outbox (published to homeward.case-keys.v1 before what it seals)."""
+        await self.outbox.append(self._key_entry(owner_id, region, operator, fresh[1]))
+        return fresh[0]
+
     async def new_data_key(self, owner_id: str, region: str, operator: str) -> bytes:
-        """A fresh data key for a case or a record without a case (an unidentified child, issue
-        16: keyed by its record id), durable through the outbox as `_new_case_key`."""
+        """A fresh data key for an existing case that has none (an amendment of a report taken
+        before sealing), durable through the outbox as `_new_case_key`."""
         return await self._new_case_key(owner_id, region, operator)
 
     async def _new_case_key(self, case_id: str, region: str, operator: str) -> bytes:

@@ -69,7 +69,7 @@ class UnidentifiedIntake:
             raise IntakeRefused(exc.status, exc.code, _found_field(exc.field),
                                 **exc.context) from exc
         now = self.clock()
-        record_id = new_record_id(where.code, now)
+        record_id, fresh = await intake.new_owner(lambda: new_record_id(where.code, now))
         record = UnidentifiedChildReported(
             record_id=record_id, received_at=now, reporter=who.sub, reporter_role=who.role.value,
             organisation=organisation, region_code=where.code, lat=where.lat, lon=where.lon,
@@ -80,8 +80,8 @@ class UnidentifiedIntake:
             exercise=body.exercise)
         headers, value = CloudEvent.encode(UNIDENTIFIED_CHILD_REPORTED, intake.source,
                                            record_id, record, event_id=record_id)
-        if intake.keys is not None:
-            key = await intake.new_data_key(record_id, where.code, who.sub)
+        if fresh is not None:
+            key = await intake.commit_key(record_id, fresh, where.code, who.sub)
             value = json.dumps(pii.seal(record.model_dump(mode="json"), RECORD_FIELDS,
                                         record_id, key),
                                ensure_ascii=False, separators=(",", ":")).encode()

@@ -14,10 +14,11 @@ import pytest
 from redis.asyncio import Redis
 
 from services.alert import domain as alert_domain
+from services.alert import unidentified as alert_unidentified
 from services.alert.app import create_app
 from shared import topics
 from shared.auth import Role, mint_token
-from shared.case_ids import new_case_id
+from shared.case_ids import new_case_id, new_unidentified_id
 from shared.casekeys import PREFIX, CaseKeys
 from shared.pii import MasterKeys
 from shared.settings import Settings
@@ -154,30 +155,47 @@ async def test_public_tips_are_published_and_rate_limited(
     assert {m["value"]["tip_id"] for m in published} == {a.json()["tip_id"] for a in answers[:3]}
 
 
-async def test_a_case_id_another_case_holds_is_drawn_again(
+def _unidentified_body() -> dict[str, Any]:
+    return {"sex": "male", "apparent_age": {"min": 6, "max": 8}, "height_cm": 117,
+            "description": "蓝色羽绒服", "circumstances": "一名男子将孩子留在急诊科后离开",
+            "found": {"at": datetime.now(UTC).isoformat(), "lat": 36.19, "lon": 113.11,
+                      "address": "长治市人民医院急诊科"}}
+
+
+@pytest.mark.parametrize(("what", "path", "draws_at", "topic"), [
+    ("report", "/api/v1/reports", (alert_domain, "new_case_id"), topics.REPORTS),
+    ("unidentified child", "/api/v1/unidentified-children",
+     (alert_unidentified, "new_record_id"), topics.UNIDENTIFIED),
+])
+async def test_an_id_another_case_or_record_holds_is_drawn_again(
     settings: Settings, tmp_path: Path, redis: Redis, monkeypatch: pytest.MonkeyPatch,
+    what: str, path: str, draws_at: tuple[Any, str], topic: str,
 ) -> None:
-    """Two reports must not share a case id (shared/case_ids.py): dispatch would take the
-    second for a redelivery of the first, and the second key record would replace the first
-    case's on the compacted key topic. Alert claims each new id in Redis before it commits:
-    an id another case holds is drawn again, and the holder's key record is left as it was."""
+    """Two reports must not share an id (shared/case_ids.py): dispatch would take the second
+    for a redelivery of the first, and the second key record would replace the first owner's
+    on the compacted key topic. Alert claims each new id in Redis before it commits: an id
+    another case or record holds is drawn again, and the holder's key record is left as it
+    was."""
     now = datetime.now(UTC)
-    held, fresh = new_case_id("140403", now), new_case_id("140403", now)
+    made = new_case_id if what == "report" else new_unidentified_id
+    held, fresh = made("140403", now), made("140403", now)
     keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
     held_record = keys.fresh(held)[1].decode()
     await redis.set(PREFIX + held, held_record)
     draws = iter([held, fresh])
-    monkeypatch.setattr(alert_domain, "new_case_id", lambda region, at: next(draws))
+    monkeypatch.setattr(*draws_at, lambda region, at: next(draws))
+    body = report_body() if what == "report" else {**_unidentified_body(),
+                                                    "organisation": "长治市人民医院"}
     async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
-        response = await client.post("/api/v1/reports", json=report_body(), headers=auth())
+        response = await client.post(path, json=body, headers=auth())
         assert response.status_code == 202, response.text
-        assert response.json()["case_id"] == fresh
-        await eventually(status_of(client, response.json()["report_id"], auth()))
+        answer = response.json()
+        assert answer.get("case_id", answer.get("record_id")) == fresh
     assert await redis.get(PREFIX + held) == held_record
     assert await redis.get(PREFIX + fresh) not in (None, held_record)
-    assert await on_topic(settings, topics.REPORTS, held) == []
-    [report] = await on_topic(settings, topics.REPORTS, fresh)
-    assert report["headers"]["ce_subject"] == fresh
+    [published] = await eventually(lambda: on_topic(settings, topic, fresh))
+    assert published["headers"]["ce_subject"] == fresh
+    assert await on_topic(settings, topic, held) == []
     key_records = await read_topic(settings.kafka_bootstrap, topics.CASE_KEYS)
     assert [m["key"] for m in key_records if m["key"] in (held, fresh)] == [fresh]
 
