@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -23,10 +24,12 @@ from deploy.local.stack import free_port
 from services.dispatch.app import create_app
 from services.notify.app import create_app as create_notify
 from services.notify.handlers import Notify
-from shared import case_ids, topics
+from shared import case_ids, pii, topics
 from shared.auth import Role, mint_token
+from shared.casekeys import CaseKeys
 from shared.events import REPORT_ACCEPTED, TIP_RECEIVED, CloudEvent, TipLocation, TipReceived
 from shared.kafka import EventPublisher, make_broker
+from shared.pii import MasterKeys
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
 from tests.helpers import eventually, read_topic, report_body
@@ -95,7 +98,10 @@ class Stack:
                                {"content_hash": preview.json()["content_hash"]})
 
     async def report(self, case_id: str, operator_region: str = "140403",
-                     report_id: str | None = None, **overrides: Any) -> ReportAccepted:
+                     report_id: str | None = None, sealed_with: bytes | None = None,
+                     **overrides: Any) -> ReportAccepted:
+        """Publish a report as alert does; `sealed_with`: its personal fields sealed with that
+        data key."""
         # A child of its own unless the test says otherwise: the same child reported twice
         # within 24 h nearby is linked to the first case.
         overrides.setdefault("child__name", f"童{uuid.uuid4().hex[:6]}")
@@ -107,6 +113,8 @@ class Stack:
             report=ResolvedReport.model_validate(report_body(**overrides)))
         event = CloudEvent.of(REPORT_ACCEPTED, "/test/alert", case_id, accepted,
                               event_id=accepted.report_id)
+        if sealed_with is not None:
+            event.data = pii.seal(event.data, pii.REPORT_FIELDS, case_id, sealed_with)
         await self.publisher.publish(topics.REPORTS, event)
         if self.notify is not None:
             await self.notify.on_report_accepted(event)
@@ -382,10 +390,16 @@ async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(
     either the case's report or a linked report are still taken quietly."""
     tag = uuid.uuid4().hex[:4]
     name = f"陈{tag}"
+    keys = CaseKeys(stack.redis, stack.settings.kafka_bootstrap,
+                    MasterKeys.parse(stack.settings.pii_master_keys))
     async with stack.serving():
         first = new_case_id()
         opening = await stack.report(first, child__name=name)
         await stack.opened(first)
+        sealed = new_case_id()  # as in production: the case's fields sealed with its key
+        sealed_opening = await stack.report(sealed, child__name=f"林{tag}",
+                                            sealed_with=await keys.get_or_create(sealed))
+        await stack.opened(sealed)
         linked = new_case_id()  # the same child reported again nearby: linked to `first`
         second = await stack.report(linked, child__name=name, last_seen__lat=36.21)
 
@@ -398,25 +412,31 @@ async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(
             await stack.report(case_id, report_id=redelivered.report_id, child__name=name)
             await stack.report(case_id, report_id=f"R-other-{case_id}",
                                child__name=f"另一个孩子{tag}")
+        # Sealed, the second report's fields do not open with the case's key: it is named as
+        # a collision before they are tried.
+        await stack.report(sealed, report_id=f"R-other-{sealed}", child__name=f"另一个孩子{tag}",
+                           sealed_with=os.urandom(32))
+        held_by = {first: opening.report_id, linked: second.report_id,
+                   sealed: sealed_opening.report_id}
 
         async def dead() -> list[dict[str, Any]] | None:
             got = [m for m in await read_topic(stack.settings.kafka_bootstrap,
                                                topics.dlq(topics.REPORTS))
-                   if m["key"] in (first, linked)]
-            return got if len(got) >= 2 else None
+                   if m["key"] in held_by]
+            return got if len(got) >= len(held_by) else None
 
         letters = await eventually(dead, timeout=30)
         await asyncio.sleep(1)
         letters = await dead() or []
-        assert sorted(m["key"] for m in letters) == sorted([first, linked])  # nothing else
+        assert sorted(m["key"] for m in letters) == sorted(held_by)  # nothing else
         for m in letters:
             error = m["headers"]["dlq_error"]
             assert error.startswith("CaseIdCollision"), error
-            held = opening.report_id if m["key"] == first else second.report_id
-            assert held in error and f"R-other-{m['key']}" in error
+            assert held_by[m["key"]] in error and f"R-other-{m['key']}" in error
         case = (await stack.case(first)).json()
         assert case["report_id"] == opening.report_id
         assert [x["report_id"] for x in case["links"]] == [second.report_id]
+    await keys.stop()
 
 
 async def test_siblings_from_one_phone_are_three_children_of_one_incident(
