@@ -122,7 +122,7 @@ class CaseKeys:
     def fresh(self, case_id: str) -> tuple[bytes, bytes]:
         """A new data key for a new case and its record for the topic (the wrapped key), for a
         writer that makes it durable itself (alert: through its outbox, before the report, so
-        intake needs neither Kafka nor Redis). Cache it with `remember`."""
+        intake needs neither Kafka nor Redis). Cache it with `claim` (a new id) or `remember`."""
         key = new_data_key()
         return key, json.dumps(self.master.wrap(case_id, key)).encode()
 

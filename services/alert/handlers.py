@@ -48,7 +48,7 @@ from shared.regions import region_index
 from shared.report import Report, ReportAccepted, TipRequest
 
 log = logging.getLogger(__name__)
-CASE_ID_DRAWS = 3  # draws of a case id before it is taken unclaimed (Intake._new_case)
+CASE_ID_DRAWS = 3  # held draws of an id before one is taken unclaimed (Intake.new_owner)
 
 CAP_WINDOW_S = 365 * 24 * 3600  # the per-case cap counts a year of tips
 
@@ -144,15 +144,18 @@ class Intake:
         drawn again, so neither the second report nor the first owner's key is lost to it.
         When Redis does not answer, the report is taken all the same (intake needs no Redis)
         and the 8 random symbols alone keep ids apart; readers fill their cache from the
-        topic. So is it after `CASE_ID_DRAWS` held draws, which chance does not make (a Redis
-        answering wrongly does): a report is never refused for it."""
-        for attempt in range(1, CASE_ID_DRAWS + 1):
+        topic. So is a further draw, unclaimed, after `CASE_ID_DRAWS` held ones, which chance
+        does not make (a Redis answering wrongly does): a report is never refused for it, and
+        never given an id Redis said was held."""
+        for attempt in range(CASE_ID_DRAWS + 1):
             case_id = draw()
             if self.keys is None:
                 return case_id, None
             fresh = self.keys.fresh(case_id)
+            if attempt == CASE_ID_DRAWS:
+                return case_id, fresh
             try:
-                if await self.keys.claim(case_id, fresh[1]) or attempt == CASE_ID_DRAWS:
+                if await self.keys.claim(case_id, fresh[1]):
                     return case_id, fresh
             except (RedisError, OSError):
                 return case_id, fresh
@@ -218,24 +221,21 @@ class Intake:
         return received.tip_id
 
     async def commit(self, entry: OutboxEntry, idempotency_key: str | None = None,
-                     digest: str = "") -> Appended:
-        """`entry` durable in the outbox when this returns (the relay publishes it). With an
-        Idempotency-Key (of `entry.operator`), a retry whose body has the same `digest` gets
-        the first answer; another body under that key is IntakeRefused 409
+                     digest: str = "", key_record: bytes | None = None) -> Appended:
+        """`entry` durable in the outbox when this returns (the relay publishes it); with
+        `key_record` (from `new_owner`), the owner's key record first, in the same transaction
+        (published to homeward.case-keys.v1 before what it seals). With an Idempotency-Key (of
+        `entry.operator`), a retry whose body has the same `digest` gets the first answer and
+        commits neither; another body under that key is IntakeRefused 409
         `idempotency_conflict`."""
         idem = IdempotencyKey(entry.operator, idempotency_key, digest) if idempotency_key \
             else None
+        before = [] if key_record is None else [
+            self._key_entry(entry.key, entry.region, entry.operator, key_record)]
         try:
-            return await self.outbox.append(entry, idem)
+            return await self.outbox.append(entry, idem, before=before)
         except IdempotencyConflict as exc:
             raise domain.IntakeRefused(409, "idempotency_conflict", "Idempotency-Key") from exc
-
-    async def commit_key(self, owner_id: str, fresh: tuple[bytes, bytes], region: str,
-                         operator: str) -> bytes:
-        """The data key of `fresh` (from `new_owner`, already cached), its record made durable
-        through the outbox (published to homeward.case-keys.v1 before what it seals)."""
-        await self.outbox.append(self._key_entry(owner_id, region, operator, fresh[1]))
-        return fresh[0]
 
     async def new_data_key(self, owner_id: str, region: str, operator: str) -> bytes:
         """A fresh data key for an existing case that has none (an amendment of a report taken

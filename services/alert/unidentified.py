@@ -81,7 +81,7 @@ class UnidentifiedIntake:
         headers, value = CloudEvent.encode(UNIDENTIFIED_CHILD_REPORTED, intake.source,
                                            record_id, record, event_id=record_id)
         if fresh is not None:
-            key = await intake.commit_key(record_id, fresh, where.code, who.sub)
+            key = fresh[0]
             value = json.dumps(pii.seal(record.model_dump(mode="json"), RECORD_FIELDS,
                                         record_id, key),
                                ensure_ascii=False, separators=(",", ":")).encode()
@@ -94,7 +94,8 @@ class UnidentifiedIntake:
             record_id=record_id, kind="unidentified", topic=topics.UNIDENTIFIED,
             key=record_id, headers=headers, value=value, answer=answer,
             region=where.code, operator=who.sub), idempotency_key,
-            hashlib.sha256(body.model_dump_json().encode()).hexdigest())
+            hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+            key_record=None if fresh is None else fresh[1])
         return appended.answer, appended.replayed
 
 

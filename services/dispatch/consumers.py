@@ -21,10 +21,12 @@ def register(broker: KafkaBroker, dispatch: Dispatch, publisher: EventPublisher,
              workers: int = 1) -> None:
     async def on_reports(event: CloudEvent) -> None:
         if event.type == REPORT_ACCEPTED:
-            # A report's id is its event's, its case id the subject (alert): a second report
-            # under a known case id is named before its fields fail to open with the case's key.
-            if await dispatch.cases.known(event.subject):
-                await dispatch.reports.check_same_report(event.subject, event.id)
+            # A second report under a known case id is named before its fields fail to open
+            # with the case's key (its ids are never sealed).
+            case_id, report_id = event.data.get("case_id"), event.data.get("report_id")
+            if isinstance(case_id, str) and isinstance(report_id, str) \
+                    and await dispatch.cases.known(case_id):
+                await dispatch.reports.check_same_report(case_id, report_id)
             await dispatch.reports.on_report_accepted(await open_event(event, dispatch.keys))
             await dispatch.tips.attach_parked(event.subject)  # tips that came before the report
         elif event.type == REPORT_AMENDED:  # after its report on the same partition

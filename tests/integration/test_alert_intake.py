@@ -1,6 +1,7 @@
 """The alert service in-process against the real broker and Redis: outbox → Kafka,
 idempotency across restarts, jurisdiction, public tips with rate limits."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from services.alert import domain as alert_domain
 from services.alert import unidentified as alert_unidentified
 from services.alert.app import create_app
+from services.alert.handlers import CASE_ID_DRAWS
 from shared import topics
 from shared.auth import Role, mint_token
 from shared.case_ids import new_case_id, new_unidentified_id
@@ -198,6 +200,49 @@ async def test_an_id_another_case_or_record_holds_is_drawn_again(
     assert await on_topic(settings, topic, held) == []
     key_records = await read_topic(settings.kafka_bootstrap, topics.CASE_KEYS)
     assert [m["key"] for m in key_records if m["key"] in (held, fresh)] == [fresh]
+
+
+async def test_never_an_id_redis_says_is_held_even_after_every_draw_was(
+    settings: Settings, tmp_path: Path, redis: Redis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CASE_ID_DRAWS held draws (not chance: a Redis answering wrongly) do not refuse the
+    report, nor give it a held id: one more is drawn and taken unclaimed."""
+    now = datetime.now(UTC)
+    held = [new_case_id("140403", now) for _ in range(CASE_ID_DRAWS)]
+    for case_id in held:
+        await redis.set(PREFIX + case_id, "held")
+    fresh = new_case_id("140403", now)
+    draws = iter([*held, fresh])
+    monkeypatch.setattr(alert_domain, "new_case_id", lambda region, at: next(draws))
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        response = await client.post("/api/v1/reports", json=report_body(), headers=auth())
+    assert response.status_code == 202 and response.json()["case_id"] == fresh
+    assert [await redis.get(PREFIX + case_id) for case_id in held] == ["held"] * len(held)
+
+
+async def test_a_retried_unidentified_record_commits_its_key_once(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The record and its key record are one transaction: a retry under the same
+    Idempotency-Key answers the first answer and publishes no key record for the id the
+    retry drew (one that no record would ever use)."""
+    now = datetime.now(UTC)
+    drawn = [new_unidentified_id("140403", now), new_unidentified_id("140403", now)]
+    draws = iter(drawn)
+    monkeypatch.setattr(alert_unidentified, "new_record_id", lambda region, at: next(draws))
+    body = {**_unidentified_body(), "organisation": "长治市人民医院"}
+    retry = {**auth(), "Idempotency-Key": uuid.uuid4().hex}
+    async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
+        first = await client.post("/api/v1/unidentified-children", json=body, headers=retry)
+        again = await client.post("/api/v1/unidentified-children", json=body, headers=retry)
+        assert first.status_code == again.status_code == 202, again.text
+        assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+        assert first.json()["record_id"] == drawn[0]
+        await eventually(lambda: on_topic(settings, topics.UNIDENTIFIED, drawn[0]))
+    await asyncio.sleep(1)  # the relay has published everything the outbox held
+    keys = [m["key"] for m in await read_topic(settings.kafka_bootstrap, topics.CASE_KEYS)
+            if m["key"] in drawn]
+    assert keys == [drawn[0]]
 
 
 async def test_tips_per_case_limit(settings: Settings, tmp_path: Path, redis: Redis) -> None:

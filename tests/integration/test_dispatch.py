@@ -392,7 +392,8 @@ async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(
     name = f"陈{tag}"
     keys = CaseKeys(stack.redis, stack.settings.kafka_bootstrap,
                     MasterKeys.parse(stack.settings.pii_master_keys))
-    async with stack.serving():
+    async with AsyncExitStack() as cleanup, stack.serving():
+        cleanup.push_async_callback(keys.stop)
         first = new_case_id()
         opening = await stack.report(first, child__name=name)
         await stack.opened(first)
@@ -436,7 +437,6 @@ async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(
         case = (await stack.case(first)).json()
         assert case["report_id"] == opening.report_id
         assert [x["report_id"] for x in case["links"]] == [second.report_id]
-    await keys.stop()
 
 
 async def test_siblings_from_one_phone_are_three_children_of_one_incident(
