@@ -19,19 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.case_ids import UNIDENTIFIED_ID, new_unidentified_id
+from shared.case_ids import UNIDENTIFIED_ID
 from shared.pii import PURGED
 from shared.report import CLOCK_SKEW, LastSeen, PhotoUrl, Sex, Strict, rule
 from shared.text import Line, Text
 
 RECORD_ID = UNIDENTIFIED_ID
 MAX_CHILD_AGE = 17  # an apparent age range describes a minor (under 18)
-
-
-def new_record_id(region_code: str, now: datetime) -> str:
-    """U-<region>-<yyyymmdd>-<8 random>: readable over the phone, like a case id
-    (shared.case_ids)."""
-    return new_unidentified_id(region_code, now)
 
 
 class ApparentAge(Strict):
@@ -119,5 +113,5 @@ class RecordAnswer(BaseModel):
 
 
 __all__ = ["RECORD_FIELDS", "RECORD_ID", "ApparentAge", "FoundPlace", "RecordAnswer",
-           "UnidentifiedChildReported", "UnidentifiedChildRequest", "new_record_id"]
+           "UnidentifiedChildReported", "UnidentifiedChildRequest"]
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import uuid
-from datetime import datetime
 from typing import Any
 
-from shared import case_ids, errors
+from shared import errors
 from shared.auth import Principal
 from shared.report import Report
 
@@ -31,12 +30,6 @@ def new_report_id() -> str:
 
 def new_tip_id() -> str:
     return f"T{uuid.uuid4().hex}"
-
-
-def new_case_id(region_code: str, now: datetime) -> str:
-    """`<region>-<yyyymmdd>-<8 symbols>`, e.g. `140403-20261122-K7Q2MXHA` (shared.case_ids:
-    why 8)."""
-    return case_ids.new_case_id(region_code, now)
 
 
 def check_release(report: Report, operator: Principal) -> None:

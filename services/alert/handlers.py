@@ -23,7 +23,7 @@ from services.alert.adapters.outbox_rows import (
 )
 from services.alert.adapters.progress import ProgressStore
 from services.alert.retention import PhotoAccess, photo_names
-from shared import pii, topics
+from shared import case_ids, pii, topics
 from shared.auth import Principal
 from shared.boundaries import boundary_index
 from shared.casekeys import CaseKeys, CasePurged
@@ -98,7 +98,7 @@ class Intake:
         region_code = resolved.last_seen.region_code
         now = self.clock()
         report_id = domain.new_report_id()
-        case_id, fresh = await self.new_owner(lambda: domain.new_case_id(region_code, now))
+        case_id, fresh = await self.new_owner(lambda: case_ids.new_case_id(region_code, now))
         accepted = ReportAccepted(
             report_id=report_id, case_id=case_id, accepted_at=now, operator=operator.sub,
             operator_region=operator.region, report=resolved, place_derived=where.derived,

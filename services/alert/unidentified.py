@@ -25,7 +25,7 @@ from services.alert.adapters.outbox_rows import OutboxEntry
 from services.alert.domain import IntakeRefused
 from services.alert.handlers import Intake
 from services.alert.retention import photo_names
-from shared import pii, topics
+from shared import case_ids, pii, topics
 from shared.auth import Principal, Role
 from shared.events import UNIDENTIFIED_CHILD_REPORTED, CloudEvent
 from shared.unidentified import (
@@ -33,7 +33,6 @@ from shared.unidentified import (
     RecordAnswer,
     UnidentifiedChildReported,
     UnidentifiedChildRequest,
-    new_record_id,
 )
 from shared.web import Authenticator
 
@@ -69,7 +68,8 @@ class UnidentifiedIntake:
             raise IntakeRefused(exc.status, exc.code, _found_field(exc.field),
                                 **exc.context) from exc
         now = self.clock()
-        record_id, fresh = await intake.new_owner(lambda: new_record_id(where.code, now))
+        record_id, fresh = await intake.new_owner(
+            lambda: case_ids.new_unidentified_id(where.code, now))
         record = UnidentifiedChildReported(
             record_id=record_id, received_at=now, reporter=who.sub, reporter_role=who.role.value,
             organisation=organisation, region_code=where.code, lat=where.lat, lon=where.lon,

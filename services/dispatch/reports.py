@@ -54,21 +54,21 @@ class Reports:
         cases = self.caselog.cases
         async with self.caselog.lock(accepted.case_id):
             if await cases.known(accepted.case_id):
-                await self.check_same_report(accepted.case_id, accepted.report_id)
-                new = await cases.get_own(accepted.case_id)
+                new = await self.check_same_report(accepted.case_id, accepted.report_id)
             else:
                 new = await self._open_or_link(accepted)
         if new is not None:
             for hook in self.after_open:
                 await hook(new)
 
-    async def check_same_report(self, case_id: str, report_id: str) -> None:
+    async def check_same_report(self, case_id: str, report_id: str) -> Case | None:
         """A known case id is this report's own (a redelivery or a replay) unless the case, or
         the link the id was given, holds another report id: then two reports drew one id
         (shared.case_ids), and taking the second for a redelivery would drop a child's report
         without a word. Raises CaseIdCollision (dead-lettered, never retried). Also called
         before a report's sealed fields are opened (consumers.py): the second report of a
-        collision is sealed with a key the case does not hold."""
+        collision is sealed with a key the case does not hold. Returns the case the id is
+        its own (None when the id was given to a linked report)."""
         cases = self.caselog.cases
         own = await cases.get_own(case_id)
         if own is not None:
@@ -79,12 +79,13 @@ class Reports:
             link = None if case is None else next(
                 (x for x in case.links if x.case_id == case_id), None)
             if link is None:
-                return  # nothing to compare with: taken as before
+                return None  # nothing to compare with: taken as before
             held_by = link.report_id
         if held_by != report_id:
             log.error("case id %s drawn by two reports: %s holds it, %s is dead-lettered",
                       case_id, held_by, report_id)
             raise CaseIdCollision(case_id, held_by, report_id)
+        return own
 
     async def _open_or_link(self, accepted: ReportAccepted) -> Case | None:
         """Under the report's lock: the case opened, or None when the report was linked."""

@@ -14,11 +14,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.alert import domain as alert_domain
-from services.alert import unidentified as alert_unidentified
 from services.alert.app import create_app
 from services.alert.handlers import CASE_ID_DRAWS
-from shared import topics
+from shared import case_ids, topics
 from shared.auth import Role, mint_token
 from shared.case_ids import new_case_id, new_unidentified_id
 from shared.casekeys import PREFIX, CaseKeys
@@ -165,9 +163,9 @@ def _unidentified_body() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("what", "path", "draws_at", "topic"), [
-    ("report", "/api/v1/reports", (alert_domain, "new_case_id"), topics.REPORTS),
+    ("report", "/api/v1/reports", (case_ids, "new_case_id"), topics.REPORTS),
     ("unidentified child", "/api/v1/unidentified-children",
-     (alert_unidentified, "new_record_id"), topics.UNIDENTIFIED),
+     (case_ids, "new_unidentified_id"), topics.UNIDENTIFIED),
 ])
 async def test_an_id_another_case_or_record_holds_is_drawn_again(
     settings: Settings, tmp_path: Path, redis: Redis, monkeypatch: pytest.MonkeyPatch,
@@ -213,7 +211,7 @@ async def test_never_an_id_redis_says_is_held_even_after_every_draw_was(
         await redis.set(PREFIX + case_id, "held")
     fresh = new_case_id("140403", now)
     draws = iter([*held, fresh])
-    monkeypatch.setattr(alert_domain, "new_case_id", lambda region, at: next(draws))
+    monkeypatch.setattr(case_ids, "new_case_id", lambda region, at: next(draws))
     async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:
         response = await client.post("/api/v1/reports", json=report_body(), headers=auth())
     assert response.status_code == 202 and response.json()["case_id"] == fresh
@@ -229,7 +227,7 @@ async def test_a_retried_unidentified_record_commits_its_key_once(
     now = datetime.now(UTC)
     drawn = [new_unidentified_id("140403", now), new_unidentified_id("140403", now)]
     draws = iter(drawn)
-    monkeypatch.setattr(alert_unidentified, "new_record_id", lambda region, at: next(draws))
+    monkeypatch.setattr(case_ids, "new_unidentified_id", lambda region, at: next(draws))
     body = {**_unidentified_body(), "organisation": "长治市人民医院"}
     retry = {**auth(), "Idempotency-Key": uuid.uuid4().hex}
     async with alert_client(settings.model_copy(update={"data_dir": tmp_path})) as client:

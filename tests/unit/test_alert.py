@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.alert.app import create_app
-from services.alert.domain import new_case_id
 from shared.auth import Role, mint_token
+from shared.case_ids import new_case_id
 from shared.report import Report
 from shared.settings import Settings
 from tests.helpers import report_body

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.alert.domain import new_case_id as alert_new_case_id
 from services.notify import domain as notify_domain
 from shared.case_ids import (
     ALERT_ID,
@@ -29,7 +28,7 @@ from shared.case_ids import (
 )
 from shared.faults import is_transient
 from shared.report import TipRequest
-from shared.unidentified import RECORD_ID, new_record_id
+from shared.unidentified import RECORD_ID
 
 CASES = [
     ("140403-20261201-K7Q2MXHA", True),   # made now: 8 symbols
@@ -83,13 +82,13 @@ def test_every_service_reads_the_one_format() -> None:
                        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))])))
 def test_new_ids_have_eight_readable_symbols_and_match_the_format(region: str,
                                                                   at: datetime) -> None:
-    for made in (new_case_id(region, at), alert_new_case_id(region, at)):
+    for made in (new_case_id(region, at),):
         assert re.fullmatch(CASE_ID, made) and re.fullmatch(ALERT_ID, alert_id(made))
         assert made.startswith(f"{region}-{at:%Y%m%d}-")
         suffix = made.rsplit("-", 1)[1]
         assert len(suffix) == SUFFIX_LENGTH and set(suffix) <= set(ALPHABET)
     record = new_unidentified_id(region, at)
-    assert re.fullmatch(UNIDENTIFIED_ID, record) and re.fullmatch(RECORD_ID, new_record_id(
+    assert re.fullmatch(UNIDENTIFIED_ID, record) and re.fullmatch(RECORD_ID, new_unidentified_id(
         region, at))
     assert record.startswith(f"U-{region}-{at.astimezone(UTC):%Y%m%d}-")
 
