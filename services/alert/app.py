@@ -17,6 +17,7 @@ from services.alert.adapters.outbox import Outbox
 from services.alert.adapters.photos import PhotoStore
 from services.alert.adapters.progress import ProgressStore
 from services.alert.adapters.relay import Relay
+from services.alert.adapters.relay_wake import RelayWake
 from services.alert.amend import ReportAmendments, build_amend_router
 from services.alert.api import MAX_PHOTO_BYTES, UI, build_pages, build_router
 from services.alert.duties import Duties, held
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kafka_access = KafkaAccess.from_settings(settings)
     relay = Relay(outbox, kafka_access, idle_s=settings.alert_relay_poll_s
                   if settings.alert_shared_outbox else 1.0)
+    # Several workers: each commit wakes the relay wherever it runs (adapters.relay_wake).
+    wake = RelayWake(settings.data_dir, outbox.new_rows) if settings.alert_shared_outbox \
+        else None
+    if wake is not None:
+        outbox.after_commit(wake.ring)
     broker = make_broker(settings.kafka_bootstrap, "homeward-alert", kafka_access)
     progress = ProgressStore(redis)
     keys = CaseKeys(redis, kafka_access, MasterKeys.parse(settings.pii_master_keys))
@@ -94,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background.append(asyncio.create_task(keep_starting(broker), name="progress-consumer"))
         background.append(asyncio.create_task(prune_outbox(retention), name="outbox-pruning"))
         if settings.alert_relay_enabled:
+            if wake is not None:
+                wake.listen()
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         background.append(asyncio.create_task(metrics.sample_forever([
             metrics.outbox_sample(outbox.backlog),
@@ -109,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         background.clear()
+        if wake is not None:
+            wake.stop_listening()
         await relay.stop()
         await broker.stop()
         for server in ops_server:
@@ -134,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await stop_duties()
             await keys.stop()
             await outbox.stop()
+            if wake is not None:
+                wake.close()
             await redis.aclose()
 
     duties = Duties(settings.data_dir / "alert-duties.lock", start_duties, stop_duties)

@@ -26,7 +26,8 @@ class IntakeSettings(SettingsGroup):
         "duties only in the worker holding <data_dir>/alert-duties.lock")
     alert_relay_poll_s: float = Field(
         default=0.02, gt=0, description="how often the relay looks for rows other worker "
-        "processes committed (its own process wakes it at once)")
+        "processes committed, should their wake be lost (each commit wakes it at once: "
+        "services.alert.adapters.relay_wake)")
     tip_limit_per_client: int = 10
     tip_limit_per_case: int = 1000  # all clients together; see tip_limit_per_case_client
     tip_window_s: int = 60

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -65,6 +65,8 @@ class GroupCommit:
         self.lane = lane
         self.committed = committed
         self.max_batch = max_batch
+        # Called after each batch too, on the event loop (Outbox.after_commit): never raises.
+        self.after_commit: list[Callable[[], None]] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
@@ -107,6 +109,8 @@ class GroupCommit:
                 else:
                     item.done.set_result(result)
             self.committed.set()
+            for hook in self.after_commit:
+                hook()
 
 
 def _commit(conn: sqlite3.Connection, batch: Sequence[_Pending]) -> list[Appended | Exception]:

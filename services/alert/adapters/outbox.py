@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +42,11 @@ class Outbox:
         self._operators = SqliteLane(path, "FULL", "outbox")  # the operators' commits
         self._relay = SqliteLane(path, "NORMAL", "outbox-relay")  # published marks, deletes
         self._commits = GroupCommit(self._operators, self.new_rows, max_batch)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call `hook` (on the event loop; it must not raise or block) after each commit of
+        this process, as `new_rows` is set (adapters.relay_wake: the relay in another worker)."""
+        self._commits.after_commit.append(hook)
 
     async def start(self) -> None:
         await self._operators.open(SCHEMA)
