@@ -5,6 +5,10 @@
 The three services run as processes on the bench's own Kafka and Redis; the load comes from
 this process over 127.0.0.1, bounded in count.
 
+What the leader figure is made of is printed after it (bench.flow_stages): each report's
+stages (202 -> report on Kafka -> case.opened on Kafka -> seen here) from the records' times,
+and the cores each service and the whole machine used during the leader phase.
+
 Before either is measured, reports are posted at 50 a second for WARMUP_SECONDS and worked
 through, not counted: a broker just started compiles its hot paths in its first minute of
 traffic (its JVM took 45-60% of a core at 50 reports/s then, 26-33% after; the case-group
@@ -33,6 +37,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import Result
+from bench.flow_stages import CpuSampler, quantile, read_times, stages
 from deploy.local.stack import free_port, start_services
 from shared import topics
 from shared.auth import Role, mint_token
@@ -139,7 +144,11 @@ async def _worked_through(sink: TimedSink, opened: dict[str, float], cases: dict
         await asyncio.sleep(0.2)
 
 
-async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
+async def measure(bootstrap: str, alert: str, notify: str,
+                  pids: dict[str, int] | None = None) -> list[Result]:
+    """The figures; `pids`: the services' processes by name, whose CPU is sampled
+    (bench.flow_stages)."""
+    sampler = CpuSampler(pids or {}).start()
     sink = TimedSink()
     admin = {"Authorization": f"Bearer {mint_token(Settings(), Role.admin, '000000')}"}
     async with httpx.AsyncClient() as client:
@@ -158,14 +167,19 @@ async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
     gc.disable()  # the measuring process does not pause to collect (the module's docstring)
     try:
         pushed_accepted = await post_at_rate(alert, PUSH_RATE, PUSH_SECONDS)
+        leader_began = time.time()
         leader_accepted = await post_at_rate(alert, LEADER_RATE, LEADER_SECONDS)
+        leader_ended = time.time()
         await _worked_through(sink, opened, {**pushed_accepted, **leader_accepted}, 30)
     finally:
         gc.enable()
         gc.unfreeze()  # the benchmarks after this one in the same process run as before
+        sampler.stop()
     stop.set()
     await follower
     sink.server.shutdown()
+    explained = _where_reports_waited(await read_times(bootstrap), leader_accepted, opened,
+                                      sampler.cores(leader_began, leader_ended))
 
     push_ms = [(sink.first[c] - t) * 1000 for c, t in pushed_accepted.items() if c in sink.first]
     leader_ms = [(opened[c] - t) * 1000 for c, t in leader_accepted.items() if c in opened]
@@ -182,8 +196,35 @@ async def measure(bootstrap: str, alert: str, notify: str) -> list[Result]:
         Result("leader_p99_ms", round(percentile(leader_ms, 0.99), 1), "ms", "<= 100",
                percentile(leader_ms, 0.99) <= 100),
         Result("leader_missing", missing_leader, "reports", "== 0", missing_leader == 0),
+        *explained,
     ]
     return results
+
+
+def _where_reports_waited(times: tuple[dict[str, float], dict[str, float]],
+                          accepted: dict[str, float], seen: dict[str, float],
+                          cores: dict[str, float]) -> list[Result]:
+    """Print and return the leader phase's stages (bench.flow_stages) and the cores each
+    service used meanwhile: what leader_p99_ms is made of."""
+    st = stages(accepted, *times, seen)
+    out = []
+    for name, values in (("relay", st.relay), ("dispatch", st.dispatch),
+                         ("measuring", st.measuring)):
+        for q in (0.5, 0.99):
+            out.append(Result(f"leader_stage_{name}_p{round(q * 100)}_ms",
+                              round(quantile(values, q), 1), "ms"))
+    print(f"leader phase, {len(st.relay)} reports, ms p50/p99: 202 -> report on Kafka "
+          f"(relay) {quantile(st.relay, 0.5):.1f}/{quantile(st.relay, 0.99):.1f}; -> "
+          f"case.opened on Kafka (dispatch) {quantile(st.dispatch, 0.5):.1f}/"
+          f"{quantile(st.dispatch, 0.99):.1f}; -> seen here {quantile(st.measuring, 0.5):.1f}/"
+          f"{quantile(st.measuring, 0.99):.1f}")
+    if cores:
+        machine = cores.pop("machine", 0.0)
+        print(f"CPU meanwhile, cores: {', '.join(f'{k} {v:.2f}' for k, v in cores.items())}; "
+              f"the whole machine {machine:.2f} of {os.cpu_count()}")
+        out.append(Result("leader_cpu_machine_cores", machine, "cores"))
+        out += [Result(f"leader_cpu_{k}_cores", v, "cores") for k, v in cores.items()]
+    return out
 
 
 def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
@@ -191,7 +232,8 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
     procs = start_services(bootstrap, redis_url, data_dir / "flow", ports,
                            extra_env={"HOMEWARD_ACCESS_LOG": "false"})
     try:
-        return asyncio.run(measure(bootstrap, procs["alert"].url, procs["notify"].url))
+        pids = {name: p.proc.pid for name, p in procs.items() if p.proc is not None}
+        return asyncio.run(measure(bootstrap, procs["alert"].url, procs["notify"].url, pids))
     finally:
         for proc in procs.values():
             proc.stop()
