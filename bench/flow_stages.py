@@ -51,9 +51,10 @@ def _children(pid: int) -> list[int]:
 
 
 def _machine_busy_s() -> float:
-    """CPU seconds all cores spent busy (not idle, not waiting for I/O) since boot."""
+    """CPU seconds all cores spent busy (not idle, not waiting for I/O) since boot: the
+    first eight columns of /proc/stat's cpu line (guest time is already inside user)."""
     with open("/proc/stat") as f:
-        cpu = [int(v) for v in f.readline().split()[1:]]
+        cpu = [int(v) for v in f.readline().split()[1:9]]
     return (sum(cpu) - cpu[3] - cpu[4]) / _HZ
 
 
@@ -64,7 +65,8 @@ class CpuSampler:
 
     pids: Mapping[str, int]
     period_s: float = 0.25
-    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    # (wall time, {name: {pid: CPU seconds}}); the machine under "machine", pid 0
+    samples: list[tuple[float, dict[str, dict[int, float]]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -80,21 +82,25 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            row = {"machine": _machine_busy_s()}
+            row = {"machine": {0: _machine_busy_s()}}
             for name, pid in self.pids.items():
-                used = [_cpu_s(p) for p in (pid, *_children(pid))]
-                row[name] = sum(u for u in used if u is not None)
+                used = {p: _cpu_s(p) for p in (pid, *_children(pid))}
+                row[name] = {p: u for p, u in used.items() if u is not None}
             self.samples.append((time.time(), row))
             self._stop.wait(self.period_s)
 
     def cores(self, began: float, ended: float) -> dict[str, float]:
-        """Average cores each name (and `machine`) used between the two wall-clock times.
-        (A child process that ended within the window is not counted; the services' do not.)"""
+        """Average cores each name (and `machine`) used between the two wall-clock times:
+        per process, what it used between the first and the last sample of the window that
+        both saw it (a child that started or ended within the window counts only from or to
+        then)."""
         inside = [(t, row) for t, row in self.samples if began <= t <= ended]
         if len(inside) < 2:
             return {}
         (t0, first), (t1, last) = inside[0], inside[-1]
-        return {name: round((last[name] - first[name]) / (t1 - t0), 2) for name in last}
+        return {name: round(sum(used - first.get(name, {})[pid] for pid, used in per.items()
+                                if pid in first.get(name, {})) / (t1 - t0), 2)
+                for name, per in last.items()}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from services.alert.adapters.outbox_rows import (
     OutboxEntry,
 )
 from services.alert.adapters.sqlite_lane import SqliteLane
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GroupCommit"]
 
@@ -110,7 +113,10 @@ class GroupCommit:
                     item.done.set_result(result)
             self.committed.set()
             for hook in self.after_commit:
-                hook()
+                try:
+                    hook()
+                except Exception:  # a hook never stops the commits
+                    log.exception("outbox after-commit hook failed")
 
 
 def _commit(conn: sqlite3.Connection, batch: Sequence[_Pending]) -> list[Appended | Exception]:

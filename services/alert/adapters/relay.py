@@ -121,10 +121,13 @@ class Relay:
         backoff = 0.2
         while True:
             try:
+                # Cleared before the look, not after: a commit made while the look reads (a
+                # wake from this process or another worker's) keeps the event set, and the
+                # wait below returns at once instead of after idle_s.
+                self.outbox.new_rows.clear()
                 if await self.publish_once():
                     backoff = 0.2
                     continue
-                self.outbox.new_rows.clear()
                 try:
                     await asyncio.wait_for(self.outbox.new_rows.wait(), self.idle_s)
                 except TimeoutError:

@@ -11,11 +11,13 @@ were spread over both workers, under 1 ms when one worker took them all).
 Now every worker that is not running the relay sends one datagram after each commit to a
 Unix datagram socket the relay's worker listens on; the listener sets the relay's event. The
 socket is in Linux's abstract namespace (no file to leave behind or to outgrow the 108-byte
-path limit), named after the outbox's data directory, so two stacks on one machine never wake
-each other. Best effort by design: nobody listening (the duties are changing hands), a full
-socket queue, anything else: the datagram is dropped, and the relay's poll finds the row as
-before. Nothing is carried but the wake: a datagram from any other process only makes the
-relay look at the outbox once more.
+path limit), named after the outbox's data directory, so stacks with other data directories
+never wake each other (the namespace is the network namespace's: two containers sharing the
+host's network and the same data directory path would share the name, and the second relay
+would poll as before). Best effort by design: nobody listening (the duties are changing
+hands), a full socket queue, anything else: the datagram is dropped, and the relay's poll
+finds the row as before. Nothing is carried but the wake: a datagram from any other process
+only makes the relay look at the outbox once more.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 __all__ = ["RelayWake"]
 
 log = logging.getLogger(__name__)
+MAX_READS = 64
 
 
 class RelayWake:
@@ -41,6 +44,7 @@ class RelayWake:
         self.woken = woken
         self._out: socket.socket | None = None
         self._in: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def listening(self) -> bool:
@@ -64,32 +68,36 @@ class RelayWake:
         address is taken (another process still has it), the relay polls as before."""
         if self._in is not None:
             return
+        loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.setblocking(False)
         try:
+            sock.setblocking(False)
             sock.bind(self.address)
+            loop.add_reader(sock.fileno(), self._readable)
         except OSError as exc:
             sock.close()
             log.warning("relay wake unavailable (%r); the relay polls for other workers' rows",
                         exc)
             return
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-        self._in = sock
+        self._in, self._loop = sock, loop
 
     def _readable(self) -> None:
         assert self._in is not None
         try:
-            while self._in.recv(64):  # every wake queued so far is this one look
-                pass
+            # The wakes queued so far are this one look (at most MAX_READS a call: a flood
+            # from another local process cannot hold the event loop here).
+            for _ in range(MAX_READS):
+                self._in.recv(64)
         except OSError:
             pass
         self.woken.set()
 
     def stop_listening(self) -> None:
         if self._in is not None:
-            asyncio.get_running_loop().remove_reader(self._in.fileno())
+            if self._loop is not None:
+                self._loop.remove_reader(self._in.fileno())
             self._in.close()
-            self._in = None
+            self._in, self._loop = None, None
 
     def close(self) -> None:
         self.stop_listening()
