@@ -193,3 +193,33 @@ async def test_a_master_key_missing_is_retried_never_read_as_purged(
         assert (await opened_data(restored, sealed))["contact"] == "13912345678"
     finally:
         await restored.stop()
+
+
+async def test_a_cached_key_is_one_round_trip(settings: Settings, redis: Redis,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every lookup of a key the cache holds is one MGET (the loaded mark and the record at one
+    instant), never EXISTS then GET; a lost cache is still refilled before a miss is trusted."""
+    await ensure_topics(settings.kafka_bootstrap)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
+    known = case_id()
+    sent: list[str] = []
+    execute = redis.execute_command
+
+    async def counting(*args: object, **options: object) -> object:
+        sent.append(str(args[0]).upper())
+        return await execute(*args, **options)
+
+    try:
+        key = await keys.get_or_create(known)
+        monkeypatch.setattr(redis, "execute_command", counting)
+        assert await keys.get(known) == key
+        assert not await keys.purged(known)
+        assert await keys.get_or_create(known) == key
+        assert await keys.opening_key(known) == key
+        assert sent == ["MGET"] * 5, sent  # get_or_create reads, then returns get()
+        await redis.flushdb()  # lost: refilled from the topic, then found
+        sent.clear()
+        assert await keys.get(known) == key
+        assert sent[0] == "MGET" and "EXISTS" in sent, sent
+    finally:
+        await keys.stop()
