@@ -23,6 +23,7 @@ only makes the relay look at the outbox once more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import socket
@@ -55,13 +56,13 @@ class RelayWake:
         is set directly). Never raises, never blocks."""
         if self._in is not None:
             return
-        try:
+        # Best effort by design (module docstring): with no relay listening (duties changing
+        # hands) or its queue full, the datagram is dropped and the relay's poll finds the rows.
+        with contextlib.suppress(OSError):
             if self._out is None:
                 self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._out.setblocking(False)
             self._out.sendto(b"\x01", self.address)
-        except OSError:
-            pass  # no relay listening, or its queue full: its poll finds the rows
 
     def listen(self) -> None:
         """Start taking the other workers' wakes (the worker holding the duties). When the
@@ -83,13 +84,11 @@ class RelayWake:
 
     def _readable(self) -> None:
         assert self._in is not None
-        try:
-            # The wakes queued so far are this one look (at most MAX_READS a call: a flood
-            # from another local process cannot hold the event loop here).
+        # The wakes queued so far are this one look (at most MAX_READS a call: a flood from
+        # another local process cannot hold the event loop here); the queue empty ends it.
+        with contextlib.suppress(OSError):
             for _ in range(MAX_READS):
                 self._in.recv(64)
-        except OSError:
-            pass
         self.woken.set()
 
     def stop_listening(self) -> None:
