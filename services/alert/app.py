@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access = PhotoAccess(redis, photos)
     retention = OutboxRetention(outbox, settings.outbox_published_grace_s)
     consumers.register(broker, Progress(progress), EventPublisher(broker, "/homeward/alert"),
-                       [access.on_case_event, retention.on_case_event])
+                       [access.on_case_event, retention.on_case_event, keys.on_case_event])
     # What the outbox relay publishes, and the DLQs of what it consumes (issue 15: AsyncAPI).
     asyncapi.declare_publishers(broker, {t: asyncapi.SHARED_PAYLOADS[t] for t in (
         topics.REPORTS, topics.TIPS, topics.CASE_KEYS, topics.UNIDENTIFIED,

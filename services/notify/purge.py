@@ -31,6 +31,8 @@ async def purge_alert(notify: Context, case_id: str) -> list[str]:
     keys tombstoned. Delivery jobs still queued for the alert carry no personal data (only
     their body's key): with the bodies gone, a worker drops them (`push body expired`)."""
     alert_id = domain.alert_id_of(case_id)
+    if notify.keys is not None:
+        notify.keys.learnt_purged(case_id)  # never served here again (shared.casekeys memo)
     async with notify.locked(alert_id):
         alert = await notify.alerts.get(alert_id)
         if alert is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -28,6 +29,9 @@ from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+# The tests of the store itself read Redis and the topic every time (memo_s=0); the in-process
+# memo has tests of its own at the end.
+
 
 def case_id() -> str:
     return f"140403-20261123-{uuid.uuid4().hex[:6].upper()}"
@@ -37,7 +41,7 @@ async def test_keys_survive_a_flush_and_a_purge_is_for_good(settings: Settings,
                                                               redis: Redis) -> None:
     await ensure_topics(settings.kafka_bootstrap)
     master = MasterKeys.parse(settings.pii_master_keys)
-    keys = CaseKeys(redis, settings.kafka_bootstrap, master)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=master)
     kept, purged = case_id(), case_id()
     try:
         key = await keys.get_or_create(kept)
@@ -66,13 +70,13 @@ async def test_keys_survive_a_flush_and_a_purge_is_for_good(settings: Settings,
 async def test_a_rotated_master_key_rewraps_on_read(settings: Settings, redis: Redis) -> None:
     old = MasterKeys.parse(settings.pii_master_keys)
     case = case_id()
-    first = CaseKeys(redis, settings.kafka_bootstrap, old)
+    first = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=old)
     key = await first.get_or_create(case)
     await first.stop()
     new_kid = f"rotated-{uuid.uuid4().hex[:4]}"
     rotated = MasterKeys.parse(f"{MasterKeys.generate(new_kid)},"
                                f"{old.active}:{pii.b64e(old.keys[old.active])}")
-    second = CaseKeys(redis, settings.kafka_bootstrap, rotated)
+    second = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=rotated)
     try:
         assert await second.get(case) == key
         assert json.loads(await redis.get(PREFIX + case))["kid"] == new_kid
@@ -92,7 +96,7 @@ async def test_a_key_on_the_topic_but_in_no_cache_is_never_taken_for_a_purge(
     that key — not read it as purged, not make a second key for the case."""
     await ensure_topics(settings.kafka_bootstrap)
     master = MasterKeys.parse(settings.pii_master_keys)
-    keys = CaseKeys(redis, settings.kafka_bootstrap, master, reload_s=3600)
+    keys = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=master, reload_s=3600)
     case, unknown = case_id(), case_id()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
@@ -130,11 +134,11 @@ async def test_rotation_rewraps_every_stored_key_then_the_old_master_key_goes(
     master key still opens every case, including ones nobody read since the rotation."""
     old = MasterKeys.parse(settings.pii_master_keys)
     cases = [case_id(), case_id()]
-    before = CaseKeys(redis, settings.kafka_bootstrap, old)
+    before = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=old)
     made = {c: await before.get_or_create(c) for c in cases}
     await before.stop()
     new = MasterKeys.generate(f"rotated-{uuid.uuid4().hex[:4]}")
-    both = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(
+    both = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=MasterKeys.parse(
         f"{new},{old.active}:{pii.b64e(old.keys[old.active])}"))
     try:
         done, _ = await both.rewrap_all()  # (other tests' keys may name keys not given here)
@@ -143,7 +147,8 @@ async def test_rotation_rewraps_every_stored_key_then_the_old_master_key_goes(
     finally:
         await both.stop()
     await redis.flushdb()
-    after = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(new))  # old key dropped
+    after = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0,
+                     master=MasterKeys.parse(new))  # old key dropped
     try:
         assert {c: await after.get(c) for c in cases} == made
     finally:
@@ -157,7 +162,7 @@ async def _rotate_back(settings: Settings, redis: Redis, rotated: MasterKeys) ->
     under the environment's master key, or every later service would meet a master key it is
     not given (and refuse to start)."""
     old = MasterKeys.parse(settings.pii_master_keys)
-    back = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(",".join(
+    back = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=MasterKeys.parse(",".join(
         [f"{old.active}:{pii.b64e(old.keys[old.active])}",
          *(f"{kid}:{pii.b64e(k)}" for kid, k in rotated.keys.items() if kid != old.active)])))
     try:
@@ -174,13 +179,13 @@ async def test_a_master_key_missing_is_retried_never_read_as_purged(
     data is a transient fault (retried, readiness 503) until the key is configured again."""
     master = MasterKeys.parse(settings.pii_master_keys)
     case = case_id()
-    writer = CaseKeys(redis, settings.kafka_bootstrap, master)
+    writer = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=master)
     key = await writer.get_or_create(case)
     await writer.stop()
     sealed = pii.seal({"contact": "13912345678"}, pii.TIP_FIELDS, case, key)
     await redis.flushdb()
-    lacking = CaseKeys(redis, settings.kafka_bootstrap,
-                       MasterKeys.parse(MasterKeys.generate("other")))
+    lacking = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0,
+                       master=MasterKeys.parse(MasterKeys.generate("other")))
     try:
         with pytest.raises(pii.KeyUnavailable) as missing:
             await opened_data(lacking, sealed)  # (fresh or not: the key is there, not readable)
@@ -188,7 +193,7 @@ async def test_a_master_key_missing_is_retried_never_read_as_purged(
         assert not await lacking.purged(case)
     finally:
         await lacking.stop()
-    restored = CaseKeys(redis, settings.kafka_bootstrap, master)
+    restored = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0, master=master)
     try:
         assert (await opened_data(restored, sealed))["contact"] == "13912345678"
     finally:
@@ -200,7 +205,8 @@ async def test_a_cached_key_is_one_round_trip(settings: Settings, redis: Redis,
     """Every lookup of a key the cache holds is one MGET (the loaded mark and the record at one
     instant), never EXISTS then GET; a lost cache is still refilled before a miss is trusted."""
     await ensure_topics(settings.kafka_bootstrap)
-    keys = CaseKeys(redis, settings.kafka_bootstrap, MasterKeys.parse(settings.pii_master_keys))
+    keys = CaseKeys(redis, settings.kafka_bootstrap, memo_s=0,
+                    master=MasterKeys.parse(settings.pii_master_keys))
     known = case_id()
     sent: list[str] = []
     execute = redis.execute_command
@@ -223,3 +229,120 @@ async def test_a_cached_key_is_one_round_trip(settings: Settings, redis: Redis,
         assert sent[0] == "MGET" and "EXISTS" in sent, sent
     finally:
         await keys.stop()
+
+
+# --- the in-process memo (module docstring: `memo_s`) -------------------------------------------
+
+def counted(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands `redis` sends from now on, by name."""
+    sent: list[str] = []
+    execute = redis.execute_command
+
+    async def counting(*args: object, **options: object) -> object:
+        sent.append(str(args[0]).upper())
+        return await execute(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", counting)
+    return sent
+
+
+class Clock:
+    """Monotonic seconds the test moves (the memo's clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_key_read_or_made_is_kept_here_for_memo_s_then_read_again(
+        settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within `memo_s` every read of a key this process made or read is answered without
+    Redis (the ten reads one report makes in notify); after it, Redis is asked again and
+    answers what it holds then (a purge made by another process)."""
+    await ensure_topics(settings.kafka_bootstrap)
+    master = MasterKeys.parse(settings.pii_master_keys)
+    clock = Clock()
+    here = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=2.0, clock=clock)
+    other = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=0)
+    made, read = case_id(), case_id()
+    try:
+        key = await here.get_or_create(made)
+        elsewhere = await other.get_or_create(read)
+        sent = counted(redis, monkeypatch)
+        for _ in range(10):
+            assert await here.get(made) == key
+            assert await here.get_or_create(made) == key
+            assert await here.opening_key(made, wait=True) == key
+        assert sent == []
+        assert await here.get(read) == elsewhere  # read once from Redis, then kept
+        assert await here.opening_key(read) == elsewhere
+        assert sent == ["MGET"], sent
+        await other.purge(read)  # another process: seen here once the memo has expired
+        sent.clear()
+        clock.now += 1.9
+        assert await here.get(read) == elsewhere
+        assert sent == []
+        clock.now += 0.2
+        assert await here.get(read) is None
+        with pytest.raises(CasePurged):
+            await here.get_or_create(read)
+        assert sent and all(c == "MGET" for c in sent), sent
+    finally:
+        await here.stop()
+        await other.stop()
+
+
+async def test_a_purge_made_or_learnt_here_ends_the_memo_at_once(
+        settings: Settings, redis: Redis) -> None:
+    """`purge` here: the key is gone here at once, not `memo_s` later. `learnt_purged`
+    (homeward.case.purged.v1, published just before dispatch deletes the key): not served
+    here again though Redis still holds it, not even by a read that was under way."""
+    await ensure_topics(settings.kafka_bootstrap)
+    master = MasterKeys.parse(settings.pii_master_keys)
+    here = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=3600)
+    other = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=0)
+    purged_here, learnt, racing = case_id(), case_id(), case_id()
+    try:
+        await here.get_or_create(purged_here)
+        await here.purge(purged_here)
+        assert await here.get(purged_here) is None
+        assert await here.opening_key(purged_here) is None
+        with pytest.raises(CasePurged):
+            await here.get_or_create(purged_here)
+
+        assert await here.get_or_create(learnt) is not None
+        here.learnt_purged(learnt)  # the event came; Redis still holds the key
+        assert await other.get(learnt) is not None
+        assert await here.get(learnt) is None
+        with pytest.raises(CasePurged):
+            await here.get_or_create(learnt)
+
+        key = await other.get_or_create(racing)
+        reading = asyncio.create_task(here.get(racing))
+        await asyncio.sleep(0)  # the read is under way (its MGET sent)
+        here.learnt_purged(racing)
+        assert await reading == key  # read before the purge was learnt
+        assert await here.get(racing) is None  # but not memoized over it
+    finally:
+        await here.stop()
+        await other.stop()
+
+
+async def test_a_miss_is_never_memoized(settings: Settings, redis: Redis) -> None:
+    """A key not visible yet (its record on its way) is asked for again on the next read:
+    the miss is not kept, so the key is found the moment it is there."""
+    await ensure_topics(settings.kafka_bootstrap)
+    master = MasterKeys.parse(settings.pii_master_keys)
+    here = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=3600)
+    other = CaseKeys(redis, settings.kafka_bootstrap, master, memo_s=0)
+    late = case_id()
+    try:
+        with pytest.raises(KeyNotVisible):
+            await here.opening_key(late, wait=True)
+        key = await other.get_or_create(late)
+        assert await here.opening_key(late, wait=True) == key
+    finally:
+        await here.stop()
+        await other.stop()
