@@ -21,7 +21,7 @@ from shared.casekeys import (
     open_event,
     opened_data,
 )
-from shared.events import TIP_RECEIVED, CloudEvent
+from shared.events import CASE_PURGED, TIP_RECEIVED, CloudEvent
 from shared.faults import is_transient
 from shared.kafka import ensure_topics
 from shared.pii import MasterKeys
@@ -313,7 +313,9 @@ async def test_a_purge_made_or_learnt_here_ends_the_memo_at_once(
             await here.get_or_create(purged_here)
 
         assert await here.get_or_create(learnt) is not None
-        here.learnt_purged(learnt)  # the event came; Redis still holds the key
+        # The event came (alert's and notify's consumers); Redis still holds the key.
+        await here.on_case_event(CloudEvent(type=CASE_PURGED, source="/homeward/dispatch",
+                                            subject=learnt, data={"case_id": learnt}))
         assert await other.get(learnt) is not None
         assert await here.get(learnt) is None
         with pytest.raises(CasePurged):
