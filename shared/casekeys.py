@@ -32,16 +32,13 @@ Key loss and rotation:
   `python -m shared.casekeys --rewrap` (rewraps every stored key under the new one; a key read
   is rewrapped on read too), then drop the old key; compaction removes the superseded records.
 
-Memo: a key read or made here is kept in this process for `memo_s` (2 s). A purge made here
-(`purge`, from before its tombstone is sent) or learnt here (`learnt_purged`, at
-`homeward.case.purged.v1`, which dispatch publishes just before it deletes the key) is memoized
-as purged, and a key is never memoized over it, not even by a read that was under way. One
-report makes about ten key reads in notify and three in dispatch within a few hundred
-milliseconds (its events, the alert's state, its push bodies: Redis MONITOR during the flow
-benchmark, 2026-12-02); each was a Redis round trip and an unwrap. What the memo changes: a
-purge this process has neither made nor learnt is seen here up to `memo_s` later, as if it had
-read the key `memo_s` earlier. A miss, a lost cache and a key not visible yet are never
-memoized: they go to Redis and the topic as before.
+Memo (shared.key_memo): a key read or made here is kept in this process for `memo_s` (2 s). A
+purge made here (`purge`, from before its tombstone is sent) or learnt here (`learnt_purged`,
+at `homeward.case.purged.v1`, which dispatch publishes just before it deletes the key) is
+memoized as purged, and no key is memoized over it. What the memo changes: a purge this
+process has neither made nor learnt is seen here up to `memo_s` later, as if it had read the
+key `memo_s` earlier. A miss, a lost cache and a key not visible yet are never memoized: they
+go to Redis and the topic as before.
 """
 
 from __future__ import annotations
@@ -63,16 +60,15 @@ from shared.cloudevents import CloudEvent, PoisonMessage
 from shared.faults import Transient
 from shared.kafka_access import Bootstrap, client_options
 from shared.kafka_log import read_to_end
+from shared.key_memo import MEMO_S, KeyMemo
 from shared.pii import MasterKeys, new_data_key
 
 log = logging.getLogger(__name__)
 
 PREFIX = "pii:casekey:"
 KEY_WAIT_S = 300.0  # an event this recent whose key is not visible yet waits for it (retried)
-PURGED = "purged"
+PURGED = "purged"  # the cache's value for a purged case
 LOADED = "pii:casekeys:loaded"  # set once the cache was filled from the topic
-MEMO_S = 2.0  # how long this process keeps a key it read or made (the module docstring)
-MEMO_MAX = 10_000  # cases memoized at most; past that the expired go, then all
 
 
 class CasePurged(LookupError):
@@ -97,40 +93,15 @@ class CaseKeys:
         self.bootstrap = bootstrap
         self.master = master
         self.reload_s = reload_s
-        self.memo_s = memo_s
-        self._clock = clock
+        self._memo = KeyMemo(memo_s, clock)
         self._producer: AIOKafkaProducer | None = None
         self._loaded_at = 0.0
         self._loading = asyncio.Lock()
-        # case id -> (monotonic time it expires, the data key or PURGED)
-        self._memo: dict[str, tuple[float, bytes | str]] = {}
-
-    def _recall(self, case_id: str) -> bytes | str | None:
-        """The memoized key of the case (or PURGED); None when not memoized or expired."""
-        held = self._memo.get(case_id)
-        if held is None:
-            return None
-        if held[0] <= self._clock():
-            del self._memo[case_id]
-            return None
-        return held[1]
-
-    def _keep(self, case_id: str, key: bytes | str) -> None:
-        """Memoize the case's key, or PURGED; a key never replaces a PURGED still held (a read
-        under way when the purge was made or learnt)."""
-        if self.memo_s <= 0 or (key != PURGED and self._recall(case_id) == PURGED):
-            return
-        now = self._clock()
-        if len(self._memo) >= MEMO_MAX:
-            self._memo = {c: held for c, held in self._memo.items() if held[0] > now}
-            if len(self._memo) >= MEMO_MAX:
-                self._memo.clear()
-        self._memo[case_id] = (now + self.memo_s, key)
 
     def learnt_purged(self, case_id: str) -> None:
         """The case was purged (`homeward.case.purged.v1` read here): its key is not served
         here again, even while Redis still holds it (dispatch deletes it just after the event)."""
-        self._keep(case_id, PURGED)
+        self._memo.mark_purged(case_id)
 
     async def on_case_event(self, event: CloudEvent) -> None:
         """A consumer's hook: `learnt_purged` at `homeward.case.purged.v1`."""
@@ -209,17 +180,15 @@ class CaseKeys:
         """The case's data key, or None when it was purged (or never made). A miss reads the
         topic again (at most every `reload_s`): the key may have been made by another process
         whose cache is another Redis. Memoized for `memo_s` (the module docstring)."""
-        held = self._recall(case_id)
-        if isinstance(held, bytes):
-            return held
-        if held == PURGED:
-            return None
+        held = self._memo.recall(case_id)
+        if held is not None:
+            return held if isinstance(held, bytes) else None  # a key, or purged
         raw = await self._lookup(case_id)
         if raw is None and time.monotonic() - self._loaded_at > self.reload_s:
             await self.load()
             raw = await self._cached(case_id)
         if raw == PURGED:
-            self._keep(case_id, PURGED)
+            self._memo.mark_purged(case_id)
         if raw is None or raw == PURGED:
             return None
         wrapped = json.loads(raw)
@@ -228,7 +197,7 @@ class CaseKeys:
             rewrapped = json.dumps(self.master.wrap(case_id, key))
             await self._produce(case_id, rewrapped.encode())
             await self.redis.set(PREFIX + case_id, rewrapped)
-        self._keep(case_id, key)
+        self._memo.keep(case_id, key)
         return key
 
     async def find(self, case_id: str) -> bytes | None:
@@ -259,10 +228,10 @@ class CaseKeys:
         """The case's data key, made (durably on the topic, before it seals anything) when the
         case has none (after reading the topic: another process may have made it and Redis not
         cached it). Raises CasePurged for a purged case. Memoized as `get` is."""
-        held = self._recall(case_id)
+        held = self._memo.recall(case_id)
         if isinstance(held, bytes):
             return held
-        if held == PURGED:
+        if held is not None:  # purged
             raise CasePurged(case_id)
         raw = await self._lookup(case_id)
         if raw is None:
@@ -279,7 +248,7 @@ class CaseKeys:
         wrapped = json.dumps(self.master.wrap(case_id, key))
         if await self.redis.set(PREFIX + case_id, wrapped, nx=True):
             await self._produce(case_id, wrapped.encode())
-            self._keep(case_id, key)
+            self._memo.keep(case_id, key)
             return key
         found = await self.get(case_id)  # another writer made it first
         if found is None:
@@ -289,10 +258,10 @@ class CaseKeys:
     async def purge(self, case_id: str) -> None:
         """Forget the case's key: tombstone on the topic, `purged` in Redis (and in this
         process's memo, before anything is sent). Idempotent."""
-        self._keep(case_id, PURGED)
+        self._memo.mark_purged(case_id)
         await self._produce(case_id, None)
         await self.redis.set(PREFIX + case_id, PURGED)
-        self._keep(case_id, PURGED)  # held `memo_s` from now
+        self._memo.mark_purged(case_id)  # held `memo_s` from now
 
     async def rewrap_all(self) -> tuple[int, set[str]]:
         """Rewrap every stored data key not wrapped by the active master key (rotation).
