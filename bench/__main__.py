@@ -3,7 +3,6 @@ print a table and write bench/results/latest.json."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -16,6 +15,7 @@ from bench import flow, intake, notify_fanout, notify_priority, notify_widening
 from bench.common import Result
 from deploy.local.stack import KafkaServer, RedisServer, free_port, kafka_version, stack_env
 from shared.kafka import ensure_topics
+from shared.serve import run_on_service_loop
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -37,7 +37,7 @@ def main() -> int:
     try:
         redis.start()
         kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
+        run_on_service_loop(ensure_topics(kafka.bootstrap))
         wanted = set(sys.argv[1:]) or {"intake", "flow", "notify"}
         if "flow" in wanted:
             results += flow.run(kafka.bootstrap, redis.url, data_dir)

@@ -44,6 +44,7 @@ from bench.notify_stack import (
     subscribers,
     use_local_keys,
 )
+from shared.serve import run_on_service_loop
 
 RECIPIENTS = int(os.environ.get("HOMEWARD_BENCH_FANOUT_RECIPIENTS", "10000"))
 APPRISE_RECIPIENTS = int(os.environ.get("HOMEWARD_BENCH_APPRISE_RECIPIENTS", "2000"))
@@ -196,7 +197,7 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
     use_local_keys(data_dir)
     sink = Sink()
     try:
-        rates = asyncio.run(_fanout(bootstrap, bench_redis, sink))
+        rates = run_on_service_loop(_fanout(bootstrap, bench_redis, sink))
     finally:
         sink.stop()
     scaling = rates["two"] / rates["notify"]
@@ -205,7 +206,7 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
           f"{rates['raw']:.0f}/s (ratio {rates['ratio']:.3f}); 2 worker processes "
           f"{rates['two']:.0f}/s (x{scaling:.2f}); apprise {rates['apprise']:.0f}/s "
           f"(ok={bool(rates['apprise_ok'])})")
-    times = asyncio.run(_radius(bench_redis))
+    times = run_on_service_loop(_radius(bench_redis))
     ratio_raw = round(rates["ratio"], 3)
     ratio_apprise = round(rates["notify"] / rates["apprise"], 2)
     radius_p99 = round(p99([t for ts in times.values() for t in ts]), 2)

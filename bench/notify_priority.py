@@ -34,6 +34,7 @@ from bench.notify_stack import (
     subscribers,
     use_local_keys,
 )
+from shared.serve import run_on_service_loop
 
 BULK = int(os.environ.get("HOMEWARD_BENCH_BULK_RECIPIENTS", "40000"))
 REPORTS = int(os.environ.get("HOMEWARD_BENCH_HUB_REPORTS", "30"))
@@ -166,10 +167,10 @@ def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
     use_local_keys(data_dir)
     sink = Sink()
     try:
-        split = asyncio.run(_measure(bootstrap, bench_redis, sink, "split",
+        split = run_on_service_loop(_measure(bootstrap, bench_redis, sink, "split",
                                      [["restricted"], ["public"]]))
         report("restricted lane in a worker process of its own", split)
-        shared = asyncio.run(_measure(bootstrap, bench_redis, sink, "shared",
+        shared = run_on_service_loop(_measure(bootstrap, bench_redis, sink, "shared",
                                       [["restricted", "public"]]))
         report("both lanes in one worker process", shared)
     finally:

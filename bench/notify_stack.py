@@ -9,6 +9,9 @@
   (KafkaLanes), as the service does;
 - `Receipts`: counts the `delivery.sent` receipts of each case on the receipts topic (the end
   of the real path: a receipt is published after the ledger says `sent`).
+
+Every process here runs on the event loop the services run on (uvloop:
+`shared.serve.run_on_service_loop`), the raw client it is compared with too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from shared.serve import run_on_service_loop
 
 ENDPOINTS = 32       # sink ports for the bulk recipients: recipients spread over them round-robin
 HUB_ENDPOINTS = 4    # sink ports of their own for hubs (they are other hosts than the media)
@@ -65,7 +70,7 @@ def _sink_main(endpoints: int, conn: Any) -> None:
         conn.send(ports)
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    run_on_service_loop(serve())
 
 
 class Sink:
@@ -110,7 +115,7 @@ def standalone(run: Callable[[str, str, Path], list[Any]]) -> None:
     try:
         redis.start()
         kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
+        run_on_service_loop(ensure_topics(kafka.bootstrap))
         for r in run(kafka.bootstrap, redis.url, tmp):
             print(r.as_dict())
     finally:
@@ -171,7 +176,7 @@ def _worker_main(settings: dict[str, Any], conn: Any, profile: str) -> None:
                 profiler.dump_stats(str(Path(profile) / f"worker-{os.getpid()}.prof"))
             conn.send(app.state.notify.worker.sender.sent)
 
-    asyncio.run(serve())
+    run_on_service_loop(serve())
 
 
 def _trace(worker: Any) -> None:

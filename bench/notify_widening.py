@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result
+from shared.serve import run_on_service_loop
 
 VOLUNTEERS = int(os.environ.get("HOMEWARD_BENCH_VOLUNTEERS", "1000000"))
 PLACES = [(36.19, 113.11), (30.59, 114.31)]  # Changzhi, Wuhan
@@ -67,7 +68,7 @@ def _watch_main(bootstrap: str, topic: str, conn: Any) -> None:
             conn.send(seen)
         await consumer.stop()
 
-    asyncio.run(watch())
+    run_on_service_loop(watch())
 
 
 async def _load(redis: Any, seal: Any, rng: random.Random) -> None:
@@ -193,7 +194,7 @@ def _pct(values: list[float], q: int) -> float:
 
 
 def run(bootstrap: str, redis_url: str, data_dir: Path) -> list[Result]:
-    times = asyncio.run(_widenings(bootstrap, redis_url.rsplit("/", 1)[0] + "/4"))
+    times = run_on_service_loop(_widenings(bootstrap, redis_url.rsplit("/", 1)[0] + "/4"))
     for key, values in times.items():
         print(f"widening {key}: " + ", ".join(f"{v:.0f}" for v in values) + " ms")
     p50, p99 = _pct(times["paged_first"], 50), _pct(times["paged_first"], 99)
@@ -223,7 +224,7 @@ if __name__ == "__main__":
     try:
         redis.start()
         kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
+        run_on_service_loop(ensure_topics(kafka.bootstrap))
         for r in run(kafka.bootstrap, redis.url, tmp):
             print(r.as_dict())
     finally:

@@ -24,8 +24,8 @@ import gc
 import importlib
 import os
 import signal
-from collections.abc import AsyncIterator, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -138,6 +138,22 @@ def worker_app() -> FastAPI:
     return _build("alert", Settings())
 
 
+_T = TypeVar("_T")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop every service process runs on: uvicorn's "auto" choice (uvloop where it
+    is installed, as it is with uvicorn[standard]; None means asyncio's own)."""
+    return uvicorn.Config(app="", loop="auto").get_loop_factory()  # no app: only the loop
+
+
+def run_on_service_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(main)` on the services' event loop (`loop_factory`), for processes that run
+    a service's parts outside `serve` (the benchmarks' workers and clients)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
+
+
 def serve(service: str) -> None:
     settings = Settings()
     if service == "alert" and settings.alert_workers > 1:
@@ -148,7 +164,7 @@ def serve(service: str) -> None:
     ops = _Follower(_ops_config(app, settings, service))
     try:
         # Python 3.11's asyncio.Runner takes the loop factory (uvloop) as 3.12's asyncio.run.
-        with asyncio.Runner(loop_factory=api.config.get_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_run(api, ops))
     finally:
         telemetry.shutdown()  # the last spans are exported before the process ends

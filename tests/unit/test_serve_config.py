@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from shared.serve import _api_config, _settled
+from shared.serve import _api_config, _settled, loop_factory, run_on_service_loop
 from shared.settings import Settings
 
 
@@ -64,3 +65,17 @@ def test_the_heap_is_settled_after_the_apps_own_startup() -> None:
         assert ran == ["startup", "shutdown"]
     finally:
         gc.unfreeze()  # this test process goes on as it was
+
+
+def test_benchmark_processes_run_on_the_services_loop() -> None:
+    """What the API server runs on (uvicorn's "auto": uvloop, installed with uvicorn[standard])
+    is what `run_on_service_loop` runs a coroutine on: a benchmark's worker process measures
+    the loop the service has, not asyncio's default."""
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory() is uvloop.new_event_loop
+    assert _api_config(object(), Settings(), "notify").get_loop_factory() is loop_factory()
+
+    async def which() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run_on_service_loop(which()) is uvloop.Loop
