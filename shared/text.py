@@ -10,10 +10,22 @@ Two separate guarantees (issue 11 §5):
   by a call-taker under time pressure), so refusing would only make an operator retype a
   description during an emergency; the break-like ones are kept as the line break they stood
   for.
+  Also **removed**: the invisible format characters that change how the text around them is
+  shown or searched (`_INVISIBLE`): the bidirectional embeddings, overrides and isolates
+  (U+202A–U+202E, U+2066–U+2069: an unclosed U+202E after a child's name shows everything
+  after it reversed — the contact number, the check code, the link — on every screen that
+  applies the Unicode Bidirectional Algorithm, UAX #9 §2.2), the direction marks (U+200E,
+  U+200F, U+061C), zero-width space, word joiner and BOM (U+200B, U+2060, U+FEFF: a plate
+  `晋D·1\u200b2345` is no longer found by `晋D·12345`), the invisible operators and
+  deprecated format characters (U+2061–U+2064, U+206A–U+206F), the interlinear annotation
+  characters (U+FFF9–U+FFFB) and the soft hyphen (U+00AD). Kept: the joiners U+200C and U+200D
+  (emoji sequences and Indic/Persian scripts need them), the Mongolian vowel separator U+180E,
+  variation selectors and tag characters (flag sequences).
 - `xml_text` is applied by every XML and SVG writer to every string it emits, whatever is
   stored (older events, other producers): it drops every character XML 1.0 §2.2 `Char` does not
   allow, so no stored value can make a CAP message, the Atom feed or the spread picture
-  ill-formed.
+  ill-formed, and the `_INVISIBLE` characters above, so a value stored before they were
+  removed at input does not reorder a public message either.
 """
 
 from __future__ import annotations
@@ -32,16 +44,22 @@ _UNWANTED = re.compile(
     + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}"
               for plane in range(17))
     + "]")
-# What XML 1.0 (Fifth Edition) §2.2 does not allow as a character.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Invisible format characters that reorder or split what a person reads (module docstring).
+_INVISIBLE_CHARS = ("\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+                    "\ufeff\ufff9-\ufffb")
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
+# What XML 1.0 (Fifth Edition) §2.2 does not allow as a character, and the invisible ones.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+                      f"|[{_INVISIBLE_CHARS}]")
 
 
 def clean_text(value: object) -> object:
-    """NFC, one kind of line break, no control characters, non-characters or lone surrogates.
-    Non-strings pass through unchanged (the field's own type check refuses them)."""
+    """NFC, one kind of line break, no control characters, non-characters, lone surrogates or
+    invisible direction and format characters (module docstring). Non-strings pass through
+    unchanged (the field's own type check refuses them)."""
     if not isinstance(value, str):
         return value
-    text = _UNWANTED.sub("", _BREAKS.sub("\n", value))
+    text = _INVISIBLE.sub("", _UNWANTED.sub("", _BREAKS.sub("\n", value)))
     return unicodedata.normalize("NFC", text)
 
 
@@ -55,8 +73,8 @@ def clean_line(value: object) -> object:
 
 
 def xml_text(value: str) -> str:
-    """`value` with every character XML 1.0 cannot carry removed (escaping of <, & and quotes
-    is the writer's job)."""
+    """`value` with every character XML 1.0 cannot carry removed, and the invisible direction
+    and format characters (escaping of <, & and quotes is the writer's job)."""
     return _NOT_XML.sub("", value)
 
 

@@ -55,6 +55,11 @@ PHONES_ACCEPTED = [
     ("010-88886666 ext. 801", "+861088886666", "801", "010 8888 6666 转 801"),
     ("010-88886666#801", "+861088886666", "801", "010 8888 6666 转 801"),
     ("0355-1234567-801", "+863551234567", "801", "0355 123 4567 转 801"),
+    ("0355-202-1234-801", "+863552021234", "801", "0355 202 1234 转 801"),
+    ("010-8888-6666-801", "+861088886666", "801", "010 8888 6666 转 801"),
+    ("0351 765 4321-12", "+863517654321", "12", "0351 765 4321 转 12"),
+    ("139·0000·1111", "+8613900001111", "", "139 0000 1111"),
+    ("0355・202・1234", "+863552021234", "", "0355 202 1234"),
     ("+86 10 8888 6666", "+861088886666", "", "010 8888 6666"),
     ("+852 9123 4567", "+85291234567", "", "+852 9123 4567"),
     ("852 9123 4567", "+85291234567", "", "+852 9123 4567"),
@@ -179,7 +184,7 @@ def test_cross_field_rules_name_the_field_the_operator_corrects(
     ("红色\u2028书包\u2029", "红色\n书包"),
     ("蓝\x00色\x1b[31m外套\x7f\x85", "蓝色[31m外套"),
     ("Jose\u0301", "José"),  # NFC
-    ("\ufeff帽子\ufffe\U0001fffe", "\ufeff帽子"),
+    ("\ufeff帽子\ufffe\U0001fffe", "帽子"),  # a BOM pasted from a file is invisible too
     ("a\ud800b", "ab"),  # a lone surrogate (from a JSON \\ud800 escape)
     ("\t缩进\t保留", "缩进\t保留"),  # tab kept; edges stripped as before
 ])
@@ -248,3 +253,13 @@ def test_a_report_accepted_under_older_rules_is_read_back_never_refused() -> Non
     assert fresh.report.reporter.phone == "+8613800000000"
     with pytest.raises(ValidationError):  # at intake the same report is refused
         Report.model_validate(old)
+
+
+def test_intake_names_the_photo_link_to_correct(client: TestClient) -> None:
+    """A link with a user name or password is refused (it would be published with the alert),
+    naming which of the photos to correct (tests/unit/test_photo_urls.py: the rule)."""
+    body = report_body()
+    body["child"]["photo_urls"] = ["https://x.org/ok.jpg", "http://u:p@x.org/b.jpg"]
+    error = refused(client, body)
+    assert error["field"] == "child.photo_urls.1"
+    assert error["details"][0]["code"] == "photo_url_credentials"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
+import pytest
 import xmlschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,7 +40,11 @@ def cap_schema() -> xmlschema.XMLSchema:
 
 # Any code point, surrogates included, with the troublemakers of the issue mixed in.
 NASTY = ["\x0b", "\x00", "\x1b", "\x7f", "\x85", "\x9f", "\ud800", "\udfff", "\ufffe",
-         "\U0010ffff", "\u2028", "\r\n", "e\u0301", "&", "<", "]]>", '"', "'", "\t"]
+         "\U0010ffff", "\u2028", "\r\n", "e\u0301", "&", "<", "]]>", '"', "'", "\t",
+         "\u202e", "\u2066", "\u200f", "\u200b", "\ufeff", "\u00ad", "\u200d"]
+# Invisible characters that reorder or split what a person reads (shared.text).
+INVISIBLE = re.compile("[\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064"
+                       "\u2066-\u206f\ufeff\ufff9-\ufffb]")
 any_piece = st.one_of(st.characters(exclude_categories=()), st.sampled_from(NASTY))
 
 
@@ -110,7 +115,7 @@ def test_any_accepted_report_is_clean_and_every_writer_stays_well_formed(
              report.circumstances.suspect, report.circumstances.vehicle,
              report.circumstances.notes, report.reporter.name, report.reporter.relation]
     for text in texts:
-        assert not FORBIDDEN.search(text), repr(text)
+        assert not FORBIDDEN.search(text) and not INVISIBLE.search(text), repr(text)
         assert unicodedata.is_normalized("NFC", text)
     assert report.reporter.phone.startswith("+")
     assert_writers_well_formed(alert_of(report.model_dump(mode="json")), hub_names)
@@ -130,6 +135,29 @@ def test_cleaning_is_idempotent_and_leaves_only_xml_characters(text: str) -> Non
     once = clean_text(text)
     assert isinstance(once, str) and clean_text(once) == once
     assert xml_text(once) == once and not FORBIDDEN.search(once)
+    assert not INVISIBLE.search(once) and not INVISIBLE.search(xml_text(text))
+
+
+# One pasted character: an unclosed RIGHT-TO-LEFT OVERRIDE after the name shows the rest of the
+# message reversed (the contact number, the check code, the link); a zero-width space inside a
+# plate hides it from a search. The joiners emoji and some scripts need, and the Mongolian
+# vowel separator, stay.
+@pytest.mark.parametrize(("pasted", "kept"), [
+    ("张小明\u202e，男7岁", "张小明，男7岁"),
+    ("\u2067王芳\u2069", "王芳"),
+    ("\u202a李\u202c雷", "李雷"),
+    ("晋D·1\u200b2345", "晋D·12345"),
+    ("\ufeff阿依古丽", "阿依古丽"),
+    ("红色\u00ad外套", "红色外套"),
+    ("穿\u200e蓝衣\u200f", "穿蓝衣"),
+    ("\u061c阿卜杜", "阿卜杜"),
+    ("👨\u200d👩\u200d👧 图案", "👨\u200d👩\u200d👧 图案"),
+    ("ᠮᠣ\u180eᠩ", "ᠮᠣ\u180eᠩ"),
+    ("\U0001f3f4\U000e0067\U000e0062\U000e007f", "\U0001f3f4\U000e0067\U000e0062\U000e007f"),
+])
+def test_invisible_direction_and_format_characters_are_removed(pasted: str, kept: str) -> None:
+    assert clean_text(pasted) == kept
+    assert xml_text(pasted) == kept  # a value stored before the cleaning existed, on output
 
 
 # --- ID numbers: GB 11643-1999, ISO 7064 MOD 11-2 --------------------------------------------
