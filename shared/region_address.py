@@ -5,6 +5,7 @@ see shared.zones). Used by shared.regions.RegionIndex.parse_address."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,17 @@ _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
 # place only together with its prefecture or province (丰润区 was 唐山's 新区; 成都高新区 is not
 # in Hebei).
 _GENERIC_ALIAS_LEN = 2
+# What follows a name that names a road, not the region (上海乌鲁木齐中路, 广州北京路, 天津南京道,
+# 南京中山路, 青岛台东步行街): an optional direction and number, then a road word. Checked only
+# where no region name begins (台州路桥区, 永州道县 keep their county).
+_ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)?"
+                   r"(?:步行街|大街|大道|胡同|路|街|道|巷|弄)")
+# What follows a short or former name that names a town or village after it, not the region
+# (东莞沙田镇 is a town of 东莞, not 香港 沙田; 惠州沙田镇).
+_TOWN = re.compile(r"[镇乡村]")
+# Outside mainland jurisdiction (香港, 澳门, 台湾): their place names are common names of mainland
+# towns and streets too (珠海湾仔, 南京元朗, 河北新北).
+_OUTSIDE_MAINLAND = ("71", "81", "82")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +134,14 @@ class AddressParser:
         own = [Span(i, j) for code, bonus, i, j in found
                if bonus != _FULL and self._by_code[code].level == "county"
                and any(j == k.start for k in kinds)]
+        starts = {i for _, _, i, _ in found}
         hits: dict[str, list[_Hit]] = {}
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
+            if j not in starts and (_ROAD.match(text, j) or (
+                    bonus != _FULL and _TOWN.match(text, j))):
+                continue  # a road's or a town's name, not the region's
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
@@ -173,6 +189,9 @@ class AddressParser:
         top = max(s for s, _ in scored)
         best_regions = [r for s, r in scored if s == top]
         if len(best_regions) == 1:
+            contradicted = self._contradicted(best_regions[0], hits)
+            if contradicted is not None:
+                return None, tuple(sorted((best_regions[0].code, contradicted.code)))
             return best_regions[0], ()
         common = self._common_ancestor(best_regions)
         return common, () if common else tuple(sorted(r.code for r in best_regions))
@@ -205,6 +224,28 @@ class AddressParser:
             if all(h.end <= u.start or u.end <= h.start for u in used):
                 best = max(best, h.weight + self._ancestors_score(rest, hits, [*used, h]))
         return best
+
+    def _contradicted(self, region: Region, hits: dict[str, list[_Hit]]) -> Region | None:
+        """A larger region named before `region`'s own name that does not contain it, when
+        `region` is a county (or a place outside mainland jurisdiction) and none of its own
+        ancestors is named: "石家庄桥东区" (桥东区 is 张家口's; 石家庄's was abolished in 2014),
+        "南宁城北区" (西宁's), "北京老城区" (洛阳's), "珠海湾仔". Addresses are written from the
+        larger unit down, so the county's name is then a former or a street-level name: the
+        answer is ambiguous (the caller asks, or the coordinates decide), never the county."""
+        if region.level != "county" and not region.code.startswith(_OUTSIDE_MAINLAND):
+            return None
+        chain = {r.code for r in self._chain(region.code)}
+        if any(code in chain and code != region.code for code in hits):
+            return None  # one of its ancestors is named
+        own_start = min(h.start for h in hits[region.code])
+        for code, own in hits.items():
+            other = self._by_code[code]
+            if code in chain or other.level == "county" or region.code in {
+                    r.code for r in self._chain(code)}:
+                continue
+            if any(h.end <= own_start for h in own):
+                return other
+        return None
 
     def _common_ancestor(self, regions: list[Region]) -> Region | None:
         chains = [[r.code for r in self._chain(x.code)] for x in regions]

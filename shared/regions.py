@@ -153,6 +153,14 @@ class RegionIndex:
         unrelated branches (朝阳区 alone: Beijing or Changchun) the answer is their deepest
         common ancestor, or None when they share none: the caller must ask, not guess.
 
+        Streets and towns: a name followed by a road word (路, 街, 大街, 大道, 道, 巷, 胡同, 弄,
+        步行街, after an optional direction or number: 南京西路, 香港中路) names a road, and a
+        short or former name followed by 镇/乡/村 a town; neither nominates the region (广州北京路
+        is 广州). Order: addresses go from the larger unit down, so a county (or a place of
+        香港/澳门/台湾) named after a larger region that does not contain it, with none of its
+        own ancestors named, is not chosen: the answer is ambiguous (南宁城北区 is not 西宁's
+        城北区; 珠海湾仔 is not 香港).
+
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former
         name right before a kind word is the zone's own name (江北新区), not the county; a

@@ -194,6 +194,54 @@ def test_resolve_address_refuses_to_guess(ix: RegionIndex, address: str) -> None
     assert ix.resolve_address(address) is None
 
 
+# A region's name followed by a road word names a road (most cities have a 北京路, a 中山路, a
+# 南京路; Shanghai names its roads after cities and provinces, Tianjin its 道); a short or former
+# name followed by 镇/乡/村 names a town. Neither nominates the region; a region name that
+# begins right there still counts (路桥区, 道县, 乡城县).
+@pytest.mark.parametrize(("address", "code"), [
+    ("上海乌鲁木齐中路100号", "310000"), ("上海齐齐哈尔路", "310000"), ("上海四川北路", "310000"),
+    ("广州北京路", "440100"), ("昆明北京路", "530100"), ("南京湖南路", "320100"),
+    ("南京中山路", "320100"), ("大连中山路", "210200"), ("天津南京道", "120000"),
+    ("武汉香港路", "420100"), ("杭州延安路", "330100"), ("沈阳太原街", "210100"),
+    ("青岛台东步行街", "370200"), ("青岛市市南区香港中路", "370202"),
+    ("上海市静安区南京西路", "310106"), ("天津市和平区南京路", "120101"),
+    ("东莞沙田镇", "441900"), ("惠州沙田镇", "441300"), ("佛山九江镇", "440600"),
+    ("台州路桥区", "331004"), ("永州道县", "431124"), ("甘孜乡城", "513336"),
+    ("香港九龙弥敦道", "810000"), ("澳门氹仔", "820000"),
+])
+def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: str,
+                                                    code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
+# Addresses go from the larger unit down: a county (or a place of 香港/澳门/台湾) named after a
+# larger region that does not contain it, with none of its own ancestors named, is a former or
+# street-level name there; the answer is ambiguous (intake asks, or the coordinates decide),
+# never that county in another province.
+@pytest.mark.parametrize(("address", "candidates"), [
+    ("南宁城北区", {"450100", "630105"}), ("石家庄桥东区", {"130100", "130702"}),
+    ("哈尔滨太平区", {"230100", "210904"}), ("广州东山区", {"440100", "230406"}),
+    ("北京老城区", {"110000", "410302"}), ("珠海湾仔", {"440400", "810000"}),
+    ("深圳湾仔", {"440300", "810000"}), ("南京元朗", {"320100", "810000"}),
+    ("河北新北", {"130000", "710000"}), ("上海昆山", {"310000", "320583"}),
+])
+def test_a_county_outside_the_region_named_before_it_is_not_chosen(
+        ix: RegionIndex, address: str, candidates: set[str]) -> None:
+    match = ix.parse_address(address)
+    assert match.region is None and set(match.candidates) == candidates, (address, match)
+
+
+@pytest.mark.parametrize(("address", "code"), [
+    ("洛阳老城区", "410302"), ("晋城城区", "140502"), ("北京朝阳区", "110105"),
+    ("长春朝阳区", "220104"), ("上海闸北区", "310106"), ("邯郸峰峰矿区", "130406"),
+])
+def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
+                                                 code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
 def test_resolve_address_falls_back_to_the_common_ancestor(ix: RegionIndex) -> None:
     # 南京 and 徐州 both have a 鼓楼区: the province is all the text pins down
     r = ix.resolve_address("江苏鼓楼区")
