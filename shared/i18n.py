@@ -95,6 +95,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "too many tips; try again in {retry_after} s"),
     # public tips (issue 12)
     "case_closed": ("该案件已结案，不再接收线索", "this case is closed and takes no more tips"),
+    "photo_url_credentials": ("照片链接不能包含用户名或密码（链接会随预警公开发布），请提供不含它们的链接",
+                              "a photo link must not contain a user name or password (it is "
+                              "published with the alert); give a link without them"),
+    "case_purged": ("该案件的个人信息已按保留期限销毁，无法据此重新开启查找；如孩子仍下落不明，请重新报案"
+                    "（将组建新的专案组）",
+                    "this case's personal data was purged after its retention period, so its "
+                    "search cannot be reopened; if the child is missing, file a new report (it "
+                    "forms a new case group)"),
     # alert `PATCH /api/v1/reports/{report_id}` (issue 18): before the case group only
     "case_group_formed": ("案件 {case_id} 的专案组已成立，请通过 {amend_at} 修改儿童信息",
                           "the case group of {case_id} is formed: amend the child's details "

@@ -60,6 +60,12 @@ def plan_reopen(case: Case, reason: str, actor: str, now: datetime,
     if case.status not in ("found", "false_report"):
         raise Refused(409, "not_found_yet", f"case {case.case_id} is {case.status}; only a "
                       "found (or false report) can be reopened", "status")
+    if case.purged_at is not None:
+        # Nothing is left to search with: the child's name, photos and description were
+        # destroyed with the case key (issue 13), so notify could re-alert no one.
+        raise Refused(409, "case_purged", f"case {case.case_id}'s personal data was purged at "
+                      f"{case.purged_at.isoformat()}; a search cannot be reopened without it: "
+                      "file a new report (it forms a new case group)", "status")
     data = CaseReopened(case_id=case.case_id, region_code=case.region_code, actor=actor,
                         reason=reason, at=now, previous_outcome=case.outcome or "",
                         details={"exercise": case.exercise})

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.dispatch import purge
-from services.dispatch.domain import Case
+from services.dispatch.domain import Case, Refused
 from services.dispatch.ending import plan_close, plan_found, plan_reopen
 from services.dispatch.reactions import plan_tip
 from shared import events as ev
@@ -71,3 +71,19 @@ def test_retention_names_every_store_and_when_it_goes() -> None:
     assert until["homeward.reports.v1"] == NOW + timedelta(seconds=GRACE)
     purged = fold(purge.plan_purge(case, NOW + timedelta(days=1)), case)
     assert purge.retention(purged, GRACE).purged_at == purged.purged_at
+
+
+@pytest.mark.parametrize("outcome", ["found_safe", "found_deceased", "false_report"])
+def test_a_purged_case_cannot_be_reopened(outcome: str) -> None:
+    """After the purge nothing is left to search with (the child's name, photos and
+    description went with the case key), so notify could re-alert no one: a reopen is refused
+    (409 case_purged, naming what to do) instead of opening a search that alerts nobody."""
+    case = opened()
+    ended = fold(plan_found(case, outcome, NOW, "", "cmd", NOW, "f"), case)  # type: ignore[arg-type]
+    purged = fold(purge.plan_purge(ended, NOW + timedelta(days=30)), ended)
+    with pytest.raises(Refused) as refused:
+        plan_reopen(purged, "认错了孩子", "cmd", NOW + timedelta(days=31), "r")
+    assert refused.value.status == 409 and refused.value.code == "case_purged"
+    assert "new report" in str(refused.value)
+    # Before the purge the same reopen goes through.
+    assert plan_reopen(ended, "认错了孩子", "cmd", NOW + timedelta(days=1), "r")
