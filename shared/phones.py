@@ -2,10 +2,11 @@
 (`phonenumbers`), the one place every service turns a typed number into its normal form.
 
 Accepted: any number libphonenumber's metadata knows as valid, written with any separators
-(spaces, hyphens, dots, brackets), full-width digits, `+86`/`0086`, a mainland landline with its
-area code (0355-202-1234, (010) 8888 6666), an extension after 转/分机/ext/x/# or a trailing
-"-801" on a landline, and numbers of Hong Kong, Macau, Taiwan or anywhere else given with
-their country code (+852…, 00852…, or 852… when the mainland reading is not a number).
+(spaces, hyphens, dots and middle dots, brackets), full-width digits, `+86`/`0086`, a mainland
+landline with its area code (0355-202-1234, (010) 8888 6666), an extension after
+转/分机/ext/x/# or a trailing "-801" on a landline (0355-202-1234-801), and numbers of Hong
+Kong, Macau, Taiwan or anywhere else given with their country code (+852…, 00852…, or 852…
+when the mainland reading is not a number).
 A number without a country code is read as a mainland number (region `CN`).
 
 Refused (`PhoneError`): what is plainly not a phone number — no digits, too short or long, or
@@ -30,7 +31,10 @@ DEFAULT_REGION = "CN"
 # Extension markers people write: 转 (轉), 分机 (分機), ext(.), x, #.
 _EXTENSION = re.compile(r"\s*(?:转|轉|分机|分機|ext\.?|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
 # A landline written with its extension after a last hyphen: 0355-1234567-801.
-_TRAILING_EXTENSION = re.compile(r"^(0\d{2,3}[\s-]*\d[\d\s]{5,9}\d)-(\d{1,6})$")
+# The landline's own digits may be grouped with hyphens too: 0355-202-1234-801.
+_TRAILING_EXTENSION = re.compile(r"^(0\d{2,3}[\s-]*\d[\d\s-]{5,9}\d)-(\d{1,6})$")
+# Middle dots people group digits with (139·0000·1111), read as the spaces they stand for.
+_DOT_BETWEEN_DIGITS = re.compile(r"(?<=\d)[·・•‧](?=\d)")
 _MAX_LENGTH = 40
 
 
@@ -59,6 +63,7 @@ def _parse(text: str, extension: str) -> phonenumbers.PhoneNumber | None:
 def parse_phone(raw: str) -> Phone:
     """The normal form of a typed telephone number; `PhoneError` when it is not one."""
     text = unicodedata.normalize("NFKC", raw).strip()  # full-width digits, ＋, －
+    text = _DOT_BETWEEN_DIGITS.sub(" ", text)
     if not text or len(text) > _MAX_LENGTH or not any(c.isdigit() for c in text):
         raise PhoneError("not a telephone number")
     extension = ""
