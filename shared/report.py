@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -31,6 +32,7 @@ from shared.idcard import IdNumberError, id_birth_date, normalise_id_number
 from shared.phones import PhoneError, parse_phone
 from shared.pii import PURGED
 from shared.text import Line, Text
+from shared.urls import as_uri
 
 REGION_CODE = r"^\d{6}$"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -54,7 +56,19 @@ def rule(code: str, message: str, **context: object) -> PydanticCustomError:
     return PydanticCustomError(code, message, dict(context) or None)
 
 
-PhotoUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000, allowed_schemes=["http", "https"])]
+def _photo_url(value: HttpUrl, info: ValidationInfo) -> HttpUrl:
+    """A photo link as a valid URI (shared.urls.as_uri: a stray `%`, brackets, a second `#`
+    encoded, so the CAP message stays valid), never with a user name or password in it: the
+    link is published with the alert (`photo_url_credentials`)."""
+    if (value.username or value.password) and not stored(info):
+        raise rule("photo_url_credentials", "a photo link must not contain a user name or "
+                   "password: it is published with the alert; give a link without them")
+    uri = as_uri(str(value))
+    return value if uri == str(value) else HttpUrl(uri)
+
+
+PhotoUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000, allowed_schemes=["http", "https"]),
+                     AfterValidator(_photo_url)]
 
 
 class Strict(BaseModel):

@@ -18,6 +18,7 @@ from services.notify.content import push_body
 from services.notify.domain import AlertState
 from shared.display import DEFAULT_ZONE
 from shared.text import xml_text
+from shared.urls import as_uri
 from shared.verification import display_code, verify_url
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -113,7 +114,7 @@ def cap_xml(alert: AlertState, version: int, scope: Literal["Public", "Restricte
             res = _sub(info, "resource")
             _sub(res, "resourceDesc", "照片")
             _sub(res, "mimeType", "image/jpeg")
-            _sub(res, "uri", str(url))
+            _sub(res, "uri", as_uri(str(url)))  # a link stored before the rule, made valid
     area = _sub(info, "area")
     _sub(area, "areaDesc", f"最后出现地点周边 {info_v.radius_km:g} 公里")
     _sub(area, "circle", f"{alert.lat:.4f},{alert.lon:.4f} {info_v.radius_km:g}")
