@@ -20,6 +20,8 @@ from dataclasses import dataclass
 _FOLD = (
     ("高新技术产业开发区", "高新区"), ("高新技术产业园区", "高新区"),
     ("高技术产业开发区", "高新区"), ("高新技术开发区", "高新区"), ("经济技术开发区", "经开区"),
+    # after the 高新… forms: 武汉东湖新技术开发区 is the official name of 东湖高新区
+    ("新技术产业开发区", "高新区"), ("新技术开发区", "高新区"),
 )
 # Zone kinds, longest first (after folding). "新城" and "园区" are left out: 新城区 and
 # 公园区-like words are common in real division and street names.

@@ -295,3 +295,15 @@ def test_the_datum_default_is_wgs84() -> None:
 def test_zones_are_reported_and_divisions_are_not_zones(ix: RegionIndex, address: str,
                                                         zone: str | None) -> None:
     assert ix.parse_address(address).zone == zone
+
+
+@pytest.mark.parametrize(("address", "code"), [
+    ("武汉东湖新技术开发区", "420100"),  # the official name: was read as 湖新技术开发区 (南昌东湖区?)
+    ("湖北省武汉市东湖新技术开发区光谷大道", "420100"),
+    ("武汉东湖新技术产业开发区", "420100"),
+    ("南昌东湖区", "360102"),  # the district stays a district
+])
+def test_a_new_technology_zone_is_read_as_a_high_tech_zone(ix: RegionIndex, address: str,
+                                                           code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
