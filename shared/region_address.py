@@ -25,14 +25,18 @@ _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
 # place only together with its prefecture or province (丰润区 was 唐山's 新区; 成都高新区 is not
 # in Hebei).
 _GENERIC_ALIAS_LEN = 2
-# What follows a name that names a road, not the region (上海乌鲁木齐中路, 广州北京路, 天津南京道,
-# 南京中山路, 青岛台东步行街): an optional direction and number, then a road word. Checked only
-# where no region name begins (台州路桥区, 永州道县 keep their county).
+# What follows a short or former name that names a road after it, not the region (上海乌鲁木齐中路,
+# 广州北京路, 天津南京道, 南京中山路, 青岛台东步行街): an optional direction and number, then a
+# road word. A single 街 or 道 only where the word ends there (沈阳太原街, but 崇州街子镇 and 东莞
+# 道滘 are towns of those cities).
 _ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)?"
-                   r"(?:步行街|大街|大道|胡同|路|街|道|巷|弄)")
-# What follows a short or former name that names a town or village after it, not the region
-# (东莞沙田镇 is a town of 东莞, not 香港 沙田; 惠州沙田镇).
-_TOWN = re.compile(r"[镇乡村]")
+                   r"(?:步行街|大街|大道|胡同|路|巷|弄|[街道](?=$|[\d\s号,，、;；(（]))")
+# ... or a town or village (东莞沙田镇 is a town of 东莞, not 香港 沙田), where the word ends there
+# (湖南乡下, 武进村前 are not).
+_TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])")
+# Between a larger region's name and a county's name right after it: nothing, or separators
+# (the 市 of "台北市大安区" when the name found is 台北).
+_ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
 # Outside mainland jurisdiction (香港, 澳门, 台湾): their place names are common names of mainland
 # towns and streets too (珠海湾仔, 南京元朗, 河北新北).
 _OUTSIDE_MAINLAND = ("71", "81", "82")
@@ -104,7 +108,7 @@ class AddressParser:
         kinds = kind_spans(folded)
         hits = self._name_hits(folded, kinds)
         zone_hits = self._zone_hits(folded)
-        region, candidates = self._best(hits)
+        region, candidates = self._best(hits, folded)
         zone = None
         if zone_hits:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
@@ -139,13 +143,21 @@ class AddressParser:
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if j not in starts and (_ROAD.match(text, j) or (
-                    bonus != _FULL and _TOWN.match(text, j))):
+            if bonus != _FULL and j not in starts and (
+                    _ROAD.match(text, j) or _TOWN.match(text, j)) and not self._named_above(
+                    code, i, j, found):
                 continue  # a road's or a town's name, not the region's
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
+
+    def _named_above(self, code: str, i: int, j: int,
+                     found: list[tuple[str, float, int, int]]) -> bool:
+        """One of `code`'s ancestors is named elsewhere in the text (not in `i:j` itself:
+        乌鲁木齐 names both 乌鲁木齐市 and its 乌鲁木齐县)."""
+        above = {a.code for a in self._chain(code)[1:]}
+        return any(c in above and (e <= i or j <= b) for c, _, b, e in found)
 
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
               own: list[Span]) -> bool:
@@ -172,7 +184,8 @@ class AddressParser:
                     found.append(z)
         return found
 
-    def _best(self, hits: dict[str, list[_Hit]]) -> tuple[Region | None, tuple[str, ...]]:
+    def _best(self, hits: dict[str, list[_Hit]],
+              text: str) -> tuple[Region | None, tuple[str, ...]]:
         scored: list[tuple[float, Region]] = []
         for code, own in hits.items():
             chain = self._chain(code)
@@ -189,7 +202,7 @@ class AddressParser:
         top = max(s for s, _ in scored)
         best_regions = [r for s, r in scored if s == top]
         if len(best_regions) == 1:
-            contradicted = self._contradicted(best_regions[0], hits)
+            contradicted = self._contradicted(best_regions[0], hits, text)
             if contradicted is not None:
                 return None, tuple(sorted((best_regions[0].code, contradicted.code)))
             return best_regions[0], ()
@@ -225,25 +238,29 @@ class AddressParser:
                 best = max(best, h.weight + self._ancestors_score(rest, hits, [*used, h]))
         return best
 
-    def _contradicted(self, region: Region, hits: dict[str, list[_Hit]]) -> Region | None:
-        """A larger region named before `region`'s own name that does not contain it, when
-        `region` is a county (or a place outside mainland jurisdiction) and none of its own
-        ancestors is named: "石家庄桥东区" (桥东区 is 张家口's; 石家庄's was abolished in 2014),
-        "南宁城北区" (西宁's), "北京老城区" (洛阳's), "珠海湾仔". Addresses are written from the
-        larger unit down, so the county's name is then a former or a street-level name: the
-        answer is ambiguous (the caller asks, or the coordinates decide), never the county."""
+    def _contradicted(self, region: Region, hits: dict[str, list[_Hit]],
+                      text: str) -> Region | None:
+        """A larger region named right before `region`'s own name (nothing but separators
+        between) that does not contain it, when `region` is a county (or a place outside
+        mainland jurisdiction) and none of its own ancestors is named: "石家庄桥东区" (桥东区 is
+        张家口's; 石家庄's was abolished in 2014), "南宁城北区" (西宁's), "北京老城区" (洛阳's),
+        "珠海湾仔". Addresses are written from the larger unit down, so the county's name is
+        then a former or a street-level name: the answer is ambiguous (the caller asks, or the
+        coordinates decide), never the county. A name further away is a shop's or a
+        landmark's ("兰州拉面 天河区", "中山大学海珠区"): it does not count."""
         if region.level != "county" and not region.code.startswith(_OUTSIDE_MAINLAND):
             return None
         chain = {r.code for r in self._chain(region.code)}
         if any(code in chain and code != region.code for code in hits):
             return None  # one of its ancestors is named
-        own_start = min(h.start for h in hits[region.code])
+        starts = [h.start for h in hits[region.code]]
         for code, own in hits.items():
             other = self._by_code[code]
             if code in chain or other.level == "county" or region.code in {
                     r.code for r in self._chain(code)}:
                 continue
-            if any(h.end <= own_start for h in own):
+            if any(h.end <= start and _ADJACENT.fullmatch(text, h.end, start)
+                   for h in own for start in starts):
                 return other
         return None
 

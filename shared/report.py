@@ -59,15 +59,25 @@ def rule(code: str, message: str, **context: object) -> PydanticCustomError:
 def _photo_url(value: HttpUrl, info: ValidationInfo) -> HttpUrl:
     """A photo link as a valid URI (shared.urls.as_uri: a stray `%`, brackets, a second `#`
     encoded, so the CAP message stays valid), never with a user name or password in it: the
-    link is published with the alert (`photo_url_credentials`)."""
-    if (value.username or value.password) and not stored(info):
+    link is published with the alert (`photo_url_credentials`); at most PHOTO_URL_MAX
+    characters once encoded (`url_too_long`). A stored link is read as it was stored."""
+    if stored(info):
+        return value  # a stored link is read as it was stored
+    if value.username or value.password:
         raise rule("photo_url_credentials", "a photo link must not contain a user name or "
                    "password: it is published with the alert; give a link without them")
     uri = as_uri(str(value))
+    # Encoded (pydantic encodes non-ASCII, as_uri the rest), it must still be readable back
+    # under max_length, which pydantic checks on the link as given.
+    if len(uri) > PHOTO_URL_MAX:
+        raise rule("url_too_long", f"this photo link is longer than {PHOTO_URL_MAX} "
+                   "characters once encoded; give a shorter link", max_length=PHOTO_URL_MAX)
     return value if uri == str(value) else HttpUrl(uri)
 
 
-PhotoUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000, allowed_schemes=["http", "https"]),
+PHOTO_URL_MAX = 2000
+PhotoUrl = Annotated[HttpUrl, UrlConstraints(max_length=PHOTO_URL_MAX,
+                                             allowed_schemes=["http", "https"]),
                      AfterValidator(_photo_url)]
 
 

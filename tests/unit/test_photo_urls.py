@@ -61,3 +61,24 @@ def test_any_path_query_and_fragment_become_a_valid_uri_once(path: str, query: s
     assert is_any_uri(url), url
     assert as_uri(url) == url
 
+
+
+def test_a_link_that_encoding_makes_too_long_is_refused_at_input() -> None:
+    """Encoded, a link must still be readable back under its max_length (what is accepted is
+    never lost to a consumer's dead-letter queue)."""
+    near = "https://x.org/" + "a" * (1990 - len("https://x.org/"))
+    with pytest.raises(ValidationError) as refused:
+        PHOTO.validate_python(near + "[" * 10)
+    assert refused.value.errors()[0]["type"] == "url_too_long"
+    assert str(PHOTO.validate_python(near + "b" * 10)) == near + "b" * 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60), st.integers(0, 1990))
+def test_whatever_is_accepted_reads_back_the_same(tail: str, padding: int) -> None:
+    try:
+        accepted = PHOTO.validate_python("https://x.org/" + "p" * padding + tail)
+    except ValidationError:
+        return
+    assert PHOTO.validate_python(str(accepted), context=STORED) == accepted
+    assert is_any_uri(str(accepted))

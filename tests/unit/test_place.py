@@ -298,7 +298,7 @@ def test_zones_are_reported_and_divisions_are_not_zones(ix: RegionIndex, address
 
 
 @pytest.mark.parametrize(("address", "code"), [
-    ("武汉东湖新技术开发区", "420100"),  # the official name: was read as 湖新技术开发区 (南昌东湖区?)
+    ("武汉东湖新技术开发区", "420100"),  # the official name, once read as 湖新技术开发区
     ("湖北省武汉市东湖新技术开发区光谷大道", "420100"),
     ("武汉东湖新技术产业开发区", "420100"),
     ("南昌东湖区", "360102"),  # the district stays a district

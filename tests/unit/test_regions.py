@@ -201,7 +201,7 @@ def test_resolve_address_refuses_to_guess(ix: RegionIndex, address: str) -> None
 @pytest.mark.parametrize(("address", "code"), [
     ("上海乌鲁木齐中路100号", "310000"), ("上海齐齐哈尔路", "310000"), ("上海四川北路", "310000"),
     ("广州北京路", "440100"), ("昆明北京路", "530100"), ("南京湖南路", "320100"),
-    ("南京中山路", "320100"), ("大连中山路", "210200"), ("天津南京道", "120000"),
+    ("南京中山路", "320100"), ("天津南京道", "120000"), ("昆明北京路88号", "530100"),
     ("武汉香港路", "420100"), ("杭州延安路", "330100"), ("沈阳太原街", "210100"),
     ("青岛台东步行街", "370200"), ("青岛市市南区香港中路", "370202"),
     ("上海市静安区南京西路", "310106"), ("天津市和平区南京路", "120101"),
@@ -225,6 +225,8 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     ("北京老城区", {"110000", "410302"}), ("珠海湾仔", {"440400", "810000"}),
     ("深圳湾仔", {"440300", "810000"}), ("南京元朗", {"320100", "810000"}),
     ("河北新北", {"130000", "710000"}), ("上海昆山", {"310000", "320583"}),
+    ("南宁市 城北区", {"450100", "630105"}), ("台北市大安区", {"510304", "710000"}),
+    ("台湾台南市东区", {"510402", "710000"}),
 ])
 def test_a_county_outside_the_region_named_before_it_is_not_chosen(
         ix: RegionIndex, address: str, candidates: set[str]) -> None:
@@ -238,6 +240,29 @@ def test_a_county_outside_the_region_named_before_it_is_not_chosen(
 ])
 def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
                                                  code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
+# What the two rules must leave alone: a full official name followed by a street or a town
+# (碑林区东大街, 长沙县路口镇); a town or street whose own name begins with 道/街/镇/乡/村 (东莞
+# 道滘, 崇州街子镇, 武进村前); a short name whose ancestor is named (浏阳 in 长沙浏阳镇头镇, 南海
+# in 佛山南海大道); a shop's or landmark's name further before the county (兰州拉面, 中山大学).
+@pytest.mark.parametrize(("address", "code"), [
+    ("陕西省西安市碑林区东大街", "610103"), ("西安碑林区南大街", "610103"),
+    ("河北省石家庄市赵县南大街", "130133"), ("湖南省长沙县路口镇", "430121"),
+    ("河南省滑县道口镇", "410526"), ("道县道江镇", "431124"), ("山西省晋城市城区东大街", "140502"),
+    ("阳泉郊区路家村", "140311"), ("唐山路南区", "130202"),
+    ("东莞道滘", "441900"), ("广东省东莞市道滘镇", "441900"), ("崇州街子镇", "510184"),
+    ("从化街口街道", "440117"), ("长沙浏阳镇头镇", "430181"), ("武进村前", "320412"),
+    ("湖南乡下", "430000"), ("云南勐海镇", "532822"), ("佛山南海大道", "440605"),
+    ("兰州拉面 天河区", "440106"), ("北京烤鸭店福田区", "440304"),
+    ("中山大学海珠区新港西路", "440105"), ("北海公园西城区", "110102"),
+    ("阿里巴巴西溪园区余杭区文一西路", "330110"), ("中山医院徐汇区", "310104"),
+    ("香港花园福田区", "440304"),
+])
+def test_full_names_towns_and_shop_names_keep_their_county(ix: RegionIndex, address: str,
+                                                            code: str) -> None:
     match = ix.parse_address(address)
     assert match.region is not None and match.region.code == code, (address, match)
 
