@@ -31,8 +31,9 @@ _GENERIC_ALIAS_LEN = 2
 # 道滘 are towns of those cities).
 _ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)?"
                    r"(?:步行街|大街|大道|胡同|路|巷|弄|[街道](?=$|[\d\s号,，、;；(（]))")
-# ... or a town or village (东莞沙田镇 is a town of 东莞, not 香港 沙田), where the word ends there
-# (湖南乡下, 武进村前 are not).
+# ... or a town or village after another region's name (东莞沙田镇 is a town of 东莞, not 香港
+# 沙田), where the word ends there (湖南乡下, 武进村前 are not). Alone, a town named like a county
+# is usually that county's (兰陵镇 is in 兰陵县).
 _TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])")
 # Between a larger region's name and a county's name right after it: nothing, or separators
 # (the 市 of "台北市大安区" when the name found is 台北).
@@ -143,10 +144,12 @@ class AddressParser:
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if bonus != _FULL and j not in starts and (
-                    _ROAD.match(text, j) or _TOWN.match(text, j)) and not self._named_above(
-                    code, i, j, found):
-                continue  # a road's or a town's name, not the region's
+            if bonus != _FULL and j not in starts and (_ROAD.match(text, j) or (
+                    _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
+                    and not (self._by_code[code].level == "county"
+                             and self._named_above(code, i, j, found)):
+                continue  # a road's or a town's name, not the region's (a county's below its
+                # named city or province stands: 佛山南海大道, 云南勐海镇)
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))

@@ -206,6 +206,7 @@ def test_resolve_address_refuses_to_guess(ix: RegionIndex, address: str) -> None
     ("青岛台东步行街", "370200"), ("青岛市市南区香港中路", "370202"),
     ("上海市静安区南京西路", "310106"), ("天津市和平区南京路", "120101"),
     ("东莞沙田镇", "441900"), ("惠州沙田镇", "441300"), ("佛山九江镇", "440600"),
+    ("昆山玉山镇", "320583"),
     ("台州路桥区", "331004"), ("永州道县", "431124"), ("甘孜乡城", "513336"),
     ("香港九龙弥敦道", "810000"), ("澳门氹仔", "820000"),
 ])
@@ -226,7 +227,7 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     ("深圳湾仔", {"440300", "810000"}), ("南京元朗", {"320100", "810000"}),
     ("河北新北", {"130000", "710000"}), ("上海昆山", {"310000", "320583"}),
     ("南宁市 城北区", {"450100", "630105"}), ("台北市大安区", {"510304", "710000"}),
-    ("台湾台南市东区", {"510402", "710000"}),
+    ("台湾台南市东区", {"510402", "710000"}), ("珠海湾仔街道", {"440400", "810000"}),
 ])
 def test_a_county_outside_the_region_named_before_it_is_not_chosen(
         ix: RegionIndex, address: str, candidates: set[str]) -> None:
@@ -259,7 +260,8 @@ def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
     ("兰州拉面 天河区", "440106"), ("北京烤鸭店福田区", "440304"),
     ("中山大学海珠区新港西路", "440105"), ("北海公园西城区", "110102"),
     ("阿里巴巴西溪园区余杭区文一西路", "330110"), ("中山医院徐汇区", "310104"),
-    ("香港花园福田区", "440304"),
+    ("香港花园福田区", "440304"), ("兰陵镇", "371324"), ("天水北道区", "620503"),
+    ("白山八道江区", "220602"),
 ])
 def test_full_names_towns_and_shop_names_keep_their_county(ix: RegionIndex, address: str,
                                                             code: str) -> None:
@@ -296,3 +298,24 @@ def test_region_is_frozen() -> None:
     r = Region("140403", "潞州区", "county", "140400", 36.2, 113.1, False)
     with pytest.raises(AttributeError):
         r.name = "x"  # type: ignore[misc]
+
+
+ROADS = ["人民路88号", "中山路1号", "解放大街", "北京路12号", "幸福村", "南京西路", "新华镇",
+         "湖南路", "台东街"]
+
+
+def test_every_county_written_from_its_province_down_is_that_county(ix: RegionIndex) -> None:
+    """All 2,847 counties, each as an operator writes it — province, prefecture, county in
+    full names, or in short names with the county in full — followed by a street, a village or
+    a town named after another place (北京路, 南京西路, 新华镇): every one is that county."""
+    wrong = []
+    for k, county in enumerate(ix.all("county")):
+        chain = list(reversed(ix.chain(county.code)))
+        full = [r.name for r in chain]
+        short = [short_name(r.name) or r.name for r in chain[:-1]] + [county.name]
+        for parts in (full, short):
+            address = "".join(parts) + ROADS[k % len(ROADS)]
+            got = ix.parse_address(address).region
+            if got is None or got.code != county.code:
+                wrong.append((address, got.code if got else None))
+    assert len(ix.all("county")) == 2847 and wrong == []
