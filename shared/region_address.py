@@ -146,21 +146,30 @@ class AddressParser:
                 continue
             if bonus != _FULL and j not in starts and (_ROAD.match(text, j) or (
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
-                    and not (self._by_code[code].level == "county"
-                             and self._named_above(code, i, j, found)):
-                continue  # a road's or a town's name, not the region's (a county's below its
-                # named city or province stands: 佛山南海大道, 云南勐海镇)
+                    and not self._stands(code, i, j, found):
+                continue  # a road's or a town's name, not the region's
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
 
-    def _named_above(self, code: str, i: int, j: int,
-                     found: list[tuple[str, float, int, int]]) -> bool:
-        """One of `code`'s ancestors is named elsewhere in the text (not in `i:j` itself:
-        乌鲁木齐 names both 乌鲁木齐市 and its 乌鲁木齐县)."""
+    def _stands(self, code: str, i: int, j: int,
+                found: list[tuple[str, float, int, int]]) -> bool:
+        """A name followed by a road or town word still names its region when one of the
+        region's ancestors is named elsewhere and no other place is (江苏苏州大道 and 佛山南海大道
+        are in 苏州 and 南海区; 云南勐海镇): the road is then named after the place it runs
+        through. Another place named (江苏徐州鼓楼区南京西路, 山东青岛莱阳路), or none above
+        (广州北京路), makes it a road's name. Names overlapping `i:j` do not count (乌鲁木齐
+        names both 乌鲁木齐市 and its 乌鲁木齐县)."""
         above = {a.code for a in self._chain(code)[1:]}
-        return any(c in above and (e <= i or j <= b) for c, _, b, e in found)
+        apart = [(c, b, e) for c, _, b, e in found if (e <= i or j <= b) and c != code]
+        named_above = {(b, e) for c, b, e in apart if c in above}
+        if not named_above:
+            return False
+        # another place: not above, not below, and not read within an ancestor's own name (吉林
+        # names 吉林省 and 吉林市, 河北 河北省 and 天津's 河北区, 黑龙江 holds 龙江县's 龙江)
+        return all(c in above or any(b < ae and ab < e for ab, ae in named_above) or code in {
+            r.code for r in self._chain(c)} for c, b, e in apart)
 
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
               own: list[Span]) -> bool:

@@ -156,13 +156,15 @@ class RegionIndex:
         Streets and towns: a short or former name followed by a road word (路, 大街, 大道, 巷,
         胡同, 弄, 步行街, or a 街/道 that ends there; after an optional direction or number:
         南京西路, 香港中路) names a road, and one followed by a 镇/乡/村 that ends there, after
-        another name, a town; neither nominates the region (广州北京路 is 广州), unless it is a
-        county whose city or province is named elsewhere (佛山南海大道, 云南勐海镇); full names
-        stand (碑林区东大街). Order: addresses go from the larger unit down, so a county (or a
-        place of 香港/澳门/台湾) named right after a larger region that does not contain it, with
-        none of its own ancestors named, is not chosen: the answer is ambiguous (南宁城北区 is not
-        西宁's 城北区; 珠海湾仔 is not 香港). A name further before it is a shop's or a
-        landmark's (兰州拉面 天河区 is 天河区).
+        another name, a town; neither nominates the region (广州北京路 is 广州), unless one of its
+        ancestors is named elsewhere and no other place is (江苏苏州大道, 佛山南海大道, 云南勐海镇;
+        but 江苏徐州鼓楼区南京西路 is 徐州's); full names stand (碑林区东大街).
+
+        Order: addresses go from the larger unit down, so a county (or a place of 香港/澳门/
+        台湾) named right after a larger region that does not contain it, with none of its own
+        ancestors named, is not chosen: the answer is ambiguous (南宁城北区 is not 西宁's 城北区;
+        珠海湾仔 is not 香港). A name further before it is a shop's or a landmark's (兰州拉面
+        天河区 is 天河区).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former
