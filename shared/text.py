@@ -11,7 +11,7 @@ Two separate guarantees (issue 11 §5):
   description during an emergency; the break-like ones are kept as the line break they stood
   for.
   Also **removed**: the invisible format characters that change how the text around them is
-  shown or searched (`_INVISIBLE`): the bidirectional embeddings, overrides and isolates
+  shown or searched (`_INVISIBLE_CHARS`): the bidirectional embeddings, overrides and isolates
   (U+202A–U+202E, U+2066–U+2069: an unclosed U+202E after a child's name shows everything
   after it reversed — the contact number, the check code, the link — on every screen that
   applies the Unicode Bidirectional Algorithm, UAX #9 §2.2), the direction marks (U+200E,
@@ -24,7 +24,7 @@ Two separate guarantees (issue 11 §5):
 - `xml_text` is applied by every XML and SVG writer to every string it emits, whatever is
   stored (older events, other producers): it drops every character XML 1.0 §2.2 `Char` does not
   allow, so no stored value can make a CAP message, the Atom feed or the spread picture
-  ill-formed, and the `_INVISIBLE` characters above, so a value stored before they were
+  ill-formed, and the invisible characters above, so a value stored before they were
   removed at input does not reorder a public message either.
 """
 
@@ -38,16 +38,16 @@ from pydantic import BeforeValidator
 
 # Line breaks of every kind (CRLF, CR, VT, FF, NEL, LINE/PARAGRAPH SEPARATOR) → "\n".
 _BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
-# C0 except tab and newline, DEL, C1; lone surrogates; the 66 non-characters.
-_UNWANTED = re.compile(
-    "[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}"
-              for plane in range(17))
-    + "]")
 # Invisible format characters that reorder or split what a person reads (module docstring).
 _INVISIBLE_CHARS = ("\u00ad\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
                     "\ufeff\ufff9-\ufffb")
-_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
+# C0 except tab and newline, DEL, C1; lone surrogates; the 66 non-characters; the invisible
+# ones: removed in one pass.
+_UNWANTED = re.compile(
+    "[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _INVISIBLE_CHARS
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}"
+              for plane in range(17))
+    + "]")
 # What XML 1.0 (Fifth Edition) §2.2 does not allow as a character, and the invisible ones.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
                       f"|[{_INVISIBLE_CHARS}]")
@@ -59,7 +59,7 @@ def clean_text(value: object) -> object:
     unchanged (the field's own type check refuses them)."""
     if not isinstance(value, str):
         return value
-    text = _INVISIBLE.sub("", _UNWANTED.sub("", _BREAKS.sub("\n", value)))
+    text = _UNWANTED.sub("", _BREAKS.sub("\n", value))
     return unicodedata.normalize("NFC", text)
 
 
