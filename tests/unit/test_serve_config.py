@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -68,10 +69,10 @@ def test_the_heap_is_settled_after_the_apps_own_startup() -> None:
 
 
 def test_benchmark_processes_run_on_the_services_loop() -> None:
-    """What the API server runs on (uvicorn's "auto": uvloop, installed with uvicorn[standard])
-    is what `run_on_service_loop` runs a coroutine on: a benchmark's worker process measures
-    the loop the service has, not asyncio's default."""
-    uvloop = pytest.importorskip("uvloop")
+    """What the API server runs on (uvicorn's "auto": uvloop, locked in uv.lock through
+    uvicorn[standard] for every platform CI runs on, so imported here, never skipped) is what
+    `run_on_service_loop` runs a coroutine on: a benchmark's worker process measures the loop
+    the service has, not asyncio's default."""
     assert loop_factory() is uvloop.new_event_loop
     assert _api_config(object(), Settings(), "notify").get_loop_factory() is loop_factory()
 
