@@ -16,9 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
-
 from shared.kafka_access import KafkaAccess
+from shared.kafka_log import read_to_end
 
 T = TypeVar("T")
 
@@ -118,32 +117,31 @@ def _json_or_none(raw: bytes | None) -> Any:
         return None
 
 
-async def read_topic(bootstrap: str, topic: str, timeout: float = 5,
+async def read_topic(bootstrap: str, topic: str, timeout: float = 60,
                      access: KafkaAccess | None = None) -> list[dict[str, Any]]:
-    """Every message on `topic` from the start, as {key, headers, value} dicts (`access`: a
-    principal on a SASL cluster)."""
-    options = access.client_options() if access else {"bootstrap_servers": bootstrap}
-    consumer = AIOKafkaConsumer(topic, **options, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=f"test-{uuid.uuid4().hex}")
-    await consumer.start()
+    """Every message on `topic` from its beginning up to its end at call time, as {key,
+    headers, value, raw} dicts (`access`: a principal on a SASL cluster). Read without a
+    consumer group by `shared.kafka_log.read_to_end`, so it never stops short: late in the
+    suite the shared topics hold tens of thousands of messages, and a read that ended at the
+    first empty poll or after a few seconds returned some of them (a flaky "missing" message).
+    Raises TimeoutError when the end is not reached within `timeout` seconds."""
     out: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            if not batch and out:
-                break
-            for records in batch.values():
-                for r in records:
-                    out.append({
-                        "key": r.key.decode() if r.key else None,
-                        "headers": {k: v.decode() for k, v in r.headers},
-                        "value": _json_or_none(r.value),
-                        "raw": r.value,
-                    })
-    finally:
-        await consumer.stop()
+    async for r in read_to_end(access or bootstrap, topic, timeout_s=timeout, client="test"):
+        out.append({
+            "key": r.key.decode() if r.key else None,
+            "headers": {k: v.decode() for k, v in r.headers},
+            "value": _json_or_none(r.value),
+            "raw": r.value,
+        })
     return out
+
+
+def log_lines(path: Path, words: set[str], keep: int = 40) -> str:
+    """The last `keep` lines of the log at `path` naming any of `words` (or its tail): what a
+    failing end-to-end test shows of a service."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    hits = [line for line in lines if any(w in line for w in words)] or lines
+    return "\n".join(hits[-keep:])
 
 
 def ids_per_case(events: list[dict[str, Any]], ce_type: str,

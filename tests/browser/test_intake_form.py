@@ -92,7 +92,7 @@ async def accepted_report(kafka: KafkaServer, redis: RedisServer,
                           case_id: str) -> dict[str, Any] | None:
     """The report of `case_id` on homeward.reports.v1 opened with its case key, the way a
     consumer reads it (issue 13: the personal fields travel sealed, never in clear)."""
-    for m in await read_topic(kafka.bootstrap, topics.REPORTS, timeout=10):
+    for m in await read_topic(kafka.bootstrap, topics.REPORTS):
         value = m["value"]
         if m["key"] == case_id and isinstance(value, dict) and "report" in value:
             assert "pii" in value, "the report's personal fields are sealed"
@@ -181,7 +181,7 @@ def test_a_submit_lost_on_the_network_is_retried_once_with_the_same_key(
     case_id = page.locator("#case-no").inner_text()
 
     async def reports_for_case() -> list[str]:
-        found = await read_topic(kafka.bootstrap, topics.REPORTS, timeout=10)
+        found = await read_topic(kafka.bootstrap, topics.REPORTS)
         return [m["headers"]["ce_id"] for m in found  # skip other tests' poison messages
                 if m["key"] == case_id and isinstance(m["value"], dict)
                 and isinstance(m["value"].get("report"), dict)]

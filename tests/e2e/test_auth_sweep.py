@@ -27,7 +27,7 @@ from services.dispatch.app import create_app as dispatch_app
 from services.notify.app import create_app as notify_app
 from shared.auth import Role, mint_token
 from shared.settings import Settings
-from tests.helpers import ProviderTokens, another_child, eventually, report_body
+from tests.helpers import ProviderTokens, another_child, eventually, log_lines, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -201,15 +201,24 @@ async def test_cross_region_reads_see_nothing(
             case_id = posted.json()["case_id"]
             report_id = posted.json()["report_id"]
 
+            last: dict[str, str] = {}
+
             async def visible() -> bool:
                 got = await http.get(f"{dispatch}/api/v1/cases/{case_id}", headers=changzhi)
                 deliveries = await http.get(f"{notify}/api/v1/deliveries",
                                             params={"case_id": case_id}, headers=changzhi)
+                last.update(case=f"{got.status_code} {got.text[:200]}",
+                            deliveries=f"{deliveries.status_code} {deliveries.text[:300]}")
                 return got.status_code == 200 and deliveries.status_code == 200 and bool(
                     deliveries.json()["deliveries"])
 
-            # (The stack first catches up what earlier modules left on the session broker.)
-            await eventually(visible, timeout=90)
+            try:
+                await eventually(visible, timeout=90)
+            except AssertionError as exc:
+                logs = "\n".join(f"--- {name}\n{log_lines(proc.log_path, {case_id, report_id})}"
+                                  for name, proc in stack.items())
+                raise AssertionError(f"{exc}; the case as its own region's commander reads it: "
+                                     f"{last}\n{logs}") from exc
             # The Nanjing stream carried nothing of this case while it opened.
             seen: list[str] = []
 

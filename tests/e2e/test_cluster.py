@@ -244,7 +244,7 @@ async def test_survives_a_broker_loss_and_the_controller_loss(cluster: Cluster) 
         await asyncio.sleep(5)  # let any late duplicate arrive before counting
 
         admin = cluster.kafka.access()
-        events = await read_topic(admin.bootstrap, topics.DISPATCH, timeout=30, access=admin)
+        events = await read_topic(admin.bootstrap, topics.DISPATCH, access=admin)
         opened = ids_per_case(events, "homeward.case.opened.v1", cases)
         assert set(opened) == cases
         assert {c: ids for c, ids in opened.items() if len(ids) != 1} == {}

@@ -226,7 +226,7 @@ async def test_nothing_lost_or_doubled_under_faults(faults: Faults) -> None:
         await asyncio.sleep(5)  # let any late duplicate arrive before counting
 
         # Exactly one case.opened per case on the dispatch topic.
-        events = await read_topic(faults.kafka.bootstrap, DISPATCH, timeout=30)
+        events = await read_topic(faults.kafka.bootstrap, DISPATCH)
         # One distinct case.opened per case; a resend after a crash carries the same ce_id.
         opened = ids_per_case(events, "homeward.case.opened.v1", cases)
         assert set(opened) == cases

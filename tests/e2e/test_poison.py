@@ -157,7 +157,7 @@ async def test_poison_goes_to_the_dlq_and_good_messages_still_flow(
         for group in groups:
             await eventually(lambda g=group, t=topic: _caught_up(kafka.bootstrap, g, t),
                              timeout=180)
-        dead = [m for m in await read_topic(kafka.bootstrap, topics.dlq(topic), timeout=15)
+        dead = [m for m in await read_topic(kafka.bootstrap, topics.dlq(topic))
                 if (m["key"] or "").startswith(f"poison-{run}-")]
         for group in groups:
             mine = [m for m in dead if m["headers"].get("dlq_source") == SOURCE_OF_GROUP[group]]

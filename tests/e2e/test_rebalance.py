@@ -139,8 +139,7 @@ async def test_two_instances_split_the_work_and_a_rebalance_loses_and_doubles_no
                     ids[(p["case_id"], p.get("version"), p.get("type"))].add(p["webhook_id"])
                 assert {k: v for k, v in ids.items() if len(v) != 1} == {}
 
-        events = await read_topic(instances["alert"].env["HOMEWARD_KAFKA_BOOTSTRAP"], DISPATCH,
-                                  timeout=30)
+        events = await read_topic(instances["alert"].env["HOMEWARD_KAFKA_BOOTSTRAP"], DISPATCH)
         # One distinct case.opened per case; a resend after a crash carries the same ce_id.
         opened = ids_per_case(events, "homeward.case.opened.v1", cases)
         assert set(opened) == cases

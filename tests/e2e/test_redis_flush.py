@@ -28,7 +28,7 @@ from shared import topics
 from shared.auth import Role, mint_token
 from shared.settings import Settings
 from shared.verification import JWKS_PATH
-from tests.helpers import WebhookSink, eventually, read_topic, report_body
+from tests.helpers import WebhookSink, eventually, log_lines, read_topic, report_body
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +42,6 @@ def token(role: Role, region: str, hub_id: str | None = None) -> dict[str, str]:
 
 
 COMMANDER = token(Role.commander, "140400")
-
-
-def log_lines(path: Path, words: set[str], keep: int = 40) -> str:
-    """The last `keep` lines of the log at `path` naming any of `words` (or its tail)."""
-    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    hits = [line for line in lines if any(w in line for w in words)] or lines
-    return "\n".join(hits[-keep:])
 
 
 def header(request: dict[str, Any], name: str) -> str:

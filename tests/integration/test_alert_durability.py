@@ -33,7 +33,7 @@ def own_kafka(tmp_path: Path) -> Iterator[KafkaServer]:
 
 async def published_ids(bootstrap: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for message in await read_topic(bootstrap, topics.REPORTS, timeout=10):
+    for message in await read_topic(bootstrap, topics.REPORTS):
         ce_id = message["headers"].get("ce_id")  # other tests leave poison on the topic
         if ce_id:
             counts[ce_id] = counts.get(ce_id, 0) + 1
