@@ -32,9 +32,20 @@ _GENERIC_ALIAS_LEN = 2
 _ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)?"
                    r"(?:步行街|大街|大道|胡同|路|巷|弄|[街道](?=$|[\d\s号,，、;；(（]))")
 # ... or a town or village after another region's name (东莞沙田镇 is a town of 东莞, not 香港
-# 沙田), where the word ends there (湖南乡下, 武进村前 are not). Alone, a town named like a county
-# is usually that county's (兰陵镇 is in 兰陵县).
+# 沙田), where the word ends there (湖南乡下, 武进村前 are not). Alone, the township list decides
+# (太平镇 is no 阜新 太平区, 兰陵镇 is in 兰陵县: `_town_named_after`).
 _TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])")
+# The last character of every township name kept (镇, 乡, 街道, 苏木).
+_TOWNSHIP_LAST = frozenset("镇乡道木")
+# What after a name ending in 乡 makes a word of it, not a township (shared/data/townships.json):
+# 湖南乡下 is rural 湖南, not 临川's 湖南乡; 河南乡镇 are 河南's townships.
+_NOT_TOWNSHIP = re.compile(r"[下村镇]")
+# The last character of a division's full name (淮北市): a township's name found from there
+# on would begin inside the name before it.
+_LEVEL_ENDINGS = frozenset("省市县区州旗盟")
+# At most this many counties with a township of the name found make an ambiguous answer
+# (the caller asks); more (城关镇: 88, 太平镇: 50) say nothing.
+_TOWNSHIP_CANDIDATES = 8
 # Between a larger region's name and a county's name right after it: nothing, or separators
 # (the 市 of "台北市大安区" when the name found is 台北).
 _ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
@@ -55,6 +66,16 @@ class AddressMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class _Township:
+    """A township's name found in an address, text[start:end], and the counties that have
+    a township of that name."""
+
+    start: int
+    end: int
+    counties: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Hit:
     start: int
     end: int
@@ -65,11 +86,13 @@ class _Hit:
 
 class AddressParser:
     """The names of `regions` (by code) and their former names (`aliases`: (former name,
-    code)), and the `zones` whose hosts are all known, indexed for scanning addresses;
-    `chain(code)` is the region then its ancestors (RegionIndex.chain)."""
+    code)), the `zones` whose hosts are all known and the `townships` (name -> the codes of
+    the counties that have one of that name), indexed for scanning addresses; `chain(code)`
+    is the region then its ancestors (RegionIndex.chain)."""
 
     def __init__(self, regions: Mapping[str, Region], aliases: Iterable[tuple[str, str]],
-                 zones: Iterable[Zone], chain: Callable[[str], list[Region]]) -> None:
+                 zones: Iterable[Zone], chain: Callable[[str], list[Region]],
+                 townships: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._by_code = regions
         self._chain = chain
         provinces = [n for r in regions.values() if r.level == "province"
@@ -93,6 +116,9 @@ class AddressParser:
                 self._add_name(former, code, _ALIAS)
         self._max_name = max(len(n) for n in self._names)
         self._name_prefixes = {n[:k] for n in self._names for k in range(2, len(n) + 1)}
+        self._townships = {name: tuple(c for c in codes if c in regions)
+                           for name, codes in (townships or {}).items()}
+        self._max_township = max((len(n) for n in self._townships), default=0)
 
     def _add_name(self, name: str, code: str, weight: float) -> None:
         entries = self._names.setdefault(name, [])
@@ -103,17 +129,25 @@ class AddressParser:
         """A development zone or new area known from data, by any of its spellings."""
         return self._zones.get(fold(name))
 
-    def parse(self, text: str) -> AddressMatch:
+    def parse(self, text: str, inside: str | None = None) -> AddressMatch:
         """What an address names; the rules are those of RegionIndex.parse_address."""
         folded = fold(text)
         kinds = kind_spans(folded)
-        hits = self._name_hits(folded, kinds)
+        townships = self._township_hits(folded)
+        hits = self._name_hits(folded, kinds, townships)
         zone_hits = self._zone_hits(folded)
         region, candidates = self._best(hits, folded)
         zone = None
         if zone_hits:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
             region, candidates = self._within_zone(region, zone_hits)
+        else:
+            region, candidates = self._by_township(region, candidates, townships)
+            known = self._by_code.get(inside) if inside else None
+            if known is not None and (region is None or within(region.code, known.code)):
+                below, _ = self._by_township(known, (), townships)
+                if below is not known:
+                    region, candidates = below, ()
         kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
                  if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
                             for h in hs)]
@@ -124,7 +158,64 @@ class AddressParser:
             zone = stem[cut + 1:] + folded[k.start:k.end]
         return AddressMatch(region, zone, candidates)
 
-    def _name_hits(self, text: str, kinds: list[Span]) -> dict[str, list[_Hit]]:
+    def _township_hits(self, text: str) -> list[_Township]:
+        """The townships named in `text`, left to right: at each township word (镇, 乡, 街道,
+        苏木) the longest name ending there; one inside another does not count (北太平镇 holds
+        太平镇)."""
+        found: list[_Township] = []
+        for end in range(2, len(text) + 1):
+            if text[end - 1] not in _TOWNSHIP_LAST:
+                continue
+            if text[end - 1] == "乡" and _NOT_TOWNSHIP.match(text, end):
+                continue
+            for start in range(max(0, end - self._max_township), end - 1):  # longest first
+                counties = self._townships.get(text[start:end])
+                if counties is None:
+                    continue
+                if text[start] in _LEVEL_ENDINGS and self._ends_full_name(text, start + 1):
+                    continue  # the end of the name before it (淮北市东街道 is 东街道)
+                found.append(_Township(start, end, counties))
+                break
+        return [t for t in found if not any(
+            o is not t and o.start <= t.start and t.end <= o.end for o in found)]
+
+    def _ends_full_name(self, text: str, end: int) -> bool:
+        """A division's full official name ends at `end` (淮北市 in 淮北市东街道)."""
+        return any(any(w == _FULL for _, w in self._names.get(text[k:end], ()))
+                   for k in range(max(0, end - self._max_name), end - 1))
+
+    def _town_named_after(self, code: str, i: int, j: int, townships: list[_Township]) -> bool:
+        """`text[i:j]`, a name of region `code`, is part of a township's longer name, and
+        no township of that name lies in the region: it names the town (太平镇 is no 阜新
+        太平区, 湖南镇 is in 浙江), not the region (兰陵镇 is in 兰陵县)."""
+        return any(t.start <= i and j <= t.end and t.end - t.start > j - i
+                   and not any(within(code, c) for c in t.counties) for t in townships)
+
+    def _by_township(self, region: Region | None, candidates: tuple[str, ...],
+                     townships: list[_Township]) -> tuple[Region | None, tuple[str, ...]]:
+        """A township named below what the rest of the address pins down (a province or a
+        prefecture, or several candidates) places it in the one county there that has a
+        township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞).
+        With no region named at all, the counties that have it decide: one is the answer
+        (安亭镇 alone is 上海 嘉定区's), up to _TOWNSHIP_CANDIDATES are candidates (街子镇: three
+        counties), more say nothing (太平镇: 50). A county already named is never moved."""
+        if region is not None and region.level == "county":
+            return region, candidates
+        for t in townships:
+            if region is not None:
+                fits = [c for c in t.counties if within(region.code, c)]
+            elif candidates:
+                fits = [c for c in t.counties if any(within(k, c) for k in candidates)]
+            else:
+                fits = list(t.counties)
+            if len(fits) == 1:
+                return self._by_code[fits[0]], ()
+            if region is None and not candidates and 1 < len(fits) <= _TOWNSHIP_CANDIDATES:
+                return None, tuple(sorted(fits))
+        return region, candidates
+
+    def _name_hits(self, text: str, kinds: list[Span],
+                   townships: list[_Township]) -> dict[str, list[_Hit]]:
         found: list[tuple[str, float, int, int]] = []
         for i in range(len(text)):
             for j in range(i + 2, min(len(text), i + self._max_name) + 1):
@@ -148,6 +239,8 @@ class AddressParser:
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
                     and not self._stands(code, i, j, found):
                 continue  # a road's or a town's name, not the region's
+            if bonus != _FULL and self._town_named_after(code, i, j, townships):
+                continue
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))

@@ -10,7 +10,7 @@ re-exported here with AddressMatch, so callers import everything about regions f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -55,18 +55,22 @@ class RegionIndex:
     """Lookups over the province/prefecture/county list. Build once (region_index()), share."""
 
     def __init__(self, regions: Iterable[Region], aliases: Iterable[tuple[str, str]] = (),
-                 retired: Iterable[RetiredCode] = (), zones: Iterable[Zone] = ()) -> None:
+                 retired: Iterable[RetiredCode] = (), zones: Iterable[Zone] = (),
+                 townships: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._by_code: dict[str, Region] = {r.code: r for r in regions}
         self._retired = {r.code: r for r in retired if r.code not in self._by_code}
         self._children: dict[str, list[Region]] = {}
         for r in self._by_code.values():
             if r.parent is not None:
                 self._children.setdefault(r.parent, []).append(r)
-        self._addresses = AddressParser(self._by_code, aliases, zones, self.chain)
+        self._addresses = AddressParser(self._by_code, aliases, zones, self.chain,
+                                        townships or {})
         self._centroids = CentroidGrid(self._by_code.values())
 
     @classmethod
     def load(cls, path: Path | None = None) -> RegionIndex:
+        """The committed data (or the regions file at `path`), with the township names of
+        shared/data/townships.json (built by deploy/data/build_townships.py)."""
         text = (path.read_text(encoding="utf-8") if path is not None
                 else resources.files("shared").joinpath("data/regions.json").read_text("utf-8"))
         doc = json.loads(text)
@@ -79,7 +83,10 @@ class RegionIndex:
         retired = [RetiredCode(r[0], r[1], tuple(r[2]), int(r[3]), r[4])
                    for r in doc.get("retired", [])]
         zones = [Zone(z[0], tuple(z[1]), z[2]) for z in doc.get("zones", [])]
-        return cls(regions, [(a[0], a[1]) for a in doc.get("aliases", [])], retired, zones)
+        towns = json.loads(resources.files("shared").joinpath("data/townships.json")
+                           .read_text("utf-8"))["townships"]
+        return cls(regions, [(a[0], a[1]) for a in doc.get("aliases", [])], retired, zones,
+                   {name: tuple(codes) for name, codes in towns})
 
     # -- basic lookups -----------------------------------------------------------------------
 
@@ -143,8 +150,11 @@ class RegionIndex:
         """The deepest region an address names (see `parse_address`), or None."""
         return self.parse_address(text).region
 
-    def parse_address(self, text: str) -> AddressMatch:
-        """What an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区.
+    def parse_address(self, text: str, inside: str | None = None) -> AddressMatch:
+        """What an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区. `inside`: the code
+        of a region the caller already knows the place lies in (the region a call-centre
+        operator picked); a township below it then counts as if the region were written in
+        front (region 成都市 with "街子镇" -> 崇州市), unless the text names something else.
 
         Every official name, short name (山西, 长治, 潞州) and former name (长治县 -> 上党区)
         found in the text nominates its region; a nominee scores the weight of its own match
@@ -166,12 +176,21 @@ class RegionIndex:
         珠海湾仔 is not 香港). A name further before it is a shop's or a landmark's (兰州拉面
         天河区 is 天河区).
 
+        Townships (shared/data/townships.json, 国家统计局 2023-06): a short or former name inside
+        a township's longer name names the town, unless that region has a township of that
+        name (太平镇 is no 阜新 太平区 and 湖南镇 is in 浙江, but 兰陵镇 is 兰陵县's). A
+        township below the province or prefecture the rest pins down (or below the tied
+        candidates) places the address in the one county there that has it (惠州沙田镇 ->
+        惠阳区, 江苏鼓楼区湖南路街道 -> 南京 鼓楼区); alone, one county that has it is the answer
+        (安亭镇 -> 嘉定区), two to eight are candidates (街子镇), more say nothing (太平镇: 50,
+        城关镇: 88). A named county is never moved by a township.
+
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former
         name right before a kind word is the zone's own name (江北新区), not the county; a
         zone known from data nominates its host(s); generic former names (新区, 城区) need
         their prefecture or province in the text."""
-        return self._addresses.parse(text)
+        return self._addresses.parse(text, inside)
 
 
 @cache

@@ -73,7 +73,7 @@ class RegionLookup(Protocol):
 
     def retired(self, code: str) -> RetiredCode | None: ...
 
-    def parse_address(self, text: str) -> AddressMatch: ...
+    def parse_address(self, text: str, inside: str | None = None) -> AddressMatch: ...
 
 
 class LocatedLike(Protocol):
@@ -160,7 +160,9 @@ def locate(seen: LastSeen, regions: RegionLookup, boundaries: BoundaryLookup | N
         derived.append("datum")
 
     parts: dict[PlaceSource, str | None] = {}
-    match = regions.parse_address(seen.address) if seen.address else None
+    # The region code the operator picked helps read a township in the address (region 成都市,
+    # "街子镇" -> 崇州市); a retired or unknown code does not.
+    match = regions.parse_address(seen.address, seen.region_code) if seen.address else None
     if match is not None:
         parts["address"] = _address_code(match)
     located = None

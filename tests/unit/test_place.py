@@ -138,6 +138,20 @@ CASES = [
     Case("retired 500105 江北区 (2025) -> 两江新区", {"region_code": "500105"}, "500157"),
     Case("a code that never existed", {"region_code": "149999"},
          refused=("unknown_region", "last_seen.region_code")),
+    # -- townships (shared/data/townships.json) -------------------------------------------------
+    Case("a town named like a county in another province (太平镇, not 阜新 太平区), with the "
+         "point in 长治: the point decides, no conflict", {"address": "太平镇菜市场", **LUZHOU},
+         "140403"),
+    Case("the same town with the operator's prefecture: that prefecture, no conflict",
+         {"region_code": "140400", "address": "太平镇菜市场"}, "140400"),
+    Case("the same town alone (50 counties have a 太平镇): asks for the county",
+         {"address": "太平镇菜市场"}, refused=ASK_COUNTY),
+    Case("the operator's prefecture and a township of one of its counties: that county",
+         {"region_code": "510100", "address": "街子镇古寺路"}, "510184"),
+    Case("a township only one county has, alone: that county", {"address": "安亭镇墨玉南路"},
+         "310114"),
+    Case("a township below the named prefecture: its county (沙田镇 of 惠阳, not 香港 沙田)",
+         {"address": "广东省惠州市沙田镇"}, "441303"),
     # -- 香港, 澳门, 台湾 -------------------------------------------------------------------------
     Case("香港 by coordinates (HKG)", airport("HKG"),
          refused=("outside_mainland_jurisdiction", "last_seen.lat")),

@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.names import short_name
 from shared.regions import Region, RegionIndex, region_index
@@ -205,7 +207,7 @@ def test_resolve_address_refuses_to_guess(ix: RegionIndex, address: str) -> None
     ("武汉香港路", "420100"), ("杭州延安路", "330100"), ("沈阳太原街", "210100"),
     ("青岛台东步行街", "370200"), ("青岛市市南区香港中路", "370202"),
     ("上海市静安区南京西路", "310106"), ("天津市和平区南京路", "120101"),
-    ("东莞沙田镇", "441900"), ("惠州沙田镇", "441300"), ("佛山九江镇", "440600"),
+    ("东莞沙田镇", "441900"), ("惠州沙田镇", "441303"), ("佛山九江镇", "440605"),
     ("昆山玉山镇", "320583"), ("江苏徐州鼓楼区南京西路", "320302"), ("山东青岛莱阳路", "370200"),
     ("安徽合肥黄山路", "340100"), ("甘肃兰州天水路", "620100"), ("上海九龙路", "310000"),
     ("青岛台东三路", "370200"), ("天津大理道", "120000"),
@@ -229,7 +231,7 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     ("深圳湾仔", {"440300", "810000"}), ("南京元朗", {"320100", "810000"}),
     ("河北新北", {"130000", "710000"}), ("上海昆山", {"310000", "320583"}),
     ("南宁市 城北区", {"450100", "630105"}), ("台北市大安区", {"510304", "710000"}),
-    ("台湾台南市东区", {"510402", "710000"}), ("珠海湾仔街道", {"440400", "810000"}),
+    ("台湾台南市东区", {"510402", "710000"}),
 ])
 def test_a_county_outside_the_region_named_before_it_is_not_chosen(
         ix: RegionIndex, address: str, candidates: set[str]) -> None:
@@ -245,6 +247,79 @@ def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
                                                  code: str) -> None:
     match = ix.parse_address(address)
     assert match.region is not None and match.region.code == code, (address, match)
+
+
+# Townships (shared/data/townships.json: 国家统计局 统计用区划代码 2023-06). A county's name
+# inside a township's longer name names the town unless the county has a township of that name
+# (太平镇 is no 阜新 太平区; 兰陵镇 is in 兰陵县); a township below the province or prefecture
+# the address pins down places it in the one county there that has it; alone, the counties
+# that have it decide (one: that county; up to 8: candidates; more: nothing).
+@pytest.mark.parametrize(("address", "code"), [
+    ("兰陵镇", "371324"), ("云南勐海镇", "532822"), ("和静镇", "652827"),
+    ("安亭镇", "310114"), ("上海安亭镇", "310114"), ("汤口镇", "341003"),
+    ("安徽黄山风景区汤口镇", "341003"), ("昌江县石碌镇", "469026"),
+    ("吉林安图二道白河镇", "222426"), ("惠州沙田镇", "441303"), ("佛山九江镇", "440605"),
+    ("江苏鼓楼区湖南路街道", "320106"), ("珠海湾仔街道", "440402"),
+    ("安徽省淮北市东街道", "340603"), ("东莞长安镇", "441900"),
+    # a county already named is never moved; a word is no township
+    ("湖南省长沙县路口镇", "430121"), ("北京朝阳区太平镇", "110105"), ("湖南乡下", "430000"),
+])
+def test_townships_place_the_address(ix: RegionIndex, address: str, code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
+@pytest.mark.parametrize(("address", "namesake", "candidates"), [
+    ("太平镇", "210904", set()), ("太平镇菜市场", "210904", set()),
+    ("永安镇", "350481", set()), ("金山镇", "310116", set()), ("石门镇", "430726", set()),
+    ("龙门镇", "441324", set()), ("平安镇", "630203", set()), ("城关镇", None, set()),
+    ("长乐镇", "350112", {"330683", "430681", "451224", "511303"}),
+    ("湖南镇", "430000", {"330803", "350112"}),
+    ("街子镇", None, {"510184", "511622", "630225"}),
+    ("河南乡镇", None, {"410000", "632324"}),  # 河南's townships, not a 河南乡
+])
+def test_a_town_named_like_a_county_is_not_that_county(
+        ix: RegionIndex, address: str, namesake: str | None, candidates: set[str]) -> None:
+    match = ix.parse_address(address)
+    assert match.region is None and set(match.candidates) == candidates, (address, match)
+    assert namesake not in match.candidates
+
+
+def test_every_township_of_one_county_is_found_below_its_prefecture(ix: RegionIndex) -> None:
+    """Every township name only one county has (26,182), written after its province and
+    prefecture in full: the address is that county. Three exceptions are known: a zone's
+    township (天津经济技术开发区东区泰达街道: the zone decides), a township whose name begins
+    with a county's full name (古县乡 is 蒲县's; 古县 is a county) and 乌鲁木齐站片区街道."""
+    towns = json.loads(resources.files("shared").joinpath("data/townships.json")
+                       .read_text("utf-8"))["townships"]
+    checked, wrong = 0, []
+    for name, codes in towns:
+        chain = list(reversed(ix.chain(codes[0]))) if len(codes) == 1 else []
+        if not chain or chain[-1].level != "county":
+            continue
+        checked += 1
+        address = "".join(r.name for r in chain[:-1]) + name
+        got = ix.parse_address(address).region
+        if got is None or got.code != codes[0]:
+            wrong.append(address)
+    assert checked > 26_000 and len(wrong) <= 3, wrong
+
+
+_INDEX = region_index()
+_TOWNSHIPS = [n for n, _ in json.loads(resources.files("shared").joinpath("data/townships.json")
+                                        .read_text("utf-8"))["townships"]
+              if "区" not in n]  # a zone's township (郑州经济技术开发区京航街道): the zone decides
+_COUNTIES = _INDEX.all("county")
+
+
+@settings(max_examples=400, deadline=None)
+@given(county=st.sampled_from(_COUNTIES), township=st.sampled_from(_TOWNSHIPS))
+def test_a_named_county_is_never_moved_by_a_township(county: Region, township: str) -> None:
+    """Any county written from its province down in full names, followed by any township's
+    name (in that county or not): the address is that county."""
+    address = "".join(r.name for r in reversed(_INDEX.chain(county.code))) + township
+    got = _INDEX.parse_address(address).region
+    assert got is not None and got.code == county.code, address
 
 
 # What the two rules must leave alone: a full official name followed by a street or a town
