@@ -40,9 +40,6 @@ _TOWNSHIP_LAST = frozenset("镇乡道木")
 # What after a name ending in 乡 makes a word of it, not a township (shared/data/townships.json):
 # 湖南乡下 is rural 湖南, not 临川's 湖南乡; 河南乡镇 are 河南's townships.
 _NOT_TOWNSHIP = re.compile(r"[下村镇]")
-# The last character of a division's full name (淮北市): a township's name found from there
-# on would begin inside the name before it.
-_LEVEL_ENDINGS = frozenset("省市县区州旗盟")
 # At most this many counties with a township of the name found make an ambiguous answer
 # (the caller asks); more (城关镇: 88, 太平镇: 50) say nothing.
 _TOWNSHIP_CANDIDATES = 8
@@ -133,16 +130,20 @@ class AddressParser:
         """What an address names; the rules are those of RegionIndex.parse_address."""
         folded = fold(text)
         kinds = kind_spans(folded)
-        townships = self._township_hits(folded)
-        hits = self._name_hits(folded, kinds, townships)
+        found = self._scan_names(folded)
+        townships = self._township_hits(folded, found)
+        contested: list[tuple[str, int, int]] = []
+        hits = self._name_hits(folded, kinds, found, townships, contested)
         zone_hits = self._zone_hits(folded)
         region, candidates = self._best(hits, folded)
+        region, candidates = self._unless_a_town(region, candidates, hits, townships, contested)
         zone = None
         if zone_hits:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
             region, candidates = self._within_zone(region, zone_hits)
         else:
-            region, candidates = self._by_township(region, candidates, townships)
+            region, candidates = self._by_township(region, candidates, townships,
+                                                   [c for c, _, _ in contested])
             known = self._by_code.get(inside) if inside else None
             if known is not None and (region is None or within(region.code, known.code)):
                 below, _ = self._by_township(known, (), townships)
@@ -158,47 +159,88 @@ class AddressParser:
             zone = stem[cut + 1:] + folded[k.start:k.end]
         return AddressMatch(region, zone, candidates)
 
-    def _township_hits(self, text: str) -> list[_Township]:
+    def _unless_a_town(self, region: Region | None, candidates: tuple[str, ...],
+                       hits: dict[str, list[_Hit]], townships: list[_Township],
+                       contested: list[tuple[str, int, int]]
+                       ) -> tuple[Region | None, tuple[str, ...]]:
+        """No answer where the region won only by a name that also begins a town's: a city
+        left because its counties' names were read as a town's (朝阳镇: 朝阳市, 北京 朝阳区 …;
+        西安镇, 中山镇), or a county whose every mention begins a town's name that other
+        counties have too (平山镇: 平山县's seat, and a 平山镇 elsewhere). With an ancestor of
+        the region named, the region stands (辽宁朝阳镇, 河北平山镇)."""
+        if region is None or any(a.code in hits for a in self._chain(region.code)[1:]):
+            return region, candidates
+        code = region.code
+        if region.level != "county":
+            spans = {(h.start, h.end) for h in hits.get(code, ())}
+            rivals = {c for c, i, j in contested if (i, j) in spans}
+            return (None, tuple(sorted({code, *rivals}))) if rivals else (region, candidates)
+        heads = [[t.counties for t in townships if t.start == h.start and h.end < t.end
+                  and len(t.counties) > 1] for h in hits[code]]
+        if not all(heads):  # a mention of it that begins no such town's name
+            return region, candidates
+        shared = heads[0][0]
+        return None, shared if len(shared) <= _TOWNSHIP_CANDIDATES else ()
+
+    def _township_hits(self, text: str,
+                       found: list[tuple[str, float, int, int]]) -> list[_Township]:
         """The townships named in `text`, left to right: at each township word (镇, 乡, 街道,
-        苏木) the longest name ending there; one inside another does not count (北太平镇 holds
-        太平镇)."""
-        found: list[_Township] = []
+        苏木) the longest name ending there that does not begin inside a region's name found
+        (淮北市东街道 is 东街道, 湖南安乡 holds no 南安乡, 侯马路东街道 no 马路东街道), unless
+        that name is itself read across another (上海安亭镇: 海安 is no name there); one
+        inside another does not count (北太平镇 holds 太平镇). A name of one character before
+        its township word counts only right after a region's name (桐乡乌镇; alone, 乌镇 is the
+        famous 乌镇镇 of 桐乡 more often than 陕西 佳县's 乌镇; 安亭新镇 holds no 新镇)."""
+        towns: list[_Township] = []
         for end in range(2, len(text) + 1):
             if text[end - 1] not in _TOWNSHIP_LAST:
                 continue
             if text[end - 1] == "乡" and _NOT_TOWNSHIP.match(text, end):
                 continue
             for start in range(max(0, end - self._max_township), end - 1):  # longest first
-                counties = self._townships.get(text[start:end])
-                if counties is None:
+                name = text[start:end]
+                counties = self._townships.get(name)
+                if counties is None or any(b < start < e and not any(
+                        b2 < b < e2 for _, _, b2, e2 in found) for _, _, b, e in found):
+                    continue  # inside a name (湖南安乡), not one read across two (上海安亭镇)
+                stem = len(name) - (2 if name.endswith(("街道", "苏木")) else 1)
+                if stem < 2 and not any(e == start for _, _, _, e in found):
                     continue
-                if text[start] in _LEVEL_ENDINGS and self._ends_full_name(text, start + 1):
-                    continue  # the end of the name before it (淮北市东街道 is 东街道)
-                found.append(_Township(start, end, counties))
+                towns.append(_Township(start, end, counties))
                 break
-        return [t for t in found if not any(
-            o is not t and o.start <= t.start and t.end <= o.end for o in found)]
+        return [t for t in towns if not any(
+            o is not t and o.start <= t.start and t.end <= o.end for o in towns)]
 
-    def _ends_full_name(self, text: str, end: int) -> bool:
-        """A division's full official name ends at `end` (淮北市 in 淮北市东街道)."""
-        return any(any(w == _FULL for _, w in self._names.get(text[k:end], ()))
-                   for k in range(max(0, end - self._max_name), end - 1))
-
-    def _town_named_after(self, code: str, i: int, j: int, townships: list[_Township]) -> bool:
-        """`text[i:j]`, a name of region `code`, is part of a township's longer name, and
-        no township of that name lies in the region: it names the town (太平镇 is no 阜新
-        太平区, 湖南镇 is in 浙江), not the region (兰陵镇 is in 兰陵县)."""
-        return any(t.start <= i and j <= t.end and t.end - t.start > j - i
-                   and not any(within(code, c) for c in t.counties) for t in townships)
+    def _town_named_after(self, code: str, i: int, j: int, townships: list[_Township],
+                          found: list[tuple[str, float, int, int]]) -> bool:
+        """`text[i:j]`, a county's name (or a place's of 香港/澳门/台湾), lies inside a
+        township's longer name and no township of that name is in the county: it names the town
+        (太平镇 is no 阜新 太平区, 吕梁中阳楼街道 is no 中阳县, 桃园街道 no 台湾), not the county
+        (兰陵镇 is in 兰陵县) — unless one of the county's ancestors is named, no other place
+        is and no township of that name lies below that ancestor (河北馆陶镇 is 馆陶县).
+        Prefectures and provinces are not read so (银川镇北堡 is 银川, 太原镇城底 太原)."""
+        if self._by_code[code].level != "county" and not code.startswith(_OUTSIDE_MAINLAND):
+            return False
+        named = {c for c, _, _, _ in found} & {a.code for a in self._chain(code)[1:]}
+        return any(
+            t.start <= i and j <= t.end and t.end - t.start > j - i
+            and not any(within(code, c) for c in t.counties)
+            and not (self._stands(code, i, j, found)
+                     and not any(within(a, c) for a in named for c in t.counties))
+            for t in townships)
 
     def _by_township(self, region: Region | None, candidates: tuple[str, ...],
-                     townships: list[_Township]) -> tuple[Region | None, tuple[str, ...]]:
+                     townships: list[_Township], contested: Iterable[str] = ()
+                     ) -> tuple[Region | None, tuple[str, ...]]:
         """A township named below what the rest of the address pins down (a province or a
         prefecture, or several candidates) places it in the one county there that has a
         township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞).
-        With no region named at all, the counties that have it decide: one is the answer
-        (安亭镇 alone is 上海 嘉定区's), up to _TOWNSHIP_CANDIDATES are candidates (街子镇: three
-        counties), more say nothing (太平镇: 50). A county already named is never moved."""
+        With no region named at all, the counties that have it are candidates, up to
+        _TOWNSHIP_CANDIDATES with the `contested` counties whose name it begins with (安亭镇:
+        上海 嘉定区; 平昌镇龙: 平昌县 and 信阳 平桥区, which has a 平昌镇), never the answer:
+        the list is of 2023 and misses former and popular names (乌镇 is officially 乌镇镇; a
+        乌镇 is in 陕西 佳县), so the caller confirms. More say nothing (太平镇: 50). A county
+        already named is never moved."""
         if region is not None and region.level == "county":
             return region, candidates
         for t in townships:
@@ -208,14 +250,17 @@ class AddressParser:
                 fits = [c for c in t.counties if any(within(k, c) for k in candidates)]
             else:
                 fits = list(t.counties)
+            if region is None and not candidates:
+                named = sorted({*fits, *contested})
+                if len(named) <= _TOWNSHIP_CANDIDATES:
+                    return None, tuple(named)
+                continue
             if len(fits) == 1:
                 return self._by_code[fits[0]], ()
-            if region is None and not candidates and 1 < len(fits) <= _TOWNSHIP_CANDIDATES:
-                return None, tuple(sorted(fits))
         return region, candidates
 
-    def _name_hits(self, text: str, kinds: list[Span],
-                   townships: list[_Township]) -> dict[str, list[_Hit]]:
+    def _scan_names(self, text: str) -> list[tuple[str, float, int, int]]:
+        """Every (code, weight, start, end) of a region's name found in `text`."""
         found: list[tuple[str, float, int, int]] = []
         for i in range(len(text)):
             for j in range(i + 2, min(len(text), i + self._max_name) + 1):
@@ -224,6 +269,13 @@ class AddressParser:
                     break  # no name begins so: none is longer either
                 found.extend((code, bonus, i, j)
                              for code, bonus in self._names.get(piece, ()))
+        return found
+
+    def _name_hits(self, text: str, kinds: list[Span], found: list[tuple[str, float, int, int]],
+                   townships: list[_Township],
+                   contested: list[tuple[str, int, int]]) -> dict[str, list[_Hit]]:
+        """The names that nominate their region, by code; the counties whose name was read as
+        a town's go to `contested` (code, start, end)."""
         # A zone's own name: a county's short or former name right before a kind word (江北 in
         # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
         # 清水河/九龙坡, 清新区 in 武清新区).
@@ -239,8 +291,20 @@ class AddressParser:
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
                     and not self._stands(code, i, j, found):
                 continue  # a road's or a town's name, not the region's
-            if bonus != _FULL and self._town_named_after(code, i, j, townships):
-                continue
+            if bonus != _FULL and code.startswith(_OUTSIDE_MAINLAND) and any(
+                    b < i < e and not c.startswith(_OUTSIDE_MAINLAND) for c, _, b, e in found):
+                continue  # begins inside a mainland name (丰台南苑: no 台南; 邢台北: no 台北)
+            if bonus != _FULL and code.startswith(_OUTSIDE_MAINLAND) and any(
+                    (b, e) == (i, j) and self._by_code[c].level == "county"
+                    and any(within(c, k) for t in townships for k in t.counties)
+                    for c, _, b, e in found):
+                continue  # a mainland county's name with one of its townships (新北三井街道)
+            if bonus != _FULL and self._town_named_after(code, i, j, townships, found):
+                contested.append((code, i, j))
+                continue  # a town's name (太平镇)
+            if bonus != _FULL and any(t.start < i < t.end < j for t in townships) \
+                    and not self._stands(code, i, j, found):
+                continue  # read across a township's end (镇海 in 荔城镇海)
             generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))

@@ -176,14 +176,20 @@ class RegionIndex:
         珠海湾仔 is not 香港). A name further before it is a shop's or a landmark's (兰州拉面
         天河区 is 天河区).
 
-        Townships (shared/data/townships.json, 国家统计局 2023-06): a short or former name inside
-        a township's longer name names the town, unless that region has a township of that
-        name (太平镇 is no 阜新 太平区 and 湖南镇 is in 浙江, but 兰陵镇 is 兰陵县's). A
-        township below the province or prefecture the rest pins down (or below the tied
+        Townships (shared/data/townships.json, 国家统计局 2023-06): a county's short or former
+        name (or a place's of 香港/澳门/台湾) inside a township's longer name names the town,
+        unless that county has a township of that name, or its ancestor is named and has none
+        (太平镇 is no 阜新 太平区, 桃园街道 no 台湾; 兰陵镇 is 兰陵县's, 河北馆陶镇 馆陶县).
+        Prefecture and province names are not read so (银川镇北堡 is 银川). A township below
+        the province or prefecture the rest pins down (or the caller's `inside`, or the tied
         candidates) places the address in the one county there that has it (惠州沙田镇 ->
-        惠阳区, 江苏鼓楼区湖南路街道 -> 南京 鼓楼区); alone, one county that has it is the answer
-        (安亭镇 -> 嘉定区), two to eight are candidates (街子镇), more say nothing (太平镇: 50,
-        城关镇: 88). A named county is never moved by a township.
+        惠阳区, 江苏鼓楼区湖南路街道 -> 南京 鼓楼区). Alone, a township gives candidates, never
+        the answer: the counties that have it and the county whose name it begins with, up to
+        eight (安亭镇: 嘉定区; 平昌镇龙: 平昌县 or 信阳 平桥区), more say nothing (太平镇: 50
+        counties); a name of one character before 镇/乡 counts only right after a region's
+        name (桐乡乌镇; 乌镇 alone or 安亭新镇 name no township). A county named with its
+        ancestors is never moved by a township. 香港/澳门/台湾 names that begin inside a
+        mainland name are not read (丰台南苑 is no 台南, 邢台北小庄乡 no 台北).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former

@@ -3,8 +3,8 @@
 The 国家统计局 统计用区划代码 of 2023-06 lists every township-level unit (乡级: 镇, 乡, 街道,
 苏木 …) with the county it belongs to (``dist/streets.csv``: code, name, areaCode). Kept are
 the units whose name ends in 镇, 乡, 街道 or 苏木 — the words an address writes after a town's
-name — except the zones' placeholder rows (…开发区特殊乡镇), by name, with the current code of
-each county that has one of that name:
+name — except the zones' placeholder rows (…开发区特殊乡镇) and rows named by the bare word
+(街道), by name, with the current code of each county that has one of that name:
 
 - a county code that is current (shared/data/regions.json) is kept;
 - a retired one is replaced by its successor when it has exactly one (重庆 江北区 500105 ->
@@ -71,6 +71,9 @@ def build(src: Path) -> tuple[dict, Counter[str]]:
         name = row["name"]
         if not name.endswith(SUFFIXES):
             counts["other kinds (农场, 管理区, 开发区 …), left out"] += 1
+            continue
+        if name in SUFFIXES:
+            counts["a bare township word as the name (街道), left out"] += 1
             continue
         if PLACEHOLDER in name:
             counts["placeholder rows of zones (…经济开发区特殊乡镇), left out"] += 1

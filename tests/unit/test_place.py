@@ -148,8 +148,10 @@ CASES = [
          {"address": "太平镇菜市场"}, refused=ASK_COUNTY),
     Case("the operator's prefecture and a township of one of its counties: that county",
          {"region_code": "510100", "address": "街子镇古寺路"}, "510184"),
-    Case("a township only one county has, alone: that county", {"address": "安亭镇墨玉南路"},
-         "310114"),
+    Case("a township only one county has, alone: asks, naming it", {"address": "安亭镇墨玉南路"},
+         refused=ASK_COUNTY),
+    Case("the same with the operator's municipality: that county",
+         {"region_code": "310000", "address": "安亭镇墨玉南路"}, "310114"),
     Case("a township below the named prefecture: its county (沙田镇 of 惠阳, not 香港 沙田)",
          {"address": "广东省惠州市沙田镇"}, "441303"),
     # -- 香港, 澳门, 台湾 -------------------------------------------------------------------------
