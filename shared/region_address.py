@@ -37,6 +37,9 @@ _ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)
 _TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])")
 # The last character of every township name kept (镇, 乡, 街道, 苏木).
 _TOWNSHIP_LAST = frozenset("镇乡道木")
+# Words for a kind of town that end many names not in the list (西江古镇, 安亭新镇, 特色小镇):
+# a township's name ending so counts only where a word begins.
+_TOWN_WORDS = ("古镇", "新镇", "小镇")
 # What after a name ending in 乡 makes a word of it, not a township (shared/data/townships.json):
 # 湖南乡下 is rural 湖南, not 临川's 湖南乡; 河南乡镇 are 河南's townships.
 _NOT_TOWNSHIP = re.compile(r"[下村镇]")
@@ -49,6 +52,10 @@ _ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
 # Outside mainland jurisdiction (香港, 澳门, 台湾): their place names are common names of mainland
 # towns and streets too (珠海湾仔, 南京元朗, 河北新北).
 _OUTSIDE_MAINLAND = ("71", "81", "82")
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +149,9 @@ class AddressParser:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
             region, candidates = self._within_zone(region, zone_hits)
         else:
-            region, candidates = self._by_township(region, candidates, townships,
+            region, candidates = self._by_township(region, candidates, townships, hits,
                                                    [c for c, _, _ in contested])
-            known = self._by_code.get(inside) if inside else None
-            if known is not None and (region is None or within(region.code, known.code)):
-                below, _ = self._by_township(known, (), townships)
-                if below is not known:
-                    region, candidates = below, ()
+            region, candidates = self._inside(inside, region, candidates, townships, contested)
         kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
                  if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
                             for h in hs)]
@@ -158,6 +161,24 @@ class AddressParser:
             cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
             zone = stem[cut + 1:] + folded[k.start:k.end]
         return AddressMatch(region, zone, candidates)
+
+    def _inside(self, inside: str | None, region: Region | None, candidates: tuple[str, ...],
+                townships: list[_Township], contested: list[tuple[str, int, int]]
+                ) -> tuple[Region | None, tuple[str, ...]]:
+        """The caller's region (`inside`: the one the operator picked) read as if written in
+        front: unless the text names a county inside it, the one county inside it that the
+        townships named point at (region 成都 + 街子镇 -> 崇州; region 崇州 + 街子镇 stays
+        崇州; region 东莞 + 长安镇 -> 东莞), else the one county inside it whose name a town's
+        name began with (region 德阳 + 罗江镇 -> 罗江区)."""
+        known = self._by_code.get(inside) if inside else None
+        if known is None or (region is not None and region.level == "county"
+                             and within(known.code, region.code)):
+            return region, candidates
+        chosen = self._one_county([known.code], townships)
+        if chosen is None:
+            near = {c for c, _, _ in contested if within(known.code, c)}
+            chosen = near.pop() if len(near) == 1 else None
+        return (self._by_code[chosen], ()) if chosen else (region, candidates)
 
     def _unless_a_town(self, region: Region | None, candidates: tuple[str, ...],
                        hits: dict[str, list[_Hit]], townships: list[_Township],
@@ -204,37 +225,57 @@ class AddressParser:
                         b2 < b < e2 for _, _, b2, e2 in found) for _, _, b, e in found):
                     continue  # inside a name (湖南安乡), not one read across two (上海安亭镇)
                 stem = len(name) - (2 if name.endswith(("街道", "苏木")) else 1)
-                if stem < 2 and not any(e == start for _, _, _, e in found):
+                after_name = any(e == start for _, _, _, e in found)
+                if stem < 2 and not after_name:
                     continue
+                if name.endswith(_TOWN_WORDS) and start and _is_cjk(text[start - 1]) \
+                        and not after_name:
+                    continue  # the tail of a longer name (西江古镇 holds no 江古镇)
                 towns.append(_Township(start, end, counties))
                 break
         return [t for t in towns if not any(
             o is not t and o.start <= t.start and t.end <= o.end for o in towns)]
 
-    def _town_named_after(self, code: str, i: int, j: int, townships: list[_Township],
+    def _town_named_after(self, text: str, code: str, i: int, j: int,
+                          townships: list[_Township],
                           found: list[tuple[str, float, int, int]]) -> bool:
-        """`text[i:j]`, a county's name (or a place's of 香港/澳门/台湾), lies inside a
-        township's longer name and no township of that name is in the county: it names the town
-        (太平镇 is no 阜新 太平区, 吕梁中阳楼街道 is no 中阳县, 桃园街道 no 台湾), not the county
-        (兰陵镇 is in 兰陵县) — unless one of the county's ancestors is named, no other place
-        is and no township of that name lies below that ancestor (河北馆陶镇 is 馆陶县).
-        Prefectures and provinces are not read so (银川镇北堡 is 银川, 太原镇城底 太原)."""
-        if self._by_code[code].level != "county" and not code.startswith(_OUTSIDE_MAINLAND):
-            return False
+        """`text[i:j]`, a region's short or former name, is read as part of a township's
+        longer name, not as the region, when no township of that name lies in the region:
+        - a county's name (or a place's of 香港/澳门/台湾) anywhere in it (太平镇 is no 阜新
+          太平区, 吕梁中阳楼街道 no 中阳县, 桃园街道 no 台湾; 兰陵镇 is in 兰陵县);
+        - any region's name inside it after its first character (歌乐山街道 is no 乐山, 沙河源
+          街道 no 河源, 毛山东乡 no 山东);
+        - a prefecture's or province's name that begins it, when more than a township word
+          follows the name in the township's (南阳新村街道 is no 南阳), or the township ends
+          the text or a part of it (九江镇 and 三沙镇 alone); not before a place beginning with
+          镇 (银川镇北堡 is 银川, 太原镇城底 太原).
+        Unless one of the region's ancestors is named, no other place is and no township of that
+        name lies below that ancestor (河北馆陶镇 is 馆陶县)."""
+        county = self._by_code[code].level == "county" or code.startswith(_OUTSIDE_MAINLAND)
         named = {c for c, _, _, _ in found} & {a.code for a in self._chain(code)[1:]}
-        return any(
-            t.start <= i and j <= t.end and t.end - t.start > j - i
-            and not any(within(code, c) for c in t.counties)
-            and not (self._stands(code, i, j, found)
-                     and not any(within(a, c) for a in named for c in t.counties))
-            for t in townships)
+        for t in townships:
+            if not (t.start <= i and j <= t.end and t.end - t.start > j - i) or any(
+                    within(code, c) for c in t.counties):
+                continue
+            stem_end = t.end - (2 if text.endswith(("街道", "苏木"), 0, t.end) else 1)
+            if not (county or t.start < i or j < stem_end or t.end == len(text)
+                    or not _is_cjk(text[t.end])):
+                continue
+            if self._stands(code, i, j, found) and not any(
+                    within(a, c) for a in named for c in t.counties):
+                continue
+            return True
+        return False
 
     def _by_township(self, region: Region | None, candidates: tuple[str, ...],
-                     townships: list[_Township], contested: Iterable[str] = ()
-                     ) -> tuple[Region | None, tuple[str, ...]]:
+                     townships: list[_Township], hits: dict[str, list[_Hit]],
+                     contested: Iterable[str] = ()) -> tuple[Region | None, tuple[str, ...]]:
         """A township named below what the rest of the address pins down (a province or a
         prefecture, or several candidates) places it in the one county there that has a
-        township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞).
+        township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞) —
+        when every township named that fits there agrees (成都 家住安仁镇 在街子镇走丢 stays
+        成都), and not by a township whose name holds every name that made the region or the
+        candidates (大同镇 does not choose between 大同市 and 大庆 大同区).
         With no region named at all, the counties that have it are candidates, up to
         _TOWNSHIP_CANDIDATES with the `contested` counties whose name it begins with (安亭镇:
         上海 嘉定区; 平昌镇龙: 平昌县 and 信阳 平桥区, which has a 平昌镇), never the answer:
@@ -243,21 +284,25 @@ class AddressParser:
         already named is never moved."""
         if region is not None and region.level == "county":
             return region, candidates
-        for t in townships:
-            if region is not None:
-                fits = [c for c in t.counties if within(region.code, c)]
-            elif candidates:
-                fits = [c for c in t.counties if any(within(k, c) for k in candidates)]
-            else:
-                fits = list(t.counties)
-            if region is None and not candidates:
-                named = sorted({*fits, *contested})
+        if region is None and not candidates:
+            for t in townships:
+                named = sorted({*t.counties, *contested})
                 if len(named) <= _TOWNSHIP_CANDIDATES:
                     return None, tuple(named)
-                continue
-            if len(fits) == 1:
-                return self._by_code[fits[0]], ()
-        return region, candidates
+            return None, ()
+        areas = [region.code] if region is not None else list(candidates)
+        used = [(h.start, h.end) for code in areas for h in hits.get(code, ())]
+        chosen = self._one_county(areas, [t for t in townships if not all(
+            t.start <= b and e <= t.end for b, e in used)])
+        return (self._by_code[chosen], ()) if chosen else (region, candidates)
+
+    def _one_county(self, areas: list[str], townships: list[_Township]) -> str | None:
+        """The one county within `areas` that every township named there points at, if any."""
+        fits = [[c for c in t.counties if any(within(a, c) for a in areas)] for t in townships]
+        found = {f[0] for f in fits if len(f) == 1}
+        if len(found) == 1 and all(len(f) <= 1 for f in fits):
+            return found.pop()
+        return None
 
     def _scan_names(self, text: str) -> list[tuple[str, float, int, int]]:
         """Every (code, weight, start, end) of a region's name found in `text`."""
@@ -299,8 +344,9 @@ class AddressParser:
                     and any(within(c, k) for t in townships for k in t.counties)
                     for c, _, b, e in found):
                 continue  # a mainland county's name with one of its townships (新北三井街道)
-            if bonus != _FULL and self._town_named_after(code, i, j, townships, found):
-                contested.append((code, i, j))
+            if bonus != _FULL and self._town_named_after(text, code, i, j, townships, found):
+                if any(t.start == i for t in townships):  # the name the town's begins with
+                    contested.append((code, i, j))
                 continue  # a town's name (太平镇)
             if bonus != _FULL and any(t.start < i < t.end < j for t in townships) \
                     and not self._stands(code, i, j, found):

@@ -153,8 +153,8 @@ class RegionIndex:
     def parse_address(self, text: str, inside: str | None = None) -> AddressMatch:
         """What an address names, e.g. "山西省长治市潞州区英雄南路" -> 潞州区. `inside`: the code
         of a region the caller already knows the place lies in (the region a call-centre
-        operator picked); a township below it then counts as if the region were written in
-        front (region 成都市 with "街子镇" -> 崇州市), unless the text names something else.
+        operator picked); a township below it then places the address (region 成都市 with
+        "街子镇" -> 崇州市; rules below).
 
         Every official name, short name (山西, 长治, 潞州) and former name (长治县 -> 上党区)
         found in the text nominates its region; a nominee scores the weight of its own match
@@ -176,20 +176,25 @@ class RegionIndex:
         珠海湾仔 is not 香港). A name further before it is a shop's or a landmark's (兰州拉面
         天河区 is 天河区).
 
-        Townships (shared/data/townships.json, 国家统计局 2023-06): a county's short or former
-        name (or a place's of 香港/澳门/台湾) inside a township's longer name names the town,
-        unless that county has a township of that name, or its ancestor is named and has none
-        (太平镇 is no 阜新 太平区, 桃园街道 no 台湾; 兰陵镇 is 兰陵县's, 河北馆陶镇 馆陶县).
-        Prefecture and province names are not read so (银川镇北堡 is 银川). A township below
-        the province or prefecture the rest pins down (or the caller's `inside`, or the tied
-        candidates) places the address in the one county there that has it (惠州沙田镇 ->
-        惠阳区, 江苏鼓楼区湖南路街道 -> 南京 鼓楼区). Alone, a township gives candidates, never
+        Townships (shared/data/townships.json, 国家统计局 2023-06): a region's short or former
+        name read as part of a township's longer name names the town, unless that region has
+        a township of that name, or its ancestor is named and has none (太平镇 is no 阜新
+        太平区, 歌乐山街道 no 乐山, 桃园街道 no 台湾; 兰陵镇 is 兰陵县's, 河北馆陶镇 馆陶县). A
+        prefecture's or province's name that begins a township's is read so only when more
+        than the township word follows it there or the township ends the text (九江镇 alone;
+        银川镇北堡 is 银川). A township below the province or prefecture the rest pins down
+        (or the tied candidates) places the address in the one county there that every
+        township named points at (惠州沙田镇 -> 惠阳区, 江苏鼓楼区湖南路街道 -> 南京 鼓楼区; two
+        towns of different counties leave the city). Alone, townships give candidates, never
         the answer: the counties that have it and the county whose name it begins with, up to
         eight (安亭镇: 嘉定区; 平昌镇龙: 平昌县 or 信阳 平桥区), more say nothing (太平镇: 50
-        counties); a name of one character before 镇/乡 counts only right after a region's
-        name (桐乡乌镇; 乌镇 alone or 安亭新镇 name no township). A county named with its
-        ancestors is never moved by a township. 香港/澳门/台湾 names that begin inside a
-        mainland name are not read (丰台南苑 is no 台南, 邢台北小庄乡 no 台北).
+        counties). A one-character name before 镇/乡, and a name ending in 古镇/新镇/小镇,
+        counts only right after a region's name (桐乡乌镇; 乌镇 alone, 西江古镇 and 安亭新镇
+        name no township). A county named with its ancestors is never moved by a township.
+        香港/澳门/台湾 names that begin inside a mainland name are not read (丰台南苑 is no 台南,
+        邢台北小庄乡 no 台北). `inside` counts as if written in front unless the text names a
+        county inside it: the one county inside it that the townships point at, else the one
+        whose name a town's began with (德阳 + 罗江镇 -> 罗江区).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former

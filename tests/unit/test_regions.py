@@ -224,6 +224,34 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
 # larger region that does not contain it, with none of its own ancestors named, is a former or
 # street-level name there; the answer is ambiguous (intake asks, or the coordinates decide),
 # never that county in another province.
+@pytest.mark.parametrize(("address", "code"), [
+    # two towns of different counties: the place they are both in, no guess between them
+    ("成都 家住安仁镇 在街子镇走丢", "510100"), ("上海，老家惠南镇，在安亭镇走丢的", "310000"),
+    ("广州，住狮岭镇，在新塘镇走丢", "440100"), ("上海 松江九亭镇人 在青浦朱家角镇走丢", "310000"),
+    # a name ending in 古镇 not in the list: no township by its tail (西江古镇 holds no 江古镇)
+    ("贵州西江古镇", "520000"), ("贵州乌江古镇", "520000"),
+])
+def test_towns_that_disagree_or_are_not_listed_leave_the_region(ix: RegionIndex, address: str,
+                                                                code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
+@pytest.mark.parametrize(("address", "inside", "code"), [
+    ("街子镇", "510100", "510184"), ("街子镇", "510184", "510184"), ("长安镇", "441900", "441900"),
+    ("罗江镇", "510600", "510604"), ("东阿镇", "371500", "371524"),
+    ("沙河源街道", "510100", "510106"), ("合江门街道", "511500", "511502"),
+    ("南阳新村街道", "410100", "410105"), ("歌乐山街道", "500000", "500106"),
+    ("大同镇", "140200", "140200"),  # no 大同镇 in 大同市: the operator's city stays
+    ("北京朝阳区太平镇", "510100", "110105"),  # the text names a county: it stays (a conflict)
+])
+def test_the_operators_region_reads_a_township(ix: RegionIndex, address: str, inside: str,
+                                               code: str) -> None:
+    """`inside` (the region the operator picked) counts as if written before the address."""
+    match = ix.parse_address(address, inside)
+    assert match.region is not None and match.region.code == code, (address, inside, match)
+
+
 @pytest.mark.parametrize(("address", "candidates"), [
     ("南宁城北区", {"450100", "630105"}), ("石家庄桥东区", {"130100", "130702"}),
     ("哈尔滨太平区", {"230100", "210904"}), ("广州东山区", {"440100", "230406"}),
@@ -273,7 +301,7 @@ def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
     # probe: a one-character name before 镇/乡 only right after a region's name
     ("桐乡乌镇", "330483"), ("浙江桐乡乌镇", "330483"),
     # a county whose own seat bears its name; 香港/台湾 names inside township and mainland names
-    ("兴安镇", "450325"), ("河北平山镇", "130131"), ("大埔三河镇", "441422"),
+    ("河北平山镇", "130131"), ("大埔三河镇", "441422"),
     ("新北三井街道", "320411"), ("常州新北", "320411"), ("丰台南苑街道", "110106"),
     ("北京市丰台区南苑路", "110106"), ("邢台北小庄乡", "130503"), ("丛台中华街道", "130403"),
     ("九龙城", "810000"), ("香港九龙", "810000"), ("台南安平古堡", "710000"),
@@ -298,11 +326,15 @@ def test_townships_place_the_address(ix: RegionIndex, address: str, code: str) -
     # probe: famous names that are no township of the list, or not only one
     ("乌镇", set()), ("去乌镇旅游时走散", set()), ("雪乡", set()), ("安亭新镇", set()),
     ("布吉镇", set()), ("街道口", set()), ("沿着街道往前走", set()),
-    # a city's name before 镇 with counties of that name (or a seat town others share too)
-    ("朝阳镇", {"110105", "211300", "211321", "220104"}),
-    ("西安镇", {"220403", "231005", "610100"}),
-    ("中山镇", {"210202", "442000"}), ("平山镇", set()), ("桃园街道", set()),
-    ("湾仔街道", {"440402", "810000"}),
+    # a city's or county's name and 镇, alone: the towns of that name and the places named so
+    ("西安镇", {"211104", "220403", "231005", "430725", "610100", "640522"}),
+    ("中山镇", {"210202", "350824", "442000", "500116", "511423", "532301", "620522"}),
+    ("兴安镇", {"130109", "150721", "232701", "450325", "659003"}),
+    ("九江镇", {"360400", "440605"}), ("三沙镇", {"350921", "460300"}),
+    ("朝阳镇", set()), ("平山镇", set()), ("桃园街道", set()), ("湾仔街道", {"440402", "810000"}),
+    # a region's name inside a township's name is the town's (歌乐山街道 is no 乐山)
+    ("歌乐山街道", {"500106"}), ("千佛山街道", {"370102"}), ("沙河源街道", {"130582", "510106"}),
+    ("西江古镇", set()),
 ])
 def test_a_town_alone_is_at_most_a_candidate(ix: RegionIndex, address: str,
                                             candidates: set[str]) -> None:
