@@ -166,14 +166,13 @@ class AddressParser:
                 townships: list[_Township], contested: list[tuple[str, int, int]]
                 ) -> tuple[Region | None, tuple[str, ...]]:
         """The caller's region (`inside`: the one the operator picked) read as if written in
-        front: unless the text names a county inside it, the one county inside it that the
+        front: unless the text names a county, the one county inside it that the
         townships named point at (region 成都 + 街子镇 -> 崇州; region 崇州 + 街子镇 stays
         崇州; region 东莞 + 长安镇 -> 东莞), else the one county inside it whose name a town's
         name began with (region 德阳 + 罗江镇 -> 罗江区)."""
         known = self._by_code.get(inside) if inside else None
-        if known is None or (region is not None and region.level == "county"
-                             and within(known.code, region.code)):
-            return region, candidates
+        if known is None or (region is not None and region.level == "county"):
+            return region, candidates  # a county the text names stays (intake shows a conflict)
         chosen = self._one_county([known.code], townships)
         if chosen is None:
             near = {c for c, _, _ in contested if within(known.code, c)}

@@ -193,7 +193,7 @@ class RegionIndex:
         name no township). A county named with its ancestors is never moved by a township.
         香港/澳门/台湾 names that begin inside a mainland name are not read (丰台南苑 is no 台南,
         邢台北小庄乡 no 台北). `inside` counts as if written in front unless the text names a
-        county inside it: the one county inside it that the townships point at, else the one
+        county: the one county inside it that the townships point at, else the one
         whose name a town's began with (德阳 + 罗江镇 -> 罗江区).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
