@@ -250,11 +250,13 @@ class AddressParser:
           镇 (银川镇北堡 is 银川, 太原镇城底 太原).
         Unless one of the region's ancestors is named, no other place is and no township of that
         name lies below that ancestor (河北馆陶镇 is 馆陶县)."""
+        holding = [t for t in townships if t.start <= i and j <= t.end and t.end - t.start > j - i]
+        if not holding:
+            return False
         county = self._by_code[code].level == "county" or code.startswith(_OUTSIDE_MAINLAND)
         named = {c for c, _, _, _ in found} & {a.code for a in self._chain(code)[1:]}
-        for t in townships:
-            if not (t.start <= i and j <= t.end and t.end - t.start > j - i) or any(
-                    within(code, c) for c in t.counties):
+        for t in holding:
+            if any(within(code, c) for c in t.counties):
                 continue
             stem_end = t.end - (2 if text.endswith(("街道", "苏木"), 0, t.end) else 1)
             if not (county or t.start < i or j < stem_end or t.end == len(text)
