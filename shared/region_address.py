@@ -149,9 +149,11 @@ class AddressParser:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
             region, candidates = self._within_zone(region, zone_hits)
         else:
+            chosen = self._inside(inside, region, candidates, townships, hits, contested)
             region, candidates = self._by_township(region, candidates, townships, hits,
                                                    [c for c, _, _ in contested])
-            region, candidates = self._inside(inside, region, candidates, townships, contested)
+            if chosen is not None and (region is None or region.level != "county"):
+                region, candidates = self._by_code[chosen], ()
         kinds = [k for k in kinds  # 浦东新区 is a division, not a zone
                  if not any(h.full and k.within(h.start, h.end) for hs in hits.values()
                             for h in hs)]
@@ -163,21 +165,24 @@ class AddressParser:
         return AddressMatch(region, zone, candidates)
 
     def _inside(self, inside: str | None, region: Region | None, candidates: tuple[str, ...],
-                townships: list[_Township], contested: list[tuple[str, int, int]]
-                ) -> tuple[Region | None, tuple[str, ...]]:
-        """The caller's region (`inside`: the one the operator picked) read as if written in
-        front: unless the text names a county, the one county inside it that the
-        townships named point at (region 成都 + 街子镇 -> 崇州; region 崇州 + 街子镇 stays
-        崇州; region 东莞 + 长安镇 -> 东莞), else the one county inside it whose name a town's
-        name began with (region 德阳 + 罗江镇 -> 罗江区)."""
+                townships: list[_Township], hits: dict[str, list[_Hit]],
+                contested: list[tuple[str, int, int]]) -> str | None:
+        """The county that the caller's region (`inside`: the one the operator picked) points
+        at, read as if written in front, when the text's own names (`region`, `candidates`,
+        before any township) name nothing beside it (a place named there stays, and intake
+        shows the conflict: 东莞长安镇 with 浙江 picked is 东莞): the one county inside it
+        that the townships named point at (region 成都 + 街子镇 -> 崇州; region 崇州 + 街子镇
+        stays 崇州; region 东莞 + 长安镇 -> 东莞), else the one county inside it whose name a
+        town's name began with (region 德阳 + 罗江镇 -> 罗江区)."""
         known = self._by_code.get(inside) if inside else None
-        if known is None or (region is not None and region.level == "county"):
-            return region, candidates  # a county the text names stays (intake shows a conflict)
-        chosen = self._one_county([known.code], townships)
+        if known is None or (region is not None and not within(region.code, known.code)) or any(
+                not (within(c, known.code) or within(known.code, c)) for c in candidates):
+            return None  # what the text names stays (intake shows a conflict)
+        chosen = self._one_county([known.code], self._usable([known.code], townships, hits))
         if chosen is None:
             near = {c for c, _, _ in contested if within(known.code, c)}
             chosen = near.pop() if len(near) == 1 else None
-        return (self._by_code[chosen], ()) if chosen else (region, candidates)
+        return chosen
 
     def _unless_a_town(self, region: Region | None, candidates: tuple[str, ...],
                        hits: dict[str, list[_Hit]], townships: list[_Township],
@@ -275,8 +280,11 @@ class AddressParser:
         prefecture, or several candidates) places it in the one county there that has a
         township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞) —
         when every township named that fits there agrees (成都 家住安仁镇 在街子镇走丢 stays
-        成都), and not by a township whose name holds every name that made the region or the
-        candidates (大同镇 does not choose between 大同市 and 大庆 大同区).
+        成都); not by a township whose name holds every name that made the region or the
+        candidates (大同镇 does not choose between 大同市 and 大庆 大同区), nor by one that
+        another place named has too (新疆伊宁北京路街道的，在乌鲁木齐走丢: 伊宁 has one); and
+        candidates are narrowed only when one name made them all (鼓楼区湖南路街道), not when
+        the text names two places (成都人 家住安仁镇，孩子在重庆走丢 stays ambiguous).
         With no region named at all, the counties that have it are candidates, up to
         _TOWNSHIP_CANDIDATES with the `contested` counties whose name it begins with (安亭镇:
         上海 嘉定区; 平昌镇龙: 平昌县 and 信阳 平桥区, which has a 平昌镇), never the answer:
@@ -292,10 +300,35 @@ class AddressParser:
                     return None, tuple(named)
             return None, ()
         areas = [region.code] if region is not None else list(candidates)
-        used = [(h.start, h.end) for code in areas for h in hits.get(code, ())]
-        chosen = self._one_county(areas, [t for t in townships if not all(
-            t.start <= b and e <= t.end for b, e in used)])
+        spans = {(h.start, h.end) for c in areas for h in hits.get(c, ())}
+        if region is None and any(e1 <= b2 for b1, e1 in spans for b2, e2 in spans):
+            return region, candidates  # two places named (成都人 家住安仁镇 在重庆走丢): ask
+        chosen = self._one_county(areas, self._usable(areas, townships, hits))
         return (self._by_code[chosen], ()) if chosen else (region, candidates)
+
+    def _usable(self, areas: list[str], townships: list[_Township],
+                hits: dict[str, list[_Hit]]) -> list[_Township]:
+        """The townships that may place the address within `areas`: none when the text names
+        two places apart below one area (湖南衡阳南京镇人，在长沙走丢: 湖南, not 衡阳's town);
+        else those not holding every name that made the areas, and none that another place
+        named has too (新疆伊宁北京路街道的，在乌鲁木齐走丢: 伊宁 has one)."""
+        if any(self._two_places_below(a, hits) for a in areas):
+            return []
+        used = [(h.start, h.end) for code in areas for h in hits.get(code, ())]
+        others = [c for c in hits if not any(within(a, c) or within(c, a) for a in areas)]
+        return [t for t in townships
+                if not (used and all(t.start <= b and e <= t.end for b, e in used))
+                and not any(within(o, c) for o in others for c in t.counties)]
+
+    @staticmethod
+    def _two_places_below(code: str, hits: dict[str, list[_Hit]]) -> bool:
+        """The text names two places below `code`, apart in the text and neither inside the
+        other (衡阳 and 长沙 below 湖南); one name read as two places (鼓楼区: 南京's and
+        徐州's) is not two."""
+        below = [(c, h.start, h.end) for c, hs in hits.items() if c != code and within(code, c)
+                 for h in hs]
+        return any(e1 <= b2 and not within(c1, c2) and not within(c2, c1)
+                   for c1, b1, e1 in below for c2, b2, e2 in below)
 
     def _one_county(self, areas: list[str], townships: list[_Township]) -> str | None:
         """The one county within `areas` that every township named there points at, if any."""

@@ -228,6 +228,10 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     # two towns of different counties: the place they are both in, no guess between them
     ("成都 家住安仁镇 在街子镇走丢", "510100"), ("上海，老家惠南镇，在安亭镇走丢的", "310000"),
     ("广州，住狮岭镇，在新塘镇走丢", "440100"), ("上海 松江九亭镇人 在青浦朱家角镇走丢", "310000"),
+    # a home town and the city where the child was lost: no guess that it was the home town
+    ("老家湖南衡阳南京镇，孩子在长沙火车站走丢", "430000"),
+    ("福建惠安洛阳镇人，在厦门走丢", "350000"), ("云南大理双廊镇人，孩子在昆明走丢", "530000"),
+    ("新疆伊宁北京路街道的，在乌鲁木齐走丢", "650100"),
     # a name ending in 古镇 not in the list: no township by its tail (西江古镇 holds no 江古镇)
     ("贵州西江古镇", "520000"), ("贵州乌江古镇", "520000"),
 ])
@@ -243,7 +247,11 @@ def test_towns_that_disagree_or_are_not_listed_leave_the_region(ix: RegionIndex,
     ("沙河源街道", "510100", "510106"), ("合江门街道", "511500", "511502"),
     ("南阳新村街道", "410100", "410105"), ("歌乐山街道", "500000", "500106"),
     ("大同镇", "140200", "140200"),  # no 大同镇 in 大同市: the operator's city stays
-    ("北京朝阳区太平镇", "510100", "110105"),  # the text names a county: it stays (a conflict)
+    # what the text names stays (intake shows the conflict), a city without counties too
+    ("北京朝阳区太平镇", "510100", "110105"), ("东莞横沥镇", "440100", "441900"),
+    ("东莞长安镇", "330000", "441900"), ("中山三乡镇", "410000", "442000"),
+    ("嘉兴乌镇", "610000", "330400"),
+    ("家住贵州遵义北京路街道，孩子在贵阳走丢", "520000", "520000"),
 ])
 def test_the_operators_region_reads_a_township(ix: RegionIndex, address: str, inside: str,
                                                code: str) -> None:
@@ -309,6 +317,18 @@ def test_a_county_with_its_own_city_named_stands(ix: RegionIndex, address: str,
 def test_townships_place_the_address(ix: RegionIndex, address: str, code: str) -> None:
     match = ix.parse_address(address)
     assert match.region is not None and match.region.code == code, (address, match)
+
+
+@pytest.mark.parametrize(("address", "candidates"), [
+    ("成都人 家住安仁镇，孩子在重庆走丢", {"500000", "510100"}),
+    ("家住苏州甪直镇，孩子在上海走丢", {"310000", "320500"}),
+    ("北京宋庄镇的孩子，在天津走丢了", {"110000", "120000"}),
+])
+def test_a_home_town_does_not_choose_between_two_places(ix: RegionIndex, address: str,
+                                                        candidates: set[str]) -> None:
+    for inside in (None, *sorted(candidates)):
+        match = ix.parse_address(address, inside)
+        assert match.region is None and set(match.candidates) == candidates, (address, match)
 
 
 @pytest.mark.parametrize(("address", "candidates"), [
