@@ -49,6 +49,8 @@ _TOWNSHIP_CANDIDATES = 8
 # Between a larger region's name and a county's name right after it: nothing, or separators
 # (the 市 of "台北市大安区" when the name found is 台北).
 _ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
+# The four municipalities: province-level, but one city each (上海安亭镇 is placed by its town).
+_MUNICIPALITIES = frozenset({"110000", "120000", "310000", "500000"})
 # Outside mainland jurisdiction (香港, 澳门, 台湾): their place names are common names of mainland
 # towns and streets too (珠海湾仔, 南京元朗, 河北新北).
 _OUTSIDE_MAINLAND = ("71", "81", "82")
@@ -172,14 +174,19 @@ class AddressParser:
         before any township) name nothing beside it (a place named there stays, and intake
         shows the conflict: 东莞长安镇 with 浙江 picked is 东莞): the one county inside it
         that the townships named point at (region 成都 + 街子镇 -> 崇州; region 崇州 + 街子镇
-        stays 崇州; region 东莞 + 长安镇 -> 东莞), else the one county inside it whose name a
-        town's name began with (region 德阳 + 罗江镇 -> 罗江区)."""
+        stays 崇州; region 东莞 + 长安镇 -> 东莞); when no town of that name is inside it, the
+        one county inside it whose name the town's begins with (region 德阳 + 罗江镇 -> 罗江区;
+        but region 兰州 + 城关镇 is no 城关区: 永登 and 榆中 have one)."""
         known = self._by_code.get(inside) if inside else None
         if known is None or (region is not None and not within(region.code, known.code)) or any(
                 not (within(c, known.code) or within(known.code, c)) for c in candidates):
             return None  # what the text names stays (intake shows a conflict)
-        chosen = self._one_county([known.code], self._usable([known.code], townships, hits))
-        if chosen is None:
+        usable = [] if self._province_alone(known.code, {}) else self._usable(
+            [known.code], townships, hits)
+        chosen = self._one_county([known.code], usable)
+        if chosen is None and not any(within(known.code, c) for t in townships
+                                      for c in t.counties):
+            # no town of that name inside it: the county whose name the town's begins with
             near = {c for c, _, _ in contested if within(known.code, c)}
             chosen = near.pop() if len(near) == 1 else None
         return chosen
@@ -196,8 +203,11 @@ class AddressParser:
         if region is None or any(a.code in hits for a in self._chain(region.code)[1:]):
             return region, candidates
         code = region.code
+        spans = {(h.start, h.end) for h in hits.get(code, ())}
+        elsewhere = self._town_elsewhere(code, spans, townships)
+        if elsewhere is not None:
+            return None, elsewhere
         if region.level != "county":
-            spans = {(h.start, h.end) for h in hits.get(code, ())}
             rivals = {c for c, i, j in contested if (i, j) in spans}
             return (None, tuple(sorted({code, *rivals}))) if rivals else (region, candidates)
         heads = [[t.counties for t in townships if t.start == h.start and h.end < t.end
@@ -206,6 +216,22 @@ class AddressParser:
             return region, candidates
         shared = heads[0][0]
         return None, shared if len(shared) <= _TOWNSHIP_CANDIDATES else ()
+
+    def _town_elsewhere(self, code: str, spans: set[tuple[int, int]],
+                        townships: list[_Township]) -> tuple[str, ...] | None:
+        """The candidates when the text also names a town that lies outside the region its
+        own name alone made (兰州拉面 太和镇: a shop's 兰州 and a 太和镇 that is in none of
+        兰州's counties; 长白山 二道白河镇: 白山's name inside 长白山, and a town of 安图): the
+        region and the counties that have the town (up to _TOWNSHIP_CANDIDATES), else the
+        region alone. Not for a town holding the region's own name (南京镇江路, 银川镇北堡)
+        nor a one-character one (嘉兴乌镇: the list has 佳县's 乌镇 only)."""
+        towns = [t for t in townships if t.end - t.start > 2
+                 and not any(t.start <= b and e <= t.end for b, e in spans)]
+        if not towns or any(within(code, c) or within(c, code)
+                            for t in towns for c in t.counties):
+            return None  # no such town, or one that agrees with the region
+        counties = towns[0].counties if len(towns[0].counties) <= _TOWNSHIP_CANDIDATES else ()
+        return tuple(sorted({code, *counties}))
 
     def _township_hits(self, text: str,
                        found: list[tuple[str, float, int, int]]) -> list[_Township]:
@@ -225,9 +251,13 @@ class AddressParser:
             for start in range(max(0, end - self._max_township), end - 1):  # longest first
                 name = text[start:end]
                 counties = self._townships.get(name)
-                if counties is None or any(b < start < e and not any(
-                        b2 < b < e2 for _, _, b2, e2 in found) for _, _, b, e in found):
-                    continue  # inside a name (湖南安乡), not one read across two (上海安亭镇)
+                if counties is None or any(
+                        b < start < e and not any(b2 < b < e2 for _, _, b2, e2 in found)
+                        and not (start == e - 1 and text[start] in "市县区"
+                                 and any(within(code, c) for c in counties))
+                        for code, _, b, e in found):
+                    continue  # inside a name (湖南安乡), not one read across two (上海安亭镇),
+                    # nor from the 市 of a city that has that town (滨州市东街道: 市东街道)
                 stem = len(name) - (2 if name.endswith(("街道", "苏木")) else 1)
                 after_name = any(e == start for _, _, _, e in found)
                 if stem < 2 and not after_name:
@@ -276,9 +306,10 @@ class AddressParser:
     def _by_township(self, region: Region | None, candidates: tuple[str, ...],
                      townships: list[_Township], hits: dict[str, list[_Hit]],
                      contested: Iterable[str] = ()) -> tuple[Region | None, tuple[str, ...]]:
-        """A township named below what the rest of the address pins down (a province or a
-        prefecture, or several candidates) places it in the one county there that has a
-        township of that name (江苏鼓楼区湖南路街道 is 南京's 鼓楼区; 东莞长安镇 stays 东莞) —
+        """A township named below what the rest of the address pins down (a prefecture, a
+        municipality, a province with names below it, or several candidates) places it in the
+        one county there that has a township of that name (江苏鼓楼区湖南路街道 is 南京's
+        鼓楼区; 东莞长安镇 stays 东莞) —
         when every township named that fits there agrees (成都 家住安仁镇 在街子镇走丢 stays
         成都); not by a township whose name holds every name that made the region or the
         candidates (大同镇 does not choose between 大同市 and 大庆 大同区), nor by one that
@@ -299,12 +330,15 @@ class AddressParser:
                 if len(named) <= _TOWNSHIP_CANDIDATES:
                     return None, tuple(named)
             return None, ()
-        areas = [region.code] if region is not None else list(candidates)
+        areas = [region.code] if region is not None else [c for c in candidates if c in hits]
         spans = {(h.start, h.end) for c in areas for h in hits.get(c, ())}
         if region is None and any(e1 <= b2 for b1, e1 in spans for b2, e2 in spans):
             return region, candidates  # two places named (成都人 家住安仁镇 在重庆走丢): ask
         chosen = self._one_county(areas, self._usable(areas, townships, hits))
-        return (self._by_code[chosen], ()) if chosen else (region, candidates)
+        if chosen is None or any(within(a, chosen) and self._province_alone(a, hits)
+                                 and self._by_code[chosen].parent != a for a in areas):
+            return region, candidates  # a province alone is often where someone is from
+        return self._by_code[chosen], ()
 
     def _usable(self, areas: list[str], townships: list[_Township],
                 hits: dict[str, list[_Hit]]) -> list[_Township]:
@@ -329,6 +363,17 @@ class AddressParser:
                  for h in hs]
         return any(e1 <= b2 and not within(c1, c2) and not within(c2, c1)
                    for c1, b1, e1 in below for c2, b2, e2 in below)
+
+    def _province_alone(self, code: str, hits: dict[str, list[_Hit]]) -> bool:
+        """`code` is a province (not one of the four municipalities, which are cities) with
+        nothing named below it: a town does not pin a county there (长安镇 广西人 is no
+        广西 融安县's 长安镇; 吉林's 吉林市 is the same word; 江苏鼓楼区湖南路街道 names
+        counties below 江苏), except one of
+        the counties directly under it (海南省七叉镇: 昌江, 湖北省三伏潭镇: 仙桃)."""
+        own = {(h.start, h.end) for h in hits.get(code, ())}
+        return (self._by_code[code].level == "province" and code not in _MUNICIPALITIES
+                and not any(c != code and within(code, c) and (h.start, h.end) not in own
+                            for c, hs in hits.items() for h in hs))
 
     def _one_county(self, areas: list[str], townships: list[_Township]) -> str | None:
         """The one county within `areas` that every township named there points at, if any."""

@@ -232,6 +232,12 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     ("老家湖南衡阳南京镇，孩子在长沙火车站走丢", "430000"),
     ("福建惠安洛阳镇人，在厦门走丢", "350000"), ("云南大理双廊镇人，孩子在昆明走丢", "530000"),
     ("新疆伊宁北京路街道的，在乌鲁木齐走丢", "650100"),
+    # a province named alone is often where someone is from: a town does not make a county
+    # of it (a county directly under the province does: 海南省七叉镇 is 昌江)
+    ("长安镇走丢 家长是吉林人", "220000"), ("长安镇 广西人", "450000"),
+    ("海南省七叉镇", "469026"),
+    # a town inside a city's own 市 (滨州市东街道: 滨州's 市东街道, not 淮北's 东街道)
+    ("滨州市东街道", "371602"), ("济南辛庄街道", "370117"),
     # a name ending in 古镇 not in the list: no township by its tail (西江古镇 holds no 江古镇)
     ("贵州西江古镇", "520000"), ("贵州乌江古镇", "520000"),
 ])
@@ -253,11 +259,26 @@ def test_towns_that_disagree_or_are_not_listed_leave_the_region(ix: RegionIndex,
     ("嘉兴乌镇", "610000", "330400"),
     ("家住贵州遵义北京路街道，孩子在贵阳走丢", "520000", "520000"),
 ])
+
+
 def test_the_operators_region_reads_a_township(ix: RegionIndex, address: str, inside: str,
                                                code: str) -> None:
     """`inside` (the region the operator picked) counts as if written before the address."""
     match = ix.parse_address(address, inside)
     assert match.region is not None and match.region.code == code, (address, inside, match)
+
+
+@pytest.mark.parametrize(("address", "inside"), [
+    # several towns of that name inside the operator's region: no county by a name's likeness
+    ("城关镇", "620100"), ("城关镇", "620000"), ("和平街道", "210000"), ("九龙镇", "510000"),
+    # a shop's or a landmark's region name, and a town that lies elsewhere
+    ("兰州拉面 太和镇", None), ("兰州拉面 太和镇", "440100"), ("长白山 二道白河镇", "220000"),
+    ("三乡镇 河南人", None),
+])
+def test_a_town_alone_or_against_the_other_names_is_no_answer(ix: RegionIndex, address: str,
+                                                              inside: str | None) -> None:
+    match = ix.parse_address(address, inside)
+    assert match.region is None, (address, inside, match)
 
 
 @pytest.mark.parametrize(("address", "candidates"), [
