@@ -178,9 +178,11 @@ class AddressParser:
         one county inside it whose name the town's begins with (region 德阳 + 罗江镇 -> 罗江区;
         but region 兰州 + 城关镇 is no 城关区: 永登 and 榆中 have one)."""
         known = self._by_code.get(inside) if inside else None
-        if known is None or (region is not None and not within(region.code, known.code)) or any(
+        if known is None or (region is not None and not within(region.code, known.code)
+                             and not self._province_alone(region.code, hits)) or any(
                 not (within(c, known.code) or within(known.code, c)) for c in candidates):
-            return None  # what the text names stays (intake shows a conflict)
+            return None  # what the text names stays (intake shows a conflict), unless it is
+            # a province alone (长安镇 广西人 with 东莞 picked: 东莞's 长安镇)
         usable = [] if self._province_alone(known.code, {}) else self._usable(
             [known.code], townships, hits)
         chosen = self._one_county([known.code], usable)
@@ -345,11 +347,13 @@ class AddressParser:
         """The townships that may place the address within `areas`: none when the text names
         two places apart below one area (湖南衡阳南京镇人，在长沙走丢: 湖南, not 衡阳's town);
         else those not holding every name that made the areas, and none that another place
-        named has too (新疆伊宁北京路街道的，在乌鲁木齐走丢: 伊宁 has one)."""
+        named has too (新疆伊宁北京路街道的，在乌鲁木齐走丢: 伊宁 has one), a province named
+        alone aside (an origin: 长安镇 广西人)."""
         if any(self._two_places_below(a, hits) for a in areas):
             return []
         used = [(h.start, h.end) for code in areas for h in hits.get(code, ())]
-        others = [c for c in hits if not any(within(a, c) or within(c, a) for a in areas)]
+        others = [c for c in hits if not any(within(a, c) or within(c, a) for a in areas)
+                  and not self._province_alone(c, hits)]
         return [t for t in townships
                 if not (used and all(t.start <= b and e <= t.end for b, e in used))
                 and not any(within(o, c) for o in others for c in t.counties)]

@@ -203,7 +203,8 @@ class RegionIndex:
         it (that stays, and intake shows the conflict): the one county inside it that the
         townships point at, else, when no town of that name is inside it, the one whose name
         the town's begins with (德阳 + 罗江镇 -> 罗江区; 兰州 + 城关镇 asks: 永登 and 榆中
-        have one).
+        have one). A province named alone is no such place (长安镇 广西人 with 东莞 picked is
+        东莞's 长安镇).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former

@@ -258,6 +258,9 @@ def test_towns_that_disagree_or_are_not_listed_leave_the_region(ix: RegionIndex,
     ("东莞长安镇", "330000", "441900"), ("中山三乡镇", "410000", "442000"),
     ("嘉兴乌镇", "610000", "330400"),
     ("家住贵州遵义北京路街道，孩子在贵阳走丢", "520000", "520000"),
+    # a province named alone beside the town is someone's origin: the operator's town wins
+    ("长安镇 广西人", "441900", "441900"), ("太和镇 湖北人", "440100", "440111"),
+    ("安仁镇 浙江游客", "510100", "510129"), ("花桥镇 江西人", "320500", "320583"),
 ])
 
 
