@@ -40,6 +40,13 @@ _TOWNSHIP_LAST = frozenset("镇乡道木")
 # Words for a kind of town that end many names not in the list (西江古镇, 安亭新镇, 特色小镇):
 # a township's name ending so counts only where a word begins.
 _TOWN_WORDS = ("古镇", "新镇", "小镇")
+# 街道 is also the everyday word for a street: a name ending so that describes a part of any
+# city (鸡西市中心街道, 杭州城南街道, 大连火车站前街道) places nothing, and none is a township
+# where 街道 goes on as a street (街道上, 街道边, 街道口: 周口 阳光花园 街道边).
+_GENERIC_STREETS = frozenset({
+    "中心", "城中", "城区", "市中", "城关", "老城", "古城", "新城", "城南", "城北", "城东", "城西",
+    "站前", "车站", "花园", "新村", "东门", "西门", "南门", "北门", "中街"})
+_ON_A_STREET = re.compile(r"[上边口旁里内外]")
 # What after a name ending in 乡 makes a word of it, not a township (shared/data/townships.json):
 # 湖南乡下 is rural 湖南, not 临川's 湖南乡; 河南乡镇 are 河南's townships.
 _NOT_TOWNSHIP = re.compile(r"[下村镇]")
@@ -79,6 +86,7 @@ class _Township:
     start: int
     end: int
     counties: tuple[str, ...]
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +188,11 @@ class AddressParser:
         known = self._by_code.get(inside) if inside else None
         if known is None or (region is not None and not within(region.code, known.code)
                              and not self._province_alone(region.code, hits)) or any(
-                not (within(c, known.code) or within(known.code, c)) for c in candidates):
+                not (within(c, known.code) or within(known.code, c)) and c in hits
+                and not self._province_alone(c, hits) for c in candidates):
             return None  # what the text names stays (intake shows a conflict), unless it is
             # a province alone (长安镇 广西人 with 东莞 picked: 东莞's 长安镇)
-        usable = [] if self._province_alone(known.code, {}) else self._usable(
-            [known.code], townships, hits)
+        usable = self._usable([known.code], townships, hits)  # a province picked counts
         chosen = self._one_county([known.code], usable)
         if chosen is None and not any(within(known.code, c) for t in townships
                                       for c in t.counties):
@@ -206,7 +214,8 @@ class AddressParser:
             return region, candidates
         code = region.code
         spans = {(h.start, h.end) for h in hits.get(code, ())}
-        elsewhere = self._town_elsewhere(code, spans, townships)
+        elsewhere = self._town_elsewhere(code, spans, townships,
+                                         self._province_alone(code, hits))
         if elsewhere is not None:
             return None, elsewhere
         if region.level != "county":
@@ -220,17 +229,21 @@ class AddressParser:
         return None, shared if len(shared) <= _TOWNSHIP_CANDIDATES else ()
 
     def _town_elsewhere(self, code: str, spans: set[tuple[int, int]],
-                        townships: list[_Township]) -> tuple[str, ...] | None:
+                        townships: list[_Township],
+                        province_alone: bool = False) -> tuple[str, ...] | None:
         """The candidates when the text also names a town that lies outside the region its
         own name alone made (兰州拉面 太和镇: a shop's 兰州 and a 太和镇 that is in none of
         兰州's counties; 长白山 二道白河镇: 白山's name inside 长白山, and a town of 安图): the
         region and the counties that have the town (up to _TOWNSHIP_CANDIDATES), else the
         region alone. Not for a town holding the region's own name (南京镇江路, 银川镇北堡)
-        nor a one-character one (嘉兴乌镇: the list has 佳县's 乌镇 only)."""
+        nor a one-character one (嘉兴乌镇: the list has 佳县's 乌镇 only). A province named
+        alone agrees only with a town all of whose namesakes it holds (新疆来的，在双城镇走丢
+        asks: 阿拉尔 and 哈尔滨 have one)."""
         towns = [t for t in townships if t.end - t.start > 2
                  and not any(t.start <= b and e <= t.end for b, e in spans)]
-        if not towns or any(within(code, c) or within(c, code)
-                            for t in towns for c in t.counties):
+        agrees = all if province_alone else any  # 新疆来的，在双城镇走丢: 哈尔滨 has one too
+        if not towns or agrees(within(code, c) or within(c, code)
+                               for t in towns for c in t.counties):
             return None  # no such town, or one that agrees with the region
         counties = towns[0].counties if len(towns[0].counties) <= _TOWNSHIP_CANDIDATES else ()
         return tuple(sorted({code, *counties}))
@@ -250,6 +263,8 @@ class AddressParser:
                 continue
             if text[end - 1] == "乡" and _NOT_TOWNSHIP.match(text, end):
                 continue
+            if text.endswith("街道", 0, end) and _ON_A_STREET.match(text, end):
+                continue
             for start in range(max(0, end - self._max_township), end - 1):  # longest first
                 name = text[start:end]
                 counties = self._townships.get(name)
@@ -267,7 +282,7 @@ class AddressParser:
                 if name.endswith(_TOWN_WORDS) and start and _is_cjk(text[start - 1]) \
                         and not after_name:
                     continue  # the tail of a longer name (西江古镇 holds no 江古镇)
-                towns.append(_Township(start, end, counties))
+                towns.append(_Township(start, end, counties, name))
                 break
         return [t for t in towns if not any(
             o is not t and o.start <= t.start and t.end <= o.end for o in towns)]
@@ -338,7 +353,7 @@ class AddressParser:
             return region, candidates  # two places named (成都人 家住安仁镇 在重庆走丢): ask
         chosen = self._one_county(areas, self._usable(areas, townships, hits))
         if chosen is None or any(within(a, chosen) and self._province_alone(a, hits)
-                                 and self._by_code[chosen].parent != a for a in areas):
+                                 for a in areas):
             return region, candidates  # a province alone is often where someone is from
         return self._by_code[chosen], ()
 
@@ -348,7 +363,8 @@ class AddressParser:
         two places apart below one area (湖南衡阳南京镇人，在长沙走丢: 湖南, not 衡阳's town);
         else those not holding every name that made the areas, and none that another place
         named has too (新疆伊宁北京路街道的，在乌鲁木齐走丢: 伊宁 has one), a province named
-        alone aside (an origin: 长安镇 广西人)."""
+        alone aside (an origin: 长安镇 广西人), and none named by a city's generic part
+        (_GENERIC_STREETS: 鸡西市中心街道)."""
         if any(self._two_places_below(a, hits) for a in areas):
             return []
         used = [(h.start, h.end) for code in areas for h in hits.get(code, ())]
@@ -356,7 +372,8 @@ class AddressParser:
                   and not self._province_alone(c, hits)]
         return [t for t in townships
                 if not (used and all(t.start <= b and e <= t.end for b, e in used))
-                and not any(within(o, c) for o in others for c in t.counties)]
+                and not any(within(o, c) for o in others for c in t.counties)
+                and not (t.name.endswith("街道") and t.name[:-2] in _GENERIC_STREETS)]
 
     @staticmethod
     def _two_places_below(code: str, hits: dict[str, list[_Hit]]) -> bool:
@@ -372,8 +389,8 @@ class AddressParser:
         """`code` is a province (not one of the four municipalities, which are cities) with
         nothing named below it: a town does not pin a county there (长安镇 广西人 is no
         广西 融安县's 长安镇; 吉林's 吉林市 is the same word; 江苏鼓楼区湖南路街道 names
-        counties below 江苏), except one of
-        the counties directly under it (海南省七叉镇: 昌江, 湖北省三伏潭镇: 仙桃)."""
+        counties below 江苏), not even a county directly under it (海南人，在长征镇走丢 is no
+        琼中: 上海 has a 长征镇 too)."""
         own = {(h.start, h.end) for h in hits.get(code, ())}
         return (self._by_code[code].level == "province" and code not in _MUNICIPALITIES
                 and not any(c != code and within(code, c) and (h.start, h.end) not in own

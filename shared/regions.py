@@ -188,23 +188,24 @@ class RegionIndex:
         Not when the text names two places (a home town and where the child was lost: 成都人
         家住安仁镇，孩子在重庆走丢 stays ambiguous; 福建惠安洛阳镇人，在厦门走丢 stays 福建),
         towns of different counties (成都 家住安仁镇 在街子镇走丢 stays 成都), a town another
-        place named has too, or a province named alone (长安镇 广西人 stays 广西: a province is
-        often where someone is from; a county directly under it is placed: 海南省七叉镇). A
-        town that lies outside the place the other names made alone makes the answer
-        ambiguous (兰州拉面 太和镇; 长白山 二道白河镇). Alone, townships give candidates,
-        never the answer: the counties that have it and the county whose name it begins with,
-        up to eight (安亭镇: 嘉定区; 平昌镇龙: 平昌县 or 信阳 平桥区), more say nothing (太平镇:
-        50 counties). A one-character name before 镇/乡, and a name ending in 古镇/新镇/小镇,
-        counts only right after a region's name (桐乡乌镇; 乌镇 alone, 西江古镇 and 安亭新镇
-        name no township). A county named with its ancestors is never moved by a township.
-        香港/澳门/台湾 names that begin inside a mainland name are not read (丰台南苑 is no
-        台南, 邢台北小庄乡 no 台北).
-        `inside` counts as if written in front unless the text names a place outside or beside
-        it (that stays, and intake shows the conflict): the one county inside it that the
+        place named has too, a 街道 named by a part of any city (鸡西市中心街道, 杭州城南街道:
+        街道 is also the word for a street, and 街道上/边/口 is one), or a province named alone
+        (海南省七叉镇 stays 海南: a province is often where someone is from). A town that lies
+        outside the place the other names made alone, or for a province alone a town other
+        provinces have too, makes the answer ambiguous (兰州拉面 太和镇; 长安镇 广西人).
+        Alone, townships give candidates, never the answer: the counties that have it and the
+        county whose name it begins with, up to eight (安亭镇: 嘉定区; 平昌镇龙: 平昌县 or 信阳
+        平桥区), more say nothing (太平镇: 50 counties). A one-character name before 镇/乡, and
+        a name ending in 古镇/新镇/小镇, counts only right after a region's name (桐乡乌镇; 乌镇
+        alone, 西江古镇 and 安亭新镇 name no township). A county named with its ancestors is
+        never moved by a township. 香港/澳门/台湾 names that begin inside a mainland name are
+        not read (丰台南苑 is no 台南, 邢台北小庄乡 no 台北). `inside` counts as if written in
+        front unless the text names a place outside or beside it (that stays, and intake shows
+        the conflict): the one county inside it that the
         townships point at, else, when no town of that name is inside it, the one whose name
         the town's begins with (德阳 + 罗江镇 -> 罗江区; 兰州 + 城关镇 asks: 永登 and 榆中
         have one). A province named alone is no such place (长安镇 广西人 with 东莞 picked is
-        东莞's 长安镇).
+        东莞's 长安镇); a province the operator picked is (七叉镇 with 海南 picked: 昌江).
 
         Zones (成都高新区, 苏州工业园区, 天府新区): a zone kind word is never part of a region
         name unless the whole official name is there (浦东新区); a county's short or former
