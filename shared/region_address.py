@@ -67,6 +67,20 @@ def _is_cjk(char: str) -> bool:
     return "\u4e00" <= char <= "\u9fff"
 
 
+def _word_breaks(text: str, folded: str) -> frozenset[int]:
+    """Where the caller's whitespace stood, as positions in `folded` (fold drops it): no
+    township's name is read across one. Empty when folding the parts apart gives another
+    text (a zone word written across a space)."""
+    parts = [fold(p) for p in text.split()]
+    if "".join(parts) != folded:
+        return frozenset()
+    breaks, at = set(), 0
+    for p in parts[:-1]:
+        at += len(p)
+        breaks.add(at)
+    return frozenset(breaks)
+
+
 @dataclass(frozen=True, slots=True)
 class AddressMatch:
     """What an address names. `region` is the deepest region it pins down (None when it
@@ -148,7 +162,7 @@ class AddressParser:
         folded = fold(text)
         kinds = kind_spans(folded)
         found = self._scan_names(folded)
-        townships = self._township_hits(folded, found)
+        townships = self._township_hits(folded, found, _word_breaks(text, folded))
         contested: list[tuple[str, int, int]] = []
         hits = self._name_hits(folded, kinds, found, townships, contested)
         zone_hits = self._zone_hits(folded)
@@ -248,15 +262,16 @@ class AddressParser:
         counties = towns[0].counties if len(towns[0].counties) <= _TOWNSHIP_CANDIDATES else ()
         return tuple(sorted({code, *counties}))
 
-    def _township_hits(self, text: str,
-                       found: list[tuple[str, float, int, int]]) -> list[_Township]:
-        """The townships named in `text`, left to right: at each township word (镇, 乡, 街道,
-        苏木) the longest name ending there that does not begin inside a region's name found
+    def _township_hits(self, text: str, found: list[tuple[str, float, int, int]],
+                       breaks: frozenset[int] = frozenset()) -> list[_Township]:
+        """The townships named in `text`, left to right: at each township word (镇, 乡,
+        街道, 苏木) the longest name ending there, not across a space the caller typed
+        (`breaks`: 大竹 镇上 is 大竹), that does not begin inside a region's name found
         (淮北市东街道 is 东街道, 湖南安乡 holds no 南安乡, 侯马路东街道 no 马路东街道), unless
         that name is itself read across another (上海安亭镇: 海安 is no name there); one
         inside another does not count (北太平镇 holds 太平镇). A name of one character before
-        its township word counts only right after a region's name (桐乡乌镇; alone, 乌镇 is the
-        famous 乌镇镇 of 桐乡 more often than 陕西 佳县's 乌镇; 安亭新镇 holds no 新镇)."""
+        its township word counts only right after a region's name (桐乡乌镇; alone, 乌镇 is
+        the famous 乌镇镇 of 桐乡 more often than 陕西 佳县's 乌镇; 安亭新镇 holds no 新镇)."""
         towns: list[_Township] = []
         for end in range(2, len(text) + 1):
             if text[end - 1] not in _TOWNSHIP_LAST:
@@ -267,6 +282,8 @@ class AddressParser:
                 continue
             for start in range(max(0, end - self._max_township), end - 1):  # longest first
                 name = text[start:end]
+                if any(start < b < end for b in breaks):
+                    continue  # across a space the caller typed (大竹 镇上 is 大竹, not 大竹镇)
                 counties = self._townships.get(name)
                 if counties is None or any(
                         b < start < e and not any(b2 < b < e2 for _, _, b2, e2 in found)

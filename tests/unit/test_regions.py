@@ -240,6 +240,8 @@ def test_road_and_town_names_do_not_name_the_region(ix: RegionIndex, address: st
     ("鸡西市中心街道", "230300"), ("周口 阳光花园 街道边", "411600"),
     ("大连火车站前街道", "210200"), ("杭州城南街道", "330100"),
     ("武汉 车站街道 汉口火车站", "420100"),
+    # no town is read across a space the caller typed (大竹 镇上: in the town of 大竹)
+    ("达州 大竹 镇上", "511724"), ("遵义绥阳 镇上走丢", "520323"), ("黑龙江 大庆 街道", "230600"),
     # a town inside a city's own 市 (滨州市东街道: 滨州's 市东街道, not 淮北's 东街道)
     ("滨州市东街道", "371602"), ("济南辛庄街道", "370117"),
     # a name ending in 古镇 not in the list: no township by its tail (西江古镇 holds no 江古镇)
