@@ -12,7 +12,7 @@ name — except the zones' placeholder rows (…开发区特殊乡镇) and rows 
 - a 统计用区划 zone code (fifth digit 7, e.g. 320571 苏州工业园区) is no division: its
   townships count for the zone's host prefecture (as the zones of regions.json do).
 
-The file is what shared.region_address reads to tell a town named like a county (太平镇,
+The file is what shared.region_towns reads to tell a town named like a county (太平镇,
 湖南镇) from that county, and to place a town in the one county of the named prefecture that
 has it. Rerun (after build_regions.py)::
 
