@@ -141,7 +141,8 @@ class Case(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     opened_at: datetime
     last_seen_at: datetime | None = None
-    found_at: datetime | None = None
+    found_at: datetime | None = None  # as the commander gave it
+    found_recorded_at: datetime | None = None  # when the found was recorded (purge clock)
     closed_at: datetime | None = None
     exercise: bool = False
     child_name: str

@@ -110,6 +110,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
     elif type_ == ev.CASE_FOUND and isinstance(event, CaseFound):
         case.status = "false_report" if event.outcome == "false_report" else "found"
         case.outcome, case.found_at = event.outcome, event.found_at
+        case.found_recorded_at = event.at
         case.receiving_organisation, case.found_record = (event.receiving_organisation,
                                                           event.record_id)
         what = event.outcome + (f" → {event.receiving_organisation}"
@@ -125,6 +126,7 @@ def apply_in_place(case: Case | None, type_: str, event_id: str,
             if offered.record_id == case.found_record and offered.confirmed_via == "commander":
                 offered.status, offered.confirmed_via = "proposed", ""
         case.status, case.outcome, case.found_at = "active", None, None
+        case.found_recorded_at = None
         case.receiving_organisation, case.found_record = "", None
     elif type_ == ev.CASE_REPORT_LINKED and isinstance(event, ReportLinked):
         case.links.append(Link(report_id=event.report_id, case_id=event.duplicate_case_id,

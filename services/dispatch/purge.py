@@ -22,10 +22,14 @@ TIMER = "purge"  # the purge timer's task id in dispatch:timers (`<case id>|purg
 
 
 def ended_at(case: Case) -> datetime | None:
-    """When the search ended, or None while it goes on (or nothing ended it)."""
+    """When the end of the search was recorded, or None while it goes on (or nothing ended
+    it). The recording time, never the `found_at` a person typed: a found dated a year back
+    (a mistyped year, a child missing that long, an unidentified-child record's found time)
+    would otherwise be purged at the next timer tick, and a mistaken found could no longer be
+    reopened (DESIGN.md "Nothing ends a search by accident")."""
     if case.is_open:
         return None
-    return case.found_at or case.closed_at
+    return case.found_recorded_at or case.found_at or case.closed_at
 
 
 def purge_at(case: Case, grace_s: float) -> datetime | None:

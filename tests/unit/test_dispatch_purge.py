@@ -62,6 +62,24 @@ def test_a_found_then_closed_case_counts_from_the_found_and_a_reopen_cancels_the
     assert purge.purge_at(reopened, GRACE) is None and purge.plan_purge(reopened, NOW) == []
 
 
+@pytest.mark.parametrize("typed", [timedelta(days=-365), timedelta(days=-31),
+                                   timedelta(days=-3650), timedelta(minutes=-5), timedelta(0)])
+def test_the_purge_counts_from_when_the_found_was_recorded_not_the_time_typed(
+        typed: timedelta) -> None:
+    """A found dated long ago (a mistyped year, a child missing for years, the default time of
+    an unidentified-child record) keeps the whole grace to be reopened: the purge clock is the
+    found's recording time."""
+    recorded = NOW + timedelta(hours=3)
+    case = fold(plan_found(opened(), "found_safe", recorded + typed, "", "cmd", recorded, "f"),
+                opened())
+    assert case.found_at == recorded + typed  # shown as given
+    assert purge.purge_at(case, GRACE) == recorded + timedelta(seconds=GRACE)
+    assert purge.plan_purge(case, recorded) != []  # the timer decides when; the plan is ready
+    reopened = fold(plan_reopen(case, "wrong child", "cmd", recorded + timedelta(minutes=5),
+                                "r"), case)
+    assert reopened.is_open and purge.purge_at(reopened, GRACE) is None
+
+
 def test_retention_names_every_store_and_when_it_goes() -> None:
     case = fold(plan_found(opened(), "found_safe", NOW, "", "cmd", NOW, "f"), opened())
     answer = purge.retention(case, GRACE)
