@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from shared.regions import RegionIndex
 from shared.report import ReportAccepted
+from shared.text import SHOWS_NOTHING
 
 # Every character used as the separator inside transliterated (e.g. Uyghur, Kazakh, foreign)
 # names, folded to U+00B7 MIDDLE DOT, the one GB 18030 / the public security name standard
@@ -52,8 +53,25 @@ MIDDLE_DOTS = frozenset(
     "\u2024"  # ONE DOT LEADER
 )
 _DOTS = re.compile("[" + re.escape("".join(sorted(MIDDLE_DOTS))) + "]+")
-# Spaces of any kind, and the invisible format characters (ZWSP, ZWJ, BOM, soft hyphen...).
-_GAPS = re.compile(r"[\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad]+")
+# Spaces of any kind, and every character Unicode says is invisible by default
+# (Default_Ignorable_Code_Point, DerivedCoreProperties.txt: soft hyphen, combining grapheme
+# joiner, the Mongolian free variation selectors and vowel separator, zero-width characters,
+# bidi controls, variation selectors, BOM, tags), plus the Hangul fillers and the blank
+# Braille pattern, which show nothing either: "张小明" and "张小明\ufe0f" are one child.
+_GAPS = re.compile(
+    r"[\s\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff0-\ufff8"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a" + SHOWS_NOTHING + "]+")
+# Words written where a child's own name is not known (a newborn "王芳之女", "男婴", "无名氏",
+# an anonymised "张某"): they name no one, so they are never evidence that two reports are
+# of one child, and they contradict no name (issue 19 §1: twins reported as "王芳之女").
+_PLACEHOLDER_NAMES = frozenset({
+    "无名", "无名氏", "未取名", "未起名", "未命名", "不详", "不知", "不知道", "未知", "无", "暂无",
+    "待定", "男婴", "女婴", "婴儿", "婴", "新生儿", "宝宝", "宝贝", "男孩", "女孩", "小孩",
+    "孩子", "儿童", "男童", "女童", "unknown", "none", "n/a", "na", "baby", "child"})
+_PLACEHOLDER = re.compile(
+    r".*[之的](?:女|子|儿|儿子|女儿|孙|孙子|孙女|婴|男婴|女婴|孩子?)\d*"  # 王芳之女, 李四的儿子
+    r"|.*某.*"  # 张某, 某某
+    r"|(?:男|女)?婴儿?\d*|(?:无名|未知|不详)\w*")
 
 Evidence = Literal["name_birth_date", "id_number"]
 
@@ -67,6 +85,13 @@ def normalise_name(name: str) -> str:
     text = unicodedata.normalize("NFKC", _DOTS.sub("\u00b7", name))
     text = _DOTS.sub("\u00b7", _GAPS.sub("", text)).strip("\u00b7")
     return unicodedata.normalize("NFKC", text.casefold())
+
+
+def is_placeholder_name(name: str) -> bool:
+    """Whether `name` stands where a child's own name is not known (_PLACEHOLDER_NAMES:
+    "王芳之女", "男婴", "无名氏", "张某"), or is empty once normalised."""
+    norm = normalise_name(name)
+    return not norm or norm in _PLACEHOLDER_NAMES or _PLACEHOLDER.fullmatch(norm) is not None
 
 
 def normalise_id_number(value: str) -> str:
@@ -84,15 +109,19 @@ class ChildIdentity(BaseModel):
 
     def evidence_with(self, other: ChildIdentity) -> Evidence | None:
         """The evidence that `other` is the same child, or None. A drill and a real report
-        never match; a name without a birth date on either side never matches."""
+        never match; a name without a birth date on either side never matches, nor does a
+        placeholder name; evidence that the rest contradicts (`contradiction`) does not
+        count."""
         if self.exercise != other.exercise:
             return None
-        if self.id_number and other.id_number and \
-                normalise_id_number(self.id_number) == normalise_id_number(other.id_number):
-            return "id_number"
-        if self.birth_date is not None and self.birth_date == other.birth_date and \
-                normalise_name(self.name) == normalise_name(other.name) != "":
-            return "name_birth_date"
+        # Matching and contradicting evidence as `contradiction` weighs it, on full identities.
+        secret = "evidence_with"  # only compared within this call
+        mine, theirs = self.keyed(secret), other.keyed(secret)
+        for kind, key in theirs:
+            if (kind, key) in mine:
+                if contradiction(kind, self.name, [k for _, k in mine], other, theirs):
+                    return None
+                return kind
         return None
 
     def keyed(self, secret: str) -> list[tuple[Evidence, str]]:
@@ -104,7 +133,7 @@ class ChildIdentity(BaseModel):
         if self.id_number:
             raw.append(("id_number", f"{scope}|id|{normalise_id_number(self.id_number)}"))
         name = normalise_name(self.name)
-        if self.birth_date is not None and name:
+        if self.birth_date is not None and not is_placeholder_name(self.name):
             raw.append(("name_birth_date", f"{scope}|nb|{name}|{self.birth_date.isoformat()}"))
         return [(kind, hmac.new(secret.encode(), k.encode(), hashlib.sha256).hexdigest()[:32])
                 for kind, k in raw]
@@ -153,6 +182,34 @@ def link_evidence(rule: Evidence, first: ChildIdentity, first_seen: Sighting,
     return LinkEvidence(rule=rule, distance_km=apart[0], hours_apart=apart[1],
                         names=[first.name, second.name],
                         birth_date=second.birth_date if rule == "name_birth_date" else None)
+
+
+def contradiction(matched: Evidence, first_name: str, first_keys: list[str],
+                  second: ChildIdentity, second_keyed: list[tuple[Evidence, str]]) -> str | None:
+    """Why a report that shares one piece of evidence with an earlier child is still another
+    child, or None. `matched` is the evidence shared; the earlier child is known by its name
+    and its keys (`first_keys`: ChildIdentity.keys of the report that claimed it, at most one
+    per kind); the new report by its identity and `second_keyed` (ChildIdentity.keyed).
+
+    - Shared ID number, names that differ ("name"): twins, one report carrying the other's
+      number copied from the household register. A name inside the other is one child written
+      short (乐乐 and 张乐乐); a placeholder (is_placeholder_name) contradicts nothing.
+    - Shared name and birth date, ID numbers that differ ("id_number"): twins with one name
+      given twice, or two children of one name born the same day.
+
+    Contradicted evidence never links (DESIGN.md "Nothing ends a search by accident": a wrong
+    link lets one child's found end the other's search; two searches for one child end
+    nothing, and the commander can tie them)."""
+    if matched == "id_number":
+        a, b = normalise_name(first_name), normalise_name(second.name)
+        if is_placeholder_name(first_name) or is_placeholder_name(second.name):
+            return None
+        return "name" if a not in b and b not in a else None
+    mine = dict(second_keyed)
+    their_ids = [k for k in first_keys if k != mine.get("name_birth_date")]
+    if mine.get("id_number") and their_ids and mine["id_number"] not in their_ids:
+        return "id_number"
+    return None
 
 
 def same_child(first: ChildIdentity, first_seen: Sighting, second: ChildIdentity,

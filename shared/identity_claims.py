@@ -34,6 +34,17 @@ end
 return {owner, at}
 """
 
+# KEYS: identity keys; ARGV[1]: their owner now, ARGV[2]: the new owner, ARGV[3]: time to live.
+# Only the keys `from` holds change hands.
+_HAND_OVER = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('SET', key, ARGV[2], 'EX', tonumber(ARGV[3]))
+  end
+end
+return 0
+"""
+
 
 class IdentityClaims:
     """`<prefix><key>` -> the id that first claimed the child, for `ttl_s` seconds."""
@@ -43,6 +54,7 @@ class IdentityClaims:
         self.prefix = prefix
         self.ttl_s = max(int(ttl_s), 1)
         self._script = self.redis.register_script(_CLAIM)
+        self._hand_over = self.redis.register_script(_HAND_OVER)
 
     async def claim(self, keys: list[str], claimant: str) -> tuple[str, int | None]:
         """The owner of the child and the index in `keys` of the key that matched (None when
@@ -61,6 +73,14 @@ class IdentityClaims:
                 for k in keys:
                     pipe.set(self.prefix + k, claimant, ex=self.ttl_s)
                 await pipe.execute()
+
+    async def hand_over(self, keys: list[str], owner: str, claimant: str) -> None:
+        """Those of `keys` that `owner` holds now belong to `claimant`: a report whose evidence
+        was contradicted (shared.identity.contradiction) is another child, and the keys its
+        claim gave the owner are its own."""
+        if keys:
+            await self._hand_over(keys=[self.prefix + k for k in keys],
+                                  args=[owner, claimant, self.ttl_s])
 
     async def restore(self, keys: list[str], owner: str) -> None:
         """Claim for `owner` where nobody has (rebuilding Redis from the topics)."""

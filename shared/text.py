@@ -63,12 +63,32 @@ def clean_text(value: object) -> object:
     return unicodedata.normalize("NFC", text)
 
 
+# What shows nothing by itself, beyond spaces, controls, format characters and lone marks:
+# the rest of Default_Ignorable_Code_Point (DerivedCoreProperties.txt: U+034F, U+115F, U+1160,
+# U+17B4, U+17B5, U+180B–U+180F, U+3164, U+FFA0, variation selectors, tags) and the blank
+# Braille pattern U+2800. Also used by shared.identity to compare names.
+SHOWS_NOTHING = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f"
+                 "\uffa0\U000e0000-\U000e0fff")
+_SHOWS_NOTHING = re.compile(f"[{SHOWS_NOTHING}]")
+
+
+def has_visible(text: str) -> bool:
+    """Whether `text` has a character a person can see: not a space, control, format
+    character (category Z*, C*), a mark alone (M*), nor one of SHOWS_NOTHING."""
+    return any(unicodedata.category(c)[0] not in "ZCM" and not _SHOWS_NOTHING.match(c)
+               for c in text)
+
+
 def clean_line(value: object) -> object:
     """`clean_text` for one-line fields (names, phone, relation): breaks and tabs become a
-    space."""
+    space. A value that is not empty but shows nothing (spaces, U+3164 HANGUL FILLER, U+200D,
+    a tag character: `has_visible`) is refused: a child's name of U+3164 would publish
+    "儿童失踪协查：" and a blank poster."""
     text = clean_text(value)
     if not isinstance(text, str):
         return text
+    if text and not has_visible(text):
+        raise ValueError("has no visible character")
     return re.sub(r"[\t\n]+", " ", text)
 
 

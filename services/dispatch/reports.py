@@ -22,7 +22,14 @@ from services.dispatch.rules import Policy
 from shared import metrics
 from shared.case_ids import CaseIdCollision
 from shared.events import CloudEvent
-from shared.identity import ChildIdentity, Sighting, identity_of, link_evidence, sighting_of
+from shared.identity import (
+    ChildIdentity,
+    Sighting,
+    contradiction,
+    identity_of,
+    link_evidence,
+    sighting_of,
+)
 from shared.identity_claims import claimant_record
 from shared.report import ReportAccepted
 
@@ -102,6 +109,14 @@ class Reports:
                 # The claim's case is no longer a live search, or never came to be (its
                 # report was dead-lettered): this report starts the child's search.
                 await cases.claims.take_over(keys, accepted.case_id)
+            elif (why := contradiction(keyed[at][0], existing.child_name,
+                                       existing.duplicate_keys, child, keyed)) is not None:
+                # Another child (twins): this report opens its own search, with the keys
+                # its claim had given the other case.
+                log.info("report %s is not of case %s's child: %s differs", accepted.report_id,
+                         existing.case_id, why)
+                await cases.claims.hand_over([k for i, k in enumerate(keys) if i != at],
+                                             existing.case_id, accepted.case_id)
             elif existing.lat is not None and existing.lon is not None:
                 evidence = link_evidence(
                     keyed[at][0], ChildIdentity(name=existing.child_name), Sighting(

@@ -16,6 +16,7 @@ from shared.identity import (
     ChildIdentity,
     LinkEvidence,
     Sighting,
+    contradiction,
     identity_of,
     link_evidence,
     sighting_of,
@@ -55,7 +56,14 @@ class ChildAlerts:
             await self.claims.take_over(keys, alert_id)
             return None
         had = (existing.report or {}).get("child") or {}
-        first = ChildIdentity(name=str(had.get("name", "")), exercise=existing.exercise)
+        first = ChildIdentity(name=str(had.get("name", "")), exercise=existing.exercise,
+                              birth_date=had.get("birth_date"), id_number=had.get("id_number"))
+        secret = self.notify.settings.identity_secret
+        if contradiction(keyed[at][0], first.name, first.keys(secret), child, keyed):
+            # Another child (twins): an alert of its own, with the keys the claim gave that one
+            await self.claims.hand_over([k for i, k in enumerate(keys) if i != at], owner,
+                                        alert_id)
+            return None
         evidence = link_evidence(
             keyed[at][0], first, Sighting(at=existing.seen_at, lat=existing.lat,
                                           lon=existing.lon),

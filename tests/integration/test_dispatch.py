@@ -32,7 +32,7 @@ from shared.kafka import EventPublisher, make_broker
 from shared.pii import MasterKeys
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
-from tests.helpers import eventually, read_topic, report_body
+from tests.helpers import eventually, id_number, read_topic, report_body
 
 SETTINGS = Settings()
 
@@ -379,6 +379,45 @@ async def test_second_report_of_the_same_child_is_linked_not_a_second_group(
     opened_first = (await case_events(stack.settings.kafka_bootstrap, first))[0]["value"]
     keys = opened_first["duplicate_keys"]
     assert len(keys) == 1 and len(keys[0]) == 32 and tag not in keys[0]
+
+
+async def test_twins_are_two_searches_whatever_evidence_they_share(stack: Stack) -> None:
+    """Evidence the rest of a report contradicts never links (shared.identity.contradiction):
+    twin B's report carrying twin A's ID number opens B's own case group, and a later report of
+    B by name and birth date alone joins B's, not A's; newborn twins under one placeholder name
+    ("王芳之女") with their own ID numbers are two cases. So A's found can never end B's
+    search."""
+    tag = uuid.uuid4().hex[:4]
+    serial = f"{int(tag, 16) % 1000:03d}"
+    twin_id = id_number(f"14040320190501{serial}")
+    async with stack.serving():
+        a, b, b_again = new_case_id(), new_case_id(), new_case_id()
+        await stack.report(a, child__name=f"张乐乐{tag}", child__id_number=twin_id)
+        await stack.opened(a)
+        await stack.report(b, child__name=f"张欢欢{tag}", child__id_number=twin_id,
+                           reporter__phone="13700000011")
+        await stack.opened(b)
+        await stack.report(b_again, child__name=f"张欢欢{tag}", child__id_number=None,
+                           reporter__phone="13700000012")
+
+        async def linked() -> dict[str, Any] | None:
+            case = (await stack.case(b)).json()
+            return case if case["links"] else None
+
+        case_b = await eventually(linked, timeout=30)
+        assert case_b["case_id"] == b
+        assert [x["case_id"] for x in case_b["links"]] == [b_again]
+        case_a = (await stack.case(a)).json()
+        assert case_a["case_id"] == a and case_a["links"] == []
+
+        first, second = new_case_id(), new_case_id()
+        newborns = [id_number(f"14040320190501{(int(serial) + n) % 1000:03d}") for n in (1, 2)]
+        await stack.report(first, child__name=f"王芳{tag}之女", child__id_number=newborns[0])
+        await stack.report(second, child__name=f"王芳{tag}之女", child__id_number=newborns[1],
+                           reporter__phone="13700000013")
+        for case_id in (first, second):
+            own = await stack.opened(case_id, ADMIN)
+            assert own["case_id"] == case_id and own["links"] == []
 
 
 async def test_a_case_id_drawn_twice_dead_letters_the_second_report_naming_both(

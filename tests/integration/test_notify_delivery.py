@@ -41,20 +41,13 @@ from shared.events import (
 from shared.report import ReportAccepted, ResolvedReport
 from shared.settings import Settings
 from shared.verification import JWKS_PATH, SIGNATURE_HEADER, display_code, short_code
-from tests.helpers import eventually, pdf_qr_codes, pdf_text, read_topic, report_body
+from tests.helpers import eventually, id_number, pdf_qr_codes, pdf_text, read_topic, report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
 CENTRE = (36.19, 113.11)
 # The ID numbers all start 1101012019 (one per report, born in 2019: see Stack.report_as).
 PII = ("李红", "13800000000", "138 0000 0000", "1101012019", "中年男子", "晋D·12345")
 _CHILDREN = itertools.count()
-
-
-def id_number(first17: str) -> str:
-    """A 居民身份证号 with its GB 11643 check character."""
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights,
-                                                                     strict=True)) % 11]
 
 
 @dataclass

@@ -6,6 +6,7 @@ own alert; a reopen re-alerts everyone who got the Cancel."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,35 @@ async def test_siblings_from_one_phone_are_separate_and_found_cancels_only_one(
     await delivery.run_timers_until(stack.notify, lambda: len(far.requests) >= 2, timeout=15)
     await asyncio.sleep(0.3)
     assert sorted(a for _, _, a in pushes(far)) == sorted(alerts[1:])
+
+
+async def test_twins_sharing_an_id_number_have_two_alerts_and_one_found_cancels_one(
+    stack_factory: Any, sinks: Any
+) -> None:
+    """Twin B's report carries twin A's ID number: contradicted evidence (the names differ,
+    shared.identity.contradiction) is no merge, so B has an alert of its own, A's found cancels
+    only A's, and a later report of B by name and birth date is an Update of B's."""
+    stack = await stack_factory()
+    hub = sinks("twins")
+    await stack.subscribe("双胞胎站", SubscriberKind.hub, *north(10), url=hub.url)
+    tag = uuid.uuid4().hex[:4]
+    shared_id = delivery.id_number(f"14040320190501{int(tag, 16) % 1000:03d}")
+    born = {"child__birth_date": "2019-05-01"}
+    a = await stack.report(child__name=f"张乐乐{tag}", child__id_number=shared_id,
+                           reporter__phone="13800000000", **born)
+    b = await stack.report(child__name=f"张欢欢{tag}", child__id_number=shared_id,
+                           reporter__phone="13800000001", **born)
+    assert pushes(hub) == [(ALERT_ISSUED, "Alert", alert_id_of(a)),
+                           (ALERT_ISSUED, "Alert", alert_id_of(b))]
+    await stack.dispatch(CASE_FOUND, a, outcome="found_safe",
+                         found_at=datetime.now(UTC).isoformat())
+    assert [p for p in pushes(hub) if p[0] == ALERT_CANCELLED] == [
+        (ALERT_CANCELLED, "Cancel", alert_id_of(a))]
+    state = await stack.notify.alerts.get(alert_id_of(b))
+    assert state is not None and not state.cancelled
+    await stack.report(child__name=f"张欢欢{tag}", child__id_number=None,
+                       reporter__phone="13800000002", **born)
+    assert pushes(hub)[-1] == (ALERT_ISSUED, "Update", alert_id_of(b))
 
 
 async def test_wrong_found_then_reopen_re_alerts_everyone_who_got_the_cancel(

@@ -12,6 +12,8 @@ from shared.identity import (
     MIDDLE_DOTS,
     ChildIdentity,
     Sighting,
+    contradiction,
+    is_placeholder_name,
     normalise_name,
     same_child,
 )
@@ -51,10 +53,18 @@ TABLE = [
     (child("Zhang Xiaoming"), child("ＺＨＡＮＧ　ＸＩＡＯＭＩＮＧ"), "name_birth_date"),
     (child("张小明"), child("张 小 明"), "name_birth_date"),
     (child("张小明"), child("张\u200b小明"), "name_birth_date"),
+    # every default-ignorable character, the Hangul fillers and the blank Braille pattern
+    *[(child("张小明"), child(f"张小明{c}"), "name_birth_date") for c in (
+        "\ufe0f", "\ufe00", "\U000e0100", "\u034f", "\u180e", "\u180b", "\u3164", "\u115f",
+        "\uffa0", "\u2800", "\U000e0041", "\U0001d173", "\u2066", "\u061c")],
     (child("张小明"), child("张小明\t"), "name_birth_date"),
-    # ID number: the same child even where the name was written otherwise
+    # ID number: the same child where the name is written the same or short
     (child("张小明", id_number="14040320190501123X"),
-     child("张晓明", born=None, id_number="14040320190501123x"), "id_number"),
+     child("张小明", born=None, id_number="14040320190501123x"), "id_number"),
+    (child("张乐乐", id_number="14040320190501123X"),
+     child("乐乐", born=None, id_number="14040320190501123X"), "id_number"),
+    (child("张乐乐", id_number="14040320190501123X"),
+     child("王芳之女", born=None, id_number="14040320190501123X"), "id_number"),
     (child("张小明", id_number="14040320190501123X"),
      child("张小明", id_number="１４０４０３２０１９０５０１１２３Ｘ"), "id_number"),
     # siblings: one family, different names and birth dates
@@ -79,6 +89,27 @@ TABLE = [
 ]
 
 
+# One piece of evidence shared, another contradicting it (shared.identity.contradiction):
+# never the same child. (first, second, what contradicts)
+CONTRADICTED = [
+    # twins: one report carries the other's ID number (copied from the household register)
+    (child("张乐乐", id_number="14040320190501123X"),
+     child("张欢欢", id_number="14040320190501123X"), "name"),
+    (child("李大宝", id_number="14040320190501123X"),
+     child("李二宝", born=None, id_number="14040320190501123X"), "name"),
+    # a name written otherwise with the same number: two searches, never one ended by the other
+    (child("张小明", id_number="14040320190501123X"),
+     child("张晓明", born=None, id_number="14040320190501123X"), "name"),
+    # two children of one name born the same day, each with an ID number of their own
+    (child("张伟", id_number="140403201905011234"),
+     child("张伟", id_number="140403201905011242"), "id_number"),
+]
+
+# Placeholders where a child's own name is not known are no evidence (newborn twins).
+PLACEHOLDERS = ["王芳之女", "李四的儿子", "男婴", "女婴2", "无名氏", "张某", "某某", "未起名",
+                "新生儿", "宝宝", "孩子", "unknown", "Baby"]
+
+
 @pytest.mark.parametrize(("first", "second", "expected"), TABLE)
 def test_identity_table(first: ChildIdentity, second: ChildIdentity,
                         expected: str | None) -> None:
@@ -86,6 +117,32 @@ def test_identity_table(first: ChildIdentity, second: ChildIdentity,
     assert second.evidence_with(first) == expected  # symmetric
     shared_keys = set(first.keys(SECRET)) & set(second.keys(SECRET))
     assert bool(shared_keys) == (expected is not None)  # the keys say what the rule says
+
+
+@pytest.mark.parametrize(("first", "second", "why"), CONTRADICTED)
+def test_contradicted_evidence_is_another_child(first: ChildIdentity, second: ChildIdentity,
+                                               why: str) -> None:
+    assert first.evidence_with(second) is None
+    assert second.evidence_with(first) is None
+    # what dispatch and notify see: the key the claim matched, and the earlier child's keys
+    mine, theirs = dict(first.keyed(SECRET)), second.keyed(SECRET)
+    matched = next(kind for kind, key in theirs if mine.get(kind) == key)
+    assert contradiction(matched, first.name, first.keys(SECRET), second, theirs) == why
+    assert contradiction(matched, second.name, second.keys(SECRET), first,
+                         first.keyed(SECRET)) == why
+
+
+@pytest.mark.parametrize("name", PLACEHOLDERS)
+def test_a_placeholder_name_is_no_evidence(name: str) -> None:
+    assert is_placeholder_name(name)
+    a, b = child(name, id_number="140403201905011234"), child(name, id_number="140403201905011242")
+    assert a.evidence_with(b) is None and child(name).evidence_with(child(name)) is None
+    assert [kind for kind, _ in a.keyed(SECRET)] == ["id_number"]
+
+
+@pytest.mark.parametrize("name", ["张伟", "张婴宁", "阿依努尔·买买提", "Zhang Wei", "王女"])
+def test_a_name_is_no_placeholder(name: str) -> None:
+    assert not is_placeholder_name(name)
 
 
 def test_near_in_time_and_place() -> None:

@@ -23,7 +23,7 @@ from services.notify import domain, formats
 from shared.idcard import IdNumberError, normalise_id_number
 from shared.phones import PhoneError, parse_phone
 from shared.report import ResolvedReport
-from shared.text import clean_text, xml_text
+from shared.text import clean_text, has_visible, xml_text
 from tests.helpers import report_body
 
 CAP_XSD = Path(__file__).parents[2] / "services/notify/schema/CAP-v1.2.xsd"
@@ -109,7 +109,8 @@ def test_any_accepted_report_is_clean_and_every_writer_stays_well_formed(
     try:
         report = ResolvedReport.model_validate(body)
     except ValidationError as e:  # only for what a person must correct, e.g. an empty name
-        assert {err["type"] for err in e.errors()} <= {"string_too_short"}, e.errors()
+        assert all(err["type"] == "string_too_short" or "no visible character" in err["msg"]
+                   for err in e.errors()), e.errors()
         return
     texts = [report.child.name, report.child.description, report.last_seen.address,
              report.circumstances.suspect, report.circumstances.vehicle,
@@ -158,6 +159,29 @@ def test_cleaning_is_idempotent_and_leaves_only_xml_characters(text: str) -> Non
 def test_invisible_direction_and_format_characters_are_removed(pasted: str, kept: str) -> None:
     assert clean_text(pasted) == kept
     assert xml_text(pasted) == kept  # a value stored before the cleaning existed, on output
+
+
+# A one-line field that shows nothing is refused, naming the field: a child's name of
+# U+3164 HANGUL FILLER would publish "儿童失踪协查：" with no name.
+SHOW_NOTHING = ["\u3164", "\u115f", "\uffa0", "\u2800", "\u200d", "\u200c", "\U000e0020",
+                "\ufe0f", "\u034f", "\u180e", "\u180b", "\u0301", "   ", "\u3000", "\t",
+                "\u200d\u3164 \ufe0f"]
+
+
+@pytest.mark.parametrize("name", SHOW_NOTHING)
+@pytest.mark.parametrize("field", ["child__name", "reporter__name"])
+def test_a_name_that_shows_nothing_is_refused_naming_the_field(name: str, field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ResolvedReport.model_validate(report_body(**{field: name}))
+    [error] = refused.value.errors()
+    assert error["loc"] == tuple(field.split("__")) and "no visible character" in error["msg"]
+
+
+@given(st.lists(st.sampled_from(SHOW_NOTHING), max_size=4).map("".join),
+       st.sampled_from(["张", "a", "·x", "😀"]))
+def test_a_name_with_one_visible_character_is_kept(blank: str, visible: str) -> None:
+    report = ResolvedReport.model_validate(report_body(child__name=blank + visible + blank))
+    assert has_visible(report.child.name)  # kept (NFC may join a mark to it: a + U+0301)
 
 
 # --- ID numbers: GB 11643-1999, ISO 7064 MOD 11-2 --------------------------------------------
