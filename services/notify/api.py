@@ -18,6 +18,7 @@ from services.notify.audience import SubscriberRequest
 from services.notify.handlers import Conflict, Forbidden, NotFound, Notify
 from services.notify.outbound import UnsafeUrl
 from services.notify.preview import cancel_preview, release_preview
+from services.notify.subscribers import LocationOutsideRegion
 from shared.auth import Principal, Role
 from shared.events import Outcome
 from shared.release import NOTIFY_PREVIEW_PATH, ReleasePreview
@@ -150,6 +151,8 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
         except Conflict as exc:
             raise ApiError(409, "subscriber_exists", "hub already registered",
                            "hub_id") from exc
+        except LocationOutsideRegion as exc:
+            raise ApiError(422, "location_outside_region", str(exc), "location") from exc
         except ValueError as exc:
             raise ApiError(422, "no_region", str(exc), "region_code") from exc
         return SubscriberCreated(subscriber_id=subscriber.subscriber_id, secret=subscriber.secret)

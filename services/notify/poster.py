@@ -70,6 +70,18 @@ def _photo(pdf: FPDF, photo: bytes, height: float = 70.0) -> None:
     pdf.set_y(pdf.get_y() + h + 3)
 
 
+def _name(pdf: FPDF, name: str, width: float) -> None:
+    """The child's name centred, as large as fits one line (28 pt down to 16 pt: a long
+    transliterated name, 阿卜杜热合曼·买买提依明·艾合买提江, is 18 characters), wrapped over
+    lines beyond that: never cut off at the page's edge."""
+    size = 28
+    pdf.set_font("cjk", size=size)
+    while size > 16 and pdf.get_string_width(name) > width:
+        size -= 2
+        pdf.set_font("cjk", size=size)
+    pdf.multi_cell(width, size * 0.57, name, align="C", new_x="LMARGIN", new_y="NEXT")
+
+
 def _qr_png(url: str) -> io.BytesIO:
     out = io.BytesIO()
     segno.make(url, error="m", micro=False).save(out, kind="png", scale=8, border=4)
@@ -90,8 +102,7 @@ def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetim
     pdf.set_font("cjk", size=34)
     pdf.cell(width, 16, "儿童失踪 · 寻人启事", align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
-    pdf.set_font("cjk", size=28)
-    pdf.cell(width, 16, str(child.get("name", "")), align="C", new_x="LMARGIN", new_y="NEXT")
+    _name(pdf, str(child.get("name", "")), width)
     sex = {"male": "男", "female": "女"}.get(str(child.get("sex")), "")
     facts = [sex]
     years = child_age(child, seen, zone)

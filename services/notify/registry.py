@@ -34,9 +34,12 @@ class Registry:
     async def register(self, request: audience.SubscriberRequest,
                        within_region: str = "000000") -> Subscriber:
         """A new subscriber with a new signing secret (returned once, by the caller). Raises
-        UnsafeUrl (channel.url), ValueError (no region for the location), Forbidden (its
+        UnsafeUrl (channel.url), ValueError (no region for the location),
+        LocationOutsideRegion (the location lies outside the region given), Forbidden (its
         region is outside `within_region`, the registering admin's), Conflict (a hub with that
         hub_id exists: registering never returns an existing secret nor repoints a channel)."""
+        if request.region_code and not within(within_region, request.region_code):
+            raise Forbidden(message=request.region_code)  # before the location is looked at
         subscriber = registered(request)
         if not within(within_region, subscriber.region_code or ""):
             raise Forbidden(message=subscriber.region_code or "")

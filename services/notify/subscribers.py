@@ -8,7 +8,7 @@ import secrets
 
 from services.notify.audience import Subscriber, SubscriberRequest
 from shared.boundaries import boundary_index
-from shared.regions import region_index
+from shared.regions import region_index, scope_prefix, within
 
 
 def new_secret() -> str:
@@ -27,11 +27,40 @@ def region_of(lat: float, lon: float) -> str | None:
     return region.code if region is not None else None
 
 
+# How far outside the region it is registered under a subscriber may stand: an airport or a
+# station on a border (北京大兴 lies across 北京 and 河北), a simplified boundary.
+REGION_SLACK_KM = 10.0
+
+
+class LocationOutsideRegion(ValueError):
+    """The location lies outside the region_code given (more than REGION_SLACK_KM)."""
+
+
+def within_reach(region_code: str, lat: float, lon: float) -> bool:
+    """Whether (lat, lon) lies in the area of `region_code` or within REGION_SLACK_KM of it
+    (county boundaries, shared.boundaries); without a boundary for the area, whether the
+    county holding the point lies inside it."""
+    km = boundary_index().distance_to_area_km(scope_prefix(region_code), lat, lon)
+    if km != float("inf"):
+        return km <= REGION_SLACK_KM
+    located = region_of(lat, lon)
+    return located is not None and within(region_code, located)
+
+
 def registered(request: SubscriberRequest) -> Subscriber:
     """The subscriber `request` makes, with a new secret and its region: the one given, else
     the one derived from its location. Its id is set by the caller. ValueError when no region
-    can be found."""
-    region = request.region_code or region_of(request.location.lat, request.location.lon)
+    can be found; LocationOutsideRegion when the location lies outside the region given.
+
+    Which alerts a hub receives is decided by its location, and who may register it by its
+    region: the two must agree, or an admin of one province could place a hub under their own
+    region code anywhere in the country and read other provinces' restricted alerts."""
+    lat, lon = request.location.lat, request.location.lon
+    if request.region_code is not None and not within_reach(request.region_code, lat, lon):
+        raise LocationOutsideRegion(
+            f"location ({lat}, {lon}) lies outside region {request.region_code} (more than "
+            f"{REGION_SLACK_KM:g} km); give the region_code of where the subscriber is")
+    region = request.region_code or region_of(lat, lon)
     if region is None:
         raise ValueError("no region for this location; give region_code")
     return Subscriber(**{**request.model_dump(), "region_code": region}, subscriber_id="",

@@ -233,6 +233,32 @@ async def test_an_admin_registers_only_within_its_region(stack_factory: Any) -> 
     assert inside.status_code == 201
 
 
+# An admin's hub is registered under a region code the admin holds, and its location must lie
+# there: which alerts a hub receives (restricted: ID number, family phone, suspect) is decided
+# by its location alone. (location, region_code, admin's region, status, error field)
+PLACED = [
+    ((39.8947, 116.3220), "140403", "140000", 422, "location"),  # 北京西站 under 长治's code
+    ((39.8947, 116.3220), "140000", "140000", 422, "location"),  # ... under 山西's
+    ((39.8947, 116.3220), None, "140000", 403, "region_code"),  # derived 北京: not the admin's
+    ((31.1979, 121.3363), "140400", "000000", 422, "location"),  # 虹桥 under 长治市, national admin
+    ((36.22, 113.12), "140403", "140000", 201, None),  # 长治 in 潞州区
+    ((36.09, 113.11), "140403", "140000", 201, None),  # 4 km into 上党区: a border's slack
+    ((36.0, 113.0), "140400", "140000", 201, None),  # in 长治市, under the city
+    ((36.0, 113.0), "140403", "140000", 422, "location"),  # 上党区, 15 km off 潞州区
+]
+
+
+async def test_a_hub_stands_where_its_region_is(stack_factory: Any) -> None:  # noqa: F811
+    stack: Stack = await stack_factory()
+    for where, region, admin, status, field in PLACED:
+        body = _hub("定位站", {"type": "console"}, region=region)
+        body["location"] = {"lat": where[0], "lon": where[1]}
+        got = await _register(stack, body, region=admin)
+        assert got.status_code == status, (where, region, admin, got.text)
+        if field is not None:
+            assert got.json()["error"]["field"] == field and "secret" not in got.text
+
+
 async def test_every_hub_has_a_region_and_hub_reads_are_scoped_by_it(
     stack_factory: Any  # noqa: F811
 ) -> None:
