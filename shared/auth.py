@@ -145,7 +145,8 @@ def verify_token_with_expiry(settings: Settings, token: str) -> tuple[Principal,
         lifetime = float(claims["exp"]) - float(claims["iat"])
         if lifetime > max_ttl:
             raise InvalidToken("token lifetime over the maximum")
-        claims = homeward_claims(claims, {r.value for r in Role})
+        if issuer == settings.oidc_issuer and settings.oidc_issuer:
+            claims = homeward_claims(claims, {r.value for r in Role})
         return Principal.model_validate(claims), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc

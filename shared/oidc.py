@@ -107,9 +107,9 @@ def from_provider(settings: Settings, token: str) -> bool:
 
 def homeward_claims(claims: dict[str, Any], roles: set[str]) -> dict[str, Any]:
     """The claims Principal reads, from a provider token: `role` from `roles` (exactly one
-    Homeward role among the person's realm roles, else ValueError)."""
-    if "role" in claims:
-        return claims
+    Homeward role among the person's realm roles, else ValueError), always: a `role` claim
+    the token carries itself is replaced (a mapper or an unmanaged user attribute could put
+    one there; realm roles are granted by the provider's admins only)."""
     mine = sorted(set(claims.get("roles") or []) & roles)
     if len(mine) != 1:
         raise ValueError(f"the token must name exactly one Homeward role, names {mine}")

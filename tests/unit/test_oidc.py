@@ -149,6 +149,26 @@ def test_the_shared_secret_cannot_sign_for_the_provider(provider: Provider) -> N
         verify_token_with_expiry(settings, forged)
 
 
+@pytest.mark.parametrize("overrides", [
+    {"role": "admin", "region": "000000"},  # a role claim beside the realm roles
+    {"role": "admin", "roles": ["volunteer"]},
+    {"role": "admin", "roles": None},  # no realm role at all
+])
+def test_a_provider_token_has_the_role_its_realm_roles_give_and_no_other(
+        provider: Provider, overrides: dict[str, Any]) -> None:
+    """Only the provider's realm roles (granted by its admins) give a Homeward role: a `role`
+    claim a mapper or a user attribute put in the token is not read."""
+    kid = provider.new_key()
+    settings = oidc_settings(provider.issuer)
+    roles = overrides.get("roles", ["operator"])
+    if roles is None:
+        with pytest.raises(InvalidToken):
+            verify_token_with_expiry(settings, provider.token(kid, **overrides))
+        return
+    principal, _ = verify_token_with_expiry(settings, provider.token(kid, **overrides))
+    assert principal.role.value == roles[0] != "admin"
+
+
 def test_key_rotation_is_followed_and_the_key_set_cached(provider: Provider) -> None:
     old = provider.new_key()
     settings = oidc_settings(provider.issuer)
