@@ -164,7 +164,8 @@ def build_found_router(auth: Authenticator, found: FoundChildren) -> APIRouter:
             raise ApiError(404, "not_found", f"no record {record_id}", "record_id",
                            what=f"record {record_id}")
         cases = [c.case_id for c in await found.cases.many(await found.cases.list_ids(5000))
-                 if any(x.record_id == record_id for x in c.candidates)]
+                 if any(x.record_id == record_id for x in c.candidates)
+                 and who.can_see(c.region_code)]  # another region's case ids are not shown
         return RecordView(record=record, cases=cases)
 
     return router
