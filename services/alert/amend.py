@@ -126,7 +126,7 @@ class ReportAmendments:
         if intake.photos is not None and amended.get("photo_urls"):
             await intake.photos.attach(
                 case_id, stored.region, photo_names(amended["photo_urls"], intake.public_url),
-                await intake.photos.released(case_id))
+                await intake.photos.released(case_id), who)
         answer = AmendAnswer(report_id=report_id, case_id=case_id, amendment_id=amendment_id,
                              amended=sorted(amended), status="accepted")
         digest = hashlib.sha256(f"{report_id}\n{body.model_dump_json()}".encode()).hexdigest()

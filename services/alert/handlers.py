@@ -126,7 +126,7 @@ class Intake:
         )
         if self.photos is not None:
             await self.photos.attach(case_id, region_code, photo_names(
-                resolved.child.photo_urls, self.public_url), resolved.release.public)
+                resolved.child.photo_urls, self.public_url), resolved.release.public, operator)
         idem = None
         if idempotency_key:
             idem = IdempotencyKey(operator.sub, idempotency_key, domain.body_hash(report))

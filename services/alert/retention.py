@@ -12,6 +12,7 @@ answer lives as long), and a purged case's rows at once.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ from shared.events import (
     CloudEvent,
 )
 
+log = logging.getLogger(__name__)
+
 PHOTO = "alert:photo:"
 CASE_PHOTOS = "alert:case-photos:"
 
@@ -45,22 +48,59 @@ def photo_names(urls: list[Any], public_url: str) -> list[str]:
     return names
 
 
+def _state(raw: str | bytes) -> dict[str, Any]:
+    """A photo's index entry: {"region": the uploader's, "cases": {case or record id:
+    {"region", "released", "ended"}}} (an entry written before photos could be shared,
+    {"region", "case", "released", "ended"}, read as one case)."""
+    state = json.loads(raw)
+    if "cases" not in state:
+        case = state.pop("case", None)
+        state["cases"] = {case: {"region": state["region"], "released": state.pop("released"),
+                                 "ended": state.pop("ended")}} if case else {}
+        state.pop("released", None)
+        state.pop("ended", None)
+    return state
+
+
 @dataclass
 class PhotoAccess:
+    """The photo index. A photo can belong to several cases (siblings of one incident filed
+    with one family photo, two reports of one child): it is public while any of them is
+    released and not ended, seen by tokens covering any of their regions (or the uploader's),
+    and deleted when the last of them is purged. Only who can see a photo attaches it: an
+    operator cannot take another region's photo into a report by its URL (issue 12)."""
+
     redis: Redis
     photos: PhotoStore
 
     async def uploaded(self, name: str, region: str) -> None:
         """A photo not yet in a report: seen by tokens of the uploader's region only."""
-        await self.redis.set(PHOTO + name, json.dumps({"region": region, "case": None,
-                                                       "released": False, "ended": False}))
+        await self.redis.set(PHOTO + name, json.dumps({"region": region, "cases": {}}))
 
-    async def attach(self, case_id: str, region: str, names: list[str], released: bool) -> None:
+    async def attach(self, case_id: str, region: str, names: list[str], released: bool,
+                     who: Principal | None = None) -> list[str]:
+        """The photos `names` join case `case_id` (of `region`; public now if `released`).
+        A photo that is not in the index (not uploaded here, or purged) or that `who` cannot
+        see (another region's upload or case) is left as it is. Returns the names attached."""
+        attached = []
         for name in names:
-            await self.redis.set(PHOTO + name, json.dumps(
-                {"region": region, "case": case_id, "released": released, "ended": False}))
-        if names:
-            await self.redis.sadd(CASE_PHOTOS + case_id, *names)
+            raw = await self.redis.get(PHOTO + name)
+            if raw is None:
+                continue
+            state = _state(raw)
+            regions = {state["region"], *(c["region"] for c in state["cases"].values())}
+            if who is not None and case_id not in state["cases"] and not any(
+                    who.can_see(r) for r in regions):
+                log.warning("photo %s is not %s's to attach to %s", name, who.sub, case_id)
+                continue
+            mine = state["cases"].get(case_id, {"ended": False})
+            state["cases"][case_id] = {"region": region, "released": released,
+                                       "ended": bool(mine["ended"])}
+            await self.redis.set(PHOTO + name, json.dumps(state))
+            attached.append(name)
+        if attached:
+            await self.redis.sadd(CASE_PHOTOS + case_id, *attached)
+        return attached
 
     async def released(self, case_id: str) -> bool:
         """Whether the case's photos are public now (released, not ended): a photo added by an
@@ -68,38 +108,48 @@ class PhotoAccess:
         for name in await self.redis.smembers(CASE_PHOTOS + case_id):
             raw = await self.redis.get(PHOTO + str(name))
             if raw is not None:
-                state = json.loads(raw)
-                return bool(state["released"]) and not state["ended"]
+                mine = _state(raw)["cases"].get(case_id)
+                if mine is not None:
+                    return bool(mine["released"]) and not mine["ended"]
         return False
 
     async def visible(self, name: str, who: Principal | None) -> bool:
         raw = await self.redis.get(PHOTO + name)
         if raw is None:
             return False
-        state = json.loads(raw)
-        if state["released"] and not state["ended"]:
+        state = _state(raw)
+        cases = state["cases"].values()
+        if any(c["released"] and not c["ended"] for c in cases):
             return True
-        return who is not None and who.can_see(state["region"])
+        return who is not None and any(
+            who.can_see(r) for r in {state["region"], *(c["region"] for c in cases)})
 
     async def _update(self, case_id: str, **change: bool) -> None:
         for name in await self.redis.smembers(CASE_PHOTOS + case_id):
             raw = await self.redis.get(PHOTO + str(name))
             if raw is not None:
-                await self.redis.set(PHOTO + str(name), json.dumps({**json.loads(raw),
-                                                                    **change}))
+                state = _state(raw)
+                if case_id in state["cases"]:
+                    state["cases"][case_id].update(change)
+                    await self.redis.set(PHOTO + str(name), json.dumps(state))
 
     async def purge(self, case_id: str) -> int:
-        """Delete the case's photo files and their index; idempotent. Returns files deleted."""
-        names = [str(n) for n in await self.redis.smembers(
-            CASE_PHOTOS + case_id)]
+        """The case leaves its photos; a photo no other case holds is deleted, file and index;
+        idempotent. Returns files deleted."""
+        names = [str(n) for n in await self.redis.smembers(CASE_PHOTOS + case_id)]
         deleted = 0
         for name in names:
+            raw = await self.redis.get(PHOTO + name)
+            state = _state(raw) if raw is not None else {"cases": {}}
+            state["cases"].pop(case_id, None)
+            if state["cases"]:  # another child's case still shows it
+                await self.redis.set(PHOTO + name, json.dumps(state))
+                continue
             path = self.photos.path(name)
             if path is not None:
                 path.unlink(missing_ok=True)
                 deleted += 1
-        if names:
-            await self.redis.delete(*(PHOTO + n for n in names))
+            await self.redis.delete(PHOTO + name)
         await self.redis.delete(CASE_PHOTOS + case_id)
         return deleted
 

@@ -87,7 +87,7 @@ class UnidentifiedIntake:
                                ensure_ascii=False, separators=(",", ":")).encode()
         if intake.photos is not None:  # restricted to the record's region, never public
             await intake.photos.attach(record_id, where.code, photo_names(
-                record.photo_urls, intake.public_url), False)
+                record.photo_urls, intake.public_url), False, who)
         answer = RecordAnswer(record_id=record_id, region_code=where.code,
                               organisation=organisation).model_dump()
         appended = await intake.commit(OutboxEntry(

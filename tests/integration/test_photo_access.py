@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -58,3 +59,67 @@ async def test_restricted_then_public_then_ended_then_gone(redis: Redis, tmp_pat
     assert store.path(name) is None
     assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
     await access.on_case_event(event(CASE_PURGED))  # idempotent
+
+
+def operator(region: str) -> Principal:
+    return Principal(sub=f"op-{region}", role=Role.operator, region=region,
+                     exp=time.time() + 600)
+
+
+async def test_only_who_can_see_a_photo_attaches_it(redis: Redis, tmp_path: Path) -> None:
+    """Another region's operator naming a photo's URL in a report or an amendment does not
+    take it (it was: the index was rebound to the attacker's case, and with release.public
+    made public); nor does a photo this service never stored, or one purged, get an index."""
+    store = PhotoStore(tmp_path)
+    access = PhotoAccess(redis, store)
+    name = store.save("image/png", b"\x89PNG")
+    await access.uploaded(name, "110101")  # 北京 东城
+    await access.attach("110101-20261122-BJ0001", "110101", [name], False, operator("110101"))
+    for intruder in ("140000", "140403"):
+        got = await access.attach("140403-20261122-SX0001", "140403", [name], True,
+                                  operator(intruder))
+        assert got == []
+    assert not await access.visible(name, None)
+    assert not await access.visible(name, operator("140403"))
+    assert await access.visible(name, operator("110000"))
+    assert await access.attach(CASE, "140403", ["never-stored.png"], True) == []
+    assert await redis.get("alert:photo:never-stored.png") is None
+
+
+async def test_a_photo_two_children_share_stays_while_either_search_needs_it(
+        redis: Redis, tmp_path: Path) -> None:
+    """Siblings of one incident filed with one family photo: the first child's found does not
+    hide it from the second's public alert, nor the first's purge delete it."""
+    store = PhotoStore(tmp_path)
+    access = PhotoAccess(redis, store)
+    name = store.save("image/png", b"\x89PNG")
+    first, second = "140403-20261122-SIB001", "140403-20261122-SIB002"
+    await access.uploaded(name, "140403")
+    for case in (first, second):
+        assert await access.attach(case, "140403", [name], True, operator("140403")) == [name]
+
+    def on(case: str, type_: str) -> CloudEvent:
+        return CloudEvent(type=type_, source="/test", subject=case, data={})
+
+    await access.on_case_event(on(first, CASE_FOUND))
+    assert await access.visible(name, None)  # the second child's alert is still public
+    assert await access.released(second) and not await access.released(first)
+    await access.on_case_event(on(first, CASE_PURGED))
+    assert store.path(name) is not None and await access.visible(name, None)
+    await access.on_case_event(on(second, CASE_FOUND))
+    assert not await access.visible(name, None) and await access.visible(name, who("140403"))
+    await access.on_case_event(on(second, CASE_PURGED))
+    assert store.path(name) is None and not await access.visible(name, who("140403"))
+
+
+async def test_an_index_entry_written_before_photos_were_shared_reads_as_one_case(
+        redis: Redis, tmp_path: Path) -> None:
+    store = PhotoStore(tmp_path)
+    access = PhotoAccess(redis, store)
+    name = store.save("image/png", b"\x89PNG")
+    await redis.set(f"alert:photo:{name}", json.dumps(
+        {"region": "140403", "case": CASE, "released": True, "ended": False}))
+    await redis.sadd(f"alert:case-photos:{CASE}", name)
+    assert await access.visible(name, None) and await access.released(CASE)
+    await access.on_case_event(event(CASE_PURGED))
+    assert store.path(name) is None
