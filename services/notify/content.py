@@ -25,6 +25,24 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+# Where the text's tail begins (summary_text): the short code, verification link and bulletin
+# link, which a shortened text keeps.
+_TAIL_MARKS = (" 核验码：", " 详见：")
+
+
+def fit_bytes(text: str, max_bytes: int) -> str:
+    """`text` (a summary_text) in at most `max_bytes` of UTF-8, for a channel that counts
+    bytes (企业微信 群机器人: text content at most 2048 bytes; longer is refused with an errcode
+    behind HTTP 200): the description shortened with "…", the code and links kept whole."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    cut = next((at for at in (text.rfind(m) for m in _TAIL_MARKS) if at > 0), -1)
+    head, tail = (text[:cut], text[cut:]) if cut > 0 else (text, "")
+    room = max_bytes - len(tail.encode()) - len("…".encode())
+    kept = head.encode()[:max(room, 0)].decode(errors="ignore")
+    return kept + "…" + tail
+
+
 def child_age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
     """The age as given, else completed years on the last-seen day (in the deployment's zone)
     from birth_date."""

@@ -35,10 +35,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+from apprise import NotifyFormat
 from standardwebhooks import Webhook
 from yarl import URL
 
 from services.notify.addresses import address_allowed
+from services.notify.content import fit_bytes
 from services.notify.delivery_rules import parse_retry_after
 from shared.settings import Settings
 from shared.verification import SIGNATURE_HEADER
@@ -53,6 +55,10 @@ FIXED_HOSTS = {"dingtalk": "oapi.dingtalk.com", "wecombot": "qyapi.weixin.qq.com
                "feishu": "open.feishu.cn", "lark": "open.larksuite.com",
                "tgram": "api.telegram.org"}
 REFUSED = "refused_by_policy"
+# Channels whose text is limited in UTF-8 bytes, with the limit: 企业微信 群机器人 `text.content`
+# at most 2048 bytes (its webhook API documentation); it answers a longer one with HTTP 200 and
+# an errcode, which Apprise counts as sent.
+MAX_BYTES = {"wecombot": 2048}
 
 
 class UnsafeUrl(ValueError):
@@ -328,10 +334,15 @@ class AppriseSender:
         except UnsafeUrl:
             return SendResult(False, None, REFUSED, retryable=False)
         plugin = _apprise_plugin(url)
-        if urlsplit(url).scheme.lower() in OWN_CLIENT:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in OWN_CLIENT:
             return await self._json(plugin, title, text)
+        if scheme in MAX_BYTES:  # the title goes in front of the text, on a line of its own
+            text = fit_bytes(text, MAX_BYTES[scheme] - len(title.encode()) - 2)
         try:
-            ok = await plugin.async_notify(body=text, title=title)
+            # The text is plain: a plugin that sends HTML or Markdown (Telegram: parse_mode
+            # HTML) escapes it, so "身高<120cm" or "A&B" in a description is no broken markup.
+            ok = await plugin.async_notify(body=text, title=title, body_format=NotifyFormat.TEXT)
         except Exception as exc:  # a plugin's failure is this target's failure
             log.info("apprise target failed: %s: %s", type(exc).__name__, exc)
             return SendResult(False, None, "target_refused")

@@ -7,8 +7,9 @@ const HW = {
   words(zh, en) { Object.assign(this.dict["zh-CN"], zh); Object.assign(this.dict.en, en); },
   t(key, vars) {
     let text = (this.dict[this.lang] || {})[key] ?? this.dict["zh-CN"][key] ?? key;
-    for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, v);
-    return text;
+    // One pass, each value as it is: "$'" or "{when}" inside a value is text, not a pattern.
+    const given = vars || {};
+    return text.replace(/\{(\w+)\}/g, (whole, k) => (Object.hasOwn(given, k) ? String(given[k]) : whole));
   },
   apply(root) {
     document.documentElement.lang = this.lang;

@@ -75,3 +75,19 @@ def test_commander_confirms_a_candidate_in_the_console(
     expect(commander.locator("#case .badges")).to_contain_text("已找到", timeout=20_000)
     expect(candidate).to_contain_text("已确认", timeout=20_000)
     commander.context.close()
+
+
+def test_a_value_shown_in_a_console_line_is_text_not_a_pattern(
+    browser: Browser, stack: dict[str, ServiceProcess],
+) -> None:
+    """HW.t fills a line's {placeholders} in one pass, each value as written: "$'" (the text
+    after the match, in String.replace), "$&" or another placeholder inside an organisation's
+    name showed other parts of the line in its place."""
+    page = new_page(browser)
+    page.goto(f"{stack['dispatch'].url}/console")
+    page.wait_for_function("() => typeof HW !== 'undefined'")
+    line = "{org} 登记 · 发现于 {when}"
+    for org in ["长治市救助站$'", "救助站{when}", "A$&B", "救助站$`", "$$", "{org}"]:
+        got = page.evaluate("([line, org]) => { HW.words({probe: line}, {probe: line}); "
+                            "return HW.t('probe', {org, when: '10:00'}); }", [line, org])
+        assert got == f"{org} 登记 · 发现于 10:00", org

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,3 +292,22 @@ def test_poster_prints_the_photo_text_and_qr_code(tmp_path: Path) -> None:
 ])
 def test_poster_photos_come_only_from_the_platforms_photo_store(url: str, fetched: bool) -> None:
     assert PhotoSource("http://alert.internal:8000/").ours(url) is fetched
+
+
+@pytest.mark.parametrize("name", ["阿卜杜热合曼·买买提依明·艾合买提江", "张" * 30,
+                                  "阿依努尔·买买提" * 6, "Muhammad Abdurehim Abdukerim Tursun"])
+def test_a_long_name_is_printed_whole_inside_the_page(name: str, tmp_path: Path) -> None:
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+                            verify_base="https://v.example.cn")
+    body["child"]["name"] = name
+    pdf = poster.alert_poster(body, "https://v.example.cn/verify?code=X", "Homeward", NOW,
+                              "Asia/Shanghai")
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    boxes = subprocess.run(["pdftotext", "-bbox", str(tmp_path / "doc.pdf"), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    words = re.findall(r'<page width="([\d.]+)"|<word xMin="([\d.-]+)" yMin="[\d.-]+" '
+                       r'xMax="([\d.-]+)" yMax="[\d.-]+">([^<]*)</word>', boxes)
+    page_width = float(next(w for w, *_ in words if w))
+    printed = [(float(x0), float(x1), text) for _, x0, x1, text in words if text]
+    assert all(0 <= x0 and x1 <= page_width for x0, x1, _ in printed), printed[:6]
+    assert "".join(name.split()) in "".join(t for _, _, t in printed)
