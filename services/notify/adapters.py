@@ -270,34 +270,50 @@ class AlertRepository:
         await self.redis.set(self.READY, "1")
 
 
+# KEYS: the hub's stream, its index (alert id -> the stream id of its entry); ARGV: the alert
+# id, the body. One entry per alert, its latest push: the earlier one goes as the new one comes.
+_FEED_ADD = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+local id = redis.call('XADD', KEYS[1], '*', 'alert_id', ARGV[1], 'body', ARGV[2])
+if old then redis.call('XDEL', KEYS[1], old) end
+redis.call('HSET', KEYS[2], ARGV[1], id)
+return id
+"""
+
+
 class HubFeed:
     """Each hub's pushes as a Redis stream: the hub console lists it, and follows it through
     the process's shared.streams.StreamFanout (SSE ids are the stream ids, so Last-Event-ID
-    resumes)."""
-
-    MAXLEN = 500
+    resumes). The stream holds one entry per alert, its latest push, for as long as the alert
+    is kept (a Cancel's entry stays until the case's purge scrubs it): never trimmed by count,
+    so a search that goes on for years stays on a busy hub's console."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis: Any = redis  # redis-py's stubs type replies as unions of everything
+        self._add = self.redis.register_script(_FEED_ADD)
 
     @staticmethod
     def key(hub_id: str) -> str:
         return f"notify:hubfeed:{hub_id}"
 
+    @staticmethod
+    def index(hub_id: str) -> str:
+        return f"notify:hubfeed-index:{hub_id}"
+
     async def add(self, hub_id: str, body: dict[str, Any]) -> str:
-        entry = await self.redis.xadd(self.key(hub_id),
-                                      {"alert_id": str(body["alert_id"]),
-                                       "body": json.dumps(body, ensure_ascii=False)},
-                                      maxlen=self.MAXLEN, approximate=True)
-        return str(entry)
+        entry = await self._add(keys=[self.key(hub_id), self.index(hub_id)],
+                                args=[str(body["alert_id"]),
+                                      json.dumps(body, ensure_ascii=False)])
+        return entry.decode() if isinstance(entry, bytes) else str(entry)
 
     async def scrub(self, hub_id: str, alert_id: str) -> None:
         """Drop every earlier push of `alert_id` (they carry personal data)."""
-        key = f"notify:hubfeed:{hub_id}"
+        key = self.key(hub_id)
         rows = await self.redis.xrange(key)
         old = [eid for eid, f in rows if f.get("alert_id") == alert_id]
         if old:
             await self.redis.xdel(key, *old)
+        await self.redis.hdel(self.index(hub_id), alert_id)
 
     async def current(self, hub_id: str) -> list[dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}

@@ -105,9 +105,11 @@ class DeliveryLedger:
 
     async def put_body(self, key: str, body: dict[str, Any]) -> None:
         """A push body, stored once per (alert version, scope) for the retries of all its
-        deliveries."""
-        await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False),
-                             ex=30 * 24 * 3600)
+        deliveries. Kept until the case's purge deletes it (services.notify.purge), with no
+        expiry of its own: a search goes on for as long as the child is missing, and a hub's
+        delivery still retrying must find its body however long that is (issue 18 §4: an
+        expired body dropped the delivery as `push body expired`)."""
+        await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False))
 
     async def get_body(self, key: str) -> dict[str, Any] | None:
         raw = await self.redis.get(f"notify:body:{key}")

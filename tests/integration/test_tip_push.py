@@ -115,6 +115,9 @@ async def test_tip_push_bodies_go_at_the_purge(
     redis = stack.notify.ledger.redis
     key = f"notify:body:T-{tip_id}:1:restricted"
     assert await redis.exists(key)
+    # No expiry of its own: kept for the retries for as long as the search goes on.
+    bodies = [key, *await redis.keys(f"notify:body:*{case_id}:*")]
+    assert [await redis.ttl(k) for k in bodies] == [-1] * len(bodies)
     await stack.dispatch(CASE_PURGED, case_id, outcome="found_safe",
                          ended_at=datetime.now(UTC).isoformat())
     assert not await redis.exists(key)
