@@ -32,27 +32,35 @@ class _Public(AbstractResolver):
         return None
 
 
-# Text shaped like Telegram's own tags (<b>…</b>) is rebuilt by Apprise's plugin into balanced
-# HTML, which Telegram accepts; what is checked here is what would break the markup.
-@pytest.mark.parametrize("text", ["身高<120cm，穿A&B牌外套", "1 < 2 > 0", "A&B & C<D", "<<<", "&",
-                                  "车牌晋D·12345 & 晋K<5678>"])
-def test_a_telegram_push_carries_the_text_as_written(text: str) -> None:
-    policy = OutboundPolicy(apprise_schemes=frozenset({"tgram"}), resolver=_Public())
+def _send(url: str, text: str, answer: bytes) -> tuple[bool, dict[str, Any]]:
+    """AppriseSender.send of `text` to `url` (the host resolved to a public address, the
+    service's HTTP answer `answer`): whether it counted as sent, and the JSON it posted."""
+    scheme = url.split(":", 1)[0]
+    policy = OutboundPolicy(apprise_schemes=frozenset({scheme}), resolver=_Public())
     sender = AppriseSender(SimpleNamespace(policy=policy))  # type: ignore[arg-type]
     sent: dict[str, Any] = {}
 
     class Answer:
         status_code = 200
-        content = b'{"ok": true}'
+        content = answer
 
-    def post(url: str, data: Any = None, **_: Any) -> Answer:
+    def post(_url: str, data: Any = None, **_: Any) -> Answer:
         sent.update(json.loads(data))
         return Answer()
 
     with mock.patch("requests.post", post):
-        result = asyncio.run(sender.send(
-            "tgram://123456789:AABBCCDDEEFFGGHHIIJJKKLLMMNNOOPPQQR/12345", "儿童失踪协查", text))
-    assert result.ok
+        result = asyncio.run(sender.send(url, "儿童失踪协查", text))
+    return result.ok, sent
+
+
+# Text shaped like Telegram's own tags (<b>…</b>) is rebuilt by Apprise's plugin into balanced
+# HTML, which Telegram accepts; what is checked here is what would break the markup.
+@pytest.mark.parametrize("text", ["身高<120cm，穿A&B牌外套", "1 < 2 > 0", "A&B & C<D", "<<<", "&",
+                                  "车牌晋D·12345 & 晋K<5678>"])
+def test_a_telegram_push_carries_the_text_as_written(text: str) -> None:
+    ok, sent = _send("tgram://123456789:AABBCCDDEEFFGGHHIIJJKKLLMMNNOOPPQQR/12345", text,
+                     b'{"ok": true}')
+    assert ok
     assert sent["parse_mode"] == "HTML"
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert sent["text"].endswith(escaped)
@@ -73,20 +81,8 @@ def test_a_text_fits_its_bytes_and_keeps_its_code_and_links(head: str, max_bytes
 
 
 def test_a_wecom_push_stays_within_its_2048_bytes() -> None:
-    policy = OutboundPolicy(apprise_schemes=frozenset({"wecombot"}), resolver=_Public())
-    sender = AppriseSender(SimpleNamespace(policy=policy))  # type: ignore[arg-type]
-    sent: dict[str, Any] = {}
-
-    class Answer:
-        status_code = 200
-        content = b'{"errcode": 0, "errmsg": "ok"}'
-
-    def post(url: str, data: Any = None, **_: Any) -> Answer:
-        sent.update(json.loads(data))
-        return Answer()
-
     text = "【儿童失踪协查】张小明，男7岁，115cm。" + "穿蓝色羽绒服" * 160 + TAIL  # ~1,000 chars
-    with mock.patch("requests.post", post):
-        assert asyncio.run(sender.send("wecombot://abcdef0123456789", "儿童失踪协查", text)).ok
+    ok, sent = _send("wecombot://abcdef0123456789", text, b'{"errcode": 0, "errmsg": "ok"}')
+    assert ok
     content = sent["text"]["content"]
     assert len(content.encode()) <= 2048 and content.endswith(TAIL)
