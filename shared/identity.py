@@ -87,6 +87,12 @@ def normalise_name(name: str) -> str:
     return unicodedata.normalize("NFKC", text.casefold())
 
 
+# The sex a placeholder names, when it names one (王芳之女: a daughter; 男婴: a boy).
+_PLACEHOLDER_SEX = re.compile(r".*?(孙女|女儿|女婴|女孩|女童|女|孙子|儿子|男婴|男孩|男童|子|孙)\d*")
+_SEX_WORD = {**dict.fromkeys(("孙女", "女儿", "女婴", "女孩", "女童", "女"), "female"),
+             **dict.fromkeys(("孙子", "儿子", "男婴", "男孩", "男童", "子", "孙"), "male")}
+
+
 def is_placeholder_name(name: str) -> bool:
     """Whether `name` stands where a child's own name is not known (_PLACEHOLDER_NAMES:
     "王芳之女", "男婴", "无名氏", "张某"), or is empty once normalised."""
@@ -193,7 +199,8 @@ def contradiction(matched: Evidence, first_name: str, first_keys: list[str],
 
     - Shared ID number, names that differ ("name"): twins, one report carrying the other's
       number copied from the household register. A name inside the other is one child written
-      short (乐乐 and 张乐乐); a placeholder (is_placeholder_name) contradicts nothing.
+      short (乐乐 and 张乐乐); a placeholder (is_placeholder_name) contradicts nothing but a
+      placeholder of the other sex (王芳之女 and 王芳之子: newborn twins).
     - Shared name and birth date, ID numbers that differ ("id_number"): twins with one name
       given twice, or two children of one name born the same day.
 
@@ -203,7 +210,10 @@ def contradiction(matched: Evidence, first_name: str, first_keys: list[str],
     if matched == "id_number":
         a, b = normalise_name(first_name), normalise_name(second.name)
         if is_placeholder_name(first_name) or is_placeholder_name(second.name):
-            return None
+            sexes = {_SEX_WORD.get(m.group(1)) for m in (_PLACEHOLDER_SEX.fullmatch(a),
+                                                        _PLACEHOLDER_SEX.fullmatch(b)) if m}
+            return "name" if sexes == {"female", "male"} else None  # 王芳之女 / 王芳之子
+        a, b = a.replace("\u00b7", ""), b.replace("\u00b7", "")  # 阿依努尔 买买提: one name
         return "name" if a not in b and b not in a else None
     mine = dict(second_keyed)
     their_ids = [k for k in first_keys if k != mine.get("name_birth_date")]

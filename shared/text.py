@@ -34,7 +34,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationInfo
 
 # Line breaks of every kind (CRLF, CR, VT, FF, NEL, LINE/PARAGRAPH SEPARATOR) → "\n".
 _BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
@@ -79,15 +79,17 @@ def has_visible(text: str) -> bool:
                for c in text)
 
 
-def clean_line(value: object) -> object:
+def clean_line(value: object, stored: bool = False) -> object:
     """`clean_text` for one-line fields (names, phone, relation): breaks and tabs become a
     space. A value that is not empty but shows nothing (spaces, U+3164 HANGUL FILLER, U+200D,
-    a tag character: `has_visible`) is refused: a child's name of U+3164 would publish
-    "儿童失踪协查：" and a blank poster."""
+    a tag character: `has_visible`) is refused on input: a child's name of U+3164 would publish
+    "儿童失踪协查：" and a blank poster. Not a value read back from storage (validation
+    context {"stored": True}: a report or subscriber accepted before this rule is never
+    refused by it: `stored`)."""
     text = clean_text(value)
     if not isinstance(text, str):
         return text
-    if text and not has_visible(text):
+    if text and not stored and not has_visible(text):
         raise ValueError("has no visible character")
     return re.sub(r"[\t\n]+", " ", text)
 
@@ -100,4 +102,8 @@ def xml_text(value: str) -> str:
 
 # Field types: every free-text field of the report model uses one of these.
 Text = Annotated[str, BeforeValidator(clean_text)]
-Line = Annotated[str, BeforeValidator(clean_line)]
+def _clean_line(value: object, info: ValidationInfo) -> object:
+    return clean_line(value, isinstance(info.context, dict) and bool(info.context.get("stored")))
+
+
+Line = Annotated[str, BeforeValidator(_clean_line)]

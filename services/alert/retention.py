@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from shared.events import (
 log = logging.getLogger(__name__)
 
 PHOTO = "alert:photo:"
+_GONE: dict[str, Any] = {}  # PhotoAccess._change: delete the entry (compared by identity)
 CASE_PHOTOS = "alert:case-photos:"
 
 
@@ -77,27 +79,50 @@ class PhotoAccess:
         """A photo not yet in a report: seen by tokens of the uploader's region only."""
         await self.redis.set(PHOTO + name, json.dumps({"region": region, "cases": {}}))
 
+    async def _change(self, name: str,
+                      change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                      ) -> dict[str, Any] | None:
+        """Read, change and write one photo's entry atomically (WATCH/MULTI, retried when
+        another writer came between: two siblings' reports attaching one photo at once keep
+        both cases). `change` returns the new entry, _GONE to delete it, or None to leave it."""
+        key = PHOTO + name
+
+        async def step(pipe: Any) -> dict[str, Any] | None:
+            raw = await pipe.get(key)
+            new = change(_state(raw) if raw is not None else None)
+            pipe.multi()
+            if new is _GONE:
+                pipe.delete(key)
+            elif new is not None:
+                pipe.set(key, json.dumps(new))
+            return new
+
+        result: dict[str, Any] | None = await self.redis.transaction(
+            step, key, value_from_callable=True)
+        return result
+
     async def attach(self, case_id: str, region: str, names: list[str], released: bool,
                      who: Principal | None = None) -> list[str]:
         """The photos `names` join case `case_id` (of `region`; public now if `released`).
         A photo that is not in the index (not uploaded here, or purged) or that `who` cannot
         see (another region's upload or case) is left as it is. Returns the names attached."""
-        attached = []
-        for name in names:
-            raw = await self.redis.get(PHOTO + name)
-            if raw is None:
-                continue
-            state = _state(raw)
+
+        def join(state: dict[str, Any] | None) -> dict[str, Any] | None:
+            if state is None:
+                return None
             regions = {state["region"], *(c["region"] for c in state["cases"].values())}
             if who is not None and case_id not in state["cases"] and not any(
                     who.can_see(r) for r in regions):
-                log.warning("photo %s is not %s's to attach to %s", name, who.sub, case_id)
-                continue
+                return None
             mine = state["cases"].get(case_id, {"ended": False})
             state["cases"][case_id] = {"region": region, "released": released,
                                        "ended": bool(mine["ended"])}
-            await self.redis.set(PHOTO + name, json.dumps(state))
-            attached.append(name)
+            return state
+
+        attached = [name for name in names if await self._change(name, join) is not None]
+        for name in set(names) - set(attached):
+            log.warning("photo %s not attached to %s (unknown, or not %s's to attach)", name,
+                        case_id, who.sub if who else "anyone")
         if attached:
             await self.redis.sadd(CASE_PHOTOS + case_id, *attached)
         return attached
@@ -125,31 +150,33 @@ class PhotoAccess:
             who.can_see(r) for r in {state["region"], *(c["region"] for c in cases)})
 
     async def _update(self, case_id: str, **change: bool) -> None:
+        def update(state: dict[str, Any] | None) -> dict[str, Any] | None:
+            if state is None or case_id not in state["cases"]:
+                return None
+            state["cases"][case_id].update(change)
+            return state
+
         for name in await self.redis.smembers(CASE_PHOTOS + case_id):
-            raw = await self.redis.get(PHOTO + str(name))
-            if raw is not None:
-                state = _state(raw)
-                if case_id in state["cases"]:
-                    state["cases"][case_id].update(change)
-                    await self.redis.set(PHOTO + str(name), json.dumps(state))
+            await self._change(str(name), update)
 
     async def purge(self, case_id: str) -> int:
         """The case leaves its photos; a photo no other case holds is deleted, file and index;
         idempotent. Returns files deleted."""
-        names = [str(n) for n in await self.redis.smembers(CASE_PHOTOS + case_id)]
-        deleted = 0
-        for name in names:
-            raw = await self.redis.get(PHOTO + name)
-            state = _state(raw) if raw is not None else {"cases": {}}
+
+        def leave(state: dict[str, Any] | None) -> dict[str, Any] | None:
+            if state is None:
+                return _GONE
             state["cases"].pop(case_id, None)
-            if state["cases"]:  # another child's case still shows it
-                await self.redis.set(PHOTO + name, json.dumps(state))
+            return state if state["cases"] else _GONE  # another child's case still shows it
+
+        deleted = 0
+        for name in [str(n) for n in await self.redis.smembers(CASE_PHOTOS + case_id)]:
+            if await self._change(name, leave) is not _GONE:
                 continue
             path = self.photos.path(name)
             if path is not None:
                 path.unlink(missing_ok=True)
                 deleted += 1
-            await self.redis.delete(PHOTO + name)
         await self.redis.delete(CASE_PHOTOS + case_id)
         return deleted
 

@@ -159,6 +159,10 @@ class CaseRepository:
     async def drop_timer(self, case_id: str, task_id: str) -> None:
         await self.redis.zrem(TIMERS, f"{case_id}|{task_id}")
 
+    async def move_timer(self, case_id: str, task_id: str, at: datetime) -> None:
+        """The timer fires at `at` instead (set before its due time was known better)."""
+        await self.redis.zadd(TIMERS, {f"{case_id}|{task_id}": at.timestamp()})
+
     # --- roster availability ---------------------------------------------------------------
     async def save_availability(self, code: str, post: str, available: bool) -> None:
         await self.redis.hset(AVAILABILITY, f"{code}:{post}", "1" if available else "0")

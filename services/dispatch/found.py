@@ -23,7 +23,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from services.dispatch import candidates, dna
+from services.dispatch import candidates, dna, purge
 from services.dispatch.adapters import STREAM, CaseRepository, served
 from services.dispatch.caselog import CaseLog
 from services.dispatch.domain import Case, Change, Outcome, Refused
@@ -182,7 +182,7 @@ class FoundChildren:
         """A purged case's confirmed records go with it: their keys and personal fields, and
         what alert keeps under their ids (photos, outbox rows) — told by `case.purged` under
         the record id on homeward.progress.v1, which alert follows (issue 13)."""
-        ended = case.found_at or case.closed_at or self._now()
+        ended = purge.ended_at(case) or self._now()
         for offered in case.candidates:
             if offered.status == "confirmed":
                 if self.dispatch.keys is not None:

@@ -157,15 +157,16 @@ def build_found_router(auth: Authenticator, found: FoundChildren) -> APIRouter:
 
     @router.get("/unidentified-children/{record_id}", response_model=RecordView)
     async def get_record(record_id: RecordId, who: Commander) -> RecordView:
-        """The record, to commanders of the region where the child was found, with the cases
-        it is a candidate of that they can see."""
+        """The record, to commanders of the region where the child was found, with the ids of
+        the cases it is a candidate of, in any region: the side that found the child learns
+        whom to coordinate with (issue 16), and reads nothing else of those cases (their
+        reads are scoped by region)."""
         record = await found.records.get(record_id)
         if record is None or not who.can_see(record.region_code):
             raise ApiError(404, "not_found", f"no record {record_id}", "record_id",
                            what=f"record {record_id}")
         cases = [c.case_id for c in await found.cases.many(await found.cases.list_ids(5000))
-                 if any(x.record_id == record_id for x in c.candidates)
-                 and who.can_see(c.region_code)]  # another region's case ids are not shown
+                 if any(x.record_id == record_id for x in c.candidates)]
         return RecordView(record=record, cases=cases)
 
     return router

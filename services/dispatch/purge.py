@@ -29,7 +29,11 @@ def ended_at(case: Case) -> datetime | None:
     reopened (DESIGN.md "Nothing ends a search by accident")."""
     if case.is_open:
         return None
-    return case.found_recorded_at or case.found_at or case.closed_at
+    if case.found_recorded_at is None and case.found_at is not None:
+        # A case stored before the recording time was kept: its timeline has it.
+        recorded = [e.at for e in case.timeline if e.action == "found"]
+        return recorded[-1] if recorded else case.found_at
+    return case.found_recorded_at or case.closed_at
 
 
 def purge_at(case: Case, grace_s: float) -> datetime | None:

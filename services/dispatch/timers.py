@@ -39,6 +39,13 @@ class Purger:
         cases, keys = self.caselog.cases, self.caselog.keys
         async with self.caselog.lock(case_id):
             case = await cases.get_own(case_id)
+            grace = getattr(cases, "purge_grace_s", None)
+            due = purge.purge_at(case, grace) if case is not None and grace is not None else None
+            if due is not None and due > self.caselog.clock():
+                # Set from a time that is no longer the rule (a timer set from the typed
+                # found_at before the purge counted from the recording): not yet.
+                await cases.move_timer(case_id, purge.TIMER, due)
+                return
             if case is not None and not case.is_open:
                 before = case
                 if case.purged_at is None:

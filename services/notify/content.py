@@ -38,6 +38,8 @@ def fit_bytes(text: str, max_bytes: int) -> str:
         return text
     cut = next((at for at in (text.rfind(m) for m in _TAIL_MARKS) if at > 0), -1)
     head, tail = (text[:cut], text[cut:]) if cut > 0 else (text, "")
+    if len(tail.encode()) > max_bytes // 2:  # no summary's tail: the words were in the text
+        head, tail = text, ""
     room = max_bytes - len(tail.encode()) - len("…".encode())
     kept = head.encode()[:max(room, 0)].decode(errors="ignore")
     return kept + "…" + tail

@@ -112,7 +112,12 @@ class DeliveryLedger:
         await self.redis.set(f"notify:body:{key}", json.dumps(body, ensure_ascii=False))
 
     async def get_body(self, key: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(f"notify:body:{key}")
+        """The body, and any expiry it was stored with lifted (bodies stored before they were
+        kept for the whole search had 30 days), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(f"notify:body:{key}")
+            pipe.persist(f"notify:body:{key}")
+            raw, _ = await pipe.execute()
         return json.loads(raw) if raw else None
 
     @staticmethod

@@ -134,7 +134,7 @@ class SubscriberSeal:
                                 f"record (key id {key_id!r})") from exc
         else:
             log.warning("subscriber %s stored in clear; re-seal it", data.get("subscriber_id"))
-        return Subscriber.model_validate(data)
+        return Subscriber.model_validate(data, context={"stored": True})
 
     def reseal(self, raw: str | bytes) -> str:
         """The record sealed with the first key (for key rotation)."""

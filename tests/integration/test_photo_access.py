@@ -123,3 +123,22 @@ async def test_an_index_entry_written_before_photos_were_shared_reads_as_one_cas
     assert await access.visible(name, None) and await access.released(CASE)
     await access.on_case_event(event(CASE_PURGED))
     assert store.path(name) is None
+
+
+async def test_siblings_attached_at_the_same_moment_both_keep_the_photo(
+        redis: Redis, tmp_path: Path) -> None:
+    """The index is changed atomically: two reports attaching one photo at once (two operators'
+    requests, two intake workers) both stay on it."""
+    store = PhotoStore(tmp_path)
+    access = PhotoAccess(redis, store)
+    for round_ in range(20):
+        name = store.save("image/png", b"\x89PNG" + bytes([round_]))
+        await access.uploaded(name, "140403")
+        cases = [f"140403-20261122-RACE{round_:02d}{n}" for n in "AB"]
+        await asyncio.gather(*(access.attach(c, "140403", [name], n == 0, operator("140403"))
+                               for n, c in enumerate(cases)))
+        state = json.loads(await redis.get(f"alert:photo:{name}"))
+        assert set(state["cases"]) == set(cases), round_
+        await asyncio.gather(*(access.on_case_event(CloudEvent(
+            type=CASE_PURGED, source="/t", subject=c, data={})) for c in cases))
+        assert store.path(name) is None and await redis.get(f"alert:photo:{name}") is None

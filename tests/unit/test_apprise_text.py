@@ -80,6 +80,14 @@ def test_a_text_fits_its_bytes_and_keeps_its_code_and_links(head: str, max_bytes
         assert kept.endswith("…") and text.startswith(kept[:-1])
 
 
+@given(st.text(max_size=1500), st.sampled_from([" 核验码：", " 详见：", ""]),
+       st.text(max_size=1500), st.integers(3, 3000))
+def test_a_text_never_exceeds_its_bytes_whatever_it_says(before: str, mark: str, after: str,
+                                                          max_bytes: int) -> None:
+    """A sighting's push has no code or links at its end, and its words may hold a mark."""
+    assert len(fit_bytes(before + mark + after, max_bytes).encode()) <= max_bytes
+
+
 def test_a_wecom_push_stays_within_its_2048_bytes() -> None:
     text = "【儿童失踪协查】张小明，男7岁，115cm。" + "穿蓝色羽绒服" * 160 + TAIL  # ~1,000 chars
     ok, sent = _send("wecombot://abcdef0123456789", text, b'{"errcode": 0, "errmsg": "ok"}')

@@ -80,6 +80,15 @@ def test_the_purge_counts_from_when_the_found_was_recorded_not_the_time_typed(
     assert reopened.is_open and purge.purge_at(reopened, GRACE) is None
 
 
+def test_a_case_stored_before_the_recording_time_was_kept_counts_from_its_timeline() -> None:
+    recorded = NOW + timedelta(hours=3)
+    case = fold(plan_found(opened(), "found_safe", recorded - timedelta(days=365), "", "cmd",
+                           recorded, "f"), opened())
+    old = case.model_copy(update={"found_recorded_at": None})
+    assert purge.ended_at(old) == recorded
+    assert purge.purge_at(old, GRACE) == recorded + timedelta(seconds=GRACE)
+
+
 def test_retention_names_every_store_and_when_it_goes() -> None:
     case = fold(plan_found(opened(), "found_safe", NOW, "", "cmd", NOW, "f"), opened())
     answer = purge.retention(case, GRACE)

@@ -65,6 +65,10 @@ TABLE = [
      child("乐乐", born=None, id_number="14040320190501123X"), "id_number"),
     (child("张乐乐", id_number="14040320190501123X"),
      child("王芳之女", born=None, id_number="14040320190501123X"), "id_number"),
+    (child("王芳之女", id_number="14040320190501123X"),
+     child("王芳的女儿", born=None, id_number="14040320190501123X"), "id_number"),
+    (child("阿依努尔·买买提", id_number="14040320190501123X"),
+     child("阿依努尔 买买提", born=None, id_number="14040320190501123X"), "id_number"),
     (child("张小明", id_number="14040320190501123X"),
      child("张小明", id_number="１４０４０３２０１９０５０１１２３Ｘ"), "id_number"),
     # siblings: one family, different names and birth dates
@@ -100,6 +104,11 @@ CONTRADICTED = [
     # a name written otherwise with the same number: two searches, never one ended by the other
     (child("张小明", id_number="14040320190501123X"),
      child("张晓明", born=None, id_number="14040320190501123X"), "name"),
+    # newborn twins under placeholders of either sex, one number copied
+    (child("王芳之女", id_number="14040320190501123X"),
+     child("王芳之子", id_number="14040320190501123X"), "name"),
+    (child("女婴", id_number="14040320190501123X"),
+     child("男婴1", id_number="14040320190501123X"), "name"),
     # two children of one name born the same day, each with an ID number of their own
     (child("张伟", id_number="140403201905011234"),
      child("张伟", id_number="140403201905011242"), "id_number"),

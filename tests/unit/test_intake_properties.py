@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from services.notify import domain, formats
 from shared.idcard import IdNumberError, normalise_id_number
 from shared.phones import PhoneError, parse_phone
-from shared.report import ResolvedReport
+from shared.report import STORED, ResolvedReport
 from shared.text import clean_text, has_visible, xml_text
 from tests.helpers import report_body
 
@@ -175,6 +175,15 @@ def test_a_name_that_shows_nothing_is_refused_naming_the_field(name: str, field:
         ResolvedReport.model_validate(report_body(**{field: name}))
     [error] = refused.value.errors()
     assert error["loc"] == tuple(field.split("__")) and "no visible character" in error["msg"]
+
+
+@pytest.mark.parametrize("name", [n for n in SHOW_NOTHING if n.strip()])
+def test_a_stored_report_is_never_refused_by_the_visibility_rule(name: str) -> None:
+    """A report accepted before the rule, read back from the log (context stored), stays
+    readable: nothing accepted is lost to a consumer's DLQ. (Spaces alone were refused before
+    the rule too.)"""
+    body = report_body(child__name=name, reporter__name=name, reporter__relation=name)
+    assert ResolvedReport.model_validate(body, context=STORED).child.name
 
 
 @given(st.lists(st.sampled_from(SHOW_NOTHING), max_size=4).map("".join),
