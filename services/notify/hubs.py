@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.notify.audience import SubscriberKind, SubscriberRequest
-from services.notify.subscribers import region_of
+from services.notify.subscribers import region_of, within_reach
 
 CATEGORIES = {"railway", "bus", "port", "airport", "other"}
 CSV_COLUMNS = ["hub_id", "name", "category", "lat", "lon", "region_code", "channel_type",
@@ -76,10 +76,13 @@ def stations(lines: Iterable[str]) -> Iterator[SubscriberRequest]:
             channel: dict[str, Any] = {"type": (row["channel_type"] or "console").strip()}
             if channel["type"] != "console":
                 channel["url"] = row["channel_url"].strip()
+            given = (row["region_code"] or "").strip()
+            if given and not within_reach(given, lat, lon):  # before any hub is registered
+                raise HubFileError(f"line {n}: the location lies outside region_code {given}")
             yield SubscriberRequest.model_validate({
                 "kind": "hub", "name": row["name"].strip(), "hub_id": row["hub_id"].strip(),
                 "location": {"lat": lat, "lon": lon},
-                "region_code": (row["region_code"] or "").strip() or region_of(lat, lon),
+                "region_code": given or region_of(lat, lon),
                 "channel": channel,
             })
         except (ValueError, ValidationError) as exc:

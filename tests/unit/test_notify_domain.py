@@ -176,6 +176,9 @@ def test_station_csv_format() -> None:
         list(hubs.stations([lines[0], "X,y,ship,1,2,,console,"]))
     with pytest.raises(hubs.HubFileError, match="missing columns"):
         list(hubs.stations(["hub_id,name"]))
+    with pytest.raises(hubs.HubFileError, match="line 3: the location lies outside region_code"):
+        list(hubs.stations([lines[0], lines[1], "BJX,北京西站,railway,39.8947,116.322,140403,"
+                            "console,"]))
 
 
 # --- rebuilding notify's Redis from the topics ---------------------------------------------------
