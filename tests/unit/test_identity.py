@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from shared.identity import (
@@ -184,6 +184,7 @@ def test_any_separator_and_spacing_is_the_same_child(
         given_name: str, family: str, dot1: str, dot2: str, space: str) -> None:
     a = child(f"{given_name}{dot1}{family}")
     b = child(f"{given_name}{space}{dot2}{space}{family}")
+    assume(not is_placeholder_name(a.name))  # 张某, "None": no one's name, no evidence
     assert normalise_name(a.name) == normalise_name(b.name)
     assert a.evidence_with(b) == "name_birth_date"
     assert a.keys(SECRET) == b.keys(SECRET)
@@ -195,7 +196,7 @@ def test_another_birth_date_or_a_drill_is_never_the_same_child(
         name: str, born1: date, born2: date, exercise: bool) -> None:
     a = child(name, born=born1)
     b = child(name, born=born2, exercise=exercise)
-    same = born1 == born2 and not exercise
+    same = born1 == born2 and not exercise and not is_placeholder_name(name)
     assert (a.evidence_with(b) is not None) == same
     assert bool(set(a.keys(SECRET)) & set(b.keys(SECRET))) == same
 
