@@ -287,8 +287,10 @@ class Progress:
             linked = ReportLinked.model_validate(event.data)
             await self.store.set_opened(linked.duplicate_case_id, linked.case_id)
         elif event.type == CASE_REPORT_UNLINKED:  # its own case group is opened under its id
-            await self.store.set_opened(ReportUnlinked.model_validate(event.data)
-                                        .duplicate_case_id)
+            # ... and is live, even when the group it had joined was closed (its tips were
+            # refused 410 by the mirrored close).
+            await self.store.set_own_group(ReportUnlinked.model_validate(event.data)
+                                           .duplicate_case_id)
         elif event.type == CASE_CLOSED:
             # Tips on it are refused (410); linked reports' ids get their own (mirrored) event.
             await self.store.set_closed(CaseEvent.model_validate(event.data).case_id)

@@ -29,6 +29,7 @@ from shared.events import (
     CASE_PURGED,
     CASE_RELEASE_APPROVED,
     CASE_REOPENED,
+    CASE_REPORT_UNLINKED,
     CloudEvent,
 )
 
@@ -189,6 +190,11 @@ class PhotoAccess:
             await self._update(case_id, ended=True)
         elif event.type == CASE_REOPENED:
             await self._update(case_id, ended=False)
+        elif event.type == CASE_REPORT_UNLINKED:  # its own live search again (issue 19)
+            duplicate = event.data.get("duplicate_case_id") if isinstance(event.data,
+                                                                          dict) else None
+            if duplicate:
+                await self._update(str(duplicate), ended=False)
         elif event.type == CASE_PURGED:
             await self.purge(case_id)
 

@@ -142,3 +142,34 @@ async def test_siblings_attached_at_the_same_moment_both_keep_the_photo(
         await asyncio.gather(*(access.on_case_event(CloudEvent(
             type=CASE_PURGED, source="/t", subject=c, data={})) for c in cases))
         assert store.path(name) is None and await redis.get(f"alert:photo:{name}") is None
+
+
+async def test_an_unlinked_report_after_the_other_childs_found_is_live_again(
+        redis: Redis, tmp_path: Path) -> None:
+    """A and B were linked, A was found (mirrored to B's id), then the commander unlinked B:
+    B's search is its own and live, so its released photo is public again and its tip line
+    open (services.alert.handlers.Progress)."""
+    from services.alert.adapters.progress import ProgressStore
+    from services.alert.handlers import Progress
+    from shared.events import CASE_CLOSED, CASE_REPORT_UNLINKED
+
+    store = PhotoStore(tmp_path)
+    access, progress = PhotoAccess(redis, store), Progress(ProgressStore(redis))
+    a, b = "140403-20261122-UNLNKA", "140403-20261122-UNLNKB"
+    name = store.save("image/png", b"\x89PNG-b")
+    await access.uploaded(name, "140403")
+    await access.attach(b, "140403", [name], True, operator("140403"))
+    for type_ in (CASE_FOUND, CASE_CLOSED):  # mirrored to the linked report's id
+        await access.on_case_event(CloudEvent(type=type_, source="/t", subject=b, data={}))
+    await progress.on_case_event(CloudEvent(type=CASE_CLOSED, source="/t", subject=b,
+                                            data={"case_id": b, "region_code": "140403",
+                                                  "actor": "c", "at": "2026-11-22T10:00:00Z"}))
+    assert not await access.visible(name, None) and await ProgressStore(redis).is_closed(b)
+    unlinked = CloudEvent(type=CASE_REPORT_UNLINKED, source="/t", subject=a, data={
+        "case_id": a, "region_code": "140403", "actor": "c", "at": "2026-11-22T11:00:00Z",
+        "report_id": f"R-{b}", "duplicate_case_id": b})
+    await access.on_case_event(unlinked)
+    await progress.on_case_event(unlinked)
+    assert await access.visible(name, None)
+    assert not await ProgressStore(redis).is_closed(b)
+    assert await ProgressStore(redis).case_group(b) == b

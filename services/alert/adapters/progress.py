@@ -42,6 +42,14 @@ class ProgressStore:
     async def set_closed(self, case_id: str) -> None:
         await self.redis.hset(f"alert:progress:{case_id}", "closed", "1")
 
+    async def set_own_group(self, case_id: str) -> None:
+        """The report filed under `case_id` has a case group of its own again (unlinked): not
+        the group it had joined, nor closed with it."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"alert:progress:{case_id}", "opened", case_id)
+            pipe.hdel(f"alert:progress:{case_id}", "closed")
+            await pipe.execute()
+
     async def is_closed(self, case_id: str) -> bool:
         """Whether dispatch closed the case (raises RedisError: the caller fails closed)."""
         return bool(await self.redis.hexists(f"alert:progress:{case_id}", "closed"))
