@@ -96,7 +96,11 @@ _SEX_WORD = {**dict.fromkeys(("孙女", "女儿", "女婴", "女孩", "女童", 
 def is_placeholder_name(name: str) -> bool:
     """Whether `name` stands where a child's own name is not known (_PLACEHOLDER_NAMES:
     "王芳之女", "男婴", "无名氏", "张某"), or is empty once normalised."""
-    norm = normalise_name(name)
+    return _placeholder(normalise_name(name))
+
+
+def _placeholder(norm: str) -> bool:
+    """is_placeholder_name of a name already normalised."""
     return not norm or norm in _PLACEHOLDER_NAMES or _PLACEHOLDER.fullmatch(norm) is not None
 
 
@@ -120,29 +124,33 @@ class ChildIdentity(BaseModel):
         count."""
         if self.exercise != other.exercise:
             return None
-        # Matching and contradicting evidence as `contradiction` weighs it, on full identities.
-        secret = "evidence_with"  # only compared within this call
-        mine, theirs = self.keyed(secret), other.keyed(secret)
-        for kind, key in theirs:
-            if (kind, key) in mine:
-                if contradiction(kind, self.name, [k for _, k in mine], other, theirs):
+        # Matching and contradicting evidence as `contradiction` weighs it, on the unkeyed
+        # forms (the keys are these, hashed).
+        mine, theirs = self._evidence(), other._evidence()
+        for kind, value in theirs:
+            if (kind, value) in mine:
+                if contradiction(kind, self.name, [v for _, v in mine], other, theirs):
                     return None
                 return kind
         return None
 
-    def keyed(self, secret: str) -> list[tuple[Evidence, str]]:
-        """The keyed hashes (hex HMAC-SHA256, 32 chars) under which this child is claimed, one
-        per kind of evidence it carries, with that kind. Drill and real keys differ, so they
-        never meet."""
+    def _evidence(self) -> list[tuple[Evidence, str]]:
+        """The comparable forms of the evidence this child carries, one per kind."""
         scope = "exercise" if self.exercise else "actual"
         raw: list[tuple[Evidence, str]] = []
         if self.id_number:
             raw.append(("id_number", f"{scope}|id|{normalise_id_number(self.id_number)}"))
         name = normalise_name(self.name)
-        if self.birth_date is not None and not is_placeholder_name(self.name):
+        if self.birth_date is not None and not _placeholder(name):
             raw.append(("name_birth_date", f"{scope}|nb|{name}|{self.birth_date.isoformat()}"))
+        return raw
+
+    def keyed(self, secret: str) -> list[tuple[Evidence, str]]:
+        """The keyed hashes (hex HMAC-SHA256, 32 chars) under which this child is claimed, one
+        per kind of evidence it carries, with that kind. Drill and real keys differ, so they
+        never meet."""
         return [(kind, hmac.new(secret.encode(), k.encode(), hashlib.sha256).hexdigest()[:32])
-                for kind, k in raw]
+                for kind, k in self._evidence()]
 
     def keys(self, secret: str) -> list[str]:
         return [key for _, key in self.keyed(secret)]
@@ -195,7 +203,8 @@ def contradiction(matched: Evidence, first_name: str, first_keys: list[str],
     """Why a report that shares one piece of evidence with an earlier child is still another
     child, or None. `matched` is the evidence shared; the earlier child is known by its name
     and its keys (`first_keys`: ChildIdentity.keys of the report that claimed it, at most one
-    per kind); the new report by its identity and `second_keyed` (ChildIdentity.keyed).
+    per kind; only compared for equality, so evidence_with passes the unkeyed forms); the
+    new report by its identity and `second_keyed` (ChildIdentity.keyed).
 
     - Shared ID number, names that differ ("name"): twins, one report carrying the other's
       number copied from the household register. A name inside the other is one child written
@@ -209,7 +218,7 @@ def contradiction(matched: Evidence, first_name: str, first_keys: list[str],
     nothing, and the commander can tie them)."""
     if matched == "id_number":
         a, b = normalise_name(first_name), normalise_name(second.name)
-        if is_placeholder_name(first_name) or is_placeholder_name(second.name):
+        if _placeholder(a) or _placeholder(b):
             sexes = {_SEX_WORD.get(m.group(1)) for m in (_PLACEHOLDER_SEX.fullmatch(a),
                                                         _PLACEHOLDER_SEX.fullmatch(b)) if m}
             return "name" if sexes == {"female", "male"} else None  # 王芳之女 / 王芳之子

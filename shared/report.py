@@ -31,7 +31,7 @@ from shared.display import age_on
 from shared.idcard import IdNumberError, id_birth_date, normalise_id_number
 from shared.phones import PhoneError, parse_phone
 from shared.pii import PURGED
-from shared.text import Line, Text
+from shared.text import STORED, Line, Text
 from shared.urls import as_uri
 
 REGION_CODE = r"^\d{6}$"
@@ -39,9 +39,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 ADULT_AGE = 18
 # A birth date is "in the future" only once it is tomorrow in every zone on earth (UTC+14).
 _EARLIEST_ZONE = timedelta(hours=14)
-
-
-STORED = {"stored": True}  # validation context: a report read back from the log
 
 
 def stored(info: ValidationInfo) -> bool:

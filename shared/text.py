@@ -102,8 +102,13 @@ def xml_text(value: str) -> str:
 
 # Field types: every free-text field of the report model uses one of these.
 Text = Annotated[str, BeforeValidator(clean_text)]
+# Validation context of a value read back from storage (a log, Redis): rules added since it was
+# accepted do not refuse it (shared.report.ReportAccepted, notify's subscriber records).
+STORED = {"stored": True}
+
+
 def _clean_line(value: object, info: ValidationInfo) -> object:
-    return clean_line(value, isinstance(info.context, dict) and bool(info.context.get("stored")))
+    return clean_line(value, info.context == STORED)
 
 
 Line = Annotated[str, BeforeValidator(_clean_line)]

@@ -31,6 +31,7 @@ from shared.events import (
     CASE_REOPENED,
     CASE_REPORT_UNLINKED,
     CloudEvent,
+    ReportUnlinked,
 )
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,8 @@ class PhotoAccess:
         elif event.type == CASE_REOPENED:
             await self._update(case_id, ended=False)
         elif event.type == CASE_REPORT_UNLINKED:  # its own live search again (issue 19)
-            duplicate = event.data.get("duplicate_case_id") if isinstance(event.data,
-                                                                          dict) else None
-            if duplicate:
-                await self._update(str(duplicate), ended=False)
+            unlinked = ReportUnlinked.model_validate(event.data)
+            await self._update(unlinked.duplicate_case_id, ended=False)
         elif event.type == CASE_PURGED:
             await self.purge(case_id)
 

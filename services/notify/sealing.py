@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.notify.audience import Subscriber
 from shared.settings import Settings
+from shared.text import STORED
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class SubscriberSeal:
                                 f"record (key id {key_id!r})") from exc
         else:
             log.warning("subscriber %s stored in clear; re-seal it", data.get("subscriber_id"))
-        return Subscriber.model_validate(data, context={"stored": True})
+        return Subscriber.model_validate(data, context=STORED)
 
     def reseal(self, raw: str | bytes) -> str:
         """The record sealed with the first key (for key rotation)."""
