@@ -100,15 +100,33 @@ def xml_text(value: str) -> str:
     return _NOT_XML.sub("", value)
 
 
-# Field types: every free-text field of the report model uses one of these.
-Text = Annotated[str, BeforeValidator(clean_text)]
+def clean_block(value: object, stored: bool = False) -> object:
+    """`clean_text` for text that may run over lines (a description, a tip, a reason for the
+    timeline): a value of more than white space that shows nothing (`has_visible`: U+3164
+    HANGUL FILLER, U+200D, a blank Braille pattern, a lone combining mark) is refused on
+    input, as `clean_line` refuses it: a public tip of U+3164 alone would be filed and pushed
+    to the case leader as "…在太原站。ㅤ 请在指挥台研判。", a reason of it leaves a blank line
+    in the case's timeline. White space alone is left to the model (stripped: an optional
+    field is then empty, a required one too short). `stored`: as in clean_line."""
+    text = clean_text(value)
+    if isinstance(text, str) and text.strip() and not stored and not has_visible(text):
+        raise ValueError("has no visible character")
+    return text
+
+
 # Validation context of a value read back from storage (a log, Redis): rules added since it was
 # accepted do not refuse it (shared.report.ReportAccepted, notify's subscriber records).
 STORED = {"stored": True}
+
+
+def _clean_block(value: object, info: ValidationInfo) -> object:
+    return clean_block(value, info.context == STORED)
 
 
 def _clean_line(value: object, info: ValidationInfo) -> object:
     return clean_line(value, info.context == STORED)
 
 
+# Field types: every free-text field of the report model uses one of these.
+Text = Annotated[str, BeforeValidator(_clean_block)]
 Line = Annotated[str, BeforeValidator(_clean_line)]

@@ -193,6 +193,66 @@ def test_a_name_with_one_visible_character_is_kept(blank: str, visible: str) -> 
     assert has_visible(report.child.name)  # kept (NFC may join a mark to it: a + U+0301)
 
 
+# The same rule for text that may run over lines, wherever it is typed: a public tip, a report's
+# description, an unidentified child's circumstances, a reason for a case's timeline, an
+# amendment. White space alone is the model's: stripped (an optional field empty, a required
+# one too short).
+def _text_models() -> list[tuple[str, Any, dict[str, Any], tuple[str, ...]]]:
+    from services.dispatch.api import CloseRequest
+    from shared.amendment import DetailsAmendment
+    from shared.report import TipRequest
+    from shared.unidentified import UnidentifiedChildRequest
+
+    tip = {"case_id": "140403-20261130-A1B2C3", "seen_at": NOW.isoformat(),
+           "location": {"lat": 36.19, "lon": 113.11}, "description": "x"}
+    found = {"sex": "male", "apparent_age": {"min": 3, "max": 5},
+             "found": {"at": NOW.isoformat(), "region_code": "140403"}, "circumstances": "x"}
+    return [
+        ("tip", TipRequest, tip, ("description",)),
+        ("tip address", TipRequest, {**tip, "location": {**tip["location"], "address": "x"}},
+         ("location", "address")),
+        ("unidentified", UnidentifiedChildRequest, found, ("circumstances",)),
+        ("close reason", CloseRequest, {"reason": "x"}, ("reason",)),
+        ("amendment", DetailsAmendment, {"description": "x"}, ("description",)),
+    ]
+
+
+def _with(body: dict[str, Any], path: tuple[str, ...], value: str) -> dict[str, Any]:
+    if len(path) == 1:
+        return {**body, path[0]: value}
+    return {**body, path[0]: _with(body[path[0]], path[1:], value)}
+
+
+@pytest.mark.parametrize("blank", [n for n in SHOW_NOTHING if n.strip()])
+@pytest.mark.parametrize(("kind", "model", "body", "path"), _text_models(),
+                         ids=[m[0] for m in _text_models()])
+def test_free_text_that_shows_nothing_is_refused_naming_the_field(
+    kind: str, model: Any, body: dict[str, Any], path: tuple[str, ...], blank: str,
+) -> None:
+    assert model.model_validate(body)  # the body is valid with a visible value
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(_with(body, path, blank + "\n" + blank))
+    [error] = refused.value.errors()
+    assert error["loc"] == path and "no visible character" in error["msg"], error
+    kept = model.model_validate(_with(body, path, blank + "看见了\n" + blank))
+    assert kept  # one visible character is enough
+    assert model.model_validate(_with(body, path, blank), context=STORED)  # stored: never
+
+
+@pytest.mark.parametrize("field", ["child__description", "circumstances__notes",
+                                   "circumstances__suspect", "last_seen__address"])
+def test_a_report_text_that_shows_nothing_is_refused_and_white_space_is_empty(
+    field: str,
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ResolvedReport.model_validate(report_body(**{field: "\u3164\n\u200d"}))
+    assert any(e["loc"] == tuple(field.split("__")) for e in refused.value.errors())
+    if field != "last_seen__address":  # the address places the child: blank is another error
+        report = ResolvedReport.model_validate(report_body(**{field: " \n\u3000 "}))
+        part, name = field.split("__")
+        assert getattr(getattr(report, part), name) == ""
+
+
 # --- ID numbers: GB 11643-1999, ISO 7064 MOD 11-2 --------------------------------------------
 
 def check_char(first17: str) -> str:
