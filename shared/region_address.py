@@ -30,8 +30,8 @@ __all__ = ["AddressMatch", "AddressParser"]
 # How a name variant found in an address counts: full official name > former name > short name.
 _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
 # Former names this short ending in 区 are generic words (新区, 城区, 郊区, 矿区): they name a
-# place only together with its prefecture or province (丰润区 was 唐山's 新区; 成都高新区 is not
-# in Hebei).
+# place only right under its own parent's name (丰润区 was 唐山's 新区; 成都高新区 is not in
+# Hebei).
 _GENERIC_ALIAS_LEN = 2
 # What follows a short or former name that names a road after it, not the region (上海乌鲁木齐中路,
 # 广州北京路, 天津南京道, 南京中山路, 青岛台东步行街): an optional direction and number, then a
@@ -39,6 +39,18 @@ _GENERIC_ALIAS_LEN = 2
 # 道滘 are towns of those cities).
 _ROAD = re.compile(r"[东西南北中]?(?:[一二三四五六七八九十]+|\d+)?"
                    r"(?:步行街|大街|大道|胡同|路|巷|弄|[街道](?=$|[\d\s号,，、;；(（]))")
+# ... or a place people go to, named after a county elsewhere (武汉天河机场 is no 广州 天河区,
+# 重庆解放碑 no 焦作 解放区, 上海瑞金医院 no 江西 瑞金市): such a county's short or former name
+# right before one of these words names the facility, not the county, unless the county's
+# own prefecture or province is named too (`stands`). Right before the word only: schools and
+# hospitals are mostly named after the county they serve (平遥人民医院, 潞城中学).
+_FACILITY = re.compile("(?:国际)?机场|医院|公园|动物园|植物园|广场|风景区|景区|石窟|码头|书店|百货|"
+                       "商场|纪念碑|碑|寺")
+# Names made of a direction and 区 alone (东区, 城区, 郊区, 矿区, 城西区, 市中区): generic words of
+# any address (郑州阳光花园东区, 杭州万达广场西区, 广州大学城西区), a region's name only right
+# under its own parent's name (攀枝花东区, 阳泉城区, 西宁城西区, 济南市中区; 广东佛山城区 is no
+# 汕尾 城区). Former names this short are generic too (_GENERIC_ALIAS_LEN).
+_GENERIC_NAME = re.compile(r"(?:[城市][东西南北中]|[东西南北中城郊矿])区")
 # ... or a town or village after another region's name (东莞沙田镇 is a town of 东莞, not 香港
 # 沙田), where the word ends there (湖南乡下, 武进村前 are not). Alone, the township list decides
 # (太平镇 is no 阜新 太平区, 兰陵镇 is in 兰陵县: `TownReader.named_after`).
@@ -167,10 +179,19 @@ class AddressParser:
                if bonus != _FULL and self._by_code[code].level == "county"
                and any(j == k.start for k in kinds)]
         starts = {i for _, _, i, _ in found}
+        ends = {j for _, _, _, j in found}
         hits: dict[str, list[_Hit]] = {}
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
+            if i not in ends and any(b < i < e for _, _, b, e in found):
+                # read across the end of another name, and no name ends where this one
+                # begins: 佛山城区 names no 山城区, 九江城区 no 江城区, 上海南站 no 海南, 罗湖口岸
+                # no 湖口 (青岛市南区 keeps 市南区: 青岛 ends where it begins)
+                continue
+            if bonus != _FULL and self._by_code[code].level == "county" \
+                    and _FACILITY.match(text, j) and not stands(self._chain, code, i, j, found):
+                continue  # a facility's name (天河机场, 解放碑, 瑞金医院)
             if bonus != _FULL and j not in starts and (_ROAD.match(text, j) or (
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
                     and not stands(self._chain, code, i, j, found):
@@ -190,7 +211,9 @@ class AddressParser:
             if bonus != _FULL and any(t.start < i < t.end < j for t in townships) \
                     and not stands(self._chain, code, i, j, found):
                 continue  # read across a township's end (镇海 in 荔城镇海)
-            generic = bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
+            generic = (bonus == _ALIAS and j - i <= _GENERIC_ALIAS_LEN and text[j - 1] == "区"
+                       ) or _GENERIC_NAME.fullmatch(text, i, j) is not None \
+                or _GENERIC_NAME.fullmatch(self._by_code[code].name) is not None
             hits.setdefault(code, []).append(
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
@@ -228,8 +251,10 @@ class AddressParser:
             best = -math.inf
             for own_hit in own:
                 ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
-                if own_hit.generic and ancestors == 0:
-                    continue
+                if own_hit.generic and not any(
+                        h.end <= own_hit.start or own_hit.end <= h.start
+                        for h in hits.get(chain[1].code if len(chain) > 1 else "", ())):
+                    continue  # a generic name counts under its own parent only (阳泉城区)
                 best = max(best, own_hit.weight + ancestors)
             if best > -math.inf:
                 scored.append((best, chain[0]))

@@ -70,7 +70,8 @@ class Zone:
 def zone_keys(name: str, province_names: Iterable[str]) -> set[str]:
     """The spellings of a zone name that may appear in an address: the folded name, without a
     leading province name (河北唐山芦台经济开发区 -> 唐山芦台经济开发区), and without the 市
-    after its city (秦皇岛市经开区 -> 秦皇岛经开区)."""
+    after its city (秦皇岛市经开区 -> 秦皇岛经开区); never a spelling of kind words alone
+    (吉林经济开发区 keeps its 吉林: 吉林 is a city's name as well as the province's)."""
     folded = fold(name)
     keys = {folded}
     for p in province_names:
@@ -80,4 +81,6 @@ def zone_keys(name: str, province_names: Iterable[str]) -> set[str]:
         i = k.find("市")
         if 2 <= i <= 4 and len(k) - i > 3:
             keys.add(k[:i] + k[i + 1:])
-    return {k for k in keys if _KIND_RE.search(k)}
+    # A key must keep a name of its own besides the kind words: 吉林经济开发区 without the
+    # province's name 吉林 would be the bare 经济开发区, read in every address that names one.
+    return {k for k in keys if _KIND_RE.search(k) and len(_KIND_RE.sub("", k)) >= 2}
