@@ -80,6 +80,10 @@ class ChildAlerts:
                     evidence: LinkEvidence | None) -> bool:
         """The second report's details reach everyone who had the alert, as an Update (one
         version per merged report: a redelivery resends the same version, same webhook-ids).
+        The second report's `release.public` does not release the alert: its operator may sit
+        in another county or province, and the alert's public release is its case leader's
+        decision (dispatch `POST /cases/{id}/release`, leader level or above); it was the
+        operator's to make for their own report only.
         False when the alert ended meanwhile (the report then needs an alert of its own)."""
         async with self.notify.locked(alert_id):
             alert = await self.notify.alerts.get(alert_id)
@@ -92,7 +96,6 @@ class ChildAlerts:
                     accepted=accepted.model_dump(mode="json"), evidence=evidence))
                 alert.report = domain.merge_report(alert.report or {},
                                                    accepted.report.model_dump(mode="json"))
-                alert.released = alert.released or accepted.report.release.public
                 alert.bump("Update", self.notify.clock(), note=f"report {accepted.report_id}")
                 await self.notify.save(alert)
             await self.notify.alerts.set_merged(accepted.case_id, alert_id)
