@@ -42,12 +42,21 @@ async def record_report_amendment(dispatch: Dispatch, amended: ev.ReportAmended,
     group was formed, or while its case.opened was on its way) recorded on the case as its
     `details_amended` — the operator as actor, so the timeline shows who amended what and the
     case log carries the amended values. Once per amendment (`event_id`, its id: a redelivery
-    adds nothing); nothing for a case unknown here (a report linked to another case) or
-    ended (the amendment then stays the
-    report's own). notify applies both events; the second changes nothing it pushes."""
+    adds nothing); nothing for a case unknown here, a report linked to another child's case
+    (not even when the link is known only here: alert refuses the amendment once it knows, and
+    before that the operator could otherwise change another region's case below its leader's
+    level) or a case ended (the amendment then stays the report's own). notify applies both
+    events the same way (services.notify.planner.Planner.amend)."""
     case_event_id = f"{event_id}:case"
 
     def plan(case: Case, now: datetime, _eid: str) -> list[Change]:
+        if case.case_id != amended.case_id:
+            # the report was linked to another child's case (the command found it through the
+            # link): that case is amended by its own commander at its leader's level, never
+            # by the operators of a report that joined it
+            log.info("report amendment %s of %s not recorded: linked to case %s", event_id,
+                     amended.case_id, case.case_id)
+            return []
         if any(entry.event_id == case_event_id for entry in case.timeline):
             return []
         return plan_amend(case, amended.amended, amended.reason, amended.actor, now,

@@ -43,6 +43,7 @@ from shared.events import (
     CloudEvent,
     DetailsAmended,
     ReleaseApproved,
+    ReportAmended,
     ReportUnlinked,
 )
 from shared.identity import LinkEvidence
@@ -212,11 +213,16 @@ class Planner:
         goes to every earlier recipient (hubs, the case group and, when released, the public)
         and to anyone newly in range. Fields outside AMENDABLE_DETAILS are ignored. Also the
         operators' amendment of a report before its case group (ReportAmended, alert `PATCH
-        /api/v1/reports/{report_id}`): a report merged into another child's alert amends that
-        alert."""
+        /api/v1/reports/{report_id}`): only the report's own alert. A report merged into
+        another child's alert amends nothing of it — that alert is another case's, amended by
+        its commander at its leader's level (dispatch `PATCH /cases/{id}/details`); dispatch
+        records it on no case either (services.dispatch.amend)."""
         ctx = self.ctx
-        alert_id = (await ctx.alerts.merged_into(amended.case_id)
-                    or domain.alert_id_of(amended.case_id))
+        if isinstance(amended, ReportAmended) and await ctx.alerts.merged_into(amended.case_id):
+            log.info("report amendment of %s not applied: merged into another alert",
+                     amended.case_id)
+            return
+        alert_id = domain.alert_id_of(amended.case_id)
         async with ctx.locked(alert_id):
             alert = await ctx.alerts.get(alert_id)
             if alert is None or alert.cancelled or alert.report is None:
