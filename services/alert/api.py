@@ -131,8 +131,11 @@ def build_router(auth: Authenticator, intake: Intake, regions: RegionIndex, phot
         the case, per case, and capped per case. Sent with a hub's token (the hub console), it
         is a hub sighting: `source: hub` with the token's hub_id (issue 16 §1: ranked first);
         a token that does not verify is 401, never taken as public."""
+        # Every X-Forwarded-For line, in order (RFC 9110 §5.3: the same as one comma-joined
+        # line): a proxy that adds a line of its own (HAProxy `option forwardfor`) leaves the
+        # client's own line first, which must not be taken as the client.
         client = client_key(request.client.host if request.client else "",
-                            request.headers.get("x-forwarded-for"), trusted)
+                            ",".join(request.headers.getlist("x-forwarded-for")), trusted)
         hub_id = None
         if credentials is not None:
             await auth.prefetch_keys(credentials)
@@ -163,9 +166,13 @@ def build_pages(photos: PhotoStore, auth: Authenticator | None = None,
         header = request.headers.get("authorization", "")
         if auth is None or not header.lower().startswith("bearer "):
             return None
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer",
+                                                   credentials=header[7:].strip())
         try:
-            return auth.principal(HTTPAuthorizationCredentials(scheme="Bearer",
-                                                               credentials=header[7:].strip()))
+            # the provider's keys fetched off the event loop first, as every other route does:
+            # an unknown `kid` must not stall the service on a synchronous JWKS request
+            await auth.prefetch_keys(credentials)
+            return auth.principal(credentials)
         except ApiError:
             return None
 

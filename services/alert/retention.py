@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from services.alert.adapters.outbox import Outbox
 from services.alert.adapters.photos import PhotoStore
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.events import (
     CASE_CLOSED,
     CASE_FOUND,
@@ -64,6 +64,13 @@ def _state(raw: str | bytes) -> dict[str, Any]:
         state.pop("released", None)
         state.pop("ended", None)
     return state
+
+
+# Who reads a photo of an alert not (or no longer) public, in the photo's region: those who
+# work the search or take reports, never the public audiences (media and volunteers get the
+# alert's photos only once it is released, as everyone does).
+RESTRICTED_READERS = frozenset({Role.operator, Role.commander, Role.hub, Role.admin,
+                                Role.mandated_reporter})
 
 
 @dataclass
@@ -148,7 +155,7 @@ class PhotoAccess:
         cases = state["cases"].values()
         if any(c["released"] and not c["ended"] for c in cases):
             return True
-        return who is not None and any(
+        return who is not None and who.role in RESTRICTED_READERS and any(
             who.can_see(r) for r in {state["region"], *(c["region"] for c in cases)})
 
     async def _update(self, case_id: str, **change: bool) -> None:

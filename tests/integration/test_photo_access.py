@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 CASE = "140403-20261122-PHOTO1"
 
 
-def who(region: str) -> Principal:
-    return Principal(sub="u", role=Role.hub, region=region, exp=time.time() + 600)
+def who(region: str, role: Role = Role.hub) -> Principal:
+    return Principal(sub="u", role=role, region=region, exp=time.time() + 600)
 
 
 def event(type_: str) -> CloudEvent:
@@ -39,7 +39,11 @@ async def test_restricted_then_public_then_ended_then_gone(redis: Redis, tmp_pat
     access = PhotoAccess(redis, store)
     name = store.save("image/png", b"\x89PNG")
     await access.uploaded(name, "140403")
-    table = [(None, False), (who("140403"), True), (who("140400"), True), (who("320000"), False)]
+    table = [(None, False), (who("140403"), True), (who("140400"), True), (who("320000"), False),
+             (who("140403", Role.operator), True), (who("140400", Role.commander), True),
+             (who("140403", Role.mandated_reporter), True),
+             # the public audiences only once the alert is released, as everyone
+             (who("140403", Role.media), False), (who("140400", Role.volunteer), False)]
     assert [await access.visible(name, w) for w, _ in table] == [v for _, v in table]
 
     names = photo_names([f"http://alert.example/photos/{name}", "https://elsewhere/p.jpg"],

@@ -144,6 +144,21 @@ async def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(
     assert codes.count(202) == 5 and set(codes[5:]) == {429}
 
 
+async def test_a_client_line_before_the_proxys_own_forwarded_for_line_is_not_the_client(
+    local: Settings, redis: Redis,
+) -> None:
+    """A proxy that adds an X-Forwarded-For line of its own (HAProxy `option forwardfor`)
+    leaves the client's forged line first: every line is read, in order, from the right."""
+    case_id = new_case()
+    async with alert_app(local) as app, client(app, PROXY) as http:
+        codes = []
+        for n in range(1, 12):
+            got = await http.post("/api/v1/tips", json=tip(case_id), headers=[
+                ("X-Forwarded-For", f"192.0.2.{n}"), ("X-Forwarded-For", "198.51.100.78")])
+            codes.append(got.status_code)
+    assert codes.count(202) == 5 and set(codes[5:]) == {429}
+
+
 async def test_twenty_addresses_flooding_one_case_do_not_lock_out_a_fresh_tipster(
     local: Settings, redis: Redis,
 ) -> None:
