@@ -34,6 +34,7 @@ import re
 import unicodedata
 from typing import Annotated
 
+import regex
 from pydantic import BeforeValidator, ValidationInfo
 
 # Line breaks of every kind (CRLF, CR, VT, FF, NEL, LINE/PARAGRAPH SEPARATOR) → "\n".
@@ -130,3 +131,44 @@ def _clean_line(value: object, info: ValidationInfo) -> object:
 # Field types: every free-text field of the report model uses one of these.
 Text = Annotated[str, BeforeValidator(_clean_block)]
 Line = Annotated[str, BeforeValidator(_clean_line)]
+
+
+# One user-perceived character (an extended grapheme cluster, Unicode Standard Annex #29): a
+# flag, an emoji with its skin tone or its ZWJ family, a Tibetan stack, a letter and its marks.
+_GRAPHEME = regex.compile(r"\X")
+
+
+def cut(text: str, limit: int, mark: str = "…") -> str:
+    """`text` in at most `limit` characters (code points, as the channels and the models
+    count): unchanged when it fits, else shortened to whole user-perceived characters (UAX #29
+    extended grapheme clusters: never half a flag 🇨🇳, a ZWJ family without its last member, an
+    emoji without its skin tone, a Tibetan stack without its subjoined letters) followed by
+    `mark`. An empty string when not even `mark` fits."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(mark)
+    if room < 0:
+        return ""
+    kept = 0
+    for match in _GRAPHEME.finditer(text):  # lazily: stops at the first cluster past room
+        if match.end() > room:
+            break
+        kept = match.end()
+    return text[:kept] + mark
+
+
+def cut_bytes(text: str, max_bytes: int, mark: str = "…") -> str:
+    """`text` in at most `max_bytes` of UTF-8 (a channel that counts bytes): unchanged when it
+    fits, else whole user-perceived characters (as `cut`) followed by `mark`."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    room = max_bytes - len(mark.encode())
+    if room < 0:
+        return ""
+    kept, used = 0, 0
+    for match in _GRAPHEME.finditer(text):
+        size = len(match.group().encode())
+        if used + size > room:
+            break
+        kept, used = match.end(), used + size
+    return text[:kept] + mark

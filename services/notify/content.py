@@ -12,6 +12,7 @@ from typing import Any, Literal
 from services.notify.domain import AlertState
 from shared.display import DEFAULT_ZONE, age_on, local_date, people_time
 from shared.phones import display_phone
+from shared.text import cut, cut_bytes
 from shared.verification import display_code, verify_url
 
 __all__ = ["ALERT_CANCELLED", "ALERT_ISSUED", "cancel_body", "child_age", "push_body",
@@ -19,10 +20,6 @@ __all__ = ["ALERT_CANCELLED", "ALERT_ISSUED", "cancel_body", "child_age", "push_
 
 ALERT_ISSUED = "homeward.alert.issued.v1"
 ALERT_CANCELLED = "homeward.alert.cancelled.v1"
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 # Where the text's tail begins (summary_text): the short code, verification link and bulletin
@@ -33,16 +30,15 @@ _TAIL_MARKS = (" 核验码：", " 详见：")
 def fit_bytes(text: str, max_bytes: int) -> str:
     """`text` (a summary_text) in at most `max_bytes` of UTF-8, for a channel that counts
     bytes (企业微信 群机器人: text content at most 2048 bytes; longer is refused with an errcode
-    behind HTTP 200): the description shortened with "…", the code and links kept whole."""
+    behind HTTP 200): the words before the code shortened at their end to whole characters
+    (shared.text.cut_bytes) with "…", the code and links kept whole."""
     if len(text.encode()) <= max_bytes:
         return text
-    cut = next((at for at in (text.rfind(m) for m in _TAIL_MARKS) if at > 0), -1)
-    head, tail = (text[:cut], text[cut:]) if cut > 0 else (text, "")
+    at = next((at for at in (text.rfind(m) for m in _TAIL_MARKS) if at > 0), -1)
+    head, tail = (text[:at], text[at:]) if at > 0 else (text, "")
     if len(tail.encode()) > max_bytes // 2:  # no summary's tail: the words were in the text
         head, tail = text, ""
-    room = max_bytes - len(tail.encode()) - len("…".encode())
-    kept = head.encode()[:max(room, 0)].decode(errors="ignore")
-    return kept + "…" + tail
+    return cut_bytes(head, max(max_bytes - len(tail.encode()), 0)) + tail
 
 
 def child_age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
@@ -74,11 +70,26 @@ def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float
     years = child_age(child, last_seen, zone)
     age = f"{years}岁" if years is not None else ""
     at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
-    head = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
-            f"{child.get('height_cm') or '?'}cm。{child.get('description', '')}"
-            f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
+    lead = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
+            f"{child.get('height_cm') or '?'}cm。")
+    rest = (f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
             f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
-    return _trim(head, limit - len(tail)) + tail
+    # Too long: the description gives way first (whole characters, "…"), so the place, the
+    # radius and whom to call stay; only then the rest.
+    room = limit - len(tail) - len(lead) - len(rest)
+    description = sentence(str(child.get("description", "") or ""))
+    description = cut(description, room) if room > 1 else ""
+    return cut(lead + description + rest, limit - len(tail)) + tail
+
+
+def sentence(text: str) -> str:
+    """`text` ended as a sentence ("。" added unless it ends in sentence punctuation), so the
+    words after it do not run on: "…黑色运动鞋最后出现：" reads as one phrase."""
+    text = text.strip()
+    return text if not text or text[-1] in _ENDS else text + "。"
+
+
+_ENDS = "。！？!?；;…."
 
 
 def _child_public(child: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +131,9 @@ def push_body(alert: AlertState, scope: Literal["restricted", "public"], link: s
                             f"{display_phone(str(leader['phone']))}")
         extra = ""
         if circ.get("suspect"):
-            extra += f"嫌疑人：{circ['suspect']}。"
+            extra += sentence(f"嫌疑人：{circ['suspect']}")
         if circ.get("vehicle"):
-            extra += f"车辆：{circ['vehicle']}。"
+            extra += sentence(f"车辆：{circ['vehicle']}")
         body.update({
             "child": child,
             "last_seen": seen,

@@ -23,6 +23,7 @@ from PIL import Image
 
 from services.notify.content import child_age
 from shared.display import people_time
+from shared.text import cut
 from shared.verification import display_code
 
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -89,11 +90,41 @@ def _qr_png(url: str) -> io.BytesIO:
     return out
 
 
+# How the variable middle of the poster shrinks until the whole of it, the QR code block and
+# the issuer line included, stands on one A4 page: photo height (mm), text size (pt) and the
+# most characters of the description printed ("…" after a cut; the full text is on the
+# verification page the QR code opens).
+_LAYOUTS = ((70.0, 15, None), (55.0, 13, None), (40.0, 12, None), (40.0, 12, 400),
+            (30.0, 11, 200), (25.0, 11, 80))
+# The QR code block: the code (55 mm), the gap and the issuer line under it.
+_QR_SIZE, _QR_BLOCK = 55.0, 55.0 + 6 + 14
+
+
+class PosterOverflow(RuntimeError):
+    """Raised when not even the smallest layout fits one page (never with the report model's
+    limits: description ≤ 1000, address ≤ 200 characters)."""
+
+
 def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
                  font: Path = NOTO_CJK, photo: bytes | None = None) -> bytes:
     """The A4 poster of a public push `body` (with `short_code`); `verify` is the URL the QR
     code encodes; `issued` the time of the version printed; `photo` (JPEG/PNG/WebP bytes) the
-    child's photo, printed under the name (one that cannot be decoded is left out)."""
+    child's photo, printed under the name (one that cannot be decoded is left out).
+
+    Always one page with the whole QR code on it: a long description first makes the photo
+    and the text smaller, then is cut with "…" (_LAYOUTS) — a QR code pushed over the page's
+    edge would not scan, and a poster in three pages is not put up."""
+    for photo_h, size, limit in _LAYOUTS:
+        pdf = _draw(body, verify, issuer, issued, zone, font, photo, photo_h, size, limit)
+        if pdf is not None:
+            return bytes(pdf.output())
+    raise PosterOverflow(str(body.get("alert_id", "")))
+
+
+def _draw(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
+          font: Path, photo: bytes | None, photo_h: float, size: int,
+          limit: int | None) -> FPDF | None:
+    """The poster in one layout, or None when it does not fit one page."""
     child: dict[str, Any] = body.get("child") or {}
     seen: dict[str, Any] = body.get("last_seen") or {}
     pdf = _pdf(font)
@@ -115,29 +146,35 @@ def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetim
              new_y="NEXT")
     pdf.ln(3)
     if photo is not None:
-        _photo(pdf, photo)
+        _photo(pdf, photo, photo_h)
     at = people_time(str(seen["at"]), zone) if seen.get("at") else ""
-    lines = [("体貌特征", str(child.get("description", "") or "—")),
+    description = str(child.get("description", "") or "—")
+    if limit is not None:
+        description = cut(description, limit)
+    lines = [("体貌特征", description),
              ("最后出现", "，".join(p for p in (str(seen.get("address", "")), at) if p) or "—"),
              ("联系电话", str(body.get("contact", "")))]
+    line_h = size * 0.53
     for label, text in lines:
         pdf.set_font("cjk", size=13)
         pdf.set_text_color(96, 96, 96)
         pdf.cell(width, 7, label, new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
-        pdf.set_font("cjk", size=15 if label != "联系电话" else 20)
-        pdf.multi_cell(width, 8, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("cjk", size=size if label != "联系电话" else 20)
+        pdf.multi_cell(width, line_h if label != "联系电话" else 8, text, new_x="LMARGIN",
+                       new_y="NEXT")
         pdf.ln(2)
     pdf.set_font("cjk", size=12)
     pdf.multi_cell(width, 7, "如有线索请立即拨打上方官方电话，勿自行处置。"
                              "请勿轻信其他号码，勿转账。", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     top = pdf.get_y()
-    size = 55.0
-    pdf.image(_qr_png(verify), x=pdf.l_margin, y=top, w=size, h=size)
-    pdf.set_xy(pdf.l_margin + size + 6, top + 4)
+    if pdf.page_no() > 1 or top + _QR_BLOCK > pdf.h - pdf.b_margin:
+        return None
+    pdf.image(_qr_png(verify), x=pdf.l_margin, y=top, w=_QR_SIZE, h=_QR_SIZE)
+    pdf.set_xy(pdf.l_margin + _QR_SIZE + 6, top + 4)
     pdf.set_font("cjk", size=13)
-    right = width - size - 6
+    right = width - _QR_SIZE - 6
     code = display_code(str(body["short_code"]))
     pdf.multi_cell(right, 7, "扫码或登录以下网址输入核验码，核验真伪、查看是否已找到：",
                    new_x="LEFT", new_y="NEXT")
@@ -145,13 +182,13 @@ def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetim
     pdf.multi_cell(right, 11, f"核验码 {code}", new_x="LEFT", new_y="NEXT")
     pdf.set_font("cjk", size=10)
     pdf.multi_cell(right, 6, verify, new_x="LEFT", new_y="NEXT")
-    pdf.set_xy(pdf.l_margin, top + size + 6)
+    pdf.set_xy(pdf.l_margin, top + _QR_SIZE + 6)
     pdf.set_font("cjk", size=10)
     pdf.set_text_color(96, 96, 96)
     pdf.multi_cell(width, 6, f"发布：{issuer}　时间：{people_time(issued, zone)}　"
                              f"编号：{body.get('alert_id', '')} 第{body.get('version', 1)}版",
                    new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
+    return pdf if pdf.page_no() == 1 else None
 
 
 def ended_notice(code: str, withdrawn: bool, issuer: str, ended: datetime, zone: str,

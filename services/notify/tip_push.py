@@ -30,6 +30,7 @@ from shared.events import (
     CloudEvent,
     TipAssessment,
 )
+from shared.text import cut
 
 if TYPE_CHECKING:
     from services.notify.context import Context
@@ -50,7 +51,11 @@ def tip_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> di
             f"在{place}。")
     if assessment is not None and assessment.summary:
         head += assessment.summary + "。"
-    text = head + f"{tip.get('description', '')} 请在指挥台研判。"
+    ask = " 请在指挥台研判。"
+    # too long for the channel: the tipster's words give way (whole characters, "…"), never
+    # the case, the time and place or what to do
+    words = cut(str(tip.get("description", "")), max(limit - len(head) - len(ask), 0))
+    text = cut(head + words + ask, limit)
     return {
         "type": TIP_PUSHED, "alert_id": f"T-{tip.get('tip_id')}", "case_id": case_id,
         "version": 1, "scope": "restricted", "kind": "tip", "tip_id": tip.get("tip_id"),
@@ -58,7 +63,7 @@ def tip_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> di
         "seen_at": tip.get("seen_at"),
         "location": {k: where.get(k) for k in ("lat", "lon", "address") if k in where},
         "assessment": assessment.model_dump(mode="json") if assessment else None,
-        "text": text[:limit],
+        "text": text,
     }
 
 
@@ -82,7 +87,7 @@ def check_body(case_id: str, details: dict[str, Any], limit: int, zone: str) -> 
         "type": TIP_PUSHED, "alert_id": alert_id,
         "case_id": case_id, "version": 1, "scope": "restricted", "kind": "check",
         "check_id": check.get("check_id"), "tip_id": check.get("tip_id"),
-        "due_at": check.get("due_at"), "text": text[:limit],
+        "due_at": check.get("due_at"), "text": cut(text, limit),
     }
 
 

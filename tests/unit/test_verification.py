@@ -311,3 +311,31 @@ def test_a_long_name_is_printed_whole_inside_the_page(name: str, tmp_path: Path)
     printed = [(float(x0), float(x1), text) for _, x0, x1, text in words if text]
     assert all(0 <= x0 and x1 <= page_width for x0, x1, _ in printed), printed[:6]
     assert "".join(name.split()) in "".join(t for _, _, t in printed)
+
+
+@pytest.mark.parametrize("words", [
+    "穿红色外套，蓝色牛仔裤，白色运动鞋，背黑色书包。" * 40,  # 1,000 characters, the limit
+    "看见一个孩子" + "🇨🇳" * 400,
+    "右眉有痣，说山西话，\n" * 90,
+])
+@pytest.mark.parametrize("with_photo", [True, False])
+def test_a_long_description_leaves_the_whole_qr_code_on_one_page(
+        words: str, with_photo: bool, tmp_path: Path) -> None:
+    """However long the description (up to the model's 1,000 characters), the poster is one
+    page with the QR code whole on it: the photo and the text shrink, then the words are cut
+    with "…" (the full text is on the verification page the code opens)."""
+    image = io.BytesIO()
+    Image.new("RGB", (300, 400), (200, 120, 40)).save(image, format="JPEG")
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+                            verify_base="https://v.example.cn")
+    body["child"]["description"] = words[:1000]
+    url = f"https://v.example.cn/verify?code={display_code(body['short_code'])}"
+    pdf = poster.alert_poster(body, url, "Homeward", NOW, "Asia/Shanghai",
+                              photo=image.getvalue() if with_photo else None)
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    info = subprocess.run(["pdfinfo", str(tmp_path / "doc.pdf")], capture_output=True,
+                          text=True, check=True).stdout
+    assert re.search(r"^Pages:\s+1$", info, flags=re.M), info
+    assert pdf_qr_codes(pdf, tmp_path) == [url]  # scans: all of it is on the page
+    text = pdf_text(pdf, tmp_path)
+    assert "核验码" in text and "110（公安机关）" in text and "第1版" in text.replace(" ", "")
