@@ -33,7 +33,7 @@ class Role(StrEnum):
 class Principal(BaseModel):
     sub: str
     role: Role
-    region: str = Field(pattern=r"^\d{6}$")
+    region: str = Field(pattern=r"^[0-9]{6}$")
     hub_id: str | None = None
     permissions: list[str] = Field(default_factory=list)
     exp: float = Field(default=float("inf"), description="token expiry, Unix seconds")

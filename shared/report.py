@@ -7,6 +7,7 @@ caller's language and name the field.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -34,7 +35,7 @@ from shared.pii import PURGED
 from shared.text import STORED, Line, Text
 from shared.urls import as_uri
 
-REGION_CODE = r"^\d{6}$"
+REGION_CODE = r"^[0-9]{6}$"
 CLOCK_SKEW = timedelta(minutes=5)
 ADULT_AGE = 18
 # A birth date is "in the future" only once it is tomorrow in every zone on earth (UTC+14).
@@ -175,6 +176,14 @@ class LastSeen(Strict):
         description="datum of lat/lon: wgs84 (default: GPS, browsers), gcj02 (高德/腾讯 maps, "
         "most Chinese phone apps) or bd09 (百度). Stored converted to WGS-84.")
 
+    @field_validator("region_code", mode="before")
+    @classmethod
+    def _ascii_digits(cls, value: Any) -> Any:
+        """Full-width digits as a Chinese input method types them (１４０４０３) are the code's
+        digits (NFKC); any other digit (٠-٩, ०-९) is refused by the pattern, naming the field,
+        rather than accepted and then unknown."""
+        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _some_place(self) -> LastSeen:
         if (self.lat is None) != (self.lon is None):
@@ -206,7 +215,7 @@ class Reporter(Strict):
     name: Line = Field(min_length=1, max_length=50)
     phone: Line = Field(min_length=1, max_length=40, description="any form: 139-0000-1111, "
                         "+86 139 0000 1111, 0355-202-1234, 010-8888 6666 转 801, +852 9123 4567")
-    phone_ext: str = Field(default="", pattern=r"^\d{0,6}$", description="derived")
+    phone_ext: str = Field(default="", pattern=r"^[0-9]{0,6}$", description="derived")
     phone_display: str = Field(default="", max_length=60, description="derived")
     relation: Line = Field(default="", max_length=20)
 

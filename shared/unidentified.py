@@ -81,7 +81,7 @@ class UnidentifiedChildReported(BaseModel):
     reporter: str = Field(description="`sub` of the reporter's token")
     reporter_role: str
     organisation: str
-    region_code: str = Field(pattern=r"^\d{6}$")
+    region_code: str = Field(pattern=r"^[0-9]{6}$")
     lat: float
     lon: float
     address: str = ""

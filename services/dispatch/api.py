@@ -92,7 +92,7 @@ class MemberRequest(Body):
     name: Line = Field(min_length=1, max_length=50)
     title: Line = Field(min_length=1, max_length=50)
     organ_name: Line = Field(min_length=1, max_length=100)
-    organ_code: str = Field(default="", pattern=r"^(\d{6})?$")
+    organ_code: str = Field(default="", pattern=r"^([0-9]{6})?$")
     phone: str = Field(default="", max_length=40, description="any form; stored in E.164")
     reason: Text = Field(min_length=1, max_length=500)
 
@@ -318,7 +318,7 @@ def build_router(auth: Authenticator, cases: CaseRepository, dispatch: Dispatch,
             raise ApiError(404, "not_found", f"no organ {code}", "code", what=f"organ {code}")
         return organ
 
-    Code = Annotated[str, PathParam(pattern=r"^\d{6}$")]
+    Code = Annotated[str, PathParam(pattern=r"^[0-9]{6}$")]
 
     @organs.get("/{code}", response_model=Organ)
     async def get_organ(code: Code, who: Commander) -> Organ:

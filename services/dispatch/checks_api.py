@@ -23,7 +23,7 @@ from shared.text import Text
 from shared.web import ApiError, Authenticator
 
 CASE_ID = CASE_REF
-COUNTY = r"^\d{6}$"
+COUNTY = r"^[0-9]{6}$"
 
 
 class TriageRequest(BaseModel):

@@ -72,7 +72,7 @@ class RuleSet(Frozen):
 
 
 class Overlay(RuleSet):
-    region_prefix: str = Field(pattern=r"^\d{2,6}$")
+    region_prefix: str = Field(pattern=r"^[0-9]{2,6}$")
 
 
 class Policy(Frozen):

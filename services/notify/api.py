@@ -232,7 +232,7 @@ def build_router(auth: Authenticator, notify: Notify, settings: Settings,
                 responses={200: {"content": {"text/event-stream": {}}}})
     async def hub_stream(
         hub_id: HubId, principal: Hub,
-        last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
+        last_event_id: Annotated[str | None, Header(pattern=r"^[0-9]+-[0-9]+$")] = None,
     ) -> EventSourceResponse:
         """The hub's pushes, live (Last-Event-ID resumes). Ends when the token expires;
         429/503 with Retry-After over the stream caps."""

@@ -67,7 +67,7 @@ class SubscriberRequest(BaseModel):
     kind: SubscriberKind
     name: Line = Field(min_length=1, max_length=100)
     location: Location
-    region_code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    region_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
     channel: Channel = Field(discriminator="type")
     drills: bool = Field(default=False, description="also receive exercise (drill) alerts")
     hub_id: str | None = Field(default=None, pattern=HUB_ID,

@@ -321,3 +321,20 @@ def test_any_text_is_an_id_number_or_an_id_error_never_a_crash(text: str) -> Non
     except IdNumberError:
         return
     assert re.fullmatch("[0-9]{17}[0-9X]", number)
+
+
+# A region code is six ASCII digits. Full-width ones, as a Chinese input method types them, are
+# those digits; any other script's digits (which `\d` would have let through, to be refused
+# later as an unknown region) are refused by the pattern, naming the field.
+@pytest.mark.parametrize(("given", "kept"), [
+    ("140403", "140403"), ("１４０４０３", "140403"), ("14０4０3", "140403"),
+    ("١٤٠٤٠٣", None), ("१४०४०३", None), ("𝟏𝟒𝟎𝟒𝟎𝟑", "140403"), (" 14040３ ", "140403"),
+])
+def test_a_region_code_is_six_ascii_digits(given: str, kept: str | None) -> None:
+    body = report_body(last_seen__region_code=given)
+    if kept is None:
+        with pytest.raises(ValidationError) as refused:
+            ResolvedReport.model_validate(body)
+        assert [e["loc"] for e in refused.value.errors()] == [("last_seen", "region_code")]
+    else:
+        assert ResolvedReport.model_validate(body).last_seen.region_code == kept
