@@ -80,6 +80,15 @@ class BoundaryIndex:
     def polygon(self, code: str) -> BaseGeometry | None:
         return self._by_code.get(code)
 
+    def inner_point(self, code: str) -> tuple[float, float] | None:
+        """A point inside the county's polygon (shapely `representative_point`: inside, not
+        merely the centroid), as WGS-84 (lat, lon) degrees; None when it has no polygon."""
+        polygon = self._by_code.get(code)
+        if polygon is None:
+            return None
+        point = polygon.representative_point()
+        return point.y, point.x
+
     def locate(self, lat: float, lon: float) -> Located | None:
         """The county-level code containing (lat, lon) in WGS-84 degrees; else the nearest
         polygon when it is within BORDER_SLACK_KM; else None (sea, abroad)."""

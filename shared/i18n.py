@@ -64,6 +64,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "place_unresolved": ("无法确定失踪地所在区县，请填写区县（行政区划代码）{hint}",
                          "the place cannot be resolved to a county: give the county "
                          "(region_code){hint}"),
+    "coordinates_required": ("该区县没有已知的驻地坐标，请在地图上标出最后出现的位置（经纬度）{hint}",
+                             "no seat point is known for this county: give the coordinates "
+                             "(a map pin) of where the child was last seen{hint}"),
     "unknown_region": ("不是现行的行政区划代码", "is not a current administrative division code"),
     "seen_in_future": ("最后见到的时间不能晚于现在", "must not be in the future"),
     "tip_in_future": ("目击时间不能晚于现在", "must not be in the future"),

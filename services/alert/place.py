@@ -65,6 +65,9 @@ class RegionLike(Protocol):
     @property
     def lon(self) -> float: ...
 
+    @property
+    def centroid_inherited(self) -> bool: ...
+
 
 class RegionLookup(Protocol):
     """What intake needs of the region data (shared.regions.RegionIndex provides it)."""
@@ -87,6 +90,8 @@ class BoundaryLookup(Protocol):
     def locate(self, lat: float, lon: float) -> LocatedLike | None: ...
 
     def distance_to_area_km(self, prefix: str, lat: float, lon: float) -> float: ...
+
+    def inner_point(self, code: str) -> tuple[float, float] | None: ...
 
 
 @dataclass(frozen=True)
@@ -193,9 +198,24 @@ def locate(seen: LastSeen, regions: RegionLookup, boundaries: BoundaryLookup | N
     region = regions.get(code)
     assert region is not None
     if lat is None or lon is None:
-        lat, lon = region.lat, region.lon
+        lat, lon = _point_of(region, boundaries)
         derived.append("lat_lon")
     return Located(code, lat, lon, derived, conflict, replaced)
+
+
+def _point_of(region: RegionLike, boundaries: BoundaryLookup | None) -> tuple[float, float]:
+    """Where the search is centred when no coordinates were given: the region's seat point;
+    for a county whose seat point is only its parent's (shared/data/README.md "inherited":
+    the 兵团 cities carry 乌鲁木齐's, hundreds of kilometres off), a point inside its boundary.
+    A county with neither is refused `coordinates_required` (field last_seen.lat): the alert
+    would reach the hubs around another city first."""
+    if not region.centroid_inherited or region.level != "county":
+        return region.lat, region.lon
+    inner = boundaries.inner_point(region.code) if boundaries is not None else None
+    if inner is None:
+        raise IntakeRefused(422, "coordinates_required", "last_seen.lat",
+                            hint=f" — {region.code} {region.name}")
+    return inner
 
 
 def _address_code(match: AddressMatch) -> str | None:

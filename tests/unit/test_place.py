@@ -240,6 +240,29 @@ def test_lat_lon_derived_from_the_region_when_missing(ix: RegionIndex, bx: Bound
     assert given.derived == [] and given.report.last_seen.lat == LUZHOU["lat"]
 
 
+def test_a_county_without_a_seat_point_of_its_own_is_centred_inside_itself(
+        ix: RegionIndex, bx: BoundaryIndex) -> None:
+    """The counties whose seat point is only their parent's (the 兵团 cities carry 乌鲁木齐's,
+    hundreds of km off): the search is centred inside the county's own boundary, or, with no
+    boundary either, the report asks for the coordinates."""
+    inherited = [r for r in ix.all() if r.centroid_inherited and r.level == "county"]
+    assert len(inherited) >= 20
+    for region in inherited:
+        if bx.polygon(region.code) is None:
+            with pytest.raises(IntakeRefused) as refused:
+                resolve(ix, bx, region_code=region.code)
+            assert (refused.value.code, refused.value.field) == (
+                "coordinates_required", "last_seen.lat")
+            continue
+        got = resolve(ix, bx, region_code=region.code)
+        seen = got.report.last_seen
+        assert "lat_lon" in got.derived
+        assert bx.distance_to_area_km(region.code, seen.lat, seen.lon) == 0, region
+    # with coordinates, any of them is accepted as given
+    pin = {"lat": 47.5, "lon": 88.0}
+    assert resolve(ix, bx, region_code="659011", **pin).report.last_seen.lat == pin["lat"]
+
+
 def test_a_zone_refusal_names_the_zone_and_its_hosts(ix: RegionIndex, bx: BoundaryIndex) -> None:
     with pytest.raises(IntakeRefused) as refused:
         resolve(ix, bx, address="天府新区华阳街道")
