@@ -39,6 +39,10 @@ if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK SC"; then
   echo "installing CJK fonts (Debian) for the printable posters"
   apt_install fonts-noto-cjk
 fi
+if [ ! -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf ]; then
+  echo "installing Noto fonts of China's other scripts (Debian fonts-noto-core) for the posters"
+  apt_install fonts-noto-core
+fi
 if ! command -v pdftoppm >/dev/null 2>&1; then
   echo "installing poppler-utils (Debian) for the poster tests (pdftotext, pdftoppm)"
   apt_install poppler-utils

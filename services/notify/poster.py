@@ -1,7 +1,9 @@
 """The printable A4 poster of a released alert (issue 17 §3) and the notice that replaces it
 once the search has ended — PDF written with fpdf2, the QR code with segno, the text in Noto
-Sans CJK SC from Debian's fonts-noto-cjk (embedded as a subset, so the PDF's text can be read
-and searched: pdftotext shows the child's name).
+Sans CJK SC from Debian's fonts-noto-cjk, with the Noto fonts of the other scripts names are
+written in (fonts-noto-core: Arabic script for Uyghur and Kazakh, Tibetan, Mongolian, Yi) as
+fallbacks and HarfBuzz shaping (embedded as subsets, so the PDF's text can be read and
+searched: pdftotext shows the child's name).
 
 Content is the public push's (services.notify.content.push_body "public"): no family, reporter,
 ID number or suspect; the official contact; the last-seen time in the deployment's zone
@@ -28,6 +30,14 @@ from shared.verification import display_code
 
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 FAMILY = "Noto Sans CJK SC"
+# The scripts names and descriptions are written in besides Chinese (Debian's fonts-noto-core):
+# Uyghur and Kazakh in Arabic script, Tibetan, traditional Mongolian, Yi, and Latin/Cyrillic
+# letters Noto Sans CJK lacks (Ғ, Ә in Kazakh). A character no font has still prints nothing
+# (fpdf2 logs it): emoji, and the rarest CJK extension characters.
+NOTO = Path("/usr/share/fonts/truetype/noto")
+FALLBACKS = (("arabic", "NotoNaskhArabic-Regular.ttf"), ("tibetan", "NotoSerifTibetan-Regular.ttf"),
+             ("mongolian", "NotoSansMongolian-Regular.ttf"), ("yi", "NotoSansYi-Regular.ttf"),
+             ("latin", "NotoSans-Regular.ttf"))
 
 
 class FontMissing(RuntimeError):
@@ -47,11 +57,22 @@ def collection_index(path: Path, family: str = FAMILY) -> int:
     raise FontMissing(f"{path} has no {family}")
 
 
-def _pdf(font: Path) -> FPDF:
+def _pdf(font: Path, fallbacks: Path = NOTO) -> FPDF:
+    """An A4 page in Noto Sans CJK SC, with the other scripts' fonts as fallbacks where they
+    are installed, and text shaping (HarfBuzz, uharfbuzz): Arabic-script letters join and run
+    right to left, Tibetan stacks."""
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_margins(18, 15, 18)
     pdf.add_font("cjk", fname=str(font), collection_font_number=collection_index(font))
+    names = []
+    for name, file in FALLBACKS:
+        if (fallbacks / file).is_file():
+            pdf.add_font(name, fname=str(fallbacks / file))
+            names.append(name)
+    if names:
+        pdf.set_fallback_fonts(names)
+    pdf.set_text_shaping(True)
     pdf.add_page()
     return pdf
 

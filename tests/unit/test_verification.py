@@ -339,3 +339,24 @@ def test_a_long_description_leaves_the_whole_qr_code_on_one_page(
     assert pdf_qr_codes(pdf, tmp_path) == [url]  # scans: all of it is on the page
     text = pdf_text(pdf, tmp_path)
     assert "核验码" in text and "110（公安机关）" in text and "第1版" in text.replace(" ", "")
+
+
+@pytest.mark.parametrize("name", [
+    "ئابدۇرېھىم ئابلىمىت",  # Uyghur (Arabic script)
+    "ཚེ་རིང་དོན་གྲུབ",  # Tibetan
+    "ᠪᠠᠲᠤ",  # traditional Mongolian
+    "ꆈꌠꁱꂷ",  # Yi
+    "Ғалия Әлібек",  # Kazakh (Cyrillic letters Noto Sans CJK lacks)
+    "阿卜杜热合曼·ئابدۇرېھىم",
+])
+def test_a_name_in_any_of_chinas_scripts_is_printed(name: str, tmp_path: Path) -> None:
+    """Names are printed in the script they are written in (fonts-noto-core as fallbacks,
+    HarfBuzz shaping): a Uyghur, Tibetan, Mongolian, Yi or Kazakh child's name never comes
+    out blank or with letters missing."""
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+                            verify_base="https://v.example.cn")
+    body["child"]["name"] = name
+    pdf = poster.alert_poster(body, "https://v.example.cn/verify?code=X", "Homeward", NOW,
+                              "Asia/Shanghai")
+    printed = re.sub(r"[\s\u202a-\u202e\u2066-\u2069]", "", pdf_text(pdf, tmp_path))
+    assert re.sub(r"\s", "", name) in printed
