@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opencc import OpenCC
+
 from shared.names import short_name
 from shared.region_codes import within
 from shared.region_towns import (
@@ -58,6 +60,11 @@ _TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])"
 # Between a larger region's name and a county's name right after it: nothing, or separators
 # (the 市 of "台北市大安区" when the name found is 台北).
 _ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
+
+
+# Traditional characters read as simplified (OpenCC t2s): 長沙市開福區 is 长沙市开福区, not the
+# fragments 沙市区 (荆州) and 鞍山 (辽宁) a simplified-only scan finds in 長沙/馬鞍山.
+_T2S = OpenCC("t2s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,20 @@ class AddressParser:
         self._max_name = max(len(n) for n in self._names)
         self._name_prefixes = {n[:k] for n in self._names for k in range(2, len(n) + 1)}
         self._towns = TownReader(regions, chain, townships)
+        # Characters that stand in a place's simplified name as written (乾 in 乾县, 乾安县):
+        # never converted, though t2s would read 乾 as 干.
+        self._name_chars = frozenset("".join(self._names) + "".join(townships or ())
+                                     + "".join(self._zones))
+
+    def simplified(self, text: str) -> str:
+        """`text` with its traditional characters read as simplified (OpenCC t2s), except
+        those that stand in a place's name as written; unchanged if the conversion does not
+        keep one character for one."""
+        converted = _T2S.convert(text)
+        if converted == text or len(converted) != len(text):
+            return text
+        return "".join(o if o in self._name_chars else c for o, c in zip(text, converted,
+                                                                         strict=True))
 
     def _add_name(self, name: str, code: str, weight: float) -> None:
         entries = self._names.setdefault(name, [])
@@ -125,6 +146,7 @@ class AddressParser:
 
     def parse(self, text: str, inside: str | None = None) -> AddressMatch:
         """What an address names; the rules are those of RegionIndex.parse_address."""
+        text = self.simplified(text)
         folded = fold(text)
         kinds = kind_spans(folded)
         found = self._scan_names(folded)

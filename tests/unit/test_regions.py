@@ -562,3 +562,36 @@ def test_every_county_written_from_its_province_down_is_that_county(ix: RegionIn
             if got is None or got.code != county.code:
                 wrong.append((address, got.code if got else None))
     assert len(ix.all("county")) == 2847 and wrong == []
+
+
+# Addresses written in traditional characters (pasted from a Hong Kong, Macao or Taiwan chat,
+# typed on a traditional input method) name what their simplified form names, never the
+# fragments a simplified-only scan finds (長沙 has 沙市区 in it, 馬鞍山 has 鞍山); characters of
+# a place's own simplified name stay as written (乾县 is no 干县).
+@pytest.mark.parametrize(("address", "code"), [
+    ("長沙市開福區", "430105"), ("馬鞍山市雨山區", "340504"), ("雞西市", "230300"),
+    ("南京雨花臺區", "320114"), ("巴彥淖爾市臨河區", "150802"), ("漢中市南鄭區", "610703"),
+    ("陝西省乾縣", "610424"), ("乾安县", "220723"), ("廣州市天河區", "440106"),
+    ("鄉寧縣", "141029"),
+])
+def test_an_address_in_traditional_characters(ix: RegionIndex, address: str, code: str) -> None:
+    match = ix.parse_address(address)
+    assert match.region is not None and match.region.code == code, (address, match)
+
+
+def test_every_county_written_in_traditional_characters_is_itself(ix: RegionIndex) -> None:
+    import opencc
+
+    s2t = opencc.OpenCC("s2t")
+    counties = [r for r in ix.all() if r.level == "county"]
+    assert len(counties) > 2800
+    moved = []
+    for county in counties:
+        full = "".join(r.name for r in reversed(ix.chain(county.code)))
+        simplified, traditional = ix.parse_address(full), ix.parse_address(s2t.convert(full))
+        if traditional.region != simplified.region:
+            moved.append((full, traditional.region))
+    # two whose traditional names are other characters altogether (浚县 濬縣, 澄江 澂江) stay
+    # at their prefecture; none goes anywhere else
+    assert len(moved) <= 2 and all(r is not None and r.level == "prefecture" for _, r in moved), \
+        moved
