@@ -51,6 +51,21 @@ class RetiredCode:
     doc_no: str | None
 
 
+# The two reorganisations of the history that moved counties from one province to another:
+# 海南 out of 广东 (1988) and 重庆 out of 四川 (1997). Any other successor in another province is
+# a namesake the change history followed by name ("郊区": 马鞍山 郊区 340511 → 扬州's, 1984) and
+# is dropped: intake then asks for the current code rather than place the child there.
+_PROVINCE_MOVES = frozenset({("44", "46"), ("51", "50")})
+
+
+def _within_its_province(retired: RetiredCode) -> RetiredCode:
+    kept = tuple(s for s in retired.successors if s[:2] == retired.code[:2]
+                 or (retired.code[:2], s[:2]) in _PROVINCE_MOVES)
+    if kept == retired.successors:
+        return retired
+    return RetiredCode(retired.code, retired.name, kept, retired.year, retired.doc_no)
+
+
 class RegionIndex:
     """Lookups over the province/prefecture/county list. Build once (region_index()), share."""
 
@@ -58,7 +73,8 @@ class RegionIndex:
                  retired: Iterable[RetiredCode] = (), zones: Iterable[Zone] = (),
                  townships: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self._by_code: dict[str, Region] = {r.code: r for r in regions}
-        self._retired = {r.code: r for r in retired if r.code not in self._by_code}
+        self._retired = {r.code: _within_its_province(r) for r in retired
+                         if r.code not in self._by_code}
         self._children: dict[str, list[Region]] = {}
         for r in self._by_code.values():
             if r.parent is not None:

@@ -146,6 +146,22 @@ def test_since_2000_no_successor_lies_in_another_province(ix: RegionIndex) -> No
     assert moved == []
 
 
+def test_no_successor_lies_in_another_province_but_for_hainan_and_chongqing(
+        ix: RegionIndex, bx: BoundaryIndex) -> None:
+    """Whatever the year: the history moved counties between provinces only when 海南 left 广东
+    (1988) and 重庆 left 四川 (1997); a 1983-84 "郊区" followed by name into another province
+    (马鞍山 郊区 340511 → 扬州) is no successor, and intake asks for the current code."""
+    retired = [r for r in (ix.retired(f"{c:06d}") for c in range(110000, 830000)) if r]
+    moved = {(r.code[:2], s[:2]) for r in retired for s in r.successors if s[:2] != r.code[:2]}
+    assert moved == {("44", "46"), ("51", "50")}
+    for given in ("340511", "232411", "412211", "420211"):
+        r = ix.retired(given)
+        assert r is not None and r.successors == (), given
+        with pytest.raises(IntakeRefused) as refused:
+            resolve_place(place(region_code=given), ix, bx)
+        assert refused.value.code == "region_code_retired"
+
+
 @pytest.mark.parametrize(("address", "code"), [
     ("湖北省襄樊市", "420600"),        # 襄樊市 -> 襄阳市 (2010), same code
     ("河北省邢台市桥东区", "130502"),  # -> 襄都区 (2020), same code
