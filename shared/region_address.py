@@ -154,7 +154,7 @@ class AddressParser:
         contested: list[tuple[str, int, int]] = []
         hits = self._name_hits(folded, kinds, found, townships, contested)
         zone_hits = self._zone_hits(folded)
-        region, candidates = self._best(hits, folded)
+        region, candidates = self._best(hits, folded, inside)
         region, candidates = self._towns.unless_a_town(region, candidates, hits, townships,
                                                        contested)
         zone = None
@@ -175,6 +175,14 @@ class AddressParser:
             stem = folded[max(0, k.start - 4):k.start]
             cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
             zone = stem[cut + 1:] + folded[k.start:k.end]
+        if inside is not None and region is None and candidates \
+                and len({self._by_code[c].name for c in candidates}) == 1:
+            # the region code given with the address narrows a name several regions have
+            # (110000 + 朝阳区 is 北京's, 320300 + 鼓楼区 徐州's); two places the text names
+            # apart (a home town and where the child was lost) stay two
+            mine = [c for c in candidates if within(inside, c)]
+            if len(mine) == 1:
+                region, candidates = self._by_code[mine[0]], ()
         return AddressMatch(region, zone, candidates)
 
     def _scan_names(self, text: str) -> list[Found]:
@@ -265,18 +273,21 @@ class AddressParser:
                     found.append(z)
         return found
 
-    def _best(self, hits: dict[str, list[_Hit]],
-              text: str) -> tuple[Region | None, tuple[str, ...]]:
+    def _best(self, hits: dict[str, list[_Hit]], text: str,
+              inside: str | None = None) -> tuple[Region | None, tuple[str, ...]]:
         scored: list[tuple[float, Region]] = []
         for code, own in hits.items():
             chain = self._chain(code)
             best = -math.inf
             for own_hit in own:
                 ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
+                parent = chain[1].code if len(chain) > 1 else ""
                 if own_hit.generic and not any(
                         h.end <= own_hit.start or own_hit.end <= h.start
-                        for h in hits.get(chain[1].code if len(chain) > 1 else "", ())):
-                    continue  # a generic name counts under its own parent only (阳泉城区)
+                        for h in hits.get(parent, ())) \
+                        and not (parent and inside is not None and within(parent, inside)):
+                    continue  # a generic name counts under its own parent only (阳泉城区),
+                    # named in the text or by the region code given with it (140500 + 城区)
                 best = max(best, own_hit.weight + ancestors)
             if best > -math.inf:
                 scored.append((best, chain[0]))

@@ -595,3 +595,17 @@ def test_every_county_written_in_traditional_characters_is_itself(ix: RegionInde
     # at their prefecture; none goes anywhere else
     assert len(moved) <= 2 and all(r is not None and r.level == "prefecture" for _, r in moved), \
         moved
+
+
+# The region code given with an address narrows a name several regions have, and lets a
+# generic name count under the parent it names; a code above the parent does not.
+@pytest.mark.parametrize(("address", "inside", "code"), [
+    ("朝阳区三里屯", "110000", "110105"), ("朝阳区", "220100", "220104"),
+    ("鼓楼区", "320300", "320302"), ("新华区", "130100", "130105"),
+    ("城区", "140500", "140502"), ("东区", "510400", "510402"),
+    ("朝阳区三里屯", None, None), ("城区", "140000", None), ("城区", None, None),
+])
+def test_the_region_code_given_narrows_a_shared_name(
+        ix: RegionIndex, address: str, inside: str | None, code: str | None) -> None:
+    match = ix.parse_address(address, inside)
+    assert (match.region.code if match.region else None) == code, (address, inside, match)
