@@ -153,6 +153,27 @@ def test_a_wrong_id_number_is_shown_next_to_its_field(
     expect(page.locator("[name='reporter.phone']")).not_to_have_class("invalid")
 
 
+def test_a_paste_is_kept_whole_and_counted_as_the_server_counts(
+    page: Page, stack: dict[str, ServiceProcess]
+) -> None:
+    """A description pasted with emoji and rare CJK characters (each two UTF-16 units, one
+    character to the server) is kept whole, not cut by the browser; over the limit, the field
+    says how many characters it has at once, and the server's 422 names it."""
+    sign_in(page, stack["alert"].url)
+    fill_report(page, "张𠮷乐")
+    description = page.locator("[name='child.description']")
+    pasted = "𠮷🇨🇳" * 300  # 900 characters, 1,800 UTF-16 units
+    description.fill(pasted)
+    assert description.input_value() == pasted
+    expect(description).not_to_have_class("invalid")
+    description.fill(pasted + "穿红衣服" * 30)  # 1,020 characters
+    expect(description).to_have_class("invalid")
+    expect(page.locator("label:has([name='child.description']) .length-error")).to_contain_text(
+        "1020")
+    page.click("#submit")
+    expect(page.locator("[data-error-for='child.description']")).not_to_be_empty()
+
+
 def test_a_submit_lost_on_the_network_is_retried_once_with_the_same_key(
     page: Page, stack: dict[str, ServiceProcess], kafka: KafkaServer, redis_server: RedisServer
 ) -> None:

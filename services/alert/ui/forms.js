@@ -10,6 +10,24 @@ HW.withZone = function (local) {
   const d = new Date(local), off = -d.getTimezoneOffset(), sign = off >= 0 ? "+" : "-", pad = HW.pad;
   return `${local.length === 16 ? local + ":00" : local}${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
 };
+// Length limits counted as the server counts them (characters after NFC, not the UTF-16 units
+// a `maxlength` counts: an emoji or a rare CJK character would count twice, and a paste over
+// the limit would be cut without a word): a field over its `data-max` says so at once, with how
+// many characters it has; the submit still goes to the server, which answers 422 naming it.
+HW.limitLengths = function (form) {
+  form.querySelectorAll("[data-max]").forEach(el => {
+    const slot = document.createElement("span");
+    slot.className = "length-error"; slot.setAttribute("aria-live", "polite");
+    el.closest("label").appendChild(slot);
+    const check = () => {
+      const max = Number(el.dataset.max), n = [...el.value.trim().normalize("NFC")].length;
+      slot.textContent = n > max ? HW.t("too_long", { n, max }) : "";
+      el.classList.toggle("invalid", n > max);
+    };
+    el.addEventListener("input", check);
+    check();
+  });
+};
 // Clear a form's field errors and its error banner (#form-error) before a new submit.
 HW.clearErrors = function (form) {
   form.querySelectorAll(".error").forEach(e => { e.textContent = ""; });

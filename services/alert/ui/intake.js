@@ -14,7 +14,7 @@ HW.words({
   src_region_code: "行政区划代码", src_address: "地址", src_coordinates: "坐标",
   case_no: "案件编号", st_accepted: "已受理（已落盘）", st_published: "已发布到系统", st_leader: "专案组长已指定", st_hubs: "交通枢纽已推送",
   new_report: "登记新的报案", choose: "请选择", retrying: "网络中断，报案已保存在本页，正在重试（第 {n} 次）……", restored: "已恢复上次未送达的报案，正在重新提交。",
-  leader_is: "专案组长：{organ} {title} {name}", hubs_n: "交通枢纽已推送 {n} 个", uploading: "正在上传照片……", upload_failed: "照片上传失败：{msg}",
+  leader_is: "专案组长：{organ} {title} {name}", hubs_n: "交通枢纽已推送 {n} 个", uploading: "正在上传照片……", upload_failed: "照片上传失败：{msg}", too_long: "共 {n} 字，超出上限 {max} 字",
   fix_fields: "请修改标红的项目。", sending: "提交中……",
 }, {
   title: "Missing child report intake", sec_child: "1. Missing person", sec_seen: "2. Last seen", sec_circ: "3. Circumstances", sec_reporter: "4. Reporter",
@@ -30,7 +30,7 @@ HW.words({
   src_region_code: "region code", src_address: "address", src_coordinates: "coordinates",
   case_no: "Case number", st_accepted: "Accepted (on disk)", st_published: "Published", st_leader: "Leader assigned", st_hubs: "Hubs pushed",
   new_report: "File another report", choose: "Choose", retrying: "Network down: the report is kept in this page, retrying (attempt {n})…", restored: "Restored an unsent report; submitting it again.",
-  leader_is: "Case-group leader: {organ} {title} {name}", hubs_n: "{n} transport hubs pushed", uploading: "Uploading photo…", upload_failed: "Photo upload failed: {msg}",
+  leader_is: "Case-group leader: {organ} {title} {name}", hubs_n: "{n} transport hubs pushed", uploading: "Uploading photo…", upload_failed: "Photo upload failed: {msg}", too_long: "{n} characters, over the limit of {max}",
   fix_fields: "Please correct the fields in red.", sending: "Sending…",
 });
 
@@ -238,6 +238,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#city").addEventListener("change", onCity);
   $("#county").addEventListener("change", setRegion);
   $("#photo-file").addEventListener("change", uploadPhoto);
+  HW.limitLengths(form);
   form.addEventListener("submit", submit);
   field("last_seen.at").value = HW.localNow();
   await options($("#province"), "");

@@ -11,7 +11,7 @@ HW.words({
   u_found_at: "发现时间", address: "详细地址", u_region_code: "行政区划代码（可选）", lat: "纬度（可选）", lon: "经度（可选）",
   u_circumstances: "发现经过、同行人情况", u_organisation: "报告单位", exercise: "演练",
   fix_fields: "请修改标红的项目。", sending: "提交中……", retrying: "网络中断，登记已保存在本页，正在重试（第 {n} 次）……",
-  uploading: "正在上传照片……", upload_failed: "照片上传失败：{msg}",
+  uploading: "正在上传照片……", upload_failed: "照片上传失败：{msg}", too_long: "共 {n} 字，超出上限 {max} 字",
 }, {
   u_title: "Child without a guardian (mandatory report)", u_record_no: "Record number", u_new: "Register another child", u_submit: "Submit record",
   u_accepted: "Accepted (on disk). The system compares it with open missing-child cases and tells both regions' commanders.",
@@ -22,7 +22,7 @@ HW.words({
   u_found_at: "Found at", address: "Address", u_region_code: "Region code (optional)", lat: "Latitude (optional)", lon: "Longitude (optional)",
   u_circumstances: "How the child was found, who was with them", u_organisation: "Reporting organisation", exercise: "Drill",
   fix_fields: "Please correct the fields in red.", sending: "Sending…", retrying: "Network down: the record is kept in this page, retrying (attempt {n})…",
-  uploading: "Uploading photo…", upload_failed: "Photo upload failed: {msg}",
+  uploading: "Uploading photo…", upload_failed: "Photo upload failed: {msg}", too_long: "{n} characters, over the limit of {max}",
 });
 
 const $ = (sel) => document.querySelector(sel);
@@ -130,6 +130,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.addEventListener("hw:signed-out", () => { form.classList.add("hidden"); $("#signout").classList.add("hidden"); $("#who").textContent = ""; });
   $("#new-record").addEventListener("click", reset);
   $("#photo-file").addEventListener("change", uploadPhoto);
+  HW.limitLengths(form);
   form.addEventListener("submit", submit);
   field("found.at").value = HW.localNow();
   if (!(await HW.session.begin("intake")) || !signedIn()) return;
