@@ -152,7 +152,8 @@ class AddressParser:
         found = self._scan_names(folded)
         townships = self._towns.hits(folded, found, word_breaks(text, folded))
         contested: list[tuple[str, int, int]] = []
-        hits = self._name_hits(folded, kinds, found, townships, contested)
+        facilities: list[str] = []
+        hits = self._name_hits(folded, kinds, found, townships, contested, facilities)
         zone_hits = self._zone_hits(folded)
         region, candidates = self._best(hits, folded, inside)
         region, candidates = self._towns.unless_a_town(region, candidates, hits, townships,
@@ -175,6 +176,14 @@ class AddressParser:
             stem = folded[max(0, k.start - 4):k.start]
             cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
             zone = stem[cut + 1:] + folded[k.start:k.end]
+        if region is None and not candidates and facilities:
+            # named after a place, perhaps its own (浦东机场), perhaps another (天河机场 is
+            # 武汉's): the operator is asked, these the candidates; the region code given
+            # with the address decides (310000 + 浦东机场)
+            candidates = tuple(sorted(set(facilities)))
+            mine = [c for c in candidates if inside is not None and within(inside, c)]
+            if len(mine) == 1:
+                return AddressMatch(self._by_code[mine[0]], zone, ())
         if inside is not None and region is None and candidates \
                 and len({self._by_code[c].name for c in candidates}) == 1:
             # the region code given with the address narrows a name several regions have
@@ -198,10 +207,11 @@ class AddressParser:
         return found
 
     def _name_hits(self, text: str, kinds: list[Span], found: list[Found],
-                   townships: list[Township],
-                   contested: list[tuple[str, int, int]]) -> dict[str, list[_Hit]]:
+                   townships: list[Township], contested: list[tuple[str, int, int]],
+                   facilities: list[str] | None = None) -> dict[str, list[_Hit]]:
         """The names that nominate their region, by code; the counties whose name was read as
-        a town's go to `contested` (code, start, end)."""
+        a town's go to `contested` (code, start, end), the regions whose name was read as a
+        facility's (_FACILITY) to `facilities`."""
         # A zone's own name: a county's short or former name right before a kind word (江北 in
         # 江北新区, 清水河 in 清水河高新区), with every name partly inside it (清水 and 九龙 in
         # 清水河/九龙坡, 清新区 in 武清新区).
@@ -210,6 +220,14 @@ class AddressParser:
                and any(j == k.start for k in kinds)]
         starts = {i for _, _, i, _ in found}
         ends = {j for _, _, _, j in found}
+        # A facility's name: a county's short or former name right before a facility word,
+        # its own city or province not named (天河机场, 瑞金医院). Every name within it is the
+        # facility's too — a shorter one (雨花 in 雨花台风景区, 九龙 in 九龙坡广场) and another
+        # region's of the same spelling (中山市 in 中山公园) — unless that one stands.
+        named_for = [Span(i, j) for code, bonus, i, j in found
+                     if bonus != _FULL and self._by_code[code].level == "county"
+                     and _FACILITY.match(text, j)
+                     and not stands(self._chain, code, i, j, found)]
         hits: dict[str, list[_Hit]] = {}
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
@@ -219,8 +237,11 @@ class AddressParser:
                 # begins: 佛山城区 names no 山城区, 九江城区 no 江城区, 上海南站 no 海南, 罗湖口岸
                 # no 湖口 (青岛市南区 keeps 市南区: 青岛 ends where it begins)
                 continue
-            if bonus != _FULL and self._by_code[code].level == "county" \
-                    and _FACILITY.match(text, j) and not stands(self._chain, code, i, j, found):
+            if bonus != _FULL and any(sp.within(i, j) or (sp.start <= i and j <= sp.end)
+                                      for sp in named_for) \
+                    and not stands(self._chain, code, i, j, found):
+                if facilities is not None:
+                    facilities.append(code)
                 continue  # a facility's name (天河机场, 解放碑, 瑞金医院)
             if bonus != _FULL and j not in starts and (_ROAD.match(text, j) or (
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
@@ -283,11 +304,12 @@ class AddressParser:
                 ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
                 parent = chain[1].code if len(chain) > 1 else ""
                 if own_hit.generic and not any(
-                        h.end <= own_hit.start or own_hit.end <= h.start
+                        h.end <= own_hit.start and _ADJACENT.fullmatch(text, h.end, own_hit.start)
                         for h in hits.get(parent, ())) \
                         and not (parent and inside is not None and within(parent, inside)):
-                    continue  # a generic name counts under its own parent only (阳泉城区),
-                    # named in the text or by the region code given with it (140500 + 城区)
+                    continue  # a generic name counts right under its own parent's name only
+                    # (阳泉城区, 攀枝花市 东区; not 家住阳泉，在佛山城区), or under the region
+                    # code given with it (140500 + 城区)
                 best = max(best, own_hit.weight + ancestors)
             if best > -math.inf:
                 scored.append((best, chain[0]))

@@ -332,12 +332,42 @@ def test_a_town_alone_or_against_the_other_names_is_no_answer(ix: RegionIndex, a
 def test_a_name_inside_another_generic_or_a_facilitys_is_not_the_region(
         ix: RegionIndex, address: str, where: str | None) -> None:
     match = ix.parse_address(address)
-    if where is None:
+    if where is None:  # the operator is asked (a facility's candidates are in the hint)
         assert match.region is None, (address, match)
     else:
         assert match.region is not None and match.region.code.startswith(where), (address, match)
-    assert all(not c.startswith(("41", "63", "51", "45", "52", "37", "11", "21", "13"))
-               or (where or "").startswith(c[:2]) for c in match.candidates), (address, match)
+
+
+# A facility named after a county — its own (浦东机场, 静安寺) or another's (天河机场 is 武汉's)
+# — with nothing else placing it: no region, that county (and any name inside its name) a
+# candidate for the operator to confirm; the region code given with it decides.
+@pytest.mark.parametrize(("address", "inside", "code", "candidates"), [
+    ("浦东机场", None, None, {"310115"}), ("浦东机场", "310000", "310115", set()),
+    ("天河机场", None, None, {"440106"}), ("天河机场", "420000", None, {"440106"}),
+    ("雨花台风景区", None, None, {"320114", "430111"}),
+    ("雨花台风景区", "320100", "320114", set()),
+    ("中山公园", None, None, {"210202", "442000"}), ("九龙坡广场", "500000", "500107", set()),
+    ("北京朝阳公园", None, "110105", set()), ("朝阳公园南门", "110105", "110105", set()),
+    ("深圳机场", None, "440300", set()), ("上海静安寺", None, "310106", set()),
+])
+def test_a_facility_named_after_a_county_asks_unless_the_region_code_decides(
+        ix: RegionIndex, address: str, inside: str | None, code: str | None,
+        candidates: set[str]) -> None:
+    match = ix.parse_address(address, inside)
+    assert (match.region.code if match.region else None) == code, (address, inside, match)
+    assert candidates <= set(match.candidates), (address, inside, match)
+
+
+# A generic district name counts right under its parent's name, not under a parent named
+# anywhere in the text (a home town).
+@pytest.mark.parametrize(("address", "code"), [
+    ("家住阳泉，在佛山城区走丢", None), ("西宁人在杭州城西区", None),
+    ("阳泉城区", "140302"), ("攀枝花市 东区", "510402"), ("四川省攀枝花市西区", "510403"),
+])
+def test_a_generic_name_counts_right_under_its_parent(
+        ix: RegionIndex, address: str, code: str | None) -> None:
+    match = ix.parse_address(address)
+    assert (match.region.code if match.region else None) == code, (address, match)
 
 
 @pytest.mark.parametrize(("address", "candidates"), [
