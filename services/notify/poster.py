@@ -115,15 +115,17 @@ def _qr_png(url: str) -> io.BytesIO:
 # the issuer line included, stands on one A4 page: photo height (mm), text size (pt) and the
 # most characters of the description printed ("…" after a cut; the full text is on the
 # verification page the QR code opens).
+# From the fourth layout on, the description's and the address's lines run on ("；"): twelve
+# short lines cut to 80 characters are still twelve lines. The last prints no photo.
 _LAYOUTS = ((70.0, 15, None), (55.0, 13, None), (40.0, 12, None), (40.0, 12, 400),
-            (30.0, 11, 200), (25.0, 11, 80))
+            (30.0, 11, 200), (25.0, 11, 80), (0.0, 11, 60))
 # The QR code block: the code (55 mm), the gap and the issuer line under it.
 _QR_SIZE, _QR_BLOCK = 55.0, 55.0 + 6 + 14
 
 
 class PosterOverflow(RuntimeError):
-    """Raised when not even the smallest layout fits one page (never with the report model's
-    limits: description ≤ 1000, address ≤ 200 characters)."""
+    """Raised when not even the smallest layout fits one page: not with the report model's
+    limits (description ≤ 1000, address ≤ 200 characters, however many lines; tested)."""
 
 
 def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
@@ -140,6 +142,11 @@ def alert_poster(body: dict[str, Any], verify: str, issuer: str, issued: datetim
         if pdf is not None:
             return bytes(pdf.output())
     raise PosterOverflow(str(body.get("alert_id", "")))
+
+
+def _run_on(text: str) -> str:
+    """The lines of `text` run on as one ("；" between them)."""
+    return "；".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _draw(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone: str,
@@ -166,14 +173,16 @@ def _draw(body: dict[str, Any], verify: str, issuer: str, issued: datetime, zone
     pdf.cell(width, 9, "，".join(f for f in facts if f), align="C", new_x="LMARGIN",
              new_y="NEXT")
     pdf.ln(3)
-    if photo is not None:
+    if photo is not None and photo_h > 0:
         _photo(pdf, photo, photo_h)
     at = people_time(str(seen["at"]), zone) if seen.get("at") else ""
     description = str(child.get("description", "") or "—")
+    address = str(seen.get("address", ""))
     if limit is not None:
-        description = cut(description, limit)
+        description = cut(_run_on(description), limit)
+        address = cut(_run_on(address), limit)
     lines = [("体貌特征", description),
-             ("最后出现", "，".join(p for p in (str(seen.get("address", "")), at) if p) or "—"),
+             ("最后出现", "，".join(p for p in (address, at) if p) or "—"),
              ("联系电话", str(body.get("contact", "")))]
     line_h = size * 0.53
     for label, text in lines:

@@ -360,3 +360,25 @@ def test_a_name_in_any_of_chinas_scripts_is_printed(name: str, tmp_path: Path) -
                               "Asia/Shanghai")
     printed = re.sub(r"[\s\u202a-\u202e\u2066-\u2069]", "", pdf_text(pdf, tmp_path))
     assert re.sub(r"\s", "", name) in printed
+
+
+@pytest.mark.parametrize(("words", "address"), [
+    ("身穿红色外套\n" * 12, "英雄中路"), ("红\n" * 333, "英雄中路"),
+    ("穿红衣服" * 250, "山西省长治市潞州区英雄中路" * 15),
+    ("x\n" * 500, "路口\n" * 66),
+])
+def test_no_description_or_address_the_model_accepts_overflows_the_poster(
+        words: str, address: str, tmp_path: Path) -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (300, 400), (200, 120, 40)).save(image, format="JPEG")
+    body = content.push_body(_alert(), "public", "https://n/a.xml", "110（公安机关）", 1000, NOW,
+                            verify_base="https://v.example.cn")
+    body["child"]["description"] = words[:1000]
+    body["last_seen"]["address"] = address[:200]
+    pdf = poster.alert_poster(body, "https://v.example.cn/verify?code=X", "Homeward", NOW,
+                              "Asia/Shanghai", photo=image.getvalue())
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    info = subprocess.run(["pdfinfo", str(tmp_path / "doc.pdf")], capture_output=True,
+                          text=True, check=True).stdout
+    assert re.search(r"^Pages:\s+1$", info, flags=re.M), info
+    assert pdf_qr_codes(pdf, tmp_path) == ["https://v.example.cn/verify?code=X"]
