@@ -30,15 +30,25 @@ _TAIL_MARKS = (" 核验码：", " 详见：")
 def fit_bytes(text: str, max_bytes: int) -> str:
     """`text` (a summary_text) in at most `max_bytes` of UTF-8, for a channel that counts
     bytes (企业微信 群机器人: text content at most 2048 bytes; longer is refused with an errcode
-    behind HTTP 200): the words before the code shortened at their end to whole characters
-    (shared.text.cut_bytes) with "…", the code and links kept whole."""
+    behind HTTP 200): as summary_text shortens, in bytes — the name and the description give
+    way first, then the place and the suspect/vehicle words, to whole characters with "…"
+    (shared.text.cut_bytes); the radius, whom to call, the code and the links stay whole. A
+    text that is no summary is shortened at its end."""
     if len(text.encode()) <= max_bytes:
         return text
     at = next((at for at in (text.rfind(m) for m in _TAIL_MARKS) if at > 0), -1)
     head, tail = (text[:at], text[at:]) if at > 0 else (text, "")
     if len(tail.encode()) > max_bytes // 2:  # no summary's tail: the words were in the text
         head, tail = text, ""
-    return cut_bytes(head, max(max_bytes - len(tail.encode()), 0)) + tail
+    split = head.rfind("范围")
+    body, end = (head[:split], head[split:]) if split > 0 else (head, "")
+    room = max_bytes - len(tail.encode()) - len(end.encode())
+    if room < 0:
+        return cut_bytes(text, max_bytes)
+    split = body.find("最后出现：")
+    first, middle = (body[:split], body[split:]) if split > 0 else (body, "")
+    first = cut_bytes(first, max(room - len(middle.encode()), room // 2))
+    return first + cut_bytes(middle, room - len(first.encode())) + end + tail
 
 
 def child_age(child: dict[str, Any], last_seen: dict[str, Any], zone: str) -> int | None:
@@ -72,14 +82,18 @@ def summary_text(child: dict[str, Any], last_seen: dict[str, Any], radius: float
     at = people_time(str(last_seen["at"]), zone) if last_seen.get("at") else ""
     lead = (f"【儿童失踪协查】{child.get('name', '')}，{sex}{age}，"
             f"{child.get('height_cm') or '?'}cm。")
-    rest = (f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
-            f"{extra}范围{radius:g}公里。如有线索请联系{contact}。")
-    # Too long: the description gives way first (whole characters, "…"), so the place, the
-    # radius and whom to call stay; only then the rest.
-    room = limit - len(tail) - len(lead) - len(rest)
+    seen = f"最后出现：{'，'.join(p for p in (last_seen.get('address', ''), at) if p)}。"
+    end = f"范围{radius:g}公里。如有线索请联系{contact}。"
+    # Too long: the description and the suspect/vehicle words give way (whole characters,
+    # "…"), the description first, down to half the room; never the radius and whom to call.
     description = sentence(str(child.get("description", "") or ""))
-    description = cut(description, room) if room > 1 else ""
-    return cut(lead + description + rest, limit - len(tail)) + tail
+    room = limit - len(tail) - len(lead) - len(seen) - len(end)
+    if len(description) + len(extra) > room:
+        keep = max(room - len(extra), room // 2, 0)
+        description = cut(description, keep) if keep > 1 else ""
+        extra = cut(extra, max(room - len(description), 0))
+    return cut(lead + description + seen + extra, max(limit - len(tail) - len(end), 0)) \
+        + end + tail
 
 
 def sentence(text: str) -> str:

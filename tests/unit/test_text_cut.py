@@ -97,3 +97,35 @@ def test_a_long_tip_keeps_what_to_do(words: str, limit: int) -> None:
     text = tip_body("140403-20261130-A1B2C3", details, limit, "Asia/Shanghai")["text"]
     assert len(text) <= limit and text.endswith("请在指挥台研判。"), text[-20:]
     assert "…" in text and "\U0001f1e8 " not in text  # no half flag before the ask
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(CLUSTERS), max_size=1000).map("".join),
+       st.lists(st.sampled_from(CLUSTERS), max_size=500).map("".join),
+       st.sampled_from([500, 1000]))
+def test_suspect_words_give_way_too_never_the_radius_or_the_contact(
+        words: str, suspect: str, limit: int) -> None:
+    child = {"name": "阿卜杜热合曼·买买提依明·艾合买提江", "sex": "male", "age": 7,
+             "height_cm": 120, "description": words}
+    text = summary_text(child, SEEN, 100.0, "张队 0355-1234567", "https://n/a.xml", limit,
+                        extra=f"嫌疑人：{suspect}。车辆：晋D·12345。", code="K7Q2M9",
+                        verify_base="https://v.example.cn")
+    assert len(text) <= limit
+    assert "范围100公里。如有线索请联系张队 0355-1234567。" in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(CLUSTERS), max_size=1000).map("".join),
+       st.lists(st.sampled_from(CLUSTERS), max_size=500).map("".join))
+def test_a_chat_channel_counting_bytes_keeps_the_radius_and_the_contact(
+        words: str, suspect: str) -> None:
+    from services.notify.content import fit_bytes
+
+    child = {"name": "张小明", "sex": "male", "age": 7, "height_cm": 120, "description": words}
+    text = summary_text(child, SEEN, 100.0, "0355-1234567", "https://n/a.xml", 1000,
+                        extra=f"嫌疑人：{suspect}。", code="K7Q2M9",
+                        verify_base="https://v.example.cn")
+    fitted = fit_bytes(text, 2048 - 40)
+    assert len(fitted.encode()) <= 2048 - 40
+    assert "范围100公里。如有线索请联系0355-1234567。" in fitted
+    assert fitted.endswith(" 详见：https://n/a.xml") and "核验码：K7Q2M-9" in fitted
