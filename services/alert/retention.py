@@ -29,8 +29,10 @@ from shared.events import (
     CASE_PURGED,
     CASE_RELEASE_APPROVED,
     CASE_REOPENED,
+    CASE_REPORT_LINKED,
     CASE_REPORT_UNLINKED,
     CloudEvent,
+    ReportLinked,
     ReportUnlinked,
 )
 
@@ -158,6 +160,48 @@ class PhotoAccess:
         return who is not None and who.role in RESTRICTED_READERS and any(
             who.can_see(r) for r in {state["region"], *(c["region"] for c in cases)})
 
+    async def linked(self, linked: ReportLinked) -> None:
+        """The report joined another child's case (the same child): its photos are that case's
+        too, public as that case's are (its leader releases it, dispatch `POST .../release`),
+        and no longer public as the report's own — a report released at intake does not make
+        a restricted case's photos public (notify does not release the alert either).
+        Idempotent; an unlink gives the report back what it had (`_relinquish`)."""
+        own, lead = linked.duplicate_case_id, linked.case_id
+        names = [str(n) for n in await self.redis.smembers(CASE_PHOTOS + own)]
+        if not names:
+            return
+        public = await self.released(lead)
+
+        def hold(state: dict[str, Any] | None) -> dict[str, Any] | None:
+            if state is None or own not in state["cases"]:
+                return None
+            mine = state["cases"][own]
+            if "held" not in mine:
+                mine["held"] = bool(mine["released"])
+            mine["released"] = False
+            state["cases"].setdefault(lead, {"region": lead[:6], "released": public,
+                                             "ended": False})
+            return state
+
+        held = [name for name in names if await self._change(name, hold) is not None]
+        if held:
+            await self.redis.sadd(CASE_PHOTOS + lead, *held)
+
+    async def _relinquish(self, case_id: str) -> None:
+        """Unlinked: the report's own search is live again, its photos as public as they were
+        before the link."""
+        def restore(state: dict[str, Any] | None) -> dict[str, Any] | None:
+            if state is None or case_id not in state["cases"]:
+                return None
+            mine = state["cases"][case_id]
+            if "held" in mine:
+                mine["released"] = bool(mine.pop("held"))
+            mine["ended"] = False
+            return state
+
+        for name in await self.redis.smembers(CASE_PHOTOS + case_id):
+            await self._change(str(name), restore)
+
     async def _update(self, case_id: str, **change: bool) -> None:
         def update(state: dict[str, Any] | None) -> dict[str, Any] | None:
             if state is None or case_id not in state["cases"]:
@@ -198,9 +242,11 @@ class PhotoAccess:
             await self._update(case_id, ended=True)
         elif event.type == CASE_REOPENED:
             await self._update(case_id, ended=False)
+        elif event.type == CASE_REPORT_LINKED:
+            await self.linked(ReportLinked.model_validate(event.data))
         elif event.type == CASE_REPORT_UNLINKED:  # its own live search again (issue 19)
             unlinked = ReportUnlinked.model_validate(event.data)
-            await self._update(unlinked.duplicate_case_id, ended=False)
+            await self._relinquish(unlinked.duplicate_case_id)
         elif event.type == CASE_PURGED:
             await self.purge(case_id)
 

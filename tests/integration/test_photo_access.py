@@ -178,3 +178,39 @@ async def test_an_unlinked_report_after_the_other_childs_found_is_live_again(
     assert await access.visible(name, None)
     assert not await ProgressStore(redis).is_closed(b)
     assert await ProgressStore(redis).case_group(b) == b
+
+
+async def test_a_released_reports_photo_linked_to_a_restricted_case_is_not_public(
+        redis: Redis, tmp_path: Path) -> None:
+    """B's operator released B at intake; dispatch linked B to A (the same child), whose leader
+    has not released A: B's photo is A's now, public only when A is released; the unlink gives
+    B back its own release. A redelivered link changes nothing."""
+    from shared.events import CASE_REPORT_LINKED, CASE_REPORT_UNLINKED
+
+    store = PhotoStore(tmp_path)
+    access = PhotoAccess(redis, store)
+    a, b = "320102-20261122-LINKAA", "140403-20261122-LINKBB"
+    name = store.save("image/png", b"\x89PNG-linked")
+    await access.uploaded(name, "140403")
+    await access.attach(b, "140403", [name], True, operator("140403"))
+    assert await access.visible(name, None)
+    linked = CloudEvent(type=CASE_REPORT_LINKED, source="/t", subject=a, data={
+        "case_id": a, "region_code": "320102", "actor": "dispatch", "at": "2026-11-22T10:00:00Z",
+        "report_id": f"R-{b}", "duplicate_case_id": b,
+        "evidence": {"rule": "id_number", "distance_km": 3.0, "hours_apart": 1.0,
+                     "names": ["张小明", "张小明"]}})
+    for _ in range(2):  # a redelivery
+        await access.on_case_event(linked)
+        assert not await access.visible(name, None)
+    assert await access.visible(name, who("320102", Role.commander))  # A's region reads it
+    await access.on_case_event(CloudEvent(type=CASE_RELEASE_APPROVED, source="/t", subject=a,
+                                          data={}))
+    assert await access.visible(name, None)  # A released: its photos are public
+    await access.on_case_event(CloudEvent(type=CASE_FOUND, source="/t", subject=a, data={}))
+    assert not await access.visible(name, None)
+    await access.on_case_event(CloudEvent(type=CASE_REPORT_UNLINKED, source="/t", subject=a,
+                                          data={"case_id": a, "region_code": "320102",
+                                                "actor": "c", "at": "2026-11-22T11:00:00Z",
+                                                "report_id": f"R-{b}",
+                                                "duplicate_case_id": b}))
+    assert await access.visible(name, None)  # B's own search, released as B's operator chose
