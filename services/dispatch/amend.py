@@ -45,15 +45,16 @@ async def record_report_amendment(dispatch: Dispatch, amended: ev.ReportAmended,
     adds nothing); nothing for a case unknown here, a report linked to another child's case
     (not even when the link is known only here: alert refuses the amendment once it knows, and
     before that the operator could otherwise change another region's case below its leader's
-    level) or a case ended (the amendment then stays the report's own). notify applies both
-    events the same way (services.notify.planner.Planner.amend)."""
+    level) or a case ended (the amendment then stays the report's own)."""
     case_event_id = f"{event_id}:case"
 
     def plan(case: Case, now: datetime, _eid: str) -> list[Change]:
         if case.case_id != amended.case_id:
             # the report was linked to another child's case (the command found it through the
             # link): that case is amended by its own commander at its leader's level, never
-            # by the operators of a report that joined it
+            # by the operators of a report that joined it (notify adds what the amendment
+            # adds to the joined alert, as the report's own details were added, replacing
+            # nothing: services.notify.planner.Planner.amend)
             log.info("report amendment %s of %s not recorded: linked to case %s", event_id,
                      amended.case_id, case.case_id)
             return []

@@ -213,21 +213,25 @@ class Planner:
         goes to every earlier recipient (hubs, the case group and, when released, the public)
         and to anyone newly in range. Fields outside AMENDABLE_DETAILS are ignored. Also the
         operators' amendment of a report before its case group (ReportAmended, alert `PATCH
-        /api/v1/reports/{report_id}`): only the report's own alert. A report merged into
-        another child's alert amends nothing of it — that alert is another case's, amended by
-        its commander at its leader's level (dispatch `PATCH /cases/{id}/details`); dispatch
-        records it on no case either (services.dispatch.amend)."""
+        /api/v1/reports/{report_id}`). A report merged into another child's alert (the same
+        child) adds to that alert what its amendment adds, as the report itself did
+        (domain.merge_report: a description or suspect appended, photos added, a height only
+        where none was given) and replaces nothing: that alert is another case's, whose details
+        its own commander amends at its leader's level (dispatch `PATCH /cases/{id}/details`),
+        and dispatch records the report's amendment on no case (services.dispatch.amend)."""
         ctx = self.ctx
-        if isinstance(amended, ReportAmended) and await ctx.alerts.merged_into(amended.case_id):
-            log.info("report amendment of %s not applied: merged into another alert",
-                     amended.case_id)
-            return
-        alert_id = domain.alert_id_of(amended.case_id)
+        merged = (await ctx.alerts.merged_into(amended.case_id)
+                  if isinstance(amended, ReportAmended) else None)
+        alert_id = merged or domain.alert_id_of(amended.case_id)
         async with ctx.locked(alert_id):
             alert = await ctx.alerts.get(alert_id)
             if alert is None or alert.cancelled or alert.report is None:
                 return
-            report = domain.amend_report(alert.report, amended.amended, AMENDABLE_DETAILS)
+            if merged:
+                report = domain.merge_report(alert.report, domain.amend_report(
+                    {}, amended.amended, AMENDABLE_DETAILS))
+            else:
+                report = domain.amend_report(alert.report, amended.amended, AMENDABLE_DETAILS)
             note = "amended " + ",".join(sorted(amended.amended))
             if report == alert.report:
                 # A redelivery. When this amendment is the latest version, the planner may

@@ -1,9 +1,9 @@
-"""An operators' report amendment (homeward.report.amended.v1) reaches only the report's own
-case and alert: once the report is linked to another child's case, neither dispatch nor
-notify applies it there — that case is amended by its own commander at its leader's level
-(PATCH /cases/{id}/details), never through the operators of a report that joined it. The
-window is real: alert refuses an amendment only once it knows of the link, and dispatch may
-link the report first."""
+"""An operators' report amendment (homeward.report.amended.v1) replaces details only on the
+report's own case and alert: once the report is linked to another child's case, dispatch
+records nothing on that case and notify adds to its alert what the amendment adds (as the
+report's own details were added) — that case's details are replaced only by its own commander
+at its leader's level (PATCH /cases/{id}/details). The window is real: alert refuses an
+amendment only once it knows of the link, and dispatch may link the report first."""
 
 from __future__ import annotations
 
@@ -143,23 +143,26 @@ def alert(case_id: str) -> AlertState:
                       report=report_body(child__description="红色外套；蓝色书包"))
 
 
-@pytest.mark.parametrize(("event", "merged", "changed"), [
-    (ReportAmended, True, None),  # the joined report's operators: nothing of the lead alert
-    (ReportAmended, False, JOINED),  # its own alert
-    (DetailsAmended, False, LEAD),  # the lead case's commander (dispatch checked the level)
+@pytest.mark.parametrize(("event", "merged", "changed", "description"), [
+    # the joined report's operators: added to the lead alert, as the report was; nothing lost
+    (ReportAmended, True, LEAD, "红色外套；蓝色书包；别的描述"),
+    (ReportAmended, False, JOINED, "别的描述"),  # its own alert: replaced
+    (DetailsAmended, False, LEAD, "别的描述"),  # the lead's commander (level checked)
 ])
-async def test_notify_applies_a_report_amendment_to_the_reports_own_alert_only(
-        event: type[DetailsAmended], merged: bool, changed: str | None) -> None:
+async def test_notify_replaces_details_only_on_the_reports_own_alert(
+        event: type[DetailsAmended], merged: bool, changed: str, description: str) -> None:
     planner = Planner.__new__(Planner)
     ctx, fanout = Ctx(), Fanout()
     planner.ctx, planner.fanout = ctx, fanout  # type: ignore[assignment]
     ctx.alerts.store = {f"A-{c}": alert(c) for c in (LEAD, JOINED)}
     if merged:
         ctx.alerts.merged[JOINED] = f"A-{LEAD}"
-    await planner.amend(amendment(LEAD if event is DetailsAmended else JOINED, event))
+    update = amendment(LEAD if event is DetailsAmended else JOINED, event)
+    for _ in range(2):  # a redelivery changes nothing more
+        await planner.amend(update)
     for case_id in (LEAD, JOINED):
         got = ctx.alerts.store[f"A-{case_id}"]
-        amended = got.report["child"]["description"] == "别的描述"
-        assert amended == (case_id == changed), case_id
-        assert len(got.versions) == (2 if amended else 1)
-    assert fanout.sent == ([f"A-{changed}"] if changed else [])
+        now = got.report["child"]["description"]
+        assert now == (description if case_id == changed else "红色外套；蓝色书包"), case_id
+        assert len(got.versions) == (2 if case_id == changed else 1)
+    assert fanout.sent[0] == f"A-{changed}"
