@@ -7,7 +7,6 @@ caller's language and name the field.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -36,6 +35,7 @@ from shared.text import STORED, Line, Text
 from shared.urls import as_uri
 
 REGION_CODE = r"^[0-9]{6}$"
+_FULL_WIDTH_DIGITS = {0xFF10 + d: str(d) for d in range(10)}
 CLOCK_SKEW = timedelta(minutes=5)
 ADULT_AGE = 18
 # A birth date is "in the future" only once it is tomorrow in every zone on earth (UTC+14).
@@ -180,9 +180,9 @@ class LastSeen(Strict):
     @classmethod
     def _ascii_digits(cls, value: Any) -> Any:
         """Full-width digits as a Chinese input method types them (１４０４０３) are the code's
-        digits (NFKC); any other digit (٠-٩, ०-९) is refused by the pattern, naming the field,
+        digits; any other digit (٠-٩, ०-९, ①) is refused by the pattern, naming the field,
         rather than accepted and then unknown."""
-        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+        return value.translate(_FULL_WIDTH_DIGITS) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _some_place(self) -> LastSeen:

@@ -151,9 +151,16 @@ def test_no_successor_lies_in_another_province_but_for_hainan_and_chongqing(
     """Whatever the year: the history moved counties between provinces only when 海南 left 广东
     (1988) and 重庆 left 四川 (1997); a 1983-84 "郊区" followed by name into another province
     (马鞍山 郊区 340511 → 扬州) is no successor, and intake asks for the current code."""
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("shared").joinpath("data/regions.json").read_text("utf-8"))
+    namesakes = {r[0] for r in raw["retired"] for s in r[2]
+                 if s[:2] != r[0][:2] and (r[0][:2], s[:2]) not in {("44", "46"), ("51", "50")}}
+    assert namesakes == {"340511", "232411", "412211", "420211"}  # what the data carries
     retired = [r for r in (ix.retired(f"{c:06d}") for c in range(110000, 830000)) if r]
     moved = {(r.code[:2], s[:2]) for r in retired for s in r.successors if s[:2] != r.code[:2]}
-    assert moved == {("44", "46"), ("51", "50")}
+    assert moved == {("44", "46"), ("51", "50")}  # what intake maps
     for given in ("340511", "232411", "412211", "420211"):
         r = ix.retired(given)
         assert r is not None and r.successors == (), given
