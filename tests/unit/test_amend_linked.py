@@ -18,9 +18,12 @@ from services.dispatch.adapters import ALIAS, CaseRepository
 from services.dispatch.amend import record_report_amendment
 from services.dispatch.caselog import CaseLog
 from services.dispatch.domain import Case
+from services.notify.children import ChildAlerts
 from services.notify.domain import AlertState, VersionInfo
 from services.notify.planner import Planner
 from shared.events import DetailsAmended, ReportAmended
+from shared.identity import LinkEvidence
+from shared.report import ReportAccepted
 from tests.helpers import report_body
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -109,6 +112,9 @@ class Alerts:
     async def get(self, alert_id: str) -> AlertState | None:
         return self.store.get(alert_id)
 
+    async def set_merged(self, case_id: str, alert_id: str) -> None:
+        self.merged[case_id] = alert_id
+
 
 class Ctx:
     def __init__(self) -> None:
@@ -126,9 +132,11 @@ class Ctx:
 class Fanout:
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.released: list[bool] = []
 
     async def fan_out(self, alert: AlertState, everyone: bool = False, **_: Any) -> None:
         self.sent.append(alert.alert_id)
+        self.released.append(alert.released)
 
     async def push_group(self, alert: AlertState, everyone: bool = False) -> None:
         pass
@@ -166,3 +174,32 @@ async def test_notify_replaces_details_only_on_the_reports_own_alert(
         assert now == (description if case_id == changed else "红色外套；蓝色书包"), case_id
         assert len(got.versions) == (2 if case_id == changed else 1)
     assert fanout.sent[0] == f"A-{changed}"
+
+
+@pytest.mark.parametrize(("released", "second_public"), [
+    (False, True), (False, False), (True, False), (True, True)])
+async def test_a_merged_report_never_changes_who_may_read_the_alert(
+        released: bool, second_public: bool) -> None:
+    """A second report of the same child merged into the live alert (services.notify.children)
+    brings its details as an Update; its `release.public` (its operator's, perhaps of another
+    province) does not release the alert: that is the case leader's decision."""
+    ctx, fanout = Ctx(), Fanout()
+    planner = Planner.__new__(Planner)
+    planner.ctx, planner.fanout = ctx, fanout  # type: ignore[assignment]
+    merged = ChildAlerts.__new__(ChildAlerts)
+    merged.notify, merged.planner = ctx, planner  # type: ignore[assignment]
+    lead = alert(LEAD)
+    lead.released = released
+    ctx.alerts.store[lead.alert_id] = lead
+    second = ReportAccepted(
+        report_id="R2", case_id=JOINED, accepted_at=NOW, operator="operator-140403",
+        operator_region="140403",
+        report=report_body(release__public=second_public, child__description="右手有疤"))
+    evidence = LinkEvidence(rule="name_birth_date", distance_km=40.0, hours_apart=1.0,
+                            names=["张小明", "张小明"])
+    assert await merged.merge(lead.alert_id, second, evidence)
+    after = ctx.alerts.store[lead.alert_id]
+    assert after.released is released and fanout.released == [released]
+    assert "右手有疤" in after.report["child"]["description"]  # the details did merge
+    assert [v.msg_type for v in after.versions] == ["Alert", "Update"]
+    assert ctx.alerts.merged == {JOINED: lead.alert_id}
