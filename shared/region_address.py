@@ -35,6 +35,7 @@ _FULL, _ALIAS, _SHORT = 1.0, 0.5, 0.0
 # place only right under its own parent's name (丰润区 was 唐山's 新区; 成都高新区 is not in
 # Hebei).
 _GENERIC_ALIAS_LEN = 2
+_RANK = {"province": 0, "prefecture": 1, "county": 2}
 # What follows a short or former name that names a road after it, not the region (上海乌鲁木齐中路,
 # 广州北京路, 天津南京道, 南京中山路, 青岛台东步行街): an optional direction and number, then a
 # road word. A single 街 or 道 only where the word ends there (沈阳太原街, but 崇州街子镇 and 东莞
@@ -152,10 +153,11 @@ class AddressParser:
         found = self._scan_names(folded)
         townships = self._towns.hits(folded, found, word_breaks(text, folded))
         contested: list[tuple[str, int, int]] = []
-        facilities: list[str] = []
+        facilities: list[tuple[str, int, int]] = []
         hits = self._name_hits(folded, kinds, found, townships, contested, facilities)
         zone_hits = self._zone_hits(folded)
-        region, candidates = self._best(hits, folded, inside)
+        generic: list[str] = []
+        region, candidates = self._best(hits, folded, inside, generic)
         region, candidates = self._towns.unless_a_town(region, candidates, hits, townships,
                                                        contested)
         zone = None
@@ -176,19 +178,31 @@ class AddressParser:
             stem = folded[max(0, k.start - 4):k.start]
             cut = max(stem.rfind(c) for c in "省市州盟区县旗路街道号")
             zone = stem[cut + 1:] + folded[k.start:k.end]
-        if region is None and not candidates and facilities:
+        named_for = sorted({c for c, _, _ in facilities})
+        if region is not None and region.level != "county" and named_for and not any(
+                within(region.code, c) for c in named_for) and not any(
+                (h.end <= fi and _ADJACENT.fullmatch(folded, h.end, fi)) or h.start <= fi < h.end
+                for h in hits.get(region.code, ()) for _, fi, _ in facilities):
+            # a province or city named elsewhere in the text (a home town: 四川人，在萧山机场
+            # 走丢) does not say where the facility is: the operator is asked, both the
+            # candidates; one named right before it does (武汉天河机场), and so does a county
+            # named anywhere (中山医院徐汇区)
+            candidates = tuple(sorted({region.code, *named_for}))
+            region = None
+        if region is None and not candidates:
             # named after a place, perhaps its own (浦东机场), perhaps another (天河机场 is
-            # 武汉's): the operator is asked, these the candidates; the region code given
-            # with the address decides (310000 + 浦东机场)
-            candidates = tuple(sorted(set(facilities)))
-            mine = [c for c in candidates if inside is not None and within(inside, c)]
-            if len(mine) == 1:
-                return AddressMatch(self._by_code[mine[0]], zone, ())
-        if inside is not None and region is None and candidates \
-                and len({self._by_code[c].name for c in candidates}) == 1:
+            # 武汉's), or a generic district name alone (市南区香港中路): the operator is asked,
+            # these the candidates
+            candidates = tuple(sorted({*named_for, *generic}))
+        if inside is not None and region is None and candidates and (
+                set(candidates) <= {*named_for, *generic}
+                or len({self._by_code[c].name for c in candidates}) == 1
+                or any(c in named_for for c in candidates)):
             # the region code given with the address narrows a name several regions have
-            # (110000 + 朝阳区 is 北京's, 320300 + 鼓楼区 徐州's); two places the text names
-            # apart (a home town and where the child was lost) stay two
+            # (110000 + 朝阳区 is 北京's, 320300 + 鼓楼区 徐州's), or decides a facility's
+            # (310000 + 浦东机场) or a generic name's (440000 + 城区: 汕尾's, the only one);
+            # two places the text names apart (a home town and where the child was lost)
+            # stay two
             mine = [c for c in candidates if within(inside, c)]
             if len(mine) == 1:
                 region, candidates = self._by_code[mine[0]], ()
@@ -208,7 +222,8 @@ class AddressParser:
 
     def _name_hits(self, text: str, kinds: list[Span], found: list[Found],
                    townships: list[Township], contested: list[tuple[str, int, int]],
-                   facilities: list[str] | None = None) -> dict[str, list[_Hit]]:
+                   facilities: list[tuple[str, int, int]] | None = None
+                   ) -> dict[str, list[_Hit]]:
         """The names that nominate their region, by code; the counties whose name was read as
         a town's go to `contested` (code, start, end), the regions whose name was read as a
         facility's (_FACILITY) to `facilities`."""
@@ -220,28 +235,29 @@ class AddressParser:
                and any(j == k.start for k in kinds)]
         starts = {i for _, _, i, _ in found}
         ends = {j for _, _, _, j in found}
-        # A facility's name: a county's short or former name right before a facility word,
-        # its own city or province not named (天河机场, 瑞金医院). Every name within it is the
-        # facility's too — a shorter one (雨花 in 雨花台风景区, 九龙 in 九龙坡广场) and another
-        # region's of the same spelling (中山市 in 中山公园) — unless that one stands.
+        # A facility's name: a county's short or former name right before a facility word
+        # (not another name or a township's beginning there: 西安碑林区, 南安码头镇, 自贡
+        # 东兴寺街道), its own city or
+        # province not named right before it nor by `stands` (天河机场, 瑞金医院). Every name
+        # within it is the facility's too — a shorter one (雨花 in 雨花台风景区, 九龙 in
+        # 九龙坡广场) and another region's of the same spelling (中山市 in 中山公园) — unless
+        # that one stands.
         named_for = [Span(i, j) for code, bonus, i, j in found
                      if bonus != _FULL and self._by_code[code].level == "county"
-                     and _FACILITY.match(text, j)
-                     and not stands(self._chain, code, i, j, found)]
+                     and _FACILITY.match(text, j) and j not in starts
+                     and not any(t.start <= j < t.end for t in townships)
+                     and not self._facility_stands(code, i, j, found, text)]
         hits: dict[str, list[_Hit]] = {}
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if i not in ends and any(b < i < e for _, _, b, e in found):
-                # read across the end of another name, and no name ends where this one
-                # begins: 佛山城区 names no 山城区, 九江城区 no 江城区, 上海南站 no 海南, 罗湖口岸
-                # no 湖口 (青岛市南区 keeps 市南区: 青岛 ends where it begins)
+            if i not in ends and self._read_across(code, bonus, i, j, found):
                 continue
             if bonus != _FULL and any(sp.within(i, j) or (sp.start <= i and j <= sp.end)
                                       for sp in named_for) \
-                    and not stands(self._chain, code, i, j, found):
+                    and not self._facility_stands(code, i, j, found, text):
                 if facilities is not None:
-                    facilities.append(code)
+                    facilities.append((code, i, j))
                 continue  # a facility's name (天河机场, 解放碑, 瑞金医院)
             if bonus != _FULL and j not in starts and (_ROAD.match(text, j) or (
                     _TOWN.match(text, j) and any(e <= i for _, _, _, e in found))) \
@@ -269,6 +285,43 @@ class AddressParser:
                 _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
 
+    def _read_across(self, code: str, bonus: float, i: int, j: int,
+                     found: list[Found]) -> bool:
+        """Whether the name text[i:j] is read inside or across another name found, and is not
+        the region's (the caller checks that no name ends where it begins: 青岛市南区 keeps
+        市南区):
+        - wholly inside a longer name (鞍山 in 马鞍山, 城区 in 山城区, 高县 in 阳高县);
+        - a short name begun inside a province's name (上海南站 names no 海南, 湖北京山 no 北京);
+        - any name begun where a county's full or former name begins inside the name of a
+          province, or of a prefecture when what the county's name runs on to is a name of
+          its own (佛山城区 names no 鹤壁 山城区 nor 山城: 城区; 九江城区 no 江城区, 盐城西区 no
+          城西区, 香港北区 no 港北区, 湖南市区 no 南市区).
+        Otherwise names crossing each other all stay, and the scores or the operator decide:
+        离石家庄 is 石家庄, 位于都江堰市 is 都江堰, 和田家庵区 is 田家庵区, 来宾川县 is 宾川县,
+        来凤凰 is asked."""
+        spans = {(b, e) for _, _, b, e in found}
+        for other, _, b, e in found:
+            if not b < i < e:
+                continue
+            if j <= e:
+                return True
+            above = _RANK[self._by_code[other].level]
+            if above == 0 and bonus == _SHORT:
+                return True
+            if any(i2 == i and b2 != _SHORT and j2 > e and above < _RANK[self._by_code[c2].level]
+                   and (above == 0 or (e, j2) in spans) for c2, b2, i2, j2 in found):
+                return True
+        return False
+
+    def _facility_stands(self, code: str, i: int, j: int, found: list[Found],
+                         text: str) -> bool:
+        """A county's name before a facility word names the county when its own prefecture or
+        province is named right before it (深圳宝安机场, 北京市朝阳公园, 家在东莞，在深圳宝安机场)
+        or `stands` says so."""
+        above = {a.code for a in self._chain(code)[1:]}
+        return any(c in above and e <= i and _ADJACENT.fullmatch(text, e, i)
+                   for c, _, _, e in found) or stands(self._chain, code, i, j, found)
+
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
               own: list[Span]) -> bool:
         if bonus == _FULL:  # a full official name stands, unless it cuts into a kind word
@@ -294,8 +347,10 @@ class AddressParser:
                     found.append(z)
         return found
 
-    def _best(self, hits: dict[str, list[_Hit]], text: str,
-              inside: str | None = None) -> tuple[Region | None, tuple[str, ...]]:
+    def _best(self, hits: dict[str, list[_Hit]], text: str, inside: str | None = None,
+              generic: list[str] | None = None) -> tuple[Region | None, tuple[str, ...]]:
+        """The region the hits name best, or None and the candidates; a generic name that
+        does not count goes to `generic`."""
         scored: list[tuple[float, Region]] = []
         for code, own in hits.items():
             chain = self._chain(code)
@@ -307,6 +362,8 @@ class AddressParser:
                         h.end <= own_hit.start and _ADJACENT.fullmatch(text, h.end, own_hit.start)
                         for h in hits.get(parent, ())) \
                         and not (parent and inside is not None and within(parent, inside)):
+                    if generic is not None:
+                        generic.append(code)
                     continue  # a generic name counts right under its own parent's name only
                     # (阳泉城区, 攀枝花市 东区; not 家住阳泉，在佛山城区), or under the region
                     # code given with it (140500 + 城区)

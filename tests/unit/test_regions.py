@@ -304,9 +304,9 @@ def test_a_town_alone_or_against_the_other_names_is_no_answer(ix: RegionIndex, a
     ("佛山城区", "440600"), ("乐山城区", "511100"), ("九江城区", "360400"), ("珠海城区", "440400"),
     ("丹东城区", "210600"), ("哈尔滨城区", "230100"), ("天水城区", "620500"),
     ("常德城区", "430700"), ("盐城西区", "320900"), ("湖南市区", "430000"),
-    ("广东佛山城区", "440600"), ("南宁城北区", "450100"), ("南宁市 城北区", "450100"),
+    ("广东佛山城区", "440600"), ("南宁城北区", None), ("南宁市 城北区", "450100"),
     ("上海南站", "310000"), ("上海南京路", "310000"), ("上海北京东路", "310000"),
-    ("罗湖口岸", "440303"), ("香港北区上水", "810000"), ("香港中西区", "81"),
+    ("罗湖口岸", None), ("香港北区上水", "810000"), ("香港中西区", "81"),
     ("台湾台南市东区", "710000"),
     ("郑州阳光花园东区3号楼", "410100"), ("杭州万达广场西区", "330100"),
     ("广州大学城西区", "440100"), ("东区", None), ("城区", None), ("郊区", None),
@@ -636,6 +636,34 @@ def test_every_county_written_in_traditional_characters_is_itself(ix: RegionInde
     ("朝阳区三里屯", None, None), ("城区", "140000", None), ("城区", None, None),
 ])
 def test_the_region_code_given_narrows_a_shared_name(
+        ix: RegionIndex, address: str, inside: str | None, code: str | None) -> None:
+    match = ix.parse_address(address, inside)
+    assert (match.region.code if match.region else None) == code, (address, inside, match)
+
+
+
+# Everyday wording in front of a name (离, 位于, 于, 来, 从, 和, 向) joins its first character into
+# another short name: the name read across stays, the scores or the operator decide, and a
+# full name is never lost (found by probing the rules above with 131,000 generated sentences).
+@pytest.mark.parametrize(("address", "inside", "code"), [
+    ("离石家庄火车站不远的地方走丢", None, "130100"), ("距离石景山区不远", None, "110107"),
+    ("离石狮市区不远", None, "350581"), ("走失地点位于都江堰市青城山", None, "510181"),
+    ("孩子走失地点位于洪山区街道口", None, "420111"), ("该儿童于田家庵区洞山走失", None, "340403"),
+    ("位于都匀市", None, "522701"), ("从江阴坐车到无锡", None, "320281"),
+    ("在北京和平谷交界", None, "110117"), ("孩子向阳高县", None, "140221"),
+    ("全家来安顺旅游，在黄果树走散", None, None), ("来宾川鸡足山旅游走丢", None, None),
+    ("暑假来凤凰玩", None, None), ("从江西来", None, None),
+    # a home town does not say where a facility is; its own city right before it does
+    ("四川人，在萧山机场走丢", None, None), ("湖南人在井冈山医院走丢", None, None),
+    ("湖南人，在深圳宝安机场走丢", None, "440306"), ("家在东莞，在深圳宝安机场走丢", None, "440306"),
+    ("湖南人，在二七广场走丢", "410100", "410103"),
+    # a township's or another name's beginning is no facility word
+    ("南安码头镇", None, "350583"), ("高平寺庄镇", None, "140581"),
+    ("张店公园街道", None, "370303"), ("陕西西安碑林区解放大街", None, "610103"),
+    # a generic name alone is a candidate; a code containing its parent decides
+    ("市南区香港中路", None, None), ("城区", "440000", "441502"), ("东区", "510000", "510402"),
+])
+def test_everyday_wording_home_towns_and_townships(
         ix: RegionIndex, address: str, inside: str | None, code: str | None) -> None:
     match = ix.parse_address(address, inside)
     assert (match.region.code if match.region else None) == code, (address, inside, match)
