@@ -180,15 +180,16 @@ class AddressParser:
             zone = stem[cut + 1:] + folded[k.start:k.end]
         named_for = sorted({c for c, _, _ in facilities})
         if region is not None and region.level != "county" and named_for and not any(
-                within(region.code, c) for c in named_for) and not any(
                 (h.end <= fi and _ADJACENT.fullmatch(folded, h.end, fi)) or h.start <= fi < h.end
                 for h in hits.get(region.code, ()) for _, fi, _ in facilities):
             # a province or city named elsewhere in the text (a home town: 四川人，在萧山机场
-            # 走丢) does not say where the facility is: the operator is asked, both the
-            # candidates; one named right before it does (武汉天河机场), and so does a county
-            # named anywhere (中山医院徐汇区)
+            # 走丢; 广东人，在天河机场走丢, though 广东 has a 天河区) does not say where the
+            # facility is: the operator is asked, both the candidates; one named right before
+            # it does (武汉天河机场), and so does a county named anywhere (中山医院徐汇区)
             candidates = tuple(sorted({region.code, *named_for}))
             region = None
+        if region is None and named_for:
+            candidates = tuple(sorted({*candidates, *named_for}))
         if region is None and not candidates:
             # named after a place, perhaps its own (浦东机场), perhaps another (天河机场 is
             # 武汉's), or a generic district name alone (市南区香港中路): the operator is asked,
@@ -316,11 +317,11 @@ class AddressParser:
     def _facility_stands(self, code: str, i: int, j: int, found: list[Found],
                          text: str) -> bool:
         """A county's name before a facility word names the county when its own prefecture or
-        province is named right before it (深圳宝安机场, 北京市朝阳公园, 家在东莞，在深圳宝安机场)
-        or `stands` says so."""
+        province is named right before it (深圳宝安机场, 北京市朝阳公园, 家在东莞，在深圳宝安机场);
+        named elsewhere it may be a home town (河南人，在解放碑走丢: 重庆's, not 焦作 解放区)."""
         above = {a.code for a in self._chain(code)[1:]}
         return any(c in above and e <= i and _ADJACENT.fullmatch(text, e, i)
-                   for c, _, _, e in found) or stands(self._chain, code, i, j, found)
+                   for c, _, _, e in found)
 
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
               own: list[Span]) -> bool:
