@@ -300,17 +300,19 @@ class AddressParser:
         Otherwise names crossing each other all stay, and the scores or the operator decide:
         离石家庄 is 石家庄, 位于都江堰市 is 都江堰, 和田家庵区 is 田家庵区, 来宾川县 is 宾川县,
         来凤凰 is asked."""
+        around = [(other, b, e) for other, _, b, e in found if b < i < e]
+        if not around:
+            return False
+        here = [(c2, j2) for c2, b2, i2, j2 in found if i2 == i and b2 != _SHORT]
         spans = {(b, e) for _, _, b, e in found}
-        for other, _, b, e in found:
-            if not b < i < e:
-                continue
+        for other, _, e in around:
             if j <= e:
                 return True
             above = _RANK[self._by_code[other].level]
             if above == 0 and bonus == _SHORT:
                 return True
-            if any(i2 == i and b2 != _SHORT and j2 > e and above < _RANK[self._by_code[c2].level]
-                   and (above == 0 or (e, j2) in spans) for c2, b2, i2, j2 in found):
+            if any(j2 > e and above < _RANK[self._by_code[c2].level]
+                   and (above == 0 or (e, j2) in spans) for c2, j2 in here):
                 return True
         return False
 
