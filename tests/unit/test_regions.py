@@ -655,7 +655,8 @@ def test_the_region_code_given_narrows_a_shared_name(
     ("暑假来凤凰玩", None, None), ("从江西来", None, None),
     # a home town does not say where a facility is; its own city right before it does
     ("四川人，在萧山机场走丢", None, None), ("湖南人在井冈山医院走丢", None, None),
-    ("湖南人，在深圳宝安机场走丢", None, "440306"), ("家在东莞，在深圳宝安机场走丢", None, "440306"),
+    ("湖南人，在深圳宝安机场走丢", None, "440306"),
+    ("家在东莞，在深圳宝安机场走丢", None, "440306"),
     ("湖南人，在二七广场走丢", "410100", "410103"), ("河南人，在解放碑走丢", None, None),
     ("广东人，在天河机场走丢", None, None), ("浙江萧山机场", None, "330109"),
     # a township's or another name's beginning is no facility word
