@@ -252,7 +252,7 @@ class AddressParser:
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if i not in ends and self._read_across(code, bonus, i, j, found):
+            if i not in ends and self._read_across(code, bonus, i, j, found, text):
                 continue
             if bonus != _FULL and any(sp.within(i, j) or (sp.start <= i and j <= sp.end)
                                       for sp in named_for) \
@@ -287,7 +287,7 @@ class AddressParser:
         return hits
 
     def _read_across(self, code: str, bonus: float, i: int, j: int,
-                     found: list[Found]) -> bool:
+                     found: list[Found], text: str) -> bool:
         """Whether the name text[i:j] is read inside or across another name found, and is not
         the region's (the caller checks that no name ends where it begins: 青岛市南区 keeps
         市南区):
@@ -296,7 +296,8 @@ class AddressParser:
         - any name begun where a county's full or former name begins inside the name of a
           province, or of a prefecture when what the county's name runs on to is a name of
           its own (佛山城区 names no 鹤壁 山城区 nor 山城: 城区; 九江城区 no 江城区, 盐城西区 no
-          城西区, 香港北区 no 港北区, 湖南市区 no 南市区).
+          城西区, 香港北区 no 港北区, 湖南市区 no 南市区), or of any name when it runs on to a
+          generic district name (高平城区 is 高平's town, no 大同 平城区; 响水城区 no 水城区).
         Otherwise names crossing each other all stay, and the scores or the operator decide:
         离石家庄 is 石家庄, 位于都江堰市 is 都江堰, 和田家庵区 is 田家庵区, 来宾川县 is 宾川县,
         来凤凰 is asked."""
@@ -311,8 +312,10 @@ class AddressParser:
             above = _RANK[self._by_code[other].level]
             if above == 0 and bonus == _SHORT:
                 return True
-            if any(j2 > e and above < _RANK[self._by_code[c2].level]
-                   and (above == 0 or (e, j2) in spans) for c2, j2 in here):
+            if any(j2 > e and ((above < _RANK[self._by_code[c2].level]
+                                and (above == 0 or (e, j2) in spans))
+                               or ((e, j2) in spans and _GENERIC_NAME.fullmatch(text, e, j2)))
+                   for c2, j2 in here):
                 return True
         return False
 

@@ -651,6 +651,8 @@ def test_the_region_code_given_narrows_a_shared_name(
     ("孩子走失地点位于洪山区街道口", None, "420111"), ("该儿童于田家庵区洞山走失", None, "340403"),
     ("位于都匀市", None, "522701"), ("从江阴坐车到无锡", None, "320281"),
     ("在北京和平谷交界", None, "110117"), ("孩子向阳高县", None, "140221"),
+    ("晋城高平城区", None, "140581"), ("盐城响水城区", None, "320921"),
+    ("盐城滨海城区", None, "320922"),
     ("全家来安顺旅游，在黄果树走散", None, None), ("来宾川鸡足山旅游走丢", None, None),
     ("暑假来凤凰玩", None, None), ("从江西来", None, None),
     # a home town does not say where a facility is; its own city right before it does
