@@ -4,7 +4,6 @@ see shared.zones). Used by shared.regions.RegionIndex.parse_address."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from opencc import OpenCC
 
 from shared.names import short_name
 from shared.region_codes import within
+from shared.region_scores import ADJACENT, Hit, Scorer
 from shared.region_towns import (
     OUTSIDE_MAINLAND,
     Found,
@@ -58,9 +58,6 @@ _GENERIC_NAME = re.compile(r"(?:[城市][东西南北中]|[东西南北中城郊
 # 沙田), where the word ends there (湖南乡下, 武进村前 are not). Alone, the township list decides
 # (太平镇 is no 阜新 太平区, 兰陵镇 is in 兰陵县: `TownReader.named_after`).
 _TOWN = re.compile(r"[镇乡村](?=$|[\d\s号,，、;；(（]|[^\u4e00-\u9fff])")
-# Between a larger region's name and a county's name right after it: nothing, or separators
-# (the 市 of "台北市大安区" when the name found is 台北).
-_ADJACENT = re.compile(r"[省市]?[\s,，、·]*")
 
 
 # Traditional characters read as simplified (OpenCC t2s): 長沙市開福區 is 长沙市开福区, not the
@@ -77,15 +74,6 @@ class AddressMatch:
     region: Region | None
     zone: str | None = None
     candidates: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    start: int
-    end: int
-    weight: float
-    generic: bool = False
-    full: bool = False
 
 
 class AddressParser:
@@ -121,6 +109,7 @@ class AddressParser:
         self._max_name = max(len(n) for n in self._names)
         self._name_prefixes = {n[:k] for n in self._names for k in range(2, len(n) + 1)}
         self._towns = TownReader(regions, chain, townships)
+        self._scorer = Scorer(regions, chain)
         # Characters that stand in a place's simplified name as written (乾 in 乾县, 乾安县):
         # never converted, though t2s would read 乾 as 干.
         self._name_chars = frozenset("".join(self._names) + "".join(townships or ())
@@ -157,13 +146,13 @@ class AddressParser:
         hits = self._name_hits(folded, kinds, found, townships, contested, facilities)
         zone_hits = self._zone_hits(folded)
         generic: list[str] = []
-        region, candidates = self._best(hits, folded, inside, generic)
+        region, candidates = self._scorer.best(hits, folded, inside, generic)
         region, candidates = self._towns.unless_a_town(region, candidates, hits, townships,
                                                        contested)
         zone = None
         if zone_hits:
             zone = max(zone_hits, key=lambda z: len(z.name)).name
-            region, candidates = self._within_zone(region, zone_hits)
+            region, candidates = self._scorer.within_zone(region, zone_hits)
         else:
             chosen = self._towns.inside(inside, region, candidates, townships, hits, contested)
             region, candidates = self._towns.by_township(region, candidates, townships, hits,
@@ -180,7 +169,7 @@ class AddressParser:
             zone = stem[cut + 1:] + folded[k.start:k.end]
         named_for = sorted({c for c, _, _ in facilities})
         if region is not None and region.level != "county" and named_for and not any(
-                (h.end <= fi and _ADJACENT.fullmatch(folded, h.end, fi)) or h.start <= fi < h.end
+                (h.end <= fi and ADJACENT.fullmatch(folded, h.end, fi)) or h.start <= fi < h.end
                 for h in hits.get(region.code, ()) for _, fi, _ in facilities):
             # a province or city named elsewhere in the text (a home town: 四川人，在萧山机场
             # 走丢; 广东人，在天河机场走丢, though 广东 has a 天河区) does not say where the
@@ -224,7 +213,7 @@ class AddressParser:
     def _name_hits(self, text: str, kinds: list[Span], found: list[Found],
                    townships: list[Township], contested: list[tuple[str, int, int]],
                    facilities: list[tuple[str, int, int]] | None = None
-                   ) -> dict[str, list[_Hit]]:
+                   ) -> dict[str, list[Hit]]:
         """The names that nominate their region, by code; the counties whose name was read as
         a town's go to `contested` (code, start, end), the regions whose name was read as a
         facility's (_FACILITY) to `facilities`."""
@@ -247,16 +236,16 @@ class AddressParser:
                      if bonus != _FULL and self._by_code[code].level == "county"
                      and _FACILITY.match(text, j) and j not in starts
                      and not any(t.start <= j < t.end for t in townships)
-                     and not self._facility_stands(code, i, j, found, text)]
-        hits: dict[str, list[_Hit]] = {}
+                     and not _facility_stands(self._chain, code, i, found, text)]
+        hits: dict[str, list[Hit]] = {}
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if i not in ends and self._read_across(code, bonus, i, j, found, text):
+            if i not in ends and _read_across(self._by_code, code, bonus, i, j, found, text):
                 continue
             if bonus != _FULL and any(sp.within(i, j) or (sp.start <= i and j <= sp.end)
                                       for sp in named_for) \
-                    and not self._facility_stands(code, i, j, found, text):
+                    and not _facility_stands(self._chain, code, i, found, text):
                 if facilities is not None:
                     facilities.append((code, i, j))
                 continue  # a facility's name (天河机场, 解放碑, 瑞金医院)
@@ -283,50 +272,8 @@ class AddressParser:
                        ) or _GENERIC_NAME.fullmatch(text, i, j) is not None \
                 or _GENERIC_NAME.fullmatch(self._by_code[code].name) is not None
             hits.setdefault(code, []).append(
-                _Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
+                Hit(i, j, (j - i) + bonus, generic, bonus == _FULL))
         return hits
-
-    def _read_across(self, code: str, bonus: float, i: int, j: int,
-                     found: list[Found], text: str) -> bool:
-        """Whether the name text[i:j] is read inside or across another name found, and is not
-        the region's (the caller checks that no name ends where it begins: 青岛市南区 keeps
-        市南区):
-        - wholly inside a longer name (鞍山 in 马鞍山, 城区 in 山城区, 高县 in 阳高县);
-        - a short name begun inside a province's name (上海南站 names no 海南, 湖北京山 no 北京);
-        - any name begun where a county's full or former name begins inside the name of a
-          province, or of a prefecture when what the county's name runs on to is a name of
-          its own (佛山城区 names no 鹤壁 山城区 nor 山城: 城区; 九江城区 no 江城区, 盐城西区 no
-          城西区, 香港北区 no 港北区, 湖南市区 no 南市区), or of any name when it runs on to a
-          generic district name (高平城区 is 高平's town, no 大同 平城区; 响水城区 no 水城区).
-        Otherwise names crossing each other all stay, and the scores or the operator decide:
-        离石家庄 is 石家庄, 位于都江堰市 is 都江堰, 和田家庵区 is 田家庵区, 来宾川县 is 宾川县,
-        来凤凰 is asked."""
-        around = [(other, b, e) for other, _, b, e in found if b < i < e]
-        if not around:
-            return False
-        here = [(c2, j2) for c2, b2, i2, j2 in found if i2 == i and b2 != _SHORT]
-        spans = {(b, e) for _, _, b, e in found}
-        for other, _, e in around:
-            if j <= e:
-                return True
-            above = _RANK[self._by_code[other].level]
-            if above == 0 and bonus == _SHORT:
-                return True
-            if any(j2 > e and ((above < _RANK[self._by_code[c2].level]
-                                and (above == 0 or (e, j2) in spans))
-                               or ((e, j2) in spans and _GENERIC_NAME.fullmatch(text, e, j2)))
-                   for c2, j2 in here):
-                return True
-        return False
-
-    def _facility_stands(self, code: str, i: int, j: int, found: list[Found],
-                         text: str) -> bool:
-        """A county's name before a facility word names the county when its own prefecture or
-        province is named right before it (深圳宝安机场, 北京市朝阳公园, 家在东莞，在深圳宝安机场);
-        named elsewhere it may be a home town (河南人，在解放碑走丢: 重庆's, not 焦作 解放区)."""
-        above = {a.code for a in self._chain(code)[1:]}
-        return any(c in above and e <= i and _ADJACENT.fullmatch(text, e, i)
-                   for c, _, _, e in found)
 
     def _kept(self, code: str, bonus: float, i: int, j: int, kinds: list[Span],
               own: list[Span]) -> bool:
@@ -353,100 +300,45 @@ class AddressParser:
                     found.append(z)
         return found
 
-    def _best(self, hits: dict[str, list[_Hit]], text: str, inside: str | None = None,
-              generic: list[str] | None = None) -> tuple[Region | None, tuple[str, ...]]:
-        """The region the hits name best, or None and the candidates; a generic name that
-        does not count goes to `generic`."""
-        scored: list[tuple[float, Region]] = []
-        for code, own in hits.items():
-            chain = self._chain(code)
-            best = -math.inf
-            for own_hit in own:
-                ancestors = self._ancestors_score(chain[1:], hits, [own_hit])
-                parent = chain[1].code if len(chain) > 1 else ""
-                if own_hit.generic and not any(
-                        h.end <= own_hit.start and _ADJACENT.fullmatch(text, h.end, own_hit.start)
-                        for h in hits.get(parent, ())) \
-                        and not (parent and inside is not None and within(parent, inside)):
-                    if generic is not None:
-                        generic.append(code)
-                    continue  # a generic name counts right under its own parent's name only
-                    # (阳泉城区, 攀枝花市 东区; not 家住阳泉，在佛山城区), or under the region
-                    # code given with it (140500 + 城区)
-                best = max(best, own_hit.weight + ancestors)
-            if best > -math.inf:
-                scored.append((best, chain[0]))
-        if not scored:
-            return None, ()
-        top = max(s for s, _ in scored)
-        best_regions = [r for s, r in scored if s == top]
-        if len(best_regions) == 1:
-            contradicted = self._contradicted(best_regions[0], hits, text)
-            if contradicted is not None:
-                return None, tuple(sorted((best_regions[0].code, contradicted.code)))
-            return best_regions[0], ()
-        common = self._common_ancestor(best_regions)
-        return common, () if common else tuple(sorted(r.code for r in best_regions))
 
-    def _within_zone(self, region: Region | None,
-                     zones: list[Zone]) -> tuple[Region | None, tuple[str, ...]]:
-        """A zone's host(s) against what the rest of the address names: the address region
-        when it lies inside a host, the one host the address region contains, else the host
-        when there is only one; else None with the hosts as candidates."""
-        hosts = sorted({h for z in zones for h in z.hosts})
-        if region is not None:
-            inside = [h for h in hosts if within(h, region.code)]
-            if inside:
-                return region, ()
-            below = [h for h in hosts if within(region.code, h)]
-            if len(below) == 1:
-                return self._by_code[below[0]], ()
-        if len(hosts) == 1:
-            return self._by_code[hosts[0]], ()
-        return None, tuple(hosts)
+def _read_across(regions: Mapping[str, Region], code: str, bonus: float, i: int, j: int,
+                 found: list[Found], text: str) -> bool:
+    """Whether the name text[i:j] is read inside or across another name found, and is not
+    the region's (the caller checks that no name ends where it begins: 青岛市南区 keeps
+    市南区):
+    - wholly inside a longer name (鞍山 in 马鞍山, 城区 in 山城区, 高县 in 阳高县);
+    - a short name begun inside a province's name (上海南站 names no 海南, 湖北京山 no 北京);
+    - any name begun where a county's full or former name begins inside the name of a
+      province, or of a prefecture when what the county's name runs on to is a name of
+      its own (佛山城区 names no 鹤壁 山城区 nor 山城: 城区; 九江城区 no 江城区, 盐城西区 no
+      城西区, 香港北区 no 港北区, 湖南市区 no 南市区), or of any name when it runs on to a
+      generic district name (高平城区 is 高平's town, no 大同 平城区; 响水城区 no 水城区).
+    Otherwise names crossing each other all stay, and the scores or the operator decide:
+    离石家庄 is 石家庄, 位于都江堰市 is 都江堰, 和田家庵区 is 田家庵区, 来宾川县 is 宾川县,
+    来凤凰 is asked."""
+    around = [(other, b, e) for other, _, b, e in found if b < i < e]
+    if not around:
+        return False
+    here = [(c2, j2) for c2, b2, i2, j2 in found if i2 == i and b2 != _SHORT]
+    spans = {(b, e) for _, _, b, e in found}
+    for other, _, e in around:
+        if j <= e:
+            return True
+        above = _RANK[regions[other].level]
+        if above == 0 and bonus == _SHORT:
+            return True
+        if any(j2 > e and ((above < _RANK[regions[c2].level]
+                            and (above == 0 or (e, j2) in spans))
+                           or ((e, j2) in spans and _GENERIC_NAME.fullmatch(text, e, j2)))
+               for c2, j2 in here):
+            return True
+    return False
 
-    def _ancestors_score(self, ancestors: list[Region], hits: dict[str, list[_Hit]],
-                         used: list[_Hit]) -> float:
-        """Best total weight of ancestor matches that do not overlap `used` or each other."""
-        if not ancestors:
-            return 0.0
-        first, rest = ancestors[0], ancestors[1:]
-        best = self._ancestors_score(rest, hits, used)  # this ancestor not named
-        for h in hits.get(first.code, ()):
-            if all(h.end <= u.start or u.end <= h.start for u in used):
-                best = max(best, h.weight + self._ancestors_score(rest, hits, [*used, h]))
-        return best
-
-    def _contradicted(self, region: Region, hits: dict[str, list[_Hit]],
-                      text: str) -> Region | None:
-        """A larger region named right before `region`'s own name (nothing but separators
-        between) that does not contain it, when `region` is a county (or a place outside
-        mainland jurisdiction) and none of its own ancestors is named: "石家庄桥东区" (桥东区 is
-        张家口's; 石家庄's was abolished in 2014), "南宁城北区" (西宁's), "北京老城区" (洛阳's),
-        "珠海湾仔". Addresses are written from the larger unit down, so the county's name is
-        then a former or a street-level name: the answer is ambiguous (the caller asks, or the
-        coordinates decide), never the county. A name further away is a shop's or a
-        landmark's ("兰州拉面 天河区", "中山大学海珠区"): it does not count."""
-        if region.level != "county" and not region.code.startswith(OUTSIDE_MAINLAND):
-            return None
-        chain = {r.code for r in self._chain(region.code)}
-        if any(code in chain and code != region.code for code in hits):
-            return None  # one of its ancestors is named
-        starts = [h.start for h in hits[region.code]]
-        for code, own in hits.items():
-            other = self._by_code[code]
-            if code in chain or other.level == "county" or region.code in {
-                    r.code for r in self._chain(code)}:
-                continue
-            if any(h.end <= start and _ADJACENT.fullmatch(text, h.end, start)
-                   for h in own for start in starts):
-                return other
-        return None
-
-    def _common_ancestor(self, regions: list[Region]) -> Region | None:
-        chains = [[r.code for r in self._chain(x.code)] for x in regions]
-        shared = set(chains[0]).intersection(*chains[1:])
-        for code in chains[0]:  # deepest first
-            if code in shared:
-                return self._by_code[code]
-        return None
+def _facility_stands(chain: Callable[[str], list[Region]], code: str, i: int,
+                     found: list[Found], text: str) -> bool:
+    """A county's name before a facility word names the county when its own prefecture or
+    province is named right before it (深圳宝安机场, 北京市朝阳公园, 家在东莞，在深圳宝安机场);
+    named elsewhere it may be a home town (河南人，在解放碑走丢: 重庆's, not 焦作 解放区)."""
+    above = {a.code for a in chain(code)[1:]}
+    return any(c in above and e <= i and ADJACENT.fullmatch(text, e, i)
+               for c, _, _, e in found)
