@@ -225,6 +225,7 @@ class AddressParser:
                and any(j == k.start for k in kinds)]
         starts = {i for _, _, i, _ in found}
         ends = {j for _, _, _, j in found}
+        spans = {(i, j) for _, _, i, j in found}
         # A facility's name: a county's short or former name right before a facility word
         # (not another name or a township's beginning there: 西安碑林区, 南安码头镇, 自贡
         # 东兴寺街道), its own city or
@@ -241,7 +242,7 @@ class AddressParser:
         for code, bonus, i, j in found:
             if not self._kept(code, bonus, i, j, kinds, own):
                 continue
-            if i not in ends and _read_across(self._by_code, code, bonus, i, j, found, text):
+            if i not in ends and _read_across(self._by_code, code, bonus, i, j, found, spans, text):
                 continue
             if bonus != _FULL and any(sp.within(i, j) or (sp.start <= i and j <= sp.end)
                                       for sp in named_for) \
@@ -302,7 +303,7 @@ class AddressParser:
 
 
 def _read_across(regions: Mapping[str, Region], code: str, bonus: float, i: int, j: int,
-                 found: list[Found], text: str) -> bool:
+                 found: list[Found], spans: set[tuple[int, int]], text: str) -> bool:
     """Whether the name text[i:j] is read inside or across another name found, and is not
     the region's (the caller checks that no name ends where it begins: 青岛市南区 keeps
     市南区):
@@ -320,7 +321,6 @@ def _read_across(regions: Mapping[str, Region], code: str, bonus: float, i: int,
     if not around:
         return False
     here = [(c2, j2) for c2, b2, i2, j2 in found if i2 == i and b2 != _SHORT]
-    spans = {(b, e) for _, _, b, e in found}
     for other, _, e in around:
         if j <= e:
             return True
